@@ -1,0 +1,58 @@
+"""REST connector: POST the business document as application/xml over one shared client session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from connectors.base import ConnectorError
+
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+class RestConnector:
+    """One instance per gateway process; the aiohttp session keeps connections to back-ends alive."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def call(self, endpoint: str, document: bytes, *, timeout: float, request_id: str) -> bytes:
+        headers = {
+            "Content-Type": "application/xml; charset=utf-8",
+            "Accept": "application/xml",
+            "X-Request-Id": request_id,
+        }
+        try:
+            async with self._session.post(
+                endpoint, data=document, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                body = await response.content.read(MAX_ANSWER_BYTES + 1)
+                status = response.status
+                content_type = response.content_type
+        except TimeoutError:
+            raise ConnectorError("PROVIDER_TIMEOUT", f"no answer within {timeout}s", transient=True) from None
+        except aiohttp.ClientError as exc:
+            raise ConnectorError("PROVIDER_UNAVAILABLE", f"{type(exc).__name__}: {exc}", transient=True) from None
+        except asyncio.CancelledError:
+            raise
+        if len(body) > MAX_ANSWER_BYTES:
+            raise ConnectorError("PROVIDER_BAD_RESPONSE", "answer larger than 4 MiB", transient=False)
+        if status >= 500:
+            raise ConnectorError("PROVIDER_UNAVAILABLE", f"back-end answered HTTP {status}", transient=True)
+        if status >= 400:
+            raise ConnectorError("PROVIDER_REJECTED", _problem_detail(body, status), transient=False)
+        if content_type not in ("application/xml", "text/xml"):
+            raise ConnectorError("PROVIDER_BAD_RESPONSE", f"unexpected content type {content_type}",
+                                 transient=False)
+        return body
+
+
+def _problem_detail(body: bytes, status: int) -> str:
+    """The back-end's own reason from an RFC 9457 problem document, when it sent one."""
+    try:
+        problem = json.loads(body)
+        return f"HTTP {status} {problem.get('code', '')}: {problem.get('detail') or problem.get('title')}"[:500]
+    except (ValueError, AttributeError):
+        return f"back-end answered HTTP {status}"

@@ -1,0 +1,113 @@
+"""The aiohttp application: everything slow (keys, trust store, schemas, WSDL) is loaded here, once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+import schemas
+from connectors.rest import RestConnector
+from gateway import cabinet, rest_api, soap
+from gateway.config import Settings
+from gateway.http import COMPONENTS, Components
+from gateway.pipeline import Pipeline
+from gateway.registry import ServiceRegistry
+from gateway.senders import SenderDirectory
+from gateway.store import ApplicationStore
+from signing.idnumbers import mask_ids
+from signing.policy import VerificationPolicy
+from signing.signer import DocumentSigner, SigningKey, SignerKeyError
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier
+
+log = logging.getLogger("egov.app")
+
+
+class MaskingAccessLogger(AbstractAccessLogger):
+    """Access log whose paths never show a full IIN/BIN (cabinet URLs carry one)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = mask_ids(request.path_qs)
+        self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, path, response.status,
+                         time * 1000)
+
+
+def load_signer(settings: Settings) -> DocumentSigner:
+    """The gateway's own key, from PEM or PKCS#12, with the password from the environment."""
+    signer = settings.signer
+    password = os.environ.get(signer.password_env)
+    secret = password.encode() if password else None
+    if signer.p12 is not None:
+        return DocumentSigner(SigningKey.from_pkcs12(signer.p12, secret))
+    if signer.cert is not None and signer.key is not None:
+        return DocumentSigner(SigningKey.from_pem(signer.cert, signer.key, secret))
+    raise SignerKeyError("signer: set either p12, or cert and key")
+
+
+def build_verifier(settings: Settings) -> DocumentVerifier:
+    if not settings.trust.anchors:
+        raise SignerKeyError("trust.anchors: at least one trust anchor is required")
+    trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
+    policy = VerificationPolicy(clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds))
+    return DocumentVerifier(policy, trust)
+
+
+def create_app(settings: Settings, *, redis_url: str) -> web.Application:
+    """Build the application. Keys, trust anchors and schemas load now, so a bad setup fails at start."""
+    signer = load_signer(settings)
+    verifier = build_verifier(settings)
+    soap.preload_schemas()
+    wsdl = schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync")
+    app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
+        registry = ServiceRegistry.build(settings.services, {"rest": RestConnector(session)})
+        senders = SenderDirectory(settings.senders)
+        store = ApplicationStore(redis, settings.redis.key_prefix)
+        pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
+                            store=store, limits=settings.limits)
+        app[COMPONENTS] = Components(settings=settings, pipeline=pipeline, store=store, senders=senders,
+                                     sync_wsdl=wsdl)
+        yield
+        await session.close()
+        await redis.aclose()
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get("/shep/sync", soap.handle_wsdl)
+    app.router.add_post("/shep/sync", soap.handle_send_message)
+    app.router.add_post("/api/v1/requests", rest_api.handle_request)
+    app.router.add_get("/api/v1/cabinet/{iin}/applications", cabinet.list_applications)
+    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}", cabinet.get_application)
+    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/result", cabinet.get_result)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    """Storage reachable, signing key in date, trust anchors loaded."""
+    components = request.app[COMPONENTS]
+    pipeline = components.pipeline
+    try:
+        storage_ok = await components.store.ping()
+    except RedisError:
+        storage_ok = False
+    certificate = pipeline.signer.certificate
+    body = {
+        "status": "ok" if storage_ok else "degraded",
+        "storage": "ok" if storage_ok else "unreachable",
+        "signer": {"subject": certificate.subject.rfc4514_string(),
+                   "notAfter": certificate.not_valid_after_utc.isoformat()},
+        "trustAnchors": len(pipeline.verifier.trust.anchors),
+        "services": sorted(s.service_id for s in pipeline.registry),
+    }
+    return web.json_response(body, status=200 if storage_ok else 503)

@@ -1,0 +1,110 @@
+"""Cabinet API: an applicant's applications, for the portal to show in the personal cabinet.
+
+``GET /api/v1/cabinet/{iin}/applications``               list, newest first (``offset``, ``limit``)
+``GET /api/v1/cabinet/{iin}/applications/{messageId}``   one: status, history, report, signed result
+``GET .../{messageId}/result``                           the signed result document as XML
+
+Only a sender with ``cabinet = true`` (the portal), authenticated with HTTP Basic, may call it. The
+lookup is always scoped by the IIN in the path: an item is never shown under another IIN.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway.errors import GatewayError
+from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
+from gateway.store import Application
+from signing.idnumbers import IdNumberError, parse_iin
+
+log = logging.getLogger("egov.cabinet")
+
+
+def _summary(app: Application) -> dict[str, Any]:
+    return {
+        "sessionId": app.id,
+        "messageId": app.message_id,
+        "serviceId": app.service_id,
+        "status": str(app.status),
+        "createdAt": app.created_at,
+        "updatedAt": app.updated_at,
+        "applicantName": app.applicant_name,
+        "errorCode": app.error_code,
+        "hasResult": app.result is not None,
+    }
+
+
+async def _authorise(request: web.Request) -> str:
+    components = request.app[COMPONENTS]
+    sender = basic_auth_sender(request, components.senders)
+    if not sender.settings.cabinet:
+        raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not read cabinets")
+    iin = request.match_info["iin"]
+    try:
+        parse_iin(iin)
+    except IdNumberError as exc:
+        raise GatewayError("ID_IIN_INVALID", exc.code) from None
+    return iin
+
+
+async def _find(request: web.Request, iin: str) -> Application:
+    app = await request.app[COMPONENTS].store.find_for(iin, request.match_info["message_id"])
+    if app is None:
+        raise GatewayError("CLIENT_NOT_FOUND")
+    return app
+
+
+async def list_applications(request: web.Request) -> web.Response:
+    try:
+        iin = await _authorise(request)
+        try:
+            offset = max(0, int(request.query.get("offset", "0")))
+            limit = min(200, max(1, int(request.query.get("limit", "50"))))
+        except ValueError:
+            raise GatewayError("CLIENT_ENVELOPE_INVALID", "offset and limit must be integers") from None
+        total, apps = await request.app[COMPONENTS].store.list_for(iin, offset=offset, limit=limit)
+    except GatewayError as error:
+        return problem(error, language_of(request))
+    except RedisError:
+        return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    return web.json_response({"iin": iin, "total": total, "offset": offset,
+                              "applications": [_summary(a) for a in apps]})
+
+
+async def get_application(request: web.Request) -> web.Response:
+    try:
+        iin = await _authorise(request)
+        app = await _find(request, iin)
+        history = await request.app[COMPONENTS].store.history(app.id)
+    except GatewayError as error:
+        return problem(error, language_of(request))
+    except RedisError:
+        return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    return web.json_response({
+        **_summary(app),
+        "errorDetail": app.error_detail,
+        "history": history,
+        "validationReport": app.report,
+        "document": app.document,
+        "result": app.result,
+    })
+
+
+async def get_result(request: web.Request) -> web.Response:
+    try:
+        iin = await _authorise(request)
+        app = await _find(request, iin)
+        if app.result is None:
+            raise GatewayError("CLIENT_NOT_FOUND", "the application has no result yet")
+    except GatewayError as error:
+        return problem(error, language_of(request))
+    except RedisError:
+        return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    return web.Response(
+        text=app.result, content_type="application/xml", charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="result-{app.message_id}.xml"'},
+    )

@@ -1,0 +1,115 @@
+"""The ``egov-gateway`` command: serve, demo, submit, pki, hash-password."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.config import ConfigError, load_settings
+from gateway.runtime import DEMO_PASSWORD, DEMO_SENDER, READER_TICKET_SERVICE, demo, serve, with_port
+from gateway.senders import hash_password
+from signing.signer import SignerKeyError
+
+DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="egov-gateway", description=__doc__)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the gateway from a TOML configuration")
+    serve_cmd.add_argument("--config", type=Path, required=True)
+    serve_cmd.add_argument("--port", type=int, default=None, help="override listen.port")
+
+    demo_cmd = commands.add_parser("demo", help="embedded Redis + test PKI + library mock + gateway")
+    demo_cmd.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    demo_cmd.add_argument("--port", type=int, default=8080)
+    demo_cmd.add_argument("--library-port", type=int, default=8710)
+
+    submit = commands.add_parser("submit", help="sign a sample application as a test person and send it")
+    submit.add_argument("--as", dest="person", required=True, help="test person handle (see `pki list`)")
+    submit.add_argument("--service", default=READER_TICKET_SERVICE)
+    submit.add_argument("--gateway", default="http://127.0.0.1:8080")
+    submit.add_argument("--sender", default=DEMO_SENDER)
+    submit.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD", DEMO_PASSWORD))
+    submit.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    submit.add_argument("--message-id", default=None, help="reuse a messageId (to see idempotency)")
+    submit.add_argument("--key", choices=["sign", "auth"], default="sign", help="which of the person's keys")
+    submit.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+    pki = commands.add_parser("pki", help="the test PKI")
+    pki_commands = pki.add_subparsers(dest="pki_command", required=True)
+    init = pki_commands.add_parser("init", help="generate a test PKI")
+    init.add_argument("--out", type=Path, required=True)
+    listing = pki_commands.add_parser("list", help="list test people")
+    listing.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR / "pki")
+
+    commands.add_parser("hash-password", help="hash a sender password for the configuration (reads stdin)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        return _run(args)
+    except (ConfigError, SignerKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "serve":
+        settings = with_port(load_settings(args.config), args.port)
+        logging.getLogger().setLevel(args.log_level or settings.log_level)
+        asyncio.run(serve(settings))
+        return 0
+    if args.command == "demo":
+        asyncio.run(demo(args.state_dir.resolve(), port=args.port, library_port=args.library_port))
+        return 0
+    if args.command == "submit":
+        from gateway.submit import submit
+
+        return submit(args)
+    if args.command == "pki":
+        return _pki(args)
+    if args.command == "hash-password":
+        password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
+        if not password:
+            print("error: empty password", file=sys.stderr)
+            return 2
+        print(hash_password(password))
+        return 0
+    return 2  # pragma: no cover - argparse enforces the choices
+
+
+def _pki(args: argparse.Namespace) -> int:
+    from mocks.pki import generate_pki, load_pki
+
+    if args.pki_command == "init":
+        pki = generate_pki(args.out)
+        print(f"test PKI written to {pki.root} ({len(pki.people)} people, p12 password {pki.p12_password!r})")
+        return 0
+    pki = load_pki(args.dir)
+    rows = [
+        {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "organisation": p.organisation,
+         "roles": list(p.roles), "use": p.description}
+        for p in pki.people.values()
+    ]
+    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Configuration: one TOML file mapped onto frozen dataclasses, with every default written here.
+
+A bad file stops start-up with :class:`ConfigError` naming the dotted key (``services.x.timeout``);
+unknown keys are errors too, because a misspelt setting silently ignored is a security bug waiting.
+Relative paths in the file are resolved against the file's own directory.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    host: str = "127.0.0.1"
+    "Address the gateway binds to."
+    port: int = 8080
+    "TCP port."
+    public_url: str | None = None
+    "Base URL written into served WSDLs; defaults to http://host:port."
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_body_bytes: int = 1_048_576
+    "Largest request body accepted (before parsing); larger gets CLIENT_BODY_TOO_LARGE."
+    max_xml_depth: int = 64
+    "Deepest element nesting accepted in any XML the gateway parses."
+    max_xml_elements: int = 20_000
+    "Most elements accepted in one XML document."
+    message_max_age_seconds: int = 900
+    "messageDate older than this is refused as stale (replay window)."
+    message_max_future_seconds: int = 300
+    "messageDate further in the future than this is refused (clock skew allowance)."
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str | None = None
+    "Redis URL; when unset the gateway starts an embedded redis-server under state_dir/redis."
+    key_prefix: str = "egov"
+    "Prefix of every key the gateway writes."
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    anchors: tuple[Path, ...] = ()
+    "PEM files of trusted root CAs (several allowed, e.g. an RSA and a GOST hierarchy)."
+    intermediates: tuple[Path, ...] = ()
+    "PEM files of intermediate CAs used to build paths when a signature carries only its own certificate."
+    clock_skew_seconds: int = 300
+    "Tolerance when comparing certificate validity with the clock."
+
+
+@dataclass(frozen=True)
+class SignerSettings:
+    """The gateway's own key, used to sign results. Either cert + key (PEM) or p12 + password."""
+
+    cert: Path | None = None
+    "PEM certificate of the gateway."
+    key: Path | None = None
+    "PEM private key (PKCS#8, unencrypted or with key_password)."
+    p12: Path | None = None
+    "PKCS#12 container with key and certificate."
+    password_env: str = "EGOV_SIGNER_PASSWORD"
+    "Environment variable holding the PKCS#12 / key password (passwords never live in the file)."
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    password_hash: str
+    "scrypt hash made by `egov-gateway hash-password`."
+    services: tuple[str, ...] = ("*",)
+    "Services this sender may call; '*' for all."
+    cabinet: bool = False
+    "Whether this sender (the portal) may read applicants' cabinets."
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    endpoint: str
+    "Back-end URL the connector calls."
+    connector: str = "rest"
+    "Transport to the back-end: rest (soap and queue come with their connectors)."
+    document_schema: str | None = None
+    "Package-relative XSD of the business document, e.g. kazneb/reader-registration.xsd."
+    result_schema: str | None = None
+    "Package-relative XSD the back-end's answer must match."
+    applicant: str = "individual"
+    "Who applies: 'individual' (IIN in the document must be the signer's)."
+    iin_path: str = "iin"
+    "Local name of the element holding the applicant's IIN in the business document."
+    timeout_seconds: float = 10.0
+    "Deadline for one back-end call."
+    title: str = ""
+    "Human-readable service name."
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path = Path(".egov")
+    "Where the embedded Redis keeps its data and the demo keeps its PKI."
+    log_level: str = "INFO"
+    "Python logging level."
+    listen: ListenSettings = field(default_factory=ListenSettings)
+    "HTTP listener."
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    "Input limits."
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    "Storage."
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    "Trust anchors for applicants' signatures."
+    signer: SignerSettings = field(default_factory=SignerSettings)
+    "The gateway's signing key."
+    senders: dict[str, SenderSettings] = field(default_factory=dict)
+    "Systems allowed to send requests, by senderId."
+    services: dict[str, ServiceSettings] = field(default_factory=dict)
+    "Service registry, by serviceId."
+
+    @property
+    def base_url(self) -> str:
+        return self.listen.public_url or f"http://{self.listen.host}:{self.listen.port}"
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and check a TOML configuration file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    settings = settings_from_dict(raw, base_dir=path.resolve().parent)
+    check_settings(settings)
+    return settings
+
+
+def settings_from_dict(raw: dict[str, Any], *, base_dir: Path = Path.cwd()) -> Settings:
+    return _build(Settings, raw, "", base_dir)
+
+
+def check_settings(settings: Settings) -> None:
+    """Cross-field rules that types alone cannot say."""
+    for service_id, service in settings.services.items():
+        if service.connector != "rest":
+            raise ConfigError(f"services.{service_id}.connector: unsupported connector {service.connector!r}")
+        if service.applicant != "individual":
+            raise ConfigError(f"services.{service_id}.applicant: unsupported applicant {service.applicant!r}")
+        if service.timeout_seconds <= 0:
+            raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive")
+    for sender_id, sender in settings.senders.items():
+        if not sender.password_hash.startswith("scrypt$"):
+            raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
+                              "`egov-gateway hash-password`")
+    if settings.limits.max_body_bytes < 1024:
+        raise ConfigError("limits.max_body_bytes: must be at least 1024")
+
+
+def _build(cls: type, raw: Any, where: str, base_dir: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'configuration'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{_join(where, key)}: unknown setting")
+    values: dict[str, Any] = {}
+    for name, spec in known.items():
+        key = _join(where, name)
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], key, base_dir)
+        elif spec.default is MISSING and spec.default_factory is MISSING:
+            raise ConfigError(f"{key}: required setting is missing")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, base_dir: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, base_dir)
+    if is_dataclass(hint):
+        return _build(hint, value, key, base_dir)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table")
+        return {k: _convert(args[1], v, _join(key, k), base_dir) for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        return tuple(_convert(args[0], v, f"{key}[{i}]", base_dir) for i, v in enumerate(value))
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a path string")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base_dir / path)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (str, int, float, bool):
+        if type(value) is not hint:
+            raise ConfigError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover - programming error
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

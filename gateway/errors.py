@@ -1,0 +1,201 @@
+"""The gateway's stable error codes, with messages in Kazakh, Russian and English.
+
+Codes are part of the public contract (SOAP ``ErrorInfo/errorCode``, REST ``code``): never rename one,
+only add. The prefix says who failed, as in X-Road: ``CLIENT_`` (the caller sent something wrong),
+``SIG_`` / ``ID_`` (the applicant's signature or identity was refused), ``PROVIDER_`` (the back-end),
+``GATEWAY_`` (us).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+LANGUAGES = ("kk", "ru", "en")
+DEFAULT_LANGUAGE = "en"
+
+
+class Party(StrEnum):
+    """Who is at fault: decides the HTTP status family and whether a retry can help."""
+
+    CLIENT = "client"
+    GATEWAY = "gateway"
+    PROVIDER = "provider"
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    """One entry of the catalogue."""
+
+    code: str
+    "Stable identifier sent on the wire."
+    http_status: int
+    "Status for the REST channel (SOAP faults are always 500, as SOAP 1.1 requires)."
+    party: Party
+    "Who failed."
+    messages: dict[str, str] = field(hash=False)
+    "Human-readable text per language (kk, ru, en)."
+
+    def message(self, language: str = DEFAULT_LANGUAGE) -> str:
+        return self.messages.get(language) or self.messages[DEFAULT_LANGUAGE]
+
+
+CATALOGUE: dict[str, ErrorSpec] = {}
+
+
+def _add(code: str, status: int, party: Party, kk: str, ru: str, en: str) -> None:
+    CATALOGUE[code] = ErrorSpec(code, status, party, {"kk": kk, "ru": ru, "en": en})
+
+
+C, G, P = Party.CLIENT, Party.GATEWAY, Party.PROVIDER
+
+# Intake
+_add("CLIENT_BODY_TOO_LARGE", 413, C, "Сұраным тым үлкен.", "Запрос слишком большой.",
+     "The request is too large.")
+_add("CLIENT_MALFORMED_XML", 400, C, "XML құжаты дұрыс емес.", "Некорректный XML-документ.",
+     "The XML document is malformed.")
+_add("CLIENT_FORBIDDEN_XML", 400, C, "XML құжатында DTD немесе сыртқы сілтемелер рұқсат етілмейді.",
+     "DTD и внешние сущности в XML запрещены.", "DTDs and external entities are not allowed in XML.")
+_add("CLIENT_MALFORMED_JSON", 400, C, "JSON құжаты дұрыс емес.", "Некорректный JSON-документ.",
+     "The JSON document is malformed.")
+_add("CLIENT_UNSUPPORTED_MEDIA_TYPE", 415, C, "Мазмұн түріне қолдау көрсетілмейді.",
+     "Тип содержимого не поддерживается.", "The content type is not supported.")
+_add("CLIENT_NOT_SOAP", 400, C, "SOAP 1.1 конверті күтілген.", "Ожидался конверт SOAP 1.1.",
+     "A SOAP 1.1 envelope was expected.")
+_add("CLIENT_UNKNOWN_OPERATION", 400, C, "Белгісіз операция.", "Неизвестная операция.",
+     "The operation is not known.")
+_add("CLIENT_ENVELOPE_INVALID", 400, C, "Сұраным конверті схемаға сәйкес емес.",
+     "Конверт запроса не соответствует схеме.", "The request envelope does not match the schema.")
+_add("CLIENT_DOCUMENT_INVALID", 422, C, "Өтінім құжаты қызмет схемасына сәйкес емес.",
+     "Документ заявления не соответствует схеме услуги.",
+     "The application document does not match the service schema.")
+_add("CLIENT_DOCUMENT_MISSING", 400, C, "requestData/data ішінде қол қойылған құжат жоқ.",
+     "В requestData/data нет подписанного документа.", "No signed document in requestData/data.")
+_add("CLIENT_STALE_MESSAGE", 400, C, "messageDate тым ескі немесе болашақта.",
+     "messageDate слишком старая или в будущем.", "messageDate is too old or in the future.")
+# Sender authentication and access
+_add("CLIENT_UNKNOWN_SENDER", 401, C, "Жіберуші тіркелмеген.", "Отправитель не зарегистрирован.",
+     "The sender is not registered.")
+_add("CLIENT_BAD_CREDENTIALS", 401, C, "Жіберушінің құпиясөзі қате.", "Неверный пароль отправителя.",
+     "The sender's password is wrong.")
+_add("CLIENT_ACCESS_DENIED", 403, C, "Жіберушіге бұл қызметке рұқсат жоқ.",
+     "Отправителю не разрешён доступ к этой услуге.", "The sender may not call this service.")
+_add("CLIENT_UNKNOWN_SERVICE", 404, C, "Мұндай қызмет жоқ.", "Такой услуги нет.",
+     "No such service.")
+_add("CLIENT_NOT_FOUND", 404, C, "Өтінім табылмады.", "Заявление не найдено.",
+     "The application was not found.")
+_add("CLIENT_DUPLICATE_IN_PROGRESS", 409, C, "Осы messageId бар өтінім әлі өңделуде.",
+     "Заявление с этим messageId ещё обрабатывается.",
+     "An application with this messageId is still being processed.")
+# Signature (each maps from an ETSI EN 319 102-1 sub-indication)
+_add("SIG_FORMAT_FAILURE", 422, C, "Қолтаңба пішімі дұрыс емес.", "Неверный формат подписи.",
+     "The signature is not in an accepted form.")
+_add("SIG_HASH_FAILURE", 422, C, "Қол қойылған құжат өзгертілген.", "Подписанный документ изменён.",
+     "The signed document was changed after signing.")
+_add("SIG_CRYPTO_FAILURE", 422, C, "Қолтаңба мәні тексерілмеді.", "Значение подписи не прошло проверку.",
+     "The signature value does not verify.")
+_add("SIG_CRYPTO_CONSTRAINTS_FAILURE", 422, C, "Қолтаңба алгоритміне рұқсат жоқ.",
+     "Алгоритм подписи не разрешён.", "The signature algorithm is not allowed.")
+_add("SIG_NO_SIGNING_CERTIFICATE_FOUND", 422, C, "Қол қоюшының сертификаты табылмады.",
+     "Сертификат подписанта не найден.", "The signer's certificate was not found.")
+_add("SIG_NO_CERTIFICATE_CHAIN_FOUND", 422, C, "Сертификат сенімді куәландырушы орталықпен берілмеген.",
+     "Сертификат выдан не доверенным удостоверяющим центром.",
+     "The certificate was not issued by a trusted certification authority.")
+_add("SIG_EXPIRED", 422, C, "Сертификаттың мерзімі өткен.", "Срок действия сертификата истёк.",
+     "The certificate has expired.")
+_add("SIG_NOT_YET_VALID", 422, C, "Сертификат әлі жарамды емес.", "Сертификат ещё не действует.",
+     "The certificate is not yet valid.")
+_add("SIG_REVOKED", 422, C, "Сертификат кері қайтарылған.", "Сертификат отозван.",
+     "The certificate has been revoked.")
+_add("SIG_TRY_LATER", 503, G, "Сертификат мәртебесін тексеру мүмкін болмады, кейінірек қайталаңыз.",
+     "Не удалось проверить статус сертификата, повторите позже.",
+     "The certificate status could not be checked; try again later.")
+_add("SIG_SIGNED_DATA_NOT_FOUND", 422, C, "Қолтаңба өтінім құжатын қамтымайды.",
+     "Подпись не охватывает документ заявления.", "The signature does not cover the application document.")
+_add("SIG_NOT_SIGNING_KEY", 422, C,
+     "Құжатқа аутентификация кілтімен қол қойылған; қол қою (RSA/GOST SIGN) кілті қажет.",
+     "Документ подписан ключом аутентификации; нужен ключ подписи (SIGN).",
+     "The document was signed with an authentication key; a signing (SIGN) key is required.")
+_add("SIG_CHAIN_CONSTRAINTS_FAILURE", 422, C, "Сертификат саясат талаптарына сәйкес емес.",
+     "Сертификат не соответствует требованиям политики.",
+     "The certificate does not meet the policy's constraints.")
+_add("SIG_CONSTRAINTS_FAILURE", 422, C, "Қолтаңба саясат талаптарына сәйкес емес.",
+     "Подпись не соответствует требованиям политики.",
+     "The signature does not meet the policy's constraints.")
+_add("SIG_UNSUPPORTED_ALGORITHM", 422, C, "Бұл қолтаңба алгоритмін тексеру мүмкін емес.",
+     "Этот алгоритм подписи не поддерживается.",
+     "This signature algorithm is not supported by the verification backend.")
+# Identity
+_add("ID_IIN_INVALID", 422, C, "Өтінімдегі ЖСН дұрыс емес.", "ИИН в заявлении некорректен.",
+     "The IIN in the application is not a valid IIN.")
+_add("ID_IIN_MISMATCH", 403, C, "Өтінімдегі ЖСН қол қоюшының сертификатындағы ЖСН-ге сәйкес емес.",
+     "ИИН в заявлении не совпадает с ИИН в сертификате подписанта.",
+     "The IIN in the application is not the signer's IIN.")
+_add("ID_CERTIFICATE_WITHOUT_IIN", 422, C, "Сертификатта ЖСН жоқ.", "В сертификате нет ИИН.",
+     "The certificate carries no IIN.")
+# Provider and gateway
+_add("PROVIDER_UNAVAILABLE", 502, P, "Қызмет жеткізушісі қолжетімсіз.", "Поставщик услуги недоступен.",
+     "The service provider is unavailable.")
+_add("PROVIDER_TIMEOUT", 504, P, "Қызмет жеткізушісі уақытында жауап бермеді.",
+     "Поставщик услуги не ответил вовремя.", "The service provider did not answer in time.")
+_add("PROVIDER_REJECTED", 422, P, "Қызмет жеткізушісі өтінімді қабылдамады.",
+     "Поставщик услуги отклонил заявление.", "The service provider rejected the application.")
+_add("PROVIDER_BAD_RESPONSE", 502, P, "Қызмет жеткізушісінің жауабы дұрыс емес.",
+     "Некорректный ответ поставщика услуги.", "The service provider's answer is not valid.")
+_add("GATEWAY_STORAGE_UNAVAILABLE", 503, G, "Шлюз қоймасы қолжетімсіз, кейінірек қайталаңыз.",
+     "Хранилище шлюза недоступно, повторите позже.", "The gateway's storage is unavailable; try again later.")
+_add("GATEWAY_INTERNAL", 500, G, "Шлюздің ішкі қатесі.", "Внутренняя ошибка шлюза.",
+     "Internal gateway error.")
+
+del C, G, P
+
+
+class GatewayError(Exception):
+    """A refusal with a stable code. Raised anywhere in the pipeline; intake turns it into a fault.
+
+    ``detail`` is extra English text for the caller (never personal data); ``sub_indication`` and
+    ``report`` carry the ETSI sub-indication and the validation report when a signature was refused.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        detail: str | None = None,
+        *,
+        sub_indication: str | None = None,
+        report: dict[str, Any] | None = None,
+    ) -> None:
+        if code not in CATALOGUE:
+            raise ValueError(f"unknown error code {code!r}")
+        self.spec = CATALOGUE[code]
+        self.code = code
+        self.detail = detail
+        self.sub_indication = sub_indication
+        self.report = report
+        super().__init__(f"{code}: {detail or self.spec.message()}")
+
+    def message(self, language: str = DEFAULT_LANGUAGE) -> str:
+        return self.spec.message(language)
+
+
+def pick_language(accept_language: str | None, explicit: str | None = None) -> str:
+    """Choose kk/ru/en from a ``lang`` parameter or an ``Accept-Language`` header (q-values honoured)."""
+    if explicit and explicit.lower()[:2] in LANGUAGES:
+        return explicit.lower()[:2]
+    if not accept_language:
+        return DEFAULT_LANGUAGE
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, position, tag.strip().lower()[:2]))
+    for _, _, tag in sorted(ranked):
+        if tag in LANGUAGES:
+            return tag
+    return DEFAULT_LANGUAGE

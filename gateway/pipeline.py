@@ -1,0 +1,231 @@
+"""The request pipeline shared by the SOAP and REST intakes.
+
+sender auth ▸ service and access ▸ freshness ▸ signature ▸ business schema ▸ identity
+▸ messageId claim ▸ record (before any acknowledgement) ▸ route ▸ sign the answer ▸ store ▸ reply.
+Every refusal is a :class:`GatewayError`; nothing is written for a refused request.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from lxml import etree
+from redis.exceptions import RedisError
+
+from connectors.base import ConnectorError
+from gateway.config import LimitSettings
+from gateway.errors import GatewayError
+from gateway.registry import Service, ServiceRegistry
+from gateway.senders import SenderDirectory
+from gateway.store import Application, ApplicationStore, Status, utc_now
+from signing.idnumbers import IdNumberError, mask_id, parse_iin
+from signing.signer import DocumentSigner
+from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
+from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+
+log = logging.getLogger("egov.pipeline")
+
+SUCCESS_CODE = "SCSS001"
+SUCCESS_MESSAGE = "Message has been processed successfully"
+
+
+@dataclass(frozen=True)
+class IntakeRequest:
+    """One request as both intakes hand it over, already schema-checked."""
+
+    channel: str
+    "soap or rest."
+    message_id: str
+    "Sender's messageId."
+    service_id: str
+    "Requested service."
+    message_date: datetime
+    "Sender's messageDate (UTC aware)."
+    sender_id: str
+    "Claimed sender."
+    password: str | None
+    "Sender's password."
+    document: etree._Element | None
+    "The signed business document, detached into its own tree."
+    correlation_id: str | None = None
+    "Sender's correlationId."
+    properties: dict[str, str] = field(default_factory=dict)
+    "requestInfo/properties."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A completed application, ready to be answered."""
+
+    application: Application
+    "The stored application (status COMPLETED)."
+    result: bytes
+    "The gateway-signed result document."
+    replayed: bool
+    "True when this is the stored answer to a repeated messageId."
+
+
+def new_session_id() -> str:
+    return "{" + str(uuid.uuid4()) + "}"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        senders: SenderDirectory,
+        registry: ServiceRegistry,
+        verifier: DocumentVerifier,
+        signer: DocumentSigner,
+        store: ApplicationStore,
+        limits: LimitSettings,
+    ) -> None:
+        self.senders = senders
+        self.registry = registry
+        self.verifier = verifier
+        self.signer = signer
+        self.store = store
+        self.limits = limits
+        self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+
+    async def process(self, request: IntakeRequest, session_id: str) -> Outcome:
+        sender = self.senders.authenticate(request.sender_id, request.password)
+        service = self.registry.get(request.service_id)
+        if service is None:
+            raise GatewayError("CLIENT_UNKNOWN_SERVICE", f"serviceId {request.service_id!r} is not registered")
+        if not sender.may_call(service.service_id):
+            raise GatewayError("CLIENT_ACCESS_DENIED")
+        self._check_freshness(request.message_date)
+        if request.document is None:
+            raise GatewayError("CLIENT_DOCUMENT_MISSING")
+
+        verified = self._verify(request.document)
+        self._check_document(service, verified.signed)
+        applicant_iin = self._check_identity(service, verified)
+
+        earlier = await self._claim(request, session_id)
+        if earlier is not None:
+            return await self._replay(earlier)
+        now = utc_now()
+        app = Application(
+            id=session_id, sender_id=request.sender_id, message_id=request.message_id,
+            service_id=service.service_id, channel=request.channel, applicant_iin=applicant_iin,
+            applicant_name=verified.identity.common_name, status=Status.ACCEPTED, created_at=now,
+            updated_at=now, document=etree.tostring(verified.signed, encoding="unicode"),
+            report=verified.report.to_dict(), correlation_id=request.correlation_id,
+            properties=dict(request.properties),
+        )
+        try:
+            await self.store.create(app, "signature verified, application recorded")
+        except RedisError as exc:
+            await self._release_quietly(request, session_id)
+            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+        log.info("accepted %s service=%s sender=%s %s", session_id, service.service_id, request.sender_id,
+                 verified.report.log_summary())
+        return await self._route(app, service, verified.signed)
+
+    def _check_freshness(self, message_date: datetime) -> None:
+        now = datetime.now(UTC)
+        if message_date < now - timedelta(seconds=self.limits.message_max_age_seconds):
+            raise GatewayError("CLIENT_STALE_MESSAGE", "messageDate is older than the replay window")
+        if message_date > now + timedelta(seconds=self.limits.message_max_future_seconds):
+            raise GatewayError("CLIENT_STALE_MESSAGE", "messageDate is in the future")
+
+    def _verify(self, document: etree._Element) -> VerifiedDocument:
+        try:
+            return self.verifier.verify(document)
+        except SignatureRejected as rejected:
+            report = rejected.report
+            log.info("signature refused: %s", report.log_summary())
+            raise GatewayError(
+                report.error_code or "SIG_FORMAT_FAILURE",
+                "; ".join(report.errors),
+                sub_indication=report.sub_indication,
+                report=report.to_dict(),
+            ) from None
+
+    @staticmethod
+    def _check_document(service: Service, signed: etree._Element) -> None:
+        schema = service.document_schema
+        if schema is not None and not schema.validate(signed):
+            error = schema.error_log.last_error
+            raise GatewayError("CLIENT_DOCUMENT_INVALID", f"line {error.line}: {error.message}" if error else None)
+
+    @staticmethod
+    def _check_identity(service: Service, verified: VerifiedDocument) -> str:
+        name = service.settings.iin_path
+        holders = [el for el in verified.signed.iter() if isinstance(el.tag, str)
+                   and etree.QName(el).localname == name]
+        if len(holders) != 1:
+            raise GatewayError("ID_IIN_INVALID", f"the document must hold exactly one <{name}> element")
+        # itertext joins every text node, so a comment splitting the value cannot shorten it.
+        claimed = "".join(holders[0].itertext()).strip()
+        try:
+            parse_iin(claimed)
+        except IdNumberError as exc:
+            raise GatewayError("ID_IIN_INVALID", exc.code) from None
+        certified = verified.identity.iin
+        if not certified:
+            raise GatewayError("ID_CERTIFICATE_WITHOUT_IIN")
+        if claimed != certified:
+            log.info("IIN mismatch: document %s, certificate %s", mask_id(claimed), mask_id(certified))
+            raise GatewayError("ID_IIN_MISMATCH")
+        return certified
+
+    async def _claim(self, request: IntakeRequest, session_id: str) -> str | None:
+        try:
+            return await self.store.claim_message(request.sender_id, request.message_id, session_id)
+        except RedisError as exc:
+            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+
+    async def _release_quietly(self, request: IntakeRequest, session_id: str) -> None:
+        try:
+            await self.store.release_message(request.sender_id, request.message_id, session_id)
+        except RedisError:
+            log.warning("could not release messageId claim of %s", session_id)
+
+    async def _replay(self, app_id: str) -> Outcome:
+        """A repeated messageId gets the first answer, and the back-end is not called again."""
+        try:
+            app = await self.store.get(app_id)
+        except RedisError as exc:
+            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+        if app is None or app.status in (Status.ACCEPTED, Status.ROUTED):
+            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
+        if app.status is Status.FAILED:
+            raise GatewayError(app.error_code or "GATEWAY_INTERNAL", app.error_detail)
+        return Outcome(application=app, result=(app.result or "").encode(), replayed=True)
+
+    async def _route(self, app: Application, service: Service, document: etree._Element) -> Outcome:
+        app.status = Status.ROUTED
+        await self.store.save(app, f"sent to the back-end over {service.settings.connector}")
+        payload = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+        try:
+            answer = await service.connector.call(
+                service.settings.endpoint, payload,
+                timeout=service.settings.timeout_seconds, request_id=app.id,
+            )
+            signed = self._sign_answer(service, answer)
+        except (ConnectorError, GatewayError) as exc:
+            app.status = Status.FAILED
+            app.error_code, app.error_detail = exc.code, exc.detail
+            await self.store.save(app, "the back-end did not complete the application")
+            log.warning("application %s failed: %s", app.id, exc.code)
+            raise GatewayError(exc.code, exc.detail) from None
+        app.status = Status.COMPLETED
+        app.result = signed.decode()
+        await self.store.save(app, "result signed by the gateway and placed in the cabinet")
+        return Outcome(application=app, result=signed, replayed=False)
+
+    def _sign_answer(self, service: Service, answer: bytes) -> bytes:
+        try:
+            root = parse_untrusted(answer, self.xml_limits)
+        except UnsafeXmlError as exc:
+            raise GatewayError("PROVIDER_BAD_RESPONSE", exc.detail) from None
+        if service.result_schema is not None and not service.result_schema.validate(root):
+            error = service.result_schema.error_log.last_error
+            raise GatewayError("PROVIDER_BAD_RESPONSE", error.message if error else "schema")
+        return self.signer.sign_bytes(root)

@@ -1,0 +1,60 @@
+"""The service registry: each configured serviceId with its compiled schemas and its connector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+import schemas
+from connectors.base import Connector
+from gateway.config import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Service:
+    """A routable service, ready for the hot path (schemas compiled at start)."""
+
+    service_id: str
+    "The serviceId callers use."
+    settings: ServiceSettings
+    "Its configuration."
+    connector: Connector
+    "Transport to the back-end."
+    document_schema: etree.XMLSchema | None
+    "Compiled XSD of the business document."
+    result_schema: etree.XMLSchema | None
+    "Compiled XSD of the back-end's answer."
+
+
+class ServiceRegistry:
+    def __init__(self, services: dict[str, Service]) -> None:
+        self._services = services
+
+    @classmethod
+    def build(cls, settings: dict[str, ServiceSettings], connectors: dict[str, Connector]) -> ServiceRegistry:
+        compiled: dict[str, etree.XMLSchema] = {}
+
+        def schema(path: str | None) -> etree.XMLSchema | None:
+            if path is None:
+                return None
+            if path not in compiled:
+                compiled[path] = schemas.load_xml_schema(path)
+            return compiled[path]
+
+        return cls({
+            service_id: Service(
+                service_id=service_id,
+                settings=service,
+                connector=connectors[service.connector],
+                document_schema=schema(service.document_schema),
+                result_schema=schema(service.result_schema),
+            )
+            for service_id, service in settings.items()
+        })
+
+    def get(self, service_id: str) -> Service | None:
+        return self._services.get(service_id)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._services.values())

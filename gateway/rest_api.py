@@ -1,0 +1,110 @@
+"""REST twin of SendMessage: ``POST /api/v1/requests`` with a JSON envelope of the same fields.
+
+::
+
+    {"requestInfo": {"messageId": "...", "correlationId": "...", "serviceId": "...",
+                     "messageDate": "2026-11-22T10:00:00+05:00",
+                     "sender": {"senderId": "portal", "password": "..."},
+                     "properties": [{"key": "...", "value": "..."}]},
+     "requestData": {"data": "<signed business document as an XML string>"}}
+
+The answer mirrors ``SendMessageResponse``; refusals are RFC 9457 problem documents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import GatewayError
+from gateway.http import COMPONENTS, language_of, parse_datetime, parse_xml, problem, read_body
+from gateway.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, new_session_id
+from signing.xmlsafe import XmlLimits
+
+log = logging.getLogger("egov.rest")
+
+# Same bounds as the SyncChannel XSD, so both channels accept exactly the same requests.
+_ID_MAX, _PASSWORD_MAX, _KEY_MAX, _VALUE_MAX = 100, 200, 30, 500
+
+
+async def handle_request(request: web.Request) -> web.Response:
+    components = request.app[COMPONENTS]
+    limits = components.settings.limits
+    language = language_of(request)
+    session_id = new_session_id()
+    try:
+        if request.content_type != "application/json":
+            raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
+        body = await read_body(request, limits.max_body_bytes)
+        try:
+            envelope = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+        xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+        intake = _read_envelope(envelope, xml_limits)
+        outcome = await components.pipeline.process(intake, session_id)
+    except GatewayError as error:
+        return problem(error, language, session_id)
+    except Exception:  # never a stack trace to the caller
+        log.exception("unexpected error in %s", session_id)
+        return problem(GatewayError("GATEWAY_INTERNAL"), language, session_id)
+    return web.json_response({
+        "responseInfo": {
+            "messageId": str(uuid.uuid4()),
+            "correlationId": intake.message_id,
+            "responseDate": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "status": {"code": SUCCESS_CODE, "message": SUCCESS_MESSAGE},
+            "sessionId": outcome.application.id,
+        },
+        "responseData": {"data": outcome.result.decode()},
+    })
+
+
+def _field(obj: Any, name: str, where: str, *, required: bool = True, limit: int = _ID_MAX) -> str | None:
+    value = obj.get(name) if isinstance(obj, dict) else None
+    if value is None:
+        if required:
+            raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{where}.{name} is required")
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{where}.{name} must be a string of 1..{limit} characters")
+    return value
+
+
+def _read_envelope(envelope: Any, limits: XmlLimits) -> IntakeRequest:
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("requestInfo"), dict):
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "requestInfo is required")
+    info = envelope["requestInfo"]
+    sender = info.get("sender")
+    if not isinstance(sender, dict):
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "requestInfo.sender is required")
+    properties: dict[str, str] = {}
+    raw_properties = info.get("properties") or []
+    if not isinstance(raw_properties, list):
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "requestInfo.properties must be a list")
+    for index, prop in enumerate(raw_properties):
+        where = f"requestInfo.properties[{index}]"
+        key = _field(prop, "key", where, limit=_KEY_MAX)
+        properties[key or ""] = _field(prop, "value", where, limit=_VALUE_MAX) or ""
+    data = envelope.get("requestData", {}).get("data") if isinstance(envelope.get("requestData"), dict) else None
+    document = None
+    if data is not None:
+        if not isinstance(data, str):
+            raise GatewayError("CLIENT_ENVELOPE_INVALID", "requestData.data must be an XML string")
+        document = parse_xml(data.encode(), limits, "requestData.data: ")
+    return IntakeRequest(
+        channel="rest",
+        message_id=_field(info, "messageId", "requestInfo") or "",
+        correlation_id=_field(info, "correlationId", "requestInfo", required=False),
+        service_id=_field(info, "serviceId", "requestInfo") or "",
+        message_date=parse_datetime(_field(info, "messageDate", "requestInfo") or ""),
+        sender_id=_field(sender, "senderId", "requestInfo.sender") or "",
+        password=_field(sender, "password", "requestInfo.sender", required=False, limit=_PASSWORD_MAX),
+        properties=properties,
+        document=document,
+    )

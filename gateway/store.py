@@ -1,0 +1,179 @@
+"""Applications in Redis: the record, its history, the cabinet index, and messageId claims.
+
+Keys (``P`` is the configured prefix; ``{id}`` hash-tags an application's keys to one cluster slot):
+
+- ``P:app:{id}``          JSON of :class:`Application`
+- ``P:app:{id}:history``  list of JSON events, oldest first
+- ``P:msg:<sender>:<messageId>``  the application id that first used this messageId (idempotency)
+- ``P:cabinet:<iin>``     sorted set of application ids by creation time
+- ``P:cabinet:<iin>:msg`` hash messageId -> application id
+
+Every write that acknowledges something happens before the acknowledgement is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    "Signature and identity verified, recorded; not yet sent to the back-end."
+    ROUTED = "routed"
+    "Sent to the back-end, no answer yet."
+    COMPLETED = "completed"
+    "The back-end answered; the signed result is in the cabinet."
+    FAILED = "failed"
+    "The back-end could not be reached or refused; error_code says why."
+
+
+@dataclass
+class Application:
+    """One accepted application and what became of it."""
+
+    id: str
+    "Gateway session id, `{guid}`."
+    sender_id: str
+    "The system that sent it (the portal)."
+    message_id: str
+    "The sender's messageId."
+    service_id: str
+    "Requested service."
+    channel: str
+    "soap or rest."
+    applicant_iin: str
+    "IIN of the applicant (from the verified certificate)."
+    applicant_name: str
+    "Signer's name from the certificate."
+    status: Status
+    "Current state."
+    created_at: str
+    "ISO time it was accepted."
+    updated_at: str
+    "ISO time of the last change."
+    document: str
+    "The verified business document as signed (XML)."
+    report: dict[str, Any]
+    "The signature validation report."
+    correlation_id: str | None = None
+    "The sender's correlationId, if any."
+    result: str | None = None
+    "The gateway-signed result document (XML), once completed."
+    error_code: str | None = None
+    "Why it failed, once failed."
+    error_detail: str | None = None
+    "Extra English detail for a failure."
+    properties: dict[str, str] = field(default_factory=dict)
+    "requestInfo/properties from the sender."
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Application:
+        data = json.loads(raw)
+        known = {f.name for f in fields(cls)}
+        app = cls(**{k: v for k, v in data.items() if k in known})
+        app.status = Status(app.status)
+        return app
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class ApplicationStore:
+    """Async access to applications; one instance per process, sharing the Redis connection pool."""
+
+    def __init__(self, redis: Redis, prefix: str = "egov") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _app(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{{{app_id}}}"
+
+    def _history(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{{{app_id}}}:history"
+
+    def _msg(self, sender_id: str, message_id: str) -> str:
+        return f"{self.prefix}:msg:{sender_id}:{message_id}"
+
+    def _cabinet(self, iin: str) -> str:
+        return f"{self.prefix}:cabinet:{iin}"
+
+    async def claim_message(self, sender_id: str, message_id: str, app_id: str) -> str | None:
+        """Reserve ``message_id`` for ``app_id``. Returns None if reserved now, else the earlier owner."""
+        key = self._msg(sender_id, message_id)
+        if await self.redis.set(key, app_id, nx=True):
+            return None
+        existing = await self.redis.get(key)
+        return existing.decode() if isinstance(existing, bytes) else existing
+
+    async def release_message(self, sender_id: str, message_id: str, app_id: str) -> None:
+        """Undo a claim whose application could not be recorded (only if still ours)."""
+        key = self._msg(sender_id, message_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            current = await pipe.get(key)
+            if (current.decode() if isinstance(current, bytes) else current) == app_id:
+                pipe.multi()
+                pipe.delete(key)
+                await pipe.execute()
+
+    async def create(self, app: Application, note: str) -> None:
+        """Record a new application with its first history event, atomically."""
+        event = json.dumps({"at": app.created_at, "status": app.status, "note": note}, ensure_ascii=False)
+        score = datetime.fromisoformat(app.created_at).timestamp()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._app(app.id), app.to_json())
+            pipe.rpush(self._history(app.id), event)
+            pipe.zadd(self._cabinet(app.applicant_iin), {app.id: score})
+            pipe.hset(f"{self._cabinet(app.applicant_iin)}:msg", app.message_id, app.id)
+            await pipe.execute()
+
+    async def save(self, app: Application, note: str) -> None:
+        """Store a changed application and append a history event for its new status."""
+        app.updated_at = utc_now()
+        event = {"at": app.updated_at, "status": app.status, "note": note}
+        if app.error_code:
+            event["error_code"] = app.error_code
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._app(app.id), app.to_json())
+            pipe.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
+            await pipe.execute()
+
+    async def get(self, app_id: str) -> Application | None:
+        raw = await self.redis.get(self._app(app_id))
+        return Application.from_json(raw) if raw else None
+
+    async def history(self, app_id: str) -> list[dict[str, Any]]:
+        return [json.loads(item) for item in await self.redis.lrange(self._history(app_id), 0, -1)]
+
+    async def list_for(self, iin: str, *, offset: int = 0, limit: int = 50) -> tuple[int, list[Application]]:
+        """The applicant's applications, newest first, and how many there are in all."""
+        key = self._cabinet(iin)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(key)
+            pipe.zrevrange(key, offset, offset + limit - 1)
+            total, ids = await pipe.execute()
+        if not ids:
+            return total, []
+        raws = await self.redis.mget([self._app(i.decode() if isinstance(i, bytes) else i) for i in ids])
+        return total, [Application.from_json(raw) for raw in raws if raw]
+
+    async def find_for(self, iin: str, message_id: str) -> Application | None:
+        app_id = await self.redis.hget(f"{self._cabinet(iin)}:msg", message_id)
+        if not app_id:
+            return None
+        app = await self.get(app_id.decode() if isinstance(app_id, bytes) else app_id)
+        # The index is per IIN, but check again: an item is never shown under another IIN.
+        return app if app and app.applicant_iin == iin else None
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())

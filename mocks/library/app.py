@@ -1,0 +1,378 @@
+"""KazNEB library back-end mock (REST), the outside party behind the reader-ticket service.
+
+Paragraph 18 of the KazNEB rules (order No. 76 of 19.03.2021): a user gets a *single* electronic
+reader ticket after registering with KazNEB, which the National Academic Library of the Republic of
+Kazakhstan operates. So the mock keeps one ticket per IIN: registering again returns the same ticket
+with ``status`` ``already-issued``. Tickets are perpetual (no ``validUntil``) and grant all three
+access levels of the cooperation agreement. State lives in memory in the application object.
+
+Routes
+------
+``POST /api/v1/readers``
+    Body: an unsigned ``ReaderRegistration`` (``Content-Type: application/xml`` or ``text/xml``).
+    200 ``application/xml`` with a ``ReaderTicket`` (``issued`` or ``already-issued``).
+    Errors are ``application/problem+json`` ``{"type", "title", "status", "detail", "code"}``:
+    400 ``LIB_INVALID_DOCUMENT`` (not well-formed, has a DOCTYPE, fails the XSD, or still carries a
+    ds:Signature: the gateway must forward only the verified business document),
+    415 ``LIB_UNSUPPORTED_MEDIA_TYPE``, 413 ``LIB_PAYLOAD_TOO_LARGE`` (above 256 KiB).
+``GET /api/v1/readers/{iin}``
+    200 with the ticket (``status`` ``issued``, the original ``applicationId``) or 404
+    ``LIB_READER_NOT_FOUND``.
+``GET /health``
+    ``{"status": "ok"}``; never affected by fault injection.
+
+Fault injection (for failure tests; applies to ``/api/v1/readers*`` only)
+-------------------------------------------------------------------------
+``POST /_control/fail`` with JSON ``{"status": 503, "count": 2}`` makes the next 2 reader requests
+answer 503 (problem+json, code ``LIB_INJECTED_FAULT``, ``Retry-After: 1`` for 429/503) without
+touching the registry; ``count`` defaults to 1. ``{"delay": 1.5}`` delays every reader response by
+1.5 s until reset (or until another ``fail`` sets ``"delay": 0``); both keys may be combined.
+Answers 200 with the current plan. ``POST /_control/reset`` clears faults and delay (not tickets).
+400 ``LIB_BAD_CONTROL_REQUEST`` for a malformed control body.
+
+Run: ``python -m mocks.library --port 8710`` or ``await run_library(host, port)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.resources
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.resources.abc import Traversable
+from typing import Any
+
+from aiohttp import web
+from lxml import etree
+
+from mocks.library.forms import (
+    READER_REGISTRATION_NS,
+    READER_TICKET_NS,
+    XMLDSIG_NS,
+    safe_xml_parser,
+)
+
+LIBRARY_NAME = "Қазақстан Республикасының Ұлттық академиялық кітапханасы"
+"Issuer written on tickets: the National Academic Library of the Republic of Kazakhstan."
+
+ACCESS_RIGHTS = ("open-full-download", "open-read-only", "first-24-pages")
+"Every reader may use fund objects of all three access levels the partners choose from."
+
+MAX_BODY_BYTES = 256 * 1024
+READERS_PATH = "/api/v1/readers"
+_XML_TYPES = frozenset({"application/xml", "text/xml"})
+_MAX_DELAY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One issued reader ticket (immutable: re-registration never changes it)."""
+
+    number: str
+    iin: str
+    holder_name: str
+    reader_category: str
+    issued_at: datetime
+    application_id: str | None
+
+
+@dataclass
+class FaultPlan:
+    """Injected failures and delay for reader requests."""
+
+    status: int | None = None
+    remaining: int = 0
+    delay: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "count": self.remaining, "delay": self.delay}
+
+
+@dataclass
+class LibraryState:
+    """Everything the mock knows, stored on the application under ``LIBRARY_STATE``."""
+
+    registration_schema: etree.XMLSchema
+    ticket_schema: etree.XMLSchema
+    clock: Callable[[], datetime]
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    sequences: dict[int, int] = field(default_factory=dict)
+    fault: FaultPlan = field(default_factory=FaultPlan)
+
+    def issue(
+        self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None
+    ) -> Ticket:
+        """Create and store the ticket for an IIN that has none; numbers restart every year.
+
+        No await between the lookup in the caller and this insert, so the single event loop
+        cannot interleave two registrations of one IIN.
+        """
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
+        sequence = self.sequences.get(now.year, 0) + 1
+        self.sequences[now.year] = sequence
+        ticket = Ticket(
+            number=f"KAZNEB-{now.year:04d}-{sequence:08d}",
+            iin=iin,
+            holder_name=holder_name,
+            reader_category=reader_category,
+            issued_at=now,
+            application_id=application_id,
+        )
+        self.tickets[iin] = ticket
+        return ticket
+
+
+LIBRARY_STATE = web.AppKey("kazneb_library_state", LibraryState)
+
+
+def default_schema_dir() -> Traversable:
+    """The ``schemas/kazneb`` package-data folder."""
+    return importlib.resources.files("schemas") / "kazneb"
+
+
+def _load_schema(directory: Traversable, name: str) -> etree.XMLSchema:
+    document = etree.fromstring((directory / name).read_bytes(), safe_xml_parser())
+    return etree.XMLSchema(document)
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An RFC 9457 problem response carrying our stable error ``code``."""
+    body = {
+        "type": f"urn:egov:kazneb:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    return web.json_response(body, status=status, content_type="application/problem+json", headers=headers)
+
+
+def _invalid(detail: str) -> web.Response:
+    return problem(400, "LIB_INVALID_DOCUMENT", "Invalid reader registration document", detail)
+
+
+def render_ticket(ticket: Ticket, *, status: str, application_id: str | None) -> etree._Element:
+    """The ``ReaderTicket`` element for a stored ticket (element order follows the schema)."""
+    ns = READER_TICKET_NS
+    root = etree.Element(f"{{{ns}}}ReaderTicket", nsmap={None: ns})
+
+    def add(parent: etree._Element, name: str, text: str) -> etree._Element:
+        child = etree.SubElement(parent, f"{{{ns}}}{name}")
+        child.text = text
+        return child
+
+    add(root, "ticketNumber", ticket.number)
+    add(root, "iin", ticket.iin)
+    add(root, "holderName", ticket.holder_name)
+    add(root, "readerCategory", ticket.reader_category)
+    add(root, "issuedAt", ticket.issued_at.isoformat())
+    # validUntil omitted on purpose: the rules give the single reader ticket no term.
+    add(root, "issuer", LIBRARY_NAME)
+    rights = etree.SubElement(root, f"{{{ns}}}accessRights")
+    for right in ACCESS_RIGHTS:
+        add(rights, "accessRight", right)
+    if application_id is not None:
+        add(root, "applicationId", application_id)
+    add(root, "status", status)
+    return root
+
+
+def _ticket_response(state: LibraryState, element: etree._Element) -> web.Response:
+    if not state.ticket_schema.validate(element):
+        # A bug in the mock, not in the caller: fail loudly rather than send a bad document.
+        raise RuntimeError(f"mock produced an invalid ReaderTicket: {state.ticket_schema.error_log[0]}")
+    body = etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+    return web.Response(body=body, content_type="application/xml", charset="utf-8")
+
+
+async def _read_limited(request: web.Request) -> bytes | None:
+    """The body, or None once it exceeds MAX_BODY_BYTES (checked while streaming, not after)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+    return bytes(body)
+
+
+def _text(root: etree._Element, name: str) -> str | None:
+    child = root.find(f"{{{READER_REGISTRATION_NS}}}{name}")
+    if child is None or child.text is None:
+        return None
+    return " ".join(child.text.split())  # the schema's xsd:token normalisation
+
+
+async def register_reader(request: web.Request) -> web.Response:
+    """POST /api/v1/readers: validate the registration, issue or return the single ticket."""
+    state = request.app[LIBRARY_STATE]
+    if request.content_type not in _XML_TYPES:
+        return problem(
+            415,
+            "LIB_UNSUPPORTED_MEDIA_TYPE",
+            "Unsupported media type",
+            f"expected application/xml, got {request.content_type or 'nothing'}",
+        )
+    body = await _read_limited(request)
+    if body is None:
+        return problem(
+            413, "LIB_PAYLOAD_TOO_LARGE", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes"
+        )
+    try:
+        root = etree.fromstring(body, safe_xml_parser())
+    except etree.XMLSyntaxError as exc:
+        return _invalid(f"not well-formed XML: {exc}")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
+        # Entities are never resolved, but a DTD has no business in a business document at all.
+        return _invalid("DOCTYPE declarations are not accepted")
+    if not state.registration_schema.validate(root):
+        error = state.registration_schema.error_log[0]
+        return _invalid(f"line {error.line}: {error.message}")
+    if next(root.iterchildren(f"{{{XMLDSIG_NS}}}*"), None) is not None:
+        return _invalid(
+            "the document still carries a ds:Signature; forward only the verified business document"
+        )
+
+    iin = _text(root, "iin") or ""
+    application_id = _text(root, "applicationId")
+    existing = state.tickets.get(iin)
+    if existing is not None:
+        return _ticket_response(
+            state, render_ticket(existing, status="already-issued", application_id=application_id)
+        )
+    names = (_text(root, "surname"), _text(root, "givenName"), _text(root, "patronymic"))
+    ticket = state.issue(
+        iin=iin,
+        holder_name=" ".join(name for name in names if name),
+        reader_category=_text(root, "readerCategory") or "individual",
+        application_id=application_id,
+    )
+    return _ticket_response(state, render_ticket(ticket, status="issued", application_id=application_id))
+
+
+async def get_reader(request: web.Request) -> web.Response:
+    """GET /api/v1/readers/{iin}: the stored ticket or 404."""
+    state = request.app[LIBRARY_STATE]
+    ticket = state.tickets.get(request.match_info["iin"])
+    if ticket is None:
+        return problem(404, "LIB_READER_NOT_FOUND", "Reader not found", "no reader ticket for this IIN")
+    return _ticket_response(
+        state, render_ticket(ticket, status="issued", application_id=ticket.application_id)
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health."""
+    return web.json_response({"status": "ok"})
+
+
+def _bad_control(detail: str) -> web.Response:
+    return problem(400, "LIB_BAD_CONTROL_REQUEST", "Bad control request", detail)
+
+
+async def control_fail(request: web.Request) -> web.Response:
+    """POST /_control/fail: schedule failures and/or a delay for reader requests."""
+    try:
+        data = await request.json()
+    except ValueError:
+        return _bad_control("body must be JSON")
+    if not isinstance(data, dict) or not ({"status", "delay"} & data.keys()):
+        return _bad_control('expected an object with "status" (and "count") and/or "delay"')
+    fault = request.app[LIBRARY_STATE].fault
+    status, count, delay = data.get("status"), data.get("count", 1), data.get("delay")
+    # bool is an int subclass; reject it so {"status": true} is not taken for 1.
+    if status is not None and (type(status) is not int or not 400 <= status <= 599):
+        return _bad_control('"status" must be an integer 400..599')
+    if type(count) is not int or count < 1:
+        return _bad_control('"count" must be a positive integer')
+    if delay is not None and (type(delay) not in (int, float) or not 0 <= delay <= _MAX_DELAY_SECONDS):
+        return _bad_control(f'"delay" must be a number of seconds 0..{_MAX_DELAY_SECONDS:g}')
+    if status is not None:
+        fault.status, fault.remaining = status, count
+    if delay is not None:
+        fault.delay = float(delay)
+    return web.json_response(fault.as_json())
+
+
+async def control_reset(request: web.Request) -> web.Response:
+    """POST /_control/reset: no more injected failures or delay."""
+    state = request.app[LIBRARY_STATE]
+    state.fault = FaultPlan()
+    return web.json_response(state.fault.as_json())
+
+
+@web.middleware
+async def fault_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Apply the injected delay and failures to reader requests."""
+    if not request.path.startswith(READERS_PATH):
+        return await handler(request)
+    fault = request.app[LIBRARY_STATE].fault
+    # Decide before sleeping, so concurrent requests consume exactly `count` failures.
+    fail_with = None
+    if fault.status is not None and fault.remaining > 0:
+        fail_with = fault.status
+        fault.remaining -= 1
+        if fault.remaining == 0:
+            fault.status = None
+    if fault.delay > 0:
+        await asyncio.sleep(fault.delay)
+    if fail_with is not None:
+        headers = {"Retry-After": "1"} if fail_with in (429, 503) else None
+        return problem(
+            fail_with, "LIB_INJECTED_FAULT", "Injected fault", "failure injected by /_control/fail", headers
+        )
+    return await handler(request)
+
+
+def create_library_app(
+    *,
+    schema_dir_loader: Callable[[], Traversable] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> web.Application:
+    """Build the KazNEB mock application.
+
+    ``schema_dir_loader`` returns the folder holding reader-registration.xsd and reader-ticket.xsd
+    (default: ``schemas/kazneb`` from the installed package); both are compiled here, once.
+    ``clock`` returns an aware "now" for issue times and the yearly ticket sequence (default UTC now).
+    """
+    directory = (schema_dir_loader or default_schema_dir)()
+    app = web.Application(middlewares=[fault_middleware])
+    app[LIBRARY_STATE] = LibraryState(
+        registration_schema=_load_schema(directory, "reader-registration.xsd"),
+        ticket_schema=_load_schema(directory, "reader-ticket.xsd"),
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    app.router.add_post(READERS_PATH, register_reader)
+    app.router.add_get(READERS_PATH + "/{iin}", get_reader)
+    app.router.add_get("/health", health)
+    app.router.add_post("/_control/fail", control_fail)
+    app.router.add_post("/_control/reset", control_reset)
+    return app
+
+
+async def run_library(host: str, port: int) -> web.AppRunner:
+    """Start the mock on a real socket and return the runner; the caller awaits ``runner.cleanup()``.
+
+    With ``port=0`` the OS picks a port: read it from ``runner.addresses``.
+    """
+    runner = web.AppRunner(create_library_app())
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m mocks.library [--host 127.0.0.1] [--port 8710]``."""
+    parser = argparse.ArgumentParser(prog="python -m mocks.library", description="KazNEB library mock (REST)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8710, help="port to listen on (default: %(default)s)")
+    args = parser.parse_args(argv)
+    web.run_app(create_library_app(), host=args.host, port=args.port)

@@ -1,0 +1,52 @@
+"""Sample applications made and signed the way the portal does it, as a person from the test PKI."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from lxml import etree
+
+from mocks.library.forms import build_reader_registration
+from mocks.pki import Person
+from signing.signer import DocumentSigner, SigningKey
+
+READER_TICKET_SERVICE = "kazneb.reader-ticket"
+
+
+def _email_for(person: Person) -> str:
+    return f"{re.sub(r'[^a-z0-9]+', '.', person.handle.lower()).strip('.')}@example.kz"
+
+
+def reader_registration(person: Person, *, iin: str | None = None) -> etree._Element:
+    """A KazNEB reader registration for ``person`` (``iin`` overrides the applicant's own, for tests)."""
+    return build_reader_registration(
+        iin=iin or person.iin,
+        surname=person.surname,
+        given_name=person.name,
+        patronymic=person.given_name,
+        birth_date=person.birth_date,
+        email=_email_for(person),
+        phone="+77011234567",
+    )
+
+
+# serviceId -> builder of a sample business document for a person
+SAMPLE_DOCUMENTS: dict[str, Callable[..., etree._Element]] = {
+    READER_TICKET_SERVICE: reader_registration,
+}
+
+
+def signer_for(person: Person, *, key: str = "sign") -> DocumentSigner:
+    """A signer holding the person's SIGN (default) or AUTH key, loaded once."""
+    files = person.sign if key == "sign" else person.auth
+    return DocumentSigner(SigningKey.from_pem(files.cert, files.key))
+
+
+def signed_application(person: Person, service_id: str, *, key: str = "sign", **overrides: str) -> etree._Element:
+    """Build the sample document for ``service_id`` and sign it as ``person``."""
+    try:
+        build = SAMPLE_DOCUMENTS[service_id]
+    except KeyError:
+        raise KeyError(f"no sample application for service {service_id!r}; known: {sorted(SAMPLE_DOCUMENTS)}") from None
+    return signer_for(person, key=key).sign(build(person, **overrides))

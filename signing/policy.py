@@ -1,0 +1,59 @@
+"""What the verifier expects of an applicant's signature.
+
+Security caveat: the defaults are the strict ones. Widening ``signature_methods`` to SHA-1 or HMAC,
+or ``transforms`` beyond enveloped-signature and canonicalisation, re-opens known attacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+
+from signing.nca import KeyPurpose
+
+ENVELOPED_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+
+
+class RevocationMode(StrEnum):
+    """How a missing revocation answer is treated."""
+
+    OFF = "off"
+    "Not checked; the report carries a warning. Until an OCSP/CRL checker is configured."
+    SOFT_FAIL = "soft_fail"
+    "Checked; an unreachable source is a warning."
+    HARD_FAIL = "hard_fail"
+    "Checked; an unreachable source makes the result INDETERMINATE/TRY_LATER."
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """Expectations for one applicant signature (enveloped XMLDSig over the whole business document)."""
+
+    signature_methods: frozenset[str] = frozenset(
+        m.value for m in (
+            SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512,
+            SignatureMethod.ECDSA_SHA256, SignatureMethod.ECDSA_SHA384, SignatureMethod.ECDSA_SHA512,
+        )
+    )
+    "Allowed SignatureMethod URIs. No SHA-1, no HMAC."
+    digest_algorithms: frozenset[str] = frozenset(
+        d.value for d in (DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512)
+    )
+    "Allowed DigestMethod URIs."
+    transforms: frozenset[str] = frozenset(
+        {ENVELOPED_TRANSFORM} | {c.value for c in CanonicalizationMethod if "COMMENTS" not in c.name}
+    )
+    "Allowed Transform algorithms: enveloped-signature and C14N without comments (no XSLT, no XPath)."
+    required_key_purpose: KeyPurpose = KeyPurpose.SIGN
+    "Applications must be signed with a SIGN key (digitalSignature + nonRepudiation)."
+    clock_skew: timedelta = timedelta(minutes=5)
+    "Tolerance for certificate validity against the local clock."
+    revocation: RevocationMode = RevocationMode.OFF
+    "Revocation checking mode."
+    max_certificates: int = 4
+    "Most X509Certificate elements accepted in KeyInfo (the signer plus its CA path)."
+    extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    "Reserved for backend-specific options (e.g. a GOST provider)."

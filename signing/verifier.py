@@ -1,0 +1,312 @@
+"""Verifying an applicant's enveloped XMLDSig signature, and returning only what was signed.
+
+The structure is checked first (exactly one Signature, a direct child of the root, one Reference
+covering the whole document, allowed transforms and algorithms only), then the signer's
+certificate (validity, path to a trust anchor, SIGN key usage), then the cryptography (by signxml,
+with the already-validated certificate pinned). Callers must use :attr:`VerifiedDocument.signed`,
+which is re-parsed from the canonical bytes that were digested: comments, unsigned siblings and
+anything outside the reference never reach the application.
+
+Security caveat: a certificate is trusted only through :class:`signing.trust.TrustStore`; KeyValue
+elements are compared against the certificate, never used on their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier
+from signxml.algorithms import DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
+
+from signing.idnumbers import mask_ids
+from signing.nca import CertificateIdentity, KeyPurpose, read_identity
+from signing.policy import VerificationPolicy
+from signing.report import (
+    ChainElement,
+    Indication,
+    RevocationInfo,
+    SignerInfo,
+    SubIndication,
+    ValidationReport,
+)
+from signing.trust import TrustedPath, TrustStore, UntrustedCertificateError, fingerprint
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+NS = {"ds": DS}
+_ID_ATTRIBUTES = ("Id", "ID", "id")
+GOST_KEY_OIDS = frozenset({"1.2.398.3.10.1.1.1.1", "1.2.398.3.10.1.1.2.3.1", "1.2.398.3.10.1.1.2.3.2"})
+
+# Gateway error code for each sub-indication; a few checks refine it (see _fail callers).
+ERROR_CODES: dict[SubIndication, str] = {
+    SubIndication.FORMAT_FAILURE: "SIG_FORMAT_FAILURE",
+    SubIndication.HASH_FAILURE: "SIG_HASH_FAILURE",
+    SubIndication.SIG_CRYPTO_FAILURE: "SIG_CRYPTO_FAILURE",
+    SubIndication.REVOKED: "SIG_REVOKED",
+    SubIndication.REVOKED_NO_POE: "SIG_REVOKED",
+    SubIndication.EXPIRED: "SIG_EXPIRED",
+    SubIndication.OUT_OF_BOUNDS_NO_POE: "SIG_EXPIRED",
+    SubIndication.NOT_YET_VALID: "SIG_NOT_YET_VALID",
+    SubIndication.NO_SIGNING_CERTIFICATE_FOUND: "SIG_NO_SIGNING_CERTIFICATE_FOUND",
+    SubIndication.NO_CERTIFICATE_CHAIN_FOUND: "SIG_NO_CERTIFICATE_CHAIN_FOUND",
+    SubIndication.CHAIN_CONSTRAINTS_FAILURE: "SIG_CHAIN_CONSTRAINTS_FAILURE",
+    SubIndication.SIG_CONSTRAINTS_FAILURE: "SIG_CONSTRAINTS_FAILURE",
+    SubIndication.CRYPTO_CONSTRAINTS_FAILURE: "SIG_CRYPTO_CONSTRAINTS_FAILURE",
+    SubIndication.TRY_LATER: "SIG_TRY_LATER",
+    SubIndication.SIGNED_DATA_NOT_FOUND: "SIG_SIGNED_DATA_NOT_FOUND",
+}
+_TOTAL_FAILED = frozenset({
+    SubIndication.FORMAT_FAILURE, SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE,
+    SubIndication.REVOKED, SubIndication.NOT_YET_VALID,
+})
+
+
+class SignatureRejected(Exception):
+    """Validation did not pass; :attr:`report` says why."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        super().__init__(f"{report.indication}/{report.sub_indication}: {'; '.join(report.errors)}")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class VerifiedDocument:
+    """A signature that passed, and the data it covers."""
+
+    signed: etree._Element
+    "The business document exactly as signed (signature removed, re-parsed from canonical form)."
+    report: ValidationReport
+    "The TOTAL_PASSED report."
+    identity: CertificateIdentity
+    "Everything read from the signer's certificate."
+
+
+class _Failure(Exception):
+    def __init__(self, sub: SubIndication, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.sub, self.reason, self.code = sub, reason, code
+
+
+class DocumentVerifier:
+    """Verifies enveloped signatures against one policy and trust store (both loaded once)."""
+
+    def __init__(
+        self,
+        policy: VerificationPolicy,
+        trust: TrustStore,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.policy = policy
+        self.trust = trust
+        self.clock = clock
+        self._xml_verifier = XMLVerifier()
+        self._signxml_config = SignatureConfiguration(
+            require_x509=True,
+            location="./",
+            expect_references=1,
+            signature_methods=frozenset(SignatureMethod(m) for m in policy.signature_methods),
+            digest_algorithms=frozenset(DigestAlgorithm(d) for d in policy.digest_algorithms),
+            ignore_ambiguous_key_info=False,
+        )
+        self._identities: dict[bytes, CertificateIdentity] = {}
+
+    def verify(self, document: etree._Element) -> VerifiedDocument:
+        """Verify ``document`` (the root of a standalone tree) or raise :class:`SignatureRejected`."""
+        now = self.clock()
+        found: dict[str, object] = {}
+        try:
+            return self._verify(document, now, found)
+        except _Failure as failure:
+            report = ValidationReport(
+                indication=(Indication.TOTAL_FAILED if failure.sub in _TOTAL_FAILED
+                            else Indication.INDETERMINATE),
+                sub_indication=failure.sub,
+                error_code=failure.code or ERROR_CODES[failure.sub],
+                validation_time=now,
+                errors=(failure.reason,),
+                **found,  # type: ignore[arg-type]
+            )
+            raise SignatureRejected(report) from None
+
+    def _verify(self, document: etree._Element, now: datetime, found: dict[str, object]) -> VerifiedDocument:
+        signature = self._check_structure(document)
+        signed_info = signature.find("ds:SignedInfo", NS)
+        method = signed_info.find("ds:SignatureMethod", NS).get("Algorithm", "")
+        digest = signed_info.find("ds:Reference/ds:DigestMethod", NS)
+        found["signature_algorithm"] = method
+        found["digest_algorithm"] = digest.get("Algorithm") if digest is not None else None
+
+        signer_cert, untrusted = self._signing_certificate(signature)
+        identity = self._identity(signer_cert)
+        found["signer"] = _signer_info(identity)
+        if identity.public_key_algorithm in GOST_KEY_OIDS or identity.public_key_algorithm.startswith("gost"):
+            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                           "GOST 34.310 signatures are not supported by this verification backend",
+                           "SIG_UNSUPPORTED_ALGORITHM")
+        if method not in self.policy.signature_methods:
+            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"signature method {method} is not allowed")
+        for digest_method in signed_info.iterfind("ds:Reference/ds:DigestMethod", NS):
+            if digest_method.get("Algorithm") not in self.policy.digest_algorithms:
+                raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                               f"digest method {digest_method.get('Algorithm')} is not allowed")
+
+        skew = self.policy.clock_skew
+        if now + skew < signer_cert.not_valid_before_utc:
+            raise _Failure(SubIndication.NOT_YET_VALID,
+                           f"certificate is valid only from {signer_cert.not_valid_before_utc.isoformat()}")
+        if now - skew > signer_cert.not_valid_after_utc:
+            raise _Failure(SubIndication.OUT_OF_BOUNDS_NO_POE,
+                           f"certificate expired on {signer_cert.not_valid_after_utc.isoformat()}")
+        # Within the skew allowance, validate as of the nearest instant the certificate was valid.
+        at = min(max(now, signer_cert.not_valid_before_utc), signer_cert.not_valid_after_utc)
+        try:
+            path = self.trust.validate(signer_cert, untrusted, at)
+        except UntrustedCertificateError as exc:
+            # The library's text names certificate subjects, which carry IINs: mask them.
+            raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+                           f"no path to a trust anchor: {mask_ids(str(exc))}") from None
+        found["chain"] = _chain(path)
+        if identity.key_purpose is not self.policy.required_key_purpose:
+            raise _Failure(SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+                           f"certificate key purpose is {identity.key_purpose}, "
+                           f"{self.policy.required_key_purpose} is required",
+                           "SIG_NOT_SIGNING_KEY" if identity.key_purpose is KeyPurpose.AUTH else None)
+
+        config = replace(self._signxml_config, verification_time=at)
+        try:
+            result = self._xml_verifier.verify(document, x509_cert=signer_cert, expect_config=config)
+        except InvalidDigest as exc:
+            raise _Failure(SubIndication.HASH_FAILURE, f"signed data was changed: {exc}") from None
+        except InvalidCertificate as exc:
+            raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND, str(exc)) from None
+        except InvalidSignature as exc:
+            raise _Failure(SubIndication.SIG_CRYPTO_FAILURE, f"signature value does not verify: {exc}") from None
+        except (InvalidInput, ValueError, etree.LxmlError) as exc:
+            raise _Failure(SubIndication.FORMAT_FAILURE, f"signature cannot be processed: {exc}") from None
+        signed = result.signed_xml  # type: ignore[union-attr]
+        if signed is None or etree.QName(signed).text != etree.QName(document).text:
+            raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND, "the signature does not cover the document")
+
+        report = ValidationReport(
+            indication=Indication.TOTAL_PASSED,
+            sub_indication=None,
+            error_code=None,
+            validation_time=now,
+            revocation=RevocationInfo(status="not_checked", source="none", checked_at=None),
+            warnings=("revocation status was not checked (revocation mode is off)",),
+            **found,  # type: ignore[arg-type]
+        )
+        return VerifiedDocument(signed=signed, report=report, identity=identity)
+
+    def _check_structure(self, document: etree._Element) -> etree._Element:
+        if etree.QName(document).namespace == DS:
+            raise _Failure(SubIndication.FORMAT_FAILURE, "the document root must not be an XMLDSig element")
+        signatures = document.xpath("//ds:Signature", namespaces=NS)
+        if not signatures:
+            raise _Failure(SubIndication.FORMAT_FAILURE, "the document is not signed")
+        if len(signatures) > 1:
+            raise _Failure(SubIndication.FORMAT_FAILURE, f"{len(signatures)} Signature elements; exactly one allowed")
+        signature = signatures[0]
+        if signature.getparent() is not document:
+            raise _Failure(SubIndication.FORMAT_FAILURE, "the Signature must be a direct child of the document root")
+        signed_info = signature.find("ds:SignedInfo", NS)
+        if signed_info is None or signed_info.find("ds:SignatureMethod", NS) is None:
+            raise _Failure(SubIndication.FORMAT_FAILURE, "the Signature has no SignedInfo/SignatureMethod")
+        references = signed_info.findall("ds:Reference", NS)
+        if len(references) != 1:
+            raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
+                           f"{len(references)} References; exactly one, covering the whole document, is required")
+        self._check_reference_target(document, references[0].get("URI"))
+        for transform in references[0].iterfind("ds:Transforms/ds:Transform", NS):
+            if transform.get("Algorithm") not in self.policy.transforms or len(transform):
+                raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
+                               f"transform {transform.get('Algorithm')} is not allowed")
+        return signature
+
+    @staticmethod
+    def _check_reference_target(document: etree._Element, uri: str | None) -> None:
+        if uri == "":
+            return
+        if uri is None or not uri.startswith("#") or uri.startswith("#xpointer("):
+            raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND,
+                           f"reference URI {uri!r} does not point into this document")
+        wanted = uri[1:]
+        holders = [el for el in document.iter() if any(el.get(a) == wanted for a in _ID_ATTRIBUTES)]
+        if len(holders) != 1:
+            raise _Failure(SubIndication.FORMAT_FAILURE, f"Id {wanted!r} appears {len(holders)} times")
+        if holders[0] is not document:
+            raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
+                           "the reference must cover the whole document, not one element of it")
+
+    def _signing_certificate(
+        self, signature: etree._Element
+    ) -> tuple[x509.Certificate, list[x509.Certificate]]:
+        elements = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", NS)
+        if not elements:
+            raise _Failure(SubIndication.NO_SIGNING_CERTIFICATE_FOUND, "no X509Certificate in KeyInfo")
+        if len(elements) > self.policy.max_certificates:
+            raise _Failure(SubIndication.FORMAT_FAILURE, f"more than {self.policy.max_certificates} certificates")
+        certificates = []
+        for element in elements:
+            try:
+                der = base64.b64decode("".join((element.text or "").split()), validate=True)
+                certificates.append(x509.load_der_x509_certificate(der))
+            except (binascii.Error, ValueError):
+                raise _Failure(SubIndication.FORMAT_FAILURE, "an X509Certificate cannot be decoded") from None
+        end_entities = [c for c in certificates if not _is_ca(c)]
+        if len(end_entities) != 1:
+            raise _Failure(SubIndication.FORMAT_FAILURE,
+                           f"{len(end_entities)} end-entity certificates in KeyInfo; exactly one is required")
+        signer = end_entities[0]
+        return signer, [c for c in certificates if c is not signer]
+
+    def _identity(self, certificate: x509.Certificate) -> CertificateIdentity:
+        key = fingerprint(certificate)
+        identity = self._identities.get(key)
+        if identity is None:
+            if len(self._identities) > 10_000:
+                self._identities.clear()
+            identity = self._identities[key] = read_identity(certificate)
+        return identity
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _signer_info(identity: CertificateIdentity) -> SignerInfo:
+    return SignerInfo(
+        iin=identity.iin,
+        bin=identity.bin,
+        name=identity.common_name,
+        organisation=identity.organisation,
+        roles=tuple(sorted(identity.roles)),
+        policies=identity.policies,
+        key_purpose=str(identity.key_purpose),
+        certificate_serial=format(identity.serial_number, "x"),
+    )
+
+
+def _chain(path: TrustedPath) -> tuple[ChainElement, ...]:
+    return tuple(
+        ChainElement(
+            subject=c.subject.rfc4514_string(),
+            issuer=c.issuer.rfc4514_string(),
+            serial=format(c.serial_number, "x"),
+            not_before=c.not_valid_before_utc,
+            not_after=c.not_valid_after_utc,
+            sha256=fingerprint(c).hex(),
+        )
+        for c in path.certificates
+    )
