@@ -11,6 +11,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 import schemas
@@ -69,7 +71,9 @@ def create_app(settings: Settings, *, redis_url: str) -> web.Application:
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        # Few, quick retries: a blip is ridden out, an outage is reported at once (503, Retry-After).
+        redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+                               retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
         registry = ServiceRegistry.build(settings.services, {"rest": RestConnector(session)})
         senders = SenderDirectory(settings.senders)

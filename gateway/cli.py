@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     submit.add_argument("--message-id", default=None, help="reuse a messageId (to see idempotency)")
     submit.add_argument("--key", choices=["sign", "auth"], default="sign", help="which of the person's keys")
-    submit.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    submit.add_argument("--json", action="store_true", help="print the outcome as JSON (with the result XML)")
+    submit.add_argument("--out", type=Path, default=None, help="save the signed result document here")
 
     pki = commands.add_parser("pki", help="the test PKI")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True)

@@ -92,6 +92,14 @@ class Pipeline:
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
     async def process(self, request: IntakeRequest, session_id: str) -> Outcome:
+        """Run the whole pipeline; storage trouble anywhere is one clear, retryable error."""
+        try:
+            return await self._process(request, session_id)
+        except RedisError as exc:
+            log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
+            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+
+    async def _process(self, request: IntakeRequest, session_id: str) -> Outcome:
         sender = self.senders.authenticate(request.sender_id, request.password)
         service = self.registry.get(request.service_id)
         if service is None:
@@ -106,23 +114,27 @@ class Pipeline:
         self._check_document(service, verified.signed)
         applicant_iin = self._check_identity(service, verified)
 
-        earlier = await self._claim(request, session_id)
+        earlier = await self.store.claim_message(request.sender_id, request.message_id, session_id)
         if earlier is not None:
             return await self._replay(earlier)
         now = utc_now()
         app = Application(
             id=session_id, sender_id=request.sender_id, message_id=request.message_id,
             service_id=service.service_id, channel=request.channel, applicant_iin=applicant_iin,
-            applicant_name=verified.identity.common_name, status=Status.ACCEPTED, created_at=now,
+            applicant_name=verified.identity.common_name, status=Status.ROUTED, created_at=now,
             updated_at=now, document=etree.tostring(verified.signed, encoding="unicode"),
             report=verified.report.to_dict(), correlation_id=request.correlation_id,
             properties=dict(request.properties),
         )
         try:
-            await self.store.create(app, "signature verified, application recorded")
-        except RedisError as exc:
+            # Accepted and handed to routing in one durable write, before anything is acknowledged.
+            await self.store.create(app, [
+                (Status.ACCEPTED, "signature verified, application recorded"),
+                (Status.ROUTED, f"sent to the back-end over {service.settings.connector}"),
+            ])
+        except RedisError:
             await self._release_quietly(request, session_id)
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+            raise
         log.info("accepted %s service=%s sender=%s %s", session_id, service.service_id, request.sender_id,
                  verified.report.log_summary())
         return await self._route(app, service, verified.signed)
@@ -175,12 +187,6 @@ class Pipeline:
             raise GatewayError("ID_IIN_MISMATCH")
         return certified
 
-    async def _claim(self, request: IntakeRequest, session_id: str) -> str | None:
-        try:
-            return await self.store.claim_message(request.sender_id, request.message_id, session_id)
-        except RedisError as exc:
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
-
     async def _release_quietly(self, request: IntakeRequest, session_id: str) -> None:
         try:
             await self.store.release_message(request.sender_id, request.message_id, session_id)
@@ -189,10 +195,7 @@ class Pipeline:
 
     async def _replay(self, app_id: str) -> Outcome:
         """A repeated messageId gets the first answer, and the back-end is not called again."""
-        try:
-            app = await self.store.get(app_id)
-        except RedisError as exc:
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+        app = await self.store.get(app_id)
         if app is None or app.status in (Status.ACCEPTED, Status.ROUTED):
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
         if app.status is Status.FAILED:
@@ -200,8 +203,6 @@ class Pipeline:
         return Outcome(application=app, result=(app.result or "").encode(), replayed=True)
 
     async def _route(self, app: Application, service: Service, document: etree._Element) -> Outcome:
-        app.status = Status.ROUTED
-        await self.store.save(app, f"sent to the back-end over {service.settings.connector}")
         payload = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
         try:
             answer = await service.connector.call(

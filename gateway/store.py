@@ -14,7 +14,7 @@ Every write that acknowledges something happens before the acknowledgement is se
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -73,15 +73,18 @@ class Application:
     "requestInfo/properties from the sender."
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # Shallow on purpose: dataclasses.asdict deep-copies the report and costs more than the rest.
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Application:
         data = json.loads(raw)
-        known = {f.name for f in fields(cls)}
-        app = cls(**{k: v for k, v in data.items() if k in known})
+        app = cls(**{k: v for k, v in data.items() if k in _FIELDS})
         app.status = Status(app.status)
         return app
+
+
+_FIELDS = tuple(f.name for f in fields(Application))
 
 
 def utc_now() -> str:
@@ -126,13 +129,14 @@ class ApplicationStore:
                 pipe.delete(key)
                 await pipe.execute()
 
-    async def create(self, app: Application, note: str) -> None:
-        """Record a new application with its first history event, atomically."""
-        event = json.dumps({"at": app.created_at, "status": app.status, "note": note}, ensure_ascii=False)
+    async def create(self, app: Application, events: list[tuple[Status, str]]) -> None:
+        """Record a new application with its first history events, atomically, in one round trip."""
         score = datetime.fromisoformat(app.created_at).timestamp()
+        history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
+                   for status, note in events]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._app(app.id), app.to_json())
-            pipe.rpush(self._history(app.id), event)
+            pipe.rpush(self._history(app.id), *history)
             pipe.zadd(self._cabinet(app.applicant_iin), {app.id: score})
             pipe.hset(f"{self._cabinet(app.applicant_iin)}:msg", app.message_id, app.id)
             await pipe.execute()

@@ -2,6 +2,7 @@
 
 Signs a sample application as a test person, sends it through the SOAP SyncChannel, verifies the
 gateway's signature on the result against the test PKI, and prints where the cabinet lists it.
+Exit code 0 only when the application completed and the result's signature is TOTAL_PASSED.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import urllib.parse
+from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 from mocks.pki import ensure_pki
 from mocks.portal.applicant import signed_application
-from mocks.portal.shep_client import SyncChannelClient
+from mocks.portal.shep_client import SendResult, SyncChannelClient
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected
@@ -32,40 +34,56 @@ def submit(args: argparse.Namespace) -> int:
     gateway = args.gateway.rstrip("/")
     try:
         client = SyncChannelClient(f"{gateway}/shep/sync?wsdl")
-    except Exception as exc:  # connection refused, bad WSDL: say it plainly
+    except Exception as exc:  # connection refused, bad WSDL: say it plainly, no traceback
         print(f"error: cannot load the gateway's WSDL from {gateway}/shep/sync?wsdl: {exc}", file=sys.stderr)
         return 1
     result = client.send(service_id=args.service, sender_id=args.sender, password=args.password,
                          document=document, message_id=args.message_id)
-    outcome: dict[str, object] = {
-        "person": person.handle, "service": args.service, "status": result.status_code,
-        "message": result.message, "sessionId": result.session_id,
+    outcome: dict[str, Any] = {
+        "person": person.handle, "signer": f"{person.surname} {person.name}", "service": args.service,
+        "status": result.status_code, "message": result.message, "sessionId": result.session_id,
     }
     if not result.ok:
         outcome["error"] = result.error_data
         _print(outcome, args.json)
         return 1
-    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    outcome.update(_check_result(result, pki.trust_anchors, pki.intermediates))
+    outcome["cabinet"] = f"curl -u {args.sender}:<password> {gateway}/api/v1/cabinet/{person.iin}/applications"
+    if args.out:
+        Path(args.out).write_bytes(etree.tostring(result.document, xml_declaration=True, encoding="UTF-8"))
+        outcome["savedTo"] = str(args.out)
+    if args.json:
+        outcome["resultXml"] = etree.tostring(result.document, encoding="unicode")
+    _print(outcome, args.json)
+    return 0 if outcome["resultSignature"]["indication"] == "TOTAL_PASSED" else 1
+
+
+def _check_result(result: SendResult, anchors: tuple[Path, ...], intermediates: tuple[Path, ...]) -> dict[str, Any]:
+    """Verify the gateway's signature on the result and list the result's fields."""
+    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(anchors, intermediates))
     try:
         verified = verifier.verify(result.document)
-        signature = {"indication": str(verified.report.indication),
-                     "signer": verified.identity.common_name,
-                     "organisation": verified.identity.organisation}
     except SignatureRejected as rejected:
-        signature = {"indication": str(rejected.report.indication), "errors": list(rejected.report.errors)}
-    outcome["resultSignature"] = signature
-    outcome["result"] = etree.tostring(result.document, encoding="unicode")
-    outcome["cabinet"] = (f"{gateway}/api/v1/cabinet/{urllib.parse.quote(person.iin)}/applications"
-                          f"  (HTTP Basic {args.sender}:<password>)")
-    _print(outcome, args.json)
-    return 0 if signature["indication"] == "TOTAL_PASSED" else 1
+        return {"resultSignature": {"indication": str(rejected.report.indication),
+                                    "errors": list(rejected.report.errors)}}
+    fields = {etree.QName(el).localname: " ".join(el.itertext()).strip()
+              for el in verified.signed if isinstance(el.tag, str)}
+    return {
+        "resultSignature": {"indication": str(verified.report.indication),
+                            "signedBy": verified.identity.display_name(),
+                            "certificateSerial": verified.report.signer.certificate_serial},
+        "result": {"document": etree.QName(verified.signed).localname, **fields},
+    }
 
 
-def _print(outcome: dict[str, object], as_json: bool) -> None:
+def _print(outcome: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(outcome, ensure_ascii=False, indent=2))
         return
     for key, value in outcome.items():
         if isinstance(value, dict):
-            value = json.dumps(value, ensure_ascii=False, indent=2)
-        print(f"{key}: {value}")
+            print(f"{key}:")
+            for inner, text in value.items():
+                print(f"  {inner:<18} {text if not isinstance(text, dict | list) else json.dumps(text, ensure_ascii=False)}")
+        else:
+            print(f"{key:<20} {value}")

@@ -74,10 +74,11 @@ class TrustStore:
         return cls(load_certificates(anchors), load_certificates(intermediates))
 
     def validate(
-        self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime
+        self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime,
+        *, leaf_fingerprint: bytes | None = None,
     ) -> TrustedPath:
         """Return the path for ``leaf`` valid at ``at``, or raise :class:`UntrustedCertificateError`."""
-        key = fingerprint(leaf)
+        key = leaf_fingerprint or fingerprint(leaf)
         cached = self._cache.get(key)
         if cached is not None and cached.valid_from <= at <= cached.valid_until:
             self._cache.move_to_end(key)

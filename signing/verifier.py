@@ -42,6 +42,7 @@ from signing.trust import TrustedPath, TrustStore, UntrustedCertificateError, fi
 DS = "http://www.w3.org/2000/09/xmldsig#"
 NS = {"ds": DS}
 _ID_ATTRIBUTES = ("Id", "ID", "id")
+_MEMO_SIZE = 10_000
 GOST_KEY_OIDS = frozenset({"1.2.398.3.10.1.1.1.1", "1.2.398.3.10.1.1.2.3.1", "1.2.398.3.10.1.1.2.3.2"})
 
 # Gateway error code for each sub-indication; a few checks refine it (see _fail callers).
@@ -117,6 +118,7 @@ class DocumentVerifier:
             ignore_ambiguous_key_info=False,
         )
         self._identities: dict[bytes, CertificateIdentity] = {}
+        self._chains: dict[bytes, tuple[TrustedPath, tuple[ChainElement, ...]]] = {}
 
     def verify(self, document: etree._Element) -> VerifiedDocument:
         """Verify ``document`` (the root of a standalone tree) or raise :class:`SignatureRejected`."""
@@ -145,7 +147,8 @@ class DocumentVerifier:
         found["digest_algorithm"] = digest.get("Algorithm") if digest is not None else None
 
         signer_cert, untrusted = self._signing_certificate(signature)
-        identity = self._identity(signer_cert)
+        leaf_fingerprint = fingerprint(signer_cert)
+        identity = self._identity(signer_cert, leaf_fingerprint)
         found["signer"] = _signer_info(identity)
         if identity.public_key_algorithm in GOST_KEY_OIDS or identity.public_key_algorithm.startswith("gost"):
             raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
@@ -168,12 +171,12 @@ class DocumentVerifier:
         # Within the skew allowance, validate as of the nearest instant the certificate was valid.
         at = min(max(now, signer_cert.not_valid_before_utc), signer_cert.not_valid_after_utc)
         try:
-            path = self.trust.validate(signer_cert, untrusted, at)
+            path = self.trust.validate(signer_cert, untrusted, at, leaf_fingerprint=leaf_fingerprint)
         except UntrustedCertificateError as exc:
             # The library's text names certificate subjects, which carry IINs: mask them.
             raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
                            f"no path to a trust anchor: {mask_ids(str(exc))}") from None
-        found["chain"] = _chain(path)
+        found["chain"] = self._chain(path, leaf_fingerprint)
         if identity.key_purpose is not self.policy.required_key_purpose:
             raise _Failure(SubIndication.CHAIN_CONSTRAINTS_FAILURE,
                            f"certificate key purpose is {identity.key_purpose}, "
@@ -239,7 +242,9 @@ class DocumentVerifier:
             raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND,
                            f"reference URI {uri!r} does not point into this document")
         wanted = uri[1:]
-        holders = [el for el in document.iter() if any(el.get(a) == wanted for a in _ID_ATTRIBUTES)]
+        # signxml resolves the URI by attribute local name in any namespace (so also xml:id, x:Id): match the same.
+        holders = [el for el in document.iter() if isinstance(el.tag, str) and any(
+            value == wanted and etree.QName(name).localname in _ID_ATTRIBUTES for name, value in el.items())]
         if len(holders) != 1:
             raise _Failure(SubIndication.FORMAT_FAILURE, f"Id {wanted!r} appears {len(holders)} times")
         if holders[0] is not document:
@@ -268,14 +273,22 @@ class DocumentVerifier:
         signer = end_entities[0]
         return signer, [c for c in certificates if c is not signer]
 
-    def _identity(self, certificate: x509.Certificate) -> CertificateIdentity:
-        key = fingerprint(certificate)
+    def _identity(self, certificate: x509.Certificate, key: bytes) -> CertificateIdentity:
         identity = self._identities.get(key)
         if identity is None:
-            if len(self._identities) > 10_000:
+            if len(self._identities) > _MEMO_SIZE:
                 self._identities.clear()
             identity = self._identities[key] = read_identity(certificate)
         return identity
+
+    def _chain(self, path: TrustedPath, key: bytes) -> tuple[ChainElement, ...]:
+        """The report's view of a path, rendered once per path (subject strings are not free)."""
+        cached = self._chains.get(key)
+        if cached is None or cached[0] is not path:
+            if len(self._chains) > _MEMO_SIZE:
+                self._chains.clear()
+            cached = self._chains[key] = (path, _chain(path))
+        return cached[1]
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:

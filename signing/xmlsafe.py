@@ -38,8 +38,20 @@ class XmlLimits:
     "Most elements accepted."
 
 
+class _RefuseExternal(etree.Resolver):
+    """Answers every external DTD/entity load with nothing, so libxml2 never opens a file or URL.
+
+    ``load_dtd=False`` alone does not stop libxml2 from fetching an external subset when an undeclared
+    entity is referenced; the byte check in :func:`parse_untrusted` misses a DOCTYPE in UTF-16 or UTF-7,
+    and without this resolver such a document made the parser open a local file (a FIFO hangs it).
+    """
+
+    def resolve(self, url: str | None, pubid: str | None, context: object) -> object:
+        return self.resolve_string("", context)
+
+
 def _make_parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -48,6 +60,8 @@ def _make_parser() -> etree.XMLParser:
         collect_ids=False,
         remove_blank_text=False,
     )
+    parser.resolvers.add(_RefuseExternal())
+    return parser
 
 
 # lxml parsers are not thread-safe but are safe to reuse within one event loop thread.

@@ -100,6 +100,8 @@ class LibraryState:
     tickets: dict[str, Ticket] = field(default_factory=dict)
     sequences: dict[int, int] = field(default_factory=dict)
     fault: FaultPlan = field(default_factory=FaultPlan)
+    registrations_received: int = 0
+    "How many registration requests reached the handler (tests check the gateway called once)."
 
     def issue(
         self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None
@@ -211,6 +213,7 @@ def _text(root: etree._Element, name: str) -> str | None:
 async def register_reader(request: web.Request) -> web.Response:
     """POST /api/v1/readers: validate the registration, issue or return the single ticket."""
     state = request.app[LIBRARY_STATE]
+    state.registrations_received += 1
     if request.content_type not in _XML_TYPES:
         return problem(
             415,

@@ -1,0 +1,147 @@
+"""Shared fixtures: one test PKI, one real embedded redis-server, the library mock and the gateway on
+real sockets, all per test session. Redis is flushed before each test that uses the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.config import (
+    LimitSettings,
+    ListenSettings,
+    SenderSettings,
+    ServiceSettings,
+    Settings,
+    SignerSettings,
+    TrustSettings,
+)
+from gateway.redis_embedded import EmbeddedRedis
+from gateway.runtime import READER_TICKET_SERVICE, start_site
+from gateway.app import create_app
+from gateway.senders import hash_password
+from mocks.library import LIBRARY_STATE, create_library_app
+from mocks.pki import TestPki, generate_pki
+from mocks.portal.shep_client import SyncChannelClient
+
+PORTAL, PORTAL_PASSWORD = "portal", "portal-test-password"
+OFFICE, OFFICE_PASSWORD = "registry-office", "office-test-password"
+DOWN_SERVICE = "kazneb.reader-ticket.down"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
+def pki(state_dir: Path) -> TestPki:
+    return generate_pki(state_dir / "pki")
+
+
+@pytest.fixture(scope="session")
+def redis_url(state_dir: Path) -> Iterator[str]:
+    with EmbeddedRedis(state_dir / "redis") as server:
+        yield server.url
+
+
+@dataclass
+class GatewayUnderTest:
+    """Handles on the running system for tests to drive and inspect."""
+
+    url: str
+    settings: Settings
+    pki: TestPki
+    library: web.Application
+    redis: Redis
+
+    @property
+    def library_calls(self) -> int:
+        return self.library[LIBRARY_STATE].registrations_received
+
+    def auth(self, sender: str = PORTAL, password: str = PORTAL_PASSWORD) -> dict[str, str]:
+        """HTTP Basic headers for the cabinet API."""
+        return {"Authorization": aiohttp.encode_basic_auth(sender, password)}
+
+
+def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str) -> Settings:
+    gateway_keys = pki.systems["gateway"]
+    return Settings(
+        state_dir=state_dir,
+        listen=ListenSettings(port=port),
+        limits=LimitSettings(max_body_bytes=256 * 1024),
+        trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
+        signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
+        senders={
+            PORTAL: SenderSettings(password_hash=hash_password(PORTAL_PASSWORD), cabinet=True),
+            OFFICE: SenderSettings(password_hash=hash_password(OFFICE_PASSWORD), services=("other.service",)),
+        },
+        services={
+            READER_TICKET_SERVICE: ServiceSettings(
+                endpoint=f"{library_url}/api/v1/readers",
+                document_schema="kazneb/reader-registration.xsd",
+                result_schema="kazneb/reader-ticket.xsd",
+                timeout_seconds=5,
+            ),
+            DOWN_SERVICE: ServiceSettings(
+                endpoint=f"http://127.0.0.1:{free_port()}/api/v1/readers",
+                document_schema="kazneb/reader-registration.xsd",
+                timeout_seconds=2,
+            ),
+        },
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def system(state_dir: Path, pki: TestPki, redis_url: str) -> AsyncIterator[GatewayUnderTest]:
+    library_app = create_library_app()
+    library_port = free_port()
+    library = await start_site(library_app, "127.0.0.1", library_port)
+    port = free_port()
+    settings = make_settings(state_dir, pki, port=port, library_url=f"http://127.0.0.1:{library_port}")
+    gateway = await start_site(create_app(settings, redis_url=redis_url), "127.0.0.1", port)
+    redis = Redis.from_url(redis_url)
+    try:
+        yield GatewayUnderTest(settings.base_url, settings, pki, library_app, redis)
+    finally:
+        await redis.aclose()
+        await gateway.cleanup()
+        await library.cleanup()
+
+
+@pytest_asyncio.fixture
+async def gw(system: GatewayUnderTest) -> GatewayUnderTest:
+    """The running system with empty storage."""
+    await system.redis.flushdb()
+    return system
+
+
+@pytest_asyncio.fixture(scope="session")
+async def shep(system: GatewayUnderTest) -> SyncChannelClient:
+    """A zeep client built from the gateway's served WSDL (blocking: call it via asyncio.to_thread)."""
+    return await asyncio.to_thread(SyncChannelClient, f"{system.url}/shep/sync?wsdl")
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def message_id() -> str:
+    return str(uuid.uuid4())

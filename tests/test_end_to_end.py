@@ -1,0 +1,138 @@
+"""A signed application from the portal side, through the gateway, to the library and back, signed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from gateway.runtime import READER_TICKET_SERVICE
+from mocks.library import parse_ticket
+from mocks.portal.applicant import signed_application
+from mocks.portal.shep_client import SyncChannelClient
+from signing.policy import VerificationPolicy
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier
+from tests.conftest import PORTAL, PORTAL_PASSWORD, GatewayUnderTest, message_id
+
+
+def result_verifier(gw: GatewayUnderTest) -> DocumentVerifier:
+    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(gw.pki.trust_anchors, gw.pki.intermediates))
+
+
+async def send_soap(shep: SyncChannelClient, document: etree._Element, **overrides):  # type: ignore[no-untyped-def]
+    arguments = {"service_id": READER_TICKET_SERVICE, "sender_id": PORTAL, "password": PORTAL_PASSWORD,
+                 "document": document, "message_id": message_id(), **overrides}
+    return await asyncio.to_thread(lambda: shep.send(**arguments))
+
+
+async def test_soap_application_comes_back_signed_by_the_gateway(gw: GatewayUnderTest, shep, http) -> None:
+    aigerim = gw.pki.person("aigerim")
+    mid = message_id()
+    result = await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
+
+    assert result.ok, result
+    assert result.status_code == "SCSS001"
+    assert result.message == "Message has been processed successfully"
+    assert result.session_id and result.session_id.startswith("{")
+    verified = result_verifier(gw).verify(result.document)
+    assert verified.identity.common_name == "gateway"
+    ticket = parse_ticket(verified.signed)
+    assert ticket["iin"] == aigerim.iin
+    assert ticket["status"] == "issued"
+    assert ticket["ticket_number"].startswith(f"KAZNEB-{datetime.now(UTC).year}-")
+
+    async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications", headers=gw.auth()) as response:
+        listing = await response.json()
+    assert response.status == 200
+    assert [a["messageId"] for a in listing["applications"]] == [mid]
+    assert listing["applications"][0]["status"] == "completed"
+
+    async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}", headers=gw.auth()) as response:
+        item = await response.json()
+    assert [event["status"] for event in item["history"]] == ["accepted", "routed", "completed"]
+    assert all(event["at"] for event in item["history"])
+    assert item["validationReport"]["indication"] == "TOTAL_PASSED"
+    assert item["validationReport"]["signer"]["iin"] == aigerim.iin
+    assert item["sessionId"] == result.session_id
+    stored = etree.fromstring(item["result"].encode())
+    assert parse_ticket(result_verifier(gw).verify(stored).signed)["ticket_number"] == ticket["ticket_number"]
+
+    async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}/result",
+                        headers=gw.auth()) as response:
+        assert response.status == 200
+        assert response.content_type == "application/xml"
+        downloaded = await response.read()
+    assert result_verifier(gw).verify(etree.fromstring(downloaded)).report.passed
+
+
+async def test_rest_application_comes_back_signed(gw: GatewayUnderTest, http) -> None:
+    saule = gw.pki.person("saule")
+    document = signed_application(saule, READER_TICKET_SERVICE)
+    envelope = {
+        "requestInfo": {
+            "messageId": message_id(),
+            "serviceId": READER_TICKET_SERVICE,
+            "messageDate": datetime.now(UTC).isoformat(),
+            "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD},
+            "properties": [{"key": "channel", "value": "test"}],
+        },
+        "requestData": {"data": etree.tostring(document, encoding="unicode")},
+    }
+    async with http.post(f"{gw.url}/api/v1/requests", json=envelope) as response:
+        body = await response.json()
+    assert response.status == 200, body
+    assert body["responseInfo"]["status"]["code"] == "SCSS001"
+    assert body["responseInfo"]["correlationId"] == envelope["requestInfo"]["messageId"]
+    signed = etree.fromstring(body["responseData"]["data"].encode())
+    assert parse_ticket(result_verifier(gw).verify(signed).signed)["iin"] == saule.iin
+
+
+async def test_repeated_message_id_gets_the_first_answer_and_one_backend_call(gw: GatewayUnderTest, shep) -> None:
+    daniyar = gw.pki.person("daniyar")
+    mid = message_id()
+    calls_before = gw.library_calls
+    first = await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), message_id=mid)
+    second = await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), message_id=mid)
+    assert first.ok and second.ok
+    assert second.session_id == first.session_id
+    assert etree.tostring(second.document) == etree.tostring(first.document)
+    assert gw.library_calls == calls_before + 1
+
+
+async def test_lowercase_types_namespace_and_escaped_string_data_are_accepted(gw: GatewayUnderTest, http) -> None:
+    aigerim = gw.pki.person("aigerim")
+    signed = etree.tostring(signed_application(aigerim, READER_TICKET_SERVICE), encoding="unicode")
+    escaped = signed.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    envelope = f"""<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+        xmlns:t="http://bip.bee.kz/SyncChannel/v10/types"><soap:Body><t:SendMessage><request>
+        <requestInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
+        <messageDate>{datetime.now(UTC).isoformat()}</messageDate>
+        <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
+        <requestData><data>{escaped}</data></requestData></request></t:SendMessage></soap:Body></soap:Envelope>"""
+    async with http.post(f"{gw.url}/shep/sync", data=envelope.encode(),
+                         headers={"Content-Type": "text/xml; charset=utf-8"}) as response:
+        body = await response.read()
+    assert response.status == 200, body
+    answer = etree.fromstring(body)
+    assert answer.find(".//{http://bip.bee.kz/SyncChannel/v10/types}SendMessageResponse") is not None
+    assert answer.findtext(".//status/code") == "SCSS001"
+
+
+async def test_wsdl_is_served_with_our_address(gw: GatewayUnderTest, http) -> None:
+    async with http.get(f"{gw.url}/shep/sync?wsdl") as response:
+        wsdl = etree.fromstring(await response.read())
+    address = wsdl.find(".//{http://schemas.xmlsoap.org/wsdl/soap/}address")
+    assert address.get("location") == f"{gw.url}/shep/sync"
+    assert wsdl.find(".//{http://schemas.xmlsoap.org/wsdl/}service").get("name") == "ISyncChannelHttpService"
+
+
+async def test_health_reports_storage_signer_and_trust(gw: GatewayUnderTest, http) -> None:
+    async with http.get(f"{gw.url}/health") as response:
+        body = await response.json()
+    assert response.status == 200
+    assert body["storage"] == "ok"
+    assert "CN=gateway" in body["signer"]["subject"]
+    assert body["trustAnchors"] == 1
+    assert READER_TICKET_SERVICE in body["services"]
