@@ -6,7 +6,8 @@ Prints operations per second of one core for: raw signxml verification (the base
 the gateway's DocumentVerifier (structure + certificate path + crypto), signing a result with a
 loaded key, the whole pipeline in process (sender auth → verify → schema → identity → Redis →
 library over loopback → sign → Redis), and REST end to end with the gateway (`egov-gateway serve`)
-and the library in processes of their own, reading the gateway's CPU time from /proc. Everything runs on real parts: an embedded redis-server and the library mock on sockets.
+and the library in processes of their own, reading the gateway's CPU time from /proc. Everything
+runs on real parts: an embedded redis-server and the library mock on sockets.
 """
 
 from __future__ import annotations
@@ -26,24 +27,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
-from lxml import etree  # noqa: E402
-from signxml import SignatureConfiguration, XMLVerifier  # noqa: E402
+import aiohttp
+from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier
 
-from gateway.app import create_app  # noqa: E402
-from gateway.http import COMPONENTS  # noqa: E402
-from gateway.pipeline import IntakeRequest, new_session_id  # noqa: E402
-from gateway.redis_embedded import EmbeddedRedis  # noqa: E402
-from gateway.runtime import READER_TICKET_SERVICE, start_site  # noqa: E402
-from gateway.senders import hash_password  # noqa: E402
-from mocks.library import create_library_app  # noqa: E402
-from mocks.pki import generate_pki  # noqa: E402
-from mocks.portal.applicant import signed_application  # noqa: E402
-from signing.policy import VerificationPolicy  # noqa: E402
-from signing.signer import DocumentSigner, SigningKey  # noqa: E402
-from signing.trust import TrustStore  # noqa: E402
-from signing.verifier import DocumentVerifier  # noqa: E402
-from tests.conftest import PORTAL, PORTAL_PASSWORD, free_port, make_settings  # noqa: E402
+from gateway.app import create_app
+from gateway.http import COMPONENTS
+from gateway.pipeline import IntakeRequest, new_session_id
+from gateway.redis_embedded import EmbeddedRedis
+from gateway.runtime import READER_TICKET_SERVICE, start_site
+from gateway.senders import hash_password
+from mocks.library import create_library_app
+from mocks.pki import generate_pki
+from mocks.portal.applicant import signed_application
+from signing.policy import VerificationPolicy
+from signing.signer import DocumentSigner, SigningKey
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier
+from tests.conftest import PORTAL, PORTAL_PASSWORD, free_port, make_settings
 
 
 def per_second(label: str, action: Callable[[], object], seconds: float = 2.0) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 import schemas
 from connectors.rest import RestConnector
 from gateway import cabinet, rest_api, soap
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.http import COMPONENTS, Components
 from gateway.pipeline import Pipeline
 from gateway.registry import ServiceRegistry
@@ -26,7 +27,7 @@ from gateway.senders import SenderDirectory
 from gateway.store import ApplicationStore
 from signing.idnumbers import mask_ids
 from signing.policy import VerificationPolicy
-from signing.signer import DocumentSigner, SigningKey, SignerKeyError
+from signing.signer import DocumentSigner, SignerKeyError, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
 
@@ -56,18 +57,37 @@ def load_signer(settings: Settings) -> DocumentSigner:
 
 def build_verifier(settings: Settings) -> DocumentVerifier:
     if not settings.trust.anchors:
-        raise SignerKeyError("trust.anchors: at least one trust anchor is required")
+        raise ConfigError("trust.anchors: at least one trust anchor is required")
     trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
     policy = VerificationPolicy(clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds))
     return DocumentVerifier(policy, trust)
 
 
-def create_app(settings: Settings, *, redis_url: str) -> web.Application:
-    """Build the application. Keys, trust anchors and schemas load now, so a bad setup fails at start."""
+@dataclass(frozen=True)
+class Loaded:
+    """The slow, fallible part of start-up: done before any server or child process starts."""
+
+    signer: DocumentSigner
+    "The gateway's signing key."
+    verifier: DocumentVerifier
+    "Trust anchors and policy."
+    wsdl: bytes
+    "The served WSDL."
+
+
+def load(settings: Settings) -> Loaded:
+    """Load keys, trust anchors, schemas and the WSDL; raises on a bad setup."""
     signer = load_signer(settings)
     verifier = build_verifier(settings)
     soap.preload_schemas()
-    wsdl = schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync")
+    ServiceRegistry.check_schemas(settings.services)
+    return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"))
+
+
+def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
+    """Build the application (calling :func:`load` unless given its result)."""
+    loaded = loaded or load(settings)
+    signer, verifier, wsdl = loaded.signer, loaded.verifier, loaded.wsdl
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gateway.config import ConfigError, load_settings
+from gateway.redis_embedded import EmbeddedRedisError
 from gateway.runtime import DEMO_PASSWORD, DEMO_SENDER, READER_TICKET_SERVICE, demo, serve, with_port
 from gateway.senders import hash_password
 from signing.signer import SignerKeyError
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return _run(args)
-    except (ConfigError, SignerKeyError) as exc:
+    except (ConfigError, SignerKeyError, EmbeddedRedisError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

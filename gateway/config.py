@@ -7,6 +7,7 @@ Relative paths in the file are resolved against the file's own directory.
 
 from __future__ import annotations
 
+import math
 import tomllib
 import types
 import typing
@@ -139,13 +140,15 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"configuration file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+        raise ConfigError(f"configuration file {path} cannot be read: {exc}") from exc
     settings = settings_from_dict(raw, base_dir=path.resolve().parent)
     check_settings(settings)
     return settings
 
 
-def settings_from_dict(raw: dict[str, Any], *, base_dir: Path = Path.cwd()) -> Settings:
-    return _build(Settings, raw, "", base_dir)
+def settings_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> Settings:
+    return _build(Settings, raw, "", base_dir or Path.cwd())
 
 
 def check_settings(settings: Settings) -> None:
@@ -155,8 +158,8 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"services.{service_id}.connector: unsupported connector {service.connector!r}")
         if service.applicant != "individual":
             raise ConfigError(f"services.{service_id}.applicant: unsupported applicant {service.applicant!r}")
-        if service.timeout_seconds <= 0:
-            raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive")
+        if not (service.timeout_seconds > 0 and math.isfinite(service.timeout_seconds)):  # TOML allows nan, inf
+            raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive and finite")
     for sender_id, sender in settings.senders.items():
         if not sender.password_hash.startswith("scrypt$"):
             raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "

@@ -39,7 +39,7 @@ class EmbeddedRedis:
     """Start with :meth:`start`, stop with :meth:`stop` (also a context manager)."""
 
     def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()  # redis-server chdirs into it; keep paths absolute
         self.port = port
         self._process: subprocess.Popen[bytes] | None = None
 

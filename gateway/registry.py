@@ -8,7 +8,7 @@ from lxml import etree
 
 import schemas
 from connectors.base import Connector
-from gateway.config import ServiceSettings
+from gateway.config import ConfigError, ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,19 @@ class ServiceRegistry:
             )
             for service_id, service in settings.items()
         })
+
+    @staticmethod
+    def check_schemas(settings: dict[str, ServiceSettings]) -> None:
+        """Compile every configured schema once, so a missing or broken XSD stops start-up."""
+        for service_id, service in settings.items():
+            for key in ("document_schema", "result_schema"):
+                path = getattr(service, key)
+                if path is None:
+                    continue
+                try:
+                    schemas.load_xml_schema(path)
+                except (OSError, ValueError, etree.XMLSchemaParseError) as exc:
+                    raise ConfigError(f"services.{service_id}.{key}: cannot load {path!r}: {exc}") from None
 
     def get(self, service_id: str) -> Service | None:
         return self._services.get(service_id)

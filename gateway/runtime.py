@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.app import MaskingAccessLogger, create_app
+from gateway.app import MaskingAccessLogger, create_app, load
 from gateway.config import (
     LimitSettings,
     ListenSettings,
@@ -53,8 +53,8 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
 
 
 @contextlib.asynccontextmanager
-async def gateway_running(settings: Settings, redis_url: str) -> AsyncIterator[web.AppRunner]:
-    runner = await start_site(create_app(settings, redis_url=redis_url), settings.listen.host, settings.listen.port)
+async def site_running(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
+    runner = await start_site(app, host, port)
     try:
         yield runner
     finally:
@@ -71,8 +71,10 @@ async def wait_for_stop() -> None:
 
 
 async def serve(settings: Settings) -> None:
+    loaded = load(settings)  # keys, trust anchors, schemas: a bad setup fails before anything starts
     with redis_for(settings) as redis_url:
-        async with gateway_running(settings, redis_url):
+        app = create_app(settings, redis_url=redis_url, loaded=loaded)
+        async with site_running(app, settings.listen.host, settings.listen.port):
             log.info("gateway listening on %s", settings.base_url)
             await wait_for_stop()
 
@@ -107,14 +109,13 @@ async def demo(state_dir: Path, *, port: int, library_port: int) -> None:
 
     library_url = f"http://127.0.0.1:{library_port}"
     settings = demo_settings(state_dir, state_dir / "pki", port=port, library_url=library_url)
+    loaded = load(settings)
     with redis_for(settings) as redis_url:
-        library = await start_site(create_library_app(), "127.0.0.1", library_port)
-        try:
-            async with gateway_running(settings, redis_url):
-                _print_banner(settings, redis_url, library_url)
-                await wait_for_stop()
-        finally:
-            await library.cleanup()
+        app = create_app(settings, redis_url=redis_url, loaded=loaded)
+        async with site_running(create_library_app(), "127.0.0.1", library_port), \
+                site_running(app, settings.listen.host, settings.listen.port):
+            _print_banner(settings, redis_url, library_url)
+            await wait_for_stop()
 
 
 def _print_banner(settings: Settings, redis_url: str, library_url: str) -> None:

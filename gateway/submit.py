@@ -84,6 +84,7 @@ def _print(outcome: dict[str, Any], as_json: bool) -> None:
         if isinstance(value, dict):
             print(f"{key}:")
             for inner, text in value.items():
-                print(f"  {inner:<18} {text if not isinstance(text, dict | list) else json.dumps(text, ensure_ascii=False)}")
+                shown = json.dumps(text, ensure_ascii=False) if isinstance(text, dict | list) else text
+                print(f"  {inner:<18} {shown}")
         else:
             print(f"{key:<20} {value}")

@@ -18,9 +18,8 @@ The check digit catches typos, it does not prove a number was issued.
 
 from __future__ import annotations
 
-import re
-
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 

@@ -47,7 +47,7 @@ class SigningKey:
     @classmethod
     def from_pkcs12(cls, p12_path: Path, password: bytes | None) -> SigningKey:
         try:
-            key, certificate, extra = pkcs12.load_key_and_certificates(Path(p12_path).read_bytes(), password)
+            key, certificate, _ = pkcs12.load_key_and_certificates(Path(p12_path).read_bytes(), password)
         except (OSError, ValueError) as exc:
             raise SignerKeyError(f"cannot open PKCS#12 {p12_path}: {exc}") from None
         if key is None or certificate is None:

@@ -16,6 +16,7 @@ import pytest_asyncio
 from aiohttp import web
 from redis.asyncio import Redis
 
+from gateway.app import create_app
 from gateway.config import (
     LimitSettings,
     ListenSettings,
@@ -27,7 +28,6 @@ from gateway.config import (
 )
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.runtime import READER_TICKET_SERVICE, start_site
-from gateway.app import create_app
 from gateway.senders import hash_password
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.pki import TestPki, generate_pki

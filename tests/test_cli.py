@@ -1,0 +1,175 @@
+"""The `egov-gateway` command as a tester uses it: real processes, real ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.cli import main
+from gateway.runtime import DEMO_PASSWORD, DEMO_SENDER, READER_TICKET_SERVICE
+from gateway.senders import check_password
+from tests.conftest import free_port
+
+CLI = [sys.executable, "-m", "gateway.cli"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(int(seconds / 0.1)):
+            assert process.poll() is None, f"process exited with {process.returncode}"
+            try:
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop(process: subprocess.Popen, signum: int = signal.SIGINT) -> int:
+    process.send_signal(signum)
+    try:
+        return process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(pki.root, state / "pki")  # saves generating a second PKI
+    port, library_port = free_port(), free_port()
+    demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state), "--port", str(port),
+                             "--library-port", str(library_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}/health", demo)
+        submit = await asyncio.to_thread(subprocess.run, [
+            *CLI, "submit", "--as", "aigerim", "--service", READER_TICKET_SERVICE,
+            "--gateway", f"http://127.0.0.1:{port}", "--state-dir", str(state), "--json",
+        ], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert submit.returncode == 0, submit.stdout + submit.stderr
+        outcome = json.loads(submit.stdout)
+        assert outcome["status"] == "SCSS001"
+        assert outcome["resultSignature"]["indication"] == "TOTAL_PASSED"
+        assert outcome["result"]["document"] == "ReaderTicket"
+        assert outcome["result"]["iin"] == pki.person("aigerim").iin
+        assert "<ds:Signature" in outcome["resultXml"]
+
+        refused = await asyncio.to_thread(subprocess.run, [
+            *CLI, "submit", "--as", "expired", "--gateway", f"http://127.0.0.1:{port}", "--state-dir", str(state),
+        ], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert "SIG_EXPIRED" in refused.stdout
+        assert "Traceback" not in refused.stdout + refused.stderr
+
+        auth = {"Authorization": aiohttp.encode_basic_auth(DEMO_SENDER, DEMO_PASSWORD)}
+        async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/api/v1/cabinet/{pki.person('aigerim').iin}/applications", headers=auth
+        ) as response:
+            listing = await response.json()
+        assert [a["sessionId"] for a in listing["applications"]] == [outcome["sessionId"]]
+    finally:
+        code = stop(demo)
+    output = demo.stdout.read()
+    assert code == 0, output
+    assert f"http://127.0.0.1:{port}/shep/sync?wsdl" in output
+    assert "Traceback" not in output
+    assert not port_open(port) and not port_open(library_port)
+    assert (state / "redis" / "appendonlydir").exists() or (state / "redis" / "appendonly.aof").exists()
+    assert pki.person("aigerim").iin not in output, "a full IIN reached the log"
+
+
+async def test_serve_runs_from_a_toml_file_with_external_redis(pki, redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    hashed = subprocess.run([*CLI, "hash-password"], input="s3cret\n", capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert check_password("s3cret", hashed)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[listen]
+port = {port}
+[trust]
+anchors = ["{pki.trust_anchors[0]}"]
+intermediates = ["{pki.intermediates[0]}"]
+[signer]
+p12 = "{pki.systems['gateway'].p12}"
+password_env = "TEST_SIGNER_PASSWORD"
+[senders.portal]
+password_hash = "{hashed}"
+[services."{READER_TICKET_SERVICE}"]
+endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
+""")
+    env = {**os.environ, "REDIS_URL": redis_url, "TEST_SIGNER_PASSWORD": pki.p12_password}
+    server = subprocess.Popen([*CLI, "serve", "--config", str(config)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}/health", server)
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/health") as response:
+            health = await response.json()
+        assert "CN=gateway" in health["signer"]["subject"]
+        assert health["services"] == [READER_TICKET_SERVICE]
+    finally:
+        assert stop(server, signal.SIGTERM) == 0
+    assert not (tmp_path / ".egov").exists(), "REDIS_URL was set: nothing embedded may start"
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ('[listen]\nport = "eighty"\n', "listen.port: expected int"),
+    ("[listen]\nprot = 8080\n", "listen.prot: unknown setting"),
+    ('[services.x]\nconnector = "rest"\n', "services.x.endpoint: required setting is missing"),
+    ('[services.x]\nendpoint = "http://x"\ntimeout_seconds = "ten"\n', "services.x.timeout_seconds"),
+    ("not toml = = =\n", "not valid TOML"),
+])
+def test_bad_configuration_stops_start_up_naming_the_key(tmp_path: Path, capsys, toml: str, message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    assert main(["serve", "--config", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_signer_is_a_clear_start_up_error(tmp_path: Path, capsys, pki) -> None:
+    config = tmp_path / "nosigner.toml"
+    config.write_text(f'[trust]\nanchors = ["{pki.trust_anchors[0]}"]\n')
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "signer" in capsys.readouterr().err
+
+
+def test_submit_as_unknown_person_lists_who_exists(pki, capsys) -> None:
+    assert main(["submit", "--as", "nobody", "--state-dir", str(pki.root.parent)]) == 2
+    err = capsys.readouterr().err
+    assert "nobody" in err and "aigerim" in err
+
+
+def test_pki_list_shows_people_and_roles(pki, capsys) -> None:
+    assert main(["pki", "list", "--dir", str(pki.root)]) == 0
+    people = {row["handle"]: row for row in json.loads(capsys.readouterr().out)}
+    assert "first_head" in people["kitap-head"]["roles"]
+    assert people["aigerim"]["kind"] == "individual"
+
+
+def test_readme_documents_every_error_code_and_the_two_commands() -> None:
+    from gateway.errors import CATALOGUE
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [code for code in CATALOGUE if f"`{code}`" not in readme]
+    assert not missing, f"README lacks {missing}"
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
