@@ -1,6 +1,7 @@
 """Cabinet API: an applicant's applications, for the portal to show in the personal cabinet.
 
-``GET /api/v1/cabinet/{iin}/applications``               list, newest first (``offset``, ``limit``)
+``GET /api/v1/cabinet/{iin}/applications``               list, newest first (``offset``, ``limit``);
+                                                         an organisation's BIN works in place of the IIN
 ``GET /api/v1/cabinet/{iin}/applications/{messageId}``   one: status, history, report, signed result
 ``GET .../{messageId}/result``                           the signed result document as XML
 
@@ -19,7 +20,7 @@ from redis.exceptions import RedisError
 from gateway.errors import GatewayError
 from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
 from gateway.store import Application
-from signing.idnumbers import IdNumberError, parse_iin
+from signing.idnumbers import is_valid_bin, is_valid_iin
 
 log = logging.getLogger("egov.cabinet")
 
@@ -33,6 +34,8 @@ def _summary(app: Application) -> dict[str, Any]:
         "createdAt": app.created_at,
         "updatedAt": app.updated_at,
         "applicantName": app.applicant_name,
+        "applicantBin": app.applicant_bin,
+        "organisation": app.organisation,
         "errorCode": app.error_code,
         "hasResult": app.result is not None,
     }
@@ -43,12 +46,10 @@ async def _authorise(request: web.Request) -> str:
     sender = basic_auth_sender(request, components.senders)
     if not sender.settings.cabinet:
         raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not read cabinets")
-    iin = request.match_info["iin"]
-    try:
-        parse_iin(iin)
-    except IdNumberError as exc:
-        raise GatewayError("ID_IIN_INVALID", exc.code) from None
-    return iin
+    owner = request.match_info["iin"]
+    if not (is_valid_iin(owner) or is_valid_bin(owner)):  # a citizen's IIN or an organisation's BIN
+        raise GatewayError("ID_IIN_INVALID", "the path must hold a valid IIN or BIN")
+    return owner
 
 
 async def _find(request: web.Request, iin: str) -> Application:

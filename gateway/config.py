@@ -15,6 +15,8 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from signing.nca import SignerRole
+
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the offending key."""
@@ -97,9 +99,13 @@ class ServiceSettings:
     result_schema: str | None = None
     "Package-relative XSD the back-end's answer must match."
     applicant: str = "individual"
-    "Who applies: 'individual' (IIN in the document must be the signer's)."
-    iin_path: str = "iin"
-    "Local name of the element holding the applicant's IIN in the business document."
+    "Who applies: 'individual' (document IIN = signer's IIN) or 'organisation' (document BIN = signer's BIN)."
+    iin_element: str = "iin"
+    "Local name of the element holding the applicant's IIN (individual services)."
+    bin_element: str = "bin"
+    "Local name of the element holding the applicant's BIN (organisation services)."
+    required_roles: tuple[str, ...] = ()
+    "Organisation services: the signer needs one of these roles (first_head, can_sign, ...); empty: any."
     timeout_seconds: float = 10.0
     "Deadline for one back-end call."
     title: str = ""
@@ -109,7 +115,7 @@ class ServiceSettings:
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path = Path(".egov")
-    "Where the embedded Redis keeps its data and the demo keeps its PKI."
+    "Where the embedded Redis keeps its data and the demo its PKI (default: .egov in the working directory)."
     log_level: str = "INFO"
     "Python logging level."
     listen: ListenSettings = field(default_factory=ListenSettings)
@@ -156,16 +162,27 @@ def check_settings(settings: Settings) -> None:
     for service_id, service in settings.services.items():
         if service.connector != "rest":
             raise ConfigError(f"services.{service_id}.connector: unsupported connector {service.connector!r}")
-        if service.applicant != "individual":
-            raise ConfigError(f"services.{service_id}.applicant: unsupported applicant {service.applicant!r}")
+        if service.applicant not in ("individual", "organisation"):
+            raise ConfigError(f"services.{service_id}.applicant: expected 'individual' or 'organisation'")
+        unknown = sorted(set(service.required_roles) - {role.value for role in SignerRole})
+        if unknown:
+            raise ConfigError(f"services.{service_id}.required_roles: unknown role(s) {unknown}; "
+                              f"known: {sorted(role.value for role in SignerRole)}")
         if not (service.timeout_seconds > 0 and math.isfinite(service.timeout_seconds)):  # TOML allows nan, inf
             raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive and finite")
     for sender_id, sender in settings.senders.items():
         if not sender.password_hash.startswith("scrypt$"):
             raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
                               "`egov-gateway hash-password`")
+    if not 0 < settings.listen.port < 65536:
+        raise ConfigError("listen.port: must be 1..65535")
     if settings.limits.max_body_bytes < 1024:
         raise ConfigError("limits.max_body_bytes: must be at least 1024")
+    for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds"):
+        if getattr(settings.limits, key) <= 0:
+            raise ConfigError(f"limits.{key}: must be positive")
+    if settings.trust.clock_skew_seconds < 0:
+        raise ConfigError("trust.clock_skew_seconds: must not be negative")
 
 
 def _build(cls: type, raw: Any, where: str, base_dir: Path) -> Any:

@@ -134,6 +134,20 @@ _add("ID_IIN_MISMATCH", 403, C, "Өтінімдегі ЖСН қол қоюшын
      "The IIN in the application is not the signer's IIN.")
 _add("ID_CERTIFICATE_WITHOUT_IIN", 422, C, "Сертификатта ЖСН жоқ.", "В сертификате нет ИИН.",
      "The certificate carries no IIN.")
+_add("ID_NOT_INDIVIDUAL_CERTIFICATE", 403, C, "Жеке өтінімге ұйым қызметкерінің сертификатымен қол қоюға болмайды.",
+     "Личное заявление нельзя подписать сертификатом сотрудника организации.",
+     "A personal application cannot be signed with an organisation employee's certificate.")
+_add("ID_BIN_INVALID", 422, C, "Өтінімдегі БСН дұрыс емес.", "БИН в заявлении некорректен.",
+     "The BIN in the application is not a valid BIN.")
+_add("ID_BIN_MISMATCH", 403, C, "Өтінімдегі БСН қол қоюшының ұйымының БСН-іне сәйкес емес.",
+     "БИН в заявлении не совпадает с БИН организации подписанта.",
+     "The BIN in the application is not the signer's organisation's BIN.")
+_add("ID_NOT_ORGANISATION_CERTIFICATE", 403, C, "Ұйымның өтініміне ұйым қызметкерінің сертификатымен қол қою керек.",
+     "Заявление организации должно быть подписано сертификатом её сотрудника.",
+     "An organisation's application must be signed with its employee's certificate.")
+_add("ID_ROLE_MISSING", 403, C, "Қол қоюшыда ұйым атынан қол қою құқығы жоқ.",
+     "У подписанта нет права подписи от имени организации.",
+     "The signer has no right to sign for the organisation in this service.")
 # Provider and gateway
 _add("PROVIDER_UNAVAILABLE", 502, P, "Қызмет жеткізушісі қолжетімсіз.", "Поставщик услуги недоступен.",
      "The service provider is unavailable.")
@@ -180,9 +194,12 @@ class GatewayError(Exception):
 
 
 def pick_language(accept_language: str | None, explicit: str | None = None) -> str:
-    """Choose kk/ru/en from a ``lang`` parameter or an ``Accept-Language`` header (q-values honoured)."""
-    if explicit and explicit.lower()[:2] in LANGUAGES:
-        return explicit.lower()[:2]
+    """Choose kk/ru/en from a ``lang`` parameter or an ``Accept-Language`` header (RFC 9110 q-values).
+
+    Only the primary subtag counts (``ru-KZ`` is ``ru``); ``q=0`` means "not acceptable".
+    """
+    if explicit and _primary(explicit) in LANGUAGES:
+        return _primary(explicit)
     if not accept_language:
         return DEFAULT_LANGUAGE
     ranked: list[tuple[float, int, str]] = []
@@ -194,8 +211,31 @@ def pick_language(accept_language: str | None, explicit: str | None = None) -> s
                 quality = float(params.strip()[2:])
             except ValueError:
                 quality = 0.0
-        ranked.append((-quality, position, tag.strip().lower()[:2]))
+        if quality > 0:
+            ranked.append((-quality, position, _primary(tag)))
     for _, _, tag in sorted(ranked):
         if tag in LANGUAGES:
             return tag
     return DEFAULT_LANGUAGE
+
+
+def _primary(tag: str) -> str:
+    return tag.strip().split("-")[0].lower()
+
+
+def markdown_table() -> str:
+    """The README's error-code table, generated from the catalogue (``python -m gateway.errors``)."""
+    from signing.verifier import ERROR_CODES, REFINED_CODES
+
+    subs: dict[str, list[str]] = {}
+    for sub, code in [*ERROR_CODES.items(), *((s, c) for c, s in REFINED_CODES.items())]:
+        subs.setdefault(code, []).append(str(sub))
+    lines = ["| code | HTTP (REST) | who | sub-indication | message (en) |", "|---|---|---|---|---|"]
+    for code, spec in CATALOGUE.items():
+        sub = ", ".join(subs.get(code, [])) or "—"
+        lines.append(f"| `{code}` | {spec.http_status} | {spec.party} | {sub} | {spec.messages['en']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

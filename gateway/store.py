@@ -5,8 +5,8 @@ Keys (``P`` is the configured prefix; ``{id}`` hash-tags an application's keys t
 - ``P:app:{id}``          JSON of :class:`Application`
 - ``P:app:{id}:history``  list of JSON events, oldest first
 - ``P:msg:<sender>:<messageId>``  the application id that first used this messageId (idempotency)
-- ``P:cabinet:<iin>``     sorted set of application ids by creation time
-- ``P:cabinet:<iin>:msg`` hash messageId -> application id
+- ``P:cabinet:<iin|bin>``     sorted set of application ids by creation time
+- ``P:cabinet:<iin|bin>:msg`` hash messageId -> application id
 
 Every write that acknowledges something happens before the acknowledgement is sent.
 """
@@ -61,6 +61,10 @@ class Application:
     "The verified business document as signed (XML)."
     report: dict[str, Any]
     "The signature validation report."
+    applicant_bin: str | None = None
+    "The organisation's BIN, for organisation applications (indexed in its cabinet too)."
+    organisation: str | None = None
+    "The organisation's name from the certificate."
     correlation_id: str | None = None
     "The sender's correlationId, if any."
     result: str | None = None
@@ -71,6 +75,11 @@ class Application:
     "Extra English detail for a failure."
     properties: dict[str, str] = field(default_factory=dict)
     "requestInfo/properties from the sender."
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """Cabinets the application appears in: the signer's IIN, and the organisation's BIN."""
+        return (self.applicant_iin, self.applicant_bin) if self.applicant_bin else (self.applicant_iin,)
 
     def to_json(self) -> str:
         # Shallow on purpose: dataclasses.asdict deep-copies the report and costs more than the rest.
@@ -137,8 +146,9 @@ class ApplicationStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._app(app.id), app.to_json())
             pipe.rpush(self._history(app.id), *history)
-            pipe.zadd(self._cabinet(app.applicant_iin), {app.id: score})
-            pipe.hset(f"{self._cabinet(app.applicant_iin)}:msg", app.message_id, app.id)
+            for owner in app.owners:
+                pipe.zadd(self._cabinet(owner), {app.id: score})
+                pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
             await pipe.execute()
 
     async def save(self, app: Application, note: str) -> None:
@@ -176,8 +186,8 @@ class ApplicationStore:
         if not app_id:
             return None
         app = await self.get(app_id.decode() if isinstance(app_id, bytes) else app_id)
-        # The index is per IIN, but check again: an item is never shown under another IIN.
-        return app if app and app.applicant_iin == iin else None
+        # The index is per IIN/BIN, but check again: an item is never shown under another one.
+        return app if app and iin in app.owners else None
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())

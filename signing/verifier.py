@@ -63,6 +63,11 @@ ERROR_CODES: dict[SubIndication, str] = {
     SubIndication.TRY_LATER: "SIG_TRY_LATER",
     SubIndication.SIGNED_DATA_NOT_FOUND: "SIG_SIGNED_DATA_NOT_FOUND",
 }
+# Codes more specific than their sub-indication's, chosen by the check that failed.
+REFINED_CODES: dict[str, SubIndication] = {
+    "SIG_UNSUPPORTED_ALGORITHM": SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+    "SIG_NOT_SIGNING_KEY": SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+}
 _TOTAL_FAILED = frozenset({
     SubIndication.FORMAT_FAILURE, SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE,
     SubIndication.REVOKED, SubIndication.NOT_YET_VALID,
@@ -87,6 +92,8 @@ class VerifiedDocument:
     "The TOTAL_PASSED report."
     identity: CertificateIdentity
     "Everything read from the signer's certificate."
+    path: TrustedPath
+    "The validated certificate path, signer first, trust anchor last (revocation needs the issuer)."
 
 
 class _Failure(Exception):
@@ -207,7 +214,7 @@ class DocumentVerifier:
             warnings=("revocation status was not checked (revocation mode is off)",),
             **found,  # type: ignore[arg-type]
         )
-        return VerifiedDocument(signed=signed, report=report, identity=identity)
+        return VerifiedDocument(signed=signed, report=report, identity=identity, path=path)
 
     def _check_structure(self, document: etree._Element) -> etree._Element:
         if etree.QName(document).namespace == DS:

@@ -166,10 +166,11 @@ def test_pki_list_shows_people_and_roles(pki, capsys) -> None:
 
 
 def test_readme_documents_every_error_code_and_the_two_commands() -> None:
-    from gateway.errors import CATALOGUE
+    from gateway.errors import CATALOGUE, markdown_table
 
     readme = (ROOT / "README.md").read_text()
     missing = [code for code in CATALOGUE if f"`{code}`" not in readme]
     assert not missing, f"README lacks {missing}"
+    assert markdown_table() in readme, "README's error table is stale: run python -m gateway.errors"
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()

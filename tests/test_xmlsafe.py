@@ -25,7 +25,10 @@ LOL = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
        + b"]><lolz>&lol9;</lolz>")
 
 
-def refused(data: bytes, reason: str, limits: XmlLimits = XmlLimits()) -> UnsafeXmlError:
+DEFAULT_LIMITS = XmlLimits()
+
+
+def refused(data: bytes, reason: str, limits: XmlLimits = DEFAULT_LIMITS) -> UnsafeXmlError:
     with pytest.raises(UnsafeXmlError) as caught:
         parse_untrusted(data, limits)
     assert caught.value.reason == reason, caught.value.detail

@@ -1,9 +1,9 @@
-"""Build KazNEB reader registrations and read reader tickets.
+"""Build KazNEB reader registrations and fund submissions; read reader tickets and fund receipts.
 
 Used by the CLI, the tests and the mock portal to make sample applications, and by tests to read
-the library's answer. The documents follow ``schemas/kazneb/reader-registration.xsd`` and
-``schemas/kazneb/reader-ticket.xsd``; nothing here signs anything (the portal adds the applicant's
-enveloped ds:Signature, the gateway signs the ticket).
+the library's answer. The documents follow ``schemas/kazneb/reader-registration.xsd``,
+``reader-ticket.xsd``, ``fund-submission.xsd`` and ``fund-receipt.xsd``; nothing here signs
+anything (the portal adds the applicant's enveloped ds:Signature, the gateway signs the answer).
 """
 
 from __future__ import annotations
@@ -15,10 +15,29 @@ from lxml import etree
 
 READER_REGISTRATION_NS = "urn:egov:kazneb:reader-registration:v1"
 READER_TICKET_NS = "urn:egov:kazneb:reader-ticket:v1"
+FUND_SUBMISSION_NS = "urn:egov:kazneb:fund-submission:v1"
+FUND_RECEIPT_NS = "urn:egov:kazneb:fund-receipt:v1"
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 READER_CATEGORIES = ("individual", "student", "researcher", "library_staff")
 LANGUAGES = ("kk", "ru", "en")
+
+PARTICIPANT_KINDS = ("library", "museum", "archive")
+"KazNEB participants (rules §2 2)): Kazakhstan's libraries, museums and archives."
+FUND_CATEGORIES = (
+    "printed-publication",
+    "rare-book-or-manuscript",
+    "socially-significant-literature",
+    "legal-deposit-copy",
+    "research-report-or-dissertation",
+    "local-history-literature",
+    "special-edition-for-visually-impaired",
+    "copyright-protected-copy",
+)
+"The eight categories of fund objects of rules §4, in the order of the rules."
+DIGITISATION_FORMATS = ("tiff", "pdf", "jpeg")
+ACCESS_LEVELS = ("open-full-download", "open-read-only", "first-24-pages")
+"The three access levels a partner chooses per document (cooperation agreement)."
 
 
 def safe_xml_parser() -> etree.XMLParser:
@@ -140,4 +159,135 @@ def parse_ticket(element_or_bytes: etree._Element | etree._ElementTree | bytes |
         ],
         "application_id": text("applicationId"),
         "status": required("status"),
+    }
+
+
+_OBJECT_FIELDS = ("title", "category", "pages", "format", "access_level", "author_agreement")
+_OPTIONAL_OBJECT_FIELDS = ("author", "year")
+
+
+def build_fund_submission(
+    *,
+    bin: str,  # shadows the builtin on purpose: the domain calls it BIN
+    participant_name: str,
+    kind: str,
+    head_name: str,
+    objects: list[dict[str, Any]],
+    application_id: str | None = None,
+    submitted_at: datetime | None = None,
+) -> etree._Element:
+    """Build an unsigned ``FundSubmission`` element (the appendix form of the KazNEB rules).
+
+    Each object is a dict with ``title``, ``category``, ``pages``, ``format``, ``access_level``,
+    ``author_agreement`` and optionally ``author`` and ``year`` (``None`` means absent); any other
+    key raises ``ValueError``, so a typo cannot silently drop a field. ``totalPages`` is the sum of
+    the objects' pages. Values are otherwise written as given: the schema is the judge of
+    validity, so an empty ``objects`` list builds an (invalid) empty ``objects`` element.
+    ``submitted_at`` defaults to now (UTC) and must be timezone-aware.
+    """
+    when = submitted_at if submitted_at is not None else datetime.now(UTC)
+    ns = FUND_SUBMISSION_NS
+    root = etree.Element(f"{{{ns}}}FundSubmission", nsmap={None: ns})
+
+    def add(parent: etree._Element, name: str, text: object) -> etree._Element:
+        child = etree.SubElement(parent, f"{{{ns}}}{name}")
+        child.text = str(text)
+        return child
+
+    # Order matters: the schema is an xsd:sequence.
+    if application_id is not None:
+        add(root, "applicationId", application_id)
+    participant = etree.SubElement(root, f"{{{ns}}}participant")
+    add(participant, "bin", bin)
+    add(participant, "name", participant_name)
+    add(participant, "kind", kind)
+    container = etree.SubElement(root, f"{{{ns}}}objects")
+    total = 0
+    for index, item in enumerate(objects):
+        missing = [key for key in _OBJECT_FIELDS if key not in item]
+        unknown = sorted(item.keys() - {*_OBJECT_FIELDS, *_OPTIONAL_OBJECT_FIELDS})
+        if missing or unknown:
+            raise ValueError(f"object {index}: missing {missing}, unknown {unknown}")
+        element = etree.SubElement(container, f"{{{ns}}}object")
+        add(element, "title", item["title"])
+        add(element, "category", item["category"])
+        add(element, "pages", item["pages"])
+        add(element, "format", item["format"])
+        add(element, "accessLevel", item["access_level"])
+        add(element, "authorAgreement", item["author_agreement"])
+        if item.get("author") is not None:
+            add(element, "author", item["author"])
+        if item.get("year") is not None:
+            year = item["year"]
+            add(element, "year", f"{year:04d}" if isinstance(year, int) else year)
+        total += int(item["pages"])
+    add(root, "totalPages", total)
+    add(root, "headName", head_name)
+    add(root, "submittedAt", _xml_datetime(when))
+    return root
+
+
+def sample_fund_objects() -> list[dict[str, Any]]:
+    """Two realistic fund objects for samples and tests (a new list each call, safe to modify).
+
+    A rare manuscript collection offered read-only as TIFF scans, and a local-history book offered
+    with its first 24 pages as PDF; both carry the reference of their author's agreement.
+    """
+    return [
+        {
+            "title": "Мәшһүр Жүсіп Көпейұлы. Қолжазбалар жинағы",
+            "category": "rare-book-or-manuscript",
+            "pages": 212,
+            "format": "tiff",
+            "access_level": "open-read-only",
+            "author_agreement": "АК-2025/017",
+            "author": "Мәшһүр Жүсіп Көпейұлы",
+        },
+        {
+            "title": "Ақмола өңірінің тарихы: өлкетану очерктері",
+            "category": "local-history-literature",
+            "pages": 348,
+            "format": "pdf",
+            "access_level": "first-24-pages",
+            "author_agreement": "АК-2025/018",
+            "author": "Жұмабаев Ә. Қ.",
+            "year": 2019,
+        },
+    ]
+
+
+def parse_fund_receipt(element_or_bytes: etree._Element | etree._ElementTree | bytes | str) -> dict[str, Any]:
+    """Read a ``FundSubmissionReceipt`` (signed or not) into a dict.
+
+    Keys: ``submission_number``, ``bin``, ``participant_name``, ``object_count`` and
+    ``total_pages`` (int), ``received_at`` (aware ``datetime``), ``status``, ``commission_due_by``
+    (``date``), ``application_id`` (str or ``None``).
+    This is a reader, not a validator: validate against fund-receipt.xsd first where it matters.
+    Raises ``ValueError`` if the root is not a FundSubmissionReceipt.
+    """
+    root = _as_element(element_or_bytes)
+    ns = FUND_RECEIPT_NS
+    if root.tag != f"{{{ns}}}FundSubmissionReceipt":
+        raise ValueError(f"not a FundSubmissionReceipt: {root.tag}")
+
+    def text(name: str) -> str | None:
+        child = root.find(f"{{{ns}}}{name}")
+        return None if child is None or child.text is None else child.text.strip()
+
+    def required(name: str) -> str:
+        value = text(name)
+        if value is None:
+            raise ValueError(f"FundSubmissionReceipt has no {name}")
+        return value
+
+    return {
+        "submission_number": required("submissionNumber"),
+        "bin": required("bin"),
+        "participant_name": required("participantName"),
+        "object_count": int(required("objectCount")),
+        "total_pages": int(required("totalPages")),
+        "received_at": _parse_datetime(required("receivedAt")),
+        "status": required("status"),
+        "commission_due_by": date.fromisoformat(required("commissionDueBy")),
+        "application_id": text("applicationId"),
     }

@@ -1,0 +1,44 @@
+"""Signed receipts: every accepted application gets one, bound to the request by its digest.
+
+The digest is SHA-256 over the exclusive canonical form of the business document exactly as the
+applicant signed and sent it (their ds:Signature included), so the receipt proves what was received,
+not merely that something was.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from lxml import etree
+
+from gateway.store import Application
+from signing.signer import DocumentSigner
+
+RECEIPT_NS = "urn:egov-gateway:receipt:v1"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+
+def request_digest(document: etree._Element) -> str:
+    """Base64 SHA-256 of the exclusive C14N of the document as received."""
+    canonical = etree.tostring(document, method="c14n", exclusive=True, with_comments=False)
+    return base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+
+
+def signed_receipt(app: Application, received: etree._Element, signer: DocumentSigner, indication: str) -> str:
+    """Build and sign the receipt for ``app``; returns the signed XML."""
+    E = etree.SubElement
+    root = etree.Element(f"{{{RECEIPT_NS}}}Receipt", nsmap={None: RECEIPT_NS})
+    for name, value in (("sessionId", app.id), ("messageId", app.message_id), ("senderId", app.sender_id),
+                        ("serviceId", app.service_id), ("receivedAt", app.created_at)):
+        E(root, f"{{{RECEIPT_NS}}}{name}").text = value
+    applicant = E(root, f"{{{RECEIPT_NS}}}applicant")
+    E(applicant, f"{{{RECEIPT_NS}}}iin").text = app.applicant_iin
+    if app.applicant_bin:
+        E(applicant, f"{{{RECEIPT_NS}}}bin").text = app.applicant_bin
+    E(applicant, f"{{{RECEIPT_NS}}}name").text = app.applicant_name
+    digest = E(root, f"{{{RECEIPT_NS}}}requestDigest", algorithm=SHA256, canonicalization=EXC_C14N)
+    digest.text = request_digest(received)
+    E(root, f"{{{RECEIPT_NS}}}signatureIndication").text = indication
+    return signer.sign_bytes(root).decode()
