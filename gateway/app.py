@@ -113,6 +113,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app.router.add_get("/api/v1/cabinet/{iin}/applications", cabinet.list_applications)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}", cabinet.get_application)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/result", cabinet.get_result)
+    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/receipt", cabinet.get_receipt)
     app.router.add_get("/health", health)
     return app
 

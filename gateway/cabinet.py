@@ -4,6 +4,7 @@
                                                          an organisation's BIN works in place of the IIN
 ``GET /api/v1/cabinet/{iin}/applications/{messageId}``   one: status, history, report, signed result
 ``GET .../{messageId}/result``                           the signed result document as XML
+``GET .../{messageId}/receipt``                          the gateway's signed receipt as XML
 
 Only a sender with ``cabinet = true`` (the portal), authenticated with HTTP Basic, may call it. The
 lookup is always scoped by the IIN in the path: an item is never shown under another IIN.
@@ -91,21 +92,32 @@ async def get_application(request: web.Request) -> web.Response:
         "history": history,
         "validationReport": app.report,
         "document": app.document,
+        "receipt": app.receipt,
         "result": app.result,
     })
 
 
 async def get_result(request: web.Request) -> web.Response:
+    return await _signed_document(request, "result")
+
+
+async def get_receipt(request: web.Request) -> web.Response:
+    return await _signed_document(request, "receipt")
+
+
+async def _signed_document(request: web.Request, kind: str) -> web.Response:
+    """The signed result or receipt as a downloadable XML file."""
     try:
         iin = await _authorise(request)
         app = await _find(request, iin)
-        if app.result is None:
-            raise GatewayError("CLIENT_NOT_FOUND", "the application has no result yet")
+        document = getattr(app, kind)
+        if document is None:
+            raise GatewayError("CLIENT_NOT_FOUND", f"the application has no {kind} yet")
     except GatewayError as error:
         return problem(error, language_of(request))
     except RedisError:
         return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
     return web.Response(
-        text=app.result, content_type="application/xml", charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="result-{app.message_id}.xml"'},
+        text=document, content_type="application/xml", charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{kind}-{app.message_id}.xml"'},
     )

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from connectors.base import ConnectorError
 from gateway.config import LimitSettings
 from gateway.errors import GatewayError
+from gateway.receipts import signed_receipt
 from gateway.registry import Service, ServiceRegistry
 from gateway.senders import SenderDirectory
 from gateway.store import Application, ApplicationStore, Status, utc_now
@@ -128,6 +129,7 @@ class Pipeline:
             report=verified.report.to_dict(), correlation_id=request.correlation_id,
             properties=dict(request.properties),
         )
+        app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
         try:
             # Accepted and handed to routing in one durable write, before anything is acknowledged.
             await self.store.create(app, [

@@ -62,6 +62,7 @@ async def handle_request(request: web.Request) -> web.Response:
             "sessionId": outcome.application.id,
         },
         "responseData": {"data": outcome.result.decode()},
+        "receipt": outcome.application.receipt,
     })
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger("egov.soap")
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 _ENVELOPE = f"{{{SOAP_ENV}}}Envelope"
 _BODY = f"{{{SOAP_ENV}}}Body"
+_HEADER = f"{{{SOAP_ENV}}}Header"
 _XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 
 # Compiled once per process for both spellings of the types namespace.
@@ -131,8 +132,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _envelope(payload: etree._Element) -> web.Response:
+def _envelope(payload: etree._Element, header: etree._Element | None = None) -> web.Response:
     envelope = etree.Element(_ENVELOPE, nsmap={"soap": SOAP_ENV})
+    if header is not None:
+        etree.SubElement(envelope, _HEADER).append(header)
     etree.SubElement(envelope, _BODY).append(payload)
     body = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
     status = 500 if payload.tag == _BODY_FAULT else 200
@@ -155,10 +158,15 @@ def _response(outcome: Outcome, namespace: str, message_id: str) -> web.Response
     E(status, "message").text = SUCCESS_MESSAGE
     E(info, "sessionId").text = outcome.application.id
     # No xsi:type on data: zeep returns the child elements only when it is absent.
-    E(E(response, "responseData"), "data").append(
-        parse_untrusted(outcome.result, XmlLimits(max_bytes=len(outcome.result) + 1))
-    )
-    return _envelope(root)
+    E(E(response, "responseData"), "data").append(_own_xml(outcome.result))
+    # SyncChannel's body has no slot for the receipt; a SOAP header carries it (clients may ignore it).
+    receipt = _own_xml(outcome.application.receipt.encode()) if outcome.application.receipt else None
+    return _envelope(root, receipt)
+
+
+def _own_xml(data: bytes) -> etree._Element:
+    """Re-read XML the gateway itself produced (signed result or receipt) for embedding."""
+    return parse_untrusted(data, XmlLimits(max_bytes=len(data) + 1))
 
 
 def _fault(error: GatewayError, language: str, session_id: str, namespace: str) -> web.Response:

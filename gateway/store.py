@@ -67,6 +67,8 @@ class Application:
     "The organisation's name from the certificate."
     correlation_id: str | None = None
     "The sender's correlationId, if any."
+    receipt: str | None = None
+    "The gateway-signed receipt binding to the request (XML), made when accepted."
     result: str | None = None
     "The gateway-signed result document (XML), once completed."
     error_code: str | None = None

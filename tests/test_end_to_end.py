@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from datetime import UTC, datetime
 
 from lxml import etree
 
+import schemas
 from gateway.runtime import READER_TICKET_SERVICE
 from mocks.library import parse_ticket
 from mocks.portal.applicant import signed_application
@@ -14,6 +17,7 @@ from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
+from signing.xmlsafe import detach
 from tests.conftest import PORTAL, PORTAL_PASSWORD, GatewayUnderTest, message_id
 
 
@@ -136,3 +140,50 @@ async def test_health_reports_storage_signer_and_trust(gw: GatewayUnderTest, htt
     assert "CN=gateway" in body["signer"]["subject"]
     assert body["trustAnchors"] == 1
     assert READER_TICKET_SERVICE in body["services"]
+
+
+async def test_every_accepted_application_gets_a_signed_receipt_bound_to_the_request(gw, http) -> None:
+    aigerim = gw.pki.person("aigerim")
+    document = signed_application(aigerim, READER_TICKET_SERVICE)
+    mid = message_id()
+    envelope = {
+        "requestInfo": {"messageId": mid, "serviceId": READER_TICKET_SERVICE,
+                        "messageDate": datetime.now(UTC).isoformat(),
+                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
+        "requestData": {"data": etree.tostring(document, encoding="unicode")},
+    }
+    async with http.post(f"{gw.url}/api/v1/requests", json=envelope) as response:
+        body = await response.json()
+    receipt = etree.fromstring(body["receipt"].encode())
+    verified = result_verifier(gw).verify(receipt)
+    assert verified.identity.common_name == "gateway"
+    assert schemas.load_xml_schema("gateway/receipt.xsd").validate(receipt)
+    ns = {"r": "urn:egov-gateway:receipt:v1"}
+    assert receipt.findtext("r:sessionId", namespaces=ns) == body["responseInfo"]["sessionId"]
+    assert receipt.findtext("r:messageId", namespaces=ns) == mid
+    assert receipt.findtext("r:applicant/r:iin", namespaces=ns) == aigerim.iin
+    canonical = etree.tostring(document, method="c14n", exclusive=True)
+    assert receipt.findtext("r:requestDigest", namespaces=ns) == base64.b64encode(
+        hashlib.sha256(canonical).digest()).decode()
+
+    async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}/receipt",
+                        headers=gw.auth()) as response:
+        assert response.status == 200
+        assert etree.tostring(etree.fromstring(await response.read())) == etree.tostring(receipt)
+
+
+async def test_soap_answer_carries_the_receipt_in_a_header(gw, http) -> None:
+    aigerim = gw.pki.person("aigerim")
+    signed = etree.tostring(signed_application(aigerim, READER_TICKET_SERVICE), encoding="unicode")
+    envelope = f"""<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+        xmlns:t="http://bip.bee.kz/SyncChannel/v10/Types"><soap:Body><t:SendMessage><request>
+        <requestInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
+        <messageDate>{datetime.now(UTC).isoformat()}</messageDate>
+        <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
+        <requestData><data>{signed}</data></requestData></request></t:SendMessage></soap:Body></soap:Envelope>"""
+    async with http.post(f"{gw.url}/shep/sync", data=envelope.encode(),
+                         headers={"Content-Type": "text/xml"}) as response:
+        answer = etree.fromstring(await response.read())
+    receipt = answer.find("{http://schemas.xmlsoap.org/soap/envelope/}Header/{urn:egov-gateway:receipt:v1}Receipt")
+    assert receipt is not None
+    assert result_verifier(gw).verify(detach(receipt)).report.passed
