@@ -49,9 +49,9 @@ def load_signer(settings: Settings) -> DocumentSigner:
     password = os.environ.get(signer.password_env)
     secret = password.encode() if password else None
     if signer.p12 is not None:
-        return DocumentSigner(SigningKey.from_pkcs12(signer.p12, secret))
+        return DocumentSigner(SigningKey.from_pkcs12(signer.p12, secret), xades=signer.xades)
     if signer.cert is not None and signer.key is not None:
-        return DocumentSigner(SigningKey.from_pem(signer.cert, signer.key, secret))
+        return DocumentSigner(SigningKey.from_pem(signer.cert, signer.key, secret), xades=signer.xades)
     raise SignerKeyError("signer: set either p12, or cert and key")
 
 

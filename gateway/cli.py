@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from gateway import tools
 from gateway.config import ConfigError, load_settings
 from gateway.redis_embedded import EmbeddedRedisError
 from gateway.runtime import DEMO_PASSWORD, DEMO_SENDER, READER_TICKET_SERVICE, demo, serve, with_port
@@ -54,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR / "pki")
 
     commands.add_parser("hash-password", help="hash a sender password for the configuration (reads stdin)")
+    tools.add_commands(commands, DEFAULT_STATE_DIR)
     return parser
 
 
@@ -84,6 +86,10 @@ def _run(args: argparse.Namespace) -> int:
         from gateway.submit import submit
 
         return submit(args)
+    if args.command == "sign":
+        return tools.sign(args)
+    if args.command == "verify":
+        return tools.verify(args)
     if args.command == "pki":
         return _pki(args)
     if args.command == "hash-password":

@@ -12,6 +12,7 @@ import tomllib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,8 @@ class SignerSettings:
     "PKCS#12 container with key and certificate."
     password_env: str = "EGOV_SIGNER_PASSWORD"
     "Environment variable holding the PKCS#12 / key password (passwords never live in the file)."
+    xades: bool = False
+    "Sign results and receipts as XAdES-BES (SigningTime, SigningCertificateV2) instead of plain XMLDSig."
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,11 @@ def _convert(hint: Any, value: Any, key: str, base_dir: Path) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list")
         return tuple(_convert(args[0], v, f"{key}[{i}]", base_dir) for i, v in enumerate(value))
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        choices = [member.value for member in hint]
+        if value not in choices:
+            raise ConfigError(f"{key}: expected one of {choices}, got {value!r}")
+        return hint(value)
     if hint is Path:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a path string")

@@ -25,12 +25,12 @@ from gateway.config import (
 )
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.senders import hash_password
+from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 
 log = logging.getLogger("egov.runtime")
 
 DEMO_SENDER = "portal"
 DEMO_PASSWORD = "portal-demo-password"
-READER_TICKET_SERVICE = "kazneb.reader-ticket"
 
 
 @contextlib.contextmanager
@@ -99,7 +99,20 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, library_url: str
                 result_schema="kazneb/reader-ticket.xsd",
                 title="KazNEB: single electronic reader ticket",
             ),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(library_url),
         },
+    )
+
+
+def fund_submission_service(library_url: str) -> ServiceSettings:
+    """KazNEB fund submission: an organisation applies, signed by its first head or a can-sign employee."""
+    return ServiceSettings(
+        endpoint=f"{library_url}/api/v1/fund/submissions",
+        document_schema="kazneb/fund-submission.xsd",
+        result_schema="kazneb/fund-receipt.xsd",
+        applicant="organisation",
+        required_roles=("first_head", "can_sign"),
+        title="KazNEB: submission of objects to the national e-library fund",
     )
 
 
@@ -133,6 +146,7 @@ egov-gateway demo is running (Ctrl-C stops everything)
 
 Try, in another terminal:
   .venv/bin/egov-gateway submit --as aigerim --service {READER_TICKET_SERVICE}
+  .venv/bin/egov-gateway submit --as kitap-head --service {FUND_SUBMISSION_SERVICE}
 """, flush=True)
 
 

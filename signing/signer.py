@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, p
 from lxml import etree
 from signxml import XMLSigner
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.xades import XAdESSigner
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -65,17 +66,23 @@ class SigningKey:
 
 
 class DocumentSigner:
-    """Signs XML documents (enveloped signature over the whole document, exclusive C14N)."""
+    """Signs XML documents (enveloped signature over the whole document, exclusive C14N).
 
-    def __init__(self, key: SigningKey) -> None:
+    With ``xades=True`` the signature is XAdES-BES: signed properties carry SigningTime and
+    SigningCertificateV2 (the SHA-256 digest of the signer's certificate).
+    """
+
+    def __init__(self, key: SigningKey, *, xades: bool = False) -> None:
         self.key = key
+        self.xades = xades
         algorithm = (SignatureMethod.RSA_SHA256 if isinstance(key.private_key, rsa.RSAPrivateKey)
                      else SignatureMethod.ECDSA_SHA256)
-        self._signer = XMLSigner(
-            signature_algorithm=algorithm,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
+        options = {
+            "signature_algorithm": algorithm,
+            "digest_algorithm": DigestAlgorithm.SHA256,
+            "c14n_algorithm": CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        }
+        self._signer = XAdESSigner(**options) if xades else XMLSigner(**options)
         self._certificates = [key.certificate, *key.chain]
 
     @property
@@ -84,7 +91,11 @@ class DocumentSigner:
 
     def sign(self, document: etree._Element) -> etree._Element:
         """Return a signed copy of ``document``; the input is not modified."""
-        return self._signer.sign(document, key=self.key.private_key, cert=self._certificates)
+        signed = self._signer.sign(document, key=self.key.private_key, cert=self._certificates)
+        if self.xades:
+            # XAdESSigner remembers every Id token it ever issued; uniqueness is only needed per signature.
+            self._signer._tokens_used.clear()  # type: ignore[attr-defined]
+        return signed
 
     def sign_bytes(self, document: etree._Element) -> bytes:
         return etree.tostring(self.sign(document), xml_declaration=True, encoding="UTF-8")

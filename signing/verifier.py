@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 from lxml import etree
-from signxml import SignatureConfiguration, XMLVerifier
-from signxml.algorithms import DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 
+from signing.backends import CryptoFailure, CryptoFailureKind, SignatureBackend, SignatureLayout, SignxmlBackend
 from signing.idnumbers import mask_ids
 from signing.nca import CertificateIdentity, KeyPurpose, read_identity
 from signing.policy import VerificationPolicy
@@ -43,6 +41,8 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 NS = {"ds": DS}
 _ID_ATTRIBUTES = ("Id", "ID", "id")
 _MEMO_SIZE = 10_000
+SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
 GOST_KEY_OIDS = frozenset({"1.2.398.3.10.1.1.1.1", "1.2.398.3.10.1.1.2.3.1", "1.2.398.3.10.1.1.2.3.2"})
 
 # Gateway error code for each sub-indication; a few checks refine it (see _fail callers).
@@ -67,6 +67,12 @@ ERROR_CODES: dict[SubIndication, str] = {
 REFINED_CODES: dict[str, SubIndication] = {
     "SIG_UNSUPPORTED_ALGORITHM": SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
     "SIG_NOT_SIGNING_KEY": SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+}
+_CRYPTO_SUB_INDICATIONS = {
+    CryptoFailureKind.HASH: SubIndication.HASH_FAILURE,
+    CryptoFailureKind.SIGNATURE: SubIndication.SIG_CRYPTO_FAILURE,
+    CryptoFailureKind.SIGNING_CERTIFICATE: SubIndication.NO_SIGNING_CERTIFICATE_FOUND,
+    CryptoFailureKind.FORMAT: SubIndication.FORMAT_FAILURE,
 }
 _TOTAL_FAILED = frozenset({
     SubIndication.FORMAT_FAILURE, SubIndication.HASH_FAILURE, SubIndication.SIG_CRYPTO_FAILURE,
@@ -96,6 +102,12 @@ class VerifiedDocument:
     "The validated certificate path, signer first, trust anchor last (revocation needs the issuer)."
 
 
+def _is_signature_property(target: etree._Element, signature: etree._Element) -> bool:
+    """A XAdES SignedProperties or the KeyInfo, inside this very Signature."""
+    inside = any(ancestor is signature for ancestor in target.iterancestors())
+    return inside and etree.QName(target).localname in ("SignedProperties", "KeyInfo")
+
+
 class _Failure(Exception):
     def __init__(self, sub: SubIndication, reason: str, code: str | None = None) -> None:
         super().__init__(reason)
@@ -111,19 +123,12 @@ class DocumentVerifier:
         trust: TrustStore,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backends: Sequence[SignatureBackend] = (),
     ) -> None:
         self.policy = policy
         self.trust = trust
         self.clock = clock
-        self._xml_verifier = XMLVerifier()
-        self._signxml_config = SignatureConfiguration(
-            require_x509=True,
-            location="./",
-            expect_references=1,
-            signature_methods=frozenset(SignatureMethod(m) for m in policy.signature_methods),
-            digest_algorithms=frozenset(DigestAlgorithm(d) for d in policy.digest_algorithms),
-            ignore_ambiguous_key_info=False,
-        )
+        self.backends: tuple[SignatureBackend, ...] = tuple(backends) if backends else (SignxmlBackend(policy),)
         self._identities: dict[bytes, CertificateIdentity] = {}
         self._chains: dict[bytes, tuple[TrustedPath, tuple[ChainElement, ...]]] = {}
 
@@ -146,7 +151,8 @@ class DocumentVerifier:
             raise SignatureRejected(report) from None
 
     def _verify(self, document: etree._Element, now: datetime, found: dict[str, object]) -> VerifiedDocument:
-        signature = self._check_structure(document)
+        structure = self._check_structure(document)
+        signature = structure.signature
         signed_info = signature.find("ds:SignedInfo", NS)
         method = signed_info.find("ds:SignatureMethod", NS).get("Algorithm", "")
         digest = signed_info.find("ds:Reference/ds:DigestMethod", NS)
@@ -157,9 +163,12 @@ class DocumentVerifier:
         leaf_fingerprint = fingerprint(signer_cert)
         identity = self._identity(signer_cert, leaf_fingerprint)
         found["signer"] = _signer_info(identity)
-        if identity.public_key_algorithm in GOST_KEY_OIDS or identity.public_key_algorithm.startswith("gost"):
+        backend = next((b for b in self.backends if b.supports(identity.public_key_algorithm)), None)
+        if backend is None:
+            algorithm = identity.public_key_algorithm
+            label = "GOST 34.310" if algorithm.startswith("gost") or algorithm in GOST_KEY_OIDS else algorithm
             raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
-                           "GOST 34.310 signatures are not supported by this verification backend",
+                           f"{label} signatures are not supported by this verification backend",
                            "SIG_UNSUPPORTED_ALGORITHM")
         if method not in self.policy.signature_methods:
             raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"signature method {method} is not allowed")
@@ -190,21 +199,16 @@ class DocumentVerifier:
                            f"{self.policy.required_key_purpose} is required",
                            "SIG_NOT_SIGNING_KEY" if identity.key_purpose is KeyPurpose.AUTH else None)
 
-        config = replace(self._signxml_config, verification_time=at)
         try:
-            result = self._xml_verifier.verify(document, x509_cert=signer_cert, expect_config=config)
-        except InvalidDigest as exc:
-            raise _Failure(SubIndication.HASH_FAILURE, f"signed data was changed: {exc}") from None
-        except InvalidCertificate as exc:
-            raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND, str(exc)) from None
-        except InvalidSignature as exc:
-            raise _Failure(SubIndication.SIG_CRYPTO_FAILURE, f"signature value does not verify: {exc}") from None
-        except (InvalidInput, ValueError, etree.LxmlError) as exc:
-            raise _Failure(SubIndication.FORMAT_FAILURE, f"signature cannot be processed: {exc}") from None
-        signed = result.signed_xml  # type: ignore[union-attr]
-        if signed is None or etree.QName(signed).text != etree.QName(document).text:
+            signed = backend.verify(document, signer_cert, structure, at)
+        except CryptoFailure as failure:
+            raise _Failure(_CRYPTO_SUB_INDICATIONS[failure.kind], failure.detail) from None
+        if etree.QName(signed).text != etree.QName(document).text:
             raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND, "the signature does not cover the document")
 
+        if structure.xades:
+            found["signature_format"] = "XAdES-BES"
+            found["claimed_signing_time"] = _signing_time(signature)
         report = ValidationReport(
             indication=Indication.TOTAL_PASSED,
             sub_indication=None,
@@ -216,7 +220,7 @@ class DocumentVerifier:
         )
         return VerifiedDocument(signed=signed, report=report, identity=identity, path=path)
 
-    def _check_structure(self, document: etree._Element) -> etree._Element:
+    def _check_structure(self, document: etree._Element) -> SignatureLayout:
         if etree.QName(document).namespace == DS:
             raise _Failure(SubIndication.FORMAT_FAILURE, "the document root must not be an XMLDSig element")
         signatures = document.xpath("//ds:Signature", namespaces=NS)
@@ -231,20 +235,33 @@ class DocumentVerifier:
         if signed_info is None or signed_info.find("ds:SignatureMethod", NS) is None:
             raise _Failure(SubIndication.FORMAT_FAILURE, "the Signature has no SignedInfo/SignatureMethod")
         references = signed_info.findall("ds:Reference", NS)
-        if len(references) != 1:
-            raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
-                           f"{len(references)} References; exactly one, covering the whole document, is required")
-        self._check_reference_target(document, references[0].get("URI"))
-        for transform in references[0].iterfind("ds:Transforms/ds:Transform", NS):
-            if transform.get("Algorithm") not in self.policy.transforms or len(transform):
+        data_index: int | None = None
+        xades = False
+        for index, reference in enumerate(references):
+            target = self._reference_target(document, reference.get("URI"))
+            if target is document:
+                if data_index is not None:
+                    raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE, "two References cover the document")
+                data_index = index
+            elif self.policy.allow_xades and _is_signature_property(target, signature):
+                # XAdES signs its own SignedProperties (and often KeyInfo): inside the Signature, not data.
+                xades = xades or reference.get("Type") == SIGNED_PROPERTIES_TYPE
+            else:
                 raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
-                               f"transform {transform.get('Algorithm')} is not allowed")
-        return signature
+                               "the reference must cover the whole document, not one element of it")
+            for transform in reference.iterfind("ds:Transforms/ds:Transform", NS):
+                if transform.get("Algorithm") not in self.policy.transforms or len(transform):
+                    raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
+                                   f"transform {transform.get('Algorithm')} is not allowed")
+        if data_index is None:
+            raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
+                           f"{len(references)} References and none covers the whole document")
+        return SignatureLayout(signature, len(references), data_index, xades)
 
     @staticmethod
-    def _check_reference_target(document: etree._Element, uri: str | None) -> None:
+    def _reference_target(document: etree._Element, uri: str | None) -> etree._Element:
         if uri == "":
-            return
+            return document
         if uri is None or not uri.startswith("#") or uri.startswith("#xpointer("):
             raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND,
                            f"reference URI {uri!r} does not point into this document")
@@ -254,9 +271,7 @@ class DocumentVerifier:
             value == wanted and etree.QName(name).localname in _ID_ATTRIBUTES for name, value in el.items())]
         if len(holders) != 1:
             raise _Failure(SubIndication.FORMAT_FAILURE, f"Id {wanted!r} appears {len(holders)} times")
-        if holders[0] is not document:
-            raise _Failure(SubIndication.SIG_CONSTRAINTS_FAILURE,
-                           "the reference must cover the whole document, not one element of it")
+        return holders[0]
 
     def _signing_certificate(
         self, signature: etree._Element
@@ -296,6 +311,15 @@ class DocumentVerifier:
                 self._chains.clear()
             cached = self._chains[key] = (path, _chain(path))
         return cached[1]
+
+
+def _signing_time(signature: etree._Element) -> datetime | None:
+    """The XAdES SigningTime the signer claims (not proof of time: no timestamp authority is involved)."""
+    text = signature.findtext(f".//{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime")
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
 
 
 def _is_ca(certificate: x509.Certificate) -> bool:

@@ -27,7 +27,7 @@ from gateway.config import (
     TrustSettings,
 )
 from gateway.redis_embedded import EmbeddedRedis
-from gateway.runtime import READER_TICKET_SERVICE, start_site
+from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, fund_submission_service, start_site
 from gateway.senders import hash_password
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.pki import TestPki, generate_pki
@@ -98,6 +98,7 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str)
                 result_schema="kazneb/reader-ticket.xsd",
                 timeout_seconds=5,
             ),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(library_url),
             DOWN_SERVICE: ServiceSettings(
                 endpoint=f"http://127.0.0.1:{free_port()}/api/v1/readers",
                 document_schema="kazneb/reader-registration.xsd",

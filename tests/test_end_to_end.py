@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from lxml import etree
 
 import schemas
-from gateway.runtime import READER_TICKET_SERVICE
-from mocks.library import parse_ticket
+from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from mocks.library import parse_fund_receipt, parse_ticket
 from mocks.portal.applicant import signed_application
 from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import VerificationPolicy
@@ -187,3 +187,22 @@ async def test_soap_answer_carries_the_receipt_in_a_header(gw, http) -> None:
     receipt = answer.find("{http://schemas.xmlsoap.org/soap/envelope/}Header/{urn:egov-gateway:receipt:v1}Receipt")
     assert receipt is not None
     assert result_verifier(gw).verify(detach(receipt)).report.passed
+
+
+async def test_organisation_fund_submission_signed_by_the_head(gw, shep, http) -> None:
+    head = gw.pki.person("kitap-head")
+    mid = message_id()
+    result = await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                             service_id=FUND_SUBMISSION_SERVICE, message_id=mid)
+    assert result.ok, result
+    receipt = parse_fund_receipt(result_verifier(gw).verify(result.document).signed)
+    assert receipt["bin"] == head.bin
+    assert receipt["status"] == "registered"
+    assert receipt["object_count"] == 2
+
+    # The organisation's cabinet (by BIN) and the signer's (by IIN) both list it.
+    for owner in (head.bin, head.iin):
+        async with http.get(f"{gw.url}/api/v1/cabinet/{owner}/applications", headers=gw.auth()) as response:
+            listing = await response.json()
+        assert [a["messageId"] for a in listing["applications"]] == [mid]
+        assert listing["applications"][0]["applicantBin"] == head.bin

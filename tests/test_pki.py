@@ -26,6 +26,7 @@ from mocks.pki import OCSP_URL, TestPki, ensure_pki, generate_pki, load_pki
 from mocks.pki.people import PEOPLE, SYSTEMS
 from signing.idnumbers import parse_bin, parse_iin
 from signing.nca import KeyPurpose, SignerRole, read_identity
+from tests.der import der_replace_oid
 
 HANDLES = [spec.handle for spec in PEOPLE]
 NOW = datetime.datetime.now(datetime.UTC)
@@ -331,47 +332,6 @@ def test_missing_extensions_grant_nothing() -> None:
     assert identity.display_name() == "(unnamed)"
 
 
-def _der_replace_oid(der: bytes, old: str, new: str) -> bytes:
-    """Re-encode DER with the first OID ``old`` replaced by ``new`` (lengths fixed up)."""
-
-    def length(n: int) -> bytes:
-        if n < 0x80:
-            return bytes([n])
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        return bytes([0x80 | len(raw)]) + raw
-
-    def walk(data: bytes, done: list[bool]) -> bytes:
-        out, i = b"", 0
-        while i < len(data):
-            tag, size, i = data[i], data[i + 1], i + 2
-            if size & 0x80:
-                count = size & 0x7F
-                size, i = int.from_bytes(data[i : i + count], "big"), i + count
-            body, i = data[i : i + size], i + size
-            if not done[0] and tag == 0x06 and bytes([tag]) + length(size) + body == _encode_oid(old):
-                done[0] = True
-                out += _encode_oid(new)
-                continue
-            if tag & 0x20:
-                body = walk(body, done)
-            out += bytes([tag]) + length(len(body)) + body
-        return out
-
-    return walk(der, [False])
-
-
-def _encode_oid(dotted: str) -> bytes:
-    arcs = [int(a) for a in dotted.split(".")]
-    body = b""
-    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
-        chunk = [arc & 0x7F]
-        while arc > 0x7F:
-            arc >>= 7
-            chunk.insert(0, 0x80 | (arc & 0x7F))
-        body += bytes(chunk)
-    return bytes([0x06, len(body)]) + body
-
-
 @pytest.mark.parametrize(
     ("oid", "expected"),
     [
@@ -382,7 +342,7 @@ def _encode_oid(dotted: str) -> bytes:
 )
 def test_gost_key_is_named_without_loading_it(pki: TestPki, oid: str, expected: str) -> None:
     der = pki.person("aigerim").sign.load_certificate().public_bytes(serialization.Encoding.DER)
-    patched = x509.load_der_x509_certificate(_der_replace_oid(der, "1.2.840.113549.1.1.1", oid))
+    patched = x509.load_der_x509_certificate(der_replace_oid(der, "1.2.840.113549.1.1.1", oid))
     assert patched.public_key_algorithm_oid.dotted_string == oid
     identity = read_identity(patched)
     assert identity.public_key_algorithm == expected

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import etree
 
-from gateway.runtime import READER_TICKET_SERVICE
+from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from mocks.library import LIBRARY_STATE
 from mocks.library.forms import READER_REGISTRATION_NS
 from mocks.portal.applicant import reader_registration, signed_application, signer_for
 from tests.conftest import DOWN_SERVICE, OFFICE, OFFICE_PASSWORD, PORTAL, PORTAL_PASSWORD, message_id
@@ -87,6 +88,26 @@ async def test_refused_applications(gw, shep, case: str, make, code: str) -> Non
     assert set(result.error_data["messages"]) == {"kk", "ru", "en"}
     assert gw.library_calls == calls, f"{case} reached the back-end"
     assert await gw.redis.dbsize() == 0, f"{case} left state behind"
+
+
+@pytest.mark.parametrize(("case", "signer", "bin_of", "code"), [
+    ("employee without signing rights", "kitap-clerk", "kitap", "ID_ROLE_MISSING"),
+    ("head of another organisation", "murager-head", "kitap", "ID_BIN_MISMATCH"),
+    ("a citizen's personal certificate", "aigerim", "kitap", "ID_NOT_ORGANISATION_CERTIFICATE"),
+])
+async def test_refused_organisation_applications(gw, shep, case: str, signer: str, bin_of: str, code: str) -> None:
+    person = gw.pki.person(signer)
+    document = signed_application(person, FUND_SUBMISSION_SERVICE, bin=gw.pki.organisations[bin_of]["bin"])
+    calls = gw.library[LIBRARY_STATE].submissions_received
+    result = await send_soap(shep, document, service_id=FUND_SUBMISSION_SERVICE)
+    assert result.status_code == code, (case, result)
+    assert gw.library[LIBRARY_STATE].submissions_received == calls
+    assert await gw.redis.dbsize() == 0
+
+
+async def test_organisation_employee_cannot_sign_a_personal_application(gw, shep) -> None:
+    result = await send_soap(shep, signed(gw, "kitap-signer"))
+    assert result.status_code == "ID_NOT_INDIVIDUAL_CERTIFICATE"
 
 
 async def test_signature_refusal_carries_report_and_sub_indication(gw, shep) -> None:

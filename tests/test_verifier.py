@@ -24,12 +24,14 @@ from signxml.algorithms import CanonicalizationMethod
 
 from mocks.pki import Person, TestPki
 from mocks.portal.applicant import reader_registration, signer_for
+from signing.backends import SignxmlBackend
 from signing.policy import VerificationPolicy
 from signing.report import Indication, SubIndication, ValidationReport
 from signing.signer import DocumentSigner, SigningKey
 from signing.trust import TrustStore, fingerprint
 from signing.verifier import DS, DocumentVerifier, SignatureRejected
 from signing.xmlsafe import UnsafeXmlError, parse_untrusted
+from tests.der import der_replace_oid
 
 NS = {"ds": DS}
 REG = "urn:egov:kazneb:reader-registration:v1"
@@ -610,3 +612,50 @@ def test_signed_bytes_fixture_is_valid(verifier: DocumentVerifier, signed_bytes:
     data, start, end, _ = signed_bytes
     assert 0 < start < end
     assert verifier.verify(parse_untrusted(data)).report.passed
+
+
+# ------------------------------------------------------------------------------- GOST, backends, several roots
+GOST_SIGNATURE_METHOD = "http://www.w3.org/2001/04/xmldsig-more#gost34310-gost34311"
+
+
+@pytest.mark.parametrize("key_oid", ["1.2.398.3.10.1.1.1.1", "1.2.398.3.10.1.1.2.3.1"])
+def test_gost_signature_is_indeterminate_never_passed(verifier: DocumentVerifier, signed: etree._Element,
+                                                      aigerim: Person, key_oid: str) -> None:
+    """cryptography cannot verify GOST 34.310: the answer is INDETERMINATE with the reason, not a pass."""
+    der = aigerim.sign.load_certificate().public_bytes(Encoding.DER)
+    gost_cert = der_replace_oid(der, "1.2.840.113549.1.1.1", key_oid)
+    signed.find(f".//{{{DS}}}X509Certificate").text = base64.b64encode(gost_cert).decode()
+    signed.find(f".//{{{DS}}}SignatureMethod").set("Algorithm", GOST_SIGNATURE_METHOD)
+    report = rejected(verifier, signed, "SIG_UNSUPPORTED_ALGORITHM", SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                      Indication.INDETERMINATE)
+    assert "GOST 34.310 signatures are not supported by this verification backend" in report.errors[0]
+
+
+def test_backends_are_pluggable(pki: TestPki, signed: etree._Element) -> None:
+    """A backend chosen by key algorithm does the cryptography; the verifier's checks stay the same."""
+    used: list[str] = []
+
+    class CountingBackend(SignxmlBackend):
+        name = "counting"
+
+        def verify(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            used.append(self.name)
+            return super().verify(*args, **kwargs)
+
+    trust = TrustStore.from_files(pki.trust_anchors, pki.intermediates)
+    verifier = DocumentVerifier(VerificationPolicy(), trust, backends=[CountingBackend(VerificationPolicy())])
+    assert verifier.verify(signed).report.passed
+    assert used == ["counting"]
+
+
+def test_several_trust_anchors(pki: TestPki) -> None:
+    """Two hierarchies trusted at once (as an RSA and a GOST root would be): both signers pass."""
+    stranger, aigerim = pki.person("stranger"), pki.person("aigerim")
+    trust = TrustStore.from_files(
+        [pki.trust_anchors[0], pki.authorities["foreign-root"].cert],
+        [pki.intermediates[0], pki.authorities["foreign-ca"].cert],
+    )
+    verifier = DocumentVerifier(VerificationPolicy(), trust)
+    for person in (stranger, aigerim):
+        document = signer_for(person).sign(reader_registration(person))
+        assert verifier.verify(document).report.passed

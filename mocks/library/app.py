@@ -18,16 +18,18 @@ Routes
 ``GET /api/v1/readers/{iin}``
     200 with the ticket (``status`` ``issued``, the original ``applicationId``) or 404
     ``LIB_READER_NOT_FOUND``.
+``POST /api/v1/fund/submissions``, ``GET /api/v1/fund/submissions/{number}``
+    Participants' applications to include fund objects (rules §5): see ``mocks.library.fund``.
 ``GET /health``
     ``{"status": "ok"}``; never affected by fault injection.
 
-Fault injection (for failure tests; applies to ``/api/v1/readers*`` only)
+Fault injection (for failure tests; applies to every ``/api/v1/`` route)
 -------------------------------------------------------------------------
-``POST /_control/fail`` with JSON ``{"status": 503, "count": 2}`` makes the next 2 reader requests
+``POST /_control/fail`` with JSON ``{"status": 503, "count": 2}`` makes the next 2 API requests
 answer 503 (problem+json, code ``LIB_INJECTED_FAULT``, ``Retry-After: 1`` for 429/503) without
-touching the registry; ``count`` defaults to 1. ``{"delay": 1.5}`` delays every reader response by
+touching the registry; ``count`` defaults to 1. ``{"delay": 1.5}`` delays every API response by
 1.5 s until reset (or until another ``fail`` sets ``"delay": 0``); both keys may be combined.
-Answers 200 with the current plan. ``POST /_control/reset`` clears faults and delay (not tickets).
+Answers 200 with the current plan. ``POST /_control/reset`` clears faults and delay (not data).
 400 ``LIB_BAD_CONTROL_REQUEST`` for a malformed control body.
 
 Run: ``python -m mocks.library --port 8710`` or ``await run_library(host, port)``.
@@ -42,25 +44,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from lxml import etree
 
 from mocks.library.forms import (
+    ACCESS_LEVELS,
     READER_REGISTRATION_NS,
     READER_TICKET_NS,
     XMLDSIG_NS,
     safe_xml_parser,
 )
 
+if TYPE_CHECKING:
+    from mocks.library.fund import Submission
+
 LIBRARY_NAME = "Қазақстан Республикасының Ұлттық академиялық кітапханасы"
 "Issuer written on tickets: the National Academic Library of the Republic of Kazakhstan."
 
-ACCESS_RIGHTS = ("open-full-download", "open-read-only", "first-24-pages")
+ACCESS_RIGHTS = ACCESS_LEVELS
 "Every reader may use fund objects of all three access levels the partners choose from."
 
 MAX_BODY_BYTES = 256 * 1024
+API_PREFIX = "/api/v1/"
 READERS_PATH = "/api/v1/readers"
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
 _MAX_DELAY_SECONDS = 60.0
@@ -80,7 +87,7 @@ class Ticket:
 
 @dataclass
 class FaultPlan:
-    """Injected failures and delay for reader requests."""
+    """Injected failures and delay for API requests."""
 
     status: int | None = None
     remaining: int = 0
@@ -96,16 +103,21 @@ class LibraryState:
 
     registration_schema: etree.XMLSchema
     ticket_schema: etree.XMLSchema
+    submission_schema: etree.XMLSchema
+    receipt_schema: etree.XMLSchema
     clock: Callable[[], datetime]
     tickets: dict[str, Ticket] = field(default_factory=dict)
     sequences: dict[int, int] = field(default_factory=dict)
+    submissions: dict[str, Submission] = field(default_factory=dict)
+    "Fund submissions by submission number (see mocks.library.fund)."
+    submission_sequences: dict[int, int] = field(default_factory=dict)
     fault: FaultPlan = field(default_factory=FaultPlan)
     registrations_received: int = 0
     "How many registration requests reached the handler (tests check the gateway called once)."
+    submissions_received: int = 0
+    "How many fund submission requests reached the handler."
 
-    def issue(
-        self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None
-    ) -> Ticket:
+    def issue(self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None) -> Ticket:
         """Create and store the ticket for an IIN that has none; numbers restart every year.
 
         No await between the lookup in the caller and this insert, so the single event loop
@@ -114,14 +126,8 @@ class LibraryState:
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         sequence = self.sequences.get(now.year, 0) + 1
         self.sequences[now.year] = sequence
-        ticket = Ticket(
-            number=f"KAZNEB-{now.year:04d}-{sequence:08d}",
-            iin=iin,
-            holder_name=holder_name,
-            reader_category=reader_category,
-            issued_at=now,
-            application_id=application_id,
-        )
+        number = f"KAZNEB-{now.year:04d}-{sequence:08d}"
+        ticket = Ticket(number, iin, holder_name, reader_category, now, application_id)
         self.tickets[iin] = ticket
         return ticket
 
@@ -183,10 +189,11 @@ def render_ticket(ticket: Ticket, *, status: str, application_id: str | None) ->
     return root
 
 
-def _ticket_response(state: LibraryState, element: etree._Element) -> web.Response:
-    if not state.ticket_schema.validate(element):
+def xml_response(schema: etree.XMLSchema, element: etree._Element) -> web.Response:
+    """200 with ``element``, which must be valid against the answer ``schema``."""
+    if not schema.validate(element):
         # A bug in the mock, not in the caller: fail loudly rather than send a bad document.
-        raise RuntimeError(f"mock produced an invalid ReaderTicket: {state.ticket_schema.error_log[0]}")
+        raise RuntimeError(f"mock produced an invalid {etree.QName(element).localname}: {schema.error_log[0]}")
     body = etree.tostring(element, xml_declaration=True, encoding="UTF-8")
     return web.Response(body=body, content_type="application/xml", charset="utf-8")
 
@@ -203,6 +210,36 @@ async def _read_limited(request: web.Request) -> bytes | None:
     return bytes(body)
 
 
+async def read_business_document(
+    request: web.Request, schema: etree.XMLSchema, invalid: Callable[[str], web.Response]
+) -> etree._Element | web.Response:
+    """The XML body as a schema-valid, unsigned root element, or the problem response to send.
+
+    Checks, in order: media type (415), size (413), well-formedness, no DOCTYPE, the XSD, no
+    ds:Signature (the last three answered by ``invalid(detail)``).
+    """
+    if request.content_type not in _XML_TYPES:
+        detail = f"expected application/xml, got {request.content_type or 'nothing'}"
+        return problem(415, "LIB_UNSUPPORTED_MEDIA_TYPE", "Unsupported media type", detail)
+    body = await _read_limited(request)
+    if body is None:
+        return problem(413, "LIB_PAYLOAD_TOO_LARGE", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        root = etree.fromstring(body, safe_xml_parser())
+    except etree.XMLSyntaxError as exc:
+        return invalid(f"not well-formed XML: {exc}")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
+        # Entities are never resolved, but a DTD has no business in a business document at all.
+        return invalid("DOCTYPE declarations are not accepted")
+    if not schema.validate(root):
+        error = schema.error_log[0]
+        return invalid(f"line {error.line}: {error.message}")
+    if next(root.iterchildren(f"{{{XMLDSIG_NS}}}*"), None) is not None:
+        return invalid("the document still carries a ds:Signature; forward only the verified business document")
+    return root
+
+
 def _text(root: etree._Element, name: str) -> str | None:
     child = root.find(f"{{{READER_REGISTRATION_NS}}}{name}")
     if child is None or child.text is None:
@@ -214,41 +251,16 @@ async def register_reader(request: web.Request) -> web.Response:
     """POST /api/v1/readers: validate the registration, issue or return the single ticket."""
     state = request.app[LIBRARY_STATE]
     state.registrations_received += 1
-    if request.content_type not in _XML_TYPES:
-        return problem(
-            415,
-            "LIB_UNSUPPORTED_MEDIA_TYPE",
-            "Unsupported media type",
-            f"expected application/xml, got {request.content_type or 'nothing'}",
-        )
-    body = await _read_limited(request)
-    if body is None:
-        return problem(
-            413, "LIB_PAYLOAD_TOO_LARGE", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes"
-        )
-    try:
-        root = etree.fromstring(body, safe_xml_parser())
-    except etree.XMLSyntaxError as exc:
-        return _invalid(f"not well-formed XML: {exc}")
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
-        # Entities are never resolved, but a DTD has no business in a business document at all.
-        return _invalid("DOCTYPE declarations are not accepted")
-    if not state.registration_schema.validate(root):
-        error = state.registration_schema.error_log[0]
-        return _invalid(f"line {error.line}: {error.message}")
-    if next(root.iterchildren(f"{{{XMLDSIG_NS}}}*"), None) is not None:
-        return _invalid(
-            "the document still carries a ds:Signature; forward only the verified business document"
-        )
+    root = await read_business_document(request, state.registration_schema, _invalid)
+    if isinstance(root, web.Response):
+        return root
 
     iin = _text(root, "iin") or ""
     application_id = _text(root, "applicationId")
     existing = state.tickets.get(iin)
     if existing is not None:
-        return _ticket_response(
-            state, render_ticket(existing, status="already-issued", application_id=application_id)
-        )
+        answer = render_ticket(existing, status="already-issued", application_id=application_id)
+        return xml_response(state.ticket_schema, answer)
     names = (_text(root, "surname"), _text(root, "givenName"), _text(root, "patronymic"))
     ticket = state.issue(
         iin=iin,
@@ -256,7 +268,7 @@ async def register_reader(request: web.Request) -> web.Response:
         reader_category=_text(root, "readerCategory") or "individual",
         application_id=application_id,
     )
-    return _ticket_response(state, render_ticket(ticket, status="issued", application_id=application_id))
+    return xml_response(state.ticket_schema, render_ticket(ticket, status="issued", application_id=application_id))
 
 
 async def get_reader(request: web.Request) -> web.Response:
@@ -265,9 +277,8 @@ async def get_reader(request: web.Request) -> web.Response:
     ticket = state.tickets.get(request.match_info["iin"])
     if ticket is None:
         return problem(404, "LIB_READER_NOT_FOUND", "Reader not found", "no reader ticket for this IIN")
-    return _ticket_response(
-        state, render_ticket(ticket, status="issued", application_id=ticket.application_id)
-    )
+    answer = render_ticket(ticket, status="issued", application_id=ticket.application_id)
+    return xml_response(state.ticket_schema, answer)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -280,7 +291,7 @@ def _bad_control(detail: str) -> web.Response:
 
 
 async def control_fail(request: web.Request) -> web.Response:
-    """POST /_control/fail: schedule failures and/or a delay for reader requests."""
+    """POST /_control/fail: schedule failures and/or a delay for API requests."""
     try:
         data = await request.json()
     except ValueError:
@@ -314,8 +325,8 @@ async def control_reset(request: web.Request) -> web.Response:
 async def fault_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Apply the injected delay and failures to reader requests."""
-    if not request.path.startswith(READERS_PATH):
+    """Apply the injected delay and failures to API requests (not /health, not /_control)."""
+    if not request.path.startswith(API_PREFIX):
         return await handler(request)
     fault = request.app[LIBRARY_STATE].fault
     # Decide before sleeping, so concurrent requests consume exactly `count` failures.
@@ -342,19 +353,25 @@ def create_library_app(
 ) -> web.Application:
     """Build the KazNEB mock application.
 
-    ``schema_dir_loader`` returns the folder holding reader-registration.xsd and reader-ticket.xsd
-    (default: ``schemas/kazneb`` from the installed package); both are compiled here, once.
-    ``clock`` returns an aware "now" for issue times and the yearly ticket sequence (default UTC now).
+    ``schema_dir_loader`` returns the folder holding the reader-registration, reader-ticket,
+    fund-submission and fund-receipt schemas (default: ``schemas/kazneb`` from the installed
+    package); all are compiled here, once.
+    ``clock`` returns an aware "now" for issue/receipt times and the yearly sequences (default UTC now).
     """
     directory = (schema_dir_loader or default_schema_dir)()
     app = web.Application(middlewares=[fault_middleware])
     app[LIBRARY_STATE] = LibraryState(
         registration_schema=_load_schema(directory, "reader-registration.xsd"),
         ticket_schema=_load_schema(directory, "reader-ticket.xsd"),
+        submission_schema=_load_schema(directory, "fund-submission.xsd"),
+        receipt_schema=_load_schema(directory, "fund-receipt.xsd"),
         clock=clock or (lambda: datetime.now(UTC)),
     )
     app.router.add_post(READERS_PATH, register_reader)
     app.router.add_get(READERS_PATH + "/{iin}", get_reader)
+    from mocks.library.fund import add_fund_routes  # late: fund.py builds on this module
+
+    add_fund_routes(app)
     app.router.add_get("/health", health)
     app.router.add_post("/_control/fail", control_fail)
     app.router.add_post("/_control/reset", control_reset)

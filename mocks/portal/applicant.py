@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 from lxml import etree
 
-from mocks.library.forms import build_reader_registration
+from mocks.library.forms import build_fund_submission, build_reader_registration, sample_fund_objects
 from mocks.pki import Person
 from signing.signer import DocumentSigner, SigningKey
 
 READER_TICKET_SERVICE = "kazneb.reader-ticket"
+FUND_SUBMISSION_SERVICE = "kazneb.fund-submission"
 
 
 def _email_for(person: Person) -> str:
@@ -31,9 +32,21 @@ def reader_registration(person: Person, *, iin: str | None = None) -> etree._Ele
     )
 
 
+def fund_submission(person: Person, *, bin: str | None = None) -> etree._Element:
+    """A KazNEB fund submission from the person's organisation (``bin`` overrides it, for tests)."""
+    return build_fund_submission(
+        bin=bin or person.bin or "",
+        participant_name=person.organisation or f"{person.surname} {person.name}",
+        kind="museum" if person.org == "murager" else "library",
+        head_name=f"{person.surname} {person.name} {person.given_name}".strip(),
+        objects=sample_fund_objects(),
+    )
+
+
 # serviceId -> builder of a sample business document for a person
 SAMPLE_DOCUMENTS: dict[str, Callable[..., etree._Element]] = {
     READER_TICKET_SERVICE: reader_registration,
+    FUND_SUBMISSION_SERVICE: fund_submission,
 }
 
 

@@ -1,0 +1,166 @@
+"""Tester tools: `egov-gateway sign` and `egov-gateway verify`.
+
+``verify`` runs exactly the gateway's verifier (same policy, same trust store class) and prints the
+whole validation report; its exit code is 0 only for TOTAL_PASSED, 1 for any other indication, 2 for
+unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from gateway.config import load_settings
+from signing.policy import RevocationMode, VerificationPolicy
+from signing.report import ValidationReport
+from signing.signer import DocumentSigner, SigningKey
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
+from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+
+
+def add_commands(commands: argparse._SubParsersAction, default_state_dir: Path) -> None:
+    sign = commands.add_parser("sign", help="sign an XML document (enveloped XMLDSig or XAdES-BES)")
+    source = sign.add_mutually_exclusive_group(required=True)
+    source.add_argument("--p12", type=Path, help="PKCS#12 file with key and certificate")
+    source.add_argument("--cert", type=Path, help="PEM certificate (with --key)")
+    sign.add_argument("--key", type=Path, help="PEM private key (with --cert)")
+    sign.add_argument("--password", default=os.environ.get("EGOV_P12_PASSWORD"),
+                      help="PKCS#12/key password (default: $EGOV_P12_PASSWORD, else asked)")
+    sign.add_argument("--in", dest="source", type=Path, required=True)
+    sign.add_argument("--out", type=Path, required=True)
+    sign.add_argument("--xades", action="store_true", help="XAdES-BES (SigningTime, SigningCertificateV2)")
+
+    verify = commands.add_parser("verify", help="verify a signed XML document and print the report")
+    verify.add_argument("--in", dest="source", type=Path, required=True)
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--trust", type=Path, action="append", default=[], help="trusted root PEM (repeatable)")
+    verify.add_argument("--intermediate", type=Path, action="append", default=[], help="intermediate CA PEM")
+    verify.add_argument("--config", type=Path, help="take trust anchors (and revocation) from this configuration")
+    verify.add_argument("--state-dir", type=Path, default=default_state_dir,
+                        help="without --trust/--config: trust the demo PKI in STATE_DIR/pki")
+    verify.add_argument("--revocation", choices=[m.value for m in RevocationMode], default=None,
+                        help="revocation mode (default: the configuration's, else off)")
+
+
+def sign(args: argparse.Namespace) -> int:
+    password = args.password
+    if args.p12 and password is None and sys.stdin.isatty():
+        password = getpass.getpass("PKCS#12 password: ")
+    secret = password.encode() if password else None
+    if args.p12:
+        key = SigningKey.from_pkcs12(args.p12, secret)
+    elif args.key:
+        key = SigningKey.from_pem(args.cert, args.key, secret)
+    else:
+        print("error: --cert needs --key", file=sys.stderr)
+        return 2
+    document = _read(args.source)
+    if document is None:
+        return 2
+    signed = DocumentSigner(key, xades=args.xades).sign_bytes(document)
+    args.out.write_bytes(signed)
+    print(f"signed {args.source} as {key.certificate.subject.rfc4514_string()} -> {args.out}")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    document = _read(args.source)
+    if document is None:
+        return 2
+    trust, revocation = _trust_and_revocation(args)
+    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation), trust)
+    try:
+        verified = verifier.verify(document)
+        verified = asyncio.run(_with_revocation(verified, args, revocation))
+        report = verified.report
+    except SignatureRejected as rejected:
+        report = rejected.report
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(render(report))
+    return 0 if report.passed else 1
+
+
+async def _with_revocation(verified: VerifiedDocument, args: argparse.Namespace,
+                           mode: RevocationMode) -> VerifiedDocument:
+    """Ask OCSP/CRL (URLs from the certificate, or from --config's [revocation]) unless the mode is off."""
+    if mode is RevocationMode.OFF:
+        return verified
+    import aiohttp
+
+    from signing.revocation import RevocationChecker, RevocationSettings, apply_revocation
+
+    settings = load_settings(args.config).revocation if args.config else RevocationSettings(mode=mode)
+    async with aiohttp.ClientSession() as session:
+        checker = RevocationChecker(replace(settings, mode=mode), session)
+        return await apply_revocation(verified, checker, mode)
+
+
+def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, RevocationMode]:
+    if args.trust:
+        return TrustStore.from_files(args.trust, args.intermediate), RevocationMode(args.revocation or "off")
+    if args.config:
+        settings = load_settings(args.config)
+        mode = args.revocation or settings.revocation.mode
+        return TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates), RevocationMode(mode)
+    from mocks.pki import load_pki
+
+    pki = load_pki(args.state_dir.resolve() / "pki")
+    return TrustStore.from_files(pki.trust_anchors, pki.intermediates), RevocationMode(args.revocation or "off")
+
+
+def _read(path: Path) -> etree._Element | None:
+    try:
+        return parse_untrusted(path.read_bytes(), XmlLimits(max_bytes=16 * 1024 * 1024))
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+    except UnsafeXmlError as exc:
+        print(f"error: {path} is not acceptable XML: {exc.detail}", file=sys.stderr)
+    return None
+
+
+def render(report: ValidationReport) -> str:
+    """The report as a person reads it."""
+    lines = [f"Indication       {report.indication}"
+             + (f" / {report.sub_indication}  ({report.error_code})" if report.sub_indication else "")]
+    signer = report.signer
+    if signer:
+        lines.append(f"Signer           {signer.name}" + (f", {signer.organisation}" if signer.organisation else ""))
+        lines.append(f"  IIN / BIN      {signer.iin or '-'} / {signer.bin or '-'}")
+        lines.append(f"  roles          {', '.join(signer.roles) or '-'}")
+        lines.append(f"  key purpose    {signer.key_purpose}; policies {', '.join(signer.policies) or '-'}")
+        lines.append(f"  certificate    serial {signer.certificate_serial}")
+    lines.append(f"Format           {report.signature_format}")
+    lines.append(f"Algorithms       {_short(report.signature_algorithm)} / {_short(report.digest_algorithm)}")
+    if report.claimed_signing_time:
+        lines.append(f"Signing time     {_when(report.claimed_signing_time)} (claimed by the signer)")
+    lines.append(f"Validated at     {_when(report.validation_time)}")
+    for index, element in enumerate(report.chain):
+        lines.append(f"{'Chain' if index == 0 else '':<16} {element.subject}  (until {_when(element.not_after)})")
+    if report.revocation:
+        revocation: Any = report.revocation
+        lines.append(f"Revocation       {revocation.status} via {revocation.source}"
+                     + (f" at {_when(revocation.checked_at)}" if revocation.checked_at else ""))
+    lines.extend(f"Error            {error}" for error in report.errors)
+    lines.extend(f"Warning          {warning}" for warning in report.warnings)
+    return "\n".join(lines)
+
+
+def _short(uri: str | None) -> str:
+    return (uri or "-").rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _when(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")

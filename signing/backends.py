@@ -1,0 +1,132 @@
+"""Cryptographic backends: the part of verification that depends on the key algorithm.
+
+The verifier checks structure, policy and the certificate path itself, then hands the cryptography to
+the first backend that supports the signer's key algorithm. The default backend is signxml (RSA and
+ECDSA over ``cryptography``). GOST 34.310 keys have no backend here, so a GOST-signed document comes
+out INDETERMINATE ("not supported by this backend"), never passed; a deployment with a GOST provider
+adds a backend for it without touching the verifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from cryptography import x509
+from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
+from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+
+from signing.policy import VerificationPolicy
+
+
+class CryptoFailureKind(StrEnum):
+    HASH = "hash"
+    "A reference digest does not match: the signed data changed."
+    SIGNATURE = "signature"
+    "The signature value does not verify with the certificate's key."
+    SIGNING_CERTIFICATE = "signing_certificate"
+    "Signed properties identify a different certificate than the one that verifies."
+    FORMAT = "format"
+    "The signature cannot be processed (malformed, KeyValue not matching the certificate, ...)."
+
+
+class CryptoFailure(Exception):
+    """The backend refused the signature."""
+
+    def __init__(self, kind: CryptoFailureKind, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SignatureLayout:
+    """What the verifier found out about the signature before the cryptography."""
+
+    signature: etree._Element
+    "The ds:Signature element."
+    references: int
+    "How many References SignedInfo holds."
+    data_index: int
+    "Which of them covers the whole document."
+    xades: bool
+    "Whether a XAdES SignedProperties reference is present."
+
+
+class SignatureBackend(Protocol):
+    name: str
+
+    def supports(self, key_algorithm: str) -> bool:
+        """Whether this backend can verify signatures made with keys of ``key_algorithm``."""
+        ...
+
+    def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
+               at: datetime) -> etree._Element:
+        """Check digests, signature value and signed properties; return the signed data (re-parsed from the
+        canonical bytes that were digested), or raise :class:`CryptoFailure`."""
+        ...
+
+
+class SignxmlBackend:
+    """RSA and ECDSA through signxml, with the algorithm allow-list of the policy."""
+
+    name = "signxml"
+
+    def __init__(self, policy: VerificationPolicy) -> None:
+        self._policy = policy
+        self._xml_verifier = XMLVerifier()
+        self._xades_verifier = XAdESVerifier()
+        self._config = SignatureConfiguration(
+            require_x509=True,
+            location="./",
+            expect_references=1,
+            signature_methods=frozenset(SignatureMethod(m) for m in policy.signature_methods),
+            digest_algorithms=frozenset(DigestAlgorithm(d) for d in policy.digest_algorithms),
+            ignore_ambiguous_key_info=False,
+        )
+
+    def supports(self, key_algorithm: str) -> bool:
+        return key_algorithm in ("rsa", "ec")
+
+    def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
+               at: datetime) -> etree._Element:
+        try:
+            result = self._verify(document, certificate, layout, at)
+        except InvalidDigest as exc:
+            if "certificate digest" in str(exc):  # XAdES SigningCertificateV2 names another certificate
+                raise CryptoFailure(CryptoFailureKind.SIGNING_CERTIFICATE,
+                                    "the signed properties identify a different signing certificate") from None
+            raise CryptoFailure(CryptoFailureKind.HASH, f"signed data was changed: {exc}") from None
+        except InvalidCertificate as exc:
+            raise CryptoFailure(CryptoFailureKind.FORMAT, str(exc)) from None
+        except InvalidSignature as exc:
+            raise CryptoFailure(CryptoFailureKind.SIGNATURE, f"signature value does not verify: {exc}") from None
+        except (InvalidInput, ValueError, etree.LxmlError) as exc:
+            raise CryptoFailure(CryptoFailureKind.FORMAT, f"signature cannot be processed: {exc}") from None
+        if result.signed_xml is None:
+            raise CryptoFailure(CryptoFailureKind.FORMAT, "the signed data is not XML")
+        return result.signed_xml
+
+    def _verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
+                at: datetime):  # type: ignore[no-untyped-def]
+        options = {f.name: getattr(self._config, f.name) for f in dataclass_fields(SignatureConfiguration)}
+        options.update(expect_references=layout.references, verification_time=at)
+        if not layout.xades:
+            config = SignatureConfiguration(**options)
+            results = self._xml_verifier.verify(document, x509_cert=certificate, expect_config=config)
+            return results if layout.references == 1 else results[layout.data_index]
+        # signxml's XAdES signer digests Transform-less property references with the SignedInfo's
+        # canonicalisation; verify them the same way (signxml's verifier would default to C14N 1.1).
+        method = layout.signature.find(
+            "{http://www.w3.org/2000/09/xmldsig#}SignedInfo/{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod")
+        if method is not None and method.get("Algorithm") in self._policy.transforms:
+            options["default_reference_c14n_method"] = CanonicalizationMethod(method.get("Algorithm"))
+        results = self._xades_verifier.verify(document, x509_cert=certificate,
+                                              expect_config=XAdESSignatureConfiguration(**options))
+        return results[layout.data_index]
