@@ -26,7 +26,8 @@ from gateway.registry import ServiceRegistry
 from gateway.senders import SenderDirectory
 from gateway.store import ApplicationStore
 from signing.idnumbers import mask_ids
-from signing.policy import VerificationPolicy
+from signing.policy import RevocationMode, VerificationPolicy
+from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner, SignerKeyError, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
@@ -59,7 +60,8 @@ def build_verifier(settings: Settings) -> DocumentVerifier:
     if not settings.trust.anchors:
         raise ConfigError("trust.anchors: at least one trust anchor is required")
     trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
-    policy = VerificationPolicy(clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds))
+    policy = VerificationPolicy(clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds),
+                                revocation=settings.revocation.mode)
     return DocumentVerifier(policy, trust)
 
 
@@ -98,8 +100,11 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         registry = ServiceRegistry.build(settings.services, {"rest": RestConnector(session)})
         senders = SenderDirectory(settings.senders)
         store = ApplicationStore(redis, settings.redis.key_prefix)
+        revocation = settings.revocation
+        checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
-                            store=store, limits=settings.limits)
+                            store=store, limits=settings.limits, revocation=checker,
+                            revocation_mode=revocation.mode)
         app[COMPONENTS] = Components(settings=settings, pipeline=pipeline, store=store, senders=senders,
                                      sync_wsdl=wsdl)
         yield

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     demo_cmd.add_argument("--port", type=int, default=8080)
     demo_cmd.add_argument("--library-port", type=int, default=8710)
+    demo_cmd.add_argument("--revocation-port", type=int, default=8790,
+                          help="the test PKI's OCSP/CRL service (8790 is the address in its certificates)")
 
     submit = commands.add_parser("submit", help="sign a sample application as a test person and send it")
     submit.add_argument("--as", dest="person", required=True, help="test person handle (see `pki list`)")
@@ -80,7 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
         return 0
     if args.command == "demo":
-        asyncio.run(demo(args.state_dir.resolve(), port=args.port, library_port=args.library_port))
+        asyncio.run(demo(args.state_dir.resolve(), port=args.port, library_port=args.library_port,
+                         revocation_port=args.revocation_port))
         return 0
     if args.command == "submit":
         from gateway.submit import submit

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from signing.nca import SignerRole
+from signing.revocation import RevocationSettings
 
 
 class ConfigError(ValueError):
@@ -131,6 +132,8 @@ class Settings:
     "Trust anchors for applicants' signatures."
     signer: SignerSettings = field(default_factory=SignerSettings)
     "The gateway's signing key."
+    revocation: RevocationSettings = field(default_factory=RevocationSettings)
+    "OCSP/CRL checking of applicants' certificates (hard_fail by default)."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
@@ -184,6 +187,8 @@ def check_settings(settings: Settings) -> None:
     for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds"):
         if getattr(settings.limits, key) <= 0:
             raise ConfigError(f"limits.{key}: must be positive")
+    if not (math.isfinite(settings.revocation.timeout_seconds) and settings.revocation.timeout_seconds > 0):
+        raise ConfigError("revocation.timeout_seconds: must be positive")
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
 

@@ -24,6 +24,8 @@ from gateway.senders import SenderDirectory
 from gateway.store import Application, ApplicationStore, Status, utc_now
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
+from signing.policy import RevocationMode
+from signing.revocation import RevocationChecker, apply_revocation
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
@@ -84,6 +86,8 @@ class Pipeline:
         signer: DocumentSigner,
         store: ApplicationStore,
         limits: LimitSettings,
+        revocation: RevocationChecker | None = None,
+        revocation_mode: RevocationMode = RevocationMode.OFF,
     ) -> None:
         self.senders = senders
         self.registry = registry
@@ -91,6 +95,8 @@ class Pipeline:
         self.signer = signer
         self.store = store
         self.limits = limits
+        self.revocation = revocation
+        self.revocation_mode = revocation_mode
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
     async def process(self, request: IntakeRequest, session_id: str) -> Outcome:
@@ -115,6 +121,8 @@ class Pipeline:
         verified = self._verify(request.document)
         self._check_document(service, verified.signed)
         applicant = self._check_identity(service, verified)
+        # Last of the checks: on a cache miss it is the only one that waits on the network.
+        verified = await self._check_revocation(verified)
 
         earlier = await self.store.claim_message(request.sender_id, request.message_id, session_id)
         if earlier is not None:
@@ -154,14 +162,13 @@ class Pipeline:
         try:
             return self.verifier.verify(document)
         except SignatureRejected as rejected:
-            report = rejected.report
-            log.info("signature refused: %s", report.log_summary())
-            raise GatewayError(
-                report.error_code or "SIG_FORMAT_FAILURE",
-                "; ".join(report.errors),
-                sub_indication=report.sub_indication,
-                report=report.to_dict(),
-            ) from None
+            raise _refusal(rejected) from None
+
+    async def _check_revocation(self, verified: VerifiedDocument) -> VerifiedDocument:
+        try:
+            return await apply_revocation(verified, self.revocation, self.revocation_mode)
+        except SignatureRejected as rejected:
+            raise _refusal(rejected) from None
 
     @staticmethod
     def _check_document(service: Service, signed: etree._Element) -> None:
@@ -221,3 +228,11 @@ class Pipeline:
             error = service.result_schema.error_log.last_error
             raise GatewayError("PROVIDER_BAD_RESPONSE", error.message if error else "schema")
         return self.signer.sign_bytes(root)
+
+
+def _refusal(rejected: SignatureRejected) -> GatewayError:
+    """A signature refusal as the caller sees it: code, sub-indication and the whole report."""
+    report = rejected.report
+    log.info("signature refused: %s", report.log_summary())
+    return GatewayError(report.error_code or "SIG_FORMAT_FAILURE", "; ".join(report.errors),
+                        sub_indication=report.sub_indication, report=report.to_dict())

@@ -26,6 +26,8 @@ from gateway.config import (
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.senders import hash_password
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from signing.policy import RevocationMode
+from signing.revocation import RevocationSettings
 
 log = logging.getLogger("egov.runtime")
 
@@ -79,7 +81,7 @@ async def serve(settings: Settings) -> None:
             await wait_for_stop()
 
 
-def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, library_url: str) -> Settings:
+def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, library_url: str, revocation_url: str) -> Settings:
     """Embedded defaults for `egov-gateway demo`: test PKI trust, the demo portal sender, the library."""
     from mocks.pki import ensure_pki
 
@@ -90,6 +92,8 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, library_url: str
         listen=ListenSettings(port=port),
         limits=LimitSettings(),
         trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
+        revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
+                                      crl_urls=(f"{revocation_url}/crl/nca.crl",)),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         senders={DEMO_SENDER: SenderSettings(password_hash=hash_password(DEMO_PASSWORD), cabinet=True)},
         services={
@@ -116,22 +120,27 @@ def fund_submission_service(library_url: str) -> ServiceSettings:
     )
 
 
-async def demo(state_dir: Path, *, port: int, library_port: int) -> None:
-    """Embedded Redis, the test PKI, the library mock and the gateway, until Ctrl-C."""
+async def demo(state_dir: Path, *, port: int, library_port: int, revocation_port: int) -> None:
+    """Embedded Redis, the test PKI with its OCSP/CRL service, the library mock and the gateway, until Ctrl-C."""
     from mocks.library import create_library_app
+    from mocks.pki import ensure_pki
+    from mocks.pki.revocation import create_revocation_app
 
     library_url = f"http://127.0.0.1:{library_port}"
-    settings = demo_settings(state_dir, state_dir / "pki", port=port, library_url=library_url)
+    revocation_url = f"http://127.0.0.1:{revocation_port}"
+    pki = ensure_pki(state_dir / "pki")
+    settings = demo_settings(state_dir, pki.root, port=port, library_url=library_url, revocation_url=revocation_url)
     loaded = load(settings)
     with redis_for(settings) as redis_url:
         app = create_app(settings, redis_url=redis_url, loaded=loaded)
-        async with site_running(create_library_app(), "127.0.0.1", library_port), \
+        async with site_running(create_revocation_app(pki), "127.0.0.1", revocation_port), \
+                site_running(create_library_app(), "127.0.0.1", library_port), \
                 site_running(app, settings.listen.host, settings.listen.port):
-            _print_banner(settings, redis_url, library_url)
+            _print_banner(settings, redis_url, library_url, revocation_url)
             await wait_for_stop()
 
 
-def _print_banner(settings: Settings, redis_url: str, library_url: str) -> None:
+def _print_banner(settings: Settings, redis_url: str, library_url: str, revocation_url: str) -> None:
     base = settings.base_url
     print(f"""
 egov-gateway demo is running (Ctrl-C stops everything)
@@ -140,7 +149,9 @@ egov-gateway demo is running (Ctrl-C stops everything)
   REST intake        {base}/api/v1/requests
   Cabinet API        {base}/api/v1/cabinet/<IIN>/applications   (HTTP Basic {DEMO_SENDER}:{DEMO_PASSWORD})
   Health             {base}/health
-  KazNEB library     {library_url}/api/v1/readers
+  KazNEB library     {library_url}/api/v1/readers   {library_url}/api/v1/fund/submissions
+  OCSP / CRL (PKI)   {revocation_url}/ocsp   {revocation_url}/crl/nca.crl
+                     revoke a certificate: POST {revocation_url}/_control/revoke {{"serial": "<hex>"}}
   Redis              {redis_url}
   Test PKI           {settings.state_dir / 'pki'}  (people: egov-gateway pki list)
 

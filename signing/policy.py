@@ -18,14 +18,19 @@ ENVELOPED_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 
 
 class RevocationMode(StrEnum):
-    """How a missing revocation answer is treated."""
+    """How the signer's revocation status is checked, and how a missing answer is treated.
+
+    In every checking mode a "revoked" answer from any source rejects the signature (TOTAL_FAILED/REVOKED).
+    """
 
     OFF = "off"
     "Not checked; the report carries a warning. Until an OCSP/CRL checker is configured."
     SOFT_FAIL = "soft_fail"
-    "Checked; an unreachable source is a warning."
+    "Checked (OCSP, then CRL); when no source answers, the signature passes with a warning."
     HARD_FAIL = "hard_fail"
-    "Checked; an unreachable source makes the result INDETERMINATE/TRY_LATER."
+    "Checked (OCSP, then CRL); when no source answers, the result is INDETERMINATE/TRY_LATER."
+    REQUIRE = "require"
+    'A fresh OCSP "good" is required: a CRL can still reject (revoked) but never pass alone; else TRY_LATER.'
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class VerificationPolicy:
     "Tolerance for certificate validity against the local clock."
     revocation: RevocationMode = RevocationMode.OFF
     "Revocation checking mode."
+    allow_xades: bool = True
+    "Accept XAdES-BES: extra References are allowed only to SignedProperties/KeyInfo inside the Signature."
     max_certificates: int = 4
     "Most X509Certificate elements accepted in KeyInfo (the signer plus its CA path)."
     extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)

@@ -86,9 +86,19 @@ class RevocationInfo:
     status: str
     "good, revoked, unknown or not_checked."
     source: str
-    "ocsp, crl, cache or none."
+    "ocsp, crl, cache (an OCSP answer still within its nextUpdate) or none."
     checked_at: datetime | None
     "When the source produced the answer."
+    revoked_at: datetime | None = None
+    "Revocation time, when revoked."
+    reason: str | None = None
+    "CRL reason code name (key_compromise, superseded, ...), when revoked."
+    next_update: datetime | None = None
+    "Until when the answer may be relied on (OCSP/CRL nextUpdate, or the configured freshness)."
+    url: str | None = None
+    "Address of the OCSP responder or CRL that answered."
+    detail: str | None = None
+    "Why a better source did not answer (e.g. OCSP failed and the CRL answered), or why none did."
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,10 @@ class ValidationReport:
     "Readable reasons for failure."
     warnings: tuple[str, ...] = ()
     "Readable remarks that did not fail validation."
+    signature_format: str = "XMLDSig"
+    "XMLDSig, or XAdES-BES when signed properties were verified."
+    claimed_signing_time: datetime | None = None
+    "XAdES SigningTime as claimed by the signer (no timestamp authority: not proof of time)."
 
     @property
     def passed(self) -> bool:

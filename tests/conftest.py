@@ -31,7 +31,10 @@ from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, fund
 from gateway.senders import hash_password
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.pki import TestPki, generate_pki
+from mocks.pki.revocation import run_revocation
 from mocks.portal.shep_client import SyncChannelClient
+from signing.policy import RevocationMode
+from signing.revocation import RevocationSettings
 
 PORTAL, PORTAL_PASSWORD = "portal", "portal-test-password"
 OFFICE, OFFICE_PASSWORD = "registry-office", "office-test-password"
@@ -69,6 +72,8 @@ class GatewayUnderTest:
     pki: TestPki
     library: web.Application
     redis: Redis
+    redis_url: str
+    revocation_url: str
 
     @property
     def library_calls(self) -> int:
@@ -79,9 +84,14 @@ class GatewayUnderTest:
         return {"Authorization": aiohttp.encode_basic_auth(sender, password)}
 
 
-def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str) -> Settings:
+def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
+                  revocation_url: str | None = None) -> Settings:
+    """The test system's configuration; revocation is hard-fail (the default) against ``revocation_url``."""
     gateway_keys = pki.systems["gateway"]
+    revocation = (RevocationSettings(ocsp_url=f"{revocation_url}/ocsp", crl_urls=(f"{revocation_url}/crl/nca.crl",))
+                  if revocation_url else RevocationSettings(mode=RevocationMode.OFF))
     return Settings(
+        revocation=revocation,
         state_dir=state_dir,
         listen=ListenSettings(port=port),
         limits=LimitSettings(max_body_bytes=256 * 1024),
@@ -109,16 +119,28 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str)
 
 
 @pytest_asyncio.fixture(scope="session")
-async def system(state_dir: Path, pki: TestPki, redis_url: str) -> AsyncIterator[GatewayUnderTest]:
+async def revocation_url(pki: TestPki) -> AsyncIterator[str]:
+    """The mock PKI's OCSP responder and CRL distribution point, on a real socket."""
+    port = free_port()
+    runner = await run_revocation(pki, port=port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def system(state_dir: Path, pki: TestPki, redis_url: str, revocation_url: str) -> AsyncIterator[GatewayUnderTest]:
     library_app = create_library_app()
     library_port = free_port()
     library = await start_site(library_app, "127.0.0.1", library_port)
     port = free_port()
-    settings = make_settings(state_dir, pki, port=port, library_url=f"http://127.0.0.1:{library_port}")
+    settings = make_settings(state_dir, pki, port=port, library_url=f"http://127.0.0.1:{library_port}",
+                             revocation_url=revocation_url)
     gateway = await start_site(create_app(settings, redis_url=redis_url), "127.0.0.1", port)
     redis = Redis.from_url(redis_url)
     try:
-        yield GatewayUnderTest(settings.base_url, settings, pki, library_app, redis)
+        yield GatewayUnderTest(settings.base_url, settings, pki, library_app, redis, redis_url, revocation_url)
     finally:
         await redis.aclose()
         await gateway.cleanup()

@@ -1,42 +1,20 @@
-"""The test PKI's revocation services: an RFC 6960 OCSP responder and RFC 5280 CRLs (base + delta), on loopback.
+"""The test PKI's revocation services on loopback: an RFC 6960 OCSP responder and RFC 5280 base + delta CRLs.
 
-THIS IS A TEST SERVICE. The responder *is* the CA: every OCSP response is signed directly with the
-issuing CA's private key (no delegated responder certificate) unless a test asks otherwise.
-Answers are given for certificates issued by the NCA intermediate and by the root; a request naming
-any other issuer gets the ``unauthorized`` response status.
+THIS IS A TEST SERVICE. The responder is the CA itself: responses are signed directly with the issuing CA's
+key (no delegated responder) unless a test asks otherwise. It answers for certificates of the NCA
+intermediate and of the root (another issuer gets ``unauthorized``); every certificate in the PKI
+directory counts as issued: ``good``, ``revoked`` once revoked, ``unknown`` for other serials; thisUpdate
+now, nextUpdate now + 10 minutes, a nonce echoed. ``POST /ocsp`` (DER) or ``GET /ocsp/{base64 request}``.
 
-Model
------
-Every certificate under the PKI directory (people, systems, CAs) is read once at start; its serial is
-"issued". OCSP says ``good`` for an issued serial, ``revoked`` once revoked, ``unknown`` otherwise.
-``thisUpdate`` is now, ``nextUpdate`` now + 10 minutes (``ocsp_validity``), a request nonce is echoed.
+CRLs, modelled simply: the base (``GET /crl/nca.crl``, ``/crl/root.crl``; nextUpdate now + 1 hour) lists
+the revocations known at the last ``POST /_control/publish-base`` (none at start) and names the delta in
+FreshestCRL; the delta (``/crl/nca-delta.crl``, ...; nextUpdate now + 10 minutes) lists those made since,
+DeltaCRLIndicator = the base's CRLNumber.
 
-CRLs are modelled simply. Each CA's base CRL holds the revocations known at the last
-``POST /_control/publish-base`` (empty at start) and is re-signed on every fetch (thisUpdate now,
-nextUpdate now + 1 hour) with that snapshot's CRLNumber. Its FreshestCRL extension names the delta
-CRL, which lists the revocations made since that snapshot, with DeltaCRLIndicator = the base CRL number
-and a CRLNumber above it that grows with every revocation.
-
-Routes
-------
-``POST /ocsp`` (``application/ocsp-request``, DER) and ``GET /ocsp/{base64 request}`` (standard or URL-safe
-alphabet): ``application/ocsp-response``.
-``GET /crl/nca.crl``, ``/crl/root.crl``: base CRLs; ``GET /crl/nca-delta.crl``, ``/crl/root-delta.crl``: deltas.
-
-Control (JSON in, JSON out; 400 for a bad body, 404 for an unknown serial)
---------------------------------------------------------------------------
-``POST /_control/revoke`` ``{"serial": "<hex>", "reason": "key_compromise", "where": "both"}``: ``where`` is
-``both``, ``crl_only`` (OCSP keeps saying good) or ``ocsp_only``; ``reason`` a ``x509.ReasonFlags`` name.
-``POST /_control/ocsp`` ``{"down": true, "status": 503, "mode": "status"|"drop", "delay": 1.5,
-"signer": "ca"|"delegated"|"foreign", "tamper": false, "next_update": 600}``: any subset. ``down`` answers
-``status`` (or closes the connection when ``mode`` is ``drop``); ``delay`` holds every answer;
-``signer`` ``delegated`` signs with a responder certificate issued by the CA (EKU OCSPSigning),
-``foreign`` with the foreign test CA's key; ``tamper`` alters a signed byte after signing;
-``next_update`` is seconds (``null``: omit nextUpdate).
-``POST /_control/crl``: ``down``/``status``/``mode``/``delay`` for the CRL routes.
-``POST /_control/publish-base``; ``POST /_control/reset`` (revocations, faults, counters, CRL numbers);
-``GET /_control/state``: revocations, faults, CRL numbers and request counts per endpoint.
-
+Control (JSON; 400 for a bad body, 404 for a serial never issued): ``POST /_control/revoke`` ``{"serial":
+"<hex>", "reason": "key_compromise", "where": "both" | "crl_only" (OCSP keeps saying good) | "ocsp_only"}``;
+``POST /_control/ocsp`` and ``/_control/crl`` with :class:`Faults` fields, e.g. ``{"down": true}``;
+``POST /_control/publish-base``; ``POST /_control/reset``; ``GET /_control/state`` (with request counts).
 Run: ``python -m mocks.pki.revocation --pki DIR --port 8790`` or ``await run_revocation(pki, port=...)``.
 """
 
@@ -58,6 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -67,16 +46,16 @@ SERVED_CAS = ("nca", "root")
 "CAs this service answers for (OCSP and CRLs)."
 OCSP_VALIDITY = timedelta(minutes=10)
 CRL_VALIDITY = timedelta(hours=1)
+DELTA_VALIDITY = timedelta(minutes=10)
 _CERT_ID_HASHES = (hashes.SHA1(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512())
 _REASONS = {flag.name: flag for flag in x509.ReasonFlags if flag is not x509.ReasonFlags.remove_from_crl}
 _WHERE = ("both", "crl_only", "ocsp_only")
 _MAX_REQUEST = 16 * 1024
-_MAX_DELAY = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Authority:
-    """A CA this service speaks for."""
+    """A CA this service speaks for, with its CRL series (numbers and base snapshot, reset by reset)."""
 
     name: str
     "Name in :attr:`TestPki.authorities` (nca, root)."
@@ -86,6 +65,14 @@ class Authority:
     "The CA's key: signs OCSP responses and CRLs."
     cert_ids: frozenset[tuple[str, bytes, bytes]]
     "(hash name, issuerNameHash, issuerKeyHash) for every CertID hash algorithm accepted."
+    delegated: tuple[x509.Certificate, rsa.RSAPrivateKey] | None = None
+    "A delegated responder certificate (EKU OCSPSigning) and key, made on first use."
+    base_number: int = 1
+    "CRLNumber of the base CRL (and DeltaCRLIndicator of the delta)."
+    next_number: int = 2
+    "CRLNumber of the delta; grows with every CRL revocation."
+    base: tuple[int, ...] = ()
+    "Serials in the base CRL: the revocations known at the last publish."
 
 
 @dataclass(frozen=True)
@@ -106,31 +93,28 @@ class Revocation:
     "Whether the CRLs list it."
 
     def as_json(self) -> dict[str, Any]:
-        return {"serial": format(self.serial, "x"), "authority": self.authority, "revoked_at": self.revoked_at.isoformat(),
-                "reason": self.reason.name, "in_ocsp": self.in_ocsp, "in_crl": self.in_crl}
+        return {**vars(self), "serial": f"{self.serial:x}", "revoked_at": self.revoked_at.isoformat(),
+                "reason": self.reason.name}
 
 
 @dataclass
 class Faults:
-    """Injected failures for one group of routes."""
+    """Injected failures for the OCSP or the CRL routes (the last three apply to OCSP only)."""
 
     down: bool = False
+    "Answer ``status`` instead (or close the connection in mode ``drop``)."
     status: int = 503
+    "HTTP status while down."
     mode: str = "status"
+    "``status`` or ``drop``."
     delay: float = 0.0
+    "Seconds to hold every answer."
     signer: str = "ca"
+    "``ca``; ``delegated``: a responder certificate the CA issued (EKU OCSPSigning); ``foreign``: the foreign CA."
     tamper: bool = False
+    "Alter a signed byte of each response after signing."
     next_update: int | None = int(OCSP_VALIDITY.total_seconds())
-
-
-@dataclass
-class CrlSeries:
-    """One CA's CRL numbering and base snapshot."""
-
-    base_number: int = 1
-    next_number: int = 2
-    base: tuple[int, ...] = ()
-    "Serials in the base CRL (the revocations known at the last publish)."
+    "Seconds from thisUpdate to nextUpdate; None leaves nextUpdate out."
 
 
 @dataclass
@@ -138,22 +122,26 @@ class RevocationState:
     """Everything the service knows, stored on the application under ``REVOCATION_STATE``."""
 
     authorities: dict[str, Authority]
+    "The CAs answered for, by name."
     issued: dict[int, str]
-    "Serial -> issuing served CA, for every certificate found in the PKI directory."
+    "Serial -> issuing CA name, for every certificate found in the PKI directory."
     foreign: tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]
+    "The foreign test CA, for responses signed by the wrong key."
     clock: Callable[[], datetime]
+    'Aware "now".'
     revocations: dict[int, Revocation] = field(default_factory=dict)
-    crls: dict[str, CrlSeries] = field(default_factory=dict)
-    ocsp_faults: Faults = field(default_factory=Faults)
-    crl_faults: Faults = field(default_factory=Faults)
+    "By serial."
+    faults: dict[str, Faults] = field(default_factory=dict)
+    "Injected faults of the ``ocsp`` and the ``crl`` routes."
     requests: Counter[str] = field(default_factory=Counter)
-    delegated: dict[str, tuple[x509.Certificate, rsa.RSAPrivateKey]] = field(default_factory=dict)
+    "Requests received per endpoint (``ocsp``, ``nca.crl``, ``nca-delta.crl``, ...)."
 
     def reset(self) -> None:
         self.revocations.clear()
         self.requests.clear()
-        self.crls = {name: CrlSeries() for name in self.authorities}
-        self.ocsp_faults, self.crl_faults = Faults(), Faults()
+        for ca in self.authorities.values():
+            ca.base_number, ca.next_number, ca.base = 1, 2, ()
+        self.faults = {"ocsp": Faults(), "crl": Faults()}
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC).replace(microsecond=0)
@@ -164,31 +152,26 @@ REVOCATION_STATE = web.AppKey("pki_revocation_state", RevocationState)
 
 def _authority(pki: TestPki, name: str) -> Authority:
     files = pki.authorities[name]
-    cert = files.load_certificate()
-    ids = set()
+    cert, ids = files.load_certificate(), set()
     for algorithm in _CERT_ID_HASHES:
-        # The request builder computes both CertID hashes from the issuer alone: reuse it for matching.
-        probe = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, algorithm).build()
-        ids.add((algorithm.name, probe.issuer_name_hash, probe.issuer_key_hash))
+        # The request builder hashes the issuer's key for us (the BIT STRING, not the whole SPKI).
+        key_hash = ocsp.OCSPRequestBuilder().add_certificate(cert, cert, algorithm).build().issuer_key_hash
+        name_hash = hashes.Hash(algorithm)
+        name_hash.update(cert.subject.public_bytes())
+        ids.add((algorithm.name, name_hash.finalize(), key_hash))
     return Authority(name, cert, files.load_private_key(), frozenset(ids))  # type: ignore[arg-type]
 
 
 def _issued_serials(pki: TestPki, authorities: dict[str, Authority]) -> dict[int, str]:
     by_subject = {a.cert.subject: a.name for a in authorities.values()}
-    issued: dict[int, str] = {}
-    for path in sorted(pki.root.rglob("*.pem")):
-        if path.name.endswith(".key.pem"):
-            continue
-        for cert in x509.load_pem_x509_certificates(path.read_bytes()):
-            if cert.issuer in by_subject:
-                issued[cert.serial_number] = by_subject[cert.issuer]
-    return issued
+    certificates = (cert for path in sorted(pki.root.rglob("*.pem")) if not path.name.endswith(".key.pem")
+                    for cert in x509.load_pem_x509_certificates(path.read_bytes()))
+    return {cert.serial_number: by_subject[cert.issuer] for cert in certificates if cert.issuer in by_subject}
 
 
 def _delegated_responder(state: RevocationState, ca: Authority) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    if ca.name not in state.delegated:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        now = state.now()
+    if ca.delegated is None:
+        key, now = rsa.generate_private_key(public_exponent=65537, key_size=2048), state.now()
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"OCSP RESPONDER ({ca.name}) TEST")]))
@@ -199,59 +182,47 @@ def _delegated_responder(state: RevocationState, ca: Authority) -> tuple[x509.Ce
             .add_extension(x509.OCSPNoCheck(), critical=False)
             .sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]
         )
-        state.delegated[ca.name] = (cert, key)
-    return state.delegated[ca.name]
+        ca.delegated = (cert, key)
+    return ca.delegated
 
 
-def _ocsp_response(body: bytes) -> web.Response:
+def _ocsp_response(body: bytes | ocsp.OCSPResponseStatus) -> web.Response:
+    if isinstance(body, ocsp.OCSPResponseStatus):
+        body = ocsp.OCSPResponseBuilder.build_unsuccessful(body).public_bytes(Encoding.DER)
     return web.Response(body=body, content_type="application/ocsp-response")
-
-
-def _unsuccessful(status: ocsp.OCSPResponseStatus) -> web.Response:
-    return _ocsp_response(ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(_DER))
-
-
-_DER = __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER
 
 
 def _answer(state: RevocationState, der: bytes) -> web.Response:
     try:
         request = ocsp.load_der_ocsp_request(der)
     except ValueError:
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _ocsp_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     cert_id = (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash)
     ca = next((a for a in state.authorities.values() if cert_id in a.cert_ids), None)
     if ca is None:
-        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    now, faults, serial = state.now(), state.ocsp_faults, request.serial_number
-    revocation = state.revocations.get(serial)
+        return _ocsp_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+    now, faults, serial = state.now(), state.faults["ocsp"], request.serial_number
+    revocation, revoked_at, reason = state.revocations.get(serial), None, None
     if revocation is not None and revocation.in_ocsp and revocation.authority == ca.name:
         status, revoked_at, reason = ocsp.OCSPCertStatus.REVOKED, revocation.revoked_at, revocation.reason
-    elif state.issued.get(serial) == ca.name:
-        status, revoked_at, reason = ocsp.OCSPCertStatus.GOOD, None, None
     else:
-        status, revoked_at, reason = ocsp.OCSPCertStatus.UNKNOWN, None, None
+        status = ocsp.OCSPCertStatus.GOOD if state.issued.get(serial) == ca.name else ocsp.OCSPCertStatus.UNKNOWN
     next_update = None if faults.next_update is None else now + timedelta(seconds=faults.next_update)
     builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
         request.issuer_name_hash, request.issuer_key_hash, serial, request.hash_algorithm,
         status, now, next_update, revoked_at, reason,
     )
-    if faults.signer == "delegated":
-        responder, key = _delegated_responder(state, ca)
+    signers = {"ca": lambda: (ca.cert, ca.key), "foreign": lambda: state.foreign,
+               "delegated": lambda: _delegated_responder(state, ca)}
+    responder, key = signers[faults.signer]()
+    if responder is not ca.cert:
         builder = builder.certificates([responder])
-    elif faults.signer == "foreign":
-        responder, key = state.foreign
-        builder = builder.certificates([responder])
-    else:
-        responder, key = ca.cert, ca.key
     builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
-    try:
-        nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value
-        builder = builder.add_extension(nonce, critical=False)
-    except x509.ExtensionNotFound:
-        pass
+    for extension in request.extensions:
+        if isinstance(extension.value, x509.OCSPNonce):
+            builder = builder.add_extension(extension.value, critical=False)
     response = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    body = response.public_bytes(_DER)
+    body = response.public_bytes(Encoding.DER)
     if faults.tamper:
         # Move producedAt by one second: still well-formed, but no longer what was signed.
         produced = b"\x18\x0f" + response.produced_at_utc.strftime("%Y%m%d%H%M%SZ").encode()
@@ -260,64 +231,49 @@ def _answer(state: RevocationState, der: bytes) -> web.Response:
     return _ocsp_response(body)
 
 
-async def ocsp_post(request: web.Request) -> web.Response:
-    """POST /ocsp: the DER request is the body."""
-    body = await request.content.read(_MAX_REQUEST + 1)
-    if len(body) > _MAX_REQUEST:
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    return _answer(request.app[REVOCATION_STATE], body)
-
-
-async def ocsp_get(request: web.Request) -> web.Response:
-    """GET /ocsp/{request}: the DER request, base64 (standard or URL-safe), in the path."""
-    encoded = request.match_info["encoded"].strip()
+async def ocsp_endpoint(request: web.Request) -> web.Response:
+    """POST /ocsp (the DER request is the body) and GET /ocsp/{request} (base64, either alphabet)."""
+    if request.method == "POST":
+        if request.content_length is not None and request.content_length > _MAX_REQUEST:
+            return _ocsp_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _answer(request.app[REVOCATION_STATE], await request.read())
+    encoded = request.match_info["encoded"].strip().replace("-", "+").replace("_", "/")
     try:
-        der = base64.b64decode(encoded.replace("-", "+").replace("_", "/") + "=" * (-len(encoded) % 4),
-                               validate=True)
+        der = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _ocsp_response(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     return _answer(request.app[REVOCATION_STATE], der)
 
 
-def _crl(state: RevocationState, ca: Authority, delta: bool, origin: str) -> bytes:
-    now, series = state.now(), state.crls[ca.name]
-    base = set(series.base)
-    if delta:
-        entries = [r for r in state.revocations.values()
-                   if r.authority == ca.name and r.in_crl and r.serial not in base]
-    else:
-        entries = [state.revocations[s] for s in series.base]
+async def crl(request: web.Request) -> web.Response:
+    """GET /crl/{ca}.crl (the base) and /crl/{ca}-delta.crl, signed by the CA at every fetch."""
+    state, name = request.app[REVOCATION_STATE], request.match_info["name"]
+    ca, delta = state.authorities.get(name.removesuffix("-delta")), name.endswith("-delta")
+    if ca is None:
+        raise web.HTTPNotFound(text=f"no CRL {name}.crl here")
+    now = state.now()
     builder = (
         x509.CertificateRevocationListBuilder()
-        .issuer_name(ca.cert.subject).last_update(now).next_update(now + CRL_VALIDITY)
+        .issuer_name(ca.cert.subject).last_update(now).next_update(now + (DELTA_VALIDITY if delta else CRL_VALIDITY))
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), critical=False)  # type: ignore[arg-type]
     )
     if delta:
-        builder = builder.add_extension(x509.CRLNumber(series.next_number), critical=False)
-        builder = builder.add_extension(x509.DeltaCRLIndicator(series.base_number), critical=True)
+        builder = builder.add_extension(x509.CRLNumber(ca.next_number), critical=False)
+        builder = builder.add_extension(x509.DeltaCRLIndicator(ca.base_number), critical=True)
     else:
-        builder = builder.add_extension(x509.CRLNumber(series.base_number), critical=False)
+        builder = builder.add_extension(x509.CRLNumber(ca.base_number), critical=False)
         # Point at the delta on the address the client used, so a test server on any port works.
-        delta_point = x509.DistributionPoint(
-            [x509.UniformResourceIdentifier(f"{origin}/crl/{ca.name}-delta.crl")], None, None, None)
-        builder = builder.add_extension(x509.FreshestCRL([delta_point]), critical=False)
-    for revocation in entries:
+        delta_url = x509.UniformResourceIdentifier(f"{request.url.origin()}/crl/{ca.name}-delta.crl")
+        builder = builder.add_extension(x509.FreshestCRL([x509.DistributionPoint([delta_url], None, None, None)]),
+                                        critical=False)
+    for revocation in state.revocations.values():
+        if revocation.authority != ca.name or not revocation.in_crl or (revocation.serial in ca.base) is delta:
+            continue
         entry = x509.RevokedCertificateBuilder().serial_number(revocation.serial).revocation_date(revocation.revoked_at)
         if revocation.reason is not x509.ReasonFlags.unspecified:  # RFC 5280: omit rather than say unspecified
             entry = entry.add_extension(x509.CRLReason(revocation.reason), critical=False)
         builder = builder.add_revoked_certificate(entry.build())
-    return builder.sign(ca.key, hashes.SHA256()).public_bytes(_DER)  # type: ignore[arg-type]
-
-
-async def crl(request: web.Request) -> web.Response:
-    """GET /crl/{ca}.crl and /crl/{ca}-delta.crl."""
-    state = request.app[REVOCATION_STATE]
-    name = request.match_info["name"]
-    delta = name.endswith("-delta")
-    ca = state.authorities.get(name.removesuffix("-delta"))
-    if ca is None:
-        raise web.HTTPNotFound(text=f"no CRL {name}.crl here")
-    body = _crl(state, ca, delta, str(request.url.origin()))
+    body = builder.sign(ca.key, hashes.SHA256()).public_bytes(Encoding.DER)  # type: ignore[arg-type]
     return web.Response(body=body, content_type="application/pkix-crl")
 
 
@@ -327,21 +283,117 @@ async def count_and_fail(
 ) -> web.StreamResponse:
     """Count requests per endpoint and apply the injected faults."""
     state = request.app[REVOCATION_STATE]
-    if request.path.startswith("/ocsp"):
-        state.requests["ocsp"] += 1
-        faults = state.ocsp_faults
-    elif request.path.startswith("/crl/"):
-        state.requests[request.path.removeprefix("/crl/")] += 1
-        faults = state.crl_faults
-    else:
+    group, _, rest = request.path.strip("/").partition("/")
+    if group not in ("ocsp", "crl"):
         return await handler(request)
-    if faults.delay > 0:
-        await asyncio.sleep(faults.delay)
-    if faults.down and faults.mode == "drop":
-        if request.transport is not None:
-            request.transport.abort()  # the client sees the connection reset, not an HTTP answer
-        raise asyncio.CancelledError
+    state.requests["ocsp" if group == "ocsp" else rest] += 1
+    faults = state.faults[group]
+    await asyncio.sleep(faults.delay)
+    if faults.down and faults.mode == "drop" and request.transport is not None:
+        request.transport.abort()  # the client sees the connection reset, not an HTTP answer
     if faults.down:
-        raise web.HTTPServiceUnavailable(text="injected fault") if faults.status == 503 else web.HTTPException(
-            text="injected fault") from None
+        return web.Response(status=faults.status, text="injected fault", headers={"Retry-After": "1"})
     return await handler(request)
+
+
+# Checks of the /_control/ocsp and /_control/crl fields; type() rather than isinstance, as bool is an int.
+_FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "down": lambda v: type(v) is bool,
+    "status": lambda v: type(v) is int and 400 <= v <= 599,
+    "mode": lambda v: v in ("status", "drop"),
+    "delay": lambda v: type(v) in (int, float) and 0 <= v <= 60,
+    "signer": lambda v: v in ("ca", "delegated", "foreign"),
+    "tamper": lambda v: type(v) is bool,
+    "next_update": lambda v: v is None or (type(v) is int and v >= 0),
+}
+_OCSP_ONLY = ("signer", "tamper", "next_update")
+
+
+def _revoke(state: RevocationState, data: dict[str, Any]) -> web.Response:
+    serial = int(str(data.get("serial", "")).removeprefix("0x"), 16)  # ValueError: answered 400
+    reason, where = data.get("reason", "unspecified"), data.get("where", "both")
+    if reason not in _REASONS or where not in _WHERE:
+        raise ValueError(f'"reason" must be one of {sorted(_REASONS)}, "where" one of {list(_WHERE)}')
+    if serial not in state.issued:
+        return web.json_response({"error": f"serial {serial:x} was not issued by {SERVED_CAS}"}, status=404)
+    revocation = state.revocations[serial] = Revocation(
+        serial, state.issued[serial], state.now(), _REASONS[reason], where != "crl_only", where != "ocsp_only")
+    if revocation.in_crl:
+        state.authorities[revocation.authority].next_number += 1  # the delta's content changed
+    return web.json_response(revocation.as_json())
+
+
+async def control(request: web.Request) -> web.Response:
+    """POST /_control/{revoke,ocsp,crl,publish-base,reset} and GET /_control/state (see the module doc)."""
+    state, action = request.app[REVOCATION_STATE], request.match_info["action"]
+    try:
+        data = await request.json() if request.method == "POST" and request.can_read_body else {}
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        if action == "revoke":
+            return _revoke(state, data)
+        if action in ("ocsp", "crl"):
+            faults = state.faults[action]
+            for key, value in data.items():
+                if key not in _FAULT_CHECKS or (action == "crl" and key in _OCSP_ONLY) or not _FAULT_CHECKS[key](value):
+                    raise ValueError(f"unknown key or bad value: {key!r}: {value!r}")
+            vars(faults).update({key: float(v) if key == "delay" else v for key, v in data.items()})
+            return web.json_response(vars(faults))
+    except ValueError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    if action == "publish-base":
+        for ca in state.authorities.values():
+            ca.base = tuple(r.serial for r in state.revocations.values() if r.authority == ca.name and r.in_crl)
+            ca.base_number, ca.next_number = ca.next_number, ca.next_number + 1
+    elif action == "reset":
+        state.reset()
+    elif action != "state":
+        raise web.HTTPNotFound(text=f"no control action {action!r}")
+    return web.json_response({
+        "revocations": [r.as_json() for r in state.revocations.values()],
+        "crls": {ca.name: {"base_number": ca.base_number, "next_number": ca.next_number,
+                           "base": [f"{serial:x}" for serial in ca.base]} for ca in state.authorities.values()},
+        "faults": {group: vars(faults) for group, faults in state.faults.items()},
+        "requests": dict(state.requests), "issued": len(state.issued),
+    })
+
+
+def create_revocation_app(pki: TestPki, *, clock: Callable[[], datetime] | None = None) -> web.Application:
+    """The OCSP/CRL service for ``pki`` (read here, once); ``clock`` gives an aware "now" (default UTC now)."""
+    authorities = {name: _authority(pki, name) for name in SERVED_CAS}
+    foreign = pki.authorities["foreign-ca"]
+    state = RevocationState(authorities, _issued_serials(pki, authorities),
+                            (foreign.load_certificate(), foreign.load_private_key()),  # type: ignore[arg-type]
+                            clock or (lambda: datetime.now(UTC)))
+    state.reset()
+    app = web.Application(middlewares=[count_and_fail], client_max_size=_MAX_REQUEST)
+    app[REVOCATION_STATE] = state
+    app.router.add_post("/ocsp", ocsp_endpoint)
+    app.router.add_get("/ocsp/{encoded:.+}", ocsp_endpoint)
+    app.router.add_get("/crl/{name}.crl", crl)
+    app.router.add_route("*", "/_control/{action}", control)
+    return app
+
+
+async def run_revocation(
+    pki: TestPki, host: str = "127.0.0.1", port: int = 8790, *, clock: Callable[[], datetime] | None = None
+) -> web.AppRunner:
+    """Start the service on a real socket and return the runner; the caller awaits ``runner.cleanup()``."""
+    runner = web.AppRunner(create_revocation_app(pki, clock=clock))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m mocks.pki.revocation --pki DIR [--host 127.0.0.1] [--port 8790]``."""
+    parser = argparse.ArgumentParser(prog="python -m mocks.pki.revocation", description="Test PKI OCSP and CRLs")
+    parser.add_argument("--pki", type=Path, required=True, help="directory of a generated test PKI")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8790, help="port to listen on (default: %(default)s)")
+    args = parser.parse_args(argv)
+    web.run_app(create_revocation_app(load_pki(args.pki)), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""Revocation status of the signer's certificate: cached OCSP answers, then OCSP, then CRLs (base + delta).
+
+An OCSP response counts only if signed by the issuer, or by a responder certificate in it that the issuer
+issued directly with EKU OCSPSigning (RFC 6960 4.2.2.2), with a CertID naming our certificate, thisUpdate not
+in the future and nextUpdate not past; ``unknown`` is no answer (the CRL decides). A CRL counts only if the
+issuer signed it, a delta only if its DeltaCRLIndicator fits the base; when the base names a delta
+(FreshestCRL), "good" needs the delta too, "revoked" in the base stands alone. Cached: OCSP answers (good or
+revoked, never unknown) by (issuer key hash, serial) until nextUpdate (or thisUpdate + freshness), verified
+CRLs by URL until nextUpdate; never a failure. A cached answer costs two dict lookups; concurrent checks of
+one certificate, or fetches of one CRL, share one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import aiohttp
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+
+from signing.policy import RevocationMode
+from signing.report import Indication, RevocationInfo, SubIndication
+from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_NOT_CHECKED = "revocation status was not checked"  # prefix of the verifier's warning, replaced here
+_MAX_ANSWERS = 100_000  # cached OCSP answers
+_MAX_CRL_BYTES = 20 * 1024 * 1024
+
+
+class RevocationUnavailable(Exception):
+    """No revocation source gave a usable answer; :attr:`reason` says why, per source."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _SourceFailed(Exception):
+    """One source (an OCSP responder, a CRL) gave no usable answer."""
+
+
+@dataclass(frozen=True)
+class RevocationSettings:
+    """Where and how to ask about revocation."""
+
+    mode: RevocationMode = RevocationMode.HARD_FAIL
+    "How the pipeline treats the answer (it passes this to :func:`apply_revocation`); the checker always tries all."
+    ocsp_url: str | None = None
+    "OCSP responder for every certificate; None: the certificate's AIA OCSP address."
+    crl_urls: tuple[str, ...] = ()
+    "CRLs for every certificate; empty: the certificate's CRL distribution points."
+    timeout_seconds: float = 3.0
+    "Limit for one HTTP exchange (connect + answer)."
+    ocsp_freshness_seconds: int = 600
+    "How long an OCSP answer without nextUpdate is relied on, from its thisUpdate."
+    crl_max_age_seconds: int = 3600
+    "How long a CRL without nextUpdate is relied on, from its thisUpdate."
+    use_nonce: bool = False
+    "Send a nonce with OCSP requests and require it echoed (defeats replayed answers; some responders ignore it)."
+    clock_skew_seconds: int = 300
+    "Tolerance for thisUpdate in the future and responder certificate validity."
+
+
+@dataclass(frozen=True)
+class _Crl:
+    crl: x509.CertificateRevocationList
+    "Parsed, signature checked."
+    url: str
+    "Where it came from."
+    number: int | None
+    "CRLNumber."
+    base_number: int | None
+    "DeltaCRLIndicator (the base CRL number) for a delta, else None."
+    delta_urls: tuple[str, ...]
+    "FreshestCRL addresses named by a base CRL."
+    expires: datetime
+    "nextUpdate, or thisUpdate + max age."
+
+
+class RevocationChecker:
+    """Answers "is this certificate revoked?" from OCSP and CRLs, with caching; one per process."""
+
+    def __init__(self, settings: RevocationSettings, session: aiohttp.ClientSession, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings
+        self.session = session
+        self.clock = clock
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
+        self._skew = timedelta(seconds=settings.clock_skew_seconds)
+        # (issuer key hash, serial) -> (the answer with source "cache", nextUpdate or thisUpdate + freshness)
+        self._answers: dict[tuple[bytes, int], tuple[RevocationInfo, datetime]] = {}
+        self._crls: dict[str, _Crl] = {}
+        self._issuers: dict[int, tuple[x509.Certificate, bytes]] = {}
+        self._inflight: dict[Hashable, asyncio.Future[object]] = {}
+
+    async def check(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
+        """The revocation status of ``certificate``, or raise :class:`RevocationUnavailable`."""
+        key = (self._issuer_key_hash(issuer), certificate.serial_number)
+        cached = self._answers.get(key)
+        if cached is not None and self.clock() < cached[1]:
+            return cached[0]
+        return await self._shared(key, lambda: self._lookup(key, certificate, issuer))
+
+    def _issuer_key_hash(self, issuer: x509.Certificate) -> bytes:
+        # Memo by identity (the trust store hands out the same objects): hashing the key every time is not free.
+        memo = self._issuers.get(id(issuer))
+        if memo is None or memo[0] is not issuer:  # holding the object keeps its id from being reused
+            self._issuers = {} if len(self._issuers) > 1000 else self._issuers
+            memo = self._issuers[id(issuer)] = (issuer, _key_hash(issuer))
+        return memo[1]
+
+    async def _shared(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
+        """Run ``make`` once for concurrent callers with one key; a caller's cancellation does not cancel it."""
+        future = self._inflight.get(key)
+        if future is None:
+            future = self._inflight[key] = asyncio.ensure_future(make())
+            future.add_done_callback(functools.partial(self._settled, key))
+        return await asyncio.shield(future)  # type: ignore[return-value]
+
+    def _settled(self, key: Hashable, future: asyncio.Future[object]) -> None:
+        self._inflight.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # marks a failure that no caller awaits any more as seen
+
+    async def _lookup(self, key: tuple[bytes, int], cert: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
+        failures: list[str] = []
+        for name, source in (("OCSP", self._ocsp), ("CRL", self._crl_status)):
+            try:
+                info = await source(key, cert, issuer)
+            except (_SourceFailed, ValueError, UnsupportedAlgorithm) as exc:  # a malformed answer is no answer
+                failures.append(f"{name}: {exc}")
+            else:
+                return replace(info, detail="; ".join(failures)) if failures else info
+        reason = "; ".join(failures)
+        log.warning("revocation status of serial %x unavailable: %s", cert.serial_number, reason)
+        raise RevocationUnavailable(reason)
+
+    def _fresh_until(self, what: str, this_update: datetime, next_update: datetime | None, max_age: int,
+                     now: datetime) -> datetime:  # until when it may be used, unless dated in the future or stale
+        if this_update > now + self._skew:
+            raise _SourceFailed(f"{what} is dated in the future ({this_update.isoformat()})")
+        expires = next_update or this_update + timedelta(seconds=max_age)
+        if expires <= now:
+            raise _SourceFailed(f"{what} is stale (valid until {expires.isoformat()})")
+        return expires
+
+    async def _fetch(self, method: str, url: str, limit: int, data: bytes | None = None) -> bytes:
+        headers = {"Content-Type": "application/ocsp-request"} if data is not None else None
+        try:
+            async with self.session.request(method, url, data=data, headers=headers, timeout=self._timeout) as answer:
+                if answer.status != 200:
+                    raise _SourceFailed(f"{url} answered HTTP {answer.status}")
+                body = bytearray()
+                async for chunk in answer.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise _SourceFailed(f"{url} sent more than {limit} bytes")
+                return bytes(body)
+        except TimeoutError:
+            raise _SourceFailed(f"{url} did not answer within {self.settings.timeout_seconds:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise _SourceFailed(f"{url} unreachable ({type(exc).__name__}: {exc})") from None
+
+    async def _ocsp(self, key: tuple[bytes, int], cert: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
+        url = self.settings.ocsp_url or _ocsp_url(cert)
+        if url is None:
+            raise _SourceFailed("the certificate names no OCSP responder")
+        builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
+        nonce = os.urandom(16) if self.settings.use_nonce else None
+        request = (builder.add_extension(x509.OCSPNonce(nonce), critical=False) if nonce else builder).build()
+        body = await self._fetch("POST", url, 64 * 1024, request.public_bytes(Encoding.DER))
+        try:
+            response = ocsp.load_der_ocsp_response(body)
+        except ValueError:
+            raise _SourceFailed(f"{url} did not send an OCSP response") from None
+        if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+            raise _SourceFailed(f"{url} answered {response.response_status.name}")
+        now = self.clock()
+        _verify(self._ocsp_signer(response, issuer, key[0], now), response.signature,
+                response.tbs_response_bytes, response.signature_hash_algorithm, f"the OCSP response from {url}")
+        cert_id = (cert.serial_number, request.issuer_key_hash, request.issuer_name_hash)
+        single = next((r for r in response.responses
+                       if (r.serial_number, r.issuer_key_hash, r.issuer_name_hash) == cert_id), None)
+        if single is None:
+            raise _SourceFailed(f"the OCSP response from {url} is not about this certificate")
+        echoed = _extension(response.extensions, x509.OCSPNonce)
+        if nonce is not None and (echoed is None or echoed.nonce != nonce):
+            raise _SourceFailed(f"the OCSP response from {url} does not echo our nonce")
+        expires = self._fresh_until(f"the OCSP response from {url}", single.this_update_utc, single.next_update_utc,
+                                    self.settings.ocsp_freshness_seconds, now)
+        status = single.certificate_status
+        if status is ocsp.OCSPCertStatus.UNKNOWN:
+            raise _SourceFailed(f"{url} does not know the certificate (status unknown)")
+        info = RevocationInfo("good", "ocsp", single.this_update_utc, next_update=expires, url=url)
+        if status is ocsp.OCSPCertStatus.REVOKED:
+            reason = single.revocation_reason or x509.ReasonFlags.unspecified
+            info = replace(info, status="revoked", revoked_at=single.revocation_time_utc, reason=reason.name)
+        if len(self._answers) >= _MAX_ANSWERS:
+            del self._answers[next(iter(self._answers))]  # the oldest
+        self._answers[key] = (replace(info, source="cache"), expires)
+        return info
+
+    def _ocsp_signer(self, response: ocsp.OCSPResponse, issuer: x509.Certificate, issuer_key_hash: bytes,
+                     now: datetime) -> x509.Certificate:
+        """The certificate whose key must have signed the response: the issuer or its delegated responder."""
+        if _names(response, issuer, issuer_key_hash):
+            return issuer
+        for candidate in response.certificates:
+            if not _names(response, candidate, None):
+                continue
+            try:
+                candidate.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer") from None
+            usages = _extension(candidate.extensions, x509.ExtendedKeyUsage) or ()
+            valid = candidate.not_valid_before_utc - self._skew <= now <= candidate.not_valid_after_utc + self._skew
+            if ExtendedKeyUsageOID.OCSP_SIGNING not in usages or not valid:
+                raise _SourceFailed("the OCSP responder certificate lacks EKU OCSPSigning or is not valid now")
+            return candidate
+        raise _SourceFailed("the OCSP response is signed neither by the issuer nor by a responder it authorised")
+
+    async def _crl_status(self, _key: object, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
+        urls = self.settings.crl_urls or _crl_urls(_extension(cert.extensions, x509.CRLDistributionPoints))
+        if not urls:
+            raise _SourceFailed("the certificate names no CRL distribution point")
+        return await _first(urls, lambda url: self._crl_answer(url, cert.serial_number, issuer))
+
+    async def _crl_answer(self, url: str, serial: int, issuer: x509.Certificate) -> RevocationInfo:
+        base, delta = await self._crl(url, issuer), None
+        if base.delta_urls:
+            try:
+                base, delta = await self._delta(url, base, issuer)
+            except _SourceFailed:
+                # Revoked in the base stands without the delta; "good" needs the delta's recent news.
+                if base.crl.get_revoked_certificate_by_serial_number(serial) is None:
+                    raise
+        entry, source, expires = base.crl.get_revoked_certificate_by_serial_number(serial), base, base.expires
+        if delta is not None:
+            expires = min(expires, delta.expires)
+            newer = delta.crl.get_revoked_certificate_by_serial_number(serial)
+            if newer is not None:
+                entry = None if _reason(newer) is x509.ReasonFlags.remove_from_crl else newer
+            if newer is not None or entry is None:  # name the CRL that listed it, else the freshest
+                source = delta
+        info = RevocationInfo(status="good", source="crl", checked_at=source.crl.last_update_utc,
+                              next_update=expires, url=source.url)
+        if entry is None:
+            return info
+        return replace(info, status="revoked", revoked_at=entry.revocation_date_utc, reason=_reason(entry).name)
+
+    async def _delta(self, url: str, base: _Crl, issuer: x509.Certificate) -> tuple[_Crl, _Crl | None]:
+        """The base (fetched again once if older than the delta's) and its delta (None if the base is newer)."""
+        delta = await _first(base.delta_urls, lambda delta_url: self._crl(delta_url, issuer))
+        if delta.base_number is None or delta.number is None:
+            raise _SourceFailed(f"{delta.url} is not a delta CRL")
+        if base.number is not None and delta.base_number > base.number:
+            self._crls.pop(url, None)  # our cached base predates the delta's base: fetch it again
+            base = await self._crl(url, issuer)
+        if base.number is None or delta.base_number > base.number:
+            raise _SourceFailed(f"{delta.url} (base {delta.base_number}) does not fit {url} (number {base.number})")
+        return base, (delta if delta.number > base.number else None)
+
+    async def _crl(self, url: str, issuer: x509.Certificate) -> _Crl:
+        cached = self._crls.get(url)
+        if cached is not None and self.clock() < cached.expires:
+            return cached
+        return await self._shared(("crl", url), lambda: self._fetch_crl(url, issuer))
+
+    async def _fetch_crl(self, url: str, issuer: x509.Certificate) -> _Crl:
+        body = await self._fetch("GET", url, _MAX_CRL_BYTES)
+        try:
+            crl = x509.load_pem_x509_crl(body) if body.startswith(b"-----") else x509.load_der_x509_crl(body)
+        except ValueError:
+            raise _SourceFailed(f"{url} did not send a CRL") from None
+        if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
+        expires = self._fresh_until(f"the CRL from {url}", crl.last_update_utc, crl.next_update_utc,
+                                    self.settings.crl_max_age_seconds, self.clock())
+        number, base = _extension(crl.extensions, x509.CRLNumber), _extension(crl.extensions, x509.DeltaCRLIndicator)
+        parsed = _Crl(crl, url, number.crl_number if number else None, base.crl_number if base else None,
+                      _crl_urls(_extension(crl.extensions, x509.FreshestCRL)), expires)
+        self._crls[url] = parsed  # bounded: URLs come only from settings and CA-issued certificates
+        return parsed
+
+
+async def apply_revocation(
+    verified: VerifiedDocument, checker: RevocationChecker | None, mode: RevocationMode
+) -> VerifiedDocument:
+    """Check the signer's certificate; return the document with the revocation result in its report.
+
+    OFF: unchanged (the verifier already warns). Revoked (any mode): :class:`SignatureRejected` TOTAL_FAILED/
+    REVOKED. No answer: HARD_FAIL and REQUIRE raise INDETERMINATE/TRY_LATER, SOFT_FAIL passes with a warning;
+    REQUIRE also when only a CRL said good."""
+    if mode is RevocationMode.OFF:
+        return verified
+    report, info, reason = verified.report, None, "no revocation checker is configured"
+    warnings = tuple(w for w in report.warnings if not w.startswith(_NOT_CHECKED))
+    if checker is not None:
+        try:  # a trusted path is signer first, then its issuer (the signer is never an anchor)
+            info = await checker.check(verified.path.certificates[0], verified.path.certificates[1])
+        except RevocationUnavailable as exc:
+            reason = exc.reason
+    if info is not None and info.status == "revoked":
+        where = {"crl": "the CRL", "cache": "a cached OCSP answer from"}.get(info.source, "the OCSP responder")
+        at = info.revoked_at.isoformat() if info.revoked_at else "an unknown time"
+        raise SignatureRejected(replace(
+            report, indication=Indication.TOTAL_FAILED, sub_indication=SubIndication.REVOKED,
+            error_code=ERROR_CODES[SubIndication.REVOKED], revocation=info, warnings=warnings,
+            errors=(f"the signing certificate was revoked on {at} (reason: {info.reason}), according to {where} "
+                    f"{info.url}",)))
+    if info is not None and mode is RevocationMode.REQUIRE and info.source == "crl":
+        info, reason = None, f"mode require needs a fresh OCSP answer, only a CRL answered ({info.detail})"
+    if info is not None:
+        return replace(verified, report=replace(report, revocation=info, warnings=warnings))
+    unknown = RevocationInfo(status="unknown", source="none", checked_at=None, detail=reason)
+    message = f"revocation status could not be checked: {reason}"
+    if mode is RevocationMode.SOFT_FAIL:
+        return replace(verified, report=replace(report, revocation=unknown, warnings=(*warnings, message)))
+    raise SignatureRejected(replace(
+        report, indication=Indication.INDETERMINATE, sub_indication=SubIndication.TRY_LATER,
+        error_code=ERROR_CODES[SubIndication.TRY_LATER], revocation=unknown, errors=(message,), warnings=warnings))
+
+
+async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) -> T:
+    """The first address that answers (mirrors are tried in order)."""
+    failures = []
+    for url in urls:
+        try:
+            return await attempt(url)
+        except _SourceFailed as exc:
+            failures.append(str(exc))
+    raise _SourceFailed("; ".join(failures))
+
+
+def _key_hash(certificate: x509.Certificate) -> bytes:
+    # SHA-1 of the subjectPublicKey BIT STRING: OCSP's issuerKeyHash and ResponderID byKey (RFC 6960 4.1.1).
+    return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest  # type: ignore[arg-type]
+
+
+def _http_uris(names: Iterable[x509.GeneralName]) -> tuple[str, ...]:
+    return tuple(n.value for n in names
+                 if isinstance(n, x509.UniformResourceIdentifier) and n.value.startswith(("http://", "https://")))
+
+
+def _ocsp_url(certificate: x509.Certificate) -> str | None:
+    aia = _extension(certificate.extensions, x509.AuthorityInformationAccess) or ()
+    urls = _http_uris(d.access_location for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP)
+    return urls[0] if urls else None
+
+
+def _crl_urls(points: x509.CRLDistributionPoints | x509.FreshestCRL | None) -> tuple[str, ...]:
+    return _http_uris(name for point in points or () for name in point.full_name or ())
+
+
+def _extension(extensions: x509.Extensions, kind: type[T]) -> T | None:
+    try:
+        return extensions.get_extension_for_class(kind).value  # type: ignore[arg-type,return-value]
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags:
+    reason = _extension(entry.extensions, x509.CRLReason)
+    return reason.reason if reason else x509.ReasonFlags.unspecified
+
+
+def _names(response: ocsp.OCSPResponse, certificate: x509.Certificate, key_hash: bytes | None) -> bool:
+    """Whether the response's ResponderID designates ``certificate`` (by key hash or by name)."""
+    if response.responder_key_hash is None:
+        return response.responder_name == certificate.subject
+    return response.responder_key_hash == (key_hash or _key_hash(certificate))
+
+
+def _verify(signer: x509.Certificate, signature: bytes, data: bytes,
+            algorithm: hashes.HashAlgorithm | None, what: str) -> None:
+    key = signer.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+            key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+            key.verify(signature, data, ec.ECDSA(algorithm))
+        else:
+            raise _SourceFailed(f"{what} uses an unsupported signature algorithm")
+    except InvalidSignature:
+        raise _SourceFailed(f"the signature of {what} does not verify") from None

@@ -1,0 +1,347 @@
+"""Revocation checking against the mock PKI's OCSP responder and CRLs, over real loopback sockets.
+
+The responder runs once per module; each test resets it, gets a fresh checker (empty cache) and revokes
+or breaks things at run time through the control API. Rejections assert the exact
+(error_code, sub_indication, indication) triple.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
+
+from mocks.pki import TestPki
+from mocks.pki.revocation import run_revocation
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
+from signing.policy import RevocationMode, VerificationPolicy
+from signing.report import Indication, SubIndication, ValidationReport
+from signing.revocation import RevocationChecker, RevocationSettings, RevocationUnavailable, apply_revocation
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
+from tests.conftest import free_port
+
+Mode = RevocationMode
+
+
+class Clock:
+    """Shared by the responder and the checkers, so tests can move time forward for both."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class Responder:
+    url: str
+    clock: Clock
+
+
+@pytest_asyncio.fixture(scope="module")
+async def responder(pki: TestPki) -> AsyncIterator[Responder]:
+    clock, port = Clock(), free_port()
+    runner = await run_revocation(pki, port=port, clock=clock)
+    try:
+        yield Responder(f"http://127.0.0.1:{port}", clock)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def verified(pki: TestPki) -> VerifiedDocument:
+    """aigerim's application, verified once (revocation is applied on top in each test)."""
+    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    return verifier.verify(signed_application(pki.person("aigerim"), READER_TICKET_SERVICE))
+
+
+@pytest.fixture(scope="module")
+def serial(verified: VerifiedDocument) -> str:
+    return format(verified.path.certificates[0].serial_number, "x")
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def fresh_responder(responder: Responder, http: aiohttp.ClientSession) -> None:
+    responder.clock.offset = timedelta()
+    await control(http, responder, "reset")
+
+
+async def control(http: aiohttp.ClientSession, responder: Responder, action: str, body: Any = None,
+                  status: int = 200) -> dict[str, Any]:
+    method = "GET" if action == "state" else "POST"
+    async with http.request(method, f"{responder.url}/_control/{action}", json=body) as answer:
+        assert answer.status == status, await answer.text()
+        return await answer.json()
+
+
+async def requests(http: aiohttp.ClientSession, responder: Responder) -> dict[str, int]:
+    return (await control(http, responder, "state"))["requests"]
+
+
+def make_checker(http: aiohttp.ClientSession, responder: Responder, **settings: Any) -> RevocationChecker:
+    settings = {"ocsp_url": f"{responder.url}/ocsp", "crl_urls": (f"{responder.url}/crl/nca.crl",),
+                "timeout_seconds": 1.0, **settings}
+    return RevocationChecker(RevocationSettings(**settings), http, clock=responder.clock)
+
+
+async def rejected(verified: VerifiedDocument, checker: RevocationChecker, mode: RevocationMode, code: str,
+                   sub: SubIndication, indication: Indication) -> ValidationReport:
+    with pytest.raises(SignatureRejected) as caught:
+        await apply_revocation(verified, checker, mode)
+    report = caught.value.report
+    assert (report.error_code, report.sub_indication, report.indication) == (code, sub, indication), report.errors
+    assert report.signer is not None and report.signer.certificate_serial == format(
+        verified.path.certificates[0].serial_number, "x")
+    assert len(report.chain) == 3
+    return report
+
+
+def no_revocation_warning(report: ValidationReport) -> bool:
+    return not any("revocation status" in warning for warning in report.warnings)
+
+
+# ------------------------------------------------------------------------------------------ the checker
+
+async def test_good_via_ocsp(http, responder, verified) -> None:
+    result = await apply_revocation(verified, make_checker(http, responder), Mode.HARD_FAIL)
+    report = result.report
+    assert report.passed and no_revocation_warning(report)
+    assert verified.report.warnings  # the verifier's "not checked" warning, now replaced
+    info = report.revocation
+    assert (info.status, info.source, info.url) == ("good", "ocsp", f"{responder.url}/ocsp")
+    assert info.next_update - info.checked_at == timedelta(minutes=10)
+    assert result.signed is verified.signed and result.path is verified.path
+    assert await requests(http, responder) == {"ocsp": 1}
+
+
+async def test_second_check_is_served_from_cache_in_microseconds(http, responder, verified) -> None:
+    checker = make_checker(http, responder)
+    await apply_revocation(verified, checker, Mode.HARD_FAIL)
+    again = await apply_revocation(verified, checker, Mode.HARD_FAIL)
+    assert (again.report.revocation.status, again.report.revocation.source) == ("good", "cache")
+    assert await requests(http, responder) == {"ocsp": 1}
+    leaf, issuer = verified.path.certificates[:2]
+    rounds = 2000
+    started = time.perf_counter()
+    for _ in range(rounds):
+        await checker.check(leaf, issuer)
+    assert (time.perf_counter() - started) / rounds < 50e-6
+    assert await requests(http, responder) == {"ocsp": 1}
+
+
+async def test_concurrent_checks_share_one_request(http, responder, verified) -> None:
+    checker = make_checker(http, responder)
+    answers = await asyncio.gather(*(checker.check(*verified.path.certificates[:2]) for _ in range(10)))
+    assert {a.status for a in answers} == {"good"}
+    assert await requests(http, responder) == {"ocsp": 1}
+
+
+async def test_revoked_via_ocsp(http, responder, verified, serial) -> None:
+    revocation = await control(http, responder, "revoke", {"serial": serial, "reason": "key_compromise"})
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_REVOKED", SubIndication.REVOKED, Indication.TOTAL_FAILED)
+    assert (report.revocation.status, report.revocation.source, report.revocation.reason) == (
+        "revoked", "ocsp", "key_compromise")
+    assert report.revocation.revoked_at == datetime.fromisoformat(revocation["revoked_at"])
+    assert revocation["revoked_at"] in report.errors[0] and "key_compromise" in report.errors[0]
+    assert no_revocation_warning(report)
+
+
+async def test_revoked_answer_is_cached_as_revoked(http, responder, verified, serial) -> None:
+    checker = make_checker(http, responder)
+    await control(http, responder, "revoke", {"serial": serial, "reason": "superseded"})
+    for source in ("ocsp", "cache"):
+        report = await rejected(verified, checker, Mode.SOFT_FAIL, "SIG_REVOKED", SubIndication.REVOKED,
+                                Indication.TOTAL_FAILED)
+        assert (report.revocation.source, report.revocation.reason) == (source, "superseded")
+
+
+@pytest.mark.parametrize("failure", ["status", "drop"])
+async def test_revoked_known_only_from_crl_while_ocsp_is_down(http, responder, verified, serial, failure) -> None:
+    await control(http, responder, "revoke", {"serial": serial, "reason": "affiliation_changed", "where": "crl_only"})
+    await control(http, responder, "publish-base")
+    checker = make_checker(http, responder)
+    assert (await checker.check(*verified.path.certificates[:2])).status == "good"  # OCSP does not know yet
+    await control(http, responder, "ocsp", {"down": True, "mode": failure})
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_REVOKED", SubIndication.REVOKED, Indication.TOTAL_FAILED)
+    info = report.revocation
+    assert (info.status, info.source, info.reason, info.url) == (
+        "revoked", "crl", "affiliation_changed", f"{responder.url}/crl/nca.crl")
+    assert info.detail.startswith("OCSP: ")
+    assert "affiliation_changed" in report.errors[0] and "CRL" in report.errors[0]
+
+
+async def test_revoked_only_in_the_delta_crl(http, responder, verified, serial) -> None:
+    await control(http, responder, "publish-base")
+    await control(http, responder, "revoke", {"serial": serial, "reason": "key_compromise", "where": "crl_only"})
+    await control(http, responder, "ocsp", {"down": True})
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_REVOKED", SubIndication.REVOKED, Indication.TOTAL_FAILED)
+    assert (report.revocation.source, report.revocation.url) == ("crl", f"{responder.url}/crl/nca-delta.crl")
+    async with http.get(f"{responder.url}/crl/nca.crl") as answer:
+        base = x509.load_der_x509_crl(await answer.read())
+    assert base.get_revoked_certificate_by_serial_number(int(serial, 16)) is None
+    counts = await requests(http, responder)
+    assert (counts["nca-delta.crl"], counts["nca.crl"]) == (1, 2)
+
+
+async def test_stale_cached_base_is_fetched_again_for_a_newer_delta(http, responder, verified, serial) -> None:
+    await control(http, responder, "ocsp", {"down": True})
+    checker = make_checker(http, responder)
+    assert (await checker.check(*verified.path.certificates[:2])).source == "crl"
+    await control(http, responder, "revoke", {"serial": serial, "reason": "key_compromise", "where": "crl_only"})
+    await control(http, responder, "publish-base")
+    responder.clock.offset = timedelta(minutes=11)  # past the delta's nextUpdate, not the base's
+    report = await rejected(verified, checker, Mode.HARD_FAIL, "SIG_REVOKED", SubIndication.REVOKED,
+                            Indication.TOTAL_FAILED)
+    assert report.revocation.url == f"{responder.url}/crl/nca.crl"
+    counts = await requests(http, responder)
+    assert (counts["nca.crl"], counts["nca-delta.crl"]) == (2, 2)
+
+
+async def test_ocsp_and_crl_down_under_hard_fail(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"down": True})
+    await control(http, responder, "crl", {"down": True, "mode": "drop"})
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_TRY_LATER", SubIndication.TRY_LATER, Indication.INDETERMINATE)
+    assert (report.revocation.status, report.revocation.source) == ("unknown", "none")
+    assert "HTTP 503" in report.errors[0] and "CRL:" in report.errors[0]
+
+
+async def test_ocsp_timeout_and_crl_down_under_soft_fail(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"delay": 0.5})
+    await control(http, responder, "crl", {"down": True})
+    checker = make_checker(http, responder, timeout_seconds=0.2)
+    result = await apply_revocation(verified, checker, Mode.SOFT_FAIL)
+    report = result.report
+    assert report.passed and (report.revocation.status, report.revocation.source) == ("unknown", "none")
+    [warning] = report.warnings
+    assert warning.startswith("revocation status could not be checked") and "within 0.2 s" in warning
+    with pytest.raises(RevocationUnavailable):  # nothing was cached
+        await checker.check(*verified.path.certificates[:2])
+
+
+async def test_require_rejects_a_crl_only_answer(http, responder, verified) -> None:
+    checker = make_checker(http, responder)
+    await control(http, responder, "ocsp", {"down": True})
+    report = await rejected(verified, checker, Mode.REQUIRE, "SIG_TRY_LATER", SubIndication.TRY_LATER,
+                            Indication.INDETERMINATE)
+    assert "only a CRL answered" in report.errors[0]
+    assert (await apply_revocation(verified, checker, Mode.HARD_FAIL)).report.revocation.source == "crl"
+    await control(http, responder, "ocsp", {"down": False})
+    assert (await apply_revocation(verified, checker, Mode.REQUIRE)).report.revocation.source == "ocsp"
+
+
+async def test_response_signed_by_a_foreign_ca_is_not_trusted(http, responder, verified, serial) -> None:
+    await control(http, responder, "ocsp", {"signer": "foreign"})
+    checker = make_checker(http, responder)
+    info = await checker.check(*verified.path.certificates[:2])
+    assert info.source == "crl" and "responder certificate was not issued by the cert's issuer" in info.detail
+    report = await rejected(verified, checker, Mode.REQUIRE, "SIG_TRY_LATER", SubIndication.TRY_LATER,
+                            Indication.INDETERMINATE)
+    assert "OCSP" in report.errors[0]
+
+
+async def test_delegated_responder_is_trusted(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"signer": "delegated"})
+    info = await make_checker(http, responder).check(*verified.path.certificates[:2])
+    assert (info.status, info.source) == ("good", "ocsp")
+
+
+async def test_tampered_response_is_not_good(http, responder, verified, serial) -> None:
+    await control(http, responder, "ocsp", {"tamper": True})
+    await control(http, responder, "crl", {"down": True})
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_TRY_LATER", SubIndication.TRY_LATER, Indication.INDETERMINATE)
+    assert "does not verify" in report.errors[0]
+
+
+async def test_nonce_is_sent_and_checked(http, responder, verified) -> None:
+    info = await make_checker(http, responder, use_nonce=True).check(*verified.path.certificates[:2])
+    assert (info.status, info.source) == ("good", "ocsp")
+
+
+async def test_expired_cached_answer_is_refreshed(http, responder, verified, serial) -> None:
+    checker = make_checker(http, responder)
+    certificates = verified.path.certificates[:2]
+    assert (await checker.check(*certificates)).source == "ocsp"
+    assert (await checker.check(*certificates)).source == "cache"
+    await control(http, responder, "revoke", {"serial": serial, "reason": "key_compromise"})
+    assert (await checker.check(*certificates)).status == "good"  # cached until nextUpdate
+    responder.clock.offset = timedelta(minutes=11)
+    info = await checker.check(*certificates)
+    assert (info.status, info.source) == ("revoked", "ocsp")
+    assert await requests(http, responder) == {"ocsp": 2}
+
+
+async def test_answer_without_next_update_lives_for_the_freshness_window(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"next_update": None})
+    checker = make_checker(http, responder, ocsp_freshness_seconds=60)
+    assert (await checker.check(*verified.path.certificates[:2])).next_update is not None
+    responder.clock.offset = timedelta(seconds=61)
+    assert (await checker.check(*verified.path.certificates[:2])).source == "ocsp"
+    assert await requests(http, responder) == {"ocsp": 2}
+
+
+async def test_ocsp_unknown_falls_back_to_crl(http, responder, pki, verified) -> None:
+    nca = pki.authorities["nca"]
+    issuer = nca.load_certificate()
+    leaf = verified.path.certificates[0]
+    # A certificate the NCA key signed but the responder never saw issued.
+    stray = (x509.CertificateBuilder().subject_name(leaf.subject).issuer_name(issuer.subject)
+             .public_key(leaf.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(leaf.not_valid_before_utc).not_valid_after(leaf.not_valid_after_utc)
+             .sign(nca.load_private_key(), hashes.SHA256()))
+    info = await make_checker(http, responder).check(stray, issuer)
+    assert (info.status, info.source) == ("good", "crl")
+    assert "status unknown" in info.detail
+
+
+async def test_off_mode_leaves_the_document_alone(http, responder, verified) -> None:
+    assert await apply_revocation(verified, make_checker(http, responder), Mode.OFF) is verified
+    assert await requests(http, responder) == {}
+
+
+async def test_no_checker_is_try_later_under_hard_fail(verified) -> None:
+    await rejected(verified, None, Mode.HARD_FAIL, "SIG_TRY_LATER", SubIndication.TRY_LATER, Indication.INDETERMINATE)
+
+
+# ---------------------------------------------------------------------------------------------- the mock
+
+async def test_mock_answers_get_requests_and_refuses_foreign_issuers(http, responder, pki, verified) -> None:
+    leaf, issuer = verified.path.certificates[:2]
+    request = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA256()).build()
+    encoded = base64.urlsafe_b64encode(request.public_bytes(Encoding.DER)).decode().rstrip("=")
+    async with http.get(f"{responder.url}/ocsp/{encoded}") as answer:
+        assert answer.content_type == "application/ocsp-response"
+        response = ocsp.load_der_ocsp_response(await answer.read())
+    assert response.certificate_status is ocsp.OCSPCertStatus.GOOD
+    stranger = pki.person("stranger").sign.load_certificate()
+    foreign = ocsp.OCSPRequestBuilder().add_certificate(
+        stranger, pki.authorities["foreign-ca"].load_certificate(), hashes.SHA1()).build()
+    async with http.post(f"{responder.url}/ocsp", data=foreign.public_bytes(Encoding.DER),
+                         headers={"Content-Type": "application/ocsp-request"}) as answer:
+        response = ocsp.load_der_ocsp_response(await answer.read())
+    assert response.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+async def test_mock_control_rejects_bad_input(http, responder) -> None:
+    await control(http, responder, "revoke", {"serial": "abc123", "reason": "key_compromise"}, status=404)
+    await control(http, responder, "revoke", {"serial": "zz"}, status=400)
+    await control(http, responder, "ocsp", {"down": 1}, status=400)
+    await control(http, responder, "crl", {"signer": "foreign"}, status=400)
