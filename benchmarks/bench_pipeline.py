@@ -4,10 +4,11 @@
 
 Prints operations per second of one core for: raw signxml verification (the baseline in DESIGN.md),
 the gateway's DocumentVerifier (structure + certificate path + crypto), signing a result with a
-loaded key, the whole pipeline in process (sender auth → verify → schema → identity → Redis →
-library over loopback → sign → Redis), and REST end to end with the gateway (`egov-gateway serve`)
-and the library in processes of their own, reading the gateway's CPU time from /proc. Everything
-runs on real parts: an embedded redis-server and the library mock on sockets.
+loaded key, the whole pipeline in process (sender auth → verify → schema → identity → revocation
+(cached OCSP) → signed receipt → Redis → library over loopback → sign → Redis), and REST end to end
+with the gateway (`egov-gateway serve`) and the library in processes of their own, reading the
+gateway's CPU time from /proc. Everything runs on real parts: an embedded redis-server, the library
+mock and the test PKI's OCSP responder on sockets.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from gateway.runtime import READER_TICKET_SERVICE, start_site
 from gateway.senders import hash_password
 from mocks.library import create_library_app
 from mocks.pki import generate_pki
+from mocks.pki.revocation import run_revocation
 from mocks.portal.applicant import signed_application
 from signing.policy import VerificationPolicy
 from signing.signer import DocumentSigner, SigningKey
@@ -78,17 +80,22 @@ async def main(requests: int, concurrency: int) -> None:
     ticket = etree.fromstring(b"<ReaderTicket xmlns='urn:egov:kazneb:reader-ticket:v1'><iin>1</iin></ReaderTicket>")
     per_second("DocumentSigner.sign (key loaded once)", lambda: signer.sign(ticket))
 
+    revocation_port = free_port()
+    revocation = await run_revocation(pki, port=revocation_port)
+    revocation_url = f"http://127.0.0.1:{revocation_port}"
     with EmbeddedRedis(work / "redis") as redis:
         library_port, port = free_port(), free_port()
         library = await start_site(create_library_app(), "127.0.0.1", library_port)
-        settings = make_settings(work, pki, port=port, library_url=f"http://127.0.0.1:{library_port}")
+        settings = make_settings(work, pki, port=port, library_url=f"http://127.0.0.1:{library_port}",
+                                 revocation_url=revocation_url)
         runner = await start_site(create_app(settings, redis_url=redis.url), "127.0.0.1", port)
         try:
             await _in_process(runner.app[COMPONENTS].pipeline, raw, requests)
         finally:
             await runner.cleanup()
             await library.cleanup()
-        await _separate_processes(work, pki, redis.url, raw, requests, concurrency)
+        await _separate_processes(work, pki, redis.url, revocation_url, raw, requests, concurrency)
+    await revocation.cleanup()
 
 
 async def _in_process(pipeline, raw: bytes, requests: int) -> None:  # type: ignore[no-untyped-def]
@@ -125,8 +132,8 @@ async def _wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def _separate_processes(work: Path, pki, redis_url: str, raw: bytes,  # type: ignore[no-untyped-def]
-                              requests: int, concurrency: int) -> None:
+async def _separate_processes(work: Path, pki, redis_url: str, revocation_url: str,  # type: ignore[no-untyped-def]
+                              raw: bytes, requests: int, concurrency: int) -> None:
     """The gateway (`egov-gateway serve`) and the library each in their own process; CPU read from /proc."""
     library_port, port = free_port(), free_port()
     config = work / "gateway.toml"
@@ -137,6 +144,9 @@ port = {port}
 [trust]
 anchors = {[str(p) for p in pki.trust_anchors]!r}
 intermediates = {[str(p) for p in pki.intermediates]!r}
+[revocation]
+ocsp_url = "{revocation_url}/ocsp"
+crl_urls = ["{revocation_url}/crl/nca.crl"]
 [signer]
 cert = "{pki.systems['gateway'].cert}"
 key = "{pki.systems['gateway'].key}"

@@ -115,7 +115,8 @@ def _pki(args: argparse.Namespace) -> int:
     pki = load_pki(args.dir)
     rows = [
         {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "organisation": p.organisation,
-         "roles": list(p.roles), "use": p.description}
+         "roles": list(p.roles), "use": p.description,
+         "signSerial": format(p.sign.load_certificate().serial_number, "x")}
         for p in pki.people.values()
     ]
     print(json.dumps(rows, ensure_ascii=False, indent=2))
