@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -17,9 +18,12 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 import schemas
+from connectors.queue import JobQueue
 from connectors.rest import RestConnector
+from connectors.soap import SoapConnector
 from gateway import cabinet, rest_api, soap
 from gateway.config import ConfigError, Settings
+from gateway.delivery import Delivery
 from gateway.http import COMPONENTS, Components
 from gateway.pipeline import Pipeline
 from gateway.registry import ServiceRegistry
@@ -31,6 +35,7 @@ from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner, SignerKeyError, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
+from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.app")
 
@@ -92,6 +97,9 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     signer, verifier, wsdl = loaded.signer, loaded.verifier, loaded.wsdl
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
+    limits = settings.limits
+    xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+
     async def resources(app: web.Application) -> AsyncIterator[None]:
         # Few, quick retries: a blip is ridden out, an outage is reported at once (503, Retry-After).
         redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
@@ -102,12 +110,20 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         store = ApplicationStore(redis, settings.redis.key_prefix)
         revocation = settings.revocation
         checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
+        jobs = JobQueue(redis, prefix=settings.redis.key_prefix, settings=settings.queue)
+        delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, registry=registry,
+                            signer=signer, provider_verifier=verifier, jobs=jobs, soap=SoapConnector(),
+                            xml_limits=xml_limits)
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
-                            store=store, limits=settings.limits, revocation=checker,
+                            store=store, limits=settings.limits, delivery=delivery, revocation=checker,
                             revocation_mode=revocation.mode)
         app[COMPONENTS] = Components(settings=settings, pipeline=pipeline, store=store, senders=senders,
-                                     sync_wsdl=wsdl)
+                                     sync_wsdl=wsdl, delivery=delivery, jobs=jobs, session=session)
+        stop = asyncio.Event()
+        loop_task = asyncio.create_task(delivery.run(stop))
         yield
+        stop.set()
+        await asyncio.wait({loop_task}, timeout=10)
         await session.close()
         await redis.aclose()
 

@@ -16,6 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from connectors.queue import QueueSettings
 from signing.nca import SignerRole
 from signing.revocation import RevocationSettings
 
@@ -46,6 +47,8 @@ class LimitSettings:
     "messageDate older than this is refused as stale (replay window)."
     message_max_future_seconds: int = 300
     "messageDate further in the future than this is refused (clock skew allowance)."
+    max_in_flight: int = 256
+    "Requests processed at once per process; the next gets 503 GATEWAY_OVERLOADED with Retry-After."
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,36 @@ class SenderSettings:
     "Services this sender may call; '*' for all."
     cabinet: bool = False
     "Whether this sender (the portal) may read applicants' cabinets."
+    callback_url: str | None = None
+    "AsyncChannel: the sender's IAsyncChannelClient endpoint; results and status changes are pushed there."
+    jobs: tuple[str, ...] = ()
+    "Back-office: services whose queued jobs this sender may take and answer."
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    endpoint: str
-    "Back-end URL the connector calls."
+    endpoint: str = ""
+    "Back-end URL (rest: the resource; soap: the WSDL URL); unused for queue."
     connector: str = "rest"
-    "Transport to the back-end: rest (soap and queue come with their connectors)."
+    "Transport to the back-end: rest, soap (submit/status profile, polled) or queue (back-office desks)."
+    mode: str = "sync"
+    "sync: the answer comes within the request; async: accepted at once, result later (cabinet, getMessages)."
+    senders: tuple[str, ...] = ()
+    "Access rights: senders allowed to call this service (empty: any sender whose own list allows it)."
+    retry_attempts: int = 5
+    "Attempts for transient failures (connection refused, timeout, 5xx) before giving up."
+    retry_base_seconds: float = 0.5
+    "First backoff; doubles per attempt, full jitter."
+    retry_max_seconds: float = 60.0
+    "Backoff cap."
+    breaker_failures: int = 5
+    "Consecutive transient failures that open this back-end's circuit breaker."
+    breaker_reset_seconds: float = 30.0
+    "How long the breaker stays open before a trial call."
+    poll_seconds: float = 5.0
+    "soap: how often a long-running application's status is asked for."
+    provider_signature: str = "optional"
+    "required: the back-end's answer must carry its valid signature; optional: checked when present."
     document_schema: str | None = None
     "Package-relative XSD of the business document, e.g. kazneb/reader-registration.xsd."
     result_schema: str | None = None
@@ -134,6 +159,8 @@ class Settings:
     "The gateway's signing key."
     revocation: RevocationSettings = field(default_factory=RevocationSettings)
     "OCSP/CRL checking of applicants' certificates (hard_fail by default)."
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    "Back-office job queue (Redis Streams): visibility timeout and attempts before dead-lettering."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
@@ -166,8 +193,26 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> 
 def check_settings(settings: Settings) -> None:
     """Cross-field rules that types alone cannot say."""
     for service_id, service in settings.services.items():
-        if service.connector != "rest":
-            raise ConfigError(f"services.{service_id}.connector: unsupported connector {service.connector!r}")
+        where = f"services.{service_id}"
+        if service.connector not in ("rest", "soap", "queue"):
+            raise ConfigError(f"{where}.connector: expected 'rest', 'soap' or 'queue', got {service.connector!r}")
+        if service.connector != "queue" and not service.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.endpoint: an http(s) URL is required for the {service.connector} connector")
+        if service.mode not in ("sync", "async"):
+            raise ConfigError(f"{where}.mode: expected 'sync' or 'async'")
+        if service.connector in ("soap", "queue") and service.mode != "async":
+            raise ConfigError(f"{where}.mode: the {service.connector} connector is long-running: use 'async'")
+        if service.provider_signature not in ("required", "optional"):
+            raise ConfigError(f"{where}.provider_signature: expected 'required' or 'optional'")
+        for key in ("retry_attempts", "breaker_failures"):
+            if getattr(service, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be at least 1")
+        for key in ("retry_base_seconds", "retry_max_seconds", "breaker_reset_seconds", "poll_seconds"):
+            if not (math.isfinite(getattr(service, key)) and getattr(service, key) > 0):
+                raise ConfigError(f"{where}.{key}: must be positive")
+        unknown_senders = sorted(set(service.senders) - set(settings.senders))
+        if unknown_senders:
+            raise ConfigError(f"{where}.senders: unknown sender(s) {unknown_senders}")
         if service.applicant not in ("individual", "organisation"):
             raise ConfigError(f"services.{service_id}.applicant: expected 'individual' or 'organisation'")
         unknown = sorted(set(service.required_roles) - {role.value for role in SignerRole})

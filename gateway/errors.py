@@ -159,6 +159,14 @@ _add("PROVIDER_BAD_RESPONSE", 502, P, "Қызмет жеткізушісінің
      "Некорректный ответ поставщика услуги.", "The service provider's answer is not valid.")
 _add("GATEWAY_STORAGE_UNAVAILABLE", 503, G, "Шлюз қоймасы қолжетімсіз, кейінірек қайталаңыз.",
      "Хранилище шлюза недоступно, повторите позже.", "The gateway's storage is unavailable; try again later.")
+_add("GATEWAY_OVERLOADED", 503, G, "Шлюз толы, кейінірек қайталаңыз.", "Шлюз перегружен, повторите позже.",
+     "The gateway is at capacity; try again later.")
+_add("PROVIDER_SIGNATURE_INVALID", 502, P, "Қызмет жеткізушісінің жауабындағы қолтаңба расталмады.",
+     "Подпись поставщика услуги в ответе не подтверждена.",
+     "The service provider's signature on its answer did not verify.")
+_add("CLIENT_JOB_NOT_FOUND", 404, C, "Мұндай тапсырма жоқ.", "Такого задания нет.", "No such job.")
+_add("CLIENT_JOB_FINISHED", 409, C, "Тапсырма бұрын аяқталған.", "Задание уже завершено.",
+     "The job was already finished.")
 _add("GATEWAY_INTERNAL", 500, G, "Шлюздің ішкі қатесі.", "Внутренняя ошибка шлюза.",
      "Internal gateway error.")
 

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from lxml import etree
 
+from connectors.queue import JobQueue
 from gateway.config import Settings
+from gateway.delivery import Delivery
 from gateway.errors import GatewayError, pick_language
 from gateway.pipeline import Pipeline
 from gateway.senders import AuthenticatedSender, SenderDirectory
@@ -34,6 +37,12 @@ class Components:
     "Sender authentication."
     sync_wsdl: bytes
     "The served SyncChannel WSDL (address filled in)."
+    delivery: Delivery
+    "Background delivery, retries and breakers."
+    jobs: JobQueue
+    "The back-office job queue."
+    session: aiohttp.ClientSession
+    "The one outgoing HTTP session (back-ends, callbacks)."
 
 
 COMPONENTS = web.AppKey("components", Components)

@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 from redis.exceptions import RedisError
 
-from connectors.base import ConnectorError
 from gateway.config import LimitSettings
+from gateway.delivery import Delivery
 from gateway.errors import GatewayError
 from gateway.receipts import signed_receipt
 from gateway.registry import Service, ServiceRegistry
+from gateway.resilience import InFlightLimiter
 from gateway.senders import SenderDirectory
 from gateway.store import Application, ApplicationStore, Status, utc_now
 from signing.applicant import Applicant, IdentityRejected, check_applicant
@@ -28,7 +29,7 @@ from signing.policy import RevocationMode
 from signing.revocation import RevocationChecker, apply_revocation
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
-from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.pipeline")
 
@@ -66,8 +67,8 @@ class Outcome:
 
     application: Application
     "The stored application (status COMPLETED)."
-    result: bytes
-    "The gateway-signed result document."
+    result: bytes | None
+    "The signed result document; None when the application was accepted for background delivery."
     replayed: bool
     "True when this is the stored answer to a repeated messageId."
 
@@ -86,6 +87,7 @@ class Pipeline:
         signer: DocumentSigner,
         store: ApplicationStore,
         limits: LimitSettings,
+        delivery: Delivery,
         revocation: RevocationChecker | None = None,
         revocation_mode: RevocationMode = RevocationMode.OFF,
     ) -> None:
@@ -95,24 +97,31 @@ class Pipeline:
         self.signer = signer
         self.store = store
         self.limits = limits
+        self.delivery = delivery
         self.revocation = revocation
         self.revocation_mode = revocation_mode
+        self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
-    async def process(self, request: IntakeRequest, session_id: str) -> Outcome:
-        """Run the whole pipeline; storage trouble anywhere is one clear, retryable error."""
+    async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False) -> Outcome:
+        """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
+
+        ``asynchronous`` (the AsyncChannel) accepts every service for background delivery; otherwise a
+        service's own mode decides whether the answer comes within the request.
+        """
         try:
-            return await self._process(request, session_id)
+            with self.limiter:
+                return await self._process(request, session_id, asynchronous)
         except RedisError as exc:
             log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
-    async def _process(self, request: IntakeRequest, session_id: str) -> Outcome:
+    async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool) -> Outcome:
         sender = self.senders.authenticate(request.sender_id, request.password)
         service = self.registry.get(request.service_id)
         if service is None:
             raise GatewayError("CLIENT_UNKNOWN_SERVICE", f"serviceId {request.service_id!r} is not registered")
-        if not sender.may_call(service.service_id):
+        if not (sender.may_call(service.service_id) and service.admits(request.sender_id)):
             raise GatewayError("CLIENT_ACCESS_DENIED")
         self._check_freshness(request.message_date)
         if request.document is None:
@@ -128,28 +137,33 @@ class Pipeline:
         if earlier is not None:
             return await self._replay(earlier)
         now = utc_now()
+        mode = "async" if asynchronous or service.settings.mode == "async" else "sync"
         app = Application(
             id=session_id, sender_id=request.sender_id, message_id=request.message_id,
             service_id=service.service_id, channel=request.channel, applicant_iin=applicant.iin,
             applicant_bin=applicant.bin, applicant_name=applicant.name, organisation=applicant.organisation,
-            status=Status.ROUTED, created_at=now,
-            updated_at=now, document=etree.tostring(verified.signed, encoding="unicode"),
-            report=verified.report.to_dict(), correlation_id=request.correlation_id,
-            properties=dict(request.properties),
+            status=Status.ACCEPTED if mode == "async" else Status.ROUTED, created_at=now, updated_at=now,
+            document=etree.tostring(verified.signed, encoding="unicode"), report=verified.report.to_dict(),
+            correlation_id=request.correlation_id, properties=dict(request.properties), mode=mode,
+            gateway_correlation_id=str(uuid.uuid4()) if asynchronous else None,
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
+        events = [(Status.ACCEPTED, "signature verified, application recorded")]
+        if mode == "sync":
+            events.append((Status.ROUTED, f"sent to the back-end over {service.settings.connector}"))
         try:
-            # Accepted and handed to routing in one durable write, before anything is acknowledged.
-            await self.store.create(app, [
-                (Status.ACCEPTED, "signature verified, application recorded"),
-                (Status.ROUTED, f"sent to the back-end over {service.settings.connector}"),
-            ])
+            # Recorded (and, when async, scheduled for delivery) in one durable write, before any ack.
+            await self.store.create(app, events, schedule=self.delivery.outbox.key if mode == "async" else None)
         except RedisError:
             await self._release_quietly(request, session_id)
             raise
-        log.info("accepted %s service=%s sender=%s %s", session_id, service.service_id, request.sender_id,
-                 verified.report.log_summary())
-        return await self._route(app, service, verified.signed)
+        log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
+                 request.sender_id, mode, verified.report.log_summary())
+        if mode == "async":
+            self.delivery.wake()
+            return Outcome(application=app, result=None, replayed=False)
+        signed = await self.delivery.deliver_now(app, service, verified.signed)
+        return Outcome(application=app, result=signed, replayed=False)
 
     def _check_freshness(self, message_date: datetime) -> None:
         now = datetime.now(UTC)
@@ -194,40 +208,15 @@ class Pipeline:
     async def _replay(self, app_id: str) -> Outcome:
         """A repeated messageId gets the first answer, and the back-end is not called again."""
         app = await self.store.get(app_id)
-        if app is None or app.status in (Status.ACCEPTED, Status.ROUTED):
+        if app is None:
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
-        if app.status is Status.FAILED:
+        if app.status in (Status.FAILED, Status.STOPPED):
             raise GatewayError(app.error_code or "GATEWAY_INTERNAL", app.error_detail)
+        if app.mode == "async":  # the same acknowledgement; the result follows as for the first
+            return Outcome(application=app, result=None, replayed=True)
+        if not app.status.final:
+            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
         return Outcome(application=app, result=(app.result or "").encode(), replayed=True)
-
-    async def _route(self, app: Application, service: Service, document: etree._Element) -> Outcome:
-        payload = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
-        try:
-            answer = await service.connector.call(
-                service.settings.endpoint, payload,
-                timeout=service.settings.timeout_seconds, request_id=app.id,
-            )
-            signed = self._sign_answer(service, answer)
-        except (ConnectorError, GatewayError) as exc:
-            app.status = Status.FAILED
-            app.error_code, app.error_detail = exc.code, exc.detail
-            await self.store.save(app, "the back-end did not complete the application")
-            log.warning("application %s failed: %s", app.id, exc.code)
-            raise GatewayError(exc.code, exc.detail) from None
-        app.status = Status.COMPLETED
-        app.result = signed.decode()
-        await self.store.save(app, "result signed by the gateway and placed in the cabinet")
-        return Outcome(application=app, result=signed, replayed=False)
-
-    def _sign_answer(self, service: Service, answer: bytes) -> bytes:
-        try:
-            root = parse_untrusted(answer, self.xml_limits)
-        except UnsafeXmlError as exc:
-            raise GatewayError("PROVIDER_BAD_RESPONSE", exc.detail) from None
-        if service.result_schema is not None and not service.result_schema.validate(root):
-            error = service.result_schema.error_log.last_error
-            raise GatewayError("PROVIDER_BAD_RESPONSE", error.message if error else "schema")
-        return self.signer.sign_bytes(root)
 
 
 def _refusal(rejected: SignatureRejected) -> GatewayError:

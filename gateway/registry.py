@@ -21,14 +21,18 @@ class Service:
     "The serviceId callers use."
     settings: ServiceSettings
     "Its configuration."
-    connector: Connector
-    "Transport to the back-end."
+    connector: Connector | None
+    "Request/answer transport (rest); None for soap and queue, which delivery drives itself."
     document_schema: etree.XMLSchema | None
     "Compiled XSD of the business document."
     result_schema: etree.XMLSchema | None
     "Compiled XSD of the back-end's answer."
     applicant: ApplicantPolicy
     "Who may apply (individual IIN or organisation BIN + role)."
+
+    def admits(self, sender_id: str) -> bool:
+        """The service's own access list (X-Road style access rights); empty admits every sender."""
+        return not self.settings.senders or sender_id in self.settings.senders
 
 
 class ServiceRegistry:
@@ -50,7 +54,7 @@ class ServiceRegistry:
             service_id: Service(
                 service_id=service_id,
                 settings=service,
-                connector=connectors[service.connector],
+                connector=connectors.get(service.connector),
                 document_schema=schema(service.document_schema),
                 result_schema=schema(service.result_schema),
                 applicant=ApplicantPolicy(

@@ -61,7 +61,8 @@ async def handle_request(request: web.Request) -> web.Response:
             "status": {"code": SUCCESS_CODE, "message": SUCCESS_MESSAGE},
             "sessionId": outcome.application.id,
         },
-        "responseData": {"data": outcome.result.decode()},
+        "responseData": {"data": outcome.result.decode() if outcome.result is not None else None},
+        "applicationStatus": str(outcome.application.status),
         "receipt": outcome.application.receipt,
     })
 

@@ -158,10 +158,13 @@ def _response(outcome: Outcome, namespace: str, message_id: str) -> web.Response
     E(status, "message").text = SUCCESS_MESSAGE
     E(info, "sessionId").text = outcome.application.id
     # No xsi:type on data: zeep returns the child elements only when it is absent.
-    E(E(response, "responseData"), "data").append(_own_xml(outcome.result))
+    receipt = outcome.application.receipt.encode() if outcome.application.receipt else None
+    # A long-running (async) service answers with the receipt now; its result follows in the cabinet.
+    data = outcome.result if outcome.result is not None else receipt
+    if data is not None:
+        E(E(response, "responseData"), "data").append(_own_xml(data))
     # SyncChannel's body has no slot for the receipt; a SOAP header carries it (clients may ignore it).
-    receipt = _own_xml(outcome.application.receipt.encode()) if outcome.application.receipt else None
-    return _envelope(root, receipt)
+    return _envelope(root, _own_xml(receipt) if receipt else None)
 
 
 def _own_xml(data: bytes) -> etree._Element:

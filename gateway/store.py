@@ -14,6 +14,7 @@ Every write that acknowledges something happens before the acknowledgement is se
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,11 +27,21 @@ class Status(StrEnum):
     ACCEPTED = "accepted"
     "Signature and identity verified, recorded; not yet sent to the back-end."
     ROUTED = "routed"
-    "Sent to the back-end, no answer yet."
+    "Being delivered to the back-end (or waiting for it to come back)."
+    IN_PROGRESS = "in_progress"
+    "The back-end has it and is working through its regulated steps."
     COMPLETED = "completed"
     "The back-end answered; the signed result is in the cabinet."
+    REFUSED = "refused"
+    "The back-end refused with a reasoned, signed refusal (in the cabinet as the result)."
     FAILED = "failed"
-    "The back-end could not be reached or refused; error_code says why."
+    "The back-end could not take it or answered wrongly; error_code says why."
+    STOPPED = "stopped"
+    "Delivery was given up (dead-lettered); an operator may replay it."
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.COMPLETED, Status.REFUSED, Status.FAILED, Status.STOPPED)
 
 
 @dataclass
@@ -61,6 +72,16 @@ class Application:
     "The verified business document as signed (XML)."
     report: dict[str, Any]
     "The signature validation report."
+    mode: str = "sync"
+    "sync: answered within the request; async: delivered in the background."
+    attempts: int = 0
+    "Delivery attempts so far."
+    provider_ref: str | None = None
+    "The back-end's reference (registration number, queue entry id) once it took the application."
+    steps_seen: list[str] = field(default_factory=list)
+    "Codes of the back-end's steps already recorded in the history."
+    gateway_correlation_id: str | None = None
+    "AsyncChannel: the correlationId the gateway generated for this conversation."
     applicant_bin: str | None = None
     "The organisation's BIN, for organisation applications (indexed in its cabinet too)."
     organisation: str | None = None
@@ -140,29 +161,44 @@ class ApplicationStore:
                 pipe.delete(key)
                 await pipe.execute()
 
-    async def create(self, app: Application, events: list[tuple[Status, str]]) -> None:
-        """Record a new application with its first history events, atomically, in one round trip."""
+    async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None) -> None:
+        """Record a new application with its first history events, atomically, in one round trip.
+
+        ``schedule`` names a delivery schedule (sorted set) the application joins, due now, in the same
+        transaction: an acknowledged async application can never be recorded but forgotten.
+        """
         score = datetime.fromisoformat(app.created_at).timestamp()
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
                    for status, note in events]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._app(app.id), app.to_json())
             pipe.rpush(self._history(app.id), *history)
+            if schedule:
+                pipe.zadd(schedule, {app.id: time.time()})
             for owner in app.owners:
                 pipe.zadd(self._cabinet(owner), {app.id: score})
                 pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
             await pipe.execute()
 
-    async def save(self, app: Application, note: str) -> None:
-        """Store a changed application and append a history event for its new status."""
+    async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None) -> None:
+        """Store a changed application and append a history event (a back-end ``step`` code if given)."""
         app.updated_at = utc_now()
-        event = {"at": app.updated_at, "status": app.status, "note": note}
+        event: dict[str, Any] = {"at": at or app.updated_at, "status": app.status, "note": note}
+        if step:
+            event["step"] = step
         if app.error_code:
             event["error_code"] = app.error_code
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._app(app.id), app.to_json())
             pipe.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
             await pipe.execute()
+
+    async def find_by_message(self, sender_id: str, message_id: str) -> Application | None:
+        """The application a sender submitted under ``message_id``."""
+        app_id = await self.redis.get(self._msg(sender_id, message_id))
+        if not app_id:
+            return None
+        return await self.get(app_id.decode() if isinstance(app_id, bytes) else app_id)
 
     async def get(self, app_id: str) -> Application | None:
         raw = await self.redis.get(self._app(app_id))

@@ -19,11 +19,19 @@ from urllib.parse import unquote, urlsplit
 from lxml import etree
 
 __all__ = [
+    "ASYNC_CLIENT_WSDL",
+    "ASYNC_TYPES_NS",
+    "ASYNC_TYPES_NS_UPPER",
+    "ASYNC_TYPES_XSD",
+    "ASYNC_WSDL",
+    "ASYNC_WSDL_NS",
     "SYNC_TYPES_NS",
     "SYNC_TYPES_NS_LOWER",
     "SYNC_TYPES_XSD",
     "SYNC_WSDL",
     "SYNC_WSDL_NS",
+    "async_channel_wsdl",
+    "async_client_wsdl",
     "load_xml_schema",
     "read_schema_bytes",
     "schema_path",
@@ -37,6 +45,17 @@ SYNC_WSDL_NS = "http://bip.bee.kz/SyncChannel/v10/Interfaces"
 
 SYNC_TYPES_XSD = "shep/SyncChannel_v10_types.xsd"
 SYNC_WSDL = "shep/SyncChannel_v10.wsdl"
+
+ASYNC_TYPES_NS = "http://bip.bee.kz/AsyncChannel/v10/types"
+#: The other spelling of the AsyncChannel types namespace; accepted on intake via ``namespace_alias``.
+ASYNC_TYPES_NS_UPPER = "http://bip.bee.kz/AsyncChannel/v10/Types"
+ASYNC_WSDL_NS = "http://bip.bee.kz/AsyncChannel/v10/Interfaces"
+
+ASYNC_TYPES_XSD = "shep/AsyncChannel_v10_types.xsd"
+#: The interface the gateway serves (sendMessage, getMessages, getMessageStatus, sendDeliveryNotification).
+ASYNC_WSDL = "shep/AsyncChannel_v10.wsdl"
+#: The callback interface a portal implements (sendMessage, changeMassageStatusNotification).
+ASYNC_CLIENT_WSDL = "shep/AsyncChannelClient_v10.wsdl"
 
 _WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 _SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
@@ -142,16 +161,17 @@ def load_xml_schema(relative: str, *, namespace_alias: tuple[str, str] | None = 
 
 
 _wsdl_lock = threading.Lock()
-_wsdl_template: etree._ElementTree | None = None
+# Keyed by (wsdl, types xsd) package paths; filled lazily, never mutated once stored.
+_wsdl_templates: dict[tuple[str, str], etree._ElementTree] = {}
 
 
-def _build_sync_wsdl_template() -> etree._ElementTree:
-    """Parse the SyncChannel WSDL and replace its importing wsdl:types with the inlined types schema."""
-    wsdl = _parse_package_doc(SYNC_WSDL)
-    types_schema = _parse_package_doc(SYNC_TYPES_XSD).getroot()
+def _build_wsdl_template(wsdl_relative: str, types_relative: str) -> etree._ElementTree:
+    """Parse a package WSDL and replace its importing wsdl:types with the inlined types schema."""
+    wsdl = _parse_package_doc(wsdl_relative)
+    types_schema = _parse_package_doc(types_relative).getroot()
     types = wsdl.getroot().find(f"{{{_WSDL_NS}}}types")
     if types is None:
-        raise RuntimeError(f"{SYNC_WSDL}: no wsdl:types")
+        raise RuntimeError(f"{wsdl_relative}: no wsdl:types")
     for child in list(types):
         types.remove(child)
     # Re-create the schema root with its full nsmap instead of appending it: on a move lxml drops
@@ -164,12 +184,30 @@ def _build_sync_wsdl_template() -> etree._ElementTree:
     for child in list(types_schema):
         inlined.append(child)
     if _find_soap_address(wsdl) is None:
-        raise RuntimeError(f"{SYNC_WSDL}: no soap:address")
+        raise RuntimeError(f"{wsdl_relative}: no soap:address")
     return wsdl
 
 
 def _find_soap_address(wsdl: etree._ElementTree) -> etree._Element | None:
     return wsdl.getroot().find(f"{{{_WSDL_NS}}}service/{{{_WSDL_NS}}}port/{{{_SOAP_NS}}}address")
+
+
+def _self_contained_wsdl(wsdl_relative: str, types_relative: str, address: str) -> bytes:
+    """Copy of the cached self-contained template for ``wsdl_relative`` with ``soap:address`` set."""
+    if not isinstance(address, str) or not address:
+        raise ValueError("address must be a non-empty string")
+    key = (wsdl_relative, types_relative)
+    template = _wsdl_templates.get(key)
+    if template is None:
+        with _wsdl_lock:
+            template = _wsdl_templates.get(key)
+            if template is None:
+                template = _wsdl_templates[key] = _build_wsdl_template(wsdl_relative, types_relative)
+    doc = copy.deepcopy(template)
+    soap_address = _find_soap_address(doc)
+    assert soap_address is not None  # checked when the template was built
+    soap_address.set("location", address)
+    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8")
 
 
 def sync_channel_wsdl(address: str) -> bytes:
@@ -178,15 +216,23 @@ def sync_channel_wsdl(address: str) -> bytes:
     This is what ``GET /shep/sync?wsdl`` serves. The template is built once; each call only copies it
     and sets the address (lxml escapes it and rejects characters not allowed in XML).
     """
-    global _wsdl_template
-    if not isinstance(address, str) or not address:
-        raise ValueError("address must be a non-empty string")
-    if _wsdl_template is None:
-        with _wsdl_lock:
-            if _wsdl_template is None:
-                _wsdl_template = _build_sync_wsdl_template()
-    doc = copy.deepcopy(_wsdl_template)
-    soap_address = _find_soap_address(doc)
-    assert soap_address is not None  # checked when the template was built
-    soap_address.set("location", address)
-    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8")
+    return _self_contained_wsdl(SYNC_WSDL, SYNC_TYPES_XSD, address)
+
+
+def async_channel_wsdl(address: str) -> bytes:
+    """Self-contained AsyncChannel v10 WSDL (``IAsyncChannel``, types inlined), ``soap:address`` = ``address``.
+
+    This is the interface the gateway serves to portals. Built once and copied per call, like
+    :func:`sync_channel_wsdl`.
+    """
+    return _self_contained_wsdl(ASYNC_WSDL, ASYNC_TYPES_XSD, address)
+
+
+def async_client_wsdl(address: str) -> bytes:
+    """Self-contained AsyncChannel v10 client WSDL (``IAsyncChannelClient``), ``soap:address`` = ``address``.
+
+    The callback interface a portal implements and the gateway calls (``sendMessage`` with a result,
+    ``changeMassageStatusNotification``); ``address`` is the portal's endpoint. Built once and copied
+    per call, like :func:`sync_channel_wsdl`.
+    """
+    return _self_contained_wsdl(ASYNC_CLIENT_WSDL, ASYNC_TYPES_XSD, address)

@@ -107,6 +107,9 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
                 document_schema="kazneb/reader-registration.xsd",
                 result_schema="kazneb/reader-ticket.xsd",
                 timeout_seconds=5,
+                retry_attempts=3,
+                retry_base_seconds=0.05,
+                breaker_failures=20,  # tests inject failures into this shared back-end; the breaker has its own test
             ),
             FUND_SUBMISSION_SERVICE: fund_submission_service(library_url),
             DOWN_SERVICE: ServiceSettings(

@@ -134,7 +134,7 @@ endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
 @pytest.mark.parametrize(("toml", "message"), [
     ('[listen]\nport = "eighty"\n', "listen.port: expected int"),
     ("[listen]\nprot = 8080\n", "listen.prot: unknown setting"),
-    ('[services.x]\nconnector = "rest"\n', "services.x.endpoint: required setting is missing"),
+    ('[services.x]\nconnector = "rest"\n', "services.x.endpoint: an http(s) URL is required"),
     ('[services.x]\nendpoint = "http://x"\ntimeout_seconds = "ten"\n', "services.x.timeout_seconds"),
     ("not toml = = =\n", "not valid TOML"),
 ])

@@ -185,13 +185,26 @@ async def test_backend_down_is_a_clear_failure_recorded_in_the_cabinet(gw, shep,
     assert again.status_code == "PROVIDER_UNAVAILABLE", "a repeated messageId gets the first answer"
 
 
-@pytest.mark.parametrize(("status", "code"), [(503, "PROVIDER_UNAVAILABLE"), (422, "PROVIDER_REJECTED")])
-async def test_backend_errors_map_to_provider_codes(gw, shep, http, status: int, code: str) -> None:
+@pytest.mark.parametrize(("status", "count", "code"), [
+    (503, 3, "PROVIDER_UNAVAILABLE"),   # transient, every one of the 3 attempts fails
+    (422, 1, "PROVIDER_REJECTED"),      # permanent: not retried
+])
+async def test_backend_errors_map_to_provider_codes(gw, shep, http, status: int, count: int, code: str) -> None:
     library_url = gw.settings.services[READER_TICKET_SERVICE].endpoint.rsplit("/api/", 1)[0]
-    async with http.post(f"{library_url}/_control/fail", json={"status": status, "count": 1}) as response:
+    async with http.post(f"{library_url}/_control/fail", json={"status": status, "count": count}) as response:
         assert response.status == 200
     result = await send_soap(shep, signed(gw, "saule"))
     assert result.status_code == code
+    async with http.post(f"{library_url}/_control/reset"):
+        pass
+
+
+async def test_a_transient_backend_failure_is_retried(gw, shep, http) -> None:
+    library_url = gw.settings.services[READER_TICKET_SERVICE].endpoint.rsplit("/api/", 1)[0]
+    async with http.post(f"{library_url}/_control/fail", json={"status": 503, "count": 2}) as response:
+        assert response.status == 200
+    result = await send_soap(shep, signed(gw, "saule"))
+    assert result.ok, result
 
 
 async def test_rest_refusals_are_problem_documents(gw, http) -> None:

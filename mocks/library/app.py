@@ -18,8 +18,8 @@ Routes
 ``GET /api/v1/readers/{iin}``
     200 with the ticket (``status`` ``issued``, the original ``applicationId``) or 404
     ``LIB_READER_NOT_FOUND``.
-``POST /api/v1/fund/submissions``, ``GET /api/v1/fund/submissions/{number}``
-    Participants' applications to include fund objects (rules §5): see ``mocks.library.fund``.
+``/api/v1/fund/submissions`` and below
+    Fund submissions (rules §5): ``mocks.library.fund``; decisions (§9, §10, §13): ``mocks.library.commission``.
 ``GET /health``
     ``{"status": "ok"}``; never affected by fault injection.
 
@@ -59,6 +59,7 @@ from mocks.library.forms import (
 
 if TYPE_CHECKING:
     from mocks.library.fund import Submission
+    from signing.signer import DocumentSigner
 
 LIBRARY_NAME = "Қазақстан Республикасының Ұлттық академиялық кітапханасы"
 "Issuer written on tickets: the National Academic Library of the Republic of Kazakhstan."
@@ -120,9 +121,7 @@ class LibraryState:
     def issue(self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None) -> Ticket:
         """Create and store the ticket for an IIN that has none; numbers restart every year.
 
-        No await between the lookup in the caller and this insert, so the single event loop
-        cannot interleave two registrations of one IIN.
-        """
+        No await between the caller's lookup and this insert: two registrations cannot interleave."""
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         sequence = self.sequences.get(now.year, 0) + 1
         self.sequences[now.year] = sequence
@@ -350,13 +349,13 @@ def create_library_app(
     *,
     schema_dir_loader: Callable[[], Traversable] | None = None,
     clock: Callable[[], datetime] | None = None,
+    signer: DocumentSigner | None = None,
 ) -> web.Application:
     """Build the KazNEB mock application.
 
-    ``schema_dir_loader`` returns the folder holding the reader-registration, reader-ticket,
-    fund-submission and fund-receipt schemas (default: ``schemas/kazneb`` from the installed
-    package); all are compiled here, once.
-    ``clock`` returns an aware "now" for issue/receipt times and the yearly sequences (default UTC now).
+    ``schema_dir_loader`` returns the folder of the kazneb schemas (default: ``schemas/kazneb``), all
+    compiled here, once. ``clock`` returns an aware "now" (default UTC now). ``signer`` (the library's
+    key, loaded once) signs commission decisions; without it they are answered unsigned.
     """
     directory = (schema_dir_loader or default_schema_dir)()
     app = web.Application(middlewares=[fault_middleware])
@@ -369,9 +368,11 @@ def create_library_app(
     )
     app.router.add_post(READERS_PATH, register_reader)
     app.router.add_get(READERS_PATH + "/{iin}", get_reader)
-    from mocks.library.fund import add_fund_routes  # late: fund.py builds on this module
+    from mocks.library.commission import add_commission_routes  # late: both build on this module
+    from mocks.library.fund import add_fund_routes
 
     add_fund_routes(app)
+    add_commission_routes(app, _load_schema(directory, "fund-decision.xsd"), signer)
     app.router.add_get("/health", health)
     app.router.add_post("/_control/fail", control_fail)
     app.router.add_post("/_control/reset", control_reset)

@@ -1,9 +1,10 @@
-"""Build KazNEB reader registrations and fund submissions; read reader tickets and fund receipts.
+"""Build KazNEB reader registrations and fund submissions; read reader tickets, fund receipts and decisions.
 
 Used by the CLI, the tests and the mock portal to make sample applications, and by tests to read
 the library's answer. The documents follow ``schemas/kazneb/reader-registration.xsd``,
-``reader-ticket.xsd``, ``fund-submission.xsd`` and ``fund-receipt.xsd``; nothing here signs
-anything (the portal adds the applicant's enveloped ds:Signature, the gateway signs the answer).
+``reader-ticket.xsd``, ``fund-submission.xsd``, ``fund-receipt.xsd`` and ``fund-decision.xsd``;
+nothing here signs anything (the portal adds the applicant's enveloped ds:Signature, the gateway
+or the library signs the answer).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ READER_REGISTRATION_NS = "urn:egov:kazneb:reader-registration:v1"
 READER_TICKET_NS = "urn:egov:kazneb:reader-ticket:v1"
 FUND_SUBMISSION_NS = "urn:egov:kazneb:fund-submission:v1"
 FUND_RECEIPT_NS = "urn:egov:kazneb:fund-receipt:v1"
+FUND_DECISION_NS = "urn:egov:kazneb:fund-decision:v1"
 XMLDSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 READER_CATEGORIES = ("individual", "student", "researcher", "library_staff")
@@ -290,4 +292,53 @@ def parse_fund_receipt(element_or_bytes: etree._Element | etree._ElementTree | b
         "status": required("status"),
         "commission_due_by": date.fromisoformat(required("commissionDueBy")),
         "application_id": text("applicationId"),
+    }
+
+
+def parse_fund_decision(element_or_bytes: etree._Element | etree._ElementTree | bytes | str) -> dict[str, Any]:
+    """Read a ``FundDecision`` (signed or not) into a dict.
+
+    Keys: ``submission_number``, ``bin``, ``participant_name``, ``decision`` (``include``,
+    ``not-include`` or ``excluded``), ``members``, ``votes_for`` and ``votes_against`` (int),
+    ``decided_at`` (aware ``datetime``), ``inclusion_due_by`` (``date`` or ``None``),
+    ``exclusion_ground`` and ``reason`` (str or ``None``), ``objects`` (list of ``{"title",
+    "status"}``). This is a reader, not a validator (nor a signature check): validate against
+    fund-decision.xsd and verify the ds:Signature first where it matters.
+    Raises ``ValueError`` if the root is not a FundDecision.
+    """
+    root = _as_element(element_or_bytes)
+    ns = FUND_DECISION_NS
+    if root.tag != f"{{{ns}}}FundDecision":
+        raise ValueError(f"not a FundDecision: {root.tag}")
+
+    def text(name: str, parent: etree._Element = root) -> str | None:
+        child = parent.find(f"{{{ns}}}{name}")
+        return None if child is None or child.text is None else " ".join(child.text.split())
+
+    def required(name: str, parent: etree._Element = root) -> str:
+        value = text(name, parent)
+        if value is None:
+            raise ValueError(f"FundDecision has no {name}")
+        return value
+
+    commission = root.find(f"{{{ns}}}commission")
+    if commission is None:
+        raise ValueError("FundDecision has no commission")
+    due = text("inclusionDueBy")
+    return {
+        "submission_number": required("submissionNumber"),
+        "bin": required("bin"),
+        "participant_name": required("participantName"),
+        "decision": required("decision"),
+        "members": int(required("members", commission)),
+        "votes_for": int(required("votesFor", commission)),
+        "votes_against": int(required("votesAgainst", commission)),
+        "decided_at": _parse_datetime(required("decidedAt")),
+        "inclusion_due_by": date.fromisoformat(due) if due else None,
+        "exclusion_ground": text("exclusionGround"),
+        "reason": text("reason"),
+        "objects": [
+            {"title": required("title", item), "status": required("status", item)}
+            for item in root.iterfind(f"{{{ns}}}objects/{{{ns}}}object")
+        ],
     }

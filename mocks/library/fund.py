@@ -5,9 +5,9 @@ participants (libraries, museums, archives) send an application in the appendix 
 fund objects, their volume in pages, signed by the participant's head (§5). The National Academic
 Library registers it and puts it before the standing commission as applications arrive, but at
 least once a quarter (§7): the receipt names the last day of the current quarter, Astana time, as
-``commissionDueBy``. Commission decisions (§9, §10) and exclusions (§13) are not served yet; a
-stored :class:`Submission` keeps everything they will need, and its ``status`` is the field they
-will change (the receipt schema already lists ``included``, ``not-included`` and ``excluded``).
+``commissionDueBy``. Commission decisions (§9, §10) and exclusions (§13) are in
+``mocks.library.commission``: they append to a stored :class:`Submission`'s ``decisions`` and
+move its ``status`` to ``included``, ``not-included`` or ``excluded``, which the receipt shows.
 
 Routes (fault injection applies, as to every ``/api/v1/`` route)
 -----------------------------------------------------------------
@@ -26,8 +26,9 @@ Routes (fault injection applies, as to every ``/api/v1/`` route)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from lxml import etree
@@ -35,13 +36,16 @@ from lxml import etree
 from mocks.library.app import LIBRARY_STATE, LibraryState, problem, read_business_document, xml_response
 from mocks.library.forms import FUND_RECEIPT_NS, FUND_SUBMISSION_NS
 
+if TYPE_CHECKING:
+    from mocks.library.commission import Decision
+
 FUND_SUBMISSIONS_PATH = "/api/v1/fund/submissions"
 
 LIBRARY_TZ = timezone(timedelta(hours=5), "Astana")
 "The library's time zone: all of Kazakhstan has used UTC+5 since 1 March 2024."
 
 SUBMISSION_STATUSES = ("registered", "included", "not-included", "excluded")
-"Statuses of fund-receipt.xsd; only ``registered`` is produced until commission decisions exist."
+"Statuses of fund-receipt.xsd: ``registered`` here, the others by commission decisions."
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class FundObject:
 
 @dataclass
 class Submission:
-    """One registered application; ``status`` is the only field later stages change."""
+    """One registered application; ``status`` and ``decisions`` are the fields later stages change."""
 
     number: str
     bin: str
@@ -73,6 +77,8 @@ class Submission:
     commission_due_by: date
     application_id: str | None
     status: str = "registered"
+    decisions: list[Decision] = field(default_factory=list)
+    "Commission decisions and exclusions, oldest first (see mocks.library.commission)."
 
 
 def quarter_end(day: date) -> date:

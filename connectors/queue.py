@@ -1,0 +1,379 @@
+"""A durable job queue per service on Redis Streams, taken by back-office systems through a consumer group.
+
+Keys (``P`` is the configured prefix, ``S`` the service id):
+
+- ``P:queue:S``          the stream of jobs; consumer group ``backoffice``
+- ``P:queue:S:dead``     dead letters: jobs delivered ``max_attempts`` times without being acknowledged
+- ``P:queue:S:reasons``  hash entry id -> the last reason a worker gave to :meth:`JobQueue.fail`
+
+Every command touches exactly one key (there are no MULTI blocks or scripts spanning keys), so the keys need no
+hash tags and spread over a Redis Cluster like any others. The price is that the few multi-step moves (dead-letter,
+replay) are not atomic: each step is ordered so that a crash in between duplicates a job, never loses one.
+
+Delivery is at least once. A worker claims a job, does it and acknowledges it; a claim that is not acknowledged
+within ``visibility_timeout_ms`` (the worker died, hung or lost its connection) is handed to the next worker that
+asks, and after ``max_attempts`` deliveries the job moves to the dead-letter stream for an operator to
+:meth:`~JobQueue.replay`. Back-office handlers must therefore be idempotent on the job's own id fields.
+
+``worker`` is the consumer name in the group. Back-office systems on any number of machines each use their own
+stable name (for instance ``host:pid`` or a configured instance name); two processes must not share one, or each
+could acknowledge or fail the other's jobs.
+
+Why the main stream is never trimmed automatically: ``XADD MAXLEN``/``XTRIM`` delete the oldest entries whether
+or not they were delivered or acknowledged, so an approximate cap would silently drop jobs that are still waiting
+or in progress (their ids stay in the pending list with no data). Acknowledged entries are instead removed by
+:meth:`JobQueue.trim_acknowledged`, which only deletes entries older than both the oldest pending one and the
+first one not yet delivered; ``max_length`` bounds the backlog by refusing new jobs (:class:`QueueFull`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+GROUP = "backoffice"
+RECLAIM_BATCH = 10
+"Stale entries looked at per XPENDING round trip when reclaiming."
+
+# fail(), on the stream key only. Atomic, so a worker can only release a job it still holds: between a separate
+# ownership check and the XCLAIM another worker could have reclaimed it after the visibility timeout. Returns the
+# delivery count (-1: not held); on the last attempt it resets the idle time instead, keeping the job while it is
+# dead-lettered. JUSTID: neither XCLAIM counts a delivery.
+_RELEASE = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return -1 end
+local delivered = p[1][4]
+if delivered < tonumber(ARGV[5]) then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', ARGV[4], 'JUSTID')
+else
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+end
+return delivered
+"""
+
+
+class QueueError(Exception):
+    """The queue was used wrongly: a bad service id or fields, or a job the worker does not hold."""
+
+
+class QueueFull(QueueError):
+    """The service's stream holds ``max_length`` entries; the caller should answer 503 with Retry-After."""
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How long claims last, how often a job is tried, how large a backlog may grow."""
+
+    visibility_timeout_ms: int = 30_000
+    "A claimed job not acknowledged within this may be reclaimed by another worker."
+    max_attempts: int = 5
+    "Deliveries before a job is moved to the dead-letter stream."
+    max_length: int = 100_000
+    "Backlog bound: at this many stream entries enqueue trims acknowledged ones, then raises QueueFull if still full."
+    block_ms: int = 0
+    "Default wait in claim() for a new job when none is ready; 0 returns at once (unlike Redis' BLOCK 0)."
+
+    def __post_init__(self) -> None:
+        if self.visibility_timeout_ms < 1 or self.max_attempts < 1 or self.max_length < 1 or self.block_ms < 0:
+            raise ValueError(f"invalid queue settings: {self}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery of a queued job to a worker."""
+
+    entry_id: str
+    "Stream entry id; pass it to ack() or fail()."
+    service_id: str
+    "The service whose queue it came from."
+    fields: dict[str, str]
+    "What the producer enqueued."
+    attempt: int
+    "Delivery count, 1 on first delivery."
+    claimed_by: str
+    "The worker (consumer name) holding it now."
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job given up on after too many deliveries."""
+
+    dead_id: str
+    "Entry id in the dead-letter stream; pass it to replay()."
+    service_id: str
+    "The service whose queue it came from."
+    original_id: str
+    "Its entry id in the main stream."
+    fields: dict[str, str]
+    "What the producer enqueued."
+    attempts: int
+    "Deliveries made to workers."
+    reason: str
+    "Why it was dead-lettered, with the last reason a worker gave, if any."
+    dead_at: str
+    "ISO time it was dead-lettered."
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _fields(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_str(k): _str(v) for k, v in raw.items()}
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _is_nogroup(exc: ResponseError) -> bool:
+    return str(exc).startswith("NOGROUP")
+
+
+class JobQueue:
+    """Queues for all services; one instance per process, sharing the Redis connection pool.
+
+    A blocking claim holds a pooled connection for up to ``block_ms``; the client's socket timeout must be longer.
+    """
+
+    def __init__(self, redis: Redis, *, prefix: str = "egov", settings: QueueSettings = QueueSettings()) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.settings = settings
+        self._groups: set[str] = set()
+        self._release = redis.register_script(_RELEASE)
+
+    def _stream(self, service_id: str) -> str:
+        if not service_id or not service_id.isprintable() or any(c in service_id for c in ":{} "):
+            raise QueueError(f"bad service id {service_id!r}")
+        return f"{self.prefix}:queue:{service_id}"
+
+    def _dead(self, service_id: str) -> str:
+        return f"{self._stream(service_id)}:dead"
+
+    def _reasons(self, service_id: str) -> str:
+        return f"{self._stream(service_id)}:reasons"
+
+    async def _ensure_group(self, key: str) -> None:
+        """Create the group at id 0 (not ``$``), so entries added before it existed are delivered too."""
+        if key in self._groups:
+            return
+        try:
+            await self.redis.xgroup_create(key, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if not str(exc).startswith("BUSYGROUP"):
+                raise
+        self._groups.add(key)
+
+    async def enqueue(self, service_id: str, fields: dict[str, str]) -> str:
+        """Append a job; returns its entry id. Raises QueueFull when the stream holds ``max_length`` entries."""
+        key = self._stream(service_id)
+        if not fields or not all(isinstance(k, str) and isinstance(v, str) for k, v in fields.items()):
+            raise QueueError("a job needs at least one field, with str names and values")
+        await self._ensure_group(key)
+        length = await self.redis.xlen(key)
+        if length >= self.settings.max_length:
+            length -= await self.trim_acknowledged(service_id)
+            if length >= self.settings.max_length:
+                raise QueueFull(f"queue {service_id} holds {length} entries")
+        return _str(await self.redis.xadd(key, fields))
+
+    async def claim(self, service_id: str, worker: str, *, block_ms: int | None = None) -> Job | None:
+        """The next job for ``worker``: a stale one first (claimed earlier, not acknowledged within the visibility
+        timeout), else a new one, waiting up to ``block_ms`` (default: the settings') for one to arrive.
+        Stale jobs delivered ``max_attempts`` times go to the dead-letter stream on the way."""
+        if not worker:
+            raise QueueError("worker name is required")
+        key = self._stream(service_id)
+        block = self.settings.block_ms if block_ms is None else block_ms
+        try:
+            return await self._claim(service_id, key, worker, block)
+        except ResponseError as exc:  # the stream was deleted behind our back: recreate the group once
+            if not _is_nogroup(exc):
+                raise
+            self._groups.discard(key)
+            return await self._claim(service_id, key, worker, block)
+
+    async def _claim(self, service_id: str, key: str, worker: str, block_ms: int) -> Job | None:
+        await self._ensure_group(key)
+        visibility = self.settings.visibility_timeout_ms
+        while True:
+            stale = await self.redis.xpending_range(key, GROUP, "-", "+", RECLAIM_BATCH, idle=visibility)
+            for entry in stale:
+                job = await self._reclaim(service_id, key, _str(entry["message_id"]), worker)
+                if job:
+                    return job
+            # Every entry looked at is now either ours, another worker's (idle reset) or gone from the pending
+            # list, so the next XPENDING sees different ones and the loop ends.
+            if len(stale) < RECLAIM_BATCH:
+                break
+        reply = await self.redis.xreadgroup(GROUP, worker, {key: ">"}, count=1, block=block_ms or None)
+        # RESP2: [[key, entries]]; RESP3: {key: [entries]}
+        batches = [b for v in reply.values() for b in v] if isinstance(reply, dict) else [e for _, e in reply or ()]
+        for entry_id, raw in (entry for batch in batches for entry in batch):
+            return Job(_str(entry_id), service_id, _fields(raw), 1, worker)
+        return None
+
+    async def _reclaim(self, service_id: str, key: str, entry_id: str, worker: str) -> Job | None:
+        """Take over one stale entry, or dead-letter it. None when another worker won it or it is gone.
+
+        XCLAIM with min-idle-time re-checks the idle time on the server, so of workers racing for one stale entry
+        exactly one gets it; it counts a delivery, and XPENDING right after reads that count. (XAUTOCLAIM is not
+        used: Redis 6.2 answers nil without the id for an entry whose data was deleted, so it could not be
+        acknowledged, and it reports no delivery counts anyway.)
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xclaim(key, GROUP, worker, self.settings.visibility_timeout_ms, [entry_id])
+            pipe.xpending_range(key, GROUP, entry_id, entry_id, 1)
+            claimed, pending = await pipe.execute()
+        if not claimed:  # another worker was first (on Redis 7 also: data deleted, dropped from pending)
+            return None
+        _, raw = claimed[0]
+        if raw is None:  # Redis 6.2: the entry was deleted (XDEL, XTRIM) while pending; nothing left to do
+            await self._forget(service_id, key, entry_id)
+            return None
+        fields = _fields(raw)
+        delivered = int(pending[0]["times_delivered"]) if pending else 1
+        if delivered > self.settings.max_attempts:
+            await self._dead_letter(service_id, key, entry_id, fields, delivered - 1, "too many attempts")
+            return None
+        return Job(entry_id, service_id, fields, delivered, worker)
+
+    async def _forget(self, service_id: str, key: str, entry_id: str) -> int:
+        acked = await self.redis.xack(key, GROUP, entry_id)
+        await self.redis.hdel(self._reasons(service_id), entry_id)
+        return int(acked)
+
+    async def _dead_letter(self, service_id: str, key: str, entry_id: str, fields: dict[str, str],
+                           attempts: int, reason: str) -> None:
+        """Copy to the dead-letter stream first, then acknowledge: a crash in between leaves a duplicate."""
+        last = await self.redis.hget(self._reasons(service_id), entry_id)
+        if last is not None:
+            reason = f"{reason}; last failure: {_str(last)}"
+        await self.redis.xadd(self._dead(service_id), {
+            "original_id": entry_id,
+            "attempts": str(attempts),
+            "reason": reason,
+            "dead_at": _utc_now(),
+            "fields": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
+        })
+        await self._forget(service_id, key, entry_id)
+
+    async def ack(self, service_id: str, entry_id: str) -> bool:
+        """Mark the job done. True when it was pending (claimed and not yet acknowledged or dead-lettered)."""
+        return bool(await self._forget(service_id, self._stream(service_id), entry_id))
+
+    async def fail(self, service_id: str, entry_id: str, worker: str, reason: str) -> None:
+        """``worker`` gives up on this attempt. Raises QueueError unless ``worker`` holds the job.
+
+        The job is made claimable by any worker at once: it stays under ``worker``'s name in the pending list but
+        its idle time is set to the visibility timeout (XCLAIM ... IDLE, JUSTID so no delivery is counted), which
+        is exactly what the next claim() looks for (until then a repeated fail() by the same worker is harmless).
+        If this was the ``max_attempts``-th delivery it is dead-lettered now instead. ``reason`` is kept (see
+        :meth:`last_reason`) until the job is acknowledged or dead-lettered, and goes into the dead letter.
+        """
+        key = self._stream(service_id)
+        try:
+            delivered = int(await self._release(
+                keys=[key],
+                args=[GROUP, entry_id, worker, self.settings.visibility_timeout_ms, self.settings.max_attempts],
+            ))
+        except ResponseError as exc:
+            if not _is_nogroup(exc):
+                raise
+            delivered = -1
+        if delivered < 0:
+            raise QueueError(f"job {entry_id} of {service_id} is not held by {worker}")
+        await self.redis.hset(self._reasons(service_id), entry_id, reason)
+        if delivered >= self.settings.max_attempts:
+            entries = await self.redis.xrange(key, entry_id, entry_id, count=1)
+            if not entries:
+                await self._forget(service_id, key, entry_id)
+                return
+            await self._dead_letter(service_id, key, entry_id, _fields(entries[0][1]), delivered,
+                                    "too many attempts")
+
+    async def last_reason(self, service_id: str, entry_id: str) -> str | None:
+        """The reason given by the last fail() of a job still pending, if any."""
+        raw = await self.redis.hget(self._reasons(service_id), entry_id)
+        return None if raw is None else _str(raw)
+
+    async def dead_letters(self, service_id: str, *, count: int = 100) -> list[DeadLetter]:
+        """The oldest ``count`` dead letters."""
+        entries = await self.redis.xrange(self._dead(service_id), count=count)
+        return [self._dead_letter_from(service_id, entry_id, raw) for entry_id, raw in entries]
+
+    @staticmethod
+    def _dead_letter_from(service_id: str, entry_id: Any, raw: dict[Any, Any]) -> DeadLetter:
+        data = _fields(raw)
+        return DeadLetter(
+            dead_id=_str(entry_id),
+            service_id=service_id,
+            original_id=data["original_id"],
+            fields=json.loads(data["fields"]),
+            attempts=int(data["attempts"]),
+            reason=data["reason"],
+            dead_at=data["dead_at"],
+        )
+
+    async def replay(self, service_id: str, dead_id: str) -> str:
+        """Enqueue a dead letter's fields again as a new job (attempts start over); returns the new entry id.
+
+        Raises KeyError if there is no such dead letter (or a concurrent replay took it), QueueFull like enqueue.
+        """
+        dead = self._dead(service_id)
+        entries = await self.redis.xrange(dead, dead_id, dead_id, count=1)
+        if not entries:
+            raise KeyError(dead_id)
+        letter = self._dead_letter_from(service_id, entries[0][0], entries[0][1])
+        new_id = await self.enqueue(service_id, letter.fields)
+        if not await self.redis.xdel(dead, dead_id):  # another replay won the race: withdraw our copy
+            await self.redis.xdel(self._stream(service_id), new_id)
+            raise KeyError(dead_id)
+        return new_id
+
+    async def trim_acknowledged(self, service_id: str) -> int:
+        """Delete acknowledged entries from the main stream; returns how many were deleted.
+
+        Only entries older than the oldest pending one and than the first not yet delivered are touched (XTRIM
+        MINID, exact), so no waiting or in-progress job loses its data. Safe to run any time, from anywhere:
+        entries can only move from waiting to pending to acknowledged, never back.
+        """
+        key = self._stream(service_id)
+        try:
+            summary = await self.redis.xpending(key, GROUP)
+            groups = await self.redis.xinfo_groups(key)
+        except ResponseError as exc:  # no stream or no group yet: nothing delivered, nothing to trim
+            if _is_nogroup(exc) or "no such key" in str(exc):
+                return 0
+            raise
+        if summary["pending"]:
+            min_id = _str(summary["min"])
+        else:
+            last = next(_str(g["last-delivered-id"]) for g in groups if _str(g["name"]) == GROUP)
+            ms, seq = last.split("-")
+            min_id = f"{ms}-{int(seq) + 1}"
+        return int(await self.redis.xtrim(key, minid=min_id, approximate=False))
+
+    async def stats(self, service_id: str) -> dict[str, int]:
+        """``length``: entries in the stream (waiting, pending and acknowledged-not-trimmed), ``pending``: claimed
+        and not acknowledged, ``dead``: dead letters."""
+        key = self._stream(service_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(key)
+            pipe.xlen(self._dead(service_id))
+            pipe.xpending(key, GROUP)
+            length, dead, pending = await pipe.execute(raise_on_error=False)
+        if isinstance(pending, ResponseError):
+            if not _is_nogroup(pending):
+                raise pending
+            pending = {"pending": 0}
+        for value in (length, dead):
+            if isinstance(value, Exception):
+                raise value
+        return {"length": int(length), "pending": int(pending["pending"]), "dead": int(dead)}

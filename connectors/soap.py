@@ -1,0 +1,128 @@
+"""SOAP connector for long-running providers (the E-licensing profile): submit once, then ask for status.
+
+zeep over its async (httpx) transport. The WSDL is loaded once per endpoint, in a worker thread
+because zeep loads WSDLs synchronously, on first use: a provider that is down when the gateway
+starts is then just a transient failure, retried like any other.
+
+Profile: ``SubmitApplication(applicationId, document)`` → ``registrationNumber``;
+``GetApplicationStatus(registrationNumber)`` → ``state`` (in_progress | issued | refused),
+``steps`` (code, name, startedAt, dueAt, completedAt?) and, when final, ``result`` (the provider's
+signed document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import zeep
+from lxml import etree
+from zeep import xsd
+from zeep.exceptions import Fault, TransportError, XMLSyntaxError
+from zeep.transports import AsyncTransport
+
+from connectors.base import ConnectorError
+
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+# zeep writes an element into an xsd:anyType slot only inside an AnyObject of a named complex type.
+_ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
+
+
+@dataclass(frozen=True)
+class ProviderStep:
+    """One step of the provider's procedure, as it reports it."""
+
+    code: str
+    "Stable step code (e.g. documents-checked)."
+    name: str
+    "The step's name for people."
+    started_at: str | None
+    "When it started (ISO)."
+    due_at: str | None
+    "Regulated deadline (ISO)."
+    completed_at: str | None
+    "When it finished, if it has."
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What the provider says about one application."""
+
+    state: str
+    "in_progress, issued or refused."
+    steps: tuple[ProviderStep, ...]
+    "Steps so far."
+    result: bytes | None
+    "The provider's signed result document, once final."
+
+
+class SoapConnector:
+    """One per gateway process; clients per WSDL URL are built once and kept."""
+
+    def __init__(self, *, timeout: float = 30.0) -> None:
+        self._timeout = timeout
+        self._clients: dict[str, zeep.AsyncClient] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def _client(self, wsdl_url: str) -> zeep.AsyncClient:
+        client = self._clients.get(wsdl_url)
+        if client is not None:
+            return client
+        async with self._loading.setdefault(wsdl_url, asyncio.Lock()):
+            if wsdl_url not in self._clients:
+                transport = AsyncTransport(timeout=self._timeout, operation_timeout=self._timeout)
+                try:
+                    self._clients[wsdl_url] = await asyncio.to_thread(zeep.AsyncClient, wsdl_url, transport=transport)
+                except (OSError, httpx.HTTPError, TransportError, XMLSyntaxError) as exc:
+                    raise ConnectorError("PROVIDER_UNAVAILABLE", f"cannot load the WSDL: {exc}",
+                                         transient=True) from None
+        return self._clients[wsdl_url]
+
+    async def submit(self, wsdl_url: str, document: etree._Element, *, application_id: str, timeout: float) -> str:
+        """Hand the application over; returns the provider's registration number."""
+        client = await self._client(wsdl_url)
+        payload = xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(document)})
+        answer = await self._call(client.service.SubmitApplication, timeout,
+                                  applicationId=application_id, document=payload)
+        number = getattr(answer, "registrationNumber", None)
+        if not number:
+            raise ConnectorError("PROVIDER_BAD_RESPONSE", "no registrationNumber in the answer", transient=False)
+        return str(number)
+
+    async def status(self, wsdl_url: str, registration_number: str, *, timeout: float) -> ProviderStatus:
+        client = await self._client(wsdl_url)
+        answer = await self._call(client.service.GetApplicationStatus, timeout, registrationNumber=registration_number)
+        steps = tuple(
+            ProviderStep(code=str(s.code), name=str(s.name), started_at=_iso(s.startedAt), due_at=_iso(s.dueAt),
+                         completed_at=_iso(getattr(s, "completedAt", None)))
+            for s in (answer.steps or [])
+        )
+        result = None
+        content = getattr(answer, "result", None)
+        if content is not None:
+            items = content if isinstance(content, list) else [content]
+            elements = [e for e in items if isinstance(e, etree._Element)]
+            if elements:
+                result = etree.tostring(elements[0])
+        return ProviderStatus(state=str(answer.state), steps=steps, result=result)
+
+    async def _call(self, operation: Any, timeout: float, **arguments: Any) -> Any:
+        try:
+            return await asyncio.wait_for(operation(**arguments), timeout)
+        except TimeoutError:
+            raise ConnectorError("PROVIDER_TIMEOUT", f"no answer within {timeout}s", transient=True) from None
+        except Fault as fault:
+            raise ConnectorError("PROVIDER_REJECTED", f"SOAP fault: {fault.message}"[:500], transient=False) from None
+        except (httpx.HTTPError, OSError, TransportError) as exc:
+            raise ConnectorError("PROVIDER_UNAVAILABLE", f"{type(exc).__name__}: {exc}"[:500], transient=True) from None
+        except XMLSyntaxError as exc:
+            raise ConnectorError("PROVIDER_BAD_RESPONSE", str(exc)[:500], transient=False) from None
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -1,0 +1,50 @@
+"""A durable schedule with leases, on one Redis sorted set (member = application id, score = due time).
+
+``lease`` atomically takes the due members and pushes their score forward by the lease time, so a
+member being worked on is invisible to other gateway processes; if the process dies, the lease
+expires and another process takes it (at-least-once). ``done`` removes a member; ``schedule`` sets its
+next due time (a retry with backoff, a status poll). One key per command: Redis Cluster friendly.
+"""
+
+from __future__ import annotations
+
+import time
+
+from redis.asyncio import Redis
+
+# Take up to ARGV[3] members due by ARGV[1] and lease them until ARGV[2], atomically.
+_LEASE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+end
+return due
+"""
+
+
+class LeaseSchedule:
+    def __init__(self, redis: Redis, key: str) -> None:
+        self.redis = redis
+        self.key = key
+        self._lease = redis.register_script(_LEASE)
+
+    async def schedule(self, member: str, delay_seconds: float = 0.0) -> None:
+        """Make ``member`` due after ``delay_seconds`` (replacing any earlier due time or lease)."""
+        await self.redis.zadd(self.key, {member: time.time() + delay_seconds})
+
+    async def lease(self, *, lease_seconds: float, count: int = 16) -> list[str]:
+        """Take up to ``count`` due members; they come back due after ``lease_seconds`` unless done."""
+        now = time.time()
+        members = await self._lease(keys=[self.key], args=[now, now + lease_seconds, count])
+        return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+    async def done(self, member: str) -> bool:
+        return bool(await self.redis.zrem(self.key, member))
+
+    async def due_in(self, member: str) -> float | None:
+        """Seconds until ``member`` is due (negative when overdue), None when not scheduled."""
+        score = await self.redis.zscore(self.key, member)
+        return None if score is None else score - time.time()
+
+    async def size(self) -> int:
+        return int(await self.redis.zcard(self.key))
