@@ -29,6 +29,7 @@ first one not yet delivered; ``max_length`` bounds the backlog by refusing new j
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -141,10 +142,13 @@ class JobQueue:
     A blocking claim holds a pooled connection for up to ``block_ms``; the client's socket timeout must be longer.
     """
 
-    def __init__(self, redis: Redis, *, prefix: str = "egov", settings: QueueSettings = QueueSettings()) -> None:
+    def __init__(self, redis: Redis, *, prefix: str = "egov", settings: QueueSettings = QueueSettings(),
+                 on_dead_letter: Callable[[str, dict[str, str], str], Awaitable[None]] | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.settings = settings
+        self.on_dead_letter = on_dead_letter
+        "Called with (service_id, fields, reason) after a job was dead-lettered (the gateway marks it stopped)."
         self._groups: set[str] = set()
         self._release = redis.register_script(_RELEASE)
 
@@ -263,6 +267,15 @@ class JobQueue:
             "fields": json.dumps(fields, ensure_ascii=False, separators=(",", ":")),
         })
         await self._forget(service_id, key, entry_id)
+        if self.on_dead_letter is not None:
+            await self.on_dead_letter(service_id, fields, reason)
+
+    async def fields(self, service_id: str, entry_id: str) -> dict[str, str] | None:
+        """The fields of a job still in the stream (pending or waiting), or None."""
+        entries = await self.redis.xrange(self._stream(service_id), entry_id, entry_id)
+        if not entries:
+            return None
+        return {_str(k): _str(v) for k, v in entries[0][1].items()}
 
     async def ack(self, service_id: str, entry_id: str) -> bool:
         """Mark the job done. True when it was pending (claimed and not yet acknowledged or dead-lettered)."""

@@ -22,9 +22,11 @@ from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
 from gateway import cabinet, rest_api, soap
+from gateway import jobs as jobs_api
 from gateway.config import ConfigError, Settings
 from gateway.delivery import Delivery
 from gateway.http import COMPONENTS, Components
+from gateway.jobs import mark_stopped
 from gateway.pipeline import Pipeline
 from gateway.registry import ServiceRegistry
 from gateway.senders import SenderDirectory
@@ -110,7 +112,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         store = ApplicationStore(redis, settings.redis.key_prefix)
         revocation = settings.revocation
         checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
-        jobs = JobQueue(redis, prefix=settings.redis.key_prefix, settings=settings.queue)
+        jobs = JobQueue(redis, prefix=settings.redis.key_prefix, settings=settings.queue,
+                        on_dead_letter=lambda _service, fields, reason: mark_stopped(store, fields, reason))
         delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, registry=registry,
                             signer=signer, provider_verifier=verifier, jobs=jobs, soap=SoapConnector(),
                             xml_limits=xml_limits)
@@ -135,6 +138,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}", cabinet.get_application)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/result", cabinet.get_result)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/receipt", cabinet.get_receipt)
+    jobs_api.add_routes(app)
     app.router.add_get("/health", health)
     return app
 

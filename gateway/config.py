@@ -97,6 +97,8 @@ class SenderSettings:
     "AsyncChannel: the sender's IAsyncChannelClient endpoint; results and status changes are pushed there."
     jobs: tuple[str, ...] = ()
     "Back-office: services whose queued jobs this sender may take and answer."
+    operator: bool = False
+    "May list and replay dead letters and stopped applications."
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,237 @@
+"""Back-office desks take queued applications (jobs) and answer them over HTTP; operators handle dead letters.
+
+Desks (senders with ``jobs = [serviceIds]``), HTTP Basic:
+
+``POST /api/v1/jobs/{serviceId}/claim?worker=NAME&wait=SECONDS``  next job (JSON) or 204
+``POST /api/v1/jobs/{serviceId}/{entryId}/progress``             ``{"step", "note"}``: a named step in the history
+``POST /api/v1/jobs/{serviceId}/{entryId}/result``   ``{"outcome": completed|refused, "document", "reason"}``
+``POST /api/v1/jobs/{serviceId}/{entryId}/fail``                 ``{"reason"}``: give the job up for another worker
+
+Operators (senders with ``operator = true``):
+
+``GET  /api/v1/admin/dead-letters?service=ID``                       dead jobs and stopped applications
+``POST /api/v1/admin/dead-letters/{serviceId}/{deadId}/replay``      put a dead job back on its queue
+``POST /api/v1/admin/applications/{sessionId}/replay``               deliver a stopped application again
+
+Redis stays private: desks never need its address or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from connectors.queue import QueueError
+from gateway.errors import GatewayError
+from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
+from gateway.senders import AuthenticatedSender
+from gateway.store import Application, ApplicationStore, Status
+
+log = logging.getLogger("egov.jobs")
+_MAX_WAIT_SECONDS = 25
+_MAX_RESULT_BYTES = 4 * 1024 * 1024
+
+
+def _desk(request: web.Request) -> tuple[AuthenticatedSender, str]:
+    sender = basic_auth_sender(request, request.app[COMPONENTS].senders)
+    service_id = request.match_info["service_id"]
+    if service_id not in sender.settings.jobs:
+        raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not take jobs of this service")
+    if request.app[COMPONENTS].pipeline.registry.get(service_id) is None:
+        raise GatewayError("CLIENT_UNKNOWN_SERVICE")
+    return sender, service_id
+
+
+def _operator(request: web.Request) -> AuthenticatedSender:
+    sender = basic_auth_sender(request, request.app[COMPONENTS].senders)
+    if not sender.settings.operator:
+        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
+    return sender
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    body = await request.content.read(_MAX_RESULT_BYTES + 1)
+    if len(body) > _MAX_RESULT_BYTES:
+        raise GatewayError("CLIENT_BODY_TOO_LARGE")
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError as exc:
+        raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise GatewayError("CLIENT_MALFORMED_JSON", "a JSON object is expected")
+    return data
+
+
+def guarded(handler):  # type: ignore[no-untyped-def]
+    """Refusals become problem documents; storage trouble is a 503; nothing leaks a stack trace."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except GatewayError as error:
+            return problem(error, language_of(request))
+        except RedisError:
+            return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+        except Exception:
+            log.exception("unexpected error in %s", request.path)
+            return problem(GatewayError("GATEWAY_INTERNAL"), language_of(request))
+
+    return wrapper
+
+
+async def _application(request: web.Request, service_id: str, entry_id: str) -> Application:
+    """The application behind a job this desk holds (the job's fields name it)."""
+    components = request.app[COMPONENTS]
+    fields = await components.jobs.fields(service_id, entry_id)
+    if fields is None:
+        raise GatewayError("CLIENT_JOB_NOT_FOUND")
+    app = await components.store.get(fields.get("session_id", ""))
+    if app is None:
+        raise GatewayError("CLIENT_JOB_NOT_FOUND")
+    return app
+
+
+@guarded
+async def claim(request: web.Request) -> web.Response:
+    sender, service_id = _desk(request)
+    components = request.app[COMPONENTS]
+    worker = request.query.get("worker") or sender.sender_id
+    try:
+        wait = min(_MAX_WAIT_SECONDS, max(0.0, float(request.query.get("wait", "0"))))
+    except ValueError:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "wait must be a number of seconds") from None
+    job = await components.jobs.claim(service_id, worker, block_ms=int(wait * 1000))
+    if job is None:
+        return web.Response(status=204)
+    app = await components.store.get(job.fields.get("session_id", ""))
+    if app is not None and not app.status.final:
+        app.status = Status.IN_PROGRESS
+        await components.store.save(app, f"taken by the back-office desk ({worker}), attempt {job.attempt}")
+    fields = job.fields
+    return web.json_response({
+        "entryId": job.entry_id, "sessionId": fields.get("session_id"), "messageId": fields.get("message_id"),
+        "serviceId": service_id, "attempt": job.attempt, "document": fields.get("document"),
+        "applicant": {"iin": fields.get("applicant_iin"), "bin": fields.get("applicant_bin") or None,
+                      "name": fields.get("applicant_name"), "organisation": fields.get("organisation") or None},
+        "enqueuedAt": fields.get("enqueued_at"),
+    })
+
+
+@guarded
+async def progress(request: web.Request) -> web.Response:
+    _, service_id = _desk(request)
+    data = await _json(request)
+    step, note = str(data.get("step") or "")[:60], str(data.get("note") or "")[:500]
+    if not step:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "step is required")
+    app = await _application(request, service_id, request.match_info["entry_id"])
+    if app.status.final:
+        raise GatewayError("CLIENT_JOB_FINISHED")
+    app.status = Status.IN_PROGRESS
+    await request.app[COMPONENTS].store.save(app, note or step, step=step)
+    return web.json_response({"status": str(app.status)})
+
+
+@guarded
+async def result(request: web.Request) -> web.Response:
+    _, service_id = _desk(request)
+    components = request.app[COMPONENTS]
+    data = await _json(request)
+    outcome, document = data.get("outcome"), data.get("document")
+    if outcome not in ("completed", "refused") or not isinstance(document, str) or not document:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "outcome (completed|refused) and document are required")
+    entry_id = request.match_info["entry_id"]
+    app = await _application(request, service_id, entry_id)
+    if app.status.final:
+        await components.jobs.ack(service_id, entry_id)
+        raise GatewayError("CLIENT_JOB_FINISHED")
+    service = components.pipeline.registry.get(service_id)
+    try:
+        await components.delivery.complete(app, service, document.encode(), refused=outcome == "refused")
+    finally:  # accepted or refused by the gateway, the job is over either way
+        await components.jobs.ack(service_id, entry_id)
+    return web.json_response({"status": str(app.status)})
+
+
+@guarded
+async def fail(request: web.Request) -> web.Response:
+    sender, service_id = _desk(request)
+    data = await _json(request)
+    reason = str(data.get("reason") or "no reason given")[:500]
+    worker = request.query.get("worker") or sender.sender_id
+    entry_id = request.match_info["entry_id"]
+    app = await _application(request, service_id, entry_id)
+    try:
+        await request.app[COMPONENTS].jobs.fail(service_id, entry_id, worker, reason)
+    except QueueError as exc:
+        raise GatewayError("CLIENT_JOB_NOT_FOUND", str(exc)) from None
+    if not app.status.final:
+        await request.app[COMPONENTS].store.save(app, f"the back-office desk could not finish it: {reason}")
+    return web.json_response({"status": str(app.status)})
+
+
+@guarded
+async def dead_letters(request: web.Request) -> web.Response:
+    _operator(request)
+    components = request.app[COMPONENTS]
+    services = [request.query["service"]] if "service" in request.query else [
+        s.service_id for s in components.pipeline.registry if s.settings.connector == "queue"]
+    listing = []
+    for service_id in services:
+        for dead in await components.jobs.dead_letters(service_id):
+            listing.append({"serviceId": service_id, "deadId": dead.dead_id, "originalId": dead.original_id,
+                            "sessionId": dead.fields.get("session_id"), "attempts": dead.attempts,
+                            "reason": dead.reason, "deadAt": dead.dead_at})
+    return web.json_response({"deadLetters": listing})
+
+
+@guarded
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    _operator(request)
+    components = request.app[COMPONENTS]
+    service_id = request.match_info["service_id"]
+    try:
+        entry = await components.jobs.replay(service_id, request.match_info["dead_id"])
+    except (KeyError, QueueError):
+        raise GatewayError("CLIENT_JOB_NOT_FOUND") from None
+    fields = await components.jobs.fields(service_id, entry) or {}
+    app = await components.store.get(fields.get("session_id", ""))
+    if app is not None:
+        app.status, app.error_code, app.error_detail, app.provider_ref = Status.ROUTED, None, None, entry
+        await components.store.save(app, "replayed by an operator: back on the back-office queue")
+    return web.json_response({"entryId": entry})
+
+
+@guarded
+async def replay_application(request: web.Request) -> web.Response:
+    _operator(request)
+    components = request.app[COMPONENTS]
+    app = await components.store.get(request.match_info["session_id"])
+    if app is None:
+        raise GatewayError("CLIENT_NOT_FOUND")
+    if app.status is not Status.STOPPED:
+        raise GatewayError("CLIENT_JOB_FINISHED", f"only stopped applications are replayed (this one is {app.status})")
+    await components.delivery.replay(app)
+    return web.json_response({"status": str(app.status)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/jobs/{service_id}/claim", claim)
+    app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/progress", progress)
+    app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/result", result)
+    app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/fail", fail)
+    app.router.add_get("/api/v1/admin/dead-letters", dead_letters)
+    app.router.add_post("/api/v1/admin/dead-letters/{service_id}/{dead_id}/replay", replay_dead_letter)
+    app.router.add_post("/api/v1/admin/applications/{session_id}/replay", replay_application)
+
+
+async def mark_stopped(store: ApplicationStore, fields: dict[str, str], reason: str) -> None:
+    """A job was dead-lettered: its application is stopped until an operator replays it."""
+    app = await store.get(fields.get("session_id", ""))
+    if app is not None and not app.status.final:
+        app.status, app.error_code, app.error_detail = Status.STOPPED, "PROVIDER_UNAVAILABLE", reason
+        await store.save(app, f"delivery stopped: {reason}; an operator may replay it")
