@@ -21,12 +21,13 @@ import schemas
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
-from gateway import cabinet, rest_api, soap
+from gateway import async_channel, cabinet, rest_api, soap
 from gateway import jobs as jobs_api
 from gateway.config import ConfigError, Settings
 from gateway.delivery import Delivery
 from gateway.http import COMPONENTS, Components
 from gateway.jobs import mark_stopped
+from gateway.notifications import Notifier
 from gateway.pipeline import Pipeline
 from gateway.registry import ServiceRegistry
 from gateway.senders import SenderDirectory
@@ -89,6 +90,7 @@ def load(settings: Settings) -> Loaded:
     signer = load_signer(settings)
     verifier = build_verifier(settings)
     soap.preload_schemas()
+    async_channel.preload_schemas()
     ServiceRegistry.check_schemas(settings.services)
     return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"))
 
@@ -120,19 +122,24 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
                             store=store, limits=settings.limits, delivery=delivery, revocation=checker,
                             revocation_mode=revocation.mode)
+        notifier = Notifier(redis, settings.redis.key_prefix, store, settings.senders, session)
+        delivery.listeners.append(notifier.on_change)
         app[COMPONENTS] = Components(settings=settings, pipeline=pipeline, store=store, senders=senders,
-                                     sync_wsdl=wsdl, delivery=delivery, jobs=jobs, session=session)
+                                     sync_wsdl=wsdl, delivery=delivery, jobs=jobs, session=session,
+                                     notifier=notifier)
         stop = asyncio.Event()
-        loop_task = asyncio.create_task(delivery.run(stop))
+        loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop))}
         yield
         stop.set()
-        await asyncio.wait({loop_task}, timeout=10)
+        await asyncio.wait(loops, timeout=10)
         await session.close()
         await redis.aclose()
 
     app.cleanup_ctx.append(resources)
     app.router.add_get("/shep/sync", soap.handle_wsdl)
     app.router.add_post("/shep/sync", soap.handle_send_message)
+    app.router.add_get("/shep/async", async_channel.handle_wsdl)
+    app.router.add_post("/shep/async", async_channel.handle)
     app.router.add_post("/api/v1/requests", rest_api.handle_request)
     app.router.add_get("/api/v1/cabinet/{iin}/applications", cabinet.list_applications)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}", cabinet.get_application)

@@ -7,20 +7,23 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from lxml import etree
 
-from connectors.queue import JobQueue
 from gateway.config import Settings
-from gateway.delivery import Delivery
 from gateway.errors import GatewayError, pick_language
-from gateway.pipeline import Pipeline
 from gateway.senders import AuthenticatedSender, SenderDirectory
-from gateway.store import ApplicationStore
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+
+if TYPE_CHECKING:  # annotations only: the components import this module for its helpers
+    from connectors.queue import JobQueue
+    from gateway.delivery import Delivery
+    from gateway.notifications import Notifier
+    from gateway.pipeline import Pipeline
+    from gateway.store import ApplicationStore
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class Components:
     "The back-office job queue."
     session: aiohttp.ClientSession
     "The one outgoing HTTP session (back-ends, callbacks)."
+    notifier: Notifier
+    "AsyncChannel inbox and callbacks."
 
 
 COMPONENTS = web.AppKey("components", Components)

@@ -242,8 +242,10 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, gregorian.monthrange(year, month)[1]))
 
 
-def _listed(items: list[ExportItem]) -> str:
-    return ", ".join(f"«{item.name}»" for item in items)
+def _listed(items: list[ExportItem], shown: int = 5) -> str:
+    """Item names for a reason text; at most ``shown`` of them, so the reason stays readable (and short)."""
+    names = ", ".join(f"«{item.name}»" for item in items[:shown])
+    return names if len(items) <= shown else f"{names} (+{len(items) - shown})"
 
 
 def documents_check_grounds(application: ExportApplication) -> tuple[RefusalGround, ...]:

@@ -1,0 +1,185 @@
+"""SHEP AsyncChannel v10 intake at ``/shep/async``: sendMessage, getMessages, getMessageStatus,
+sendDeliveryNotification (WSDL at ``?wsdl``).
+
+``sendMessage`` accepts any service for background delivery and answers at once with the gateway's
+``correlationId``; the answer comes back through ``getMessages`` (or the sender's callback), its
+progress through ``getMessageStatus``. Both spellings of the types namespace are accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from aiohttp import web
+from lxml import etree
+
+import schemas
+from gateway.errors import GatewayError
+from gateway.http import COMPONENTS, language_of, parse_datetime
+from gateway.notifications import INBOX_LEASE_SECONDS, async_message, message_state
+from gateway.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
+from gateway.senders import AuthenticatedSender
+from gateway.soapenv import document_in, fault, now_iso, read_operation, respond, validate
+from signing.xmlsafe import XmlLimits
+
+log = logging.getLogger("egov.async")
+_NAMESPACES = (schemas.ASYNC_TYPES_NS, schemas.ASYNC_TYPES_NS_UPPER)
+_OPERATIONS = ("sendMessage", "getMessages", "getMessageStatus", "sendDeliveryNotification")
+_MAX_BATCH = 100
+_DEFAULT_BATCH = 10
+_SCHEMAS: dict[str, etree.XMLSchema] = {}
+_STATUS_MESSAGES = {
+    "ON_DELIVERY": "The message is being delivered", "DELIVERED": "The message was delivered",
+    "NOT_DELIVERED": "The message could not be delivered", "DELIVERY_STOPPED": "Delivery was stopped",
+}
+
+
+def _schema_for(namespace: str) -> etree.XMLSchema:
+    if namespace not in _SCHEMAS:
+        alias = None if namespace == schemas.ASYNC_TYPES_NS else (schemas.ASYNC_TYPES_NS, namespace)
+        _SCHEMAS[namespace] = schemas.load_xml_schema(schemas.ASYNC_TYPES_XSD, namespace_alias=alias)
+    return _SCHEMAS[namespace]
+
+
+def preload_schemas() -> None:
+    for namespace in _NAMESPACES:
+        _schema_for(namespace)
+
+
+async def handle_wsdl(request: web.Request) -> web.Response:
+    if "wsdl" not in request.query:
+        raise web.HTTPMethodNotAllowed("GET", ["POST"])
+    base = request.app[COMPONENTS].settings.base_url
+    return web.Response(body=schemas.async_channel_wsdl(f"{base}/shep/async"), content_type="text/xml",
+                        charset="utf-8")
+
+
+async def handle(request: web.Request) -> web.Response:
+    components = request.app[COMPONENTS]
+    limits = components.settings.limits
+    xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+    language, session_id, namespace = language_of(request), new_session_id(), schemas.ASYNC_TYPES_NS
+    try:
+        operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
+        namespace = etree.QName(operation).namespace or namespace
+        validate(_schema_for(namespace), operation)
+        name = etree.QName(operation).localname
+        if name == "sendMessage":
+            answer = await _send_message(request, operation.find("request"), namespace, session_id, xml_limits)
+        elif name == "getMessages":
+            answer = await _get_messages(request, operation.find("request"), namespace, session_id)
+        elif name == "getMessageStatus":
+            answer = await _get_message_status(request, operation.find("request"), namespace)
+        else:
+            answer = await _delivery_notification(request, operation.find("request"), namespace)
+    except GatewayError as error:
+        return fault(error, language, session_id, f"{{{namespace}}}AsyncChannelFault")
+    except Exception:  # never a stack trace to the caller
+        log.exception("unexpected error in %s", session_id)
+        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}AsyncChannelFault")
+    return respond(answer)
+
+
+def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
+    if sender is None:
+        raise GatewayError("CLIENT_UNKNOWN_SENDER", "sender is required")
+    return request.app[COMPONENTS].senders.authenticate(sender.findtext("senderId", ""), sender.findtext("password"))
+
+
+def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]:
+    root = etree.Element(f"{{{namespace}}}{name}", nsmap={"ns": namespace})
+    return root, etree.SubElement(root, "response")
+
+
+async def _send_message(request: web.Request, body: etree._Element, namespace: str, session_id: str,
+                        limits: XmlLimits) -> etree._Element:
+    info = body.find("messageInfo")
+    if info.findtext("messageType") != "REQUEST":
+        raise GatewayError("CLIENT_UNKNOWN_OPERATION", "only messageType REQUEST is accepted from senders")
+    intake = IntakeRequest(
+        channel="soap-async",
+        message_id=info.findtext("messageId"),
+        correlation_id=info.findtext("SenderCorrelationId") or info.findtext("correlationId"),
+        service_id=info.findtext("serviceId"),
+        message_date=parse_datetime(info.findtext("messageDate")),
+        sender_id=info.findtext("sender/senderId"),
+        password=info.findtext("sender/password"),
+        properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
+        document=document_in(body.find("messageData/data"), limits),
+    )
+    outcome = await request.app[COMPONENTS].pipeline.process(intake, session_id, asynchronous=True)
+    app = outcome.application
+    root, response = _wrapper(namespace, "sendMessageResponse")
+    E = etree.SubElement
+    E(response, "messageId").text = str(uuid.uuid4())
+    E(response, "correlationId").text = app.gateway_correlation_id or app.id
+    E(response, "responseDate").text = now_iso()
+    E(response, "sessionId").text = app.id
+    return root
+
+
+async def _get_messages(request: web.Request, body: etree._Element, namespace: str,
+                        session_id: str) -> etree._Element:
+    components = request.app[COMPONENTS]
+    sender = _authenticate(request, body.find("sender"))
+    service_id = body.findtext("serviceId", "")
+    service = components.pipeline.registry.get(service_id)
+    if service is None:
+        raise GatewayError("CLIENT_UNKNOWN_SERVICE")
+    if not (sender.may_call(service_id) and service.admits(sender.sender_id)):
+        raise GatewayError("CLIENT_ACCESS_DENIED")
+    amount = min(_MAX_BATCH, int(body.findtext("amount") or _DEFAULT_BATCH))
+    inbox = components.notifier.inbox(sender.sender_id, service_id)
+    root, response = _wrapper(namespace, "getMessagesResponse")
+    E = etree.SubElement
+    E(response, "responseDate").text = now_iso()
+    E(response, "sessionId").text = session_id
+    for app_id in await inbox.lease(lease_seconds=INBOX_LEASE_SECONDS, count=amount):
+        app = await components.store.get(app_id)
+        if app is None or app.sender_id != sender.sender_id:
+            await inbox.done(app_id)
+            continue
+        async_message(response, "messages", app)
+    return root
+
+
+async def _get_message_status(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
+    components = request.app[COMPONENTS]
+    sender = _authenticate(request, body.find("sender"))
+    app = await components.store.find_by_message(sender.sender_id, body.findtext("messageId", ""))
+    if app is None:
+        raise GatewayError("CLIENT_NOT_FOUND", "no message with this messageId from this sender")
+    state = message_state(app)
+    root, response = _wrapper(namespace, "getMessageStatusResponse")
+    E = etree.SubElement
+    E(response, "messageState").text = state
+    status = E(response, "status")
+    E(status, "code").text = app.error_code or SUCCESS_CODE
+    E(status, "message").text = f"{_STATUS_MESSAGES[state]} (application {app.status})"[:250]
+    E(response, "responseDate").text = now_iso()
+    return root
+
+
+async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
+    components = request.app[COMPONENTS]
+    sender = _authenticate(request, body.find("sender"))
+    notification = body.find("notification")
+    app = await components.store.get(notification.findtext("messageId", ""))
+    if app is None or app.sender_id != sender.sender_id:
+        raise GatewayError("CLIENT_NOT_FOUND", "no answer with this messageId was sent to this sender")
+    status = notification.find("deliveryStatus")
+    inbox = components.notifier.inbox(app.sender_id, app.service_id)
+    if status.findtext("receiveStatus") == "MESSAGE_ACCEPTED":
+        await inbox.done(app.id)
+        await components.store.save(app, "the sender confirmed it received the answer")
+    elif status.findtext("resendMessage") == "RESEND":
+        await inbox.schedule(app.id)
+        await components.store.save(app, "the sender could not take the answer and asked for it again")
+    else:
+        await inbox.done(app.id)
+        await components.store.save(app, "the sender refused the answer and asked not to resend it")
+    root, response = _wrapper(namespace, "sendDeliveryNotificationResponse")
+    etree.SubElement(response, "responseDate").text = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return root

@@ -1,0 +1,161 @@
+"""Telling the sender: the AsyncChannel inbox (getMessages) and callbacks to the sender's IAsyncChannelClient.
+
+When an async application reaches a final state its answer joins the sender's inbox for the service
+(a lease schedule: ``getMessages`` leases messages for five minutes; ``sendDeliveryNotification``
+with MESSAGE_ACCEPTED removes them, RESEND makes them available again). If the sender registered a
+``callback_url``, the gateway also pushes the answer there (``sendMessage``, retried with backoff
+until it is taken) and every status change (``changeMassageStatusNotification``, spelt as in SHEP,
+best effort). A pushed answer that the portal took leaves the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import aiohttp
+from lxml import etree
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+import schemas
+from gateway.config import SenderSettings
+from gateway.resilience import backoff_seconds
+from gateway.schedule import LeaseSchedule
+from gateway.soapenv import BODY, ENVELOPE, SOAP_ENV, now_iso, own_xml
+from gateway.store import Application, ApplicationStore, Status
+
+log = logging.getLogger("egov.notifications")
+NS = schemas.ASYNC_TYPES_NS
+GATEWAY_SENDER = "egov-gateway"
+CALLBACK_ATTEMPTS = 20
+INBOX_LEASE_SECONDS = 300.0
+
+MESSAGE_STATES = {
+    Status.ACCEPTED: "ON_DELIVERY", Status.ROUTED: "ON_DELIVERY", Status.IN_PROGRESS: "DELIVERED",
+    Status.COMPLETED: "DELIVERED", Status.REFUSED: "DELIVERED", Status.FAILED: "NOT_DELIVERED",
+    Status.STOPPED: "DELIVERY_STOPPED",
+}
+
+
+def message_state(app: Application) -> str:
+    return MESSAGE_STATES[app.status]
+
+
+def async_message(parent: etree._Element, tag: str, app: Application) -> etree._Element:
+    """An AsyncMessageInfo + messageData carrying ``app``'s answer (RESPONSE) or failure (NOTIFICATION)."""
+    E = etree.SubElement
+    message = E(parent, tag)
+    info = E(message, "messageInfo")
+    E(info, "messageId").text = app.id  # one answer per application: its session id names it
+    E(info, "correlationId").text = app.gateway_correlation_id or app.id
+    E(info, "serviceId").text = app.service_id
+    E(info, "messageType").text = "RESPONSE" if app.result else "NOTIFICATION"
+    E(info, "messageDate").text = app.updated_at
+    E(E(info, "sender"), "senderId").text = GATEWAY_SENDER
+    for key, value in (("status", str(app.status)), ("errorCode", app.error_code)):
+        if value:
+            prop = E(info, "properties")
+            E(prop, "key").text = key
+            E(prop, "value").text = value
+    E(info, "sessionId").text = app.id
+    E(info, "SenderCorrelationId").text = app.message_id
+    data = E(E(message, "messageData"), "data")
+    if app.result:
+        data.append(own_xml(app.result))
+    return message
+
+
+class Notifier:
+    """Inbox and callbacks; one per process. Registered as a listener of delivery."""
+
+    def __init__(self, redis: Redis, prefix: str, store: ApplicationStore, senders: dict[str, SenderSettings],
+                 session: aiohttp.ClientSession) -> None:
+        self.redis, self.prefix, self.store, self.senders, self.session = redis, prefix, store, senders, session
+        self.callbacks = LeaseSchedule(redis, f"{prefix}:callbacks")
+        self._attempts: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # status notifications in flight (kept referenced)
+
+    def inbox(self, sender_id: str, service_id: str) -> LeaseSchedule:
+        return LeaseSchedule(self.redis, f"{self.prefix}:inbox:{sender_id}:{service_id}")
+
+    async def on_change(self, app: Application) -> None:
+        """Delivery listener: a status changed."""
+        if app.mode != "async":
+            return
+        sender = self.senders.get(app.sender_id)
+        if app.status.final:
+            await self.inbox(app.sender_id, app.service_id).schedule(app.id)
+            if sender and sender.callback_url:
+                await self.callbacks.schedule(app.id)
+        if sender and sender.callback_url:
+            task = asyncio.create_task(self._status_notification(sender.callback_url, app))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _status_notification(self, url: str, app: Application) -> None:
+        E = etree.SubElement
+        root = etree.Element(f"{{{NS}}}changeMassageStatusNotification", nsmap={"ns": NS})
+        request = E(root, "request")
+        E(request, "messageId").text = app.message_id
+        E(request, "correlationId").text = app.gateway_correlation_id or app.id
+        E(request, "messageState").text = message_state(app)
+        status = E(request, "status")
+        E(status, "code").text = app.error_code or "SCSS001"
+        E(status, "message").text = str(app.status)
+        E(request, "statusDate").text = now_iso()
+        try:
+            await self._post(url, root)
+        except (aiohttp.ClientError, TimeoutError) as exc:  # best effort: the answer itself is retried
+            log.info("status notification to %s failed: %s", app.sender_id, type(exc).__name__)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Push answers to senders' callback endpoints, retrying with backoff, until ``stop``."""
+        while not stop.is_set():
+            try:
+                due = await self.callbacks.lease(lease_seconds=60, count=16)
+            except RedisError:
+                due = []
+            await asyncio.gather(*(self._push(app_id) for app_id in due))
+            if not due:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+
+    async def _push(self, app_id: str) -> None:
+        app = await self.store.get(app_id)
+        sender = self.senders.get(app.sender_id) if app else None
+        if app is None or sender is None or not sender.callback_url:
+            await self.callbacks.done(app_id)
+            return
+        root = etree.Element(f"{{{NS}}}sendMessage", nsmap={"ns": NS})
+        async_message(root, "request", app)
+        try:
+            await self._post(sender.callback_url, root)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            attempt = self._attempts[app_id] = self._attempts.get(app_id, 0) + 1
+            if attempt >= CALLBACK_ATTEMPTS:
+                self._attempts.pop(app_id, None)
+                await self.callbacks.done(app_id)
+                await self.store.save(app, f"the sender's callback did not take the answer after {attempt} attempts; "
+                                           "it stays available through getMessages")
+                return
+            await self.callbacks.schedule(app_id, backoff_seconds(attempt, base=0.5, cap=60))
+            log.info("callback to %s failed (%s), attempt %d", app.sender_id, type(exc).__name__, attempt)
+            return
+        self._attempts.pop(app_id, None)
+        await self.callbacks.done(app_id)
+        await self.inbox(app.sender_id, app.service_id).done(app_id)
+        await self.store.save(app, "answer delivered to the sender's callback endpoint")
+
+    async def _post(self, url: str, payload: etree._Element) -> None:
+        envelope = etree.Element(ENVELOPE, nsmap={"soap": SOAP_ENV})
+        etree.SubElement(envelope, BODY).append(payload)
+        body = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""', "X-Request-Id": str(uuid.uuid4())}
+        async with self.session.post(url, data=body, headers=headers,
+                                     timeout=aiohttp.ClientTimeout(total=10)) as response:
+            await response.read()
+            if response.status != 200:
+                raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)

@@ -1,0 +1,107 @@
+"""SOAP 1.1 plumbing shared by the SyncChannel and AsyncChannel intakes: read one operation out of an
+envelope, write answers and faults (``ErrorInfo`` in all three languages), take the business document
+out of ``data``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from aiohttp import web
+from lxml import etree
+
+from gateway.errors import GatewayError
+from gateway.http import parse_xml, read_body
+from signing.xmlsafe import XmlLimits, detach, parse_untrusted
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+ENVELOPE = f"{{{SOAP_ENV}}}Envelope"
+BODY = f"{{{SOAP_ENV}}}Body"
+HEADER = f"{{{SOAP_ENV}}}Header"
+FAULT = f"{{{SOAP_ENV}}}Fault"
+XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Iterable[str],
+                         operations: Iterable[str]) -> etree._Element:
+    """The one element in soap:Body, checked to be one of ``operations`` in one of ``namespaces``."""
+    if request.content_type not in XML_CONTENT_TYPES:
+        raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "SOAP 1.1 requires text/xml")
+    envelope = parse_xml(await read_body(request, limits.max_bytes), limits)
+    if envelope.tag != ENVELOPE:
+        raise GatewayError("CLIENT_NOT_SOAP", f"root element is {envelope.tag}")
+    bodies = envelope.findall(BODY)
+    if len(bodies) != 1:
+        raise GatewayError("CLIENT_NOT_SOAP", "exactly one soap:Body is required")
+    children = [child for child in bodies[0] if isinstance(child.tag, str)]
+    if len(children) != 1:
+        raise GatewayError("CLIENT_NOT_SOAP", "soap:Body must hold exactly one element")
+    qname = etree.QName(children[0])
+    if qname.localname not in operations or qname.namespace not in namespaces:
+        raise GatewayError("CLIENT_UNKNOWN_OPERATION", f"{qname.text} is not an operation of this channel")
+    return children[0]
+
+
+def validate(schema: etree.XMLSchema, element: etree._Element) -> None:
+    if not schema.validate(element):
+        error = schema.error_log.last_error
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"line {error.line}: {error.message}" if error else None)
+
+
+def document_in(data: etree._Element | None, limits: XmlLimits) -> etree._Element | None:
+    """The business document in ``data``: its element child (detached), or escaped XML text."""
+    if data is None:
+        return None
+    elements = [child for child in data if isinstance(child.tag, str)]
+    if len(elements) > 1:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "data must hold one document")
+    if elements:
+        return detach(elements[0])
+    text = (data.text or "").strip()
+    if not text:
+        return None
+    return parse_xml(text.encode(), limits, "data: ")  # the escaped-XML-string form
+
+
+def own_xml(data: bytes | str) -> etree._Element:
+    """Re-read XML the gateway itself produced (a signed result or receipt) for embedding."""
+    raw = data.encode() if isinstance(data, str) else data
+    return parse_untrusted(raw, XmlLimits(max_bytes=len(raw) + 1))
+
+
+def respond(payload: etree._Element, header: etree._Element | None = None) -> web.Response:
+    envelope = etree.Element(ENVELOPE, nsmap={"soap": SOAP_ENV})
+    if header is not None:
+        etree.SubElement(envelope, HEADER).append(header)
+    etree.SubElement(envelope, BODY).append(payload)
+    body = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    status = 500 if payload.tag == FAULT else 200
+    return web.Response(body=body, status=status, content_type="text/xml", charset="utf-8")
+
+
+def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) -> web.Response:
+    """A SOAP 1.1 Fault whose detail is ``detail_tag`` (an ErrorInfo), HTTP 500."""
+    E = etree.SubElement
+    element = etree.Element(FAULT)
+    E(element, "faultcode").text = "soap:Server" if error.spec.party != "client" else "soap:Client"
+    E(element, "faultstring").text = error.message(language)
+    namespace = etree.QName(detail_tag).namespace
+    info = E(E(element, "detail"), detail_tag, nsmap={"ns": namespace} if namespace else None)
+    E(info, "errorCode").text = error.code
+    E(info, "errorMessage").text = error.message(language)
+    data = {"messages": error.spec.messages, "party": str(error.spec.party)}
+    if error.detail:
+        data["detail"] = error.detail
+    if error.sub_indication:
+        data["subIndication"] = error.sub_indication
+    if error.report:
+        data["validationReport"] = error.report
+    E(info, "errorData").text = json.dumps(data, ensure_ascii=False)
+    E(info, "errorDate").text = now_iso()
+    E(info, "sessionId").text = session_id
+    return respond(element)

@@ -1,0 +1,499 @@
+"""The KazNEB standing commission's back-office desk: takes queued fund submissions from the gateway.
+
+Per job of ``kazneb.fund-submission``: (1) claim it (long poll); (2) register the submission with the
+library and post the progress step ``registered``; (3) the commission decides, step ``commission``;
+(4) the library records the decision and answers a signed ``FundDecision``; (5) post the result:
+``completed`` for include, ``refused`` with the reason for not-include. The commission decides
+automatically (five members, all for inclusion unless an object is a copyright-protected copy offered
+for open full download: then four of five against), or in manual mode a person decides with
+:meth:`CommissionDesk.decide` while the loop goes on taking jobs.
+
+Any failure on the way is reported with ``fail`` and a reason, including the library refusing the
+submission (e.g. ``LIB_DUPLICATE_OBJECT``: without a signed decision there is nothing to refuse
+with), so it ends among the dead letters for an operator. The loop never stops on an error. Steps
+done are remembered per session id: a job that comes back to this desk is not registered twice.
+Logs carry masked IIN/BIN only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from lxml import etree
+
+from mocks.library.forms import FUND_SUBMISSION_NS, parse_fund_decision, parse_fund_receipt, safe_xml_parser
+from signing.idnumbers import mask_id, mask_ids
+
+log = logging.getLogger("egov.backoffice")
+
+SERVICE_ID = "kazneb.fund-submission"
+COMMISSION_MEMBERS = 5
+_MAX_NOTE = 500
+_MEMORY = 1000
+"Applications whose finished steps the desk remembers."
+
+
+def default_worker_name() -> str:
+    """``host:pid``: stable for the process and distinct between processes, as the queue requires."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Where the desk works and how it polls."""
+
+    gateway_url: str
+    "Base URL of the gateway, e.g. http://127.0.0.1:8700."
+    library_url: str
+    "Base URL of the KazNEB library, e.g. http://127.0.0.1:8710."
+    sender: str
+    "The desk's senderId at the gateway (a sender configured with jobs for the service)."
+    password: str = field(repr=False)
+    service_id: str = SERVICE_ID
+    worker_name: str = field(default_factory=default_worker_name)
+    "Consumer name at the gateway's queue; unique per running desk."
+    manual: bool = False
+    "True: jobs wait for decide(); False: the commission decides automatically."
+    poll_wait: int = 10
+    "Long-poll seconds per claim, 0..25."
+    idle_pause: float = 1.0
+    "Pause after an empty poll; errors back off from this up to max_pause."
+    max_pause: float = 30.0
+    timeout: float = 30.0
+    "Seconds for one HTTP call (the long poll gets poll_wait on top)."
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.poll_wait <= 25:
+            raise ValueError("poll_wait must be 0..25 seconds")
+        for name in ("gateway_url", "library_url"):
+            url = getattr(self, name)
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http(s) URL, got {url!r}")
+            object.__setattr__(self, name, url.rstrip("/"))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery of a queued application, as the gateway's claim answers it."""
+
+    entry_id: str
+    session_id: str
+    message_id: str
+    service_id: str
+    attempt: int
+    document: str
+    "The verified business document (FundSubmission XML, without the applicant's signature)."
+    applicant_iin: str = field(repr=False)
+    applicant_bin: str | None = field(repr=False)
+    applicant_name: str | None = field(repr=False)
+    "Personal data: never logged."
+    organisation: str | None
+    enqueued_at: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        applicant = data.get("applicant") or {}
+        try:
+            return cls(
+                entry_id=str(data["entryId"]), session_id=str(data["sessionId"]), message_id=str(data["messageId"]),
+                service_id=str(data["serviceId"]), attempt=int(data.get("attempt") or 1), document=data["document"],
+                applicant_iin=str(applicant.get("iin") or ""), applicant_bin=applicant.get("bin"),
+                applicant_name=applicant.get("name"), organisation=applicant.get("organisation"),
+                enqueued_at=data.get("enqueuedAt"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GatewayTrouble(f"the gateway's claim answer is not a job: {exc!r}") from None
+
+    def describe(self) -> str:
+        """One line for logs: masked identifiers, the organisation, never a person's name."""
+        who = f"BIN {mask_id(self.applicant_bin)}" if self.applicant_bin else "no BIN"
+        org = f" ({self.organisation})" if self.organisation else ""
+        return f"{self.entry_id} attempt {self.attempt}: {who}{org}, signed by IIN {mask_id(self.applicant_iin)}"
+
+
+@dataclass(frozen=True)
+class FundObjectInfo:
+    """What the commission looks at in one submitted object."""
+
+    title: str
+    category: str
+    access_level: str
+
+
+@dataclass(frozen=True)
+class CommissionVote:
+    """The commission's decision as the library's decision route takes it."""
+
+    decision: str
+    "``include`` or ``not-include``."
+    members: int
+    votes_for: int
+    votes_against: int
+    reason: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"decision": self.decision, "members": self.members, "votesFor": self.votes_for,
+                                "votesAgainst": self.votes_against}
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+    def note(self, who: str = "the standing commission") -> str:
+        """The progress note for the applicant's history."""
+        verdict = "include in the KazNEB fund" if self.decision == "include" else "not include"
+        text = f"{who} ({self.members} members) voted {self.votes_for} for, {self.votes_against} against: {verdict}"
+        return (text + (f". {self.reason}" if self.reason else ""))[:_MAX_NOTE]
+
+
+@dataclass(frozen=True)
+class PendingDecision:
+    """A registered submission waiting for a person's decision (manual mode)."""
+
+    job: Job
+    submission_number: str
+    objects: tuple[FundObjectInfo, ...]
+    suggestion: CommissionVote
+    "What the automatic commission would decide."
+    since: datetime
+
+
+class DeskError(Exception):
+    """A step failed; the message is the reason reported to the gateway (no personal data)."""
+
+
+class GatewayTrouble(DeskError):
+    """The gateway could not be asked (unreachable, refused the desk, answered nonsense)."""
+
+
+class JobGone(Exception):
+    """The gateway no longer holds this job for the desk (unknown or already finished): nothing to report."""
+
+
+@dataclass
+class _Memory:
+    """Steps done for one application, kept so a redelivered job is not registered twice."""
+
+    number: str | None = None
+    objects: tuple[FundObjectInfo, ...] = ()
+    decision: bytes | None = None
+
+
+def read_objects(document: str) -> tuple[FundObjectInfo, ...]:
+    """The objects of a FundSubmission (token-normalised); DeskError if it is not one."""
+    try:
+        root = etree.fromstring(document.encode("utf-8"), safe_xml_parser())
+    except etree.XMLSyntaxError as exc:
+        raise DeskError(f"the job's document is not well-formed XML: {exc}") from None
+    ns = FUND_SUBMISSION_NS
+    if root.tag != f"{{{ns}}}FundSubmission":
+        raise DeskError(f"the job's document is not a FundSubmission: {etree.QName(root).localname}")
+
+    def text(element: etree._Element, name: str) -> str:
+        return " ".join((element.findtext(f"{{{ns}}}{name}") or "").split())
+
+    return tuple(FundObjectInfo(text(e, "title"), text(e, "category"), text(e, "accessLevel"))
+                 for e in root.iterfind(f"{{{ns}}}objects/{{{ns}}}object"))
+
+
+def _quote(titles: list[str]) -> str:
+    shown = [f"«{t if len(t) <= 80 else t[:79] + '…'}»" for t in titles[:3]]
+    more = f" and {len(titles) - 3} more" if len(titles) > 3 else ""
+    return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 and not more else ", ".join(shown)) + more
+
+
+def auto_vote(objects: tuple[FundObjectInfo, ...], members: int = COMMISSION_MEMBERS) -> CommissionVote:
+    """The automatic commission: include, unless a protected work would be open for full download."""
+    protected = [o.title for o in objects
+                 if o.category == "copyright-protected-copy" and o.access_level == "open-full-download"]
+    if not protected:
+        return CommissionVote("include", members, members, 0, None)
+    plural = len(protected) > 1
+    reason = (
+        f"{_quote(protected)} {'are electronic copies' if plural else 'is an electronic copy'} of "
+        f"{'works' if plural else 'a work'} protected by copyright (rules §4 8)), offered with the access "
+        "level open-full-download. Fund objects enter KazNEB only under agreements that keep the author's "
+        "rights intact (rules §4), and an author's agreement for a protected work cannot allow every reader "
+        "to download the complete work without restriction. The commission will consider the application "
+        "again if it is resubmitted with the access level open-read-only or first-24-pages."
+    )
+    against = members - 1
+    return CommissionVote("not-include", members, members - against, against, reason)
+
+
+def manual_vote(decision: str, reason: str | None, members: int, votes_for: int | None) -> CommissionVote:
+    """A person's decision as a vote; ValueError when it breaks rules §6 or §9."""
+    reason = " ".join(reason.split()) if reason else None
+    if decision not in ("include", "not-include"):
+        raise ValueError("decision must be include or not-include")
+    if members < 5 or members % 2 == 0:
+        raise ValueError("the commission has an odd number of members, at least 5 (rules §6)")
+    votes_for = (members if decision == "include" else 0) if votes_for is None else votes_for
+    if not 0 <= votes_for <= members:
+        raise ValueError(f"votes for must be 0..{members}")
+    if (decision == "include") != (votes_for > members - votes_for):
+        raise ValueError(f"{votes_for} of {members} votes for is not a majority to {decision}")
+    if decision == "not-include" and not reason:
+        raise ValueError("a decision not to include needs a reason")
+    return CommissionVote(decision, members, votes_for, members - votes_for, reason)
+
+
+async def _problem(response: aiohttp.ClientResponse) -> str:
+    """``CODE: detail`` of a problem answer (or the status and a bit of the body), IDs masked."""
+    try:
+        body = await response.json(content_type=None)
+        text = f"{body.get('code') or response.status}: {body.get('detail') or body.get('title') or ''}"
+    except (ValueError, AttributeError, aiohttp.ClientError):
+        text = f"HTTP {response.status}"
+    return mask_ids(text.strip().rstrip(":"))
+
+
+class CommissionDesk:
+    """The desk: one shared aiohttp session for the gateway and the library."""
+
+    def __init__(self, settings: WorkerSettings, *, session: aiohttp.ClientSession | None = None) -> None:
+        self.settings = settings
+        self._session = session
+        self._own_session = session is None
+        self._auth = aiohttp.BasicAuth(settings.sender, settings.password)
+        self._pending: dict[str, PendingDecision] = {}
+        self._memory: OrderedDict[str, _Memory] = OrderedDict()
+
+    async def __aenter__(self) -> CommissionDesk:
+        self._http()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout))
+        return self._session
+
+    def _job_url(self, job: Job, action: str) -> str:
+        return f"{self.settings.gateway_url}/api/v1/jobs/{job.service_id}/{job.entry_id}/{action}"
+
+    def _remember(self, session_id: str) -> _Memory:
+        memory = self._memory.pop(session_id, None) or _Memory()
+        self._memory[session_id] = memory
+        while len(self._memory) > _MEMORY:
+            self._memory.popitem(last=False)
+        return memory
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    async def run_once(self) -> bool:
+        """Claim one job and handle it; False when there was none. Raises GatewayTrouble if claiming fails."""
+        job = await self._claim()
+        if job is None:
+            return False
+        await self._handle(job)
+        return True
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Take jobs until ``stop`` is set (within one long poll); errors back off, never end the loop."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                handled = await self.run_once()
+                failures = 0
+            except Exception as exc:  # the loop must survive anything; the job itself was already failed
+                failures += 1
+                pause = min(self.settings.max_pause, self.settings.idle_pause * 2 ** min(failures, 10))
+                log.warning("cannot take jobs (%s); trying again in %.0f s", mask_ids(str(exc)) or repr(exc), pause)
+                await _sleep_unless(stop, pause)
+                continue
+            if not handled:
+                await _sleep_unless(stop, self.settings.idle_pause)
+
+    async def _claim(self) -> Job | None:
+        s = self.settings
+        url = f"{s.gateway_url}/api/v1/jobs/{s.service_id}/claim"
+        params = {"worker": s.worker_name, "wait": str(s.poll_wait)}
+        timeout = aiohttp.ClientTimeout(total=s.poll_wait + s.timeout)
+        try:
+            async with self._http().post(url, params=params, auth=self._auth, timeout=timeout) as response:
+                if response.status == 204:
+                    return None
+                if response.status != 200:
+                    raise GatewayTrouble(f"the gateway refused the claim: {await _problem(response)}")
+                job = Job.from_json(await response.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise GatewayTrouble(f"gateway unreachable: {exc!r}") from None
+        log.info("claimed %s", job.describe())
+        return job
+
+    async def _handle(self, job: Job) -> None:
+        try:
+            memory = self._remember(job.session_id)
+            number = await self._register(job, memory)
+            if self.settings.manual:
+                self._park(job, number, memory)
+                return
+            vote = auto_vote(memory.objects)
+            await self._progress(job, "commission", vote.note())
+            await self._finish(job, memory, vote)
+        except JobGone as gone:
+            log.info("%s: the gateway no longer holds this job (%s)", job.entry_id, gone)
+        except DeskError as error:
+            await self._fail(job, str(error))
+        except Exception as exc:  # a bug here must not lose the job: fail it so another attempt or an operator sees it
+            log.exception("%s: unexpected error", job.entry_id)
+            await self._fail(job, f"internal error in the commission desk: {type(exc).__name__}")
+
+    def _park(self, job: Job, number: str, memory: _Memory) -> None:
+        earlier = self._pending.get(job.entry_id)
+        since = earlier.since if earlier else datetime.now(UTC)
+        self._pending[job.entry_id] = PendingDecision(job, number, memory.objects, auto_vote(memory.objects), since)
+        log.info("%s: %s waits for a decision: approve %s | refuse %s --reason ...",
+                 job.entry_id, number, job.entry_id, job.entry_id)
+
+    # --- manual decisions ------------------------------------------------------------------------
+
+    def pending(self) -> list[PendingDecision]:
+        """Jobs waiting for a person's decision, oldest first."""
+        return sorted(self._pending.values(), key=lambda item: item.since)
+
+    async def decide(self, entry_id: str, decision: str, reason: str | None = None, *,
+                     members: int = COMMISSION_MEMBERS, votes_for: int | None = None) -> str:
+        """Record a person's decision on a pending job and answer the gateway; returns the gateway's status.
+
+        KeyError for an unknown entry, ValueError for a decision against rules §6/§9 (the job stays
+        pending); DeskError when a step failed (the job was failed at the gateway, no longer pending).
+        """
+        item = self._pending.get(entry_id)
+        if item is None:
+            raise KeyError(f"no job {entry_id} waits for a decision")
+        vote = manual_vote(decision, reason, members, votes_for)
+        del self._pending[entry_id]  # before any await: a second decide() on it is a KeyError
+        job, memory = item.job, self._remember(item.job.session_id)
+        try:
+            await self._progress(job, "commission", vote.note("the standing commission, recorded at the desk,"))
+            return await self._finish(job, memory, vote)
+        except JobGone as gone:
+            raise DeskError(f"the gateway no longer holds job {entry_id} ({gone})") from None
+        except DeskError as error:
+            await self._fail(job, str(error))
+            raise
+
+    # --- steps -----------------------------------------------------------------------------------
+
+    async def _register(self, job: Job, memory: _Memory) -> str:
+        if memory.number is not None:
+            return memory.number
+        objects = read_objects(job.document)
+        url = f"{self.settings.library_url}/api/v1/fund/submissions"
+        headers = {"Content-Type": "application/xml; charset=utf-8"}
+        try:
+            async with self._http().post(url, data=job.document.encode("utf-8"), headers=headers) as response:
+                if response.status != 200:
+                    raise DeskError(f"the KazNEB library did not register the submission: {await _problem(response)}")
+                receipt = parse_fund_receipt(await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeskError(f"the KazNEB library is unreachable: {exc!r}") from None
+        except (ValueError, etree.XMLSyntaxError) as exc:
+            raise DeskError(f"the KazNEB library answered an unreadable receipt: {exc}") from None
+        memory.number, memory.objects = receipt["submission_number"], objects
+        log.info("%s: registered with KazNEB as %s", job.entry_id, memory.number)
+        await self._progress(job, "registered", f"registered with KazNEB as {memory.number}")
+        return memory.number
+
+    async def _library_decision(self, number: str, vote: CommissionVote) -> bytes:
+        """The signed FundDecision; one already recorded (LIB_ALREADY_DECIDED) is fetched, not made again."""
+        url = f"{self.settings.library_url}/api/v1/fund/submissions/{number}/decision"
+        try:
+            async with self._http().post(url, json=vote.as_json()) as response:
+                if response.status == 200:
+                    return await response.read()
+                problem = await _problem(response)
+            if not problem.startswith("LIB_ALREADY_DECIDED"):
+                raise DeskError(f"the KazNEB library did not record the decision: {problem}")
+            async with self._http().get(url) as response:
+                if response.status != 200:
+                    raise DeskError(f"the KazNEB library lost the decision: {await _problem(response)}")
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeskError(f"the KazNEB library is unreachable: {exc!r}") from None
+
+    async def _finish(self, job: Job, memory: _Memory, vote: CommissionVote) -> str:
+        """Steps 4 and 5: the library's signed decision, then the result to the gateway."""
+        if memory.decision is None:
+            memory.decision = await self._library_decision(memory.number or "", vote)
+        try:  # the library's record decides the outcome, even if it was made before this vote
+            recorded = parse_fund_decision(memory.decision)
+        except (ValueError, etree.XMLSyntaxError) as exc:
+            memory.decision = None
+            raise DeskError(f"the KazNEB library answered an unreadable decision: {exc}") from None
+        log.info("%s: %s decided %s (%d for, %d against)", job.entry_id, recorded["submission_number"],
+                 recorded["decision"], recorded["votes_for"], recorded["votes_against"])
+        refused = recorded["decision"] != "include"
+        body: dict[str, Any] = {"outcome": "refused" if refused else "completed",
+                                "document": memory.decision.decode("utf-8")}
+        if refused:
+            body["reason"] = recorded["reason"] or "not included in the KazNEB fund"
+        status, answer = await self._post_gateway(self._job_url(job, "result"), body, attempts=3)
+        if status in (404, 409):
+            self._memory.pop(job.session_id, None)
+            raise JobGone(answer)
+        if status != 200:
+            raise DeskError(f"the gateway did not accept the decision: {answer}")
+        self._memory.pop(job.session_id, None)
+        log.info("%s: result posted, the application is %s", job.entry_id, answer)
+        return answer
+
+    async def _progress(self, job: Job, step: str, note: str) -> None:
+        status, answer = await self._post_gateway(self._job_url(job, "progress"), {"step": step, "note": note})
+        if status in (404, 409):
+            raise JobGone(answer)
+        if status != 200:  # the history step is worth less than the job: go on
+            log.warning("%s: progress %s not recorded: %s", job.entry_id, step, answer)
+
+    async def _fail(self, job: Job, reason: str) -> None:
+        reason = mask_ids(reason)[:_MAX_NOTE]
+        log.warning("%s: failed: %s", job.entry_id, reason)
+        status, answer = await self._post_gateway(self._job_url(job, "fail"), {"reason": reason})
+        if status != 200:
+            log.warning("%s: the failure was not recorded by the gateway: %s", job.entry_id, answer)
+
+    async def _post_gateway(self, url: str, body: dict[str, Any], *, attempts: int = 1) -> tuple[int, str]:
+        """POST JSON to a job route: (status, the application's status or the problem). 0 when unreachable.
+
+        Transient trouble (unreachable, 5xx) is tried again up to ``attempts`` times, briefly.
+        """
+        status, answer = 0, ""
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+            try:
+                params = {"worker": self.settings.worker_name}
+                async with self._http().post(url, json=body, params=params, auth=self._auth) as response:
+                    status = response.status
+                    if status == 200:
+                        data = await response.json(content_type=None)
+                        return status, str(data.get("status", "")) if isinstance(data, dict) else ""
+                    answer = await _problem(response)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, answer = 0, f"gateway unreachable: {exc!r}"
+            if status and status < 500:
+                break
+        return status, answer
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, waking early when ``stop`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
