@@ -21,7 +21,7 @@ import schemas
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
-from gateway import async_channel, cabinet, rest_api, soap
+from gateway import async_channel, cabinet, discovery, rest_api, soap
 from gateway import jobs as jobs_api
 from gateway.config import ConfigError, Settings
 from gateway.delivery import Delivery
@@ -146,6 +146,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/result", cabinet.get_result)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/receipt", cabinet.get_receipt)
     jobs_api.add_routes(app)
+    discovery.add_routes(app)
     app.router.add_get("/health", health)
     return app
 

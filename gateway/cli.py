@@ -14,7 +14,7 @@ from pathlib import Path
 from gateway import tools
 from gateway.config import ConfigError, load_settings
 from gateway.redis_embedded import EmbeddedRedisError
-from gateway.runtime import DEMO_PASSWORD, DEMO_SENDER, READER_TICKET_SERVICE, demo, serve, with_port
+from gateway.runtime import DEMO_PASSWORD, DEMO_PORTS, DEMO_SENDER, READER_TICKET_SERVICE, demo, serve, with_port
 from gateway.senders import hash_password
 from signing.signer import SignerKeyError
 
@@ -32,10 +32,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo_cmd = commands.add_parser("demo", help="embedded Redis + test PKI + library mock + gateway")
     demo_cmd.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    demo_cmd.add_argument("--port", type=int, default=8080)
-    demo_cmd.add_argument("--library-port", type=int, default=8710)
-    demo_cmd.add_argument("--revocation-port", type=int, default=8790,
-                          help="the test PKI's OCSP/CRL service (8790 is the address in its certificates)")
+    for name, port in DEMO_PORTS.items():
+        flag = "--port" if name == "gateway" else f"--{name}-port"
+        demo_cmd.add_argument(flag, dest=f"{name}_port", type=int, default=port, help=f"{name} (default {port})")
+    demo_cmd.add_argument("--elicense-scale", type=float, default=20_000.0,
+                          help="how many times faster E-licensing's regulated days pass (default 20000)")
+    demo_cmd.add_argument("--manual-desk", action="store_true",
+                          help="the library commission waits for decisions from `python -m mocks.backoffice`")
 
     submit = commands.add_parser("submit", help="sign a sample application as a test person and send it")
     submit.add_argument("--as", dest="person", required=True, help="test person handle (see `pki list`)")
@@ -82,8 +85,9 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
         return 0
     if args.command == "demo":
-        asyncio.run(demo(args.state_dir.resolve(), port=args.port, library_port=args.library_port,
-                         revocation_port=args.revocation_port))
+        ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
+        asyncio.run(demo(args.state_dir.resolve(), ports=ports, elicense_scale=args.elicense_scale,
+                         manual_desk=args.manual_desk))
         return 0
     if args.command == "submit":
         from gateway.submit import submit

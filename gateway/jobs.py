@@ -165,12 +165,14 @@ async def fail(request: web.Request) -> web.Response:
     worker = request.query.get("worker") or sender.sender_id
     entry_id = request.match_info["entry_id"]
     app = await _application(request, service_id, entry_id)
+    store = request.app[COMPONENTS].store
     try:
         await request.app[COMPONENTS].jobs.fail(service_id, entry_id, worker, reason)
     except QueueError as exc:
         raise GatewayError("CLIENT_JOB_NOT_FOUND", str(exc)) from None
+    app = await store.get(app.id) or app  # the last failure may have dead-lettered it (stopped) meanwhile
     if not app.status.final:
-        await request.app[COMPONENTS].store.save(app, f"the back-office desk could not finish it: {reason}")
+        await store.save(app, f"the back-office desk could not finish it: {reason}")
     return web.json_response({"status": str(app.status)})
 
 

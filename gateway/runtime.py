@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from gateway.config import (
 )
 from gateway.redis_embedded import EmbeddedRedis
 from gateway.senders import hash_password
-from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
 
@@ -33,6 +34,8 @@ log = logging.getLogger("egov.runtime")
 
 DEMO_SENDER = "portal"
 DEMO_PASSWORD = "portal-demo-password"
+DEMO_DESK, DEMO_DESK_PASSWORD = "commission-desk", "desk-demo-password"
+DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD = "operator", "operator-demo-password"
 
 
 @contextlib.contextmanager
@@ -81,12 +84,14 @@ async def serve(settings: Settings) -> None:
             await wait_for_stop()
 
 
-def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, library_url: str, revocation_url: str) -> Settings:
-    """Embedded defaults for `egov-gateway demo`: test PKI trust, the demo portal sender, the library."""
+def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str]) -> Settings:
+    """Embedded defaults for `egov-gateway demo`: test PKI trust, the demo portal, desk and operator senders,
+    and the three services of the seed documents on their mock back-ends (``urls`` by back-end name)."""
     from mocks.pki import ensure_pki
 
     pki = ensure_pki(pki_dir)
     gateway_keys = pki.systems["gateway"]
+    revocation_url = urls["revocation"]
     return Settings(
         state_dir=state_dir,
         listen=ListenSettings(port=port),
@@ -95,69 +100,131 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, library_url: str
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
                                       crl_urls=(f"{revocation_url}/crl/nca.crl",)),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
-        senders={DEMO_SENDER: SenderSettings(password_hash=hash_password(DEMO_PASSWORD), cabinet=True)},
+        senders={
+            DEMO_SENDER: SenderSettings(password_hash=hash_password(DEMO_PASSWORD), cabinet=True,
+                                        callback_url=f"{urls['portal']}/shep/client"),
+            DEMO_DESK: SenderSettings(password_hash=hash_password(DEMO_DESK_PASSWORD), services=(),
+                                      jobs=(FUND_SUBMISSION_SERVICE,)),
+            DEMO_OPERATOR: SenderSettings(password_hash=hash_password(DEMO_OPERATOR_PASSWORD), services=(),
+                                          operator=True),
+        },
         services={
             READER_TICKET_SERVICE: ServiceSettings(
-                endpoint=f"{library_url}/api/v1/readers",
+                endpoint=f"{urls['library']}/api/v1/readers",
                 document_schema="kazneb/reader-registration.xsd",
                 result_schema="kazneb/reader-ticket.xsd",
                 title="KazNEB: single electronic reader ticket",
             ),
-            FUND_SUBMISSION_SERVICE: fund_submission_service(library_url),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(),
+            ELICENSE_SERVICE: elicense_service(urls["elicense"], poll_seconds=1.0),
         },
     )
 
 
-def fund_submission_service(library_url: str) -> ServiceSettings:
-    """KazNEB fund submission: an organisation applies, signed by its first head or a can-sign employee."""
+def fund_submission_service() -> ServiceSettings:
+    """KazNEB fund submission: an organisation applies (first head or can-sign); the library commission's
+    back-office desk takes it from the queue and answers with the commission's signed decision."""
     return ServiceSettings(
-        endpoint=f"{library_url}/api/v1/fund/submissions",
+        connector="queue",
+        mode="async",
         document_schema="kazneb/fund-submission.xsd",
-        result_schema="kazneb/fund-receipt.xsd",
+        result_schema="kazneb/fund-decision.xsd",
         applicant="organisation",
         required_roles=("first_head", "can_sign"),
+        provider_signature="required",
         title="KazNEB: submission of objects to the national e-library fund",
     )
 
 
-async def demo(state_dir: Path, *, port: int, library_port: int, revocation_port: int) -> None:
-    """Embedded Redis, the test PKI with its OCSP/CRL service, the library mock and the gateway, until Ctrl-C."""
+def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0) -> ServiceSettings:
+    """E-licensing: certificate for the temporary export of cultural values (SOAP, long-running, polled)."""
+    return ServiceSettings(
+        connector="soap",
+        mode="async",
+        endpoint=f"{elicense_url}/soap?wsdl",
+        document_schema="elicense/export-application.xsd",
+        result_schema="elicense/export-result.xsd",
+        provider_signature="required",
+        poll_seconds=poll_seconds,
+        retry_base_seconds=0.2,
+        title="E-licensing: certificate for the temporary export of cultural values",
+    )
+
+
+DEMO_PORTS = {"gateway": 8080, "library": 8710, "elicense": 8720, "portal": 8740, "revocation": 8790}
+
+
+async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 20_000.0,
+               manual_desk: bool = False) -> None:
+    """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
+    OCSP/CRL service, the KazNEB library, the E-licensing provider (its regulated days pass ``elicense_scale``
+    times faster), the portal's callback endpoint, and the library commission's back-office desk."""
+    from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+    from mocks.elicense import create_elicense_app
+    from mocks.elicense.clock import SimulatedClock
     from mocks.library import create_library_app
     from mocks.pki import ensure_pki
     from mocks.pki.revocation import create_revocation_app
+    from mocks.portal.callback_server import create_callback_app
+    from signing.signer import DocumentSigner, SigningKey
 
-    library_url = f"http://127.0.0.1:{library_port}"
-    revocation_url = f"http://127.0.0.1:{revocation_port}"
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     pki = ensure_pki(state_dir / "pki")
-    settings = demo_settings(state_dir, pki.root, port=port, library_url=library_url, revocation_url=revocation_url)
+
+    def signer(name: str) -> DocumentSigner:
+        return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
+
+    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
     loaded = load(settings)
+    world = [
+        (create_revocation_app(pki), ports["revocation"]),
+        (create_library_app(signer=signer("library")), ports["library"]),
+        (create_elicense_app(signer=signer("elicense"),
+                             clock=SimulatedClock(datetime.now(UTC), scale=elicense_scale)), ports["elicense"]),
+        (create_callback_app(), ports["portal"]),
+    ]
+    desk_settings = WorkerSettings(gateway_url=urls["gateway"], library_url=urls["library"], sender=DEMO_DESK,
+                                   password=DEMO_DESK_PASSWORD, manual=manual_desk, poll_wait=5)
     with redis_for(settings) as redis_url:
         app = create_app(settings, redis_url=redis_url, loaded=loaded)
-        async with site_running(create_revocation_app(pki), "127.0.0.1", revocation_port), \
-                site_running(create_library_app(), "127.0.0.1", library_port), \
-                site_running(app, settings.listen.host, settings.listen.port):
-            _print_banner(settings, redis_url, library_url, revocation_url)
+        async with contextlib.AsyncExitStack() as stack:
+            for mock, port in world:
+                await stack.enter_async_context(site_running(mock, "127.0.0.1", port))
+            await stack.enter_async_context(site_running(app, settings.listen.host, settings.listen.port))
+            desk = await stack.enter_async_context(CommissionDesk(desk_settings))
+            stop = asyncio.Event()
+            desk_task = asyncio.create_task(desk.run_forever(stop))
+            _print_banner(settings, redis_url, urls)
             await wait_for_stop()
+            stop.set()
+            await asyncio.wait({desk_task}, timeout=10)
 
 
-def _print_banner(settings: Settings, redis_url: str, library_url: str, revocation_url: str) -> None:
+def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str]) -> None:
     base = settings.base_url
     print(f"""
 egov-gateway demo is running (Ctrl-C stops everything)
 
-  SOAP SyncChannel   {base}/shep/sync        WSDL: {base}/shep/sync?wsdl
+  SOAP SyncChannel   {base}/shep/sync      WSDL: {base}/shep/sync?wsdl
+  SOAP AsyncChannel  {base}/shep/async     WSDL: {base}/shep/async?wsdl
   REST intake        {base}/api/v1/requests
-  Cabinet API        {base}/api/v1/cabinet/<IIN>/applications   (HTTP Basic {DEMO_SENDER}:{DEMO_PASSWORD})
+  Services           {base}/api/v1/services
+  Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{DEMO_PASSWORD})
+  Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{DEMO_OPERATOR_PASSWORD})
   Health             {base}/health
-  KazNEB library     {library_url}/api/v1/readers   {library_url}/api/v1/fund/submissions
-  OCSP / CRL (PKI)   {revocation_url}/ocsp   {revocation_url}/crl/nca.crl
-                     revoke a certificate: POST {revocation_url}/_control/revoke {{"serial": "<hex>"}}
+  KazNEB library     {urls['library']}   (the commission desk works its queue)
+  E-licensing (SOAP) {urls['elicense']}/soap?wsdl
+  Portal callbacks   {urls['portal']}/received
+  OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
+                     revoke a certificate: POST {urls['revocation']}/_control/revoke {{"serial": "<hex>"}}
   Redis              {redis_url}
   Test PKI           {settings.state_dir / 'pki'}  (people: egov-gateway pki list)
 
 Try, in another terminal:
   .venv/bin/egov-gateway submit --as aigerim --service {READER_TICKET_SERVICE}
-  .venv/bin/egov-gateway submit --as kitap-head --service {FUND_SUBMISSION_SERVICE}
+  .venv/bin/egov-gateway submit --as kitap-head --service {FUND_SUBMISSION_SERVICE} --wait
+  .venv/bin/egov-gateway submit --as daniyar --service {ELICENSE_SERVICE} --wait
+  .venv/bin/egov-gateway submit --as saule --service {READER_TICKET_SERVICE} --channel async --wait
 """, flush=True)
 
 

@@ -117,6 +117,18 @@ class Application:
 
 
 _FIELDS = tuple(f.name for f in fields(Application))
+_FINAL = tuple(status.value for status in Status if status.final)
+# Both keys carry the application's hash tag, so this stays one-slot under Redis Cluster.
+_SAVE = """
+local current = redis.call('GET', KEYS[1])
+if current and ARGV[3] == '0' then
+  local status = cjson.decode(current)['status']
+  if """ + " or ".join(f"status == '{s}'" for s in _FINAL) + """ then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
 
 
 def utc_now() -> str:
@@ -129,6 +141,7 @@ class ApplicationStore:
     def __init__(self, redis: Redis, prefix: str = "egov") -> None:
         self.redis = redis
         self.prefix = prefix
+        self._save = redis.register_script(_SAVE)
 
     def _app(self, app_id: str) -> str:
         return f"{self.prefix}:app:{{{app_id}}}"
@@ -180,18 +193,23 @@ class ApplicationStore:
                 pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
             await pipe.execute()
 
-    async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None) -> None:
-        """Store a changed application and append a history event (a back-end ``step`` code if given)."""
+    async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None) -> bool:
+        """Store a changed application and append a history event (a back-end ``step`` code if given).
+
+        Atomic, and a final state is never overwritten by a non-final one: several actors (delivery loops,
+        desks, operators) may hold copies of one application, and a stale copy must not undo a result.
+        Returns False when the write was refused for that reason (the stored state stands).
+        """
         app.updated_at = utc_now()
         event: dict[str, Any] = {"at": at or app.updated_at, "status": app.status, "note": note}
         if step:
             event["step"] = step
         if app.error_code:
             event["error_code"] = app.error_code
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._app(app.id), app.to_json())
-            pipe.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
-            await pipe.execute()
+        written = await self._save(keys=[self._app(app.id), self._history(app.id)],
+                                   args=[app.to_json(), json.dumps(event, ensure_ascii=False),
+                                         "1" if app.status.final else "0"])
+        return bool(written)
 
     async def find_by_message(self, sender_id: str, message_id: str) -> Application | None:
         """The application a sender submitted under ``message_id``."""

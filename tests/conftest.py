@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -16,6 +17,7 @@ import pytest_asyncio
 from aiohttp import web
 from redis.asyncio import Redis
 
+from connectors.queue import QueueSettings
 from gateway.app import create_app
 from gateway.config import (
     LimitSettings,
@@ -27,18 +29,33 @@ from gateway.config import (
     TrustSettings,
 )
 from gateway.redis_embedded import EmbeddedRedis
-from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, fund_submission_service, start_site
+from gateway.runtime import (
+    ELICENSE_SERVICE,
+    FUND_SUBMISSION_SERVICE,
+    READER_TICKET_SERVICE,
+    elicense_service,
+    fund_submission_service,
+    start_site,
+)
 from gateway.senders import hash_password
+from mocks.elicense import create_elicense_app
+from mocks.elicense.clock import SimulatedClock
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.pki import TestPki, generate_pki
 from mocks.pki.revocation import run_revocation
+from mocks.portal.callback_server import create_callback_app
 from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
+from signing.signer import DocumentSigner, SigningKey
 
 PORTAL, PORTAL_PASSWORD = "portal", "portal-test-password"
 OFFICE, OFFICE_PASSWORD = "registry-office", "office-test-password"
 DOWN_SERVICE = "kazneb.reader-ticket.down"
+FLAKY_SERVICE = "kazneb.reader-ticket.flaky"
+DESK, DESK_PASSWORD = "desk", "desk-test-password"
+OPERATOR, OPERATOR_PASSWORD = "operator", "operator-test-password"
+PULL, PULL_PASSWORD = "portal-pull", "pull-test-password"  # a portal without callbacks: it uses getMessages
 
 
 def free_port() -> int:
@@ -74,6 +91,10 @@ class GatewayUnderTest:
     redis: Redis
     redis_url: str
     revocation_url: str
+    library_url: str
+    elicense_url: str
+    elicense: web.Application
+    callbacks: web.Application
 
     @property
     def library_calls(self) -> int:
@@ -84,8 +105,8 @@ class GatewayUnderTest:
         return {"Authorization": aiohttp.encode_basic_auth(sender, password)}
 
 
-def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
-                  revocation_url: str | None = None) -> Settings:
+def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str, revocation_url: str | None = None,
+                  elicense_url: str | None = None, callback_url: str | None = None) -> Settings:
     """The test system's configuration; revocation is hard-fail (the default) against ``revocation_url``."""
     gateway_keys = pki.systems["gateway"]
     revocation = (RevocationSettings(ocsp_url=f"{revocation_url}/ocsp", crl_urls=(f"{revocation_url}/crl/nca.crl",))
@@ -98,9 +119,15 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
         trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         senders={
-            PORTAL: SenderSettings(password_hash=hash_password(PORTAL_PASSWORD), cabinet=True),
+            PORTAL: SenderSettings(password_hash=hash_password(PORTAL_PASSWORD), cabinet=True,
+                                   callback_url=callback_url),
             OFFICE: SenderSettings(password_hash=hash_password(OFFICE_PASSWORD), services=("other.service",)),
+            PULL: SenderSettings(password_hash=hash_password(PULL_PASSWORD)),
+            DESK: SenderSettings(password_hash=hash_password(DESK_PASSWORD), services=(),
+                                 jobs=(FUND_SUBMISSION_SERVICE,)),
+            OPERATOR: SenderSettings(password_hash=hash_password(OPERATOR_PASSWORD), services=(), operator=True),
         },
+        queue=QueueSettings(visibility_timeout_ms=400, max_attempts=3),
         services={
             READER_TICKET_SERVICE: ServiceSettings(
                 endpoint=f"{library_url}/api/v1/readers",
@@ -111,7 +138,13 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
                 retry_base_seconds=0.05,
                 breaker_failures=20,  # tests inject failures into this shared back-end; the breaker has its own test
             ),
-            FUND_SUBMISSION_SERVICE: fund_submission_service(library_url),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(),
+            ELICENSE_SERVICE: elicense_service(elicense_url or f"http://127.0.0.1:{free_port()}", poll_seconds=0.2),
+            FLAKY_SERVICE: ServiceSettings(
+                endpoint=f"{library_url}/api/v1/readers?breaker-test",  # its own breaker (keyed by endpoint)
+                document_schema="kazneb/reader-registration.xsd",
+                retry_attempts=1, breaker_failures=2, breaker_reset_seconds=0.3,
+            ),
             DOWN_SERVICE: ServiceSettings(
                 endpoint=f"http://127.0.0.1:{free_port()}/api/v1/readers",
                 document_schema="kazneb/reader-registration.xsd",
@@ -134,20 +167,34 @@ async def revocation_url(pki: TestPki) -> AsyncIterator[str]:
 
 @pytest_asyncio.fixture(scope="session")
 async def system(state_dir: Path, pki: TestPki, redis_url: str, revocation_url: str) -> AsyncIterator[GatewayUnderTest]:
-    library_app = create_library_app()
-    library_port = free_port()
-    library = await start_site(library_app, "127.0.0.1", library_port)
-    port = free_port()
-    settings = make_settings(state_dir, pki, port=port, library_url=f"http://127.0.0.1:{library_port}",
-                             revocation_url=revocation_url)
-    gateway = await start_site(create_app(settings, redis_url=redis_url), "127.0.0.1", port)
+    """The gateway with the outside world on real sockets: library, E-licensing (its clock runs a million times
+    faster than real time, so a regulated week passes in about a second), and the portal's callback endpoint."""
+    library_app = create_library_app(signer=system_signer(pki, "library"))
+    elicense_app = create_elicense_app(signer=system_signer(pki, "elicense"),
+                                       clock=SimulatedClock(datetime.now(UTC), scale=1_000_000))
+    callback_app = create_callback_app()
+    ports = {name: free_port() for name in ("library", "elicense", "callback", "gateway")}
+    runners = [await start_site(app, "127.0.0.1", ports[name]) for name, app in
+               (("library", library_app), ("elicense", elicense_app), ("callback", callback_app))]
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    settings = make_settings(state_dir, pki, port=ports["gateway"], library_url=urls["library"],
+                             revocation_url=revocation_url, elicense_url=urls["elicense"],
+                             callback_url=f"{urls['callback']}/shep/client")
+    gateway = await start_site(create_app(settings, redis_url=redis_url), "127.0.0.1", ports["gateway"])
     redis = Redis.from_url(redis_url)
     try:
-        yield GatewayUnderTest(settings.base_url, settings, pki, library_app, redis, redis_url, revocation_url)
+        yield GatewayUnderTest(settings.base_url, settings, pki, library_app, redis, redis_url, revocation_url,
+                               urls["library"], urls["elicense"], elicense_app, callback_app)
     finally:
         await redis.aclose()
         await gateway.cleanup()
-        await library.cleanup()
+        for runner in runners:
+            await runner.cleanup()
+
+
+def system_signer(pki: TestPki, name: str) -> DocumentSigner:
+    files = pki.systems[name]
+    return DocumentSigner(SigningKey.from_pem(files.cert, files.key))
 
 
 @pytest_asyncio.fixture

@@ -30,21 +30,24 @@ from typing import Any
 import aiohttp
 from lxml import etree
 
-from mocks.library.forms import FUND_SUBMISSION_NS, parse_fund_decision, parse_fund_receipt, safe_xml_parser
+from mocks.backoffice.commission import (
+    COMMISSION_MEMBERS,
+    MAX_NOTE,
+    CommissionVote,
+    FundObjectInfo,
+    auto_vote,
+    manual_vote,
+    read_objects,
+)
+from mocks.library.forms import parse_fund_decision, parse_fund_receipt
 from signing.idnumbers import mask_id, mask_ids
 
 log = logging.getLogger("egov.backoffice")
 
 SERVICE_ID = "kazneb.fund-submission"
-COMMISSION_MEMBERS = 5
-_MAX_NOTE = 500
 _MEMORY = 1000
 "Applications whose finished steps the desk remembers."
-
-
-def default_worker_name() -> str:
-    """``host:pid``: stable for the process and distinct between processes, as the queue requires."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+_XML = {"Content-Type": "application/xml; charset=utf-8"}
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,14 @@ class WorkerSettings:
     """Where the desk works and how it polls."""
 
     gateway_url: str
-    "Base URL of the gateway, e.g. http://127.0.0.1:8700."
     library_url: str
-    "Base URL of the KazNEB library, e.g. http://127.0.0.1:8710."
+    "Base URLs of the gateway and the KazNEB library, e.g. http://127.0.0.1:8700, http://127.0.0.1:8710."
     sender: str
     "The desk's senderId at the gateway (a sender configured with jobs for the service)."
     password: str = field(repr=False)
     service_id: str = SERVICE_ID
-    worker_name: str = field(default_factory=default_worker_name)
-    "Consumer name at the gateway's queue; unique per running desk."
+    worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    "Consumer name at the gateway's queue, unique per running desk (default ``host:pid``)."
     manual: bool = False
     "True: jobs wait for decide(); False: the commission decides automatically."
     poll_wait: int = 10
@@ -83,7 +85,7 @@ class WorkerSettings:
 
 @dataclass(frozen=True)
 class Job:
-    """One delivery of a queued application, as the gateway's claim answers it."""
+    """One delivery of a queued application, as the gateway's claim answers it (applicant_*: never logged)."""
 
     entry_id: str
     session_id: str
@@ -95,13 +97,14 @@ class Job:
     applicant_iin: str = field(repr=False)
     applicant_bin: str | None = field(repr=False)
     applicant_name: str | None = field(repr=False)
-    "Personal data: never logged."
     organisation: str | None
     enqueued_at: str | None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Job:
         applicant = data.get("applicant") or {}
+        if not isinstance(data.get("document"), str) or not isinstance(applicant, dict):
+            raise GatewayTrouble("the gateway's claim answer has no document or applicant")
         try:
             return cls(
                 entry_id=str(data["entryId"]), session_id=str(data["sessionId"]), message_id=str(data["messageId"]),
@@ -118,40 +121,6 @@ class Job:
         who = f"BIN {mask_id(self.applicant_bin)}" if self.applicant_bin else "no BIN"
         org = f" ({self.organisation})" if self.organisation else ""
         return f"{self.entry_id} attempt {self.attempt}: {who}{org}, signed by IIN {mask_id(self.applicant_iin)}"
-
-
-@dataclass(frozen=True)
-class FundObjectInfo:
-    """What the commission looks at in one submitted object."""
-
-    title: str
-    category: str
-    access_level: str
-
-
-@dataclass(frozen=True)
-class CommissionVote:
-    """The commission's decision as the library's decision route takes it."""
-
-    decision: str
-    "``include`` or ``not-include``."
-    members: int
-    votes_for: int
-    votes_against: int
-    reason: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"decision": self.decision, "members": self.members, "votesFor": self.votes_for,
-                                "votesAgainst": self.votes_against}
-        if self.reason:
-            body["reason"] = self.reason
-        return body
-
-    def note(self, who: str = "the standing commission") -> str:
-        """The progress note for the applicant's history."""
-        verdict = "include in the KazNEB fund" if self.decision == "include" else "not include"
-        text = f"{who} ({self.members} members) voted {self.votes_for} for, {self.votes_against} against: {verdict}"
-        return (text + (f". {self.reason}" if self.reason else ""))[:_MAX_NOTE]
 
 
 @dataclass(frozen=True)
@@ -187,65 +156,6 @@ class _Memory:
     decision: bytes | None = None
 
 
-def read_objects(document: str) -> tuple[FundObjectInfo, ...]:
-    """The objects of a FundSubmission (token-normalised); DeskError if it is not one."""
-    try:
-        root = etree.fromstring(document.encode("utf-8"), safe_xml_parser())
-    except etree.XMLSyntaxError as exc:
-        raise DeskError(f"the job's document is not well-formed XML: {exc}") from None
-    ns = FUND_SUBMISSION_NS
-    if root.tag != f"{{{ns}}}FundSubmission":
-        raise DeskError(f"the job's document is not a FundSubmission: {etree.QName(root).localname}")
-
-    def text(element: etree._Element, name: str) -> str:
-        return " ".join((element.findtext(f"{{{ns}}}{name}") or "").split())
-
-    return tuple(FundObjectInfo(text(e, "title"), text(e, "category"), text(e, "accessLevel"))
-                 for e in root.iterfind(f"{{{ns}}}objects/{{{ns}}}object"))
-
-
-def _quote(titles: list[str]) -> str:
-    shown = [f"«{t if len(t) <= 80 else t[:79] + '…'}»" for t in titles[:3]]
-    more = f" and {len(titles) - 3} more" if len(titles) > 3 else ""
-    return (", ".join(shown[:-1]) + " and " + shown[-1] if len(shown) > 1 and not more else ", ".join(shown)) + more
-
-
-def auto_vote(objects: tuple[FundObjectInfo, ...], members: int = COMMISSION_MEMBERS) -> CommissionVote:
-    """The automatic commission: include, unless a protected work would be open for full download."""
-    protected = [o.title for o in objects
-                 if o.category == "copyright-protected-copy" and o.access_level == "open-full-download"]
-    if not protected:
-        return CommissionVote("include", members, members, 0, None)
-    plural = len(protected) > 1
-    reason = (
-        f"{_quote(protected)} {'are electronic copies' if plural else 'is an electronic copy'} of "
-        f"{'works' if plural else 'a work'} protected by copyright (rules §4 8)), offered with the access "
-        "level open-full-download. Fund objects enter KazNEB only under agreements that keep the author's "
-        "rights intact (rules §4), and an author's agreement for a protected work cannot allow every reader "
-        "to download the complete work without restriction. The commission will consider the application "
-        "again if it is resubmitted with the access level open-read-only or first-24-pages."
-    )
-    against = members - 1
-    return CommissionVote("not-include", members, members - against, against, reason)
-
-
-def manual_vote(decision: str, reason: str | None, members: int, votes_for: int | None) -> CommissionVote:
-    """A person's decision as a vote; ValueError when it breaks rules §6 or §9."""
-    reason = " ".join(reason.split()) if reason else None
-    if decision not in ("include", "not-include"):
-        raise ValueError("decision must be include or not-include")
-    if members < 5 or members % 2 == 0:
-        raise ValueError("the commission has an odd number of members, at least 5 (rules §6)")
-    votes_for = (members if decision == "include" else 0) if votes_for is None else votes_for
-    if not 0 <= votes_for <= members:
-        raise ValueError(f"votes for must be 0..{members}")
-    if (decision == "include") != (votes_for > members - votes_for):
-        raise ValueError(f"{votes_for} of {members} votes for is not a majority to {decision}")
-    if decision == "not-include" and not reason:
-        raise ValueError("a decision not to include needs a reason")
-    return CommissionVote(decision, members, votes_for, members - votes_for, reason)
-
-
 async def _problem(response: aiohttp.ClientResponse) -> str:
     """``CODE: detail`` of a problem answer (or the status and a bit of the body), IDs masked."""
     try:
@@ -263,12 +173,12 @@ class CommissionDesk:
         self.settings = settings
         self._session = session
         self._own_session = session is None
-        self._auth = aiohttp.BasicAuth(settings.sender, settings.password)
+        self._auth = {"Authorization": aiohttp.encode_basic_auth(settings.sender, settings.password)}
+        self._worker = {"worker": settings.worker_name}
         self._pending: dict[str, PendingDecision] = {}
         self._memory: OrderedDict[str, _Memory] = OrderedDict()
 
     async def __aenter__(self) -> CommissionDesk:
-        self._http()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -284,17 +194,12 @@ class CommissionDesk:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout))
         return self._session
 
-    def _job_url(self, job: Job, action: str) -> str:
-        return f"{self.settings.gateway_url}/api/v1/jobs/{job.service_id}/{job.entry_id}/{action}"
-
     def _remember(self, session_id: str) -> _Memory:
         memory = self._memory.pop(session_id, None) or _Memory()
         self._memory[session_id] = memory
         while len(self._memory) > _MEMORY:
             self._memory.popitem(last=False)
         return memory
-
-    # --- the loop --------------------------------------------------------------------------------
 
     async def run_once(self) -> bool:
         """Claim one job and handle it; False when there was none. Raises GatewayTrouble if claiming fails."""
@@ -326,7 +231,7 @@ class CommissionDesk:
         params = {"worker": s.worker_name, "wait": str(s.poll_wait)}
         timeout = aiohttp.ClientTimeout(total=s.poll_wait + s.timeout)
         try:
-            async with self._http().post(url, params=params, auth=self._auth, timeout=timeout) as response:
+            async with self._http().post(url, params=params, headers=self._auth, timeout=timeout) as response:
                 if response.status == 204:
                     return None
                 if response.status != 200:
@@ -359,10 +264,7 @@ class CommissionDesk:
         earlier = self._pending.get(job.entry_id)
         since = earlier.since if earlier else datetime.now(UTC)
         self._pending[job.entry_id] = PendingDecision(job, number, memory.objects, auto_vote(memory.objects), since)
-        log.info("%s: %s waits for a decision: approve %s | refuse %s --reason ...",
-                 job.entry_id, number, job.entry_id, job.entry_id)
-
-    # --- manual decisions ------------------------------------------------------------------------
+        log.info("%s: %s waits for a person's decision (approve or refuse %s)", job.entry_id, number, job.entry_id)
 
     def pending(self) -> list[PendingDecision]:
         """Jobs waiting for a person's decision, oldest first."""
@@ -390,16 +292,16 @@ class CommissionDesk:
             await self._fail(job, str(error))
             raise
 
-    # --- steps -----------------------------------------------------------------------------------
-
     async def _register(self, job: Job, memory: _Memory) -> str:
         if memory.number is not None:
             return memory.number
-        objects = read_objects(job.document)
-        url = f"{self.settings.library_url}/api/v1/fund/submissions"
-        headers = {"Content-Type": "application/xml; charset=utf-8"}
         try:
-            async with self._http().post(url, data=job.document.encode("utf-8"), headers=headers) as response:
+            objects = read_objects(job.document)
+        except ValueError as exc:
+            raise DeskError(str(exc)) from None
+        url = f"{self.settings.library_url}/api/v1/fund/submissions"
+        try:
+            async with self._http().post(url, data=job.document.encode("utf-8"), headers=_XML) as response:
                 if response.status != 200:
                     raise DeskError(f"the KazNEB library did not register the submission: {await _problem(response)}")
                 receipt = parse_fund_receipt(await response.read())
@@ -445,42 +347,40 @@ class CommissionDesk:
                                 "document": memory.decision.decode("utf-8")}
         if refused:
             body["reason"] = recorded["reason"] or "not included in the KazNEB fund"
-        status, answer = await self._post_gateway(self._job_url(job, "result"), body, attempts=3)
-        if status in (404, 409):
+        status, answer = await self._post_job(job, "result", body, attempts=3)
+        if status in (200, 404, 409):  # done, or done with by the gateway: nothing left to resume
             self._memory.pop(job.session_id, None)
+        if status in (404, 409):
             raise JobGone(answer)
         if status != 200:
             raise DeskError(f"the gateway did not accept the decision: {answer}")
-        self._memory.pop(job.session_id, None)
         log.info("%s: result posted, the application is %s", job.entry_id, answer)
         return answer
 
     async def _progress(self, job: Job, step: str, note: str) -> None:
-        status, answer = await self._post_gateway(self._job_url(job, "progress"), {"step": step, "note": note})
+        status, answer = await self._post_job(job, "progress", {"step": step, "note": note})
         if status in (404, 409):
             raise JobGone(answer)
         if status != 200:  # the history step is worth less than the job: go on
             log.warning("%s: progress %s not recorded: %s", job.entry_id, step, answer)
 
     async def _fail(self, job: Job, reason: str) -> None:
-        reason = mask_ids(reason)[:_MAX_NOTE]
+        reason = mask_ids(reason)[:MAX_NOTE]
         log.warning("%s: failed: %s", job.entry_id, reason)
-        status, answer = await self._post_gateway(self._job_url(job, "fail"), {"reason": reason})
+        status, answer = await self._post_job(job, "fail", {"reason": reason})
         if status != 200:
             log.warning("%s: the failure was not recorded by the gateway: %s", job.entry_id, answer)
 
-    async def _post_gateway(self, url: str, body: dict[str, Any], *, attempts: int = 1) -> tuple[int, str]:
-        """POST JSON to a job route: (status, the application's status or the problem). 0 when unreachable.
-
-        Transient trouble (unreachable, 5xx) is tried again up to ``attempts`` times, briefly.
-        """
+    async def _post_job(self, job: Job, action: str, body: dict[str, Any], *, attempts: int = 1) -> tuple[int, str]:
+        """POST to a job route: (HTTP status or 0 if unreachable, the application's status or the problem);
+        unreachable or 5xx is tried up to ``attempts`` times."""
+        url = f"{self.settings.gateway_url}/api/v1/jobs/{job.service_id}/{job.entry_id}/{action}"
         status, answer = 0, ""
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(0.5 * 2 ** (attempt - 1))
             try:
-                params = {"worker": self.settings.worker_name}
-                async with self._http().post(url, json=body, params=params, auth=self._auth) as response:
+                async with self._http().post(url, json=body, params=self._worker, headers=self._auth) as response:
                     status = response.status
                     if status == 200:
                         data = await response.json(content_type=None)

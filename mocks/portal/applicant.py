@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import date, timedelta
 
 from lxml import etree
 
+from mocks.elicense.forms import build_export_application
+from mocks.elicense.forms import sample_items as sample_export_items
 from mocks.library.forms import build_fund_submission, build_reader_registration, sample_fund_objects
 from mocks.pki import Person
 from signing.signer import DocumentSigner, SigningKey
 
 READER_TICKET_SERVICE = "kazneb.reader-ticket"
 FUND_SUBMISSION_SERVICE = "kazneb.fund-submission"
+ELICENSE_SERVICE = "elicense.cultural-export"
 
 
 def _email_for(person: Person) -> str:
@@ -43,10 +47,20 @@ def fund_submission(person: Person, *, bin: str | None = None) -> etree._Element
     )
 
 
+def cultural_export(person: Person, *, iin: str | None = None, items: str = "ordinary") -> etree._Element:
+    """An E-licensing application to export cultural values temporarily (``items``: ordinary, heritage, treasure)."""
+    start = date.today() + timedelta(days=30)
+    return build_export_application(
+        iin=iin or person.iin, name=f"{person.surname} {person.name} {person.given_name}".strip(),
+        items=sample_export_items(items), export_from=start, return_by=start + timedelta(days=90),
+    )
+
+
 # serviceId -> builder of a sample business document for a person
 SAMPLE_DOCUMENTS: dict[str, Callable[..., etree._Element]] = {
     READER_TICKET_SERVICE: reader_registration,
     FUND_SUBMISSION_SERVICE: fund_submission,
+    ELICENSE_SERVICE: cultural_export,
 }
 
 
