@@ -115,7 +115,10 @@ class SoapConnector:
         except TimeoutError:
             raise ConnectorError("PROVIDER_TIMEOUT", f"no answer within {timeout}s", transient=True) from None
         except Fault as fault:
-            raise ConnectorError("PROVIDER_REJECTED", f"SOAP fault: {fault.message}"[:500], transient=False) from None
+            # SOAP 1.1: a Server fault may succeed later (retry); a Client fault says the message is wrong.
+            transient = "server" in str(fault.code or "").lower()
+            code = "PROVIDER_UNAVAILABLE" if transient else "PROVIDER_REJECTED"
+            raise ConnectorError(code, f"SOAP fault: {fault.message}"[:500], transient=transient) from None
         except (httpx.HTTPError, OSError, TransportError) as exc:
             raise ConnectorError("PROVIDER_UNAVAILABLE", f"{type(exc).__name__}: {exc}"[:500], transient=True) from None
         except XMLSyntaxError as exc:

@@ -125,6 +125,8 @@ class ServiceSettings:
     "soap: how often a long-running application's status is asked for."
     provider_signature: str = "optional"
     "required: the back-end's answer must carry its valid signature; optional: checked when present."
+    provider_bin: str | None = None
+    "When set, a signed answer must come from a certificate with this BIN: the provider, not any trusted key."
     document_schema: str | None = None
     "Package-relative XSD of the business document, e.g. kazneb/reader-registration.xsd."
     result_schema: str | None = None

@@ -232,7 +232,7 @@ class Delivery:
     async def replay(self, app: Application) -> None:
         """Operator: deliver a stopped application again, from the start."""
         app.status, app.attempts, app.error_code, app.error_detail = Status.ROUTED, 0, None, None
-        await self.store.save(app, "replayed by an operator")
+        await self.store.save(app, "replayed by an operator", reopen=True)
         await self.enqueue(app)
 
     # ------------------------------------------------------------------------------------ completion
@@ -249,6 +249,12 @@ class Delivery:
             except SignatureRejected as rejected:
                 await self._fail(app, "PROVIDER_SIGNATURE_INVALID", "; ".join(rejected.report.errors))
                 raise GatewayError("PROVIDER_SIGNATURE_INVALID", "; ".join(rejected.report.errors)) from None
+            expected = service.settings.provider_bin
+            if expected and verified.identity.bin != expected:
+                signer = verified.identity.organisation or verified.identity.common_name
+                detail = f"signed by {signer}, not by the provider"
+                await self._fail(app, "PROVIDER_SIGNATURE_INVALID", detail)
+                raise GatewayError("PROVIDER_SIGNATURE_INVALID", detail)
             content = verified.signed
         elif service.settings.provider_signature == "required":
             await self._fail(app, "PROVIDER_SIGNATURE_INVALID", "the provider's answer is not signed")

@@ -204,7 +204,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     app = await components.store.get(fields.get("session_id", ""))
     if app is not None:
         app.status, app.error_code, app.error_detail, app.provider_ref = Status.ROUTED, None, None, entry
-        await components.store.save(app, "replayed by an operator: back on the back-office queue")
+        await components.store.save(app, "replayed by an operator: back on the back-office queue", reopen=True)
     return web.json_response({"entryId": entry})
 
 

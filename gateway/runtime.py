@@ -115,13 +115,14 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
                 result_schema="kazneb/reader-ticket.xsd",
                 title="KazNEB: single electronic reader ticket",
             ),
-            FUND_SUBMISSION_SERVICE: fund_submission_service(),
-            ELICENSE_SERVICE: elicense_service(urls["elicense"], poll_seconds=1.0),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(pki.system_bins.get("library")),
+            ELICENSE_SERVICE: elicense_service(urls["elicense"], poll_seconds=1.0,
+                                               provider_bin=pki.system_bins.get("elicense")),
         },
     )
 
 
-def fund_submission_service() -> ServiceSettings:
+def fund_submission_service(provider_bin: str | None = None) -> ServiceSettings:
     """KazNEB fund submission: an organisation applies (first head or can-sign); the library commission's
     back-office desk takes it from the queue and answers with the commission's signed decision."""
     return ServiceSettings(
@@ -132,11 +133,13 @@ def fund_submission_service() -> ServiceSettings:
         applicant="organisation",
         required_roles=("first_head", "can_sign"),
         provider_signature="required",
+        provider_bin=provider_bin,
         title="KazNEB: submission of objects to the national e-library fund",
     )
 
 
-def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0) -> ServiceSettings:
+def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
+                     provider_bin: str | None = None) -> ServiceSettings:
     """E-licensing: certificate for the temporary export of cultural values (SOAP, long-running, polled)."""
     return ServiceSettings(
         connector="soap",
@@ -145,13 +148,14 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0) -> Service
         document_schema="elicense/export-application.xsd",
         result_schema="elicense/export-result.xsd",
         provider_signature="required",
+        provider_bin=provider_bin,
         poll_seconds=poll_seconds,
         retry_base_seconds=0.2,
         title="E-licensing: certificate for the temporary export of cultural values",
     )
 
 
-DEMO_PORTS = {"gateway": 8080, "library": 8710, "elicense": 8720, "portal": 8740, "revocation": 8790}
+DEMO_PORTS = {"gateway": 8080, "library": 8710, "elicense": 8720, "desk": 8730, "portal": 8740, "revocation": 8790}
 
 
 async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 20_000.0,
@@ -159,6 +163,7 @@ async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float 
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (its regulated days pass ``elicense_scale``
     times faster), the portal's callback endpoint, and the library commission's back-office desk."""
+    from mocks.backoffice.cli import control_app
     from mocks.backoffice.worker import CommissionDesk, WorkerSettings
     from mocks.elicense import create_elicense_app
     from mocks.elicense.clock import SimulatedClock
@@ -175,6 +180,8 @@ async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float 
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
     settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
+    if manual_desk:  # a person decides: keep a claimed job with the desk for an hour, not 30 seconds
+        settings = replace(settings, queue=replace(settings.queue, visibility_timeout_ms=3_600_000))
     loaded = load(settings)
     world = [
         (create_revocation_app(pki), ports["revocation"]),
@@ -192,6 +199,8 @@ async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float 
                 await stack.enter_async_context(site_running(mock, "127.0.0.1", port))
             await stack.enter_async_context(site_running(app, settings.listen.host, settings.listen.port))
             desk = await stack.enter_async_context(CommissionDesk(desk_settings))
+            if manual_desk:  # `python -m mocks.backoffice pending|approve|refuse` talk to this
+                await stack.enter_async_context(site_running(control_app(desk), "127.0.0.1", ports["desk"]))
             stop = asyncio.Event()
             desk_task = asyncio.create_task(desk.run_forever(stop))
             _print_banner(settings, redis_url, urls)

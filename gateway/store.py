@@ -193,12 +193,14 @@ class ApplicationStore:
                 pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
             await pipe.execute()
 
-    async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None) -> bool:
+    async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None,
+                   reopen: bool = False) -> bool:
         """Store a changed application and append a history event (a back-end ``step`` code if given).
 
         Atomic, and a final state is never overwritten by a non-final one: several actors (delivery loops,
         desks, operators) may hold copies of one application, and a stale copy must not undo a result.
-        Returns False when the write was refused for that reason (the stored state stands).
+        Returns False when the write was refused for that reason (the stored state stands). ``reopen`` is for
+        the one deliberate way back: an operator replaying a stopped application.
         """
         app.updated_at = utc_now()
         event: dict[str, Any] = {"at": at or app.updated_at, "status": app.status, "note": note}
@@ -208,7 +210,7 @@ class ApplicationStore:
             event["error_code"] = app.error_code
         written = await self._save(keys=[self._app(app.id), self._history(app.id)],
                                    args=[app.to_json(), json.dumps(event, ensure_ascii=False),
-                                         "1" if app.status.final else "0"])
+                                         "1" if app.status.final or reopen else "0"])
         return bool(written)
 
     async def find_by_message(self, sender_id: str, message_id: str) -> Application | None:

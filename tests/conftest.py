@@ -138,8 +138,9 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
                 retry_base_seconds=0.05,
                 breaker_failures=20,  # tests inject failures into this shared back-end; the breaker has its own test
             ),
-            FUND_SUBMISSION_SERVICE: fund_submission_service(),
-            ELICENSE_SERVICE: elicense_service(elicense_url or f"http://127.0.0.1:{free_port()}", poll_seconds=0.2),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(pki.system_bins["library"]),
+            ELICENSE_SERVICE: elicense_service(elicense_url or f"http://127.0.0.1:{free_port()}", poll_seconds=0.2,
+                                               provider_bin=pki.system_bins["elicense"]),
             FLAKY_SERVICE: ServiceSettings(
                 endpoint=f"{library_url}/api/v1/readers?breaker-test",  # its own breaker (keyed by endpoint)
                 document_schema="kazneb/reader-registration.xsd",

@@ -114,7 +114,7 @@ class Job:
                 enqueued_at=data.get("enqueuedAt"),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise GatewayTrouble(f"the gateway's claim answer is not a job: {exc!r}") from None
+            raise GatewayTrouble(f"the gateway's claim answer is not a job: {str(exc) or type(exc).__name__}") from None
 
     def describe(self) -> str:
         """One line for logs: masked identifiers, the organisation, never a person's name."""
@@ -238,7 +238,7 @@ class CommissionDesk:
                     raise GatewayTrouble(f"the gateway refused the claim: {await _problem(response)}")
                 job = Job.from_json(await response.json())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise GatewayTrouble(f"gateway unreachable: {exc!r}") from None
+            raise GatewayTrouble(f"gateway unreachable: {str(exc) or type(exc).__name__}") from None
         log.info("claimed %s", job.describe())
         return job
 
@@ -306,7 +306,7 @@ class CommissionDesk:
                     raise DeskError(f"the KazNEB library did not register the submission: {await _problem(response)}")
                 receipt = parse_fund_receipt(await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeskError(f"the KazNEB library is unreachable: {exc!r}") from None
+            raise DeskError(f"the KazNEB library is unreachable: {str(exc) or type(exc).__name__}") from None
         except (ValueError, etree.XMLSyntaxError) as exc:
             raise DeskError(f"the KazNEB library answered an unreadable receipt: {exc}") from None
         memory.number, memory.objects = receipt["submission_number"], objects
@@ -329,7 +329,7 @@ class CommissionDesk:
                     raise DeskError(f"the KazNEB library lost the decision: {await _problem(response)}")
                 return await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeskError(f"the KazNEB library is unreachable: {exc!r}") from None
+            raise DeskError(f"the KazNEB library is unreachable: {str(exc) or type(exc).__name__}") from None
 
     async def _finish(self, job: Job, memory: _Memory, vote: CommissionVote) -> str:
         """Steps 4 and 5: the library's signed decision, then the result to the gateway."""
@@ -387,7 +387,7 @@ class CommissionDesk:
                         return status, str(data.get("status", "")) if isinstance(data, dict) else ""
                     answer = await _problem(response)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                status, answer = 0, f"gateway unreachable: {exc!r}"
+                status, answer = 0, f"gateway unreachable: {str(exc) or type(exc).__name__}"
             if status and status < 500:
                 break
         return status, answer

@@ -1,0 +1,145 @@
+"""The E-licensing service through the gateway: SOAP connector, the provider's regulated steps in the cabinet,
+the provider-signed certificate or reasoned refusal checked before it reaches the applicant; and the
+operator's dead-letter replay for queued work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from lxml import etree
+
+from gateway.runtime import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE
+from mocks.elicense.steps import STEPS
+from mocks.portal.applicant import signed_application
+from tests.conftest import OPERATOR, OPERATOR_PASSWORD, message_id
+from tests.test_end_to_end import result_verifier, send_soap
+
+RESULT_NS = "urn:egov:elicense:cultural-export-result:v1"
+
+
+async def cabinet_item(gw, http, owner: str, mid: str, *, final: bool = True, seconds: float = 20) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while True:
+        async with http.get(f"{gw.url}/api/v1/cabinet/{owner}/applications/{mid}", headers=gw.auth()) as response:
+            item = await response.json()
+        if not final or item["status"] in ("completed", "refused", "failed", "stopped"):
+            return item
+        assert time.monotonic() < deadline, f"still {item['status']}: {item['history']}"
+        await asyncio.sleep(0.1)
+
+
+async def test_certificate_issued_after_the_regulated_steps(gw, shep, http) -> None:
+    daniyar = gw.pki.person("daniyar")
+    mid = message_id()
+    result = await send_soap(shep, signed_application(daniyar, ELICENSE_SERVICE), service_id=ELICENSE_SERVICE,
+                             message_id=mid)
+    assert result.ok, result
+    assert etree.QName(result.document).localname == "Receipt"  # accepted now, the certificate comes later
+
+    item = await cabinet_item(gw, http, daniyar.iin, mid)
+    assert item["status"] == "completed", item
+    steps = [event["step"] for event in item["history"] if event.get("step")]
+    assert steps == [step.code for step in STEPS], "every regulated step appears, in order"
+    assert any("registered by the provider" in event["note"] for event in item["history"])
+    certificate = etree.fromstring(item["result"].encode())
+    verified = result_verifier(gw).verify(certificate)
+    assert verified.identity.common_name == "elicense"  # the provider's signature, checked by the gateway
+    assert verified.signed.findtext(f"{{{RESULT_NS}}}outcome") == "issued"
+
+
+async def test_reasoned_refusal_is_signed_by_the_provider(gw, shep, http) -> None:
+    saule = gw.pki.person("saule")
+    mid = message_id()
+    document = signed_application(saule, ELICENSE_SERVICE, items="treasure")
+    result = await send_soap(shep, document, service_id=ELICENSE_SERVICE, message_id=mid)
+    assert result.ok, result
+    item = await cabinet_item(gw, http, saule.iin, mid)
+    assert item["status"] == "refused", item
+    refusal = result_verifier(gw).verify(etree.fromstring(item["result"].encode())).signed
+    assert refusal.findtext(f"{{{RESULT_NS}}}outcome") == "refused"
+    assert refusal.findtext(f"{{{RESULT_NS}}}refusal/{{{RESULT_NS}}}step") == "head-signed"
+
+
+async def test_provider_down_at_submission_is_retried(gw, shep, http) -> None:
+    async with http.post(f"{gw.elicense_url}/_control/fail", json={"status": 503, "count": 2}):
+        pass
+    aigerim = gw.pki.person("aigerim")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(aigerim, ELICENSE_SERVICE), service_id=ELICENSE_SERVICE,
+                            message_id=mid)).ok
+    item = await cabinet_item(gw, http, aigerim.iin, mid)
+    assert item["status"] == "completed", item
+    assert any("back-end unavailable" in event["note"] for event in item["history"])
+
+
+async def test_dead_lettered_job_is_replayed_by_an_operator(gw, shep, http) -> None:
+    """A desk that keeps dying: after max_attempts the job is dead-lettered and the application stopped; the
+    operator lists it and replays it; a working desk then finishes it."""
+    from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+    from tests.conftest import DESK, DESK_PASSWORD
+
+    head = gw.pki.person("murager-head")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
+    auth = {"Authorization": __import__("aiohttp").encode_basic_auth(DESK, DESK_PASSWORD)}
+    claim = f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim"
+    for attempt in range(3):  # claim and "die" each time; the visibility timeout is 0.4 s in the tests
+        deadline = time.monotonic() + 5
+        while True:
+            async with http.post(claim, params={"worker": f"dying-{attempt}", "wait": "1"}, headers=auth) as response:
+                if response.status == 200:
+                    job = await response.json()
+                    break
+            assert time.monotonic() < deadline, "no job to claim"
+        assert job["attempt"] == attempt + 1
+        await asyncio.sleep(0.45)
+    async with http.post(claim, params={"worker": "late", "wait": "0"}, headers=auth) as response:
+        assert response.status == 204, "the job is dead-lettered, not handed out a fourth time"
+    item = await cabinet_item(gw, http, head.bin, mid)
+    assert item["status"] == "stopped"
+
+    operator = {"Authorization": __import__("aiohttp").encode_basic_auth(OPERATOR, OPERATOR_PASSWORD)}
+    async with http.get(f"{gw.url}/api/v1/admin/dead-letters", headers=operator) as response:
+        dead = [d for d in (await response.json())["deadLetters"] if d["sessionId"] == item["sessionId"]]
+    assert len(dead) == 1 and dead[0]["attempts"] == 3
+    async with http.get(f"{gw.url}/api/v1/admin/dead-letters", headers=gw.auth()) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_ACCESS_DENIED"
+    async with http.post(f"{gw.url}/api/v1/admin/dead-letters/{FUND_SUBMISSION_SERVICE}/{dead[0]['deadId']}/replay",
+                         headers=operator) as response:
+        assert response.status == 200
+
+    desk = CommissionDesk(WorkerSettings(gateway_url=gw.url, library_url=gw.library_url, sender=DESK,
+                                         password=DESK_PASSWORD, poll_wait=2))
+    async with desk:
+        assert await desk.run_once()
+    item = await cabinet_item(gw, http, head.bin, mid)
+    assert item["status"] == "completed", item
+    assert any("replayed by an operator" in event["note"] for event in item["history"])
+
+
+async def test_answer_signed_by_someone_else_is_refused(gw, shep, http) -> None:
+    """A trusted key is not enough: the commission's decision must be signed by the library itself."""
+    from tests.conftest import DESK, DESK_PASSWORD, system_signer
+
+    head = gw.pki.person("kitap-signer")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
+    auth = {"Authorization": __import__("aiohttp").encode_basic_auth(DESK, DESK_PASSWORD)}
+    async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
+                         params={"worker": "forger", "wait": "5"}, headers=auth) as response:
+        job = await response.json()
+    forged = etree.fromstring(b'<d:FundDecision xmlns:d="urn:egov:kazneb:fund-decision:v1"/>')
+    signed = system_signer(gw.pki, "elicense").sign_bytes(forged).decode()  # trusted CA, wrong organisation
+    async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/{job['entryId']}/result",
+                         params={"worker": "forger"}, headers=auth,
+                         json={"outcome": "completed", "document": signed}) as response:
+        body = await response.json(content_type=None)
+    assert body["code"] == "PROVIDER_SIGNATURE_INVALID"
+    item = await cabinet_item(gw, http, head.bin, mid)
+    assert item["status"] == "failed"
+    assert item["errorCode"] == "PROVIDER_SIGNATURE_INVALID"
+    assert not item["result"]
