@@ -114,7 +114,11 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         store = ApplicationStore(redis, settings.redis.key_prefix)
         revocation = settings.revocation
         checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
-        jobs = JobQueue(redis, prefix=settings.redis.key_prefix, settings=settings.queue,
+        # Desks long-poll (blocking XREADGROUP up to 25 s): their own client, with a longer socket timeout,
+        # so ordinary commands keep failing fast when Redis is in trouble.
+        blocking = Redis.from_url(redis_url, socket_timeout=jobs_api.MAX_WAIT_SECONDS + 10, socket_connect_timeout=2,
+                                  retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
+        jobs = JobQueue(blocking, prefix=settings.redis.key_prefix, settings=settings.queue,
                         on_dead_letter=lambda _service, fields, reason: mark_stopped(store, fields, reason))
         delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, registry=registry,
                             signer=signer, provider_verifier=verifier, jobs=jobs, soap=SoapConnector(),
@@ -133,6 +137,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         stop.set()
         await asyncio.wait(loops, timeout=10)
         await session.close()
+        await blocking.aclose()
         await redis.aclose()
 
     app.cleanup_ctx.append(resources)

@@ -35,8 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, port in DEMO_PORTS.items():
         flag = "--port" if name == "gateway" else f"--{name}-port"
         demo_cmd.add_argument(flag, dest=f"{name}_port", type=int, default=port, help=f"{name} (default {port})")
-    demo_cmd.add_argument("--elicense-scale", type=float, default=20_000.0,
-                          help="how many times faster E-licensing's regulated days pass (default 20000)")
+    demo_cmd.add_argument("--elicense-scale", type=float, default=50_000.0,
+                          help="how many times faster E-licensing's regulated days pass (default 50000)")
     demo_cmd.add_argument("--manual-desk", action="store_true",
                           help="the library commission waits for decisions from `python -m mocks.backoffice`")
 
@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--key", choices=["sign", "auth"], default="sign", help="which of the person's keys")
     submit.add_argument("--json", action="store_true", help="print the outcome as JSON (with the result XML)")
     submit.add_argument("--out", type=Path, default=None, help="save the signed result document here")
+    submit.add_argument("--channel", choices=["sync", "async"], default="sync",
+                        help="SHEP SyncChannel (default) or AsyncChannel")
+    submit.add_argument("--wait", action="store_true",
+                        help="follow a long-running application in the cabinet until its result arrives")
+    submit.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits at most")
+    submit.add_argument("--items", choices=["ordinary", "heritage", "treasure"], default=None,
+                        help="E-licensing: which cultural values to apply for (treasure is refused)")
 
     pki = commands.add_parser("pki", help="the test PKI")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True)

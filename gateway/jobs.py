@@ -32,7 +32,7 @@ from gateway.senders import AuthenticatedSender
 from gateway.store import Application, ApplicationStore, Status
 
 log = logging.getLogger("egov.jobs")
-_MAX_WAIT_SECONDS = 25
+MAX_WAIT_SECONDS = 25
 _MAX_RESULT_BYTES = 4 * 1024 * 1024
 
 
@@ -101,7 +101,7 @@ async def claim(request: web.Request) -> web.Response:
     components = request.app[COMPONENTS]
     worker = request.query.get("worker") or sender.sender_id
     try:
-        wait = min(_MAX_WAIT_SECONDS, max(0.0, float(request.query.get("wait", "0"))))
+        wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query.get("wait", "0"))))
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "wait must be a number of seconds") from None
     job = await components.jobs.claim(service_id, worker, block_ms=int(wait * 1000))

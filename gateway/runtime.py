@@ -158,7 +158,7 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
 DEMO_PORTS = {"gateway": 8080, "library": 8710, "elicense": 8720, "desk": 8730, "portal": 8740, "revocation": 8790}
 
 
-async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 20_000.0,
+async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 50_000.0,
                manual_desk: bool = False) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (its regulated days pass ``elicense_scale``

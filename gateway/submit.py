@@ -8,37 +8,49 @@ Exit code 0 only when the application completed and the result's signature is TO
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from mocks.pki import ensure_pki
-from mocks.portal.applicant import signed_application
-from mocks.portal.shep_client import SendResult, SyncChannelClient
+from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, signed_application
+from mocks.portal.shep_client import AsyncChannelClient, SendResult, SyncChannelClient
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected
+
+FINAL = ("completed", "refused", "failed", "stopped")
+ORGANISATION_SERVICES = (FUND_SUBMISSION_SERVICE,)
 
 
 def submit(args: argparse.Namespace) -> int:
     pki = ensure_pki(args.state_dir.resolve() / "pki")
     try:
         person = pki.person(args.person)
-        document = signed_application(person, args.service, key=args.key)
+        extra = {"items": args.items} if args.items and args.service == ELICENSE_SERVICE else {}
+        document = signed_application(person, args.service, key=args.key, **extra)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     gateway = args.gateway.rstrip("/")
+    channel = "async" if args.channel == "async" else "sync"
+    wsdl = f"{gateway}/shep/{channel}?wsdl"
     try:
-        client = SyncChannelClient(f"{gateway}/shep/sync?wsdl")
+        client = AsyncChannelClient(wsdl) if channel == "async" else SyncChannelClient(wsdl)
     except Exception as exc:  # connection refused, bad WSDL: say it plainly, no traceback
-        print(f"error: cannot load the gateway's WSDL from {gateway}/shep/sync?wsdl: {exc}", file=sys.stderr)
+        print(f"error: cannot load the gateway's WSDL from {wsdl}: {exc}", file=sys.stderr)
         return 1
+    message_id = args.message_id or str(uuid.uuid4())
     result = client.send(service_id=args.service, sender_id=args.sender, password=args.password,
-                         document=document, message_id=args.message_id)
+                         document=document, message_id=message_id)
     outcome: dict[str, Any] = {
         "person": person.handle, "signer": f"{person.surname} {person.name}", "service": args.service,
         "status": result.status_code, "message": result.message, "sessionId": result.session_id,
@@ -47,8 +59,24 @@ def submit(args: argparse.Namespace) -> int:
         outcome["error"] = result.error_data
         _print(outcome, args.json)
         return 1
+    owner = person.bin if person.kind == "employee" and args.service in ORGANISATION_SERVICES else person.iin
+    document_out = result.document
+    if args.wait or channel == "async" or etree.QName(document_out).localname == "Receipt":
+        if not args.wait:
+            outcome["note"] = "accepted; the result follows in the cabinet (use --wait to follow it)"
+            _print(outcome, args.json)
+            return 0
+        item = _follow(gateway, args, owner, message_id, quiet=args.json)
+        outcome["applicationStatus"] = item["status"]
+        if not item.get("result"):
+            outcome["error"] = {"code": item.get("errorCode"), "detail": item.get("errorDetail")}
+            _print(outcome, args.json)
+            return 1
+        document_out = etree.fromstring(item["result"].encode())
+    result = SendResult(ok=True, status_code=result.status_code, message=result.message,
+                        session_id=result.session_id, document=document_out)
     outcome.update(_check_result(result, pki.trust_anchors, pki.intermediates))
-    outcome["cabinet"] = f"curl -u {args.sender}:<password> {gateway}/api/v1/cabinet/{person.iin}/applications"
+    outcome["cabinet"] = f"curl -u {args.sender}:<password> {gateway}/api/v1/cabinet/{owner}/applications"
     if args.out:
         Path(args.out).write_bytes(etree.tostring(result.document, xml_declaration=True, encoding="UTF-8"))
         outcome["savedTo"] = str(args.out)
@@ -56,6 +84,28 @@ def submit(args: argparse.Namespace) -> int:
         outcome["resultXml"] = etree.tostring(result.document, encoding="unicode")
     _print(outcome, args.json)
     return 0 if outcome["resultSignature"]["indication"] == "TOTAL_PASSED" else 1
+
+
+def _follow(gateway: str, args: argparse.Namespace, owner: str, message_id: str, *, quiet: bool) -> dict[str, Any]:
+    """Poll the cabinet until the application is final, printing each new history event."""
+    url = f"{gateway}/api/v1/cabinet/{owner}/applications/{urllib.parse.quote(message_id)}"
+    token = base64.b64encode(f"{args.sender}:{args.password}".encode()).decode()
+    deadline, seen, item = time.monotonic() + args.timeout, 0, {}
+    while time.monotonic() < deadline:
+        request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            item = json.loads(response.read())
+        for event in item["history"][seen:]:
+            if not quiet:
+                step = f" [{event['step']}]" if event.get("step") else ""
+                print(f"  {event['at'][:19]}  {event['status']:<11}{step} {event['note']}", flush=True)
+        seen = len(item["history"])
+        if item["status"] in FINAL:
+            return item
+        time.sleep(0.5)
+    item.setdefault("errorCode", "TIMEOUT")
+    item.setdefault("errorDetail", f"not final after {args.timeout}s (see the cabinet later)")
+    return item
 
 
 def _check_result(result: SendResult, anchors: tuple[Path, ...], intermediates: tuple[Path, ...]) -> dict[str, Any]:

@@ -55,9 +55,12 @@ def stop(process: subprocess.Popen, signum: int = signal.SIGINT) -> int:
 async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(pki.root, state / "pki")  # saves generating a second PKI
-    port, library_port, revocation_port = free_port(), free_port(), free_port()
-    demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state), "--port", str(port),
-                             "--library-port", str(library_port), "--revocation-port", str(revocation_port)],
+    ports = {name: free_port() for name in ("gateway", "library", "elicense", "desk", "portal", "revocation")}
+    port = ports["gateway"]
+    flags = [f"--{name}-port" if name != "gateway" else "--port" for name in ports]
+    demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state),
+                             *[arg for flag, value in zip(flags, ports.values(), strict=True)
+                               for arg in (flag, str(value))]],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         await wait_until_up(f"http://127.0.0.1:{port}/health", demo)
@@ -92,7 +95,7 @@ async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Pa
     assert code == 0, output
     assert f"http://127.0.0.1:{port}/shep/sync?wsdl" in output
     assert "Traceback" not in output
-    assert not port_open(port) and not port_open(library_port) and not port_open(revocation_port)
+    assert not any(port_open(p) for p in ports.values()), "every server of the demo stopped"
     assert (state / "redis" / "appendonlydir").exists() or (state / "redis" / "appendonly.aof").exists()
     assert pki.person("aigerim").iin not in output, "a full IIN reached the log"
 

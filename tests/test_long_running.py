@@ -143,3 +143,15 @@ async def test_answer_signed_by_someone_else_is_refused(gw, shep, http) -> None:
     assert item["status"] == "failed"
     assert item["errorCode"] == "PROVIDER_SIGNATURE_INVALID"
     assert not item["result"]
+
+
+async def test_a_long_poll_outlasts_the_ordinary_redis_timeout(gw, http) -> None:
+    """A desk may wait up to 25 s for a job; an empty 6 s poll ends in 204, not in a storage error."""
+    from tests.conftest import DESK, DESK_PASSWORD
+
+    auth = {"Authorization": __import__("aiohttp").encode_basic_auth(DESK, DESK_PASSWORD)}
+    started = time.monotonic()
+    async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
+                         params={"worker": "patient", "wait": "6"}, headers=auth) as response:
+        assert response.status == 204, await response.text()
+    assert time.monotonic() - started >= 5.5

@@ -102,3 +102,27 @@ def _from_fault(fault: Fault) -> SendResult:
         session_id=info.findtext("sessionId"),
         error_data=error_data,
     )
+
+
+class AsyncChannelClient:
+    """The portal's AsyncChannel sendMessage (zeep, blocking; call it from a thread in async code)."""
+
+    def __init__(self, wsdl_url: str, *, timeout: float = 30.0) -> None:
+        transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
+        self._service = zeep.Client(wsdl_url, transport=transport).service
+
+    def send(self, *, service_id: str, sender_id: str, password: str | None, document: etree._Element,
+             message_id: str | None = None) -> SendResult:
+        request = {
+            "messageInfo": {
+                "messageId": message_id or str(uuid.uuid4()), "serviceId": service_id, "messageType": "REQUEST",
+                "messageDate": datetime.now(UTC), "sender": {"senderId": sender_id, "password": password},
+            },
+            "messageData": {"data": xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(document)})},
+        }
+        try:
+            response = self._service.sendMessage(request=request)
+        except Fault as fault:
+            return _from_fault(fault)
+        return SendResult(ok=True, status_code="ACCEPTED", message=f"correlationId {response.correlationId}",
+                          session_id=response.sessionId)
