@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from gateway import tools
+from gateway import deadletters, tools
 from gateway.config import ConfigError, load_settings
 from gateway.redis_embedded import EmbeddedRedisError
 from gateway.runtime import DEMO_PASSWORD, DEMO_PORTS, DEMO_SENDER, READER_TICKET_SERVICE, demo, serve, with_port
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("hash-password", help="hash a sender password for the configuration (reads stdin)")
     tools.add_commands(commands, DEFAULT_STATE_DIR)
+    deadletters.add_commands(commands)
     return parser
 
 
@@ -100,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         from gateway.submit import submit
 
         return submit(args)
+    if args.command == "dlq":
+        return deadletters.run(args)
     if args.command == "sign":
         return tools.sign(args)
     if args.command == "verify":

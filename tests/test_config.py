@@ -242,7 +242,7 @@ def test_shipped_example_loads() -> None:
     settings = load_settings(REPO / "gateway.example.toml")
     assert settings.services, "the example should register at least one service"
     for service in settings.services.values():
-        assert service.endpoint.startswith(("http://", "https://"))
+        assert service.connector == "queue" or service.endpoint.startswith(("http://", "https://"))
     for sender in settings.senders.values():
         assert sender.password_hash.startswith("scrypt$")
     assert settings.trust.anchors and all(p.is_absolute() for p in settings.trust.anchors)

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from lxml import etree
 
-from gateway.runtime import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE
+from gateway.app import create_app
+from gateway.runtime import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, start_site
+from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.elicense.steps import STEPS
 from mocks.portal.applicant import signed_application
-from tests.conftest import OPERATOR, OPERATOR_PASSWORD, message_id
+from mocks.portal.shep_client import SyncChannelClient
+from tests.conftest import DESK, DESK_PASSWORD, OPERATOR, OPERATOR_PASSWORD, free_port, message_id, system_signer
 from tests.test_end_to_end import result_verifier, send_soap
 
 RESULT_NS = "urn:egov:elicense:cultural-export-result:v1"
@@ -77,14 +82,12 @@ async def test_provider_down_at_submission_is_retried(gw, shep, http) -> None:
 async def test_dead_lettered_job_is_replayed_by_an_operator(gw, shep, http) -> None:
     """A desk that keeps dying: after max_attempts the job is dead-lettered and the application stopped; the
     operator lists it and replays it; a working desk then finishes it."""
-    from mocks.backoffice.worker import CommissionDesk, WorkerSettings
-    from tests.conftest import DESK, DESK_PASSWORD
 
     head = gw.pki.person("murager-head")
     mid = message_id()
     assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
                             service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
-    auth = {"Authorization": __import__("aiohttp").encode_basic_auth(DESK, DESK_PASSWORD)}
+    auth = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
     claim = f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim"
     for attempt in range(3):  # claim and "die" each time; the visibility timeout is 0.4 s in the tests
         deadline = time.monotonic() + 5
@@ -101,7 +104,7 @@ async def test_dead_lettered_job_is_replayed_by_an_operator(gw, shep, http) -> N
     item = await cabinet_item(gw, http, head.bin, mid)
     assert item["status"] == "stopped"
 
-    operator = {"Authorization": __import__("aiohttp").encode_basic_auth(OPERATOR, OPERATOR_PASSWORD)}
+    operator = {"Authorization": aiohttp.encode_basic_auth(OPERATOR, OPERATOR_PASSWORD)}
     async with http.get(f"{gw.url}/api/v1/admin/dead-letters", headers=operator) as response:
         dead = [d for d in (await response.json())["deadLetters"] if d["sessionId"] == item["sessionId"]]
     assert len(dead) == 1 and dead[0]["attempts"] == 3
@@ -122,13 +125,12 @@ async def test_dead_lettered_job_is_replayed_by_an_operator(gw, shep, http) -> N
 
 async def test_answer_signed_by_someone_else_is_refused(gw, shep, http) -> None:
     """A trusted key is not enough: the commission's decision must be signed by the library itself."""
-    from tests.conftest import DESK, DESK_PASSWORD, system_signer
 
     head = gw.pki.person("kitap-signer")
     mid = message_id()
     assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
                             service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
-    auth = {"Authorization": __import__("aiohttp").encode_basic_auth(DESK, DESK_PASSWORD)}
+    auth = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
     async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
                          params={"worker": "forger", "wait": "5"}, headers=auth) as response:
         job = await response.json()
@@ -147,11 +149,55 @@ async def test_answer_signed_by_someone_else_is_refused(gw, shep, http) -> None:
 
 async def test_a_long_poll_outlasts_the_ordinary_redis_timeout(gw, http) -> None:
     """A desk may wait up to 25 s for a job; an empty 6 s poll ends in 204, not in a storage error."""
-    from tests.conftest import DESK, DESK_PASSWORD
 
-    auth = {"Authorization": __import__("aiohttp").encode_basic_auth(DESK, DESK_PASSWORD)}
+    auth = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
     started = time.monotonic()
     async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
                          params={"worker": "patient", "wait": "6"}, headers=auth) as response:
         assert response.status == 204, await response.text()
     assert time.monotonic() - started >= 5.5
+
+
+async def test_a_worker_killed_holding_a_job_another_desk_finishes_it(gw, shep, http) -> None:
+    """Desk A takes the job and dies; after the visibility timeout desk B gets it (attempt 2) and completes it."""
+
+    head = gw.pki.person("murager-signer")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
+    auth = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
+    async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
+                         params={"worker": "desk-a", "wait": "5"}, headers=auth) as response:
+        assert (await response.json())["attempt"] == 1
+    # desk A is gone; desk B asks and is handed the same job once it has been idle past the timeout
+    desk_b = CommissionDesk(WorkerSettings(gateway_url=gw.url, library_url=gw.library_url, sender=DESK,
+                                           password=DESK_PASSWORD, worker_name="desk-b", poll_wait=2))
+    async with desk_b:
+        deadline = time.monotonic() + 5
+        while not await desk_b.run_once():
+            assert time.monotonic() < deadline
+    item = await cabinet_item(gw, http, head.bin, mid)
+    assert item["status"] == "completed"
+    notes = [event["note"] for event in item["history"]]
+    assert any("desk-a" in note for note in notes) and any("(desk-b), attempt 2" in note for note in notes)
+
+
+async def test_message_id_is_remembered_across_a_gateway_restart(system, shep, http, tmp_path) -> None:
+    """The first answer lives in Redis: a new gateway process gives it again, without calling the back-end."""
+
+    aigerim = system.pki.person("aigerim")
+    mid = message_id()
+    first = await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
+    assert first.ok
+    calls = system.library_calls
+    port = free_port()
+    settings = replace(system.settings, listen=replace(system.settings.listen, port=port), state_dir=tmp_path)
+    runner = await start_site(create_app(settings, redis_url=system.redis_url), "127.0.0.1", port)
+    try:
+        client = await asyncio.to_thread(SyncChannelClient, f"http://127.0.0.1:{port}/shep/sync?wsdl")
+        again = await send_soap(client, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
+    finally:
+        await runner.cleanup()
+    assert again.ok and again.session_id == first.session_id
+    assert etree.tostring(again.document) == etree.tostring(first.document)
+    assert system.library_calls == calls

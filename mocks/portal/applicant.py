@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 
@@ -43,7 +44,8 @@ def fund_submission(person: Person, *, bin: str | None = None) -> etree._Element
         participant_name=person.organisation or f"{person.surname} {person.name}",
         kind="museum" if person.org == "murager" else "library",
         head_name=f"{person.surname} {person.name} {person.given_name}".strip(),
-        objects=sample_fund_objects(),
+        # A fresh inventory number per application: the library refuses a title it already has (a duplicate).
+        objects=[{**obj, "title": f"{obj['title']} (инв. № {uuid.uuid4().hex[:6]})"} for obj in sample_fund_objects()],
     )
 
 

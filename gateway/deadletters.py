@@ -1,0 +1,66 @@
+"""`egov-gateway dlq list|replay`: the operator's view of dead letters, over the gateway's admin API."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from gateway.runtime import DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    dlq = commands.add_parser("dlq", help="list or replay dead-lettered jobs and stopped applications")
+    dlq.add_argument("--gateway", default="http://127.0.0.1:8080")
+    dlq.add_argument("--sender", default=DEMO_OPERATOR, help="an operator sender")
+    dlq.add_argument("--password", default=os.environ.get("EGOV_OPERATOR_PASSWORD", DEMO_OPERATOR_PASSWORD))
+    actions = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = actions.add_parser("list", help="dead letters (all queued services, or --service)")
+    listing.add_argument("--service", default=None)
+    replay = actions.add_parser("replay", help="requeue a dead letter, or redeliver a stopped application")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("--dead-id", help="with --service: the dead letter's id (from `dlq list`)")
+    target.add_argument("--session", help="a stopped application's sessionId")
+    replay.add_argument("--service", default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    base = args.gateway.rstrip("/")
+    try:
+        if args.dlq_command == "list":
+            query = f"?service={args.service}" if args.service else ""
+            answer = _call(args, "GET", f"{base}/api/v1/admin/dead-letters{query}")
+            for dead in answer["deadLetters"]:
+                print(f"{dead['serviceId']}  {dead['deadId']}  session {dead['sessionId']}  "
+                      f"{dead['attempts']} attempts  {dead['deadAt']}\n    {dead['reason']}")
+            if not answer["deadLetters"]:
+                print("no dead letters")
+            return 0
+        if args.dead_id:
+            if not args.service:
+                print("error: --dead-id needs --service", file=sys.stderr)
+                return 2
+            answer = _call(args, "POST", f"{base}/api/v1/admin/dead-letters/{args.service}/{args.dead_id}/replay")
+        else:
+            answer = _call(args, "POST", f"{base}/api/v1/admin/applications/{args.session}/replay")
+        print(f"replayed: {answer}")
+        return 0
+    except urllib.error.HTTPError as exc:
+        problem = json.loads(exc.read() or b"{}")
+        print(f"error: {problem.get('code', exc.code)}: {problem.get('detail') or problem.get('title')}",
+              file=sys.stderr)
+    except urllib.error.URLError as exc:
+        print(f"error: cannot reach {base}: {exc.reason}", file=sys.stderr)
+    return 1
+
+
+def _call(args: argparse.Namespace, method: str, url: str) -> dict[str, Any]:
+    token = base64.b64encode(f"{args.sender}:{args.password}".encode()).decode()
+    request = urllib.request.Request(url, method=method, headers={"Authorization": f"Basic {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
