@@ -32,6 +32,7 @@ from gateway.pipeline import Pipeline
 from gateway.registry import ServiceRegistry
 from gateway.senders import SenderDirectory
 from gateway.store import ApplicationStore
+from gateway.workcalendar import WorkingCalendar
 from signing.idnumbers import mask_ids
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.revocation import RevocationChecker
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
     limits = settings.limits
+    calendar = WorkingCalendar.load()
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -130,7 +132,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         delivery.listeners.append(notifier.on_change)
         app[COMPONENTS] = Components(settings=settings, pipeline=pipeline, store=store, senders=senders,
                                      sync_wsdl=wsdl, delivery=delivery, jobs=jobs, session=session,
-                                     notifier=notifier)
+                                     notifier=notifier, calendar=calendar)
         stop = asyncio.Event()
         loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop))}
         yield
@@ -150,6 +152,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}", cabinet.get_application)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/result", cabinet.get_result)
     app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/receipt", cabinet.get_receipt)
+    app.router.add_get("/api/v1/cabinet/{iin}/events", cabinet.events)
     jobs_api.add_routes(app)
     discovery.add_routes(app)
     app.router.add_get("/health", health)

@@ -5,6 +5,10 @@
 ``GET /api/v1/cabinet/{iin}/applications/{messageId}``   one: status, history, report, signed result
 ``GET .../{messageId}/result``                           the signed result document as XML
 ``GET .../{messageId}/receipt``                          the gateway's signed receipt as XML
+``GET /api/v1/cabinet/{iin}/events``                     server-sent events: the owner's applications changing
+
+Names (status, steps, service, errors) come in the language of ``?lang=`` or Accept-Language (kk, ru, en);
+deadlines are counted in Kazakhstan working days from acceptance (:mod:`gateway.workcalendar`).
 
 Only a sender with ``cabinet = true`` (the portal), authenticated with HTTP Basic, may call it. The
 lookup is always scoped by the IIN in the path: an item is never shown under another IIN.
@@ -12,32 +16,51 @@ lookup is always scoped by the IIN in the path: an item is never shown under ano
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError
+from gateway.catalogue import SERVICES, STATUSES, STEPS, name
+from gateway.errors import CATALOGUE, GatewayError
 from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
 from gateway.store import Application
 from signing.idnumbers import is_valid_bin, is_valid_iin
 
 log = logging.getLogger("egov.cabinet")
+KEEP_ALIVE_SECONDS = 15.0
 
 
-def _summary(app: Application) -> dict[str, Any]:
+def _summary(request: web.Request, app: Application, language: str) -> dict[str, Any]:
+    components = request.app[COMPONENTS]
+    service = components.pipeline.registry.get(app.service_id)
+    deadline = overdue = None
+    if service is not None:
+        settings = service.settings
+        due = components.calendar.add(datetime.fromisoformat(app.created_at),
+                                      working_days=settings.deadline_working_days, hours=settings.deadline_hours)
+        finished_at = datetime.fromisoformat(app.updated_at) if app.status.final else datetime.now(UTC)
+        deadline, overdue = due.isoformat(timespec="seconds"), finished_at > due
+    error = CATALOGUE.get(app.error_code or "")
     return {
         "sessionId": app.id,
         "messageId": app.message_id,
         "serviceId": app.service_id,
+        "serviceTitle": name(SERVICES, app.service_id, language, service.settings.title if service else None),
         "status": str(app.status),
+        "statusName": name(STATUSES, str(app.status), language),
         "createdAt": app.created_at,
         "updatedAt": app.updated_at,
+        "deadline": deadline,
+        "overdue": overdue,
         "applicantName": app.applicant_name,
         "applicantBin": app.applicant_bin,
         "organisation": app.organisation,
         "errorCode": app.error_code,
+        "errorMessage": error.message(language) if error else None,
         "hasResult": app.result is not None,
     }
 
@@ -73,8 +96,9 @@ async def list_applications(request: web.Request) -> web.Response:
         return problem(error, language_of(request))
     except RedisError:
         return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    language = language_of(request)
     return web.json_response({"iin": iin, "total": total, "offset": offset,
-                              "applications": [_summary(a) for a in apps]})
+                              "applications": [_summary(request, a, language) for a in apps]})
 
 
 async def get_application(request: web.Request) -> web.Response:
@@ -86,8 +110,13 @@ async def get_application(request: web.Request) -> web.Response:
         return problem(error, language_of(request))
     except RedisError:
         return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    language = language_of(request)
+    for event in history:
+        event["statusName"] = name(STATUSES, event.get("status"), language)
+        if event.get("step"):
+            event["stepName"] = name(STEPS, event["step"], language, event.get("note"))
     return web.json_response({
-        **_summary(app),
+        **_summary(request, app, language),
         "errorDetail": app.error_detail,
         "history": history,
         "validationReport": app.report,
@@ -121,3 +150,34 @@ async def _signed_document(request: web.Request, kind: str) -> web.Response:
         text=document, content_type="application/xml", charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kind}-{app.message_id}.xml"'},
     )
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one ``application`` event per change to this owner's applications."""
+    try:
+        owner = await _authorise(request)
+    except GatewayError as error:
+        return problem(error, language_of(request))
+    components = request.app[COMPONENTS]
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    # The blocking client: a subscription waits on its socket far longer than ordinary commands may.
+    pubsub = components.jobs.redis.pubsub()
+    await pubsub.subscribe(components.store.events_channel(owner))
+    try:
+        await response.write(b": connected\n\n")
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEP_ALIVE_SECONDS)
+            if message is None:
+                await response.write(b": keep-alive\n\n")
+                continue
+            data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+            await response.write(f"event: application\ndata: {data}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    except RedisError:
+        log.warning("cabinet event stream lost its Redis subscription")
+    finally:
+        await pubsub.aclose()
+    return response

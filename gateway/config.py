@@ -125,6 +125,10 @@ class ServiceSettings:
     "soap: how often a long-running application's status is asked for."
     provider_signature: str = "optional"
     "required: the back-end's answer must carry its valid signature; optional: checked when present."
+    deadline_working_days: int = 5
+    "Regulated term, in Kazakhstan working days from acceptance (the law's default is 5); shown in the cabinet."
+    deadline_hours: float = 0.0
+    "Hours added to the working days (for steps regulated in minutes or hours)."
     provider_bin: str | None = None
     "When set, a signed answer must come from a certificate with this BIN: the provider, not any trusted key."
     document_schema: str | None = None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only: the components import this module for its
     from gateway.notifications import Notifier
     from gateway.pipeline import Pipeline
     from gateway.store import ApplicationStore
+    from gateway.workcalendar import WorkingCalendar
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Components:
     "The one outgoing HTTP session (back-ends, callbacks)."
     notifier: Notifier
     "AsyncChannel inbox and callbacks."
+    calendar: WorkingCalendar
+    "Kazakhstan working days, for deadlines."
 
 
 COMPONENTS = web.AppKey("components", Components)

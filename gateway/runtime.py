@@ -134,6 +134,7 @@ def fund_submission_service(provider_bin: str | None = None) -> ServiceSettings:
         required_roles=("first_head", "can_sign"),
         provider_signature="required",
         provider_bin=provider_bin,
+        deadline_working_days=10,  # §10: included within 10 working days of the commission's positive decision
         title="KazNEB: submission of objects to the national e-library fund",
     )
 
@@ -150,6 +151,8 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
         provider_signature="required",
         provider_bin=provider_bin,
         poll_seconds=poll_seconds,
+        deadline_working_days=7,  # 2 + 5 working days of the regulation, plus the steps counted in hours
+        deadline_hours=2 + 35 / 60,
         retry_base_seconds=0.2,
         title="E-licensing: certificate for the temporary export of cultural values",
     )

@@ -192,6 +192,7 @@ class ApplicationStore:
                 pipe.zadd(self._cabinet(owner), {app.id: score})
                 pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
             await pipe.execute()
+        await self._publish(app, None)
 
     async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None,
                    reopen: bool = False) -> bool:
@@ -211,7 +212,20 @@ class ApplicationStore:
         written = await self._save(keys=[self._app(app.id), self._history(app.id)],
                                    args=[app.to_json(), json.dumps(event, ensure_ascii=False),
                                          "1" if app.status.final or reopen else "0"])
+        if written:
+            await self._publish(app, step)
         return bool(written)
+
+    def events_channel(self, owner: str) -> str:
+        """Pub/sub channel announcing changes to the applications of ``owner`` (an IIN or a BIN)."""
+        return f"{self.prefix}:events:{owner}"
+
+    async def _publish(self, app: Application, step: str | None) -> None:
+        """Tell open cabinet pages (best effort: the stored state is the truth, a page reloads it)."""
+        message = json.dumps({"sessionId": app.id, "messageId": app.message_id, "status": app.status,
+                              "step": step, "at": app.updated_at})
+        for owner in app.owners:
+            await self.redis.publish(self.events_channel(owner), message)
 
     async def find_by_message(self, sender_id: str, message_id: str) -> Application | None:
         """The application a sender submitted under ``message_id``."""

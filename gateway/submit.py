@@ -20,7 +20,7 @@ from typing import Any
 
 from lxml import etree
 
-from mocks.pki import ensure_pki
+from mocks.pki import Person, TestPki, ensure_pki
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, signed_application
 from mocks.portal.shep_client import AsyncChannelClient, SendResult, SyncChannelClient
 from signing.policy import VerificationPolicy
@@ -40,15 +40,37 @@ def submit(args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
+    channel = "async" if args.channel == "async" else "sync"
+    try:
+        client = open_client(args.gateway, channel)
+    except GatewayUnreachable as exc:  # connection refused, bad WSDL: say it plainly, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    outcome, code = deliver(args, client, pki, person, document, message_id=args.message_id or str(uuid.uuid4()),
+                            quiet=args.json)
+    _print(outcome, args.json)
+    return code
+
+
+class GatewayUnreachable(Exception):
+    """The gateway's WSDL could not be loaded."""
+
+
+def open_client(gateway: str, channel: str) -> SyncChannelClient | AsyncChannelClient:
+    """A zeep client for the gateway's SyncChannel or AsyncChannel; raises :class:`GatewayUnreachable`."""
+    wsdl = f"{gateway.rstrip('/')}/shep/{channel}?wsdl"
+    try:
+        return AsyncChannelClient(wsdl) if channel == "async" else SyncChannelClient(wsdl)
+    except Exception as exc:
+        raise GatewayUnreachable(f"cannot load the gateway's WSDL from {wsdl}: {exc}") from exc
+
+
+def deliver(args: argparse.Namespace, client: SyncChannelClient | AsyncChannelClient, pki: TestPki, person: Person,
+            document: etree._Element, *, message_id: str, quiet: bool) -> tuple[dict[str, Any], int]:
+    """Send one signed document (``args``: service, channel, wait, timeout, gateway, sender, password, out, json),
+    follow it in the cabinet when asked, and check the result's signature: the outcome and the exit code."""
     gateway = args.gateway.rstrip("/")
     channel = "async" if args.channel == "async" else "sync"
-    wsdl = f"{gateway}/shep/{channel}?wsdl"
-    try:
-        client = AsyncChannelClient(wsdl) if channel == "async" else SyncChannelClient(wsdl)
-    except Exception as exc:  # connection refused, bad WSDL: say it plainly, no traceback
-        print(f"error: cannot load the gateway's WSDL from {wsdl}: {exc}", file=sys.stderr)
-        return 1
-    message_id = args.message_id or str(uuid.uuid4())
     result = client.send(service_id=args.service, sender_id=args.sender, password=args.password,
                          document=document, message_id=message_id)
     outcome: dict[str, Any] = {
@@ -57,21 +79,18 @@ def submit(args: argparse.Namespace) -> int:
     }
     if not result.ok:
         outcome["error"] = result.error_data
-        _print(outcome, args.json)
-        return 1
+        return outcome, 1
     owner = person.bin if person.kind == "employee" and args.service in ORGANISATION_SERVICES else person.iin
     document_out = result.document
     if args.wait or channel == "async" or etree.QName(document_out).localname == "Receipt":
         if not args.wait:
             outcome["note"] = "accepted; the result follows in the cabinet (use --wait to follow it)"
-            _print(outcome, args.json)
-            return 0
-        item = _follow(gateway, args, owner, message_id, quiet=args.json)
+            return outcome, 0
+        item = _follow(gateway, args, owner, message_id, quiet=quiet)
         outcome["applicationStatus"] = item["status"]
         if not item.get("result"):
             outcome["error"] = {"code": item.get("errorCode"), "detail": item.get("errorDetail")}
-            _print(outcome, args.json)
-            return 1
+            return outcome, 1
         document_out = etree.fromstring(item["result"].encode())
     result = SendResult(ok=True, status_code=result.status_code, message=result.message,
                         session_id=result.session_id, document=document_out)
@@ -82,8 +101,7 @@ def submit(args: argparse.Namespace) -> int:
         outcome["savedTo"] = str(args.out)
     if args.json:
         outcome["resultXml"] = etree.tostring(result.document, encoding="unicode")
-    _print(outcome, args.json)
-    return 0 if outcome["resultSignature"]["indication"] == "TOTAL_PASSED" else 1
+    return outcome, 0 if outcome["resultSignature"]["indication"] == "TOTAL_PASSED" else 1
 
 
 def _follow(gateway: str, args: argparse.Namespace, owner: str, message_id: str, *, quiet: bool) -> dict[str, Any]:

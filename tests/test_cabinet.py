@@ -1,0 +1,102 @@
+"""The cabinet as the portal shows it: names in three languages, deadlines in working days, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+
+from gateway.catalogue import STATUSES, STEPS
+from gateway.runtime import ELICENSE_SERVICE, READER_TICKET_SERVICE
+from gateway.workcalendar import WorkingCalendar
+from mocks.portal.applicant import signed_application
+from tests.conftest import message_id
+from tests.test_end_to_end import send_soap
+from tests.test_long_running import cabinet_item
+
+
+def test_working_days_skip_weekends_and_holidays() -> None:
+    calendar = WorkingCalendar.load()
+    friday = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 15:00 in Astana
+    assert calendar.add(friday, working_days=2).date() == date(2026, 11, 24)  # Monday, Tuesday
+    before_independence_day = datetime(2026, 12, 15, 6, 0, tzinfo=UTC)  # Tuesday; 16 December is a holiday
+    assert calendar.add(before_independence_day, working_days=1).date() == date(2026, 12, 17)
+    assert calendar.add(friday, working_days=0, hours=2).hour == 12
+    assert not calendar.is_working_day(date(2026, 3, 23))  # Nauryz
+
+
+@pytest.mark.parametrize(("language", "completed"), [("kk", "Орындалды"), ("ru", "Исполнено"),
+                                                     ("en", "Completed")])
+async def test_names_follow_the_language(gw, shep, http, language: str, completed: str) -> None:
+    aigerim = gw.pki.person("aigerim")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)).ok
+    async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}?lang={language}",
+                        headers=gw.auth()) as response:
+        item = await response.json()
+    assert item["statusName"] == completed
+    assert item["serviceTitle"] and item["serviceTitle"] != READER_TICKET_SERVICE
+    assert [event["statusName"] for event in item["history"]] == [
+        STATUSES[s][language] for s in ("accepted", "routed", "completed")]
+    assert item["deadline"] and item["overdue"] is False
+
+
+async def test_failed_application_explains_itself_in_the_chosen_language(gw, shep, http) -> None:
+    from tests.conftest import DOWN_SERVICE
+
+    daniyar = gw.pki.person("daniyar")
+    mid = message_id()
+    await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), service_id=DOWN_SERVICE, message_id=mid)
+    async with http.get(f"{gw.url}/api/v1/cabinet/{daniyar.iin}/applications/{mid}",
+                        headers={**gw.auth(), "Accept-Language": "ru-KZ, kk;q=0.5"}) as response:
+        item = await response.json()
+    assert item["errorCode"] == "PROVIDER_UNAVAILABLE"
+    assert item["errorMessage"] == "Поставщик услуги недоступен."
+
+
+async def test_provider_steps_have_names_and_the_deadline_counts_working_days(gw, shep, http) -> None:
+    saule = gw.pki.person("saule")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(saule, ELICENSE_SERVICE), service_id=ELICENSE_SERVICE,
+                            message_id=mid)).ok
+    await cabinet_item(gw, http, saule.iin, mid)
+    async with http.get(f"{gw.url}/api/v1/cabinet/{saule.iin}/applications/{mid}?lang=kk",
+                        headers=gw.auth()) as response:
+        item = await response.json()
+    named = {event["step"]: event["stepName"] for event in item["history"] if event.get("step")}
+    assert named["documents-checked"] == STEPS["documents-checked"]["kk"]
+    created = datetime.fromisoformat(item["createdAt"])
+    expected = WorkingCalendar.load().add(created, working_days=7, hours=2 + 35 / 60)
+    assert datetime.fromisoformat(item["deadline"]) == expected.replace(microsecond=0)
+
+
+async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
+    daniyar = gw.pki.person("daniyar")
+    events: list[dict] = []
+
+    async def listen() -> None:
+        async with http.get(f"{gw.url}/api/v1/cabinet/{daniyar.iin}/events", headers=gw.auth()) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            event = None
+            async for raw in response.content:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "application":
+                    events.append(json.loads(line[6:]))
+                    if events[-1]["status"] == "completed":
+                        return
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.3)  # subscribed
+    result = await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), message_id=message_id())
+    await asyncio.wait_for(listener, 10)
+    assert [e["status"] for e in events] == ["routed", "completed"]  # recorded (accepted+routed), then done
+    assert {e["sessionId"] for e in events} == {result.session_id}
+
+
+async def test_event_stream_needs_the_portals_credentials(gw, http) -> None:
+    async with http.get(f"{gw.url}/api/v1/cabinet/{gw.pki.person('aigerim').iin}/events") as response:
+        assert response.status == 401
