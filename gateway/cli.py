@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="the library commission waits for decisions from `python -m mocks.backoffice`")
 
     submit = commands.add_parser("submit", help="sign a sample application as a test person and send it")
-    submit.add_argument("--as", dest="person", required=True, help="test person handle (see `pki list`)")
+    who = submit.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="person", help="test person handle (see `pki list`)")
+    who.add_argument("--scenario", type=Path, help="run the [[case]] tables of a TOML file, compare outcomes")
     submit.add_argument("--service", default=READER_TICKET_SERVICE)
     submit.add_argument("--gateway", default="http://127.0.0.1:8080")
     submit.add_argument("--sender", default=DEMO_SENDER)
@@ -98,9 +100,10 @@ def _run(args: argparse.Namespace) -> int:
                          manual_desk=args.manual_desk))
         return 0
     if args.command == "submit":
+        from gateway.scenario import run_scenario
         from gateway.submit import submit
 
-        return submit(args)
+        return run_scenario(args) if args.scenario else submit(args)
     if args.command == "dlq":
         return deadletters.run(args)
     if args.command == "sign":

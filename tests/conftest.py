@@ -219,3 +219,25 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 def message_id() -> str:
     return str(uuid.uuid4())
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def browser():  # type: ignore[no-untyped-def]
+    """Headless Debian chromium driven by Playwright (``make test`` installs chromium when it is missing)."""
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM.exists(), "chromium is missing: `make test` installs Debian's chromium package"
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            # This machine has no network: keep chromium from trying to reach its services.
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"],
+        )
+        yield instance
+        await instance.close()
