@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     demo_cmd = commands.add_parser("demo", help="embedded Redis + test PKI + library mock + gateway")
     demo_cmd.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     for name, port in DEMO_PORTS.items():
-        flag = "--port" if name == "gateway" else f"--{name}-port"
+        flag = "--port" if name == "gateway" else f"--{name}-port"  # --web-port is the portal's web site
         demo_cmd.add_argument(flag, dest=f"{name}_port", type=int, default=port, help=f"{name} (default {port})")
     demo_cmd.add_argument("--elicense-scale", type=float, default=50_000.0,
                           help="how many times faster E-licensing's regulated days pass (default 50000)")

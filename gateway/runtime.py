@@ -158,7 +158,8 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
     )
 
 
-DEMO_PORTS = {"gateway": 8080, "library": 8710, "elicense": 8720, "desk": 8730, "portal": 8740, "revocation": 8790}
+DEMO_PORTS = {"gateway": 8080, "web": 8700, "library": 8710, "elicense": 8720, "desk": 8730, "portal": 8740,
+              "revocation": 8790}
 
 
 async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 50_000.0,
@@ -174,6 +175,7 @@ async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float 
     from mocks.pki import ensure_pki
     from mocks.pki.revocation import create_revocation_app
     from mocks.portal.callback_server import create_callback_app
+    from mocks.portal.web import create_portal_app
     from signing.signer import DocumentSigner, SigningKey
 
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
@@ -201,6 +203,9 @@ async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float 
             for mock, port in world:
                 await stack.enter_async_context(site_running(mock, "127.0.0.1", port))
             await stack.enter_async_context(site_running(app, settings.listen.host, settings.listen.port))
+            portal = create_portal_app(pki=pki, gateway_url=urls["gateway"], sender=DEMO_SENDER,
+                                       password=DEMO_PASSWORD)
+            await stack.enter_async_context(site_running(portal, "127.0.0.1", ports["web"]))
             desk = await stack.enter_async_context(CommissionDesk(desk_settings))
             if manual_desk:  # `python -m mocks.backoffice pending|approve|refuse` talk to this
                 await stack.enter_async_context(site_running(control_app(desk), "127.0.0.1", ports["desk"]))
@@ -217,6 +222,8 @@ def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str]) -> N
     print(f"""
 egov-gateway demo is running (Ctrl-C stops everything)
 
+  >>> Open the egov portal in a browser: {urls['web']}/   (қаз / рус / eng)
+
   SOAP SyncChannel   {base}/shep/sync      WSDL: {base}/shep/sync?wsdl
   SOAP AsyncChannel  {base}/shep/async     WSDL: {base}/shep/async?wsdl
   REST intake        {base}/api/v1/requests
@@ -226,7 +233,7 @@ egov-gateway demo is running (Ctrl-C stops everything)
   Health             {base}/health
   KazNEB library     {urls['library']}   (the commission desk works its queue)
   E-licensing (SOAP) {urls['elicense']}/soap?wsdl
-  Portal callbacks   {urls['portal']}/received
+  Portal callbacks   {urls['portal']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"serial": "<hex>"}}
   Redis              {redis_url}

@@ -1,0 +1,114 @@
+"""A tester's journeys through the mock egov portal, in a real browser (headless Debian chromium, Playwright).
+
+One journey per service, one refusal, the language switch. Screenshots land in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+from mocks.portal.web import run_portal
+from tests.conftest import ARTIFACTS, DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port
+
+TIMEOUT_MS = 30_000
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def portal(system: GatewayUnderTest) -> AsyncIterator[str]:
+    """The portal on a real socket, and the library commission's desk at work for the fund journey (for this
+    module only: elsewhere tests play the desk themselves)."""
+    port = free_port()
+    runner = await run_portal(pki=system.pki, gateway_url=system.url, sender=PORTAL, password=PORTAL_PASSWORD,
+                              port=port)
+    desk = CommissionDesk(WorkerSettings(gateway_url=system.url, library_url=system.library_url, sender=DESK,
+                                         password=DESK_PASSWORD, worker_name="browser-desk", poll_wait=2))
+    stop = asyncio.Event()
+    async with desk:
+        working = asyncio.create_task(desk.run_forever(stop))
+        yield f"http://127.0.0.1:{port}"
+        stop.set()
+        await asyncio.wait({working}, timeout=10)
+    await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def page(browser):  # type: ignore[no-untyped-def]
+    context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    tab = await context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    yield tab
+    await context.close()
+
+
+async def apply(page, portal: str, handle: str, service: str, *, language: str = "en", bad_case: str | None = None):  # type: ignore[no-untyped-def]
+    """Home → choose the person → choose the service → submit the prefilled form."""
+    await page.goto(f"{portal}/?lang={language}")
+    await page.get_by_test_id(f"person-{handle}").click()
+    await page.get_by_test_id(f"service-{service}").click()
+    await page.get_by_test_id("application-form").wait_for()
+    consent = page.get_by_test_id("field-consent")
+    if await consent.count():  # a person must give it explicitly: it is never pre-ticked
+        await consent.check()
+    if bad_case:
+        await page.get_by_test_id(f"bad-case-{bad_case}").check()
+    await page.get_by_test_id("submit").click()
+
+
+async def expect_completed(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    badge = page.locator('[data-testid="status-badge"][data-status="completed"]').first
+    await badge.wait_for()
+    await page.get_by_test_id("result-signature-indication").wait_for()
+    assert "TOTAL_PASSED" in await page.get_by_test_id("result-signature-indication").inner_text()
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def test_reader_ticket_journey(page, portal: str) -> None:
+    await apply(page, portal, "aigerim", "kazneb.reader-ticket")
+    await expect_completed(page, "reader-ticket-cabinet")
+    assert await page.get_by_test_id("result-ticket-number").inner_text()
+    timeline = await page.get_by_test_id("timeline-item").count()
+    assert timeline >= 3
+    await page.get_by_test_id("nav-cabinet").click()
+    await page.get_by_test_id("application-row").first.wait_for()
+    await page.screenshot(path=str(ARTIFACTS / "cabinet.png"), full_page=True)
+
+
+async def test_fund_submission_journey(page, portal: str) -> None:
+    await apply(page, portal, "kitap-head", "kazneb.fund-submission")
+    await expect_completed(page, "fund-submission-cabinet")
+    assert "include" in (await page.get_by_test_id("result-decision").inner_text()).lower()
+    steps = await page.locator('[data-testid="timeline-step"]').all_inner_texts()
+    assert any(steps), "the commission's steps are shown by name"
+
+
+async def test_cultural_export_journey(page, portal: str) -> None:
+    await apply(page, portal, "daniyar", "elicense.cultural-export")
+    await expect_completed(page, "cultural-export-cabinet")
+    assert await page.get_by_test_id("result-certificate-number").inner_text()
+    assert await page.locator('[data-testid="timeline-step"]').count() >= 7
+
+
+async def test_refusal_is_explained_in_the_chosen_language(page, portal: str) -> None:
+    await apply(page, portal, "aigerim", "kazneb.reader-ticket", language="ru", bad_case="auth")
+    await page.get_by_test_id("refusal").wait_for()
+    assert "SIG_NOT_SIGNING_KEY" in await page.get_by_test_id("refusal-code").inner_text()
+    message = await page.get_by_test_id("refusal-message").inner_text()
+    assert "ключом аутентификации" in message
+    await page.screenshot(path=str(ARTIFACTS / "refusal-ru.png"), full_page=True)
+
+
+async def test_language_switch(page, portal: str) -> None:
+    await page.goto(f"{portal}/")
+    texts = {}
+    for language in ("kk", "ru", "en"):
+        await page.get_by_test_id(f"lang-{language}").click()
+        await page.wait_for_load_state()
+        texts[language] = await page.locator("h1").first.inner_text()
+        assert await page.evaluate("document.documentElement.lang") == language
+    assert len(set(texts.values())) == 3, texts
+    await page.goto(f"{portal}/?lang=kk")
+    await page.screenshot(path=str(ARTIFACTS / "portal-home-kk.png"), full_page=True)

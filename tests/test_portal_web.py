@@ -1,0 +1,256 @@
+"""The mock portal's web site against the real gateway (server side; browser tests drive the same pages).
+
+Pages are read with lxml.html and found by their ``data-testid`` attributes, as a browser test would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import string
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from lxml import etree, html
+
+from gateway.app import MaskingAccessLogger
+from gateway.catalogue import SERVICES, STATUSES, STEPS
+from gateway.errors import CATALOGUE as GATEWAY_ERRORS
+from mocks.portal.web import create_portal_app
+from mocks.portal.web import forms as portal_forms
+from mocks.portal.web.i18n import CATALOGUE, LANGUAGES, t
+from signing.policy import VerificationPolicy
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier
+from tests.conftest import PORTAL, PORTAL_PASSWORD, GatewayUnderTest
+
+READER = "kazneb.reader-ticket"
+FUND = "kazneb.fund-submission"
+EXPORT = "elicense.cultural-export"
+
+
+@pytest_asyncio.fixture
+async def portal(gw: GatewayUnderTest, aiohttp_client: Any) -> Any:
+    app = create_portal_app(pki=gw.pki, gateway_url=gw.url, sender=PORTAL, password=PORTAL_PASSWORD)
+    # As run_portal does: cabinet paths carry an IIN, so the access log masks them.
+    return await aiohttp_client(app, server_kwargs={"access_log_class": MaskingAccessLogger})
+
+
+def by_testid(doc: Any, value: str) -> list[Any]:
+    return doc.xpath(f'//*[@data-testid="{value}"]')
+
+
+def one(doc: Any, value: str) -> Any:
+    found = by_testid(doc, value)
+    assert len(found) == 1, f"expected one data-testid={value!r}, found {len(found)}"
+    return found[0]
+
+
+def text_of(element: Any) -> str:
+    return " ".join(element.text_content().split())
+
+
+def form_data(values: dict[str, Any], **changes: Any) -> dict[str, str]:
+    """The fields a browser would post for ``values`` (the form's defaults), with changes."""
+    values = {**values, **changes}
+    data: dict[str, str] = {}
+    for key, value in values.items():
+        if key in ("objects", "items"):
+            for index, row in enumerate(value):
+                data.update({f"{key}-{index}-{name}": str(text) for name, text in row.items()})
+        elif isinstance(value, bool):
+            if value:
+                data[key] = "on"
+        else:
+            data[key] = str(value)
+    return data
+
+
+async def post_form(portal: Any, service: str, handle: str, lang: str = "kk", **changes: Any) -> Any:
+    values = portal_forms.defaults(service, pki_person(portal, handle), lang)
+    if service == READER:
+        changes.setdefault("consent", True)
+    return await portal.post(f"/apply/{service}?as={handle}&lang={lang}", data=form_data(values, **changes),
+                             allow_redirects=True)
+
+
+def pki_person(portal: Any, handle: str) -> Any:
+    from mocks.portal.web.state import STATE
+
+    return portal.server.app[STATE].pki.person(handle)
+
+
+async def page(response: Any) -> Any:
+    return html.fromstring(await response.text())
+
+
+def test_catalogue_is_complete_in_three_languages() -> None:
+    formatter = string.Formatter()
+    for key, texts in CATALOGUE.items():
+        assert len(texts) == len(LANGUAGES) and all(text.strip() for text in texts), key
+        fields = [{name for _, name, _, _ in formatter.parse(text) if name} for text in texts]
+        assert fields[0] == fields[1] == fields[2], f"{key}: placeholders differ {fields}"
+
+
+async def test_home_lists_people_and_services_in_each_language(portal: Any, gw: GatewayUnderTest) -> None:
+    for lang in LANGUAGES:
+        response = await portal.get(f"/?lang={lang}&as=aigerim")
+        assert response.status == 200
+        doc = await page(response)
+        assert doc.get("lang") == lang
+        assert text_of(doc.xpath("//h1")[0]) == t(lang, "home_title")
+        assert one(doc, f"lang-{lang}").get("aria-current") == "true"
+        for handle in gw.pki.people:
+            assert one(doc, f"person-{handle}") is not None
+        assert {"aigerim", "daniyar", "saule"} <= {el.get("data-testid")[7:] for el in
+                                                   one(doc, "group-citizens").xpath(".//*[@data-group]")}
+        special = {el.get("data-testid")[7:] for el in one(doc, "group-special").xpath(".//*[@data-group]")}
+        assert special == {"expired", "future", "stranger"}
+        employees = text_of(one(doc, "group-employees"))
+        assert gw.pki.organisations["kitap"]["name"] in employees and t(lang, "role_first_head") in employees
+        for service in (READER, FUND, EXPORT):
+            card = one(doc, f"service-{service}")
+            assert t(lang, f"svc_{service}") in text_of(card)
+            assert card.get("href") == f"/apply/{service}?as=aigerim"
+    # The language is remembered: the next page without ?lang= stays in English.
+    again = await page(await portal.get("/"))
+    assert again.get("lang") == "en"
+
+
+async def test_reader_form_validates_in_the_chosen_language(portal: Any, gw: GatewayUnderTest) -> None:
+    form = await page(await portal.get(f"/apply/{READER}?as=aigerim&lang=ru"))
+    assert one(form, "field-email").get("value") == "aigerim@example.kz"
+    assert one(form, "field-email").get("pattern") and one(form, "field-consent").get("required") is not None
+    assert one(form, "submit") is not None
+    calls = gw.library_calls
+    response = await post_form(portal, READER, "aigerim", lang="ru", email="aigerim-at-example", consent=False)
+    assert response.status == 422
+    doc = await page(response)
+    assert text_of(one(doc, "error-email")) == t("ru", "v_email")
+    assert text_of(one(doc, "error-consent")) == t("ru", "v_consent")
+    assert one(doc, "field-email").get("value") == "aigerim-at-example"  # what the person typed is kept
+    assert text_of(one(doc, "form-errors")) == t("ru", "form_has_errors")
+    assert gw.library_calls == calls
+    listing = await (await portal.get(f"/cabinet/{gw.pki.person('aigerim').iin}")).text()
+    assert 'data-testid="application-row"' not in listing
+
+
+async def test_valid_submission_shows_what_was_signed_and_the_completed_application(
+        portal: Any, gw: GatewayUnderTest) -> None:
+    aigerim = gw.pki.person("aigerim")
+    response = await post_form(portal, READER, "aigerim", lang="en")
+    assert response.status == 200
+    assert re.fullmatch(rf"/cabinet/{aigerim.iin}/[0-9a-f-]{{36}}", response.url.path)
+    doc = await page(response)
+    assert text_of(one(doc, "submitted")) == t("en", "submitted_now")
+    assert text_of(one(doc, "signed-certificate")) == f"{aigerim.surname} {aigerim.name}"
+    assert one(doc, "signed-key-type").get("data-key") == "sign"
+    signed = text_of(one(doc, "signed-xml"))
+    assert "ReaderRegistration" in signed and "SignatureValue" in signed and aigerim.iin in signed
+    badge = one(doc, "status-badge")
+    assert badge.get("data-status") == "completed" and text_of(badge) == STATUSES["completed"]["en"]
+    assert [item.get("data-status") for item in by_testid(doc, "timeline-item")][-1] == "completed"
+    assert one(doc, "result-signature").get("data-indication") == "TOTAL_PASSED"
+    assert text_of(one(doc, "result-ticket-number"))
+    assert one(doc, "applicant-signature").get("data-indication") == "TOTAL_PASSED"
+    assert one(doc, "result-link").get("href") == f"{response.url.path}/result.xml"
+
+
+async def test_auth_key_refusal_is_explained_in_russian(portal: Any, gw: GatewayUnderTest) -> None:
+    response = await post_form(portal, READER, "aigerim", lang="ru", bad_case="auth")
+    assert response.status == 200
+    doc = await page(response)
+    refusal = one(doc, "refusal")
+    assert refusal.get("data-code") == "SIG_NOT_SIGNING_KEY"
+    assert text_of(one(doc, "refusal-message")) == GATEWAY_ERRORS["SIG_NOT_SIGNING_KEY"].messages["ru"]
+    assert text_of(one(doc, "refusal-sub-indication")) == (
+        f"CHAIN_CONSTRAINTS_FAILURE — {t('ru', 'si_CHAIN_CONSTRAINTS_FAILURE')}")
+    report = text_of(one(doc, "validation-report"))
+    assert t("ru", "key_auth") in report and t("ru", "ind_INDETERMINATE") in report
+    assert one(doc, "signed-key-type").get("data-key") == "auth"
+    assert t("ru", "refused_title") in text_of(refusal)
+
+
+async def test_tampered_and_someone_elses_documents_are_refused(portal: Any, gw: GatewayUnderTest) -> None:
+    doc = await page(await post_form(portal, READER, "aigerim", lang="en", bad_case="tamper"))
+    assert one(doc, "refusal").get("data-code") == "SIG_HASH_FAILURE"
+    assert "someone.else@example.kz" in text_of(one(doc, "bad-case-note"))
+    doc = await page(await post_form(portal, READER, "aigerim", lang="kk", bad_case="other", other_person="daniyar"))
+    assert one(doc, "refusal").get("data-code") == "ID_IIN_MISMATCH"
+    assert gw.pki.person("daniyar").iin in text_of(one(doc, "signed-xml"))
+
+
+async def test_cabinet_lists_the_application_and_the_result_downloads_signed(portal: Any, gw: GatewayUnderTest) -> None:
+    aigerim = gw.pki.person("aigerim")
+    response = await post_form(portal, READER, "aigerim")
+    message_id = response.url.path.rsplit("/", 1)[-1]
+    doc = await page(await portal.get(f"/cabinet/{aigerim.iin}?lang=kk"))
+    row = one(doc, "application-row")
+    assert row.get("data-message-id") == message_id
+    assert text_of(one(doc, "application-link")) == SERVICES[READER]["kk"]  # the gateway's serviceTitle
+    badge = row.xpath('.//*[@data-testid="status-badge"]')[0]
+    assert badge.get("data-status") == "completed" and text_of(badge) == STATUSES["completed"]["kk"]
+    assert one(doc, "cabinet-title").text == t("kk", "nav_cabinet")
+
+    download = await portal.get(f"/cabinet/{aigerim.iin}/{message_id}/result.xml")
+    assert download.status == 200 and download.content_type == "application/xml"
+    root = etree.fromstring(await download.read())
+    assert etree.QName(root).localname == "ReaderTicket"
+    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(gw.pki.trust_anchors,
+                                                                             gw.pki.intermediates))
+    assert verifier.verify(root).report.passed
+    receipt = await portal.get(f"/cabinet/{aigerim.iin}/{message_id}/receipt.xml")
+    assert receipt.status == 200 and b"Receipt" in await receipt.read()
+
+
+async def test_fund_submission_goes_to_the_organisations_cabinet(portal: Any, gw: GatewayUnderTest) -> None:
+    head = gw.pki.person("kitap-head")
+    response = await post_form(portal, FUND, "kitap-head", lang="en")
+    assert response.status == 200
+    assert response.url.path.startswith(f"/cabinet/{head.bin}/")
+    doc = await page(response)
+    assert one(doc, "status-badge").get("data-status") in ("accepted", "routed", "in_progress", "completed")
+    assert "FundSubmission" in text_of(one(doc, "signed-xml"))
+
+
+async def test_export_certificate_arrives_and_its_provider_signature_is_checked(
+        portal: Any, gw: GatewayUnderTest) -> None:
+    response = await post_form(portal, EXPORT, "daniyar", lang="en")
+    path = response.url.path
+    doc = await page(response)
+    for _ in range(100):
+        if one(doc, "status-badge").get("data-status") == "completed":
+            break
+        await asyncio.sleep(0.2)
+        doc = await page(await portal.get(path))
+    assert one(doc, "result-outcome").get("data-outcome") == "issued"
+    assert text_of(one(doc, "result-certificate-number"))
+    assert one(doc, "result-signature").get("data-indication") == "TOTAL_PASSED"
+    steps = [text_of(step) for step in by_testid(doc, "timeline-step") if step.get("data-step")]
+    assert STEPS["registration"]["en"] in steps and STEPS["head-signed"]["en"] in steps
+
+
+async def test_events_are_relayed_from_the_gateway(portal: Any, gw: GatewayUnderTest) -> None:
+    aigerim = gw.pki.person("aigerim")
+    stream = await portal.get(f"/cabinet/{aigerim.iin}/events")
+    assert stream.status == 200 and stream.content_type == "text/event-stream"
+    await post_form(portal, READER, "aigerim")
+    seen: list[str] = []
+
+    async def until_application() -> None:
+        async for raw in stream.content:
+            seen.append(raw.decode())
+            if raw.startswith(b"event: application"):
+                return
+
+    await asyncio.wait_for(until_application(), timeout=10)
+    stream.close()
+    assert seen[0].startswith("retry:")
+
+
+@pytest.mark.parametrize("path", ["/apply/no.such.service?as=aigerim", "/apply/kazneb.reader-ticket?as=nobody",
+                                  "/cabinet/12345"])
+async def test_unknown_things_are_404_pages(portal: Any, path: str) -> None:
+    response = await portal.get(path)
+    assert response.status == 404 and "<html" in await response.text()
