@@ -76,3 +76,25 @@ async def test_acknowledged_application_survives_a_redis_restart(system, tmp_pat
     finally:
         await runner.cleanup()
         server.stop()
+
+
+async def test_a_final_state_is_never_undone_by_a_stale_copy(gw) -> None:
+    """Two actors hold copies of one application; the late, stale write of a non-final state is refused."""
+    from gateway.store import Application, ApplicationStore, Status, utc_now
+
+    store = ApplicationStore(gw.redis)
+    now = utc_now()
+    app = Application(id="{00000000-0000-0000-0000-000000000001}", sender_id="portal", message_id="m-1",
+                      service_id="s", channel="rest", applicant_iin="880314405125", applicant_name="A",
+                      status=Status.ROUTED, created_at=now, updated_at=now, document="<d/>", report={})
+    await store.create(app, [(Status.ROUTED, "routed")])
+    stale = Application.from_json(app.to_json())
+    app.status = Status.COMPLETED
+    assert await store.save(app, "done")
+    stale.status = Status.IN_PROGRESS
+    assert not await store.save(stale, "late progress report")
+    assert (await store.get(app.id)).status is Status.COMPLETED
+    assert [event["status"] for event in await store.history(app.id)] == ["routed", "completed"]
+    app.status = Status.ROUTED
+    assert await store.save(app, "an operator replays it", reopen=True)
+    assert (await store.get(app.id)).status is Status.ROUTED
