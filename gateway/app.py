@@ -175,5 +175,6 @@ async def health(request: web.Request) -> web.Response:
                    "notAfter": certificate.not_valid_after_utc.isoformat()},
         "trustAnchors": len(pipeline.verifier.trust.anchors),
         "services": sorted(s.service_id for s in pipeline.registry),
+        "process": os.getpid(),
     }
     return web.json_response(body, status=200 if storage_ok else 503)

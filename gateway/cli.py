@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser("serve", help="run the gateway from a TOML configuration")
     serve_cmd.add_argument("--config", type=Path, required=True)
     serve_cmd.add_argument("--port", type=int, default=None, help="override listen.port")
+    serve_cmd.add_argument("--workers", type=int, default=1,
+                           help="gateway processes sharing the port (SO_REUSEPORT) and one Redis (default 1)")
 
     demo_cmd = commands.add_parser("demo", help="embedded Redis + test PKI + library mock + gateway")
     demo_cmd.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -92,7 +94,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         settings = with_port(load_settings(args.config), args.port)
         logging.getLogger().setLevel(args.log_level or settings.log_level)
-        asyncio.run(serve(settings))
+        if args.workers > 1:
+            from gateway.workers import serve_workers
+
+            serve_workers(settings, args.workers)
+        else:
+            asyncio.run(serve(settings))
         return 0
     if args.command == "demo":
         ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}

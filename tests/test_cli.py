@@ -178,3 +178,37 @@ def test_readme_documents_every_error_code_and_the_two_commands() -> None:
     assert markdown_table() in readme, "README's error table is stale: run python -m gateway.errors"
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+async def test_serve_with_two_worker_processes_on_one_port(pki, redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[listen]
+port = {port}
+[trust]
+anchors = ["{pki.trust_anchors[0]}"]
+[signer]
+cert = "{pki.systems['gateway'].cert}"
+key = "{pki.systems['gateway'].key}"
+[revocation]
+mode = "off"
+""")
+    server = subprocess.Popen([*CLI, "serve", "--config", str(config), "--workers", "2"],
+                              env={**os.environ, "REDIS_URL": redis_url},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        await wait_until_up(f"http://127.0.0.1:{port}/health", server)
+        processes: set[int] = set()
+        deadline = asyncio.get_running_loop().time() + 15  # the second process may still be loading its keys
+        while len(processes) < 2 and asyncio.get_running_loop().time() < deadline:
+            # new connections each time: the kernel spreads them over the processes listening on the port
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session, \
+                    session.get(f"http://127.0.0.1:{port}/health") as response:
+                processes.add((await response.json())["process"])
+            await asyncio.sleep(0.05)
+        assert len(processes) == 2, "both worker processes answer on the shared port"
+    finally:
+        assert stop(server, signal.SIGTERM) == 0
+    assert not port_open(port)
+    assert "Traceback" not in server.stdout.read()
