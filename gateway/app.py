@@ -124,7 +124,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
                         on_dead_letter=lambda _service, fields, reason: mark_stopped(store, fields, reason))
         delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, registry=registry,
                             signer=signer, provider_verifier=verifier, jobs=jobs, soap=SoapConnector(),
-                            xml_limits=xml_limits)
+                            xml_limits=xml_limits, settings=settings.delivery)
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
                             store=store, limits=settings.limits, delivery=delivery, revocation=checker,
                             revocation_mode=revocation.mode)

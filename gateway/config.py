@@ -70,6 +70,20 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class DeliverySettings:
+    """How background delivery behaves (per process)."""
+
+    concurrency: int = 32
+    "Applications delivered at once by this process."
+    lease_seconds: float = 120.0
+    "How long a taken application stays invisible to other processes (must exceed a call's timeout)."
+    delivery_attempts: int = 50
+    "Attempts for an async application before it is stopped (dead-lettered): about an hour of backoff."
+    idle_poll_seconds: float = 0.2
+    "How often an idle loop looks for due work (it also wakes at once on new work from this process)."
+
+
+@dataclass(frozen=True)
 class SignerSettings:
     """The gateway's own key, used to sign results. Either cert + key (PEM) or p12 + password."""
 
@@ -167,6 +181,8 @@ class Settings:
     "The gateway's signing key."
     revocation: RevocationSettings = field(default_factory=RevocationSettings)
     "OCSP/CRL checking of applicants' certificates (hard_fail by default)."
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    "Background delivery of async applications: concurrency, leases, attempts before stopping."
     queue: QueueSettings = field(default_factory=QueueSettings)
     "Back-office job queue (Redis Streams): visibility timeout and attempts before dead-lettering."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
@@ -237,6 +253,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("listen.port: must be 1..65535")
     if settings.limits.max_body_bytes < 1024:
         raise ConfigError("limits.max_body_bytes: must be at least 1024")
+    if settings.delivery.concurrency < 1 or settings.delivery.delivery_attempts < 1:
+        raise ConfigError("delivery.concurrency and delivery.delivery_attempts: must be at least 1")
+    if not settings.delivery.lease_seconds > max((s.timeout_seconds for s in settings.services.values()), default=0):
+        raise ConfigError("delivery.lease_seconds: must exceed every service's timeout_seconds")
     for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds"):
         if getattr(settings.limits, key) <= 0:
             raise ConfigError(f"limits.{key}: must be positive")

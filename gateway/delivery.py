@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from lxml import etree
 from redis.asyncio import Redis
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 from connectors.base import ConnectorError
 from connectors.queue import JobQueue
 from connectors.soap import ProviderStatus, SoapConnector
+from gateway.config import DeliverySettings
 from gateway.errors import GatewayError
 from gateway.registry import Service, ServiceRegistry
 from gateway.resilience import CircuitBreaker, backoff_seconds
@@ -37,30 +37,16 @@ DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 _SYNC_RETRY_CAP = 1.0  # seconds: a sync caller is waiting, so retries within the request stay short
 
 
-@dataclass(frozen=True)
-class DeliverySettings:
-    """How background delivery behaves (per process)."""
-
-    concurrency: int = 32
-    "Applications delivered at once by this process."
-    lease_seconds: float = 120.0
-    "How long a taken application stays invisible to other processes (must exceed a call's timeout)."
-    delivery_attempts: int = 50
-    "Attempts for an async application before it is stopped (dead-lettered): about an hour of backoff."
-    idle_poll_seconds: float = 0.2
-    "How often an idle loop looks for due work (it also wakes at once on new work from this process)."
-
-
 Notify = Callable[[Application], Awaitable[None]]
 
 
 class Delivery:
     def __init__(self, *, redis: Redis, prefix: str, store: ApplicationStore, registry: ServiceRegistry,
                  signer: DocumentSigner, provider_verifier: DocumentVerifier, jobs: JobQueue, soap: SoapConnector,
-                 xml_limits: XmlLimits, settings: DeliverySettings = DeliverySettings()) -> None:
+                 xml_limits: XmlLimits, settings: DeliverySettings | None = None) -> None:
         self.store, self.registry, self.signer = store, registry, signer
         self.provider_verifier, self.jobs, self.soap = provider_verifier, jobs, soap
-        self.settings, self.xml_limits = settings, xml_limits
+        self.settings, self.xml_limits = settings or DeliverySettings(), xml_limits
         self.outbox = LeaseSchedule(redis, f"{prefix}:outbox")
         self.breakers: dict[str, CircuitBreaker] = {}
         self.listeners: list[Notify] = []
