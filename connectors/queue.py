@@ -58,6 +58,15 @@ return delivered
 """
 
 
+# keep(): the holder resets the job's idle time, so it is not reclaimed while a person is still deciding.
+_KEEP = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 0, 'JUSTID')
+return 1
+"""
+
+
 class QueueError(Exception):
     """The queue was used wrongly: a bad service id or fields, or a job the worker does not hold."""
 
@@ -151,6 +160,7 @@ class JobQueue:
         "Called with (service_id, fields, reason) after a job was dead-lettered (the gateway marks it stopped)."
         self._groups: set[str] = set()
         self._release = redis.register_script(_RELEASE)
+        self._keep = redis.register_script(_KEEP)
 
     def _stream(self, service_id: str) -> str:
         if not service_id or not service_id.isprintable() or any(c in service_id for c in ":{} "):
@@ -310,6 +320,11 @@ class JobQueue:
                 return
             await self._dead_letter(service_id, key, entry_id, _fields(entries[0][1]), delivered,
                                     "too many attempts")
+
+    async def keep(self, service_id: str, entry_id: str, worker: str) -> bool:
+        """Heartbeat: ``worker`` still works on the job; its visibility timeout starts again (no delivery is
+        counted). False when the worker no longer holds it (it was reclaimed, answered or dead-lettered)."""
+        return bool(await self._keep(keys=[self._stream(service_id)], args=[GROUP, entry_id, worker]))
 
     async def last_reason(self, service_id: str, entry_id: str) -> str | None:
         """The reason given by the last fail() of a job still pending, if any."""

@@ -6,6 +6,7 @@ Desks (senders with ``jobs = [serviceIds]``), HTTP Basic:
 ``POST /api/v1/jobs/{serviceId}/{entryId}/progress``             ``{"step", "note"}``: a named step in the history
 ``POST /api/v1/jobs/{serviceId}/{entryId}/result``   ``{"outcome": completed|refused, "document", "reason"}``
 ``POST /api/v1/jobs/{serviceId}/{entryId}/fail``                 ``{"reason"}``: give the job up for another worker
+``POST /api/v1/jobs/{serviceId}/{entryId}/keep``                 heartbeat: still working on it (resets its timeout)
 
 Operators (senders with ``operator = true``):
 
@@ -158,6 +159,16 @@ async def result(request: web.Request) -> web.Response:
 
 
 @guarded
+async def keep(request: web.Request) -> web.Response:
+    """Heartbeat of a desk that still holds the job (e.g. waiting for a person's decision)."""
+    sender, service_id = _desk(request)
+    worker = request.query.get("worker") or sender.sender_id
+    if not await request.app[COMPONENTS].jobs.keep(service_id, request.match_info["entry_id"], worker):
+        raise GatewayError("CLIENT_JOB_NOT_FOUND", "this worker no longer holds the job")
+    return web.json_response({"kept": True})
+
+
+@guarded
 async def fail(request: web.Request) -> web.Response:
     sender, service_id = _desk(request)
     data = await _json(request)
@@ -226,6 +237,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/progress", progress)
     app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/result", result)
     app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/fail", fail)
+    app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/keep", keep)
     app.router.add_get("/api/v1/admin/dead-letters", dead_letters)
     app.router.add_post("/api/v1/admin/dead-letters/{service_id}/{dead_id}/replay", replay_dead_letter)
     app.router.add_post("/api/v1/admin/applications/{session_id}/replay", replay_application)

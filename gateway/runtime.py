@@ -185,8 +185,6 @@ async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float 
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
     settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
-    if manual_desk:  # a person decides: keep a claimed job with the desk for an hour, not 30 seconds
-        settings = replace(settings, queue=replace(settings.queue, visibility_timeout_ms=3_600_000))
     loaded = load(settings)
     world = [
         (create_revocation_app(pki), ports["revocation"]),

@@ -201,3 +201,29 @@ async def test_message_id_is_remembered_across_a_gateway_restart(system, shep, h
     assert again.ok and again.session_id == first.session_id
     assert etree.tostring(again.document) == etree.tostring(first.document)
     assert system.library_calls == calls
+
+
+async def test_a_manual_desk_keeps_its_job_while_a_person_decides(gw, shep, http) -> None:
+    """Far beyond the 0.4 s visibility timeout the job stays with the manual desk (heartbeats); then a person
+    approves it and the decision arrives."""
+    head = gw.pki.person("murager-head")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
+    desk = CommissionDesk(WorkerSettings(gateway_url=gw.url, library_url=gw.library_url, sender=DESK,
+                                         password=DESK_PASSWORD, worker_name="person-desk", manual=True,
+                                         poll_wait=5))
+    auth = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
+    async with desk:
+        assert await desk.run_once()
+        [pending] = desk.pending()
+        for _ in range(4):  # 1.2 s of deliberation
+            await asyncio.sleep(0.3)
+            await desk.keep_pending()
+            async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
+                                 params={"worker": "eager", "wait": "0"}, headers=auth) as response:
+                assert response.status == 204, "the job stays with the desk that is still working on it"
+        await desk.decide(pending.job.entry_id, "include", "the commission approves")
+    item = await cabinet_item(gw, http, head.bin, mid)
+    assert item["status"] == "completed"
+    assert not any("attempt 2" in event["note"] for event in item["history"])

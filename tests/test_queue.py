@@ -229,3 +229,18 @@ async def test_blocking_claim(redis: Redis, prefix: str) -> None:
     entry_id = await queue.enqueue(SERVICE, {"n": "1"})
     job = await asyncio.wait_for(waiting, 1)
     assert job is not None and job.entry_id == entry_id
+
+
+async def test_keep_holds_a_job_past_its_visibility_timeout(redis: Redis, prefix: str) -> None:
+    """A worker that is still on the job (a person deciding) keeps it; nobody else gets it meanwhile."""
+    queue = JobQueue(redis, prefix=prefix, settings=SHORT)
+    await queue.enqueue(SERVICE, {"n": "1"})
+    job = await queue.claim(SERVICE, "slow")
+    for _ in range(3):
+        await asyncio.sleep(SHORT.visibility_timeout_ms / 1000 * 0.7)
+        assert await queue.keep(SERVICE, job.entry_id, "slow")
+        assert await queue.claim(SERVICE, "eager") is None
+    assert not await queue.keep(SERVICE, job.entry_id, "eager"), "only the holder may keep it"
+    assert await queue.ack(SERVICE, job.entry_id)
+    assert not await queue.keep(SERVICE, job.entry_id, "slow"), "an answered job cannot be kept"
+    assert (await queue.stats(SERVICE))["pending"] == 0

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +124,10 @@ class Job:
         return f"{self.entry_id} attempt {self.attempt}: {who}{org}, signed by IIN {mask_id(self.applicant_iin)}"
 
 
+HEARTBEAT_SECONDS = 10.0
+"Manual mode: how often parked jobs are kept (well within the gateway's visibility timeout)."
+
+
 @dataclass(frozen=True)
 class PendingDecision:
     """A registered submission waiting for a person's decision (manual mode)."""
@@ -211,8 +216,11 @@ class CommissionDesk:
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Take jobs until ``stop`` is set (within one long poll); errors back off, never end the loop."""
-        failures = 0
+        failures, kept = 0, time.monotonic()
         while not stop.is_set():
+            if self.settings.manual and time.monotonic() - kept > HEARTBEAT_SECONDS:
+                await self.keep_pending()
+                kept = time.monotonic()
             try:
                 handled = await self.run_once()
                 failures = 0
@@ -265,6 +273,16 @@ class CommissionDesk:
         since = earlier.since if earlier else datetime.now(UTC)
         self._pending[job.entry_id] = PendingDecision(job, number, memory.objects, auto_vote(memory.objects), since)
         log.info("%s: %s waits for a person's decision (approve or refuse %s)", job.entry_id, number, job.entry_id)
+
+    async def keep_pending(self) -> None:
+        """Manual mode: the jobs waiting for a person are still ours (the gateway restarts their timeout)."""
+        for decision in list(self._pending.values()):
+            try:
+                status, _ = await self._post_job(decision.job, "keep", {})
+            except Exception:  # a missed heartbeat is retried on the next one
+                continue
+            if status == 404:  # it timed out and went to another desk meanwhile
+                self._pending.pop(decision.job.entry_id, None)
 
     def pending(self) -> list[PendingDecision]:
         """Jobs waiting for a person's decision, oldest first."""
