@@ -227,3 +227,31 @@ async def test_a_manual_desk_keeps_its_job_while_a_person_decides(gw, shep, http
     item = await cabinet_item(gw, http, head.bin, mid)
     assert item["status"] == "completed"
     assert not any("attempt 2" in event["note"] for event in item["history"])
+
+
+async def test_job_api_refusals_have_their_codes(gw, shep, http) -> None:
+    head = gw.pki.person("kitap-head")
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=message_id())).ok
+    auth = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
+    base = f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}"
+    async with http.post(f"{base}/claim", params={"worker": "w1", "wait": "5"}, headers=auth) as response:
+        job = await response.json()
+    entry = job["entryId"]
+    async with http.post(f"{base}/{entry}/keep", params={"worker": "someone-else"}, headers=auth) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_JOB_NOT_FOUND"
+    async with http.post(f"{base}/0-1/progress", json={"step": "x"}, headers=auth) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_JOB_NOT_FOUND"
+    async with http.post(f"{base}/{entry}/result", json={"outcome": "maybe"}, headers=auth) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_ENVELOPE_INVALID"
+    async with http.post(f"{gw.url}/api/v1/jobs/kazneb.reader-ticket/claim", headers=auth) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_ACCESS_DENIED"
+    async with http.post(f"{base}/claim", headers=gw.auth()) as response:  # the portal is no desk
+        assert (await response.json(content_type=None))["code"] == "CLIENT_ACCESS_DENIED"
+    decision = etree.fromstring(b'<d:FundDecision xmlns:d="urn:egov:kazneb:fund-decision:v1"/>')
+    signed = system_signer(gw.pki, "elicense").sign_bytes(decision).decode()
+    async with http.post(f"{base}/{entry}/result", params={"worker": "w1"}, headers=auth,
+                         json={"outcome": "completed", "document": signed}):
+        pass  # refused (wrong signer): the application has failed and the job is over
+    async with http.post(f"{base}/{entry}/progress", json={"step": "late"}, headers=auth) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_JOB_FINISHED"
