@@ -20,21 +20,9 @@ from aiohttp import web
 
 from mocks.elicense.clock import SimulatedClock
 from mocks.elicense.steps import KZ_TIME
+from mocks.faults import FaultPlan
 
-_MAX_DELAY_SECONDS = 60.0
 _MAX_ADVANCE_SECONDS = 10 * 366 * 24 * 3600
-
-
-@dataclass
-class FaultPlan:
-    """Injected failures and delay for the guarded requests."""
-
-    status: int | None = None
-    remaining: int = 0
-    delay: float = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "count": self.remaining, "delay": self.delay}
 
 
 @dataclass
@@ -71,22 +59,9 @@ def _number(value: object) -> bool:
 
 async def control_fail(request: web.Request) -> web.Response:
     """POST /_control/fail: schedule failures and/or a delay."""
-    data = await _json_object(request)
-    if data is None or not ({"status", "delay"} & data.keys()):
-        return _bad('expected a JSON object with "status" (and "count") and/or "delay"')
-    status, count, delay = data.get("status"), data.get("count", 1), data.get("delay")
-    if status is not None and (type(status) is not int or not 400 <= status <= 599):
-        return _bad('"status" must be an integer 400..599')
-    if type(count) is not int or count < 1:
-        return _bad('"count" must be a positive integer')
-    if delay is not None and (not _number(delay) or not 0 <= delay <= _MAX_DELAY_SECONDS):
-        return _bad(f'"delay" must be a number of seconds 0..{_MAX_DELAY_SECONDS:g}')
     fault = request.app[CONTROLS].fault
-    if status is not None:
-        fault.status, fault.remaining = status, count
-    if delay is not None:
-        fault.delay = float(delay)
-    return web.json_response(fault.as_json())
+    error = fault.update(await _json_object(request))
+    return _bad(error) if error else web.json_response(fault.as_json())
 
 
 async def control_reset(request: web.Request) -> web.Response:

@@ -44,11 +44,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from lxml import etree
 
+from mocks.faults import FaultPlan
 from mocks.library.forms import (
     ACCESS_LEVELS,
     READER_REGISTRATION_NS,
@@ -71,7 +72,6 @@ MAX_BODY_BYTES = 256 * 1024
 API_PREFIX = "/api/v1/"
 READERS_PATH = "/api/v1/readers"
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
-_MAX_DELAY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,6 @@ class Ticket:
     reader_category: str
     issued_at: datetime
     application_id: str | None
-
-
-@dataclass
-class FaultPlan:
-    """Injected failures and delay for API requests."""
-
-    status: int | None = None
-    remaining: int = 0
-    delay: float = 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "count": self.remaining, "delay": self.delay}
 
 
 @dataclass
@@ -295,22 +283,9 @@ async def control_fail(request: web.Request) -> web.Response:
         data = await request.json()
     except ValueError:
         return _bad_control("body must be JSON")
-    if not isinstance(data, dict) or not ({"status", "delay"} & data.keys()):
-        return _bad_control('expected an object with "status" (and "count") and/or "delay"')
     fault = request.app[LIBRARY_STATE].fault
-    status, count, delay = data.get("status"), data.get("count", 1), data.get("delay")
-    # bool is an int subclass; reject it so {"status": true} is not taken for 1.
-    if status is not None and (type(status) is not int or not 400 <= status <= 599):
-        return _bad_control('"status" must be an integer 400..599')
-    if type(count) is not int or count < 1:
-        return _bad_control('"count" must be a positive integer')
-    if delay is not None and (type(delay) not in (int, float) or not 0 <= delay <= _MAX_DELAY_SECONDS):
-        return _bad_control(f'"delay" must be a number of seconds 0..{_MAX_DELAY_SECONDS:g}')
-    if status is not None:
-        fault.status, fault.remaining = status, count
-    if delay is not None:
-        fault.delay = float(delay)
-    return web.json_response(fault.as_json())
+    error = fault.update(data)
+    return _bad_control(error) if error else web.json_response(fault.as_json())
 
 
 async def control_reset(request: web.Request) -> web.Response:

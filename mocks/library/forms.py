@@ -118,6 +118,29 @@ def _as_element(element_or_bytes: etree._Element | etree._ElementTree | bytes | 
     return etree.fromstring(data, safe_xml_parser())
 
 
+class _Fields:
+    """Reads the child texts of a result document, failing clearly when it is not one or a field is missing."""
+
+    def __init__(self, element_or_bytes: etree._Element | etree._ElementTree | bytes | str, ns: str, kind: str,
+                 *, normalize: bool = False) -> None:
+        self.root = _as_element(element_or_bytes)
+        if self.root.tag != f"{{{ns}}}{kind}":
+            raise ValueError(f"not a {kind}: {self.root.tag}")
+        self.ns, self.kind, self.normalize = ns, kind, normalize
+
+    def text(self, name: str, parent: etree._Element | None = None) -> str | None:
+        child = (self.root if parent is None else parent).find(f"{{{self.ns}}}{name}")
+        if child is None or child.text is None:
+            return None
+        return " ".join(child.text.split()) if self.normalize else child.text.strip()
+
+    def required(self, name: str, parent: etree._Element | None = None) -> str:
+        value = self.text(name, parent)
+        if value is None:
+            raise ValueError(f"{self.kind} has no {name}")
+        return value
+
+
 def _parse_datetime(text: str) -> datetime:
     # fromisoformat in 3.11 accepts "Z" and offsets alike.
     return datetime.fromisoformat(text)
@@ -132,20 +155,8 @@ def parse_ticket(element_or_bytes: etree._Element | etree._ElementTree | bytes |
     This is a reader, not a validator: validate against reader-ticket.xsd first where it matters.
     Raises ``ValueError`` if the root is not a ReaderTicket.
     """
-    root = _as_element(element_or_bytes)
-    ns = READER_TICKET_NS
-    if root.tag != f"{{{ns}}}ReaderTicket":
-        raise ValueError(f"not a ReaderTicket: {root.tag}")
-
-    def text(name: str) -> str | None:
-        child = root.find(f"{{{ns}}}{name}")
-        return None if child is None or child.text is None else child.text.strip()
-
-    def required(name: str) -> str:
-        value = text(name)
-        if value is None:
-            raise ValueError(f"ReaderTicket has no {name}")
-        return value
+    fields = _Fields(element_or_bytes, READER_TICKET_NS, "ReaderTicket")
+    root, ns, text, required = fields.root, fields.ns, fields.text, fields.required
 
     valid_until = text("validUntil")
     return {
@@ -267,20 +278,8 @@ def parse_fund_receipt(element_or_bytes: etree._Element | etree._ElementTree | b
     This is a reader, not a validator: validate against fund-receipt.xsd first where it matters.
     Raises ``ValueError`` if the root is not a FundSubmissionReceipt.
     """
-    root = _as_element(element_or_bytes)
-    ns = FUND_RECEIPT_NS
-    if root.tag != f"{{{ns}}}FundSubmissionReceipt":
-        raise ValueError(f"not a FundSubmissionReceipt: {root.tag}")
-
-    def text(name: str) -> str | None:
-        child = root.find(f"{{{ns}}}{name}")
-        return None if child is None or child.text is None else child.text.strip()
-
-    def required(name: str) -> str:
-        value = text(name)
-        if value is None:
-            raise ValueError(f"FundSubmissionReceipt has no {name}")
-        return value
+    fields = _Fields(element_or_bytes, FUND_RECEIPT_NS, "FundSubmissionReceipt")
+    text, required = fields.text, fields.required
 
     return {
         "submission_number": required("submissionNumber"),
@@ -306,20 +305,8 @@ def parse_fund_decision(element_or_bytes: etree._Element | etree._ElementTree | 
     fund-decision.xsd and verify the ds:Signature first where it matters.
     Raises ``ValueError`` if the root is not a FundDecision.
     """
-    root = _as_element(element_or_bytes)
-    ns = FUND_DECISION_NS
-    if root.tag != f"{{{ns}}}FundDecision":
-        raise ValueError(f"not a FundDecision: {root.tag}")
-
-    def text(name: str, parent: etree._Element = root) -> str | None:
-        child = parent.find(f"{{{ns}}}{name}")
-        return None if child is None or child.text is None else " ".join(child.text.split())
-
-    def required(name: str, parent: etree._Element = root) -> str:
-        value = text(name, parent)
-        if value is None:
-            raise ValueError(f"FundDecision has no {name}")
-        return value
+    fields = _Fields(element_or_bytes, FUND_DECISION_NS, "FundDecision", normalize=True)
+    root, ns, text, required = fields.root, fields.ns, fields.text, fields.required
 
     commission = root.find(f"{{{ns}}}commission")
     if commission is None:

@@ -1,0 +1,41 @@
+"""Fault injection shared by the mock back-ends: ``POST /_control/fail`` schedules failures and delays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MAX_DELAY_SECONDS = 60.0
+
+
+@dataclass
+class FaultPlan:
+    """Injected failures and delay for the guarded requests of one mock service."""
+
+    status: int | None = None
+    "HTTP status the next requests answer with."
+    remaining: int = 0
+    "How many more requests fail."
+    delay: float = 0.0
+    "Seconds every guarded request waits before it is handled."
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "count": self.remaining, "delay": self.delay}
+
+    def update(self, data: Any) -> str | None:
+        """Apply a control body ``{"status", "count", "delay"}``; return what is wrong with it, or None."""
+        if not isinstance(data, dict) or not ({"status", "delay"} & data.keys()):
+            return 'expected a JSON object with "status" (and "count") and/or "delay"'
+        status, count, delay = data.get("status"), data.get("count", 1), data.get("delay")
+        # bool is an int subclass; reject it so {"status": true} is not taken for 1.
+        if status is not None and (type(status) is not int or not 400 <= status <= 599):
+            return '"status" must be an integer 400..599'
+        if type(count) is not int or count < 1:
+            return '"count" must be a positive integer'
+        if delay is not None and (type(delay) not in (int, float) or not 0 <= delay <= MAX_DELAY_SECONDS):
+            return f'"delay" must be a number of seconds 0..{MAX_DELAY_SECONDS:g}'
+        if status is not None:
+            self.status, self.remaining = status, count
+        if delay is not None:
+            self.delay = float(delay)
+        return None
