@@ -31,6 +31,11 @@ XSD_NS = "http://www.w3.org/2001/XMLSchema"
 _ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
 
 
+def any_type(element: etree._Element) -> xsd.AnyObject:
+    """``element`` as the value of an xsd:anyType field for zeep (a copy: zeep moves it into its envelope)."""
+    return xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(element)})
+
+
 @dataclass(frozen=True)
 class ProviderStep:
     """One step of the provider's procedure, as it reports it."""
@@ -84,7 +89,7 @@ class SoapConnector:
     async def submit(self, wsdl_url: str, document: etree._Element, *, application_id: str, timeout: float) -> str:
         """Hand the application over; returns the provider's registration number."""
         client = await self._client(wsdl_url)
-        payload = xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(document)})
+        payload = any_type(document)
         answer = await self._call(client.service.SubmitApplication, timeout,
                                   applicationId=application_id, document=payload)
         number = getattr(answer, "registrationNumber", None)

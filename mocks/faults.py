@@ -1,9 +1,11 @@
-"""Fault injection shared by the mock back-ends: ``POST /_control/fail`` schedules failures and delays."""
+"""Shared by the mock back-ends: fault injection (``POST /_control/fail``) and bounded body reading."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
 
 MAX_DELAY_SECONDS = 60.0
 
@@ -39,3 +41,15 @@ class FaultPlan:
         if delay is not None:
             self.delay = float(delay)
         return None
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None once it exceeds ``limit`` bytes (checked while streaming, not after)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)

@@ -47,6 +47,7 @@ from mocks.elicense.forms import (
     review,
 )
 from mocks.elicense.steps import KZ_TIME, StepTiming, WorkingCalendar, progress, schedule
+from mocks.faults import read_limited
 from schemas import load_xml_schema, read_schema_bytes
 from signing.signer import DocumentSigner
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
@@ -253,21 +254,10 @@ _OPERATIONS: dict[str, Callable[[ElicenseState, etree._Element], etree._Element]
 }
 
 
-async def _read_limited(request: web.Request) -> bytes | None:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return None
-    return bytes(body)
-
-
 async def soap_endpoint(request: web.Request) -> web.Response:
     """POST /soap: dispatch on the Body's element."""
     state = request.app[ELICENSE_STATE]
-    body = await _read_limited(request)
+    body = await read_limited(request, MAX_BODY_BYTES)
     if body is None:
         return fault_response("EL_INVALID_REQUEST", f"the request exceeds {MAX_BODY_BYTES} bytes")
     try:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from lxml import etree
 
-from mocks.faults import FaultPlan
+from mocks.faults import FaultPlan, read_limited
 from mocks.library.forms import (
     ACCESS_LEVELS,
     READER_REGISTRATION_NS,
@@ -185,18 +185,6 @@ def xml_response(schema: etree.XMLSchema, element: etree._Element) -> web.Respon
     return web.Response(body=body, content_type="application/xml", charset="utf-8")
 
 
-async def _read_limited(request: web.Request) -> bytes | None:
-    """The body, or None once it exceeds MAX_BODY_BYTES (checked while streaming, not after)."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return None
-    return bytes(body)
-
-
 async def read_business_document(
     request: web.Request, schema: etree.XMLSchema, invalid: Callable[[str], web.Response]
 ) -> etree._Element | web.Response:
@@ -208,7 +196,7 @@ async def read_business_document(
     if request.content_type not in _XML_TYPES:
         detail = f"expected application/xml, got {request.content_type or 'nothing'}"
         return problem(415, "LIB_UNSUPPORTED_MEDIA_TYPE", "Unsupported media type", detail)
-    body = await _read_limited(request)
+    body = await read_limited(request, MAX_BODY_BYTES)
     if body is None:
         return problem(413, "LIB_PAYLOAD_TOO_LARGE", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes")
     try:

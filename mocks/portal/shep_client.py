@@ -15,11 +15,9 @@ from typing import Any
 
 import zeep
 from lxml import etree
-from zeep import xsd
 from zeep.exceptions import Fault
 
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
-_ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
+from connectors.soap import any_type
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,7 @@ class SyncChannelClient:
                 "sender": {"senderId": sender_id, "password": password},
                 "properties": [{"key": k, "value": v} for k, v in (properties or {}).items()],
             },
-            # zeep moves the element into its envelope: give it a copy.
-            "requestData": {"data": xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(document)})},
+            "requestData": {"data": any_type(document)},
         }
         try:
             response = self._service.SendMessage(request=request)
@@ -118,7 +115,7 @@ class AsyncChannelClient:
                 "messageId": message_id or str(uuid.uuid4()), "serviceId": service_id, "messageType": "REQUEST",
                 "messageDate": datetime.now(UTC), "sender": {"senderId": sender_id, "password": password},
             },
-            "messageData": {"data": xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(document)})},
+            "messageData": {"data": any_type(document)},
         }
         try:
             response = self._service.sendMessage(request=request)
