@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from gateway.catalogue import SERVICES, STATUSES, STEPS, name
 from gateway.errors import CATALOGUE, GatewayError
-from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
+from gateway.http import COMPONENTS, basic_auth_sender, guarded, language_of, problem
 from gateway.store import Application
 from signing.idnumbers import is_valid_bin, is_valid_iin
 
@@ -83,33 +83,25 @@ async def _find(request: web.Request, iin: str) -> Application:
     return app
 
 
+@guarded
 async def list_applications(request: web.Request) -> web.Response:
+    iin = await _authorise(request)
     try:
-        iin = await _authorise(request)
-        try:
-            offset = max(0, int(request.query.get("offset", "0")))
-            limit = min(200, max(1, int(request.query.get("limit", "50"))))
-        except ValueError:
-            raise GatewayError("CLIENT_ENVELOPE_INVALID", "offset and limit must be integers") from None
-        total, apps = await request.app[COMPONENTS].store.list_for(iin, offset=offset, limit=limit)
-    except GatewayError as error:
-        return problem(error, language_of(request))
-    except RedisError:
-        return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+        offset = max(0, int(request.query.get("offset", "0")))
+        limit = min(200, max(1, int(request.query.get("limit", "50"))))
+    except ValueError:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "offset and limit must be integers") from None
+    total, apps = await request.app[COMPONENTS].store.list_for(iin, offset=offset, limit=limit)
     language = language_of(request)
     return web.json_response({"iin": iin, "total": total, "offset": offset,
                               "applications": [_summary(request, a, language) for a in apps]})
 
 
+@guarded
 async def get_application(request: web.Request) -> web.Response:
-    try:
-        iin = await _authorise(request)
-        app = await _find(request, iin)
-        history = await request.app[COMPONENTS].store.history(app.id)
-    except GatewayError as error:
-        return problem(error, language_of(request))
-    except RedisError:
-        return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    iin = await _authorise(request)
+    app = await _find(request, iin)
+    history = await request.app[COMPONENTS].store.history(app.id)
     language = language_of(request)
     for event in history:
         event["statusName"] = name(STATUSES, event.get("status"), language)
@@ -134,18 +126,14 @@ async def get_receipt(request: web.Request) -> web.Response:
     return await _signed_document(request, "receipt")
 
 
+@guarded
 async def _signed_document(request: web.Request, kind: str) -> web.Response:
     """The signed result or receipt as a downloadable XML file."""
-    try:
-        iin = await _authorise(request)
-        app = await _find(request, iin)
-        document = getattr(app, kind)
-        if document is None:
-            raise GatewayError("CLIENT_NOT_FOUND", f"the application has no {kind} yet")
-    except GatewayError as error:
-        return problem(error, language_of(request))
-    except RedisError:
-        return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+    iin = await _authorise(request)
+    app = await _find(request, iin)
+    document = getattr(app, kind)
+    if document is None:
+        raise GatewayError("CLIENT_NOT_FOUND", f"the application has no {kind} yet")
     return web.Response(
         text=document, content_type="application/xml", charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{kind}-{app.message_id}.xml"'},

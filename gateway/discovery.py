@@ -16,7 +16,7 @@ from aiohttp import web
 
 import schemas
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
+from gateway.http import COMPONENTS, basic_auth_sender, guarded
 from gateway.registry import Service
 
 
@@ -49,53 +49,41 @@ async def list_services(request: web.Request) -> web.Response:
                                            for s in components.pipeline.registry]})
 
 
+@guarded
 async def allowed_services(request: web.Request) -> web.Response:
     components = request.app[COMPONENTS]
-    try:
-        sender = basic_auth_sender(request, components.senders)
-    except GatewayError as error:
-        return problem(error, language_of(request))
+    sender = basic_auth_sender(request, components.senders)
     allowed = [describe(s, components.settings.base_url) for s in components.pipeline.registry
                if sender.may_call(s.service_id) and s.admits(sender.sender_id)]
     return web.json_response({"senderId": sender.sender_id, "services": allowed})
 
 
+@guarded
 async def get_service(request: web.Request) -> web.Response:
-    try:
-        service = _service(request)
-    except GatewayError as error:
-        return problem(error, language_of(request))
-    return web.json_response(describe(service, request.app[COMPONENTS].settings.base_url))
+    return web.json_response(describe(_service(request), request.app[COMPONENTS].settings.base_url))
 
 
+@guarded
 async def get_schema(request: web.Request) -> web.Response:
-    try:
-        service = _service(request)
-        if not service.settings.document_schema:
-            raise GatewayError("CLIENT_NOT_FOUND", "this service declares no business-document schema")
-    except GatewayError as error:
-        return problem(error, language_of(request))
+    service = _service(request)
+    if not service.settings.document_schema:
+        raise GatewayError("CLIENT_NOT_FOUND", "this service declares no business-document schema")
     return web.Response(body=schemas.read_schema_bytes(service.settings.document_schema),
                         content_type="application/xml", charset="utf-8")
 
 
+@guarded
 async def get_wsdl(request: web.Request) -> web.Response:
-    try:
-        _service(request)
-    except GatewayError as error:
-        return problem(error, language_of(request))
+    _service(request)
     base = request.app[COMPONENTS].settings.base_url
     body = (schemas.async_channel_wsdl(f"{base}/shep/async") if request.query.get("channel") == "async"
             else request.app[COMPONENTS].sync_wsdl)
     return web.Response(body=body, content_type="text/xml", charset="utf-8")
 
 
+@guarded
 async def get_openapi(request: web.Request) -> web.Response:
-    try:
-        service = _service(request)
-    except GatewayError as error:
-        return problem(error, language_of(request))
-    return web.json_response(openapi(service, request.app[COMPONENTS].settings.base_url))
+    return web.json_response(openapi(_service(request), request.app[COMPONENTS].settings.base_url))
 
 
 def openapi(service: Service, base_url: str) -> dict[str, Any]:

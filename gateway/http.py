@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -12,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 from lxml import etree
+from redis.exceptions import RedisError
 
 from gateway.config import Settings
 from gateway.errors import GatewayError, pick_language
 from gateway.senders import AuthenticatedSender, SenderDirectory
+from signing.idnumbers import mask_ids
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
 
 if TYPE_CHECKING:  # annotations only: the components import this module for its helpers
@@ -131,3 +135,21 @@ def parse_datetime(value: str) -> datetime:
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", f"messageDate {value!r} is not an ISO dateTime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def guarded(handler):  # type: ignore[no-untyped-def]
+    """Refusals become problem documents; storage trouble is a 503; nothing leaks a stack trace."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request, *args: Any) -> web.StreamResponse:
+        try:
+            return await handler(request, *args)
+        except GatewayError as error:
+            return problem(error, language_of(request))
+        except RedisError:
+            return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+        except Exception:
+            logging.getLogger("egov.http").exception("unexpected error in %s", mask_ids(request.path))
+            return problem(GatewayError("GATEWAY_INTERNAL"), language_of(request))
+
+    return wrapper

@@ -24,11 +24,10 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from connectors.queue import QueueError
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, basic_auth_sender, language_of, problem
+from gateway.http import COMPONENTS, basic_auth_sender, guarded
 from gateway.senders import AuthenticatedSender
 from gateway.store import Application, ApplicationStore, Status
 
@@ -65,23 +64,6 @@ async def _json(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise GatewayError("CLIENT_MALFORMED_JSON", "a JSON object is expected")
     return data
-
-
-def guarded(handler):  # type: ignore[no-untyped-def]
-    """Refusals become problem documents; storage trouble is a 503; nothing leaks a stack trace."""
-
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except GatewayError as error:
-            return problem(error, language_of(request))
-        except RedisError:
-            return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
-        except Exception:
-            log.exception("unexpected error in %s", request.path)
-            return problem(GatewayError("GATEWAY_INTERNAL"), language_of(request))
-
-    return wrapper
 
 
 async def _application(request: web.Request, service_id: str, entry_id: str) -> Application:

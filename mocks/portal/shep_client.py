@@ -1,7 +1,8 @@
 """The portal's side of SHEP SyncChannel: a zeep client built from the gateway's own WSDL.
 
 zeep writes an lxml element into ``data`` (xsd:anyType) only when it is wrapped in an AnyObject of a
-named complex type with an ``xsd:any`` sequence; a bare element would be sent as its repr() text.
+named complex type with an ``xsd:any`` sequence (``connectors.soap.any_type``); a bare element would be sent as
+its repr() text.
 """
 
 from __future__ import annotations
