@@ -32,16 +32,16 @@ import aiohttp
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
-from gateway.app import create_app
-from gateway.http import COMPONENTS
-from gateway.pipeline import IntakeRequest, new_session_id
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.runtime import READER_TICKET_SERVICE, start_site
-from gateway.senders import hash_password
+from gateway.access.senders import hash_password
+from gateway.intake.context import INTAKE
+from gateway.intake.pipeline import IntakeRequest, new_session_id
+from gateway.shell.app import create_app
+from gateway.shell.redis_embedded import EmbeddedRedis
+from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import generate_pki
 from mocks.pki.revocation import run_revocation
-from mocks.portal.applicant import signed_application
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from signing.policy import VerificationPolicy
 from signing.signer import DocumentSigner, SigningKey
 from signing.trust import TrustStore
@@ -90,7 +90,7 @@ async def main(requests: int, concurrency: int) -> None:
                                  revocation_url=revocation_url)
         runner = await start_site(create_app(settings, redis_url=redis.url), "127.0.0.1", port)
         try:
-            await _in_process(runner.app[COMPONENTS].pipeline, raw, requests)
+            await _in_process(runner.app[INTAKE].pipeline, raw, requests)
         finally:
             await runner.cleanup()
             await library.cleanup()
@@ -160,7 +160,7 @@ result_schema = "kazneb/reader-ticket.xsd"
     environment = {**os.environ, "REDIS_URL": redis_url}
     library = subprocess.Popen([sys.executable, "-m", "mocks.library", "--port", str(library_port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-level", "WARNING", "serve",
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway.shell.cli", "--log-level", "WARNING", "serve",
                                 "--config", str(config)], env=environment,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

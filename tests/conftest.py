@@ -18,7 +18,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from connectors.queue import QueueSettings
-from gateway.app import create_app
+from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
@@ -28,23 +28,18 @@ from gateway.config import (
     SignerSettings,
     TrustSettings,
 )
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.runtime import (
-    ELICENSE_SERVICE,
-    FUND_SUBMISSION_SERVICE,
-    READER_TICKET_SERVICE,
-    elicense_service,
-    fund_submission_service,
-    start_site,
-)
-from gateway.senders import hash_password
+from gateway.shell.app import create_app
+from gateway.shell.redis_embedded import EmbeddedRedis
+from gateway.shell.serve import start_site
 from mocks.elicense import create_elicense_app
 from mocks.elicense.clock import SimulatedClock
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.pki import TestPki, generate_pki
 from mocks.pki.revocation import run_revocation
+from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from mocks.portal.callback_server import create_callback_app
 from mocks.portal.shep_client import SyncChannelClient
+from mocks.world.demo import elicense_service, fund_submission_service
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
 from signing.signer import DocumentSigner, SigningKey

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from gateway.app import create_app
-from gateway.runtime import READER_TICKET_SERVICE, start_site
+from gateway.shell.app import create_app
+from gateway.shell.serve import start_site
 from mocks.library import parse_ticket
-from mocks.portal.applicant import signed_application
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.callback_server import RECEIVED
 from tests.conftest import FLAKY_SERVICE, PORTAL, PORTAL_PASSWORD, PULL, PULL_PASSWORD, free_port, message_id
 from tests.test_end_to_end import result_verifier, send_soap
@@ -145,13 +145,13 @@ async def test_backend_down_for_a_while_nothing_is_lost(gw, http) -> None:
 
 
 async def gw_app(gw, session_id: str):  # type: ignore[no-untyped-def]
-    from gateway.store import ApplicationStore
+    from gateway.lifecycle.store import ApplicationStore
 
     return await ApplicationStore(gw.redis).get(session_id)
 
 
 async def gw_history(gw, session_id: str):  # type: ignore[no-untyped-def]
-    from gateway.store import ApplicationStore
+    from gateway.lifecycle.store import ApplicationStore
 
     return await ApplicationStore(gw.redis).history(session_id)
 

@@ -16,13 +16,13 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from gateway.runtime import FUND_SUBMISSION_SERVICE, start_site
+from gateway.shell.serve import start_site
 from mocks.backoffice import CommissionDesk, WorkerSettings
 from mocks.backoffice.cli import control_app
 from mocks.backoffice.cli import main as desk_cli
 from mocks.library import LIBRARY_STATE, build_fund_submission, parse_fund_decision
 from mocks.pki import Person
-from mocks.portal.applicant import signer_for
+from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, signer_for
 from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore

@@ -8,10 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from gateway.catalogue import STATUSES, STEPS
-from gateway.runtime import ELICENSE_SERVICE, READER_TICKET_SERVICE
-from gateway.workcalendar import WorkingCalendar
-from mocks.portal.applicant import signed_application
+from gateway.cabinet.calendar import WorkingCalendar
+from gateway.cabinet.catalogue import STATUSES, STEPS
+from mocks.portal.applicant import ELICENSE_SERVICE, READER_TICKET_SERVICE, signed_application
 from tests.conftest import message_id
 from tests.test_end_to_end import send_soap
 from tests.test_long_running import cabinet_item

@@ -15,12 +15,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.cli import main
-from gateway.runtime import DEMO_PASSWORD, DEMO_SENDER, READER_TICKET_SERVICE
-from gateway.senders import check_password
+from gateway.access.senders import check_password
+from gateway.shell.cli import main
+from mocks.portal.applicant import READER_TICKET_SERVICE
+from mocks.world.demo import DEMO_PASSWORD, DEMO_SENDER
 from tests.conftest import free_port
 
-CLI = [sys.executable, "-m", "gateway.cli"]
+CLI = [sys.executable, "-m", "gateway.shell.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,4 +1,4 @@
-"""Configuration loading (gateway.config) and sender authentication (gateway.senders)."""
+"""Configuration loading (gateway.config) and sender authentication (gateway.access.senders)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import gateway.senders
+import gateway.access.senders
+from gateway.access.senders import AuthenticatedSender, SenderDirectory, check_password, hash_password
 from gateway.config import (
     ConfigError,
     LimitSettings,
@@ -19,7 +20,6 @@ from gateway.config import (
     settings_from_dict,
 )
 from gateway.errors import GatewayError
-from gateway.senders import AuthenticatedSender, SenderDirectory, check_password, hash_password
 
 REPO = Path(__file__).resolve().parent.parent
 # One scrypt hash for the whole module: each costs tens of milliseconds.
@@ -300,13 +300,13 @@ def test_directory_bad_credentials(password: str | None) -> None:
 
 def test_directory_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = gateway.senders.check_password
+    real = gateway.access.senders.check_password
 
     def counting(password: str, stored: str) -> bool:
         calls.append(password)
         return real(password, stored)
 
-    monkeypatch.setattr(gateway.senders, "check_password", counting)
+    monkeypatch.setattr(gateway.access.senders, "check_password", counting)
     directory = SenderDirectory(SENDERS)
     first = directory.authenticate("portal", PASSWORD)
     assert isinstance(first, AuthenticatedSender) and first.sender_id == "portal" and first.settings.cabinet

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from lxml import etree
 
 import schemas
-from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.library import parse_fund_decision, parse_ticket
-from mocks.portal.applicant import signed_application
+from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore

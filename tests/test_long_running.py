@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 from lxml import etree
 
-from gateway.app import create_app
-from gateway.runtime import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, start_site
+from gateway.shell.app import create_app
+from gateway.shell.serve import start_site
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.elicense.steps import STEPS
-from mocks.portal.applicant import signed_application
+from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
 from tests.conftest import DESK, DESK_PASSWORD, OPERATOR, OPERATOR_PASSWORD, free_port, message_id, system_signer
 from tests.test_end_to_end import result_verifier, send_soap

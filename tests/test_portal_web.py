@@ -14,9 +14,9 @@ import pytest
 import pytest_asyncio
 from lxml import etree, html
 
-from gateway.app import MaskingAccessLogger
-from gateway.catalogue import SERVICES, STATUSES, STEPS
+from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS
 from gateway.errors import CATALOGUE as GATEWAY_ERRORS
+from gateway.shell.app import MaskingAccessLogger
 from mocks.portal.web import create_portal_app
 from mocks.portal.web import forms as portal_forms
 from mocks.portal.web.i18n import CATALOGUE, LANGUAGES, t

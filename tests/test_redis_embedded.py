@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.redis_embedded import EmbeddedRedis, EmbeddedRedisError
+from gateway.shell.redis_embedded import EmbeddedRedis, EmbeddedRedisError
 
 
 def _client(url: str) -> redis.Redis:

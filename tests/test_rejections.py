@@ -8,10 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import etree
 
-from gateway.runtime import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from mocks.library import LIBRARY_STATE
 from mocks.library.forms import READER_REGISTRATION_NS
-from mocks.portal.applicant import reader_registration, signed_application, signer_for
+from mocks.portal.applicant import (
+    FUND_SUBMISSION_SERVICE,
+    READER_TICKET_SERVICE,
+    reader_registration,
+    signed_application,
+    signer_for,
+)
 from tests.conftest import DOWN_SERVICE, OFFICE, OFFICE_PASSWORD, PORTAL, PORTAL_PASSWORD, message_id
 from tests.test_end_to_end import send_soap
 

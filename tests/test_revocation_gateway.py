@@ -11,9 +11,9 @@ from dataclasses import replace
 import pytest
 import pytest_asyncio
 
-from gateway.app import create_app
-from gateway.runtime import READER_TICKET_SERVICE, start_site
-from mocks.portal.applicant import signed_application
+from gateway.shell.app import create_app
+from gateway.shell.serve import start_site
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import RevocationMode
 from tests.conftest import PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port, message_id

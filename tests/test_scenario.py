@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from gateway.scenario import Case, CaseResult, Progress, outcome_of, report
+from gateway.shell.cli import main
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+from mocks.world.scenario import Case, CaseResult, Progress, outcome_of, report
 from tests.conftest import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest
 
-CLI = [sys.executable, "-m", "gateway.cli"]
+CLI = [sys.executable, "-m", "gateway.shell.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "scenarios" / "smoke.toml"
 

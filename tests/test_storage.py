@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 from lxml import etree
 
-from gateway.app import create_app
-from gateway.http import COMPONENTS
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.runtime import READER_TICKET_SERVICE, start_site
-from mocks.portal.applicant import signed_application
+from gateway.intake.context import INTAKE
+from gateway.shell.app import create_app
+from gateway.shell.redis_embedded import EmbeddedRedis
+from gateway.shell.serve import start_site
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
 from tests.conftest import PORTAL, PORTAL_PASSWORD, free_port, make_settings, message_id
 
@@ -67,7 +67,7 @@ async def test_acknowledged_application_survives_a_redis_restart(system, tmp_pat
         restarted = EmbeddedRedis(redis_dir, port=server.port)
         restarted.start()
         try:
-            store = runner.app[COMPONENTS].store
+            store = runner.app[INTAKE].store
             app = await store.find_for(aigerim.iin, mid)
             assert app is not None and app.status == "completed"
             assert app.result and "ReaderTicket" in app.result
@@ -80,7 +80,7 @@ async def test_acknowledged_application_survives_a_redis_restart(system, tmp_pat
 
 async def test_a_final_state_is_never_undone_by_a_stale_copy(gw) -> None:
     """Two actors hold copies of one application; the late, stale write of a non-final state is refused."""
-    from gateway.store import Application, ApplicationStore, Status, utc_now
+    from gateway.lifecycle.store import Application, ApplicationStore, Status, utc_now
 
     store = ApplicationStore(gw.redis)
     now = utc_now()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.cli import main
+from gateway.shell.cli import main
 from mocks.portal.applicant import reader_registration
 
 XADES = "http://uri.etsi.org/01903/v1.3.2#"

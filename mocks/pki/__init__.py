@@ -187,6 +187,7 @@ def load_pki(out_dir: Path) -> TestPki:
         for handle, p in index["people"].items()
     }
     authorities = index["authorities"]
+    _write_trust_file(root, index)
     return TestPki(
         root=root,
         p12_password=index["p12_password"],
@@ -198,6 +199,20 @@ def load_pki(out_dir: Path) -> TestPki:
         authorities={name: CaFiles(root / a["cert"], root / a["key"]) for name, a in authorities.items()},
         system_bins={name: s["bin"] for name, s in index["systems"].items()},
     )
+
+
+def _write_trust_file(root: Path, index: dict[str, Any]) -> None:
+    """``trust.toml``: the ``[trust]`` of a gateway configuration that trusts this PKI (what `verify` reads)."""
+    path = root / "trust.toml"
+    if path.exists():
+        return
+    anchors = ", ".join(json.dumps(p) for p in index["trust_anchors"])
+    intermediates = ", ".join(json.dumps(p) for p in index["intermediates"])
+    text = f"# The test PKI's trust, as a gateway configuration names it.\n[trust]\nanchors = [{anchors}]\n" \
+           f"intermediates = [{intermediates}]\n"
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def generate_pki(out_dir: Path, *, p12_password: str = "egov-test") -> TestPki:

@@ -105,7 +105,7 @@ async def run_portal(*, pki: TestPki, gateway_url: str, sender: str, password: s
 
     The access log masks every IIN/BIN in paths (cabinet addresses carry one).
     """
-    from gateway.app import MaskingAccessLogger
+    from gateway.shell.app import MaskingAccessLogger
 
     runner = web.AppRunner(create_portal_app(pki=pki, gateway_url=gateway_url, sender=sender, password=password),
                            access_log_class=MaskingAccessLogger, shutdown_timeout=5)

@@ -15,9 +15,11 @@ from typing import Any
 from aiohttp import web
 
 import schemas
+from gateway.delivery.registry import Service
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, basic_auth_sender, guarded
-from gateway.registry import Service
+from gateway.intake.context import INTAKE
+from gateway.web.problems import guarded
+from gateway.web.reading import basic_auth_sender
 
 
 def describe(service: Service, base_url: str) -> dict[str, Any]:
@@ -37,30 +39,30 @@ def describe(service: Service, base_url: str) -> dict[str, Any]:
 
 
 def _service(request: web.Request) -> Service:
-    service = request.app[COMPONENTS].pipeline.registry.get(request.match_info["service_id"])
+    service = request.app[INTAKE].registry.get(request.match_info["service_id"])
     if service is None:
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     return service
 
 
 async def list_services(request: web.Request) -> web.Response:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     return web.json_response({"services": [describe(s, components.settings.base_url)
-                                           for s in components.pipeline.registry]})
+                                           for s in components.registry]})
 
 
 @guarded
 async def allowed_services(request: web.Request) -> web.Response:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     sender = basic_auth_sender(request, components.senders)
-    allowed = [describe(s, components.settings.base_url) for s in components.pipeline.registry
+    allowed = [describe(s, components.settings.base_url) for s in components.registry
                if sender.may_call(s.service_id) and s.admits(sender.sender_id)]
     return web.json_response({"senderId": sender.sender_id, "services": allowed})
 
 
 @guarded
 async def get_service(request: web.Request) -> web.Response:
-    return web.json_response(describe(_service(request), request.app[COMPONENTS].settings.base_url))
+    return web.json_response(describe(_service(request), request.app[INTAKE].settings.base_url))
 
 
 @guarded
@@ -75,15 +77,15 @@ async def get_schema(request: web.Request) -> web.Response:
 @guarded
 async def get_wsdl(request: web.Request) -> web.Response:
     _service(request)
-    base = request.app[COMPONENTS].settings.base_url
+    base = request.app[INTAKE].settings.base_url
     body = (schemas.async_channel_wsdl(f"{base}/shep/async") if request.query.get("channel") == "async"
-            else request.app[COMPONENTS].sync_wsdl)
+            else request.app[INTAKE].sync_wsdl)
     return web.Response(body=body, content_type="text/xml", charset="utf-8")
 
 
 @guarded
 async def get_openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi(_service(request), request.app[COMPONENTS].settings.base_url))
+    return web.json_response(openapi(_service(request), request.app[INTAKE].settings.base_url))
 
 
 def openapi(service: Service, base_url: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import getpass
 import json
 import os
 import sys
+import tomllib
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from lxml import etree
 
-from gateway.config import load_settings
+from gateway.config import ConfigError, load_settings, settings_from_dict
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.report import ValidationReport
 from signing.signer import DocumentSigner, SigningKey
@@ -115,10 +116,23 @@ def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, Revocat
         settings = load_settings(args.config)
         mode = args.revocation or settings.revocation.mode
         return TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates), RevocationMode(mode)
-    from mocks.pki import load_pki
+    return _trust_file(args.state_dir.resolve() / "pki" / TRUST_FILE), RevocationMode(args.revocation or "off")
 
-    pki = load_pki(args.state_dir.resolve() / "pki")
-    return TrustStore.from_files(pki.trust_anchors, pki.intermediates), RevocationMode(args.revocation or "off")
+
+TRUST_FILE = "trust.toml"
+"A configuration fragment holding only ``[trust]``; a test PKI writes one beside its certificates."
+
+
+def _trust_file(path: Path) -> TrustStore:
+    """The trust anchors named by the ``[trust]`` table of ``path`` (paths relative to its folder)."""
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: give --trust PEM or --config FILE")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    trust = settings_from_dict({"trust": raw.get("trust", {})}, base_dir=path.parent).trust
+    return TrustStore.from_files(trust.anchors, trust.intermediates)
 
 
 def _read(path: Path) -> etree._Element | None:

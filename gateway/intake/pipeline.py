@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 from redis.exceptions import RedisError
 
+from gateway.access.senders import SenderDirectory
 from gateway.config import LimitSettings
-from gateway.delivery import Delivery
+from gateway.delivery.engine import Delivery
+from gateway.delivery.registry import Service, ServiceRegistry
+from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError
-from gateway.receipts import signed_receipt
-from gateway.registry import Service, ServiceRegistry
-from gateway.resilience import InFlightLimiter
-from gateway.senders import SenderDirectory
-from gateway.store import Application, ApplicationStore, Status, utc_now
+from gateway.lifecycle.receipts import signed_receipt
+from gateway.lifecycle.store import Application, ApplicationStore, Status, utc_now
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
 from signing.policy import RevocationMode

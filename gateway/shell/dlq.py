@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import json
 import os
 import sys
@@ -11,14 +12,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from gateway.runtime import DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD
-
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     dlq = commands.add_parser("dlq", help="list or replay dead-lettered jobs and stopped applications")
     dlq.add_argument("--gateway", default="http://127.0.0.1:8080")
-    dlq.add_argument("--sender", default=DEMO_OPERATOR, help="an operator sender")
-    dlq.add_argument("--password", default=os.environ.get("EGOV_OPERATOR_PASSWORD", DEMO_OPERATOR_PASSWORD))
+    dlq.add_argument("--sender", default=os.environ.get("EGOV_OPERATOR", "operator"),
+                     help="an operator sender (default: $EGOV_OPERATOR, else 'operator')")
+    dlq.add_argument("--password", default=os.environ.get("EGOV_OPERATOR_PASSWORD"),
+                     help="its password (default: $EGOV_OPERATOR_PASSWORD, else asked on a terminal)")
     actions = dlq.add_subparsers(dest="dlq_command", required=True)
     listing = actions.add_parser("list", help="dead letters (all queued services, or --service)")
     listing.add_argument("--service", default=None)
@@ -31,6 +32,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     base = args.gateway.rstrip("/")
+    if args.password is None:
+        if not sys.stdin.isatty():
+            print("error: give the operator's password with --password or $EGOV_OPERATOR_PASSWORD", file=sys.stderr)
+            return 2
+        args.password = getpass.getpass(f"password of {args.sender}: ")
     try:
         if args.dlq_command == "list":
             query = f"?service={args.service}" if args.service else ""

@@ -40,10 +40,10 @@ from typing import Any, TextIO
 from lxml import etree
 
 from gateway.errors import CATALOGUE
-from gateway.submit import GatewayUnreachable, deliver, open_client
 from mocks.pki import TestPki, ensure_pki
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, SAMPLE_DOCUMENTS, signed_application
 from mocks.portal.shep_client import AsyncChannelClient, SyncChannelClient
+from mocks.world.submit import GatewayUnreachable, deliver, open_client
 from signing.idnumbers import mask_ids
 
 STATUSES = ("completed", "refused", "stopped", "failed", "accepted")
@@ -270,7 +270,7 @@ class Runner:
 
 
 def outcome_of(outcome: dict[str, Any]) -> tuple[str, set[str]]:
-    """What a :func:`gateway.submit.deliver` outcome came to: the text shown, and the expectations it matches."""
+    """What a :func:`mocks.world.submit.deliver` outcome came to: the text shown, and the expectations it matches."""
     if "note" in outcome:
         return "accepted", {"accepted"}
     status = outcome.get("applicationStatus")

@@ -22,8 +22,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, language_of, parse_datetime, parse_xml, problem, read_body
-from gateway.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, new_session_id
+from gateway.intake.context import INTAKE
+from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, new_session_id
+from gateway.intake.reading import parse_datetime, parse_xml
+from gateway.web.problems import language_of, problem
+from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.rest")
@@ -33,7 +36,7 @@ _ID_MAX, _PASSWORD_MAX, _KEY_MAX, _VALUE_MAX = 100, 200, 30, 500
 
 
 async def handle_request(request: web.Request) -> web.Response:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     limits = components.settings.limits
     language = language_of(request)
     session_id = new_session_id()

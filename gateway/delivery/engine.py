@@ -23,11 +23,11 @@ from connectors.base import ConnectorError
 from connectors.queue import JobQueue
 from connectors.soap import ProviderStatus, SoapConnector
 from gateway.config import DeliverySettings
+from gateway.delivery.registry import Service, ServiceRegistry
+from gateway.delivery.resilience import CircuitBreaker, backoff_seconds
+from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
-from gateway.registry import Service, ServiceRegistry
-from gateway.resilience import CircuitBreaker, backoff_seconds
-from gateway.schedule import LeaseSchedule
-from gateway.store import Application, ApplicationStore, Status
+from gateway.lifecycle.store import Application, ApplicationStore, Status
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted

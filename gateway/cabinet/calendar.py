@@ -1,6 +1,6 @@
 """Working days in Kazakhstan: deadlines of applications are counted in them (Law on Informatization, art. 37).
 
-Saturdays, Sundays and the public holidays in ``gateway/data/kz-holidays.json`` are days off; the file can
+Saturdays, Sundays and the public holidays in ``gateway/cabinet/data/kz-holidays.json`` are days off; the file can
 be updated without a release. Days are counted in Astana time (UTC+5).
 """
 
@@ -21,7 +21,7 @@ class WorkingCalendar:
     @classmethod
     def load(cls, path: Path | None = None) -> WorkingCalendar:
         raw = path.read_text(encoding="utf-8") if path else (
-            resources.files("gateway") / "data" / "kz-holidays.json").read_text(encoding="utf-8")
+            resources.files("gateway.cabinet") / "data" / "kz-holidays.json").read_text(encoding="utf-8")
         return cls(frozenset(date.fromisoformat(h["date"]) for h in json.loads(raw)["holidays"]))
 
     def is_working_day(self, day: date) -> bool:

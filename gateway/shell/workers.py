@@ -16,15 +16,14 @@ import signal
 
 from aiohttp import web
 
-from gateway.app import MaskingAccessLogger, create_app, load
 from gateway.config import Settings
+from gateway.shell.app import MaskingAccessLogger, create_app, load
+from gateway.shell.serve import redis_for
 
 log = logging.getLogger("egov.workers")
 
 
 def serve_workers(settings: Settings, workers: int) -> None:
-    from gateway.runtime import redis_for  # the runtime module imports this one
-
     load(settings)
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no inherited loops/sockets
     with redis_for(settings) as redis_url:

@@ -15,9 +15,12 @@ from lxml import etree
 
 import schemas
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, language_of, parse_datetime
-from gateway.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
-from gateway.soapenv import document_in, fault, now_iso, own_xml, read_operation, respond, validate
+from gateway.intake.context import INTAKE
+from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
+from gateway.intake.reading import parse_datetime
+from gateway.intake.soap_io import document_in, fault, read_operation, respond, validate
+from gateway.shep.envelope import now_iso, own_xml
+from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.soap")
@@ -43,11 +46,11 @@ def preload_schemas() -> None:
 async def handle_wsdl(request: web.Request) -> web.Response:
     if "wsdl" not in request.query:
         raise web.HTTPMethodNotAllowed("GET", ["POST"])
-    return web.Response(body=request.app[COMPONENTS].sync_wsdl, content_type="text/xml", charset="utf-8")
+    return web.Response(body=request.app[INTAKE].sync_wsdl, content_type="text/xml", charset="utf-8")
 
 
 async def handle_send_message(request: web.Request) -> web.Response:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     limits = components.settings.limits
     language = language_of(request)
     session_id = new_session_id()

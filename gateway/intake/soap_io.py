@@ -1,30 +1,21 @@
-"""SOAP 1.1 plumbing shared by the SyncChannel and AsyncChannel intakes: read one operation out of an
-envelope, write answers and faults (``ErrorInfo`` in all three languages), take the business document
-out of ``data``."""
+"""SOAP 1.1 in and out for the SyncChannel and AsyncChannel intakes: read one operation out of an envelope,
+take the business document out of ``data``, answer, or refuse with a Fault carrying ``ErrorInfo``."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from aiohttp import web
 from lxml import etree
 
 from gateway.errors import GatewayError
-from gateway.http import parse_xml, read_body
-from signing.xmlsafe import XmlLimits, detach, parse_untrusted
+from gateway.intake.reading import parse_xml
+from gateway.shep.envelope import BODY, ENVELOPE, FAULT, HEADER, SOAP_ENV, now_iso
+from gateway.web.reading import read_body
+from signing.xmlsafe import XmlLimits, detach
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-ENVELOPE = f"{{{SOAP_ENV}}}Envelope"
-BODY = f"{{{SOAP_ENV}}}Body"
-HEADER = f"{{{SOAP_ENV}}}Header"
-FAULT = f"{{{SOAP_ENV}}}Fault"
 XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Iterable[str],
@@ -66,12 +57,6 @@ def document_in(data: etree._Element | None, limits: XmlLimits) -> etree._Elemen
     if not text:
         return None
     return parse_xml(text.encode(), limits, "data: ")  # the escaped-XML-string form
-
-
-def own_xml(data: bytes | str) -> etree._Element:
-    """Re-read XML the gateway itself produced (a signed result or receipt) for embedding."""
-    raw = data.encode() if isinstance(data, str) else data
-    return parse_untrusted(raw, XmlLimits(max_bytes=len(raw) + 1))
 
 
 def respond(payload: etree._Element, header: etree._Element | None = None) -> web.Response:

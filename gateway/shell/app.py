@@ -21,18 +21,23 @@ import schemas
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
-from gateway import async_channel, cabinet, discovery, rest_api, soap
-from gateway import jobs as jobs_api
+from gateway.access.senders import SenderDirectory
+from gateway.cabinet import api as cabinet
+from gateway.cabinet.calendar import WorkingCalendar
+from gateway.cabinet.context import CABINET, CabinetContext
 from gateway.config import ConfigError, Settings
-from gateway.delivery import Delivery
-from gateway.http import COMPONENTS, Components
-from gateway.jobs import mark_stopped
-from gateway.notifications import Notifier
-from gateway.pipeline import Pipeline
-from gateway.registry import ServiceRegistry
-from gateway.senders import SenderDirectory
-from gateway.store import ApplicationStore
-from gateway.workcalendar import WorkingCalendar
+from gateway.delivery import jobs_api as jobs_api
+from gateway.delivery.callbacks import Notifier
+from gateway.delivery.desks import DESKS, DeskContext
+from gateway.delivery.engine import Delivery
+from gateway.delivery.jobs_api import mark_stopped
+from gateway.delivery.registry import ServiceRegistry
+from gateway.intake import async_channel, discovery
+from gateway.intake import rest as rest_api
+from gateway.intake import sync_channel as soap
+from gateway.intake.context import INTAKE, IntakeContext
+from gateway.intake.pipeline import Pipeline
+from gateway.lifecycle.store import ApplicationStore
 from signing.idnumbers import mask_ids
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.revocation import RevocationChecker
@@ -130,9 +135,11 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
                             revocation_mode=revocation.mode)
         notifier = Notifier(redis, settings.redis.key_prefix, store, settings.senders, session)
         delivery.listeners.append(notifier.on_change)
-        app[COMPONENTS] = Components(settings=settings, pipeline=pipeline, store=store, senders=senders,
-                                     sync_wsdl=wsdl, delivery=delivery, jobs=jobs, session=session,
-                                     notifier=notifier, calendar=calendar)
+        app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
+                                    store=store, notifier=notifier, sync_wsdl=wsdl)
+        app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
+                                      events_redis=blocking)
+        app[DESKS] = DeskContext(jobs=jobs, store=store, senders=senders, registry=registry, delivery=delivery)
         stop = asyncio.Event()
         loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop))}
         yield
@@ -161,7 +168,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
 
 async def health(request: web.Request) -> web.Response:
     """Storage reachable, signing key in date, trust anchors loaded."""
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     pipeline = components.pipeline
     try:
         storage_ok = await components.store.ping()

@@ -1,20 +1,17 @@
-"""Running servers: Redis (embedded or external), the gateway, and the demo's whole little world."""
+"""The demo world: the gateway with embedded defaults and the whole simulated outside on loopback.
+
+`egov-gateway demo` runs this. Nothing in the product imports it: the demo uses the product
+(:mod:`gateway.shell.serve`, :func:`gateway.shell.app.create_app`) as any deployment would.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import os
-import signal
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aiohttp import web
-
-from gateway.app import MaskingAccessLogger, create_app, load
+from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
@@ -24,64 +21,16 @@ from gateway.config import (
     SignerSettings,
     TrustSettings,
 )
-from gateway.redis_embedded import EmbeddedRedis
-from gateway.senders import hash_password
+from gateway.shell.app import create_app, load
+from gateway.shell.serve import redis_for, site_running, wait_for_stop
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
-
-log = logging.getLogger("egov.runtime")
 
 DEMO_SENDER = "portal"
 DEMO_PASSWORD = "portal-demo-password"
 DEMO_DESK, DEMO_DESK_PASSWORD = "commission-desk", "desk-demo-password"
 DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD = "operator", "operator-demo-password"
-
-
-@contextlib.contextmanager
-def redis_for(settings: Settings):  # type: ignore[no-untyped-def]
-    """Yield a Redis URL: REDIS_URL or redis.url if set, else an embedded server under state_dir."""
-    url = os.environ.get("REDIS_URL") or settings.redis.url
-    if url:
-        yield url
-        return
-    with EmbeddedRedis(settings.state_dir / "redis") as server:
-        log.info("embedded redis-server on %s (data in %s)", server.url, settings.state_dir / "redis")
-        yield server.url
-
-
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log_class=MaskingAccessLogger)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
-    return runner
-
-
-@contextlib.asynccontextmanager
-async def site_running(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
-    runner = await start_site(app, host, port)
-    try:
-        yield runner
-    finally:
-        await runner.cleanup()
-
-
-async def wait_for_stop() -> None:
-    """Return on SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-
-
-async def serve(settings: Settings) -> None:
-    loaded = load(settings)  # keys, trust anchors, schemas: a bad setup fails before anything starts
-    with redis_for(settings) as redis_url:
-        app = create_app(settings, redis_url=redis_url, loaded=loaded)
-        async with site_running(app, settings.listen.host, settings.listen.port):
-            log.info("gateway listening on %s", settings.base_url)
-            await wait_for_stop()
 
 
 def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str]) -> Settings:
@@ -162,7 +111,7 @@ DEMO_PORTS = {"gateway": 8080, "web": 8700, "library": 8710, "elicense": 8720, "
               "revocation": 8790}
 
 
-async def demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 50_000.0,
+async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 50_000.0,
                manual_desk: bool = False) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (its regulated days pass ``elicense_scale``
@@ -243,7 +192,3 @@ Try, in another terminal:
   .venv/bin/egov-gateway submit --as daniyar --service {ELICENSE_SERVICE} --wait
   .venv/bin/egov-gateway submit --as saule --service {READER_TICKET_SERVICE} --channel async --wait
 """, flush=True)
-
-
-def with_port(settings: Settings, port: int | None) -> Settings:
-    return settings if port is None else replace(settings, listen=replace(settings.listen, port=port))

@@ -26,10 +26,12 @@ from typing import Any
 from aiohttp import web
 
 from connectors.queue import QueueError
+from gateway.access.senders import AuthenticatedSender
+from gateway.delivery.desks import DESKS
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, basic_auth_sender, guarded
-from gateway.senders import AuthenticatedSender
-from gateway.store import Application, ApplicationStore, Status
+from gateway.lifecycle.store import Application, ApplicationStore, Status
+from gateway.web.problems import guarded
+from gateway.web.reading import basic_auth_sender
 
 log = logging.getLogger("egov.jobs")
 MAX_WAIT_SECONDS = 25
@@ -37,17 +39,17 @@ _MAX_RESULT_BYTES = 4 * 1024 * 1024
 
 
 def _desk(request: web.Request) -> tuple[AuthenticatedSender, str]:
-    sender = basic_auth_sender(request, request.app[COMPONENTS].senders)
+    sender = basic_auth_sender(request, request.app[DESKS].senders)
     service_id = request.match_info["service_id"]
     if service_id not in sender.settings.jobs:
         raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not take jobs of this service")
-    if request.app[COMPONENTS].pipeline.registry.get(service_id) is None:
+    if request.app[DESKS].registry.get(service_id) is None:
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     return sender, service_id
 
 
 def _operator(request: web.Request) -> AuthenticatedSender:
-    sender = basic_auth_sender(request, request.app[COMPONENTS].senders)
+    sender = basic_auth_sender(request, request.app[DESKS].senders)
     if not sender.settings.operator:
         raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
     return sender
@@ -68,7 +70,7 @@ async def _json(request: web.Request) -> dict[str, Any]:
 
 async def _application(request: web.Request, service_id: str, entry_id: str) -> Application:
     """The application behind a job this desk holds (the job's fields name it)."""
-    components = request.app[COMPONENTS]
+    components = request.app[DESKS]
     fields = await components.jobs.fields(service_id, entry_id)
     if fields is None:
         raise GatewayError("CLIENT_JOB_NOT_FOUND")
@@ -81,7 +83,7 @@ async def _application(request: web.Request, service_id: str, entry_id: str) -> 
 @guarded
 async def claim(request: web.Request) -> web.Response:
     sender, service_id = _desk(request)
-    components = request.app[COMPONENTS]
+    components = request.app[DESKS]
     worker = request.query.get("worker") or sender.sender_id
     try:
         wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query.get("wait", "0"))))
@@ -115,14 +117,14 @@ async def progress(request: web.Request) -> web.Response:
     if app.status.final:
         raise GatewayError("CLIENT_JOB_FINISHED")
     app.status = Status.IN_PROGRESS
-    await request.app[COMPONENTS].store.save(app, note or step, step=step)
+    await request.app[DESKS].store.save(app, note or step, step=step)
     return web.json_response({"status": str(app.status)})
 
 
 @guarded
 async def result(request: web.Request) -> web.Response:
     _, service_id = _desk(request)
-    components = request.app[COMPONENTS]
+    components = request.app[DESKS]
     data = await _json(request)
     outcome, document = data.get("outcome"), data.get("document")
     if outcome not in ("completed", "refused") or not isinstance(document, str) or not document:
@@ -132,7 +134,7 @@ async def result(request: web.Request) -> web.Response:
     if app.status.final:
         await components.jobs.ack(service_id, entry_id)
         raise GatewayError("CLIENT_JOB_FINISHED")
-    service = components.pipeline.registry.get(service_id)
+    service = components.registry.get(service_id)
     try:
         await components.delivery.complete(app, service, document.encode(), refused=outcome == "refused")
     finally:  # accepted or refused by the gateway, the job is over either way
@@ -145,7 +147,7 @@ async def keep(request: web.Request) -> web.Response:
     """Heartbeat of a desk that still holds the job (e.g. waiting for a person's decision)."""
     sender, service_id = _desk(request)
     worker = request.query.get("worker") or sender.sender_id
-    if not await request.app[COMPONENTS].jobs.keep(service_id, request.match_info["entry_id"], worker):
+    if not await request.app[DESKS].jobs.keep(service_id, request.match_info["entry_id"], worker):
         raise GatewayError("CLIENT_JOB_NOT_FOUND", "this worker no longer holds the job")
     return web.json_response({"kept": True})
 
@@ -158,9 +160,9 @@ async def fail(request: web.Request) -> web.Response:
     worker = request.query.get("worker") or sender.sender_id
     entry_id = request.match_info["entry_id"]
     app = await _application(request, service_id, entry_id)
-    store = request.app[COMPONENTS].store
+    store = request.app[DESKS].store
     try:
-        await request.app[COMPONENTS].jobs.fail(service_id, entry_id, worker, reason)
+        await request.app[DESKS].jobs.fail(service_id, entry_id, worker, reason)
     except QueueError as exc:
         raise GatewayError("CLIENT_JOB_NOT_FOUND", str(exc)) from None
     app = await store.get(app.id) or app  # the last failure may have dead-lettered it (stopped) meanwhile
@@ -172,9 +174,9 @@ async def fail(request: web.Request) -> web.Response:
 @guarded
 async def dead_letters(request: web.Request) -> web.Response:
     _operator(request)
-    components = request.app[COMPONENTS]
+    components = request.app[DESKS]
     services = [request.query["service"]] if "service" in request.query else [
-        s.service_id for s in components.pipeline.registry if s.settings.connector == "queue"]
+        s.service_id for s in components.registry if s.settings.connector == "queue"]
     listing = []
     for service_id in services:
         for dead in await components.jobs.dead_letters(service_id):
@@ -187,7 +189,7 @@ async def dead_letters(request: web.Request) -> web.Response:
 @guarded
 async def replay_dead_letter(request: web.Request) -> web.Response:
     _operator(request)
-    components = request.app[COMPONENTS]
+    components = request.app[DESKS]
     service_id = request.match_info["service_id"]
     try:
         entry = await components.jobs.replay(service_id, request.match_info["dead_id"])
@@ -204,7 +206,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 @guarded
 async def replay_application(request: web.Request) -> web.Response:
     _operator(request)
-    components = request.app[COMPONENTS]
+    components = request.app[DESKS]
     app = await components.store.get(request.match_info["session_id"])
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND")

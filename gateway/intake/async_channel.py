@@ -16,12 +16,16 @@ from aiohttp import web
 from lxml import etree
 
 import schemas
+from gateway.access.senders import AuthenticatedSender
+from gateway.delivery.callbacks import INBOX_LEASE_SECONDS
 from gateway.errors import GatewayError
-from gateway.http import COMPONENTS, language_of, parse_datetime
-from gateway.notifications import INBOX_LEASE_SECONDS, async_message, message_state
-from gateway.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
-from gateway.senders import AuthenticatedSender
-from gateway.soapenv import document_in, fault, now_iso, read_operation, respond, validate
+from gateway.intake.context import INTAKE
+from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
+from gateway.intake.reading import parse_datetime
+from gateway.intake.soap_io import document_in, fault, read_operation, respond, validate
+from gateway.shep.envelope import now_iso
+from gateway.shep.messages import async_message, message_state
+from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.async")
@@ -51,13 +55,13 @@ def preload_schemas() -> None:
 async def handle_wsdl(request: web.Request) -> web.Response:
     if "wsdl" not in request.query:
         raise web.HTTPMethodNotAllowed("GET", ["POST"])
-    base = request.app[COMPONENTS].settings.base_url
+    base = request.app[INTAKE].settings.base_url
     return web.Response(body=schemas.async_channel_wsdl(f"{base}/shep/async"), content_type="text/xml",
                         charset="utf-8")
 
 
 async def handle(request: web.Request) -> web.Response:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     limits = components.settings.limits
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
     language, session_id, namespace = language_of(request), new_session_id(), schemas.ASYNC_TYPES_NS
@@ -85,7 +89,7 @@ async def handle(request: web.Request) -> web.Response:
 def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
     if sender is None:
         raise GatewayError("CLIENT_UNKNOWN_SENDER", "sender is required")
-    return request.app[COMPONENTS].senders.authenticate(sender.findtext("senderId", ""), sender.findtext("password"))
+    return request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""), sender.findtext("password"))
 
 
 def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]:
@@ -109,7 +113,7 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    outcome = await request.app[COMPONENTS].pipeline.process(intake, session_id, asynchronous=True)
+    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True)
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement
@@ -122,10 +126,10 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
 
 async def _get_messages(request: web.Request, body: etree._Element, namespace: str,
                         session_id: str) -> etree._Element:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     sender = _authenticate(request, body.find("sender"))
     service_id = body.findtext("serviceId", "")
-    service = components.pipeline.registry.get(service_id)
+    service = components.registry.get(service_id)
     if service is None:
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     if not (sender.may_call(service_id) and service.admits(sender.sender_id)):
@@ -146,7 +150,7 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
 
 
 async def _get_message_status(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     sender = _authenticate(request, body.find("sender"))
     app = await components.store.find_by_message(sender.sender_id, body.findtext("messageId", ""))
     if app is None:
@@ -163,7 +167,7 @@ async def _get_message_status(request: web.Request, body: etree._Element, namesp
 
 
 async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
-    components = request.app[COMPONENTS]
+    components = request.app[INTAKE]
     sender = _authenticate(request, body.find("sender"))
     notification = body.find("notification")
     app = await components.store.get(notification.findtext("messageId", ""))

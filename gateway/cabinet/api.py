@@ -8,7 +8,7 @@
 ``GET /api/v1/cabinet/{iin}/events``                     server-sent events: the owner's applications changing
 
 Names (status, steps, service, errors) come in the language of ``?lang=`` or Accept-Language (kk, ru, en);
-deadlines are counted in Kazakhstan working days from acceptance (:mod:`gateway.workcalendar`).
+deadlines are counted in Kazakhstan working days from acceptance (:mod:`gateway.cabinet.calendar`).
 
 Only a sender with ``cabinet = true`` (the portal), authenticated with HTTP Basic, may call it. The
 lookup is always scoped by the IIN in the path: an item is never shown under another IIN.
@@ -24,10 +24,12 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.catalogue import SERVICES, STATUSES, STEPS, name
+from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS, name
+from gateway.cabinet.context import CABINET
 from gateway.errors import CATALOGUE, GatewayError
-from gateway.http import COMPONENTS, basic_auth_sender, guarded, language_of, problem
-from gateway.store import Application
+from gateway.lifecycle.store import Application
+from gateway.web.problems import guarded, language_of, problem
+from gateway.web.reading import basic_auth_sender
 from signing.idnumbers import is_valid_bin, is_valid_iin
 
 log = logging.getLogger("egov.cabinet")
@@ -35,8 +37,8 @@ KEEP_ALIVE_SECONDS = 15.0
 
 
 def _summary(request: web.Request, app: Application, language: str) -> dict[str, Any]:
-    components = request.app[COMPONENTS]
-    service = components.pipeline.registry.get(app.service_id)
+    components = request.app[CABINET]
+    service = components.registry.get(app.service_id)
     deadline = overdue = None
     if service is not None:
         settings = service.settings
@@ -66,7 +68,7 @@ def _summary(request: web.Request, app: Application, language: str) -> dict[str,
 
 
 async def _authorise(request: web.Request) -> str:
-    components = request.app[COMPONENTS]
+    components = request.app[CABINET]
     sender = basic_auth_sender(request, components.senders)
     if not sender.settings.cabinet:
         raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not read cabinets")
@@ -77,7 +79,7 @@ async def _authorise(request: web.Request) -> str:
 
 
 async def _find(request: web.Request, iin: str) -> Application:
-    app = await request.app[COMPONENTS].store.find_for(iin, request.match_info["message_id"])
+    app = await request.app[CABINET].store.find_for(iin, request.match_info["message_id"])
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND")
     return app
@@ -91,7 +93,7 @@ async def list_applications(request: web.Request) -> web.Response:
         limit = min(200, max(1, int(request.query.get("limit", "50"))))
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "offset and limit must be integers") from None
-    total, apps = await request.app[COMPONENTS].store.list_for(iin, offset=offset, limit=limit)
+    total, apps = await request.app[CABINET].store.list_for(iin, offset=offset, limit=limit)
     language = language_of(request)
     return web.json_response({"iin": iin, "total": total, "offset": offset,
                               "applications": [_summary(request, a, language) for a in apps]})
@@ -101,7 +103,7 @@ async def list_applications(request: web.Request) -> web.Response:
 async def get_application(request: web.Request) -> web.Response:
     iin = await _authorise(request)
     app = await _find(request, iin)
-    history = await request.app[COMPONENTS].store.history(app.id)
+    history = await request.app[CABINET].store.history(app.id)
     language = language_of(request)
     for event in history:
         event["statusName"] = name(STATUSES, event.get("status"), language)
@@ -146,12 +148,12 @@ async def events(request: web.Request) -> web.StreamResponse:
         owner = await _authorise(request)
     except GatewayError as error:
         return problem(error, language_of(request))
-    components = request.app[COMPONENTS]
+    components = request.app[CABINET]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     # The blocking client: a subscription waits on its socket far longer than ordinary commands may.
-    pubsub = components.jobs.redis.pubsub()
+    pubsub = components.events_redis.pubsub()
     await pubsub.subscribe(components.store.events_channel(owner))
     try:
         await response.write(b": connected\n\n")

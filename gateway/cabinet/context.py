@@ -1,0 +1,32 @@
+"""What the cabinet handlers read from ``request.app[CABINET]``: built once at start-up by the shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from gateway.access.senders import SenderDirectory
+from gateway.cabinet.calendar import WorkingCalendar
+from gateway.delivery.registry import ServiceRegistry
+from gateway.lifecycle.store import ApplicationStore
+
+
+@dataclass(frozen=True)
+class CabinetContext:
+    """The parts the cabinet API and its live event streams use."""
+
+    store: ApplicationStore
+    "Applications and their history."
+    registry: ServiceRegistry
+    "Service titles and regulated terms, for deadlines."
+    senders: SenderDirectory
+    "Sender authentication (the portal)."
+    calendar: WorkingCalendar
+    "Kazakhstan working days, for deadlines."
+    events_redis: Redis
+    "The client the live event streams subscribe with (pub/sub holds a connection per stream)."
+
+
+CABINET = web.AppKey("cabinet", CabinetContext)

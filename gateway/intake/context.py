@@ -1,0 +1,37 @@
+"""What the intake handlers read from ``request.app[INTAKE]``: built once at start-up by the shell."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.access.senders import SenderDirectory
+from gateway.config import Settings
+from gateway.delivery.callbacks import Notifier
+from gateway.delivery.registry import ServiceRegistry
+from gateway.intake.pipeline import Pipeline
+from gateway.lifecycle.store import ApplicationStore
+
+
+@dataclass(frozen=True)
+class IntakeContext:
+    """The parts the SyncChannel, AsyncChannel, REST and discovery handlers use."""
+
+    settings: Settings
+    "The configuration in force (limits, public address)."
+    pipeline: Pipeline
+    "The request pipeline every intake hands its requests to."
+    registry: ServiceRegistry
+    "The services, for discovery and getMessages."
+    senders: SenderDirectory
+    "Sender authentication."
+    store: ApplicationStore
+    "Applications, for getMessages, getMessageStatus and delivery notifications."
+    notifier: Notifier
+    "The AsyncChannel inboxes."
+    sync_wsdl: bytes
+    "The served SyncChannel WSDL (address filled in)."
+
+
+INTAKE = web.AppKey("intake", IntakeContext)

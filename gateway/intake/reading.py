@@ -1,0 +1,30 @@
+"""Reading what senders send: untrusted XML into a tree (refusals as CLIENT_* codes), dates into aware datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from lxml import etree
+
+from gateway.errors import GatewayError
+from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+
+_XML_ERROR_CODES = {"too_large": "CLIENT_BODY_TOO_LARGE", "forbidden": "CLIENT_FORBIDDEN_XML"}
+
+
+def parse_xml(data: bytes, limits: XmlLimits, where: str = "") -> etree._Element:
+    """Parse untrusted XML, turning a refusal into the matching CLIENT_* error."""
+    try:
+        return parse_untrusted(data, limits)
+    except UnsafeXmlError as exc:
+        code = _XML_ERROR_CODES.get(exc.reason, "CLIENT_MALFORMED_XML")
+        raise GatewayError(code, f"{where}{exc.detail}") from None
+
+
+def parse_datetime(value: str) -> datetime:
+    """xsd:dateTime to an aware datetime; a value without offset is taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"messageDate {value!r} is not an ISO dateTime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,44 @@
+"""Reading an HTTP request safely: the body within a limit, and the sender from HTTP Basic credentials."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aiohttp import web
+
+from gateway.access.senders import AuthenticatedSender, SenderDirectory
+from gateway.errors import GatewayError
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read at most ``limit`` bytes; a larger body is refused before it is buffered whole."""
+    if request.content_length is not None and request.content_length > limit:
+        raise GatewayError("CLIENT_BODY_TOO_LARGE", f"limit is {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise GatewayError("CLIENT_BODY_TOO_LARGE", f"limit is {limit} bytes")
+    return body
+
+
+def basic_auth_sender(request: web.Request, senders: SenderDirectory) -> AuthenticatedSender:
+    """Authenticate a sender from HTTP Basic credentials (senderId:password)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic" or not token:
+        raise GatewayError("CLIENT_BAD_CREDENTIALS", "HTTP Basic credentials (senderId:password) are required")
+    try:
+        sender_id, _, password = base64.b64decode(token, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise GatewayError("CLIENT_BAD_CREDENTIALS", "unreadable Basic credentials") from None
+    return senders.authenticate(sender_id, password)
+
+
+
+
+
+
+
+
+
+

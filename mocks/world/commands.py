@@ -1,0 +1,99 @@
+"""The test world's commands, plugged into `egov-gateway` through the ``egov_gateway.commands`` entry points.
+
+``egov-gateway demo``, ``submit`` and ``pki`` live here, above the product: the gateway's CLI finds them by
+entry point name and loads this module only when one of them is run, so a production ``serve`` never imports
+the simulated world. Each function takes the command's own arguments and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from mocks.portal.applicant import READER_TICKET_SERVICE
+from mocks.world.demo import DEMO_PASSWORD, DEMO_PORTS, DEMO_SENDER
+
+DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
+
+
+def demo(argv: list[str]) -> int:
+    """`egov-gateway demo`: the gateway and its whole simulated world, until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog="egov-gateway demo",
+                                     description="embedded Redis + test PKI + mock back-ends + portal + gateway")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    for name, port in DEMO_PORTS.items():
+        flag = "--port" if name == "gateway" else f"--{name}-port"  # --web-port is the portal's web site
+        parser.add_argument(flag, dest=f"{name}_port", type=int, default=port, help=f"{name} (default {port})")
+    parser.add_argument("--elicense-scale", type=float, default=50_000.0,
+                        help="how many times faster E-licensing's regulated days pass (default 50000)")
+    parser.add_argument("--manual-desk", action="store_true",
+                        help="the library commission waits for decisions from `python -m mocks.backoffice`")
+    args = parser.parse_args(argv)
+    from mocks.world.demo import run_demo
+
+    ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
+    asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_scale=args.elicense_scale,
+                         manual_desk=args.manual_desk))
+    return 0
+
+
+def submit(argv: list[str]) -> int:
+    """`egov-gateway submit`: act as the portal for one application, or run a scenario file."""
+    parser = argparse.ArgumentParser(prog="egov-gateway submit",
+                                     description="sign a sample application as a test person and send it")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--as", dest="person", help="test person handle (see `pki list`)")
+    who.add_argument("--scenario", type=Path, help="run the [[case]] tables of a TOML file, compare outcomes")
+    parser.add_argument("--service", default=READER_TICKET_SERVICE)
+    parser.add_argument("--gateway", default="http://127.0.0.1:8080")
+    parser.add_argument("--sender", default=DEMO_SENDER)
+    parser.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD", DEMO_PASSWORD))
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument("--message-id", default=None, help="reuse a messageId (to see idempotency)")
+    parser.add_argument("--key", choices=["sign", "auth"], default="sign", help="which of the person's keys")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON (with the result XML)")
+    parser.add_argument("--out", type=Path, default=None, help="save the signed result document here")
+    parser.add_argument("--channel", choices=["sync", "async"], default="sync",
+                        help="SHEP SyncChannel (default) or AsyncChannel")
+    parser.add_argument("--wait", action="store_true",
+                        help="follow a long-running application in the cabinet until its result arrives")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits at most")
+    parser.add_argument("--items", choices=["ordinary", "heritage", "treasure"], default=None,
+                        help="E-licensing: which cultural values to apply for (treasure is refused)")
+    args = parser.parse_args(argv)
+    if args.scenario:
+        from mocks.world.scenario import run_scenario
+
+        return run_scenario(args)
+    from mocks.world.submit import submit as submit_one
+
+    return submit_one(args)
+
+
+def pki(argv: list[str]) -> int:
+    """`egov-gateway pki init|list`: make the NCA-like test PKI, or list its people."""
+    parser = argparse.ArgumentParser(prog="egov-gateway pki", description="the test PKI")
+    commands = parser.add_subparsers(dest="pki_command", required=True)
+    init = commands.add_parser("init", help="generate a test PKI")
+    init.add_argument("--out", type=Path, required=True)
+    listing = commands.add_parser("list", help="list test people")
+    listing.add_argument("--dir", type=Path, default=DEFAULT_STATE_DIR / "pki")
+    args = parser.parse_args(argv)
+    from mocks.pki import generate_pki, load_pki
+
+    if args.pki_command == "init":
+        made = generate_pki(args.out)
+        print(f"test PKI written to {made.root} ({len(made.people)} people, p12 password {made.p12_password!r})")
+        return 0
+    loaded = load_pki(args.dir)
+    rows = [
+        {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "organisation": p.organisation,
+         "roles": list(p.roles), "use": p.description,
+         "signSerial": format(p.sign.load_certificate().serial_number, "x")}
+        for p in loaded.people.values()
+    ]
+    print(json.dumps(rows, ensure_ascii=False, indent=2))
+    return 0
