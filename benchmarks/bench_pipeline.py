@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py [--requests 2000] [--concurrency 16]
 
-Prints operations per second of one core for: raw signxml verification (the baseline in DESIGN.md),
+Prints operations per second of one core for: raw signxml verification (the baseline),
 the gateway's DocumentVerifier (structure + certificate path + crypto), signing a result with a
 loaded key, the whole pipeline in process (sender auth → verify → schema → identity → revocation
 (cached OCSP) → signed receipt → Redis → library over loopback → sign → Redis), and REST end to end

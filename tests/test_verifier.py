@@ -1,4 +1,4 @@
-"""DocumentVerifier: the enveloped-signature rules and the attacks of DESIGN.md, one test each.
+"""DocumentVerifier: the enveloped-signature rules and the attacks listed in docs/validation.md, one test each.
 
 Every rejection asserts the exact (error_code, sub_indication, indication) triple of the report, and
 that the rejection carries none of the business document (only the report travels).
