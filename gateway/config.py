@@ -100,6 +100,14 @@ class SignerSettings:
 
 
 @dataclass(frozen=True)
+class CalendarSettings:
+    """Kazakhstan working days for deadlines: the `holidays` package plus a file of the government's day swaps."""
+
+    swaps_file: Path | None = None
+    "Your own day-swaps file (TOML, the format of gateway/cabinet/data/kz-day-swaps.toml), replacing the shipped one."
+
+
+@dataclass(frozen=True)
 class SenderSettings:
     password_hash: str
     "scrypt hash made by `egov-gateway hash-password`."
@@ -179,6 +187,8 @@ class Settings:
     "Trust anchors for applicants' signatures."
     signer: SignerSettings = field(default_factory=SignerSettings)
     "The gateway's signing key."
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    "Working days for deadlines: the government's day swaps on top of the holidays package."
     revocation: RevocationSettings = field(default_factory=RevocationSettings)
     "OCSP/CRL checking of applicants' certificates (hard_fail by default)."
     delivery: DeliverySettings = field(default_factory=DeliverySettings)

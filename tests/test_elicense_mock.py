@@ -208,11 +208,11 @@ async def test_a_public_holiday_is_not_a_working_day(start_mock: Callable[[datet
 
 def test_working_calendar() -> None:
     calendar = WorkingCalendar.load()
-    assert not calendar.is_working_day(date(2026, 3, 23)) and calendar.is_working_day(date(2026, 3, 24))
-    nauryz = calendar.add_working_days(kz(2026, 3, 20, 16, 0), 2)  # Fri; Sat-Sun, Mon 23 Nauryz
-    assert nauryz == kz(2026, 3, 25, 16, 0)
-    new_year = calendar.add_working_days(kz(2026, 12, 31, 9, 30), 1)  # Thu; Fri 1 Jan holiday, then weekend
-    assert new_year == kz(2027, 1, 4, 9, 30)
+    assert not calendar.is_working_day(date(2026, 3, 25)) and calendar.is_working_day(date(2026, 3, 26))
+    nauryz = calendar.add_working_days(kz(2026, 3, 20, 16, 0), 2)  # Fri; Nauryz Sat 21-Mon 23, observed Tue-Wed
+    assert nauryz == kz(2026, 3, 27, 16, 0)
+    new_year = calendar.add_working_days(kz(2026, 12, 31, 9, 30), 1)  # Thu; Fri 1, Sat 2 Jan observed Mon 4
+    assert new_year == kz(2027, 1, 5, 9, 30)
     assert calendar.add_working_days(kz(2027, 1, 6, 9, 30), 1) == kz(2027, 1, 8, 9, 30)  # Thu 7 Jan Christmas
     utc = calendar.add_working_days(kz(2025, 11, 14, 20, 0).astimezone(UTC), 2)  # Fri 15:00 UTC
     assert utc == kz(2025, 11, 18, 20, 0)  # the day is the Kazakhstan day, whatever zone is passed in

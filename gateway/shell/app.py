@@ -108,7 +108,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
     limits = settings.limits
-    calendar = WorkingCalendar.load()
+    calendar = WorkingCalendar.load(settings.calendar.swaps_file)
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

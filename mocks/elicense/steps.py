@@ -11,17 +11,17 @@ the reasoned refusal, 1 hour; (7) the office issues the certificate or the refus
 Each step starts when the previous one completes and completes at its deadline. A refusal prepared at
 the documents check skips the commission and the certificate: the head signs the refusal (6) and the
 office issues it (7). Minute and hour durations are elapsed time; working-day durations keep the time
-of day and count only working days in Kazakhstan time (UTC+5), skipping Saturdays, Sundays and the
-public holidays of ``holidays.json``.
+of day and count only working days in Kazakhstan time (UTC+5) by the gateway's own calendar
+(:mod:`gateway.cabinet.calendar`), so the provider and the cabinet agree on every deadline.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from importlib import resources
+from pathlib import Path
+
+from gateway.cabinet import calendar as kz_calendar
 
 KZ_TIME = timezone(timedelta(hours=5), "KZT")
 "Kazakhstan time: one zone, UTC+5, since 1 March 2024."
@@ -92,48 +92,28 @@ REFUSAL_STEPS = frozenset({DOCUMENTS_CHECKED, HEAD_SIGNED})
 "The two steps the regulation allows a reasoned refusal at."
 
 
-@dataclass(frozen=True)
-class Holiday:
-    """A public holiday: a day off that is not a Saturday or Sunday by itself."""
-
-    day: date
-    "The date."
-    name_en: str
-    "Its name in English (``holidays.json`` also has kk and ru)."
-
-
 class WorkingCalendar:
-    """Working days in Kazakhstan: Monday to Friday, except public holidays."""
+    """The provider's working days: the gateway's calendar (holidays package plus day swaps), in Kazakhstan time."""
 
-    def __init__(self, holidays: Iterable[Holiday], *, tz: timezone = KZ_TIME) -> None:
-        self.holidays: dict[date, Holiday] = {holiday.day: holiday for holiday in holidays}
+    def __init__(self, days: kz_calendar.WorkingCalendar, *, tz: timezone = KZ_TIME) -> None:
+        self.days = days
         self.tz = tz
 
     @classmethod
-    def load(cls, data: bytes | None = None) -> WorkingCalendar:
-        """The calendar from ``holidays.json`` (the package's file when ``data`` is None)."""
-        raw = data if data is not None else resources.files(__package__).joinpath("holidays.json").read_bytes()
-        document = json.loads(raw)
-        return cls(Holiday(date.fromisoformat(entry["date"]), entry["en"]) for entry in document["holidays"])
+    def load(cls, swaps_file: Path | None = None) -> WorkingCalendar:
+        """The gateway's calendar with the day-swaps file ``swaps_file`` (default: the shipped one)."""
+        return cls(kz_calendar.WorkingCalendar.load(swaps_file))
 
     def is_working_day(self, day: date) -> bool:
-        """True for Monday..Friday that is not a listed holiday."""
-        return day.weekday() < 5 and day not in self.holidays
+        """True for a working day in Kazakhstan."""
+        return self.days.is_working_day(day)
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
-        """``start`` moved to the ``days``-th working day after its own date, same local time of day.
+        """``start`` moved to the ``days``-th working day after its own Kazakhstan date, same local time of day.
 
         A check starting on Friday 15:00 with 2 working days is due on Tuesday 15:00.
         """
-        if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        local = start.astimezone(self.tz)
-        day, remaining = local.date(), days
-        while remaining > 0:
-            day += timedelta(days=1)
-            if self.is_working_day(day):
-                remaining -= 1
-        return datetime.combine(day, local.timetz())
+        return self.days.add(start, working_days=days).astimezone(self.tz)
 
     def due(self, step: StepDefinition, start: datetime) -> datetime:
         """When ``step`` started at ``start`` is due."""

@@ -4,8 +4,8 @@ The National Academic Library forms a standing commission of an odd number of me
 five (§6), which decides to include the objects of an application in the fund or not (§9). After a
 positive decision the objects enter the fund within ten working days of the meeting (§10): the
 decision names that day as ``inclusionDueBy`` (the meeting's date in Astana plus ten working days;
-Saturdays, Sundays and the public holidays of ``mocks/elicense/holidays.json``, the calendar the
-mocks share, are skipped). Included objects are excluded when the author or another rights holder
+Saturdays, Sundays and the weekday days off of the gateway's working calendar, which the mocks share,
+are skipped). Included objects are excluded when the author or another rights holder
 withdraws them or they are duplicates (§13). Every answer is a ``FundDecision``
 (fund-decision.xsd), signed with the library's key (enveloped XMLDSig) when the application was
 built with a signer; the stored submission's ``status`` follows, so the receipt shows it.
@@ -31,8 +31,6 @@ Routes (fault injection applies, as to every ``/api/v1/`` route)
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -41,6 +39,7 @@ from typing import Any
 from aiohttp import web
 from lxml import etree
 
+from gateway.cabinet.calendar import WorkingCalendar
 from mocks.library.app import LIBRARY_STATE, LibraryState, problem
 from mocks.library.forms import FUND_DECISION_NS
 from mocks.library.fund import FUND_SUBMISSIONS_PATH, LIBRARY_TZ, Submission
@@ -65,10 +64,11 @@ _EXCLUSION_KEYS = frozenset({"reason", "details"})
 
 
 def load_holidays() -> frozenset[date]:
-    """Public holidays (days off) from ``mocks/elicense/holidays.json``, the mocks' shared calendar."""
-    source = importlib.resources.files("mocks") / "elicense" / "holidays.json"
-    document = json.loads(source.read_bytes())
-    return frozenset(date.fromisoformat(entry["date"]) for entry in document["holidays"])
+    """Monday-to-Friday days off, 2020-2035, of the gateway's working calendar (the one the mocks share).
+
+    A Saturday the government made a working day is not counted as one here.
+    """
+    return WorkingCalendar.load().days_off(date(2020, 1, 1), date(2035, 12, 31))
 
 
 def add_working_days(start: date, count: int, holidays: frozenset[date]) -> date:
