@@ -132,7 +132,10 @@ def _trust_file(path: Path) -> TrustStore:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    trust = settings_from_dict({"trust": raw.get("trust", {})}, base_dir=path.parent).trust
+    try:
+        trust = settings_from_dict({"trust": raw.get("trust", {})}, base_dir=path.parent).trust
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     if not trust.anchors:
         # An empty store would report every signature as untrusted, which reads like a verdict on the document.
         raise ConfigError(f"{path}: [trust] names no anchors")
