@@ -19,7 +19,7 @@ from mocks.library import (
     parse_fund_receipt,
     sample_fund_objects,
 )
-from mocks.library.app import MAX_BODY_BYTES
+from mocks.library.exchange import MAX_BODY_BYTES
 from mocks.library.forms import ACCESS_LEVELS, DIGITISATION_FORMATS, FUND_CATEGORIES
 from mocks.library.fund import quarter_end
 from signing.idnumbers import make_bin

@@ -19,7 +19,8 @@ from mocks.library import (
     create_library_app,
     parse_ticket,
 )
-from mocks.library.app import ACCESS_RIGHTS, LIBRARY_NAME, MAX_BODY_BYTES
+from mocks.library.app import ACCESS_RIGHTS, LIBRARY_NAME
+from mocks.library.exchange import MAX_BODY_BYTES
 
 XML = {"Content-Type": "application/xml"}
 DS = "http://www.w3.org/2000/09/xmldsig#"

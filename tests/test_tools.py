@@ -1,14 +1,19 @@
-"""`egov-gateway sign` and `egov-gateway verify` as a tester uses them."""
+"""`egov-gateway sign` and `verify` as a tester uses them, and `dlq` as an operator does."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from gateway.shell.cli import main
+from mocks.pki import load_pki
 from mocks.portal.applicant import reader_registration
+from tests.conftest import OPERATOR, OPERATOR_PASSWORD, PORTAL, PORTAL_PASSWORD, free_port
 
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 
@@ -82,3 +87,105 @@ def test_unusable_input_is_exit_2_without_traceback(pki, tmp_path: Path, capsys)
     assert main(["sign", "--p12", str(pki.person("aigerim").sign.p12), "--password", "wrong",
                  "--in", str(bad), "--out", str(tmp_path / "x.xml")]) == 2
     assert "cannot open PKCS#12" in capsys.readouterr().err
+
+
+def signed_application(pki, tmp_path: Path) -> Path:
+    source, signed = write_application(pki, tmp_path), tmp_path / "signed.xml"
+    person = pki.person("aigerim")
+    assert main(["sign", "--cert", str(person.sign.cert), "--key", str(person.sign.key),
+                 "--in", str(source), "--out", str(signed)]) == 0
+    return signed
+
+
+def test_verify_without_trust_toml_is_exit_2_saying_what_to_give(pki, tmp_path: Path, capsys) -> None:
+    signed = signed_application(pki, tmp_path)
+    state = tmp_path / "no-pki-here"
+    capsys.readouterr()
+    assert main(["verify", "--in", str(signed), "--state-dir", str(state)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [
+        f"error: {state.resolve() / 'pki' / 'trust.toml'} does not exist: give --trust PEM or --config FILE, "
+        f"or --state-dir of a test PKI (`egov-gateway pki list --dir {state.resolve() / 'pki'}` writes the file)"
+    ]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("# no [trust] table\n", "[trust] names no anchors"),
+    ("[trust]\nanchors = []\n", "[trust] names no anchors"),
+    ("[trust\n", "not valid TOML"),
+    ('[trust]\nanchors = "root.pem"\n', "trust.anchors"),
+])
+def test_verify_with_an_unusable_trust_toml_is_exit_2(pki, tmp_path: Path, capsys, text: str,
+                                                      message: str) -> None:
+    signed = signed_application(pki, tmp_path)
+    (tmp_path / "state" / "pki").mkdir(parents=True)
+    trust = tmp_path / "state" / "pki" / "trust.toml"
+    trust.write_text(text)
+    capsys.readouterr()
+    assert main(["verify", "--in", str(signed), "--state-dir", str(tmp_path / "state")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {trust}: "), err
+    assert message in err and "Traceback" not in err
+
+
+def test_verify_with_a_trust_toml_naming_a_missing_anchor_is_exit_2(pki, tmp_path: Path, capsys) -> None:
+    signed = signed_application(pki, tmp_path)
+    (tmp_path / "state" / "pki").mkdir(parents=True)
+    (tmp_path / "state" / "pki" / "trust.toml").write_text('[trust]\nanchors = ["gone.pem"]\n')
+    capsys.readouterr()
+    assert main(["verify", "--in", str(signed), "--state-dir", str(tmp_path / "state")]) == 2
+    err = capsys.readouterr().err
+    assert "gone.pem" in err and "Traceback" not in err
+
+
+def test_loading_a_pki_brings_its_trust_toml_in_step(pki, tmp_path: Path, capsys) -> None:
+    signed = signed_application(pki, tmp_path)
+    copy = tmp_path / "state" / "pki"
+    shutil.copytree(pki.root, copy)
+    (copy / "trust.toml").write_text('[trust]\nanchors = ["stale.pem"]\n')
+    load_pki(copy)
+    capsys.readouterr()
+    assert main(["verify", "--in", str(signed), "--state-dir", str(tmp_path / "state")]) == 0
+    assert "TOTAL_PASSED" in capsys.readouterr().out
+    written = (copy / "trust.toml").stat().st_mtime_ns
+    load_pki(copy)
+    assert (copy / "trust.toml").stat().st_mtime_ns == written, "an unchanged trust.toml is not rewritten"
+
+
+async def dlq(gw, *argv: str, sender: str = OPERATOR) -> int:  # type: ignore[no-untyped-def]
+    """`egov-gateway dlq` against the running test gateway (in a thread: it blocks on urllib)."""
+    return await asyncio.to_thread(main, ["dlq", "--gateway", gw.url, "--sender", sender, *argv])
+
+
+async def test_dlq_lists_with_the_password_from_the_environment(gw, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("EGOV_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
+    assert await dlq(gw, "list") == 0
+    assert capsys.readouterr().out.strip() == "no dead letters"
+
+
+@pytest.mark.parametrize(("sender", "password", "code"), [
+    (OPERATOR, "wrong-password", "CLIENT_BAD_CREDENTIALS"),
+    (PORTAL, PORTAL_PASSWORD, "CLIENT_ACCESS_DENIED"),  # a sender without operator = true
+])
+async def test_dlq_refused_by_the_gateway_is_exit_1_with_the_code(gw, capsys, monkeypatch, sender: str,
+                                                                   password: str, code: str) -> None:
+    monkeypatch.setenv("EGOV_OPERATOR_PASSWORD", password)
+    assert await dlq(gw, "list", sender=sender) == 1
+    assert capsys.readouterr().err.startswith(f"error: {code}: ")
+
+
+async def test_dlq_replay_of_an_unknown_session_names_the_code(gw, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("EGOV_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
+    for session in ("no-such-session", "a/b?c"):  # quoted: still one path segment, the same answer
+        assert await dlq(gw, "replay", "--session", session) == 1
+        assert capsys.readouterr().err.startswith("error: CLIENT_NOT_FOUND: ")
+    assert await dlq(gw, "replay", "--dead-id", "1-0") == 2
+    assert capsys.readouterr().err.strip() == "error: --dead-id needs --service"
+
+
+def test_dlq_to_a_gateway_that_is_not_there_is_exit_1(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("EGOV_OPERATOR_PASSWORD", OPERATOR_PASSWORD)
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["dlq", "--gateway", url, "list"]) == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot reach {url}: ")

@@ -76,8 +76,9 @@ def _run_plugin(point: EntryPoint, argv: list[str]) -> int:
     try:
         command: Callable[[list[str]], int] = point.load()
     except ImportError as exc:
-        print(f"error: `{point.name}` needs {point.value.split(':')[0]}, which is not installed ({exc.name})",
-              file=sys.stderr)
+        # The test world is optional: a production install without it gets one line, not a traceback.
+        print(f"error: `{point.name}` needs {point.module}, which cannot be imported: "
+              f"no module named {exc.name!r} (install the test world to use it)", file=sys.stderr)
         return 2
     return command(argv)
 

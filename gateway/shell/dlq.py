@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -32,14 +33,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     base = args.gateway.rstrip("/")
-    if args.password is None:
+    if not args.password:
         if not sys.stdin.isatty():
-            print("error: give the operator's password with --password or $EGOV_OPERATOR_PASSWORD", file=sys.stderr)
+            print(f"error: the password of operator {args.sender!r} is needed and there is no terminal to ask on: "
+                  "set $EGOV_OPERATOR_PASSWORD (or give --password)", file=sys.stderr)
             return 2
         args.password = getpass.getpass(f"password of {args.sender}: ")
     try:
         if args.dlq_command == "list":
-            query = f"?service={args.service}" if args.service else ""
+            query = f"?{urllib.parse.urlencode({'service': args.service})}" if args.service else ""
             answer = _call(args, "GET", f"{base}/api/v1/admin/dead-letters{query}")
             for dead in answer["deadLetters"]:
                 print(f"{dead['serviceId']}  {dead['deadId']}  session {dead['sessionId']}  "
@@ -51,18 +53,33 @@ def run(args: argparse.Namespace) -> int:
             if not args.service:
                 print("error: --dead-id needs --service", file=sys.stderr)
                 return 2
-            answer = _call(args, "POST", f"{base}/api/v1/admin/dead-letters/{args.service}/{args.dead_id}/replay")
+            path = f"dead-letters/{_segment(args.service)}/{_segment(args.dead_id)}"
         else:
-            answer = _call(args, "POST", f"{base}/api/v1/admin/applications/{args.session}/replay")
+            path = f"applications/{_segment(args.session)}"
+        answer = _call(args, "POST", f"{base}/api/v1/admin/{path}/replay")
         print(f"replayed: {answer}")
         return 0
     except urllib.error.HTTPError as exc:
-        problem = json.loads(exc.read() or b"{}")
-        print(f"error: {problem.get('code', exc.code)}: {problem.get('detail') or problem.get('title')}",
+        problem = _problem(exc)
+        print(f"error: {problem.get('code', exc.code)}: {problem.get('detail') or problem.get('title') or exc.reason}",
               file=sys.stderr)
     except urllib.error.URLError as exc:
         print(f"error: cannot reach {base}: {exc.reason}", file=sys.stderr)
     return 1
+
+
+def _segment(value: str) -> str:
+    """``value`` as one URL path segment: a slash or ``?`` in it stays part of the id."""
+    return urllib.parse.quote(value, safe="")
+
+
+def _problem(error: urllib.error.HTTPError) -> dict[str, Any]:
+    """The problem+json body of an error answer; a proxy's HTML page gives ``{}``, never a traceback."""
+    try:
+        problem = json.loads(error.read() or b"{}")
+    except ValueError:
+        return {}
+    return problem if isinstance(problem, dict) else {}
 
 
 def _call(args: argparse.Namespace, method: str, url: str) -> dict[str, Any]:

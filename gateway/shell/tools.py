@@ -126,12 +126,19 @@ TRUST_FILE = "trust.toml"
 def _trust_file(path: Path) -> TrustStore:
     """The trust anchors named by the ``[trust]`` table of ``path`` (paths relative to its folder)."""
     if not path.exists():
-        raise ConfigError(f"{path} does not exist: give --trust PEM or --config FILE")
+        raise ConfigError(f"{path} does not exist: give --trust PEM or --config FILE, or --state-dir of a test PKI "
+                          f"(`egov-gateway pki list --dir {path.parent}` writes the file)")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    trust = settings_from_dict({"trust": raw.get("trust", {})}, base_dir=path.parent).trust
+    try:
+        trust = settings_from_dict({"trust": raw.get("trust", {})}, base_dir=path.parent).trust
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not trust.anchors:
+        # An empty store would report every signature as untrusted, which reads like a verdict on the document.
+        raise ConfigError(f"{path}: [trust] names no anchors")
     return TrustStore.from_files(trust.anchors, trust.intermediates)
 
 

@@ -41,26 +41,20 @@ import argparse
 import asyncio
 import importlib.resources
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.resources.abc import Traversable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from lxml import etree
 
-from mocks.faults import FaultPlan, read_limited
-from mocks.library.forms import (
-    ACCESS_LEVELS,
-    READER_REGISTRATION_NS,
-    READER_TICKET_NS,
-    XMLDSIG_NS,
-    safe_xml_parser,
-)
-
-if TYPE_CHECKING:
-    from mocks.library.fund import Submission
-    from signing.signer import DocumentSigner
+from mocks.faults import FaultPlan
+from mocks.library.commission import add_commission_routes
+from mocks.library.exchange import problem, read_business_document, xml_response
+from mocks.library.forms import ACCESS_LEVELS, READER_REGISTRATION_NS, READER_TICKET_NS, safe_xml_parser
+from mocks.library.fund import add_fund_routes
+from mocks.library.records import Ticket
+from mocks.library.state import LIBRARY_STATE, LibraryState
+from signing.signer import DocumentSigner
 
 LIBRARY_NAME = "Қазақстан Республикасының Ұлттық академиялық кітапханасы"
 "Issuer written on tickets: the National Academic Library of the Republic of Kazakhstan."
@@ -68,58 +62,8 @@ LIBRARY_NAME = "Қазақстан Республикасының Ұлттық �
 ACCESS_RIGHTS = ACCESS_LEVELS
 "Every reader may use fund objects of all three access levels the partners choose from."
 
-MAX_BODY_BYTES = 256 * 1024
 API_PREFIX = "/api/v1/"
 READERS_PATH = "/api/v1/readers"
-_XML_TYPES = frozenset({"application/xml", "text/xml"})
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """One issued reader ticket (immutable: re-registration never changes it)."""
-
-    number: str
-    iin: str
-    holder_name: str
-    reader_category: str
-    issued_at: datetime
-    application_id: str | None
-
-
-@dataclass
-class LibraryState:
-    """Everything the mock knows, stored on the application under ``LIBRARY_STATE``."""
-
-    registration_schema: etree.XMLSchema
-    ticket_schema: etree.XMLSchema
-    submission_schema: etree.XMLSchema
-    receipt_schema: etree.XMLSchema
-    clock: Callable[[], datetime]
-    tickets: dict[str, Ticket] = field(default_factory=dict)
-    sequences: dict[int, int] = field(default_factory=dict)
-    submissions: dict[str, Submission] = field(default_factory=dict)
-    "Fund submissions by submission number (see mocks.library.fund)."
-    submission_sequences: dict[int, int] = field(default_factory=dict)
-    fault: FaultPlan = field(default_factory=FaultPlan)
-    registrations_received: int = 0
-    "How many registration requests reached the handler (tests check the gateway called once)."
-    submissions_received: int = 0
-    "How many fund submission requests reached the handler."
-
-    def issue(self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None) -> Ticket:
-        """Create and store the ticket for an IIN that has none; numbers restart every year.
-
-        No await between the caller's lookup and this insert: two registrations cannot interleave."""
-        now = self.clock().astimezone(UTC).replace(microsecond=0)
-        sequence = self.sequences.get(now.year, 0) + 1
-        self.sequences[now.year] = sequence
-        number = f"KAZNEB-{now.year:04d}-{sequence:08d}"
-        ticket = Ticket(number, iin, holder_name, reader_category, now, application_id)
-        self.tickets[iin] = ticket
-        return ticket
-
-
-LIBRARY_STATE = web.AppKey("kazneb_library_state", LibraryState)
 
 
 def default_schema_dir() -> Traversable:
@@ -130,20 +74,6 @@ def default_schema_dir() -> Traversable:
 def _load_schema(directory: Traversable, name: str) -> etree.XMLSchema:
     document = etree.fromstring((directory / name).read_bytes(), safe_xml_parser())
     return etree.XMLSchema(document)
-
-
-def problem(
-    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
-) -> web.Response:
-    """An RFC 9457 problem response carrying our stable error ``code``."""
-    body = {
-        "type": f"urn:egov:kazneb:problem:{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    return web.json_response(body, status=status, content_type="application/problem+json", headers=headers)
 
 
 def _invalid(detail: str) -> web.Response:
@@ -173,45 +103,6 @@ def render_ticket(ticket: Ticket, *, status: str, application_id: str | None) ->
     if application_id is not None:
         add(root, "applicationId", application_id)
     add(root, "status", status)
-    return root
-
-
-def xml_response(schema: etree.XMLSchema, element: etree._Element) -> web.Response:
-    """200 with ``element``, which must be valid against the answer ``schema``."""
-    if not schema.validate(element):
-        # A bug in the mock, not in the caller: fail loudly rather than send a bad document.
-        raise RuntimeError(f"mock produced an invalid {etree.QName(element).localname}: {schema.error_log[0]}")
-    body = etree.tostring(element, xml_declaration=True, encoding="UTF-8")
-    return web.Response(body=body, content_type="application/xml", charset="utf-8")
-
-
-async def read_business_document(
-    request: web.Request, schema: etree.XMLSchema, invalid: Callable[[str], web.Response]
-) -> etree._Element | web.Response:
-    """The XML body as a schema-valid, unsigned root element, or the problem response to send.
-
-    Checks, in order: media type (415), size (413), well-formedness, no DOCTYPE, the XSD, no
-    ds:Signature (the last three answered by ``invalid(detail)``).
-    """
-    if request.content_type not in _XML_TYPES:
-        detail = f"expected application/xml, got {request.content_type or 'nothing'}"
-        return problem(415, "LIB_UNSUPPORTED_MEDIA_TYPE", "Unsupported media type", detail)
-    body = await read_limited(request, MAX_BODY_BYTES)
-    if body is None:
-        return problem(413, "LIB_PAYLOAD_TOO_LARGE", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-    try:
-        root = etree.fromstring(body, safe_xml_parser())
-    except etree.XMLSyntaxError as exc:
-        return invalid(f"not well-formed XML: {exc}")
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.system_url:
-        # Entities are never resolved, but a DTD has no business in a business document at all.
-        return invalid("DOCTYPE declarations are not accepted")
-    if not schema.validate(root):
-        error = schema.error_log[0]
-        return invalid(f"line {error.line}: {error.message}")
-    if next(root.iterchildren(f"{{{XMLDSIG_NS}}}*"), None) is not None:
-        return invalid("the document still carries a ds:Signature; forward only the verified business document")
     return root
 
 
@@ -331,9 +222,6 @@ def create_library_app(
     )
     app.router.add_post(READERS_PATH, register_reader)
     app.router.add_get(READERS_PATH + "/{iin}", get_reader)
-    from mocks.library.commission import add_commission_routes  # late: both build on this module
-    from mocks.library.fund import add_fund_routes
-
     add_fund_routes(app)
     add_commission_routes(app, _load_schema(directory, "fund-decision.xsd"), signer)
     app.router.add_get("/health", health)

@@ -40,9 +40,11 @@ from aiohttp import web
 from lxml import etree
 
 from gateway.cabinet.calendar import WorkingCalendar
-from mocks.library.app import LIBRARY_STATE, LibraryState, problem
+from mocks.library.exchange import problem
 from mocks.library.forms import FUND_DECISION_NS
-from mocks.library.fund import FUND_SUBMISSIONS_PATH, LIBRARY_TZ, Submission
+from mocks.library.fund import FUND_SUBMISSIONS_PATH, LIBRARY_TZ
+from mocks.library.records import Decision, Submission
+from mocks.library.state import LIBRARY_STATE, LibraryState
 from signing.signer import DocumentSigner
 
 MIN_MEMBERS = 5
@@ -79,26 +81,6 @@ def add_working_days(start: date, count: int, holidays: frozenset[date]) -> date
         if day.weekday() < 5 and day not in holidays:
             count -= 1
     return day
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One decision on a submission, as sent (``document`` is the exact answer body)."""
-
-    decision: str
-    "``include``, ``not-include`` or ``excluded``."
-    members: int
-    votes_for: int
-    votes_against: int
-    decided_at: datetime
-    "Aware, Astana time."
-    inclusion_due_by: date | None
-    "For ``include`` only."
-    exclusion_ground: str | None
-    "For ``excluded`` only: a key of EXCLUSION_GROUNDS."
-    reason: str | None
-    document: bytes
-    "The FundDecision as serialised and (when a signer is set) signed."
 
 
 @dataclass(frozen=True)

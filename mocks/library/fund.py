@@ -26,18 +26,15 @@ Routes (fault injection applies, as to every ``/api/v1/`` route)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from datetime import UTC, date, timedelta, timezone
 
 from aiohttp import web
 from lxml import etree
 
-from mocks.library.app import LIBRARY_STATE, LibraryState, problem, read_business_document, xml_response
+from mocks.library.exchange import problem, read_business_document, xml_response
 from mocks.library.forms import FUND_RECEIPT_NS, FUND_SUBMISSION_NS
-
-if TYPE_CHECKING:
-    from mocks.library.commission import Decision
+from mocks.library.records import FundObject, Submission
+from mocks.library.state import LIBRARY_STATE, LibraryState
 
 FUND_SUBMISSIONS_PATH = "/api/v1/fund/submissions"
 
@@ -46,39 +43,6 @@ LIBRARY_TZ = timezone(timedelta(hours=5), "Astana")
 
 SUBMISSION_STATUSES = ("registered", "included", "not-included", "excluded")
 "Statuses of fund-receipt.xsd: ``registered`` here, the others by commission decisions."
-
-
-@dataclass(frozen=True)
-class FundObject:
-    """One submitted fund object, as read from the application (token-normalised text)."""
-
-    title: str
-    category: str
-    pages: int
-    format: str
-    access_level: str
-    author_agreement: str
-    author: str | None
-    year: int | None
-
-
-@dataclass
-class Submission:
-    """One registered application; ``status`` and ``decisions`` are the fields later stages change."""
-
-    number: str
-    bin: str
-    participant_name: str
-    participant_kind: str
-    head_name: str
-    objects: tuple[FundObject, ...]
-    total_pages: int
-    received_at: datetime
-    commission_due_by: date
-    application_id: str | None
-    status: str = "registered"
-    decisions: list[Decision] = field(default_factory=list)
-    "Commission decisions and exclusions, oldest first (see mocks.library.commission)."
 
 
 def quarter_end(day: date) -> date:

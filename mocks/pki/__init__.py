@@ -19,7 +19,7 @@ import datetime
 import fcntl
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,14 +202,17 @@ def load_pki(out_dir: Path) -> TestPki:
 
 
 def _write_trust_file(root: Path, index: dict[str, Any]) -> None:
-    """``trust.toml``: the ``[trust]`` of a gateway configuration that trusts this PKI (what `verify` reads)."""
+    """``trust.toml``: the ``[trust]`` of a gateway configuration that trusts this PKI (what `verify` reads).
+
+    Rewritten only when its text would change, so loading a PKI that is in use costs no write."""
     path = root / "trust.toml"
-    if path.exists():
-        return
-    anchors = ", ".join(json.dumps(p) for p in index["trust_anchors"])
+    anchors = ", ".join(json.dumps(p) for p in index["trust_anchors"])  # a JSON string is a TOML basic string
     intermediates = ", ".join(json.dumps(p) for p in index["intermediates"])
     text = f"# The test PKI's trust, as a gateway configuration names it.\n[trust]\nanchors = [{anchors}]\n" \
            f"intermediates = [{intermediates}]\n"
+    with suppress(OSError):
+        if path.read_text(encoding="utf-8") == text:
+            return
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

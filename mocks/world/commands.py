@@ -13,10 +13,9 @@ import json
 import os
 from pathlib import Path
 
+from gateway.shell.serve import DEFAULT_STATE_DIR
 from mocks.portal.applicant import READER_TICKET_SERVICE
-from mocks.world.demo import DEMO_PASSWORD, DEMO_PORTS, DEMO_SENDER
-
-DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
+from mocks.world.demo import DEFAULT_GATEWAY_URL, DEMO_PASSWORD, DEMO_PORTS, DEMO_SENDER
 
 
 def demo(argv: list[str]) -> int:
@@ -48,7 +47,7 @@ def submit(argv: list[str]) -> int:
     who.add_argument("--as", dest="person", help="test person handle (see `pki list`)")
     who.add_argument("--scenario", type=Path, help="run the [[case]] tables of a TOML file, compare outcomes")
     parser.add_argument("--service", default=READER_TICKET_SERVICE)
-    parser.add_argument("--gateway", default="http://127.0.0.1:8080")
+    parser.add_argument("--gateway", default=DEFAULT_GATEWAY_URL)
     parser.add_argument("--sender", default=DEMO_SENDER)
     parser.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD", DEMO_PASSWORD))
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)

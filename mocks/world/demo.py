@@ -22,7 +22,7 @@ from gateway.config import (
     TrustSettings,
 )
 from gateway.shell.app import create_app, load
-from gateway.shell.serve import redis_for, site_running, wait_for_stop
+from gateway.shell.serve import DEFAULT_STATE_DIR, redis_for, site_running, wait_for_stop
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
@@ -31,6 +31,8 @@ DEMO_SENDER = "portal"
 DEMO_PASSWORD = "portal-demo-password"
 DEMO_DESK, DEMO_DESK_PASSWORD = "commission-desk", "desk-demo-password"
 DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD = "operator", "operator-demo-password"
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
+"Where `egov-gateway submit` and `dlq` look for the gateway unless given --gateway."
 
 
 def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str]) -> Settings:
@@ -166,6 +168,12 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: fl
 
 def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str]) -> None:
     base = settings.base_url
+    # The tools' defaults reach the demo on its default port and state dir; otherwise the lines say where.
+    gateway = "" if base == DEFAULT_GATEWAY_URL else f" --gateway {base}"
+    custom_state = settings.state_dir != DEFAULT_STATE_DIR.resolve()
+    state = f" --state-dir {settings.state_dir}" if custom_state else ""
+    people = f" --dir {settings.state_dir / 'pki'}" if custom_state else ""
+    dlq = f"EGOV_OPERATOR_PASSWORD={DEMO_OPERATOR_PASSWORD} .venv/bin/egov-gateway dlq{gateway}"  # sender: operator
     print(f"""
 egov-gateway demo is running (Ctrl-C stops everything)
 
@@ -184,11 +192,15 @@ egov-gateway demo is running (Ctrl-C stops everything)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"serial": "<hex>"}}
   Redis              {redis_url}
-  Test PKI           {settings.state_dir / 'pki'}  (people: egov-gateway pki list)
+  Test PKI           {settings.state_dir / 'pki'}  (people: egov-gateway pki list{people})
 
 Try, in another terminal:
-  .venv/bin/egov-gateway submit --as aigerim --service {READER_TICKET_SERVICE}
-  .venv/bin/egov-gateway submit --as kitap-head --service {FUND_SUBMISSION_SERVICE} --wait
-  .venv/bin/egov-gateway submit --as daniyar --service {ELICENSE_SERVICE} --wait
-  .venv/bin/egov-gateway submit --as saule --service {READER_TICKET_SERVICE} --channel async --wait
+  .venv/bin/egov-gateway submit{gateway}{state} --as aigerim --service {READER_TICKET_SERVICE}
+  .venv/bin/egov-gateway submit{gateway}{state} --as kitap-head --service {FUND_SUBMISSION_SERVICE} --wait
+  .venv/bin/egov-gateway submit{gateway}{state} --as daniyar --service {ELICENSE_SERVICE} --wait
+  .venv/bin/egov-gateway submit{gateway}{state} --as saule --service {READER_TICKET_SERVICE} --channel async --wait
+
+Dead letters and stopped applications, as the operator:
+  {dlq} list
+  {dlq} replay --session <sessionId>
 """, flush=True)
