@@ -57,16 +57,16 @@ EntityType = Literal["resident", "non_resident", "entrepreneur"]
 Unit = Literal["head", "branch", "representative", "peasant_farm"]
 
 _DIGITS = frozenset("0123456789")
-_FIRST_WEIGHTS = tuple(range(1, 12))
-_SECOND_WEIGHTS = (*range(3, 12), 1, 2)
+_FIRST_WEIGHTS: tuple[int, ...] = tuple(range(1, 12))
+_SECOND_WEIGHTS: tuple[int, ...] = (*range(3, 12), 1, 2)
 
 # IIN digit 7: century and sex in one digit.
 _CENTURY_BASE = {1: 1800, 2: 1800, 3: 1900, 4: 1900, 5: 2000, 6: 2000}
 
 _ENTITY_TYPES: dict[str, EntityType] = {"4": "resident", "5": "non_resident", "6": "entrepreneur"}
 _UNITS: dict[str, Unit] = {"0": "head", "1": "branch", "2": "representative", "3": "peasant_farm"}
-_TYPE_DIGITS = {name: digit for digit, name in _ENTITY_TYPES.items()}
-_UNIT_DIGITS = {name: digit for digit, name in _UNITS.items()}
+_TYPE_DIGITS: dict[str, str] = {name: digit for digit, name in _ENTITY_TYPES.items()}
+_UNIT_DIGITS: dict[str, str] = {name: digit for digit, name in _UNITS.items()}
 
 # A BIN holds only two year digits. Registrations predate the BIN itself (issued from 2007
 # onward to organisations registered in the 1990s), so a fixed window 1990..2089 keeps
