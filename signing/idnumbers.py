@@ -247,8 +247,8 @@ def make_bin(year: int, month: int, entity_type: str, unit: str, serial: int) ->
     return _complete(f"{year % 100:02d}{month:02d}{type_digit}{unit_digit}", serial, 5)
 
 
-def mask_id(value: str) -> str:
-    """Mask an IIN/BIN for logs: keep the first 4 and last 2 digits (``8801******23``)."""
+def mask_id(value: object) -> str:
+    """Mask an IIN/BIN for logs: keep the first 4 and last 2 digits (``8801******23``); anything else is ``***``."""
     if not isinstance(value, str):
         return "***"
     if len(value) <= 6:
