@@ -240,8 +240,8 @@ def markdown_table() -> str:
         subs.setdefault(code, []).append(str(sub))
     lines = ["| code | HTTP (REST) | who | sub-indication | message (en) |", "|---|---|---|---|---|"]
     for code, spec in CATALOGUE.items():
-        sub = ", ".join(subs.get(code, [])) or "—"
-        lines.append(f"| `{code}` | {spec.http_status} | {spec.party} | {sub} | {spec.messages['en']} |")
+        named = ", ".join(subs.get(code, [])) or "—"
+        lines.append(f"| `{code}` | {spec.http_status} | {spec.party} | {named} | {spec.messages['en']} |")
     return "\n".join(lines)
 
 

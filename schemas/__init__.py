@@ -14,9 +14,13 @@ import copy
 import threading
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from lxml import etree
+
+if TYPE_CHECKING:  # the resolver's return type exists only in the lxml stubs
+    from lxml.etree._docloader import _InputDocument
 
 __all__ = [
     "ASYNC_CLIENT_WSDL",
@@ -117,7 +121,7 @@ class _PackageResolver(etree.Resolver):
         super().__init__()
         self._alias = namespace_alias
 
-    def resolve(self, system_url: str | None, public_id: str | None, context: object):
+    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> _InputDocument:
         if not system_url:
             raise ValueError("schema import without location refused")
         parts = urlsplit(system_url)

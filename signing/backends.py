@@ -17,10 +17,10 @@ from typing import Protocol
 
 from cryptography import x509
 from lxml import etree
-from signxml import SignatureConfiguration, XMLVerifier
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
-from signxml.xades import XAdESSignatureConfiguration, XAdESVerifier
+from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
+from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from signing.policy import VerificationPolicy
 
@@ -114,13 +114,14 @@ class SignxmlBackend:
         return result.signed_xml
 
     def _verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-                at: datetime):  # type: ignore[no-untyped-def]
+                at: datetime) -> VerifyResult:
         options = {f.name: getattr(self._config, f.name) for f in dataclass_fields(SignatureConfiguration)}
         options.update(expect_references=layout.references, verification_time=at)
         if not layout.xades:
             config = SignatureConfiguration(**options)
-            results = self._xml_verifier.verify(document, x509_cert=certificate, expect_config=config)
-            return results if layout.references == 1 else results[layout.data_index]
+            verified = self._xml_verifier.verify(document, x509_cert=certificate, expect_config=config)
+            # signxml returns one result when one reference is expected, a list otherwise.
+            return verified if isinstance(verified, VerifyResult) else verified[layout.data_index]
         # signxml's XAdES signer digests Transform-less property references with the SignedInfo's
         # canonicalisation; verify them the same way (signxml's verifier would default to C14N 1.1).
         method = layout.signature.find(

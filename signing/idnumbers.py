@@ -57,16 +57,16 @@ EntityType = Literal["resident", "non_resident", "entrepreneur"]
 Unit = Literal["head", "branch", "representative", "peasant_farm"]
 
 _DIGITS = frozenset("0123456789")
-_FIRST_WEIGHTS = tuple(range(1, 12))
-_SECOND_WEIGHTS = (*range(3, 12), 1, 2)
+_FIRST_WEIGHTS: tuple[int, ...] = tuple(range(1, 12))
+_SECOND_WEIGHTS: tuple[int, ...] = (*range(3, 12), 1, 2)
 
 # IIN digit 7: century and sex in one digit.
 _CENTURY_BASE = {1: 1800, 2: 1800, 3: 1900, 4: 1900, 5: 2000, 6: 2000}
 
 _ENTITY_TYPES: dict[str, EntityType] = {"4": "resident", "5": "non_resident", "6": "entrepreneur"}
 _UNITS: dict[str, Unit] = {"0": "head", "1": "branch", "2": "representative", "3": "peasant_farm"}
-_TYPE_DIGITS = {name: digit for digit, name in _ENTITY_TYPES.items()}
-_UNIT_DIGITS = {name: digit for digit, name in _UNITS.items()}
+_TYPE_DIGITS: dict[str, str] = {name: digit for digit, name in _ENTITY_TYPES.items()}
+_UNIT_DIGITS: dict[str, str] = {name: digit for digit, name in _UNITS.items()}
 
 # A BIN holds only two year digits. Registrations predate the BIN itself (issued from 2007
 # onward to organisations registered in the 1990s), so a fixed window 1990..2089 keeps
@@ -247,8 +247,8 @@ def make_bin(year: int, month: int, entity_type: str, unit: str, serial: int) ->
     return _complete(f"{year % 100:02d}{month:02d}{type_digit}{unit_digit}", serial, 5)
 
 
-def mask_id(value: str) -> str:
-    """Mask an IIN/BIN for logs: keep the first 4 and last 2 digits (``8801******23``)."""
+def mask_id(value: object) -> str:
+    """Mask an IIN/BIN for logs: keep the first 4 and last 2 digits (``8801******23``); anything else is ``***``."""
     if not isinstance(value, str):
         return "***"
     if len(value) <= 6:

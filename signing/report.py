@@ -146,7 +146,7 @@ class ValidationReport:
                 return {k: convert(getattr(value, k)) for k in value.__dataclass_fields__}
             return value
 
-        return convert(self)
+        return {name: convert(getattr(self, name)) for name in self.__dataclass_fields__}
 
     def log_summary(self) -> str:
         """One line for logs, with the IIN and BIN masked."""

@@ -19,7 +19,7 @@ import os
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import aiohttp
 from cryptography import x509
@@ -36,6 +36,7 @@ from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+E = TypeVar("E", bound=x509.ExtensionType)
 _NOT_CHECKED = "revocation status was not checked"  # prefix of the verifier's warning, replaced here
 _MAX_ANSWERS = 100_000  # cached OCSP answers
 _MAX_CRL_BYTES = 20 * 1024 * 1024
@@ -91,6 +92,25 @@ class _Crl:
     "nextUpdate, or thisUpdate + max age."
 
 
+class _Once(Generic[T]):
+    """Runs one ``make`` per key for concurrent callers; a caller's cancellation does not cancel it."""
+
+    def __init__(self) -> None:
+        self._running: dict[Hashable, asyncio.Future[T]] = {}
+
+    async def run(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
+        future = self._running.get(key)
+        if future is None:
+            future = self._running[key] = asyncio.ensure_future(make())
+            future.add_done_callback(functools.partial(self._settled, key))
+        return await asyncio.shield(future)
+
+    def _settled(self, key: Hashable, future: asyncio.Future[T]) -> None:
+        self._running.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # marks a failure that no caller awaits any more as seen
+
+
 class RevocationChecker:
     """Answers "is this certificate revoked?" from OCSP and CRLs, with caching; one per process."""
 
@@ -105,7 +125,8 @@ class RevocationChecker:
         self._answers: dict[tuple[bytes, int], tuple[RevocationInfo, datetime]] = {}
         self._crls: dict[str, _Crl] = {}
         self._issuers: dict[int, tuple[x509.Certificate, bytes]] = {}
-        self._inflight: dict[Hashable, asyncio.Future[object]] = {}
+        self._checks: _Once[RevocationInfo] = _Once()
+        self._fetches: _Once[_Crl] = _Once()
 
     async def check(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
         """The revocation status of ``certificate``, or raise :class:`RevocationUnavailable`."""
@@ -113,7 +134,7 @@ class RevocationChecker:
         cached = self._answers.get(key)
         if cached is not None and self.clock() < cached[1]:
             return cached[0]
-        return await self._shared(key, lambda: self._lookup(key, certificate, issuer))
+        return await self._checks.run(key, lambda: self._lookup(key, certificate, issuer))
 
     def _issuer_key_hash(self, issuer: x509.Certificate) -> bytes:
         # Memo by identity (the trust store hands out the same objects): hashing the key every time is not free.
@@ -122,19 +143,6 @@ class RevocationChecker:
             self._issuers = {} if len(self._issuers) > 1000 else self._issuers
             memo = self._issuers[id(issuer)] = (issuer, _key_hash(issuer))
         return memo[1]
-
-    async def _shared(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
-        """Run ``make`` once for concurrent callers with one key; a caller's cancellation does not cancel it."""
-        future = self._inflight.get(key)
-        if future is None:
-            future = self._inflight[key] = asyncio.ensure_future(make())
-            future.add_done_callback(functools.partial(self._settled, key))
-        return await asyncio.shield(future)  # type: ignore[return-value]
-
-    def _settled(self, key: Hashable, future: asyncio.Future[object]) -> None:
-        self._inflight.pop(key, None)
-        if not future.cancelled():
-            future.exception()  # marks a failure that no caller awaits any more as seen
 
     async def _lookup(self, key: tuple[bytes, int], cert: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
         failures: list[str] = []
@@ -278,7 +286,7 @@ class RevocationChecker:
         cached = self._crls.get(url)
         if cached is not None and self.clock() < cached.expires:
             return cached
-        return await self._shared(("crl", url), lambda: self._fetch_crl(url, issuer))
+        return await self._fetches.run(url, lambda: self._fetch_crl(url, issuer))
 
     async def _fetch_crl(self, url: str, issuer: x509.Certificate) -> _Crl:
         body = await self._fetch("GET", url, _MAX_CRL_BYTES)
@@ -286,7 +294,10 @@ class RevocationChecker:
             crl = x509.load_pem_x509_crl(body) if body.startswith(b"-----") else x509.load_der_x509_crl(body)
         except ValueError:
             raise _SourceFailed(f"{url} did not send a CRL") from None
-        if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+        key = issuer.public_key()  # RSA and ECDSA only, as for OCSP answers (_verify)
+        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise _SourceFailed(f"the CRL from {url} has an issuer with an unsupported key type")
+        if crl.issuer != issuer.subject or not crl.is_signature_valid(key):
             raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
         expires = self._fresh_until(f"the CRL from {url}", crl.last_update_utc, crl.next_update_utc,
                                     self.settings.crl_max_age_seconds, self.clock())
@@ -323,7 +334,8 @@ async def apply_revocation(
             errors=(f"the signing certificate was revoked on {at} (reason: {info.reason}), according to {where} "
                     f"{info.url}",)))
     if info is not None and mode is RevocationMode.REQUIRE and info.source == "crl":
-        info, reason = None, f"mode require needs a fresh OCSP answer, only a CRL answered ({info.detail})"
+        reason = f"mode require needs a fresh OCSP answer, only a CRL answered ({info.detail})"
+        info = None
     if info is not None:
         return replace(verified, report=replace(report, revocation=info, warnings=warnings))
     unknown = RevocationInfo(status="unknown", source="none", checked_at=None, detail=reason)
@@ -348,7 +360,7 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
 
 def _key_hash(certificate: x509.Certificate) -> bytes:
     # SHA-1 of the subjectPublicKey BIT STRING: OCSP's issuerKeyHash and ResponderID byKey (RFC 6960 4.1.1).
-    return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest  # type: ignore[arg-type]
+    return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
 
 
 def _http_uris(names: Iterable[x509.GeneralName]) -> tuple[str, ...]:
@@ -366,9 +378,9 @@ def _crl_urls(points: x509.CRLDistributionPoints | x509.FreshestCRL | None) -> t
     return _http_uris(name for point in points or () for name in point.full_name or ())
 
 
-def _extension(extensions: x509.Extensions, kind: type[T]) -> T | None:
+def _extension(extensions: x509.Extensions, kind: type[E]) -> E | None:
     try:
-        return extensions.get_extension_for_class(kind).value  # type: ignore[arg-type,return-value]
+        return extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
 

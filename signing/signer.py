@@ -12,11 +12,12 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, pkcs12
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key, pkcs12
 from lxml import etree
-from signxml import XMLSigner
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
-from signxml.xades import XAdESSigner
+from signxml.signer import XMLSigner
+from signxml.xades.xades import XAdESSigner
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -60,9 +61,14 @@ class SigningKey:
                  chain: tuple[x509.Certificate, ...]) -> SigningKey:
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise SignerKeyError(f"unsupported key type {type(key).__name__}")
-        if key.public_key().public_numbers() != certificate.public_key().public_numbers():
+        if _spki(key.public_key()) != _spki(certificate.public_key()):
             raise SignerKeyError("the private key does not match the certificate")
         return cls(key, certificate, chain)
+
+
+def _spki(key: CertificatePublicKeyTypes) -> bytes:
+    """The DER SubjectPublicKeyInfo: equal for the same key whatever its algorithm."""
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 class DocumentSigner:
@@ -77,12 +83,12 @@ class DocumentSigner:
         self.xades = xades
         algorithm = (SignatureMethod.RSA_SHA256 if isinstance(key.private_key, rsa.RSAPrivateKey)
                      else SignatureMethod.ECDSA_SHA256)
-        options = {
-            "signature_algorithm": algorithm,
-            "digest_algorithm": DigestAlgorithm.SHA256,
-            "c14n_algorithm": CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        }
-        self._signer = XAdESSigner(**options) if xades else XMLSigner(**options)
+        signer_class = XAdESSigner if xades else XMLSigner
+        self._signer = signer_class(
+            signature_algorithm=algorithm,
+            digest_algorithm=DigestAlgorithm.SHA256,
+            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+        )
         self._certificates = [key.certificate, *key.chain]
 
     @property
@@ -92,9 +98,9 @@ class DocumentSigner:
     def sign(self, document: etree._Element) -> etree._Element:
         """Return a signed copy of ``document``; the input is not modified."""
         signed = self._signer.sign(document, key=self.key.private_key, cert=self._certificates)
-        if self.xades:
+        if isinstance(self._signer, XAdESSigner):
             # XAdESSigner remembers every Id token it ever issued; uniqueness is only needed per signature.
-            self._signer._tokens_used.clear()  # type: ignore[attr-defined]
+            self._signer._tokens_used.clear()
         return signed
 
     def sign_bytes(self, document: etree._Element) -> bytes:

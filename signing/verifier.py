@@ -18,9 +18,9 @@ import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 from lxml import etree
 
 from signing.backends import CryptoFailure, CryptoFailureKind, SignatureBackend, SignatureLayout, SignxmlBackend
@@ -108,6 +108,17 @@ def _is_signature_property(target: etree._Element, signature: etree._Element) ->
     return inside and etree.QName(target).localname in ("SignedProperties", "KeyInfo")
 
 
+class _Found(TypedDict, total=False):
+    """What verification learned before it passed or failed: the report carries it either way."""
+
+    signer: SignerInfo
+    chain: tuple[ChainElement, ...]
+    signature_algorithm: str
+    digest_algorithm: str | None
+    signature_format: str
+    claimed_signing_time: datetime | None
+
+
 class _Failure(Exception):
     def __init__(self, sub: SubIndication, reason: str, code: str | None = None) -> None:
         super().__init__(reason)
@@ -135,7 +146,7 @@ class DocumentVerifier:
     def verify(self, document: etree._Element) -> VerifiedDocument:
         """Verify ``document`` (the root of a standalone tree) or raise :class:`SignatureRejected`."""
         now = self.clock()
-        found: dict[str, object] = {}
+        found: _Found = {}
         try:
             return self._verify(document, now, found)
         except _Failure as failure:
@@ -146,15 +157,15 @@ class DocumentVerifier:
                 error_code=failure.code or ERROR_CODES[failure.sub],
                 validation_time=now,
                 errors=(failure.reason,),
-                **found,  # type: ignore[arg-type]
+                **found,
             )
             raise SignatureRejected(report) from None
 
-    def _verify(self, document: etree._Element, now: datetime, found: dict[str, object]) -> VerifiedDocument:
+    def _verify(self, document: etree._Element, now: datetime, found: _Found) -> VerifiedDocument:
         structure = self._check_structure(document)
         signature = structure.signature
-        signed_info = signature.find("ds:SignedInfo", NS)
-        method = signed_info.find("ds:SignatureMethod", NS).get("Algorithm", "")
+        signed_info = _required(signature, "ds:SignedInfo")
+        method = _required(signed_info, "ds:SignatureMethod").get("Algorithm", "")
         digest = signed_info.find("ds:Reference/ds:DigestMethod", NS)
         found["signature_algorithm"] = method
         found["digest_algorithm"] = digest.get("Algorithm") if digest is not None else None
@@ -216,7 +227,7 @@ class DocumentVerifier:
             validation_time=now,
             revocation=RevocationInfo(status="not_checked", source="none", checked_at=None),
             warnings=("revocation status was not checked (revocation mode is off)",),
-            **found,  # type: ignore[arg-type]
+            **found,
         )
         return VerifiedDocument(signed=signed, report=report, identity=identity, path=path)
 
@@ -313,6 +324,14 @@ class DocumentVerifier:
         return cached[1]
 
 
+def _required(parent: etree._Element, path: str) -> etree._Element:
+    """The child at ``path`` (checked by ``_check_structure`` already; this keeps the check next to the use)."""
+    child = parent.find(path, NS)
+    if child is None:
+        raise _Failure(SubIndication.FORMAT_FAILURE, f"the Signature has no {path}")
+    return child
+
+
 def _signing_time(signature: etree._Element) -> datetime | None:
     """The XAdES SigningTime the signer claims (not proof of time: no timestamp authority is involved)."""
     text = signature.findtext(f".//{{{XADES}}}SignedSignatureProperties/{{{XADES}}}SigningTime")
@@ -324,7 +343,7 @@ def _signing_time(signature: etree._Element) -> datetime | None:
 
 def _is_ca(certificate: x509.Certificate) -> bool:
     try:
-        return bool(certificate.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca)
+        return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         return False
 

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
+
+if TYPE_CHECKING:  # the resolver's return type exists only in the lxml stubs
+    from lxml.etree._docloader import _InputDocument
 
 
 class UnsafeXmlError(ValueError):
@@ -46,7 +50,7 @@ class _RefuseExternal(etree.Resolver):
     and without this resolver such a document made the parser open a local file (a FIFO hangs it).
     """
 
-    def resolve(self, url: str | None, pubid: str | None, context: object) -> object:
+    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> _InputDocument:
         return self.resolve_string("", context)
 
 
@@ -106,7 +110,7 @@ def check_shape(root: etree._Element, limits: XmlLimits) -> None:
             continue
         depth += 1
         count += 1
-        if element.tag is etree.Entity:
+        if isinstance(element, etree._Entity):
             raise UnsafeXmlError("forbidden", "entity references are not allowed")
         if depth > limits.max_depth:
             raise UnsafeXmlError("forbidden", f"nesting deeper than {limits.max_depth}")

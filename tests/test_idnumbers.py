@@ -205,7 +205,7 @@ def test_mask_id() -> None:
     assert mask_id("880314405125") == "8803******25"
     assert mask_id("030540011870") == "0305******70"
     assert mask_id("12345") == "*****"
-    assert mask_id(None) == "***"  # type: ignore[arg-type]
+    assert mask_id(None) == "***"
 
 
 def test_repr_hides_iin() -> None:

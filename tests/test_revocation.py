@@ -20,6 +20,7 @@ import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
@@ -234,6 +235,19 @@ async def test_ocsp_timeout_and_crl_down_under_soft_fail(http, responder, verifi
     assert warning.startswith("revocation status could not be checked") and "within 0.2 s" in warning
     with pytest.raises(RevocationUnavailable):  # nothing was cached
         await checker.check(*verified.path.certificates[:2])
+
+
+async def test_crl_of_an_issuer_with_an_unsupported_key_type_is_not_used(http, responder, verified) -> None:
+    leaf, issuer = verified.path.certificates[:2]
+    key = ed25519.Ed25519PrivateKey.generate()  # same issuer name, a key type CRLs are not checked with
+    now = datetime.now(UTC)
+    ed_issuer = (x509.CertificateBuilder().subject_name(issuer.subject).issuer_name(issuer.subject)
+                 .public_key(key.public_key()).serial_number(1).not_valid_before(now - timedelta(days=1))
+                 .not_valid_after(now + timedelta(days=1)).sign(key, None))
+    await control(http, responder, "ocsp", {"down": True})
+    with pytest.raises(RevocationUnavailable) as caught:
+        await make_checker(http, responder).check(leaf, ed_issuer)
+    assert "has an issuer with an unsupported key type" in caught.value.reason
 
 
 async def test_require_rejects_a_crl_only_answer(http, responder, verified) -> None:

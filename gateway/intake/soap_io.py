@@ -4,7 +4,7 @@ take the business document out of ``data``, answer, or refuse with a Fault carry
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from aiohttp import web
 from lxml import etree
@@ -18,14 +18,14 @@ from signing.xmlsafe import XmlLimits, detach
 XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 
 
-async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Iterable[str],
-                         operations: Iterable[str]) -> etree._Element:
+async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Collection[str],
+                         operations: Collection[str]) -> etree._Element:
     """The one element in soap:Body, checked to be one of ``operations`` in one of ``namespaces``."""
     if request.content_type not in XML_CONTENT_TYPES:
         raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "SOAP 1.1 requires text/xml")
     envelope = parse_xml(await read_body(request, limits.max_bytes), limits)
     if envelope.tag != ENVELOPE:
-        raise GatewayError("CLIENT_NOT_SOAP", f"root element is {envelope.tag}")
+        raise GatewayError("CLIENT_NOT_SOAP", f"root element is {etree.QName(envelope).text}")
     bodies = envelope.findall(BODY)
     if len(bodies) != 1:
         raise GatewayError("CLIENT_NOT_SOAP", "exactly one soap:Body is required")
@@ -33,7 +33,7 @@ async def read_operation(request: web.Request, limits: XmlLimits, namespaces: It
     if len(children) != 1:
         raise GatewayError("CLIENT_NOT_SOAP", "soap:Body must hold exactly one element")
     qname = etree.QName(children[0])
-    if qname.localname not in operations or qname.namespace not in namespaces:
+    if qname.localname not in operations or qname.namespace is None or qname.namespace not in namespaces:
         raise GatewayError("CLIENT_UNKNOWN_OPERATION", f"{qname.text} is not an operation of this channel")
     return children[0]
 

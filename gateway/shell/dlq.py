@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dlq = commands.add_parser("dlq", help="list or replay dead-lettered jobs and stopped applications")
     dlq.add_argument("--gateway", default="http://127.0.0.1:8080")
     dlq.add_argument("--sender", default=os.environ.get("EGOV_OPERATOR", "operator"),
@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     except urllib.error.URLError as exc:
         print(f"error: cannot reach {base}: {exc.reason}", file=sys.stderr)
+    except ValueError as exc:  # not JSON, or not the object the admin API answers with
+        print(f"error: unexpected answer from {base}: {exc}", file=sys.stderr)
     return 1
 
 
@@ -86,4 +88,7 @@ def _call(args: argparse.Namespace, method: str, url: str) -> dict[str, Any]:
     token = base64.b64encode(f"{args.sender}:{args.password}".encode()).decode()
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"Basic {token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+        answer = json.loads(response.read())
+    if not isinstance(answer, dict):
+        raise ValueError(f"{url} answered with a JSON {type(answer).__name__}, not an object")
+    return answer

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +25,7 @@ DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
 
 
 @contextlib.contextmanager
-def redis_for(settings: Settings):  # type: ignore[no-untyped-def]
+def redis_for(settings: Settings) -> Iterator[str]:
     """Yield a Redis URL: REDIS_URL or redis.url if set, else an embedded server under state_dir."""
     url = os.environ.get("REDIS_URL") or settings.redis.url
     if url:

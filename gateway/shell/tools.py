@@ -30,7 +30,7 @@ from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocume
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
 
 
-def add_commands(commands: argparse._SubParsersAction, default_state_dir: Path) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], default_state_dir: Path) -> None:
     sign = commands.add_parser("sign", help="sign an XML document (enveloped XMLDSig or XAdES-BES)")
     source = sign.add_mutually_exclusive_group(required=True)
     source.add_argument("--p12", type=Path, help="PKCS#12 file with key and certificate")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -48,13 +49,19 @@ def problem(error: GatewayError, language: str, session_id: str | None = None) -
     )
 
 
-def guarded(handler):  # type: ignore[no-untyped-def]
+P = ParamSpec("P")
+R = TypeVar("R", bound=web.StreamResponse)
+
+
+def guarded(
+    handler: Callable[Concatenate[web.Request, P], Awaitable[R]],
+) -> Callable[Concatenate[web.Request, P], Awaitable[R | web.Response]]:
     """Refusals become problem documents; storage trouble is a 503; nothing leaks a stack trace."""
 
     @functools.wraps(handler)
-    async def wrapper(request: web.Request, *args: Any) -> web.StreamResponse:
+    async def wrapper(request: web.Request, /, *args: P.args, **kwargs: P.kwargs) -> R | web.Response:
         try:
-            return await handler(request, *args)
+            return await handler(request, *args, **kwargs)
         except GatewayError as error:
             return problem(error, language_of(request))
         except RedisError:
