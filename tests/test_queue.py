@@ -4,31 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
-from uuid import uuid4
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 
 from connectors.queue import JobQueue, QueueError, QueueFull, QueueSettings
 
 SERVICE = "kazneb.reader-ticket"
 SHORT = QueueSettings(visibility_timeout_ms=150, max_attempts=3)
-
-
-@pytest_asyncio.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid4().hex[:8]}"
 
 
 async def test_enqueue_claim_ack(redis: Redis, prefix: str) -> None:

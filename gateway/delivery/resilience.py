@@ -48,13 +48,18 @@ class CircuitBreaker:
     "Time source (tests may replace it)."
 
     def allow(self) -> bool:
-        """May a call go through now? (Moves OPEN to HALF_OPEN once the reset time has passed.)"""
+        """May a call go through now? (Moves OPEN to HALF_OPEN once the reset time has passed.)
+
+        Caveat: while HALF_OPEN every caller is allowed until the trial's result is recorded, so
+        concurrent callers may all get through, not only one trial.
+        """
         if self.state is BreakerState.OPEN and self.clock() - self.opened_at >= self.reset_seconds:
             self.state = BreakerState.HALF_OPEN
             return True
         return self.state is not BreakerState.OPEN
 
     def retry_after(self) -> float:
+        """Seconds until an open breaker lets a trial through (0 when it would now)."""
         return max(0.0, self.reset_seconds - (self.clock() - self.opened_at))
 
     def record_success(self) -> None:

@@ -9,6 +9,7 @@ next due time (a retry with backoff, a status poll). One key per command: Redis 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -23,28 +24,37 @@ return due
 
 
 class LeaseSchedule:
-    def __init__(self, redis: Redis, key: str) -> None:
+    """Due times and leases of members on the sorted set ``key``.
+
+    Scores are wall-clock seconds (``clock``, ``time.time`` by default), not monotonic time: they are
+    compared across gateway processes and restarts, so their clocks must agree (NTP).
+    """
+
+    def __init__(self, redis: Redis, key: str, *, clock: Callable[[], float] = time.time) -> None:
         self.redis = redis
         self.key = key
+        self.clock = clock
         self._lease = redis.register_script(_LEASE)
 
     async def schedule(self, member: str, delay_seconds: float = 0.0) -> None:
         """Make ``member`` due after ``delay_seconds`` (replacing any earlier due time or lease)."""
-        await self.redis.zadd(self.key, {member: time.time() + delay_seconds})
+        await self.redis.zadd(self.key, {member: self.clock() + delay_seconds})
 
     async def lease(self, *, lease_seconds: float, count: int = 16) -> list[str]:
         """Take up to ``count`` due members; they come back due after ``lease_seconds`` unless done."""
-        now = time.time()
+        now = self.clock()
         members = await self._lease(keys=[self.key], args=[now, now + lease_seconds, count])
         return [m.decode() if isinstance(m, bytes) else m for m in members]
 
     async def done(self, member: str) -> bool:
+        """Remove ``member`` (finished for good); False when it was not scheduled."""
         return bool(await self.redis.zrem(self.key, member))
 
     async def due_in(self, member: str) -> float | None:
         """Seconds until ``member`` is due (negative when overdue), None when not scheduled."""
         score = await self.redis.zscore(self.key, member)
-        return None if score is None else score - time.time()
+        return None if score is None else score - self.clock()
 
     async def size(self) -> int:
+        """Members scheduled, leased ones included."""
         return int(await self.redis.zcard(self.key))
