@@ -46,7 +46,7 @@ from signing.policy import VerificationPolicy
 from signing.signer import DocumentSigner, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
-from tests.conftest import PORTAL, PORTAL_PASSWORD, free_port, make_settings
+from tests.helpers import PORTAL, PORTAL_PASSWORD, free_port, make_settings
 
 
 def per_second(label: str, action: Callable[[], object], seconds: float = 2.0) -> float:

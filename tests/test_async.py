@@ -4,27 +4,33 @@ opens and closes, a full gateway says 503, answers reach the portal by getMessag
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from lxml import etree
 
-from gateway.shell.app import create_app
-from gateway.shell.serve import start_site
 from mocks.library import parse_ticket
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.callback_server import RECEIVED
-from tests.conftest import FLAKY_SERVICE, PORTAL, PORTAL_PASSWORD, PULL, PULL_PASSWORD, free_port, message_id
-from tests.test_end_to_end import result_verifier, send_soap
+from tests.helpers import (
+    FLAKY_SERVICE,
+    PORTAL,
+    PORTAL_PASSWORD,
+    PULL,
+    PULL_PASSWORD,
+    SOAP_ENV,
+    message_id,
+    second_gateway,
+    send_soap,
+    trusting_verifier,
+    wait_for,
+)
 
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 ASYNC = "http://bip.bee.kz/AsyncChannel/v10/types"
 
 
 def envelope(operation: str, body: str) -> bytes:
-    return (f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:a="{ASYNC}"><soap:Body><a:{operation}><request>{body}'
+    return (f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{ASYNC}"><soap:Body><a:{operation}><request>{body}'
             f"</request></a:{operation}></soap:Body></soap:Envelope>").encode()
 
 
@@ -42,24 +48,14 @@ def send_message(document: etree._Element, *, mid: str, service: str = READER_TI
 async def call(http, url: str, body: bytes) -> etree._Element:  # type: ignore[no-untyped-def]
     async with http.post(f"{url}/shep/async", data=body, headers={"Content-Type": "text/xml"}) as response:
         answer = etree.fromstring(await response.read())
-    fault = answer.find(f".//{{{SOAP}}}Fault")
+    fault = answer.find(f".//{{{SOAP_ENV}}}Fault")
     assert fault is None, etree.tostring(fault)
-    return answer.find(f"{{{SOAP}}}Body")[0]
+    return answer.find(f"{{{SOAP_ENV}}}Body")[0]
 
 
 async def get_messages(http, url: str, *, service: str = READER_TICKET_SERVICE, amount: int = 10):  # type: ignore[no-untyped-def]
     body = envelope("getMessages", f"<serviceId>{service}</serviceId>{SENDER}<amount>{amount}</amount>")
     return (await call(http, url, body)).findall("response/messages")
-
-
-async def wait_for(check, seconds: float = 15.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 async def test_async_conversation_get_messages_status_and_notification(gw, http) -> None:
@@ -77,7 +73,7 @@ async def test_async_conversation_get_messages_status_and_notification(gw, http)
     assert info.findtext("correlationId") == correlation
     assert info.findtext("SenderCorrelationId") == mid
     ticket = etree.fromstring(etree.tostring(messages[0].find("messageData/data")[0]))
-    assert parse_ticket(result_verifier(gw).verify(ticket).signed)["iin"] == saule.iin
+    assert parse_ticket(trusting_verifier(gw.pki).verify(ticket).signed)["iin"] == saule.iin
 
     status = await call(http, gw.url, envelope("getMessageStatus", f"<messageId>{mid}</messageId>"
                                                f"<requestDate>{datetime.now(UTC).isoformat()}</requestDate>{SENDER}"))
@@ -192,22 +188,19 @@ async def test_circuit_breaker_opens_and_closes(gw, shep, http) -> None:
 
 
 async def test_full_gateway_answers_503_with_retry_after(system, http, tmp_path) -> None:
-    port = free_port()
-    settings = replace(system.settings, listen=replace(system.settings.listen, port=port), state_dir=tmp_path,
-                       limits=replace(system.settings.limits, max_in_flight=1))
-    runner = await start_site(create_app(settings, redis_url=system.redis_url), "127.0.0.1", port)
+    runner, url = await second_gateway(system, tmp_path, limits=replace(system.settings.limits, max_in_flight=1))
     async with http.post(f"{system.library_url}/_control/fail", json={"delay": 1.0}):
         pass
     try:
         def request(handle: str) -> dict:
             document = signed_application(system.pki.person(handle), READER_TICKET_SERVICE)
-            return {"requestInfo": {"messageId": str(uuid.uuid4()), "serviceId": READER_TICKET_SERVICE,
+            return {"requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
                                     "messageDate": datetime.now(UTC).isoformat(),
                                     "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
                     "requestData": {"data": etree.tostring(document, encoding="unicode")}}
 
         async def post(handle: str):  # type: ignore[no-untyped-def]
-            async with http.post(f"http://127.0.0.1:{port}/api/v1/requests", json=request(handle)) as response:
+            async with http.post(f"{url}/api/v1/requests", json=request(handle)) as response:
                 return response.status, response.headers.get("Retry-After"), await response.json(content_type=None)
 
         first, second = await asyncio.gather(post("aigerim"), post("daniyar"))

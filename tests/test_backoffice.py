@@ -24,12 +24,17 @@ from mocks.library import LIBRARY_STATE, build_fund_submission, parse_fund_decis
 from mocks.pki import Person
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, signer_for
 from mocks.portal.shep_client import SyncChannelClient
-from signing.policy import VerificationPolicy
-from signing.trust import TrustStore
-from signing.verifier import DocumentVerifier
-from tests.conftest import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port, message_id
-
-FINAL = frozenset({"completed", "refused", "failed", "stopped"})
+from tests.helpers import (
+    DESK,
+    DESK_PASSWORD,
+    FINAL,
+    GatewayUnderTest,
+    cabinet,
+    free_port,
+    message_id,
+    send_soap,
+    trusting_verifier,
+)
 
 
 def desk_for(system: GatewayUnderTest, *, manual: bool = False) -> CommissionDesk:
@@ -61,18 +66,9 @@ def signed_submission(head: Person, items: list[dict[str, Any]]) -> etree._Eleme
 
 async def submit(shep: SyncChannelClient, document: etree._Element) -> str:
     mid = message_id()
-    result = await asyncio.to_thread(lambda: shep.send(
-        service_id=FUND_SUBMISSION_SERVICE, sender_id=PORTAL, password=PORTAL_PASSWORD, document=document,
-        message_id=mid))
+    result = await send_soap(shep, document, service_id=FUND_SUBMISSION_SERVICE, message_id=mid)
     assert result.ok, result
     return mid
-
-
-async def cabinet(system: GatewayUnderTest, http: aiohttp.ClientSession, owner: str, mid: str) -> dict[str, Any]:
-    url = f"{system.url}/api/v1/cabinet/{owner}/applications/{mid}"
-    async with http.get(url, headers=system.auth()) as response:
-        assert response.status == 200, await response.text()
-        return await response.json()
 
 
 async def work_until(desk: CommissionDesk, system: GatewayUnderTest, http: aiohttp.ClientSession, owner: str,
@@ -98,9 +94,7 @@ def notes(item: dict[str, Any]) -> str:
 def verified_decision(system: GatewayUnderTest, item: dict[str, Any]) -> dict[str, Any]:
     """The cabinet's result: the FundDecision as the library signed it."""
     assert item["result"], item
-    verifier = DocumentVerifier(VerificationPolicy(),
-                                TrustStore.from_files(system.pki.trust_anchors, system.pki.intermediates))
-    verified = verifier.verify(etree.fromstring(item["result"].encode()))
+    verified = trusting_verifier(system.pki).verify(etree.fromstring(item["result"].encode()))
     assert verified.report.passed
     assert verified.identity.common_name == "library"
     assert verified.identity.bin == system.pki.system_bins["library"]

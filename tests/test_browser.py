@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.portal.web import run_portal
-from tests.conftest import ARTIFACTS, DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port
+from tests.helpers import ARTIFACTS, DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port
 
 TIMEOUT_MS = 30_000
 

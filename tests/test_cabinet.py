@@ -11,9 +11,7 @@ import pytest
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.catalogue import STATUSES, STEPS
 from mocks.portal.applicant import ELICENSE_SERVICE, READER_TICKET_SERVICE, signed_application
-from tests.conftest import message_id
-from tests.test_end_to_end import send_soap
-from tests.test_long_running import cabinet_item
+from tests.helpers import DOWN_SERVICE, cabinet_item, message_id, send_soap
 
 
 def test_working_days_skip_weekends_and_holidays() -> None:
@@ -43,8 +41,6 @@ async def test_names_follow_the_language(gw, shep, http, language: str, complete
 
 
 async def test_failed_application_explains_itself_in_the_chosen_language(gw, shep, http) -> None:
-    from tests.conftest import DOWN_SERVICE
-
     daniyar = gw.pki.person("daniyar")
     mid = message_id()
     await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), service_id=DOWN_SERVICE, message_id=mid)
@@ -74,6 +70,7 @@ async def test_provider_steps_have_names_and_the_deadline_counts_working_days(gw
 async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
     daniyar = gw.pki.person("daniyar")
     events: list[dict] = []
+    subscribed = asyncio.Event()
 
     async def listen() -> None:
         async with http.get(f"{gw.url}/api/v1/cabinet/{daniyar.iin}/events", headers=gw.auth()) as response:
@@ -81,7 +78,9 @@ async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
             event = None
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
-                if line.startswith("event: "):
+                if line == ": connected":  # sent once the stream listens to the owner's channel
+                    subscribed.set()
+                elif line.startswith("event: "):
                     event = line[7:]
                 elif line.startswith("data: ") and event == "application":
                     events.append(json.loads(line[6:]))
@@ -89,7 +88,7 @@ async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
                         return
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.3)  # subscribed
+    await asyncio.wait_for(subscribed.wait(), 10)
     result = await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), message_id=message_id())
     await asyncio.wait_for(listener, 10)
     assert [e["status"] for e in events] == ["routed", "completed"]  # recorded (accepted+routed), then done

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -19,10 +18,7 @@ from gateway.access.senders import check_password
 from gateway.shell.cli import main
 from mocks.portal.applicant import READER_TICKET_SERVICE
 from mocks.world.demo import DEMO_PASSWORD, DEMO_SENDER
-from tests.conftest import free_port
-
-CLI = [sys.executable, "-m", "gateway.shell.cli"]
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import CLI, ROOT, free_port
 
 
 async def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:

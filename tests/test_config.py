@@ -20,8 +20,8 @@ from gateway.config import (
     settings_from_dict,
 )
 from gateway.errors import GatewayError
+from tests.helpers import ROOT as REPO
 
-REPO = Path(__file__).resolve().parent.parent
 # One scrypt hash for the whole module: each costs tens of milliseconds.
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD)

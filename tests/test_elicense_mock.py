@@ -17,7 +17,6 @@ import pytest_asyncio
 import zeep
 from aiohttp import web
 from lxml import etree
-from zeep import xsd
 from zeep.exceptions import Fault
 
 from mocks.elicense import (
@@ -34,15 +33,11 @@ from mocks.elicense import (
 from mocks.elicense.forms import add_months, read_application, review
 from mocks.pki import TestPki
 from schemas import load_xml_schema
-from signing.policy import VerificationPolicy
-from signing.signer import DocumentSigner, SigningKey
-from signing.trust import TrustStore
+from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier
+from tests.helpers import DS, any_content, system_signer, trusting_verifier
 
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
-DS = "http://www.w3.org/2000/09/xmldsig#"
 R = {"r": RESULT_NS}
-_ANY = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
 IIN = "880101300123"  # an applicant's IIN as the portal forwards it (the mock does not check the digit)
 FRIDAY_AFTERNOON = datetime(2025, 11, 14, 13, 0, tzinfo=KZ_TIME)
 RESULT_SCHEMA = load_xml_schema("elicense/export-result.xsd")
@@ -68,7 +63,7 @@ class Elicense:
     client: zeep.Client
 
     async def submit(self, document: etree._Element, application_id: str = "app-1") -> Any:
-        wrapped = xsd.AnyObject(_ANY, {"_value_1": copy.deepcopy(document)})
+        wrapped = any_content(document)
         return await asyncio.to_thread(self.client.service.SubmitApplication,
                                        applicationId=application_id, document=wrapped)
 
@@ -85,13 +80,12 @@ class Elicense:
 
 @pytest.fixture(scope="module")
 def signer(pki: TestPki) -> DocumentSigner:
-    keys = pki.systems["elicense"]
-    return DocumentSigner(SigningKey.from_pem(keys.cert, keys.key))
+    return system_signer(pki, "elicense")
 
 
 @pytest.fixture(scope="module")
 def verifier(pki: TestPki) -> DocumentVerifier:
-    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    return trusting_verifier(pki)
 
 
 @pytest_asyncio.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 from datetime import UTC, datetime
@@ -13,22 +12,17 @@ import schemas
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.library import parse_fund_decision, parse_ticket
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
-from mocks.portal.shep_client import SyncChannelClient
-from signing.policy import VerificationPolicy
-from signing.trust import TrustStore
-from signing.verifier import DocumentVerifier
 from signing.xmlsafe import detach
-from tests.conftest import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, message_id
-
-
-def result_verifier(gw: GatewayUnderTest) -> DocumentVerifier:
-    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(gw.pki.trust_anchors, gw.pki.intermediates))
-
-
-async def send_soap(shep: SyncChannelClient, document: etree._Element, **overrides):  # type: ignore[no-untyped-def]
-    arguments = {"service_id": READER_TICKET_SERVICE, "sender_id": PORTAL, "password": PORTAL_PASSWORD,
-                 "document": document, "message_id": message_id(), **overrides}
-    return await asyncio.to_thread(lambda: shep.send(**arguments))
+from tests.helpers import (
+    DESK,
+    DESK_PASSWORD,
+    PORTAL,
+    PORTAL_PASSWORD,
+    GatewayUnderTest,
+    message_id,
+    send_soap,
+    trusting_verifier,
+)
 
 
 async def test_soap_application_comes_back_signed_by_the_gateway(gw: GatewayUnderTest, shep, http) -> None:
@@ -40,7 +34,7 @@ async def test_soap_application_comes_back_signed_by_the_gateway(gw: GatewayUnde
     assert result.status_code == "SCSS001"
     assert result.message == "Message has been processed successfully"
     assert result.session_id and result.session_id.startswith("{")
-    verified = result_verifier(gw).verify(result.document)
+    verified = trusting_verifier(gw.pki).verify(result.document)
     assert verified.identity.common_name == "gateway"
     ticket = parse_ticket(verified.signed)
     assert ticket["iin"] == aigerim.iin
@@ -61,14 +55,14 @@ async def test_soap_application_comes_back_signed_by_the_gateway(gw: GatewayUnde
     assert item["validationReport"]["signer"]["iin"] == aigerim.iin
     assert item["sessionId"] == result.session_id
     stored = etree.fromstring(item["result"].encode())
-    assert parse_ticket(result_verifier(gw).verify(stored).signed)["ticket_number"] == ticket["ticket_number"]
+    assert parse_ticket(trusting_verifier(gw.pki).verify(stored).signed)["ticket_number"] == ticket["ticket_number"]
 
     async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}/result",
                         headers=gw.auth()) as response:
         assert response.status == 200
         assert response.content_type == "application/xml"
         downloaded = await response.read()
-    assert result_verifier(gw).verify(etree.fromstring(downloaded)).report.passed
+    assert trusting_verifier(gw.pki).verify(etree.fromstring(downloaded)).report.passed
 
 
 async def test_rest_application_comes_back_signed(gw: GatewayUnderTest, http) -> None:
@@ -90,7 +84,7 @@ async def test_rest_application_comes_back_signed(gw: GatewayUnderTest, http) ->
     assert body["responseInfo"]["status"]["code"] == "SCSS001"
     assert body["responseInfo"]["correlationId"] == envelope["requestInfo"]["messageId"]
     signed = etree.fromstring(body["responseData"]["data"].encode())
-    assert parse_ticket(result_verifier(gw).verify(signed).signed)["iin"] == saule.iin
+    assert parse_ticket(trusting_verifier(gw.pki).verify(signed).signed)["iin"] == saule.iin
 
 
 async def test_repeated_message_id_gets_the_first_answer_and_one_backend_call(gw: GatewayUnderTest, shep) -> None:
@@ -155,7 +149,7 @@ async def test_every_accepted_application_gets_a_signed_receipt_bound_to_the_req
     async with http.post(f"{gw.url}/api/v1/requests", json=envelope) as response:
         body = await response.json()
     receipt = etree.fromstring(body["receipt"].encode())
-    verified = result_verifier(gw).verify(receipt)
+    verified = trusting_verifier(gw.pki).verify(receipt)
     assert verified.identity.common_name == "gateway"
     assert schemas.load_xml_schema("gateway/receipt.xsd").validate(receipt)
     ns = {"r": "urn:egov-gateway:receipt:v1"}
@@ -186,7 +180,7 @@ async def test_soap_answer_carries_the_receipt_in_a_header(gw, http) -> None:
         answer = etree.fromstring(await response.read())
     receipt = answer.find("{http://schemas.xmlsoap.org/soap/envelope/}Header/{urn:egov-gateway:receipt:v1}Receipt")
     assert receipt is not None
-    assert result_verifier(gw).verify(detach(receipt)).report.passed
+    assert trusting_verifier(gw.pki).verify(detach(receipt)).report.passed
 
 
 async def test_organisation_fund_submission_is_acknowledged_then_decided(gw, shep, http) -> None:
@@ -198,7 +192,7 @@ async def test_organisation_fund_submission_is_acknowledged_then_decided(gw, she
                              service_id=FUND_SUBMISSION_SERVICE, message_id=mid)
     assert result.ok, result
     assert etree.QName(result.document).localname == "Receipt"
-    assert result_verifier(gw).verify(result.document).identity.common_name == "gateway"
+    assert trusting_verifier(gw.pki).verify(result.document).identity.common_name == "gateway"
 
     desk = CommissionDesk(WorkerSettings(gateway_url=gw.url, library_url=gw.library_url, sender=DESK,
                                          password=DESK_PASSWORD, poll_wait=5))
@@ -212,6 +206,6 @@ async def test_organisation_fund_submission_is_acknowledged_then_decided(gw, she
     steps = [event.get("step") for event in item["history"] if event.get("step")]
     assert steps[:2] == ["registered", "commission"]
     decision = etree.fromstring(item["result"].encode())
-    verified = result_verifier(gw).verify(decision)
+    verified = trusting_verifier(gw.pki).verify(decision)
     assert verified.identity.common_name == "library"  # the provider's own signature, checked by the gateway
     assert parse_fund_decision(verified.signed)["decision"] == "include"

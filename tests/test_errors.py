@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from gateway.errors import CATALOGUE, DEFAULT_LANGUAGE, LANGUAGES, GatewayError, Party, pick_language
 from signing.report import SubIndication
 from signing.verifier import ERROR_CODES
+from tests.helpers import ROOT
 
-REPO = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("gateway", "signing", "connectors")
 CODE_PATTERN = re.compile(r"""["'](?:CLIENT|SIG|ID|PROVIDER|GATEWAY)_[A-Z_]*["']""")
 KAZAKH_LETTERS = re.compile("[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
@@ -21,9 +20,9 @@ CYRILLIC = re.compile("[а-яА-ЯёЁ]")
 def _codes_in_source() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for directory in SOURCE_DIRS:
-        for path in sorted((REPO / directory).rglob("*.py")):
+        for path in sorted((ROOT / directory).rglob("*.py")):
             for match in CODE_PATTERN.findall(path.read_text(encoding="utf-8")):
-                found.setdefault(match[1:-1], []).append(str(path.relative_to(REPO)))
+                found.setdefault(match[1:-1], []).append(str(path.relative_to(ROOT)))
     return found
 
 

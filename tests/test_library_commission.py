@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,32 +20,26 @@ from mocks.library import (
 from mocks.library.commission import add_working_days, load_holidays
 from mocks.pki import TestPki
 from signing.idnumbers import make_bin
-from signing.policy import VerificationPolicy
-from signing.signer import DocumentSigner, SigningKey
-from signing.trust import TrustStore
+from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier
+from tests.helpers import DS, XML, assert_problem, kazneb_schema, system_signer, trusting_verifier
 
-XML = {"Content-Type": "application/xml"}
-DS = "http://www.w3.org/2000/09/xmldsig#"
 PATH = "/api/v1/fund/submissions"
 ASTANA = timezone(timedelta(hours=5))
 THURSDAY = datetime(2025, 10, 9, 10, 0, tzinfo=ASTANA)
 BIN = make_bin(1999, 3, "resident", "head", 1234)
 
-DECISION_SCHEMA = etree.XMLSchema(
-    etree.fromstring((importlib.resources.files("schemas") / "kazneb" / "fund-decision.xsd").read_bytes())
-)
+DECISION_SCHEMA = kazneb_schema("fund-decision.xsd")
 
 
 @pytest.fixture(scope="module")
 def library_signer(pki: TestPki) -> DocumentSigner:
-    files = pki.systems["library"]
-    return DocumentSigner(SigningKey.from_pem(files.cert, files.key))
+    return system_signer(pki, "library")
 
 
 @pytest.fixture(scope="module")
 def verifier(pki: TestPki) -> DocumentVerifier:
-    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    return trusting_verifier(pki)
 
 
 def submission_body(objects: list[dict[str, Any]] | None = None) -> bytes:
@@ -89,15 +82,6 @@ async def receipt_status(client: Any, number: str) -> str:
     response = await client.get(f"{PATH}/{number}")
     assert response.status == 200
     return parse_fund_receipt(await response.read())["status"]
-
-
-async def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/problem+json"
-    problem = await response.json(content_type=None)
-    assert (problem["status"], problem["code"]) == (status, code)
-    assert problem["title"] and problem["detail"]
-    return problem
 
 
 # --- decisions -------------------------------------------------------------------------------------

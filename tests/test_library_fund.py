@@ -23,20 +23,14 @@ from mocks.library.exchange import MAX_BODY_BYTES
 from mocks.library.forms import ACCESS_LEVELS, DIGITISATION_FORMATS, FUND_CATEGORIES
 from mocks.library.fund import quarter_end
 from signing.idnumbers import make_bin
+from tests.helpers import DS, XML, assert_problem, kazneb_schema, to_bytes
 
-XML = {"Content-Type": "application/xml"}
-DS = "http://www.w3.org/2000/09/xmldsig#"
 PATH = "/api/v1/fund/submissions"
 NOW = datetime(2025, 5, 14, 8, 0, tzinfo=UTC)
 
 
-def _schema(name: str) -> etree.XMLSchema:
-    source = (importlib.resources.files("schemas") / "kazneb" / name).read_bytes()
-    return etree.XMLSchema(etree.fromstring(source))
-
-
-SUBMISSION_SCHEMA = _schema("fund-submission.xsd")
-RECEIPT_SCHEMA = _schema("fund-receipt.xsd")
+SUBMISSION_SCHEMA = kazneb_schema("fund-submission.xsd")
+RECEIPT_SCHEMA = kazneb_schema("fund-receipt.xsd")
 
 BIN_A = make_bin(1999, 3, "resident", "head", 1234)
 BIN_B = make_bin(2004, 11, "resident", "head", 42)
@@ -69,26 +63,12 @@ def submission(bin_: str = BIN_A, objects: list[dict[str, Any]] | None = None, *
     return build_fund_submission(**fields)
 
 
-def to_bytes(element: etree._Element) -> bytes:
-    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
-
-
 def app(now: datetime = NOW) -> Any:
     return create_library_app(clock=lambda: now)
 
 
 async def post_xml(client: Any, body: bytes | str, headers: dict[str, str] | None = None) -> Any:
     return await client.post(PATH, data=body, headers=headers or XML)
-
-
-async def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status == status
-    assert response.content_type == "application/problem+json"
-    problem = await response.json(content_type=None)
-    assert problem["status"] == status
-    assert problem["code"] == code
-    assert problem["type"] and problem["title"] and problem["detail"]
-    return problem
 
 
 async def read_receipt(response: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import re
 import time
 from datetime import UTC, date, datetime
@@ -21,18 +20,10 @@ from mocks.library import (
 )
 from mocks.library.app import ACCESS_RIGHTS, LIBRARY_NAME
 from mocks.library.exchange import MAX_BODY_BYTES
+from tests.helpers import DS, XML, assert_problem, kazneb_schema, to_bytes
 
-XML = {"Content-Type": "application/xml"}
-DS = "http://www.w3.org/2000/09/xmldsig#"
-
-
-def _schema(name: str) -> etree.XMLSchema:
-    source = (importlib.resources.files("schemas") / "kazneb" / name).read_bytes()
-    return etree.XMLSchema(etree.fromstring(source))
-
-
-TICKET_SCHEMA = _schema("reader-ticket.xsd")
-REGISTRATION_SCHEMA = _schema("reader-registration.xsd")
+TICKET_SCHEMA = kazneb_schema("reader-ticket.xsd")
+REGISTRATION_SCHEMA = kazneb_schema("reader-registration.xsd")
 
 
 def make_iin(first_eleven: str) -> str:
@@ -68,22 +59,8 @@ def registration(iin: str = IIN_A, **overrides: Any) -> etree._Element:
     return build_reader_registration(**fields)
 
 
-def to_bytes(element: etree._Element) -> bytes:
-    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
-
-
 async def post_xml(client: Any, body: bytes | str, headers: dict[str, str] | None = None) -> Any:
     return await client.post("/api/v1/readers", data=body, headers=headers or XML)
-
-
-async def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status == status
-    assert response.content_type == "application/problem+json"
-    problem = await response.json(content_type=None)
-    assert problem["status"] == status
-    assert problem["code"] == code
-    assert problem["type"] and problem["title"] and problem["detail"]
-    return problem
 
 
 async def read_ticket(response: Any) -> dict[str, Any]:

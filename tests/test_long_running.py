@@ -6,33 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
-from typing import Any
 
 import aiohttp
 from lxml import etree
 
-from gateway.shell.app import create_app
-from gateway.shell.serve import start_site
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.elicense.steps import STEPS
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
-from tests.conftest import DESK, DESK_PASSWORD, OPERATOR, OPERATOR_PASSWORD, free_port, message_id, system_signer
-from tests.test_end_to_end import result_verifier, send_soap
+from tests.helpers import (
+    DESK,
+    DESK_PASSWORD,
+    OPERATOR,
+    OPERATOR_PASSWORD,
+    cabinet_item,
+    message_id,
+    second_gateway,
+    send_soap,
+    system_signer,
+    trusting_verifier,
+)
 
 RESULT_NS = "urn:egov:elicense:cultural-export-result:v1"
-
-
-async def cabinet_item(gw, http, owner: str, mid: str, *, final: bool = True, seconds: float = 20) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while True:
-        async with http.get(f"{gw.url}/api/v1/cabinet/{owner}/applications/{mid}", headers=gw.auth()) as response:
-            item = await response.json()
-        if not final or item["status"] in ("completed", "refused", "failed", "stopped"):
-            return item
-        assert time.monotonic() < deadline, f"still {item['status']}: {item['history']}"
-        await asyncio.sleep(0.1)
 
 
 async def test_certificate_issued_after_the_regulated_steps(gw, shep, http) -> None:
@@ -49,7 +44,7 @@ async def test_certificate_issued_after_the_regulated_steps(gw, shep, http) -> N
     assert steps == [step.code for step in STEPS], "every regulated step appears, in order"
     assert any("registered by the provider" in event["note"] for event in item["history"])
     certificate = etree.fromstring(item["result"].encode())
-    verified = result_verifier(gw).verify(certificate)
+    verified = trusting_verifier(gw.pki).verify(certificate)
     assert verified.identity.common_name == "elicense"  # the provider's signature, checked by the gateway
     assert verified.signed.findtext(f"{{{RESULT_NS}}}outcome") == "issued"
 
@@ -62,7 +57,7 @@ async def test_reasoned_refusal_is_signed_by_the_provider(gw, shep, http) -> Non
     assert result.ok, result
     item = await cabinet_item(gw, http, saule.iin, mid)
     assert item["status"] == "refused", item
-    refusal = result_verifier(gw).verify(etree.fromstring(item["result"].encode())).signed
+    refusal = trusting_verifier(gw.pki).verify(etree.fromstring(item["result"].encode())).signed
     assert refusal.findtext(f"{{{RESULT_NS}}}outcome") == "refused"
     assert refusal.findtext(f"{{{RESULT_NS}}}refusal/{{{RESULT_NS}}}step") == "head-signed"
 
@@ -190,11 +185,9 @@ async def test_message_id_is_remembered_across_a_gateway_restart(system, shep, h
     first = await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
     assert first.ok
     calls = system.library_calls
-    port = free_port()
-    settings = replace(system.settings, listen=replace(system.settings.listen, port=port), state_dir=tmp_path)
-    runner = await start_site(create_app(settings, redis_url=system.redis_url), "127.0.0.1", port)
+    runner, url = await second_gateway(system, tmp_path)
     try:
-        client = await asyncio.to_thread(SyncChannelClient, f"http://127.0.0.1:{port}/shep/sync?wsdl")
+        client = await asyncio.to_thread(SyncChannelClient, f"{url}/shep/sync?wsdl")
         again = await send_soap(client, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
     finally:
         await runner.cleanup()

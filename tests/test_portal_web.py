@@ -23,7 +23,7 @@ from mocks.portal.web.i18n import CATALOGUE, LANGUAGES, t
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
-from tests.conftest import PORTAL, PORTAL_PASSWORD, GatewayUnderTest
+from tests.helpers import PORTAL, PORTAL_PASSWORD, GatewayUnderTest
 
 READER = "kazneb.reader-ticket"
 FUND = "kazneb.fund-submission"

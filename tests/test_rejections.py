@@ -17,16 +17,23 @@ from mocks.portal.applicant import (
     signed_application,
     signer_for,
 )
-from tests.conftest import DOWN_SERVICE, OFFICE, OFFICE_PASSWORD, PORTAL, PORTAL_PASSWORD, message_id
-from tests.test_end_to_end import send_soap
+from tests.helpers import (
+    DOWN_SERVICE,
+    OFFICE,
+    OFFICE_PASSWORD,
+    PORTAL,
+    PORTAL_PASSWORD,
+    SOAP_ENV,
+    message_id,
+    send_soap,
+)
 
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
 
 
 def envelope(data: str = "", *, service: str = READER_TICKET_SERVICE, date: str | None = None,
              info_extra: str = "") -> bytes:
-    return f"""<soap:Envelope xmlns:soap="{SOAP}" xmlns:t="{TYPES}"><soap:Body><t:SendMessage><request>
+    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:t="{TYPES}"><soap:Body><t:SendMessage><request>
         <requestInfo><messageId>{message_id()}</messageId><serviceId>{service}</serviceId>
         <messageDate>{date or datetime.now(UTC).isoformat()}</messageDate>{info_extra}
         <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
@@ -45,7 +52,7 @@ async def post_soap(gw, http, body: bytes, content_type: str = "text/xml; charse
 
 
 def fault_code(answer: etree._Element) -> str:
-    fault = answer.find(f".//{{{SOAP}}}Fault")
+    fault = answer.find(f".//{{{SOAP_ENV}}}Fault")
     assert fault is not None, etree.tostring(answer)
     info = fault.find(f"detail/{{{TYPES}}}SendMessageFault")
     assert info.findtext("sessionId", "").startswith("{")
@@ -155,7 +162,7 @@ async def test_stale_or_future_message_date(gw, shep, offset: timedelta) -> None
     ("oversize body", b"<a>" + b"x" * (300 * 1024) + b"</a>", "text/xml", "CLIENT_BODY_TOO_LARGE", 500),
     ("not a SOAP envelope", b"<hello/>", "text/xml", "CLIENT_NOT_SOAP", 500),
     ("wrong content type", b"{}", "application/json", "CLIENT_UNSUPPORTED_MEDIA_TYPE", 500),
-    ("unknown operation", f'<s:Envelope xmlns:s="{SOAP}"><s:Body><t:GetMessages xmlns:t="{TYPES}"/></s:Body>'
+    ("unknown operation", f'<s:Envelope xmlns:s="{SOAP_ENV}"><s:Body><t:GetMessages xmlns:t="{TYPES}"/></s:Body>'
      "</s:Envelope>".encode(), "text/xml", "CLIENT_UNKNOWN_OPERATION", 500),
     ("envelope not matching the XSD", envelope(info_extra="<bogus/>"), "text/xml", "CLIENT_ENVELOPE_INVALID", 500),
     ("no business document", envelope(""), "text/xml", "CLIENT_DOCUMENT_MISSING", 500),

@@ -32,7 +32,7 @@ from signing.report import Indication, SubIndication, ValidationReport
 from signing.revocation import RevocationChecker, RevocationSettings, RevocationUnavailable, apply_revocation
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
-from tests.conftest import free_port
+from tests.helpers import free_port, mock_control
 
 Mode = RevocationMode
 
@@ -83,10 +83,7 @@ async def fresh_responder(responder: Responder, http: aiohttp.ClientSession) -> 
 
 async def control(http: aiohttp.ClientSession, responder: Responder, action: str, body: Any = None,
                   status: int = 200) -> dict[str, Any]:
-    method = "GET" if action == "state" else "POST"
-    async with http.request(method, f"{responder.url}/_control/{action}", json=body) as answer:
-        assert answer.status == status, await answer.text()
-        return await answer.json()
+    return dict(await mock_control(http, responder.url, action, body, status=status))
 
 
 async def requests(http: aiohttp.ClientSession, responder: Responder) -> dict[str, int]:

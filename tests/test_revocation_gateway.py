@@ -11,47 +11,38 @@ from dataclasses import replace
 import pytest
 import pytest_asyncio
 
-from gateway.shell.app import create_app
-from gateway.shell.serve import start_site
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
 from signing.policy import RevocationMode
-from tests.conftest import PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port, message_id
+from tests.helpers import (
+    GatewayUnderTest,
+    mock_control,
+    second_gateway,
+    send_soap,
+)
 
 
 @pytest_asyncio.fixture
 async def revocation(system: GatewayUnderTest, http) -> AsyncIterator[str]:
     """The session's OCSP/CRL service, reset before and after each test."""
-    async with http.post(f"{system.revocation_url}/_control/reset"):
-        pass
+    await mock_control(http, system.revocation_url, "reset")
     yield system.revocation_url
-    async with http.post(f"{system.revocation_url}/_control/reset"):
-        pass
+    await mock_control(http, system.revocation_url, "reset")
 
 
 async def fresh_gateway(system: GatewayUnderTest, tmp_path, mode: RevocationMode):  # type: ignore[no-untyped-def]
-    port = free_port()
-    settings = replace(system.settings, listen=replace(system.settings.listen, port=port), state_dir=tmp_path,
-                       revocation=replace(system.settings.revocation, mode=mode))
-    runner = await start_site(create_app(settings, redis_url=system.redis_url), "127.0.0.1", port)
-    client = await asyncio.to_thread(SyncChannelClient, f"http://127.0.0.1:{port}/shep/sync?wsdl")
+    runner, url = await second_gateway(system, tmp_path, revocation=replace(system.settings.revocation, mode=mode))
+    client = await asyncio.to_thread(SyncChannelClient, f"{url}/shep/sync?wsdl")
     return runner, client
 
 
 async def send(client: SyncChannelClient, system: GatewayUnderTest, handle: str):  # type: ignore[no-untyped-def]
     document = signed_application(system.pki.person(handle), READER_TICKET_SERVICE)
-    return await asyncio.to_thread(lambda: client.send(
-        service_id=READER_TICKET_SERVICE, sender_id=PORTAL, password=PORTAL_PASSWORD,
-        document=document, message_id=message_id()))
+    return await send_soap(client, document)
 
 
 def serial_of(system: GatewayUnderTest, handle: str) -> str:
     return format(system.pki.person(handle).sign.load_certificate().serial_number, "x")
-
-
-async def control(http, url: str, action: str, body: dict) -> None:  # type: ignore[no-untyped-def]
-    async with http.post(f"{url}/_control/{action}", json=body) as response:
-        assert response.status == 200, await response.text()
 
 
 @pytest.mark.parametrize(("case", "mode", "setup", "code", "sub"), [
@@ -68,7 +59,7 @@ async def test_revocation_refusals(system, revocation, http, tmp_path, case, mod
     for action, body in setup:
         if action == "revoke":
             body = {**body, "serial": serial_of(system, "daniyar"), "reason": "key_compromise"}
-        await control(http, revocation, action, body)
+        await mock_control(http, revocation, action, body)
     runner, client = await fresh_gateway(system, tmp_path, mode)
     calls = system.library_calls
     try:
@@ -81,8 +72,8 @@ async def test_revocation_refusals(system, revocation, http, tmp_path, case, mod
 
 
 async def test_soft_fail_accepts_with_a_warning_in_the_cabinet(system, revocation, http, tmp_path) -> None:
-    await control(http, revocation, "ocsp", {"down": True})
-    await control(http, revocation, "crl", {"down": True})
+    await mock_control(http, revocation, "ocsp", {"down": True})
+    await mock_control(http, revocation, "crl", {"down": True})
     runner, client = await fresh_gateway(system, tmp_path, RevocationMode.SOFT_FAIL)
     try:
         result = await send(client, system, "daniyar")

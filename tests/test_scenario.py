@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -15,10 +14,8 @@ import pytest
 from gateway.shell.cli import main
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.world.scenario import Case, CaseResult, Progress, outcome_of, report
-from tests.conftest import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest
+from tests.helpers import CLI, DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, ROOT, GatewayUnderTest
 
-CLI = [sys.executable, "-m", "gateway.shell.cli"]
-ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "scenarios" / "smoke.toml"
 
 GOOD = '[[case]]\nname = "ticket"\nas = "aigerim"\nservice = "kazneb.reader-ticket"\nexpect = "completed"\n'

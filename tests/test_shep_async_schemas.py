@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import zeep
 from lxml import etree
-from zeep import xsd
 
 import schemas
 from schemas import (
@@ -21,11 +20,9 @@ from schemas import (
     ASYNC_WSDL,
     ASYNC_WSDL_NS,
 )
+from tests.helpers import SOAP_ENV, WSDL_NS, XSD_NS, any_content
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 SOAP_NS = "http://schemas.xmlsoap.org/wsdl/soap/"
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
 NSMAP = {"w": WSDL_NS, "s": SOAP_NS, "x": XSD_NS}
 SESSION_ID = "{0f8fad5b-d9cb-469f-a165-70867728950e}"
 DOC = b'<app:Application xmlns:app="urn:x" Id="a1"><app:iin>900101300123</app:iin></app:Application>'
@@ -131,15 +128,6 @@ def _parse(text: str) -> etree._Element:
 def _replace(base: str, old: str, new: str) -> str:
     assert old in base
     return base.replace(old, new, 1)
-
-
-# zeep writes an lxml element as a *child* of the anyType `data` element only when it is wrapped in an
-# AnyObject whose named type is a sequence of xsd:any (see tests/test_shep_schemas.py for the pitfalls).
-ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
-
-
-def _data_value(element: etree._Element) -> xsd.AnyObject:
-    return xsd.AnyObject(ANY_CONTENT, {"_value_1": copy.deepcopy(element)})
 
 
 def _message_info(message_type: str = "REQUEST") -> dict[str, object]:
@@ -339,7 +327,7 @@ def test_zeep_send_message_envelope(wsdl_file: Path, types_schema: etree.XMLSche
     envelope = client.create_message(
         client.service,
         "sendMessage",
-        request={"messageInfo": _message_info(), "messageData": {"data": _data_value(original)}},
+        request={"messageInfo": _message_info(), "messageData": {"data": any_content(original)}},
     )
     wire = etree.fromstring(etree.tostring(envelope))
     (body_child,) = wire.find(f"{{{SOAP_ENV}}}Body")

@@ -14,10 +14,8 @@ from zeep import xsd
 
 import schemas
 from schemas import SYNC_TYPES_NS, SYNC_TYPES_NS_LOWER, SYNC_TYPES_XSD, SYNC_WSDL_NS
+from tests.helpers import SOAP_ENV, WSDL_NS, XSD_NS, any_content
 
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
-XSD_NS = "http://www.w3.org/2001/XMLSchema"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 SESSION_ID = "{0f8fad5b-d9cb-469f-a165-70867728950e}"
 
@@ -67,17 +65,6 @@ def _request(data: object) -> dict[str, object]:
         },
         "requestData": {"data": data},
     }
-
-
-# The zeep pattern that puts an lxml element *as a child* of the anyType `data` element: an AnyObject
-# whose type is a sequence of xsd:any. It needs a qname because zeep always writes xsi:type for an
-# AnyObject; naming it xsd:anyType keeps that xsi:type truthful (and schema-valid).
-ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
-
-
-def _data_value(element: etree._Element) -> xsd.AnyObject:
-    # zeep *moves* the element into the envelope (parent.append), so hand it a copy.
-    return xsd.AnyObject(ANY_CONTENT, {"_value_1": copy.deepcopy(element)})
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +270,7 @@ def test_zeep_anyobject_of_anytype_fails(wsdl_file: Path) -> None:
 def test_zeep_signed_document_as_data_child(wsdl_file: Path, types_schema: etree.XMLSchema) -> None:
     client = zeep.Client(str(wsdl_file))
     original = etree.fromstring(SIGNED_DOC)
-    envelope = client.create_message(client.service, "SendMessage", request=_request(_data_value(original)))
+    envelope = client.create_message(client.service, "SendMessage", request=_request(any_content(original)))
     wire = etree.fromstring(etree.tostring(envelope))  # what the peer actually parses
 
     data = wire.find(".//requestData/data")
@@ -319,7 +306,7 @@ RESPONSE_TEMPLATE = f"""<?xml version="1.0" encoding="utf-8"?>
 def test_zeep_round_trip_reads_data_children(wsdl_file: Path) -> None:
     transport = _CannedTransport(RESPONSE_TEMPLATE.replace("@ATTRS@", "").encode())
     client = zeep.Client(str(wsdl_file), transport=transport)
-    result = client.service.SendMessage(request=_request(_data_value(etree.fromstring(SIGNED_DOC))))
+    result = client.service.SendMessage(request=_request(any_content(etree.fromstring(SIGNED_DOC))))
 
     assert transport.sent is not None
     assert transport.sent.find(".//requestData/data")[0].tag == "{urn:x}Application"

@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 from gateway.access.senders import hash_password
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("gateway", "signing", "connectors")

@@ -13,7 +13,7 @@ from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
-from tests.conftest import PORTAL, PORTAL_PASSWORD, free_port, make_settings, message_id
+from tests.helpers import PORTAL, PORTAL_PASSWORD, free_port, make_settings, message_id
 
 
 def rest_request(document: etree._Element) -> dict:

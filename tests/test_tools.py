@@ -13,9 +13,7 @@ from lxml import etree
 from gateway.shell.cli import main
 from mocks.pki import load_pki
 from mocks.portal.applicant import reader_registration
-from tests.conftest import OPERATOR, OPERATOR_PASSWORD, PORTAL, PORTAL_PASSWORD, free_port
-
-XADES = "http://uri.etsi.org/01903/v1.3.2#"
+from tests.helpers import OPERATOR, OPERATOR_PASSWORD, PORTAL, PORTAL_PASSWORD, XADES, free_port
 
 
 def write_application(pki, tmp_path: Path) -> Path:

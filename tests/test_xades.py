@@ -14,9 +14,7 @@ from signing.policy import VerificationPolicy
 from signing.signer import DocumentSigner, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected
-
-XADES = "http://uri.etsi.org/01903/v1.3.2#"
-DS = "http://www.w3.org/2000/09/xmldsig#"
+from tests.helpers import DS, XADES, trusting_verifier
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +25,7 @@ def xades_signer(pki) -> DocumentSigner:
 
 @pytest.fixture(scope="module")
 def verifier(pki) -> DocumentVerifier:
-    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    return trusting_verifier(pki)
 
 
 def ticket() -> etree._Element:

@@ -17,8 +17,8 @@ from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, detach, local_name, parse_untrusted
+from tests.helpers import SOAP_ENV
 
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 LOL = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
        + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%d;" % (i - 1) if i > 1 else b"&lol;") * 10)
                   for i in range(1, 10))
@@ -165,7 +165,7 @@ STANDALONE = (b'<app:Application xmlns:app="urn:app" xmlns:x="urn:x" xmlns:own-u
 
 
 def _envelope(document: bytes) -> bytes:
-    return (b'<soap:Envelope xmlns:soap="' + SOAP.encode() + b'" xmlns:shep="urn:shep" '
+    return (b'<soap:Envelope xmlns:soap="' + SOAP_ENV.encode() + b'" xmlns:shep="urn:shep" '
             b'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:unused="urn:unused" xmlns="urn:default">'
             b"<soap:Body><shep:SendMessage><request><requestData><data>" + document
             + b"</data></requestData></request></shep:SendMessage></soap:Body></soap:Envelope>")

@@ -1,0 +1,269 @@
+"""Helpers shared by the test modules: the test system's names and passwords, its settings, and small
+functions to drive and inspect it. Fixtures live in conftest.py; no test module imports another one."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib.resources
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+from lxml import etree
+from redis.asyncio import Redis
+from zeep import xsd
+
+from connectors.queue import QueueSettings
+from gateway.access.senders import hash_password
+from gateway.config import (
+    LimitSettings,
+    ListenSettings,
+    SenderSettings,
+    ServiceSettings,
+    Settings,
+    SignerSettings,
+    TrustSettings,
+)
+from gateway.shell.app import create_app
+from gateway.shell.serve import start_site
+from mocks.library import LIBRARY_STATE
+from mocks.pki import TestPki
+from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from mocks.portal.shep_client import SyncChannelClient
+from mocks.world.demo import elicense_service, fund_submission_service
+from signing.policy import RevocationMode, VerificationPolicy
+from signing.revocation import RevocationSettings
+from signing.signer import DocumentSigner, SigningKey
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier
+
+T = TypeVar("T")
+
+# --- the test system's parties -----------------------------------------------------------------------
+
+PORTAL, PORTAL_PASSWORD = "portal", "portal-test-password"
+OFFICE, OFFICE_PASSWORD = "registry-office", "office-test-password"
+DOWN_SERVICE = "kazneb.reader-ticket.down"
+FLAKY_SERVICE = "kazneb.reader-ticket.flaky"
+DESK, DESK_PASSWORD = "desk", "desk-test-password"
+OPERATOR, OPERATOR_PASSWORD = "operator", "operator-test-password"
+PULL, PULL_PASSWORD = "portal-pull", "pull-test-password"  # a portal without callbacks: it uses getMessages
+
+FINAL = frozenset({"completed", "refused", "failed", "stopped"})
+"Statuses an application never leaves."
+
+# --- places and names ----------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+"The repository."
+ARTIFACTS = ROOT / "test-artifacts"
+"Screenshots and traces the browser tests leave behind."
+CLI = [sys.executable, "-m", "gateway.shell.cli"]
+"The egov-gateway command, run from this interpreter."
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
+XSD_NS = "http://www.w3.org/2001/XMLSchema"
+WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
+XML = {"Content-Type": "application/xml"}
+
+# zeep writes an lxml element as a *child* of an anyType element only when it is wrapped in an AnyObject whose
+# type is a sequence of xsd:any. It needs a qname because zeep always writes xsi:type for an AnyObject; naming
+# it xsd:anyType keeps that xsi:type truthful (and schema-valid).
+ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
+
+
+def any_content(element: etree._Element) -> xsd.AnyObject:
+    """``element`` as the content of an anyType value (a copy: zeep *moves* the element into the envelope)."""
+    return xsd.AnyObject(ANY_CONTENT, {"_value_1": copy.deepcopy(element)})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def to_bytes(element: etree._Element) -> bytes:
+    return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+
+
+def kazneb_schema(name: str) -> etree.XMLSchema:
+    """One of the library's schemas from the ``schemas`` package."""
+    source = (importlib.resources.files("schemas") / "kazneb" / name).read_bytes()
+    return etree.XMLSchema(etree.fromstring(source))
+
+
+# --- keys and signatures -------------------------------------------------------------------------------
+
+
+def system_signer(pki: TestPki, name: str) -> DocumentSigner:
+    """The signer of one of the test PKI's organisations (``gateway``, ``library``, ``elicense``)."""
+    files = pki.systems[name]
+    return DocumentSigner(SigningKey.from_pem(files.cert, files.key))
+
+
+def trusting_verifier(pki: TestPki) -> DocumentVerifier:
+    """A verifier that trusts the test PKI, with the default policy (revocation off)."""
+    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+
+
+# --- the system under test -----------------------------------------------------------------------------
+
+
+@dataclass
+class GatewayUnderTest:
+    """Handles on the running system for tests to drive and inspect."""
+
+    url: str
+    settings: Settings
+    pki: TestPki
+    library: web.Application
+    redis: Redis
+    redis_url: str
+    revocation_url: str
+    library_url: str
+    elicense_url: str
+    elicense: web.Application
+    callbacks: web.Application
+
+    @property
+    def library_calls(self) -> int:
+        return self.library[LIBRARY_STATE].registrations_received
+
+    def auth(self, sender: str = PORTAL, password: str = PORTAL_PASSWORD) -> dict[str, str]:
+        """HTTP Basic headers for the cabinet API."""
+        return {"Authorization": aiohttp.encode_basic_auth(sender, password)}
+
+
+def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str, revocation_url: str | None = None,
+                  elicense_url: str | None = None, callback_url: str | None = None) -> Settings:
+    """The test system's configuration; revocation is hard-fail (the default) against ``revocation_url``."""
+    gateway_keys = pki.systems["gateway"]
+    revocation = (RevocationSettings(ocsp_url=f"{revocation_url}/ocsp", crl_urls=(f"{revocation_url}/crl/nca.crl",))
+                  if revocation_url else RevocationSettings(mode=RevocationMode.OFF))
+    return Settings(
+        revocation=revocation,
+        state_dir=state_dir,
+        listen=ListenSettings(port=port),
+        limits=LimitSettings(max_body_bytes=256 * 1024),
+        trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
+        signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
+        senders={
+            PORTAL: SenderSettings(password_hash=hash_password(PORTAL_PASSWORD), cabinet=True,
+                                   callback_url=callback_url),
+            OFFICE: SenderSettings(password_hash=hash_password(OFFICE_PASSWORD), services=("other.service",)),
+            PULL: SenderSettings(password_hash=hash_password(PULL_PASSWORD)),
+            DESK: SenderSettings(password_hash=hash_password(DESK_PASSWORD), services=(),
+                                 jobs=(FUND_SUBMISSION_SERVICE,)),
+            OPERATOR: SenderSettings(password_hash=hash_password(OPERATOR_PASSWORD), services=(), operator=True),
+        },
+        queue=QueueSettings(visibility_timeout_ms=400, max_attempts=3),
+        services={
+            READER_TICKET_SERVICE: ServiceSettings(
+                endpoint=f"{library_url}/api/v1/readers",
+                document_schema="kazneb/reader-registration.xsd",
+                result_schema="kazneb/reader-ticket.xsd",
+                timeout_seconds=5,
+                retry_attempts=3,
+                retry_base_seconds=0.05,
+                breaker_failures=20,  # tests inject failures into this shared back-end; the breaker has its own test
+            ),
+            FUND_SUBMISSION_SERVICE: fund_submission_service(pki.system_bins["library"]),
+            ELICENSE_SERVICE: elicense_service(elicense_url or f"http://127.0.0.1:{free_port()}", poll_seconds=0.2,
+                                               provider_bin=pki.system_bins["elicense"]),
+            FLAKY_SERVICE: ServiceSettings(
+                endpoint=f"{library_url}/api/v1/readers?breaker-test",  # its own breaker (keyed by endpoint)
+                document_schema="kazneb/reader-registration.xsd",
+                retry_attempts=1, breaker_failures=2, breaker_reset_seconds=0.3,
+            ),
+            DOWN_SERVICE: ServiceSettings(
+                endpoint=f"http://127.0.0.1:{free_port()}/api/v1/readers",
+                document_schema="kazneb/reader-registration.xsd",
+                timeout_seconds=2,
+            ),
+        },
+    )
+
+
+async def second_gateway(system: GatewayUnderTest, state_dir: Path, **changes: Any) -> tuple[web.AppRunner, str]:
+    """Another gateway process on its own port and state directory, sharing the system's Redis; ``changes``
+    replace fields of its settings. The caller cleans the runner up."""
+    port = free_port()
+    settings = replace(system.settings, listen=replace(system.settings.listen, port=port), state_dir=state_dir,
+                       **changes)
+    runner = await start_site(create_app(settings, redis_url=system.redis_url), "127.0.0.1", port)
+    return runner, f"http://127.0.0.1:{port}"
+
+
+# --- driving it ----------------------------------------------------------------------------------------
+
+
+async def send_soap(shep: SyncChannelClient, document: etree._Element, **overrides: Any) -> Any:
+    """SyncChannel SendMessage as the portal, to the reader-ticket service unless ``overrides`` say otherwise."""
+    arguments = {"service_id": READER_TICKET_SERVICE, "sender_id": PORTAL, "password": PORTAL_PASSWORD,
+                 "document": document, "message_id": message_id(), **overrides}
+    return await asyncio.to_thread(lambda: shep.send(**arguments))
+
+
+async def cabinet(system: GatewayUnderTest, http: aiohttp.ClientSession, owner: str, mid: str) -> dict[str, Any]:
+    """The cabinet's view of one application, as the portal reads it."""
+    url = f"{system.url}/api/v1/cabinet/{owner}/applications/{mid}"
+    async with http.get(url, headers=system.auth()) as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
+
+
+async def cabinet_item(system: GatewayUnderTest, http: aiohttp.ClientSession, owner: str, mid: str, *,
+                       final: bool = True, seconds: float = 20) -> dict[str, Any]:
+    """The cabinet's view of one application, once it is final (or at once with ``final=False``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        item = await cabinet(system, http, owner, mid)
+        if not final or item["status"] in FINAL:
+            return item
+        assert time.monotonic() < deadline, f"still {item['status']}: {item['history']}"
+        await asyncio.sleep(0.1)
+
+
+async def wait_for(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
+    """Poll ``check`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+async def mock_control(http: aiohttp.ClientSession, url: str, action: str, body: Any = None, *,
+                       status: int = 200) -> Any:
+    """A mock's ``/_control/{action}`` (GET for ``state``, else POST with a JSON body); its JSON answer."""
+    method = "GET" if action == "state" else "POST"
+    async with http.request(method, f"{url}/_control/{action}", json=body) as answer:
+        assert answer.status == status, await answer.text()
+        return await answer.json()
+
+
+async def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    """An RFC 9457 problem answer with this status and code, and its body."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/problem+json"
+    problem: dict[str, Any] = await response.json(content_type=None)
+    assert (problem["status"], problem["code"]) == (status, code)
+    assert problem["type"] and problem["title"] and problem["detail"]
+    return problem
