@@ -17,7 +17,7 @@ def backoff_seconds(attempt: int, *, base: float, cap: float, rng: Callable[[], 
     Jitter spreads retries of many applications over time so a back-end that comes back is not hit by
     all of them at the same instant.
     """
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    ceiling = min(cap, base * 2.0 ** max(0, attempt - 1))
     return ceiling * rng()
 
 
