@@ -75,8 +75,11 @@ class FailureBurst:
     """
 
     def __init__(self, name: str, settings: SupervisorSettings | None = None, *,
-                 clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log) -> None:
+                 clock: Callable[[], float] = time.monotonic, logger: logging.Logger = log,
+                 expected: tuple[type[BaseException], ...] = STORAGE_ERRORS) -> None:
         self.name, self.settings, self.clock, self.logger = name, settings or SupervisorSettings(), clock, logger
+        self.expected = expected
+        "Exceptions logged as one line; any other is a bug and logged with its traceback."
         self.failures = 0
         "Failures in the current burst (0: no burst)."
         self._started = self._reminded = 0.0
@@ -88,7 +91,7 @@ class FailureBurst:
         where = f"{self.name} ({mask_ids(item)})" if item else self.name
         if self.failures == 1:
             self._started = self._reminded = now
-            if isinstance(exc, STORAGE_ERRORS):
+            if isinstance(exc, self.expected):
                 self.logger.warning("%s failed: %s; backing off", where, describe(exc))
             else:
                 trace = mask_ids("".join(traceback.format_exception(exc)).rstrip())
