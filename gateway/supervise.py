@@ -56,7 +56,7 @@ def backoff_delay(failures: int, settings: SupervisorSettings, rng: Callable[[],
     """Seconds to wait after ``failures`` failures in a row: half of min(cap, base * 2**(n-1)), plus up to
     that half again at random. The fixed half keeps a failing loop from spinning; the random half spreads
     the retries of many processes so storage that comes back is not hit by all of them at once."""
-    ceiling = min(settings.backoff_cap_seconds, settings.backoff_base_seconds * 2 ** min(max(0, failures - 1), 60))
+    ceiling = min(settings.backoff_cap_seconds, settings.backoff_base_seconds * 2.0 ** min(max(0, failures - 1), 60))
     return ceiling / 2 + ceiling / 2 * rng()
 
 

@@ -95,7 +95,7 @@ class Faults:
         return self
 
 
-async def until(check: Callable[[], Awaitable[T]], seconds: float = 20.0) -> T:
+async def until(check: Callable[[], Awaitable[T | None]], seconds: float = 20.0) -> T:
     """Poll ``check`` until it returns something truthy."""
     deadline = time.monotonic() + seconds
     while not (value := await check()):

@@ -3,9 +3,10 @@
 When an async application reaches a final state its answer joins the sender's inbox for the service
 (a lease schedule: ``getMessages`` leases messages for five minutes; ``sendDeliveryNotification``
 with MESSAGE_ACCEPTED removes them, RESEND makes them available again). If the sender registered a
-``callback_url``, the gateway also pushes the answer there (``sendMessage``, retried with backoff
-until it is taken) and every status change (``changeMassageStatusNotification``, spelt as in SHEP,
-best effort). A pushed answer that the portal took leaves the inbox.
+``callback_url``, the gateway also pushes the answer there (``sendMessage``, retried with backoff up to
+``CallbackSettings.attempts`` times; then it stays in the inbox only) and every status change
+(``changeMassageStatusNotification``, spelt as in SHEP, best effort). A pushed answer that the portal
+took leaves the inbox. The callback loop and every push run under :func:`gateway.supervise.supervise`.
 """
 
 from __future__ import annotations
