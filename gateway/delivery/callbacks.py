@@ -3,9 +3,10 @@
 When an async application reaches a final state its answer joins the sender's inbox for the service
 (a lease schedule: ``getMessages`` leases messages for five minutes; ``sendDeliveryNotification``
 with MESSAGE_ACCEPTED removes them, RESEND makes them available again). If the sender registered a
-``callback_url``, the gateway also pushes the answer there (``sendMessage``, retried with backoff
-until it is taken) and every status change (``changeMassageStatusNotification``, spelt as in SHEP,
-best effort). A pushed answer that the portal took leaves the inbox.
+``callback_url``, the gateway also pushes the answer there (``sendMessage``, retried with backoff up to
+``CallbackSettings.attempts`` times; then it stays in the inbox only) and every status change
+(``changeMassageStatusNotification``, spelt as in SHEP, best effort). A pushed answer that the portal
+took leaves the inbox. The callback loop and every push run under :func:`gateway.supervise.supervise`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass, field
 
 import aiohttp
 from lxml import etree
@@ -27,27 +29,46 @@ from gateway.delivery.schedule import LeaseSchedule
 from gateway.lifecycle.store import Application, ApplicationStore
 from gateway.shep.envelope import BODY, ENVELOPE, SOAP_ENV, now_iso
 from gateway.shep.messages import async_message, message_state
+from gateway.supervise import FailureBurst, SupervisorSettings, backoff_delay, guard, sleep_unless, spawn, supervise
 
 log = logging.getLogger("egov.notifications")
 NS = schemas.ASYNC_TYPES_NS
 CALLBACK_ATTEMPTS = 20
 INBOX_LEASE_SECONDS = 300.0
+_IDLE_POLL_SECONDS = 0.25
 
 
+@dataclass(frozen=True)
+class CallbackSettings:
+    """How answers are pushed to senders' callback endpoints (per process)."""
 
+    attempts: int = CALLBACK_ATTEMPTS
+    "Pushes of one answer that the sender may refuse before the gateway gives up (it stays in getMessages)."
+    retry_base_seconds: float = 0.5
+    "Backoff after the first refused push; doubled per further refusal, with jitter."
+    retry_cap_seconds: float = 60.0
+    "Longest wait between two pushes of one answer."
+    supervision: SupervisorSettings = field(default_factory=SupervisorSettings)
+    "Backoff of the callback loop itself when storage fails."
 
-
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("callback attempts must be at least 1")
 
 
 class Notifier:
     """Inbox and callbacks; one per process. Registered as a listener of delivery."""
 
     def __init__(self, redis: Redis, prefix: str, store: ApplicationStore, senders: dict[str, SenderSettings],
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, *, settings: CallbackSettings | None = None) -> None:
         self.redis, self.prefix, self.store, self.senders, self.session = redis, prefix, store, senders, session
+        self.settings = settings or CallbackSettings()
         self.callbacks = LeaseSchedule(redis, f"{prefix}:callbacks")
         self._attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # status notifications in flight (kept referenced)
+        supervision = self.settings.supervision
+        self._push_failures = FailureBurst("callback push", supervision, logger=log)
+        self._status_failures = FailureBurst("status notification", supervision, logger=log)
 
     def inbox(self, sender_id: str, service_id: str) -> LeaseSchedule:
         return LeaseSchedule(self.redis, f"{self.prefix}:inbox:{sender_id}:{service_id}")
@@ -61,10 +82,8 @@ class Notifier:
             await self.inbox(app.sender_id, app.service_id).schedule(app.id)
             if sender and sender.callback_url:
                 await self.callbacks.schedule(app.id)
-        if sender and sender.callback_url:
-            task = asyncio.create_task(self._status_notification(sender.callback_url, app))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if sender and sender.callback_url:  # best effort, guarded: a failure is logged, never raised
+            spawn(self._tasks, self._status_notification(sender.callback_url, app), self._status_failures, app.id)
 
     async def _status_notification(self, url: str, app: Application) -> None:
         E = etree.SubElement
@@ -83,18 +102,30 @@ class Notifier:
             log.info("status notification to %s failed: %s", app.sender_id, type(exc).__name__)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Push answers to senders' callback endpoints, retrying with backoff, until ``stop``."""
-        while not stop.is_set():
-            try:
-                due = await self.callbacks.lease(lease_seconds=60, count=16)
-            except RedisError:
-                due = []
-            await asyncio.gather(*(self._push(app_id) for app_id in due))
+        """Push answers to senders' callback endpoints, retrying with backoff, until ``stop``.
+
+        Runs under :func:`supervise`: storage trouble backs the loop off, never ends it; each push is
+        guarded, and one that failed on storage is tried again soon (or when its lease expires).
+        """
+
+        async def step() -> None:
+            due = await self.callbacks.lease(lease_seconds=60, count=16)
+            await asyncio.gather(*(guard(self._push(app_id), self._push_failures, app_id) for app_id in due))
             if not due:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=0.25)
+                await sleep_unless(stop, _IDLE_POLL_SECONDS)
+
+        await supervise("callback loop", step, stop, settings=self.settings.supervision)
 
     async def _push(self, app_id: str) -> None:
+        try:
+            await self._push_answer(app_id)
+        except RedisError:  # not the sender's fault, not an attempt: again after the storage backoff
+            delay = backoff_delay(self._push_failures.failures + 1, self.settings.supervision)
+            with contextlib.suppress(RedisError):  # still down: the lease brings it back
+                await self.callbacks.schedule(app_id, delay)
+            raise
+
+    async def _push_answer(self, app_id: str) -> None:
         app = await self.store.get(app_id)
         sender = self.senders.get(app.sender_id) if app else None
         if app is None or sender is None or not sender.callback_url:
@@ -106,13 +137,14 @@ class Notifier:
             await self._post(sender.callback_url, root)
         except (aiohttp.ClientError, TimeoutError) as exc:
             attempt = self._attempts[app_id] = self._attempts.get(app_id, 0) + 1
-            if attempt >= CALLBACK_ATTEMPTS:
+            if attempt >= self.settings.attempts:
                 self._attempts.pop(app_id, None)
                 await self.callbacks.done(app_id)
                 await self.store.save(app, f"the sender's callback did not take the answer after {attempt} attempts; "
                                            "it stays available through getMessages")
                 return
-            await self.callbacks.schedule(app_id, backoff_seconds(attempt, base=0.5, cap=60))
+            delay = backoff_seconds(attempt, base=self.settings.retry_base_seconds, cap=self.settings.retry_cap_seconds)
+            await self.callbacks.schedule(app_id, delay)
             log.info("callback to %s failed (%s), attempt %d", app.sender_id, type(exc).__name__, attempt)
             return
         self._attempts.pop(app_id, None)

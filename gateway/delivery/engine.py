@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 
 from lxml import etree
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from connectors.base import ConnectorError
 from connectors.queue import JobQueue
@@ -28,6 +27,7 @@ from gateway.delivery.resilience import CircuitBreaker, backoff_seconds
 from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
 from gateway.lifecycle.store import Application, ApplicationStore, Status
+from gateway.supervise import FailureBurst, SupervisorSettings, spawn, supervise
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
@@ -96,21 +96,22 @@ class Delivery:
         await self.outbox.schedule(app.id)
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Deliver due applications until ``stop`` is set. Run one per process."""
+    async def run(self, stop: asyncio.Event, *, supervision: SupervisorSettings | None = None) -> None:
+        """Deliver due applications until ``stop`` is set. Run one per process.
+
+        At most ``concurrency`` applications are in flight; an idle loop looks again after
+        ``idle_poll_seconds`` or at once on :meth:`wake`. The loop runs under :func:`supervise`: an
+        unavailable outbox backs off and the loop goes on; a failed delivery step is logged once per burst
+        and its lease brings the application back.
+        """
         running: set[asyncio.Task[None]] = set()
-        while not stop.is_set():
+        items = FailureBurst("delivery of an application", supervision)
+
+        async def step() -> None:
             free = self.settings.concurrency - len(running)
-            taken: list[str] = []
-            if free > 0:
-                try:
-                    taken = await self.outbox.lease(lease_seconds=self.settings.lease_seconds, count=free)
-                except RedisError as exc:
-                    log.warning("outbox unavailable: %s", type(exc).__name__)
+            taken = await self.outbox.lease(lease_seconds=self.settings.lease_seconds, count=free) if free > 0 else []
             for app_id in taken:
-                task = asyncio.create_task(self._process_safely(app_id))
-                running.add(task)
-                task.add_done_callback(running.discard)
+                spawn(running, self.process(app_id), items, app_id)
             if not taken:
                 self._wake.clear()
                 stop_wait = asyncio.create_task(stop.wait())
@@ -119,14 +120,10 @@ class Delivery:
                                    return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
                 wake_wait.cancel()
+
+        await supervise("delivery loop", step, stop, settings=supervision)
         if running:
             await asyncio.wait(running, timeout=5)
-
-    async def _process_safely(self, app_id: str) -> None:
-        try:
-            await self.process(app_id)
-        except Exception:  # one bad application must not stop the loop; its lease brings it back
-            log.exception("delivery of %s failed unexpectedly", app_id)
 
     async def process(self, app_id: str) -> None:
         """One delivery step for one application (submit, poll, or hand to the queue)."""

@@ -18,7 +18,6 @@ Logs carry masked IIN/BIN only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -31,6 +30,7 @@ from typing import Any
 import aiohttp
 from lxml import etree
 
+from gateway.supervise import STORAGE_ERRORS, FailureBurst, SupervisorSettings, sleep_unless, supervise
 from mocks.backoffice.commission import (
     COMMISSION_MEMBERS,
     MAX_NOTE,
@@ -215,23 +215,23 @@ class CommissionDesk:
         return True
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Take jobs until ``stop`` is set (within one long poll); errors back off, never end the loop."""
-        failures, kept = 0, time.monotonic()
-        while not stop.is_set():
+        """Take jobs until ``stop`` is set (within one long poll); errors back off from ``idle_pause`` up to
+        ``max_pause`` (under the gateway's :func:`supervise`), never end the loop."""
+        kept = time.monotonic()
+
+        async def step() -> None:
+            nonlocal kept
             if self.settings.manual and time.monotonic() - kept > HEARTBEAT_SECONDS:
                 await self.keep_pending()
                 kept = time.monotonic()
-            try:
-                handled = await self.run_once()
-                failures = 0
-            except Exception as exc:  # the loop must survive anything; the job itself was already failed
-                failures += 1
-                pause = min(self.settings.max_pause, self.settings.idle_pause * 2 ** min(failures, 10))
-                log.warning("cannot take jobs (%s); trying again in %.0f s", mask_ids(str(exc)) or repr(exc), pause)
-                await _sleep_unless(stop, pause)
-                continue
-            if not handled:
-                await _sleep_unless(stop, self.settings.idle_pause)
+            if not await self.run_once():
+                await sleep_unless(stop, self.settings.idle_pause)
+
+        settings = SupervisorSettings(backoff_base_seconds=self.settings.idle_pause,
+                                      backoff_cap_seconds=self.settings.max_pause)
+        burst = FailureBurst("commission desk: taking jobs", settings, logger=log,
+                             expected=(*STORAGE_ERRORS, DeskError))  # the job itself was already failed
+        await supervise("commission desk", step, stop, settings=settings, burst=burst)
 
     async def _claim(self) -> Job | None:
         s = self.settings
@@ -410,8 +410,3 @@ class CommissionDesk:
                 break
         return status, answer
 
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, waking early when ``stop`` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
