@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -32,21 +31,23 @@ from mocks.backoffice import CommissionDesk, WorkerSettings
 from mocks.library import build_fund_submission
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application, signer_for
 from mocks.portal.callback_server import RECEIVED, Received, create_callback_app
-from tests.conftest import (
+from tests.helpers import (
     DESK,
     DESK_PASSWORD,
+    FINAL,
     PORTAL,
     PORTAL_PASSWORD,
     PULL,
     PULL_PASSWORD,
     GatewayUnderTest,
     free_port,
+    wait_for,
+)
+from tests.helpers import (
+    SOAP_ENV as SOAP,
 )
 
-T = TypeVar("T")
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 ASYNC = "http://bip.bee.kz/AsyncChannel/v10/types"
-FINAL = frozenset({"completed", "refused", "failed", "stopped"})
 
 
 @dataclass
@@ -95,15 +96,6 @@ class Faults:
         return self
 
 
-async def until(check: Callable[[], Awaitable[T | None]], seconds: float = 20.0) -> T:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + seconds
-    while not (value := await check()):
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
-    return value
-
-
 def async_send(document: etree._Element, mid: str, sender: str, password: str) -> bytes:
     return (f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:a="{ASYNC}"><soap:Body><a:sendMessage><request>'
             f"<messageInfo><messageId>{mid}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>"
@@ -136,7 +128,7 @@ async def final_item(own: OwnGateway, http: aiohttp.ClientSession, owner: str, m
         item = await cabinet_item(own, http, owner, mid)
         return item if item["status"] in FINAL else None
 
-    return await until(final)
+    return await wait_for(final)
 
 
 async def test_delivery_survives_an_unavailable_outbox(own, http, monkeypatch) -> None:
@@ -160,14 +152,14 @@ async def test_callbacks_keep_going_after_storage_fails_in_a_push(own, http, mon
             return any(a["senderCorrelationId"] == mid for a in own.received.answers)
         return check
 
-    await until(answered(first))
+    await wait_for(answered(first))
 
     async def faults_spent() -> bool:
         return faults.left == 0
 
-    await until(faults_spent)
+    await wait_for(faults_spent)
     second = await submit_async(own, http, "daniyar", sender=PORTAL, password=PORTAL_PASSWORD)
-    await until(answered(second))  # the loop is still alive
+    await wait_for(answered(second))  # the loop is still alive
     assert faults.raised == 2
 
 
@@ -183,7 +175,7 @@ async def test_the_notifier_gives_up_after_its_attempts_and_the_answer_stays_in_
         notes = [event.get("note") or "" for event in item["history"]]
         return item if any("did not take the answer after 2 attempts" in note for note in notes) else None
 
-    item = await until(gave_up)
+    item = await wait_for(gave_up)
     assert item["status"] == "completed"
     assert not own.received.answers
     body = (f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:a="{ASYNC}"><soap:Body><a:getMessages><request>'
