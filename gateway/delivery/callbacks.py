@@ -24,7 +24,9 @@ import schemas
 from gateway.config import SenderSettings
 from gateway.delivery.resilience import backoff_seconds
 from gateway.delivery.schedule import LeaseSchedule
-from gateway.lifecycle.store import Application, ApplicationStore
+from gateway.lifecycle.application import Application
+from gateway.lifecycle.store import ApplicationStore
+from gateway.lifecycle.transitions import Lifecycle
 from gateway.shep.envelope import BODY, ENVELOPE, SOAP_ENV, now_iso
 from gateway.shep.messages import async_message, message_state
 
@@ -40,11 +42,12 @@ INBOX_LEASE_SECONDS = 300.0
 
 
 class Notifier:
-    """Inbox and callbacks; one per process. Registered as a listener of delivery."""
+    """Inbox and callbacks; one per process. Registered as a status listener of the lifecycle."""
 
     def __init__(self, redis: Redis, prefix: str, store: ApplicationStore, senders: dict[str, SenderSettings],
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, *, lifecycle: Lifecycle) -> None:
         self.redis, self.prefix, self.store, self.senders, self.session = redis, prefix, store, senders, session
+        self.lifecycle = lifecycle
         self.callbacks = LeaseSchedule(redis, f"{prefix}:callbacks")
         self._attempts: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # status notifications in flight (kept referenced)
@@ -53,7 +56,7 @@ class Notifier:
         return LeaseSchedule(self.redis, f"{self.prefix}:inbox:{sender_id}:{service_id}")
 
     async def on_change(self, app: Application) -> None:
-        """Delivery listener: a status changed."""
+        """Lifecycle listener: an application's status changed."""
         if app.mode != "async":
             return
         sender = self.senders.get(app.sender_id)
@@ -109,8 +112,8 @@ class Notifier:
             if attempt >= CALLBACK_ATTEMPTS:
                 self._attempts.pop(app_id, None)
                 await self.callbacks.done(app_id)
-                await self.store.save(app, f"the sender's callback did not take the answer after {attempt} attempts; "
-                                           "it stays available through getMessages")
+                await self.lifecycle.note(app, f"the sender's callback did not take the answer after {attempt} "
+                                               "attempts; it stays available through getMessages")
                 return
             await self.callbacks.schedule(app_id, backoff_seconds(attempt, base=0.5, cap=60))
             log.info("callback to %s failed (%s), attempt %d", app.sender_id, type(exc).__name__, attempt)
@@ -118,7 +121,7 @@ class Notifier:
         self._attempts.pop(app_id, None)
         await self.callbacks.done(app_id)
         await self.inbox(app.sender_id, app.service_id).done(app_id)
-        await self.store.save(app, "answer delivered to the sender's callback endpoint")
+        await self.lifecycle.note(app, "answer delivered to the sender's callback endpoint")
 
     async def _post(self, url: str, payload: etree._Element) -> None:
         envelope = etree.Element(ENVELOPE, nsmap={"soap": SOAP_ENV})
