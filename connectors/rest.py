@@ -41,7 +41,7 @@ class RestConnector:
                 submission.endpoint, data=submission.document, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                body = await response.content.read(MAX_ANSWER_BYTES + 1)
+                body = await _read_bounded(response.content, MAX_ANSWER_BYTES + 1)
                 status = response.status
                 content_type = response.content_type
         except TimeoutError:
@@ -60,6 +60,17 @@ class RestConnector:
             raise ConnectorError("PROVIDER_BAD_RESPONSE", f"unexpected content type {content_type}",
                                  transient=False)
         return body
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body (``StreamReader.read(n)`` returns only what is buffered so far)."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await stream.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _problem_detail(body: bytes, status: int) -> str:

@@ -58,7 +58,12 @@ def _operator(request: web.Request) -> AuthenticatedSender:
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
-    body = await request.content.read(_MAX_RESULT_BYTES + 1)
+    body = bytearray()
+    while len(body) <= _MAX_RESULT_BYTES:  # read(n) returns what is buffered, not n bytes: read to the limit
+        chunk = await request.content.read(_MAX_RESULT_BYTES + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > _MAX_RESULT_BYTES:
         raise GatewayError("CLIENT_BODY_TOO_LARGE")
     try:
@@ -135,6 +140,8 @@ async def result(request: web.Request) -> web.Response:
         await components.jobs.ack(service_id, entry_id)
         raise GatewayError("CLIENT_JOB_FINISHED")
     service = components.registry.get(service_id)
+    if service is None:  # _desk checked it; the registry does not change while running
+        raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     try:
         await components.delivery.complete(app, service, document.encode(), refused=outcome == "refused")
     finally:  # accepted or refused by the gateway, the job is over either way
