@@ -188,3 +188,17 @@ async def test_a_note_appends_history_and_changes_nothing_else(lifecycle: Lifecy
     assert stored is not None and stored.status is Status.COMPLETED and stored.result == "<r/>"
     history = await lifecycle.store.history(app.id)
     assert history[-1]["note"] == "the sender confirmed it received the answer" and len(history) == 3
+
+
+async def test_a_note_is_announced_to_open_cabinet_pages(lifecycle: Lifecycle) -> None:
+    app = await accepted(lifecycle)
+    pubsub = lifecycle.store.redis.pubsub()
+    await pubsub.subscribe(lifecycle.store.events_channel(app.applicant_iin))
+    try:
+        await lifecycle.note(app, "answer delivered to the sender's callback endpoint")
+        message = None
+        for _ in range(3):  # the subscription confirmation comes first (skipped, returns None)
+            message = message or await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+    finally:
+        await pubsub.aclose()
+    assert message is not None and f'"sessionId": "{app.id}"' in message["data"].decode()

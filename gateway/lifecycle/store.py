@@ -137,9 +137,14 @@ class ApplicationStore:
         return bool(written)
 
     async def note(self, app: Application, note: str) -> None:
-        """Append a history event without rewriting the record (so a stale copy cannot undo anything)."""
+        """Append a history event without rewriting the record (so a stale copy cannot undo anything), and
+        announce it like any change: open cabinet pages reload the history."""
         event = {"at": utc_now(), "status": app.status, "note": note}
-        await self.redis.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
+            for owner in app.owners:
+                pipe.publish(self.events_channel(owner), self._event(app, None))
+            await pipe.execute()
 
     def events_channel(self, owner: str) -> str:
         """Pub/sub channel announcing changes to the applications of ``owner`` (an IIN or a BIN)."""
