@@ -7,28 +7,41 @@ import json
 
 import aiohttp
 
-from connectors.base import ConnectorError
+from connectors.base import Answer, ConnectorError, Submission
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 class RestConnector:
-    """One instance per gateway process; the aiohttp session keeps connections to back-ends alive."""
+    """One instance per gateway process; the aiohttp session keeps connections to back-ends alive.
+
+    The answer comes within the call: at most 4 MiB, ``application/xml`` or ``text/xml``, HTTP 2xx.
+    5xx, timeouts and connection failures are transient; 4xx, oversize and other content types are not.
+    """
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
 
-    async def call(self, endpoint: str, document: bytes, *, timeout: float, request_id: str) -> bytes:
+    async def submit(self, submission: Submission) -> Answer:
+        return Answer(document=await self._post(submission))
+
+    async def poll(self, endpoint: str, reference: str, *, timeout: float) -> Answer:
+        """REST back-ends answer within ``submit``; there is nothing to poll."""
+        raise ConnectorError("PROVIDER_BAD_RESPONSE", "a REST back-end is not polled", transient=False)
+
+    async def _post(self, submission: Submission) -> bytes:
+        timeout = submission.timeout
         headers = {
             "Content-Type": "application/xml; charset=utf-8",
             "Accept": "application/xml",
-            "X-Request-Id": request_id,
+            "X-Request-Id": submission.application_id,
         }
         try:
             async with self._session.post(
-                endpoint, data=document, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+                submission.endpoint, data=submission.document, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                body = await response.content.read(MAX_ANSWER_BYTES + 1)
+                body = await _read_bounded(response.content, MAX_ANSWER_BYTES + 1)
                 status = response.status
                 content_type = response.content_type
         except TimeoutError:
@@ -47,6 +60,17 @@ class RestConnector:
             raise ConnectorError("PROVIDER_BAD_RESPONSE", f"unexpected content type {content_type}",
                                  transient=False)
         return body
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body (``StreamReader.read(n)`` returns only what is buffered so far)."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await stream.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def _problem_detail(body: bytes, status: int) -> str:

@@ -4,17 +4,16 @@ zeep over its async (httpx) transport. The WSDL is loaded once per endpoint, in 
 because zeep loads WSDLs synchronously, on first use: a provider that is down when the gateway
 starts is then just a transient failure, retried like any other.
 
-Profile: ``SubmitApplication(applicationId, document)`` → ``registrationNumber``;
+Profile: ``SubmitApplication(applicationId, document)`` → ``registrationNumber`` (``submit``);
 ``GetApplicationStatus(registrationNumber)`` → ``state`` (in_progress | issued | refused),
 ``steps`` (code, name, startedAt, dueAt, completedAt?) and, when final, ``result`` (the provider's
-signed document).
+signed document) (``poll``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,44 +23,17 @@ from zeep import xsd
 from zeep.exceptions import Fault, TransportError, XMLSyntaxError
 from zeep.transports import AsyncTransport
 
-from connectors.base import ConnectorError
+from connectors.base import Answer, ConnectorError, Step, Submission
 
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 # zeep writes an element into an xsd:anyType slot only inside an AnyObject of a named complex type.
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 _ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
 
 
 def any_type(element: etree._Element) -> xsd.AnyObject:
     """``element`` as the value of an xsd:anyType field for zeep (a copy: zeep moves it into its envelope)."""
     return xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(element)})
-
-
-@dataclass(frozen=True)
-class ProviderStep:
-    """One step of the provider's procedure, as it reports it."""
-
-    code: str
-    "Stable step code (e.g. documents-checked)."
-    name: str
-    "The step's name for people."
-    started_at: str | None
-    "When it started (ISO)."
-    due_at: str | None
-    "Regulated deadline (ISO)."
-    completed_at: str | None
-    "When it finished, if it has."
-
-
-@dataclass(frozen=True)
-class ProviderStatus:
-    """What the provider says about one application."""
-
-    state: str
-    "in_progress, issued or refused."
-    steps: tuple[ProviderStep, ...]
-    "Steps so far."
-    result: bytes | None
-    "The provider's signed result document, once final."
 
 
 class SoapConnector:
@@ -86,23 +58,25 @@ class SoapConnector:
                                          transient=True) from None
         return self._clients[wsdl_url]
 
-    async def submit(self, wsdl_url: str, document: etree._Element, *, application_id: str, timeout: float) -> str:
-        """Hand the application over; returns the provider's registration number."""
-        client = await self._client(wsdl_url)
-        payload = any_type(document)
-        answer = await self._call(client.service.SubmitApplication, timeout,
-                                  applicationId=application_id, document=payload)
+    async def submit(self, submission: Submission) -> Answer:
+        """Hand the application over; the answer names the provider's registration number, to be polled."""
+        client = await self._client(submission.endpoint)
+        # The document is the gateway's own serialisation of an already checked tree; parsed without entities.
+        document = etree.fromstring(submission.document, _PARSER)
+        answer = await self._call(client.service.SubmitApplication, submission.timeout,
+                                  applicationId=submission.application_id, document=any_type(document))
         number = getattr(answer, "registrationNumber", None)
         if not number:
             raise ConnectorError("PROVIDER_BAD_RESPONSE", "no registrationNumber in the answer", transient=False)
-        return str(number)
+        return Answer(reference=str(number), polled=True, note=f"registered by the provider as {number}")
 
-    async def status(self, wsdl_url: str, registration_number: str, *, timeout: float) -> ProviderStatus:
-        client = await self._client(wsdl_url)
-        answer = await self._call(client.service.GetApplicationStatus, timeout, registrationNumber=registration_number)
+    async def poll(self, endpoint: str, reference: str, *, timeout: float) -> Answer:
+        """The provider's state: its steps, and its signed result once issued or refused."""
+        client = await self._client(endpoint)
+        answer = await self._call(client.service.GetApplicationStatus, timeout, registrationNumber=reference)
         steps = tuple(
-            ProviderStep(code=str(s.code), name=str(s.name), started_at=_iso(s.startedAt), due_at=_iso(s.dueAt),
-                         completed_at=_iso(getattr(s, "completedAt", None)))
+            Step(code=str(s.code), name=str(s.name), started_at=_iso(s.startedAt), due_at=_iso(s.dueAt),
+                 completed_at=_iso(getattr(s, "completedAt", None)))
             for s in (answer.steps or [])
         )
         result = None
@@ -112,7 +86,10 @@ class SoapConnector:
             elements = [e for e in items if isinstance(e, etree._Element)]
             if elements:
                 result = etree.tostring(elements[0])
-        return ProviderStatus(state=str(answer.state), steps=steps, result=result)
+        state = str(answer.state)
+        final = state in ("issued", "refused") and result is not None
+        return Answer(document=result if final else None, refused=final and state == "refused", reference=reference,
+                      polled=not final, steps=steps)
 
     async def _call(self, operation: Any, timeout: float, **arguments: Any) -> Any:
         try:

@@ -12,11 +12,12 @@ import tomllib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 from connectors.queue import QueueSettings
+from signing.applicant import ApplicantKind
 from signing.nca import SignerRole
 from signing.revocation import RevocationSettings
 
@@ -123,13 +124,42 @@ class SenderSettings:
     "May list and replay dead letters and stopped applications."
 
 
+class ConnectorKind(StrEnum):
+    """How the gateway reaches a service's back-end."""
+
+    REST = "rest"
+    "POST the document, the answer comes back in the response."
+    SOAP = "soap"
+    "Submit/status profile (E-licensing): submit once, then poll the provider's steps."
+    QUEUE = "queue"
+    "A job on the back-office queue; desks post the answer through the job API."
+
+
+class DeliveryMode(StrEnum):
+    """When the sender gets the answer."""
+
+    SYNC = "sync"
+    "Within the request."
+    ASYNC = "async"
+    "Accepted at once; the result follows (cabinet, getMessages, the sender's callback)."
+
+
+class ProviderSignature(StrEnum):
+    """Whether a back-end's answer must carry the provider's own signature."""
+
+    REQUIRED = "required"
+    "An unsigned answer is refused (PROVIDER_SIGNATURE_INVALID)."
+    OPTIONAL = "optional"
+    "Checked when present; an unsigned answer is signed by the gateway."
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     endpoint: str = ""
     "Back-end URL (rest: the resource; soap: the WSDL URL); unused for queue."
-    connector: str = "rest"
+    connector: ConnectorKind = ConnectorKind.REST
     "Transport to the back-end: rest, soap (submit/status profile, polled) or queue (back-office desks)."
-    mode: str = "sync"
+    mode: DeliveryMode = DeliveryMode.SYNC
     "sync: the answer comes within the request; async: accepted at once, result later (cabinet, getMessages)."
     senders: tuple[str, ...] = ()
     "Access rights: senders allowed to call this service (empty: any sender whose own list allows it)."
@@ -145,7 +175,7 @@ class ServiceSettings:
     "How long the breaker stays open before a trial call."
     poll_seconds: float = 5.0
     "soap: how often a long-running application's status is asked for."
-    provider_signature: str = "optional"
+    provider_signature: ProviderSignature = ProviderSignature.OPTIONAL
     "required: the back-end's answer must carry its valid signature; optional: checked when present."
     deadline_working_days: int = 5
     "Regulated term, in Kazakhstan working days from acceptance (the law's default is 5); shown in the cabinet."
@@ -157,7 +187,7 @@ class ServiceSettings:
     "Package-relative XSD of the business document, e.g. kazneb/reader-registration.xsd."
     result_schema: str | None = None
     "Package-relative XSD the back-end's answer must match."
-    applicant: str = "individual"
+    applicant: ApplicantKind = ApplicantKind.INDIVIDUAL
     "Who applies: 'individual' (document IIN = signer's IIN) or 'organisation' (document BIN = signer's BIN)."
     iin_element: str = "iin"
     "Local name of the element holding the applicant's IIN (individual services)."
@@ -169,6 +199,12 @@ class ServiceSettings:
     "Deadline for one back-end call."
     title: str = ""
     "Human-readable service name."
+
+    def __post_init__(self) -> None:
+        # Settings built in code (tests, the demo world) may spell the choices as plain strings.
+        for name, kind in (("connector", ConnectorKind), ("mode", DeliveryMode),
+                           ("provider_signature", ProviderSignature), ("applicant", ApplicantKind)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -228,16 +264,10 @@ def check_settings(settings: Settings) -> None:
     """Cross-field rules that types alone cannot say."""
     for service_id, service in settings.services.items():
         where = f"services.{service_id}"
-        if service.connector not in ("rest", "soap", "queue"):
-            raise ConfigError(f"{where}.connector: expected 'rest', 'soap' or 'queue', got {service.connector!r}")
-        if service.connector != "queue" and not service.endpoint.startswith(("http://", "https://")):
+        if service.connector is not ConnectorKind.QUEUE and not service.endpoint.startswith(("http://", "https://")):
             raise ConfigError(f"{where}.endpoint: an http(s) URL is required for the {service.connector} connector")
-        if service.mode not in ("sync", "async"):
-            raise ConfigError(f"{where}.mode: expected 'sync' or 'async'")
-        if service.connector in ("soap", "queue") and service.mode != "async":
+        if service.connector is not ConnectorKind.REST and service.mode is not DeliveryMode.ASYNC:
             raise ConfigError(f"{where}.mode: the {service.connector} connector is long-running: use 'async'")
-        if service.provider_signature not in ("required", "optional"):
-            raise ConfigError(f"{where}.provider_signature: expected 'required' or 'optional'")
         for key in ("retry_attempts", "breaker_failures"):
             if getattr(service, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be at least 1")
@@ -247,8 +277,6 @@ def check_settings(settings: Settings) -> None:
         unknown_senders = sorted(set(service.senders) - set(settings.senders))
         if unknown_senders:
             raise ConfigError(f"{where}.senders: unknown sender(s) {unknown_senders}")
-        if service.applicant not in ("individual", "organisation"):
-            raise ConfigError(f"services.{service_id}.applicant: expected 'individual' or 'organisation'")
         unknown = sorted(set(service.required_roles) - {role.value for role in SignerRole})
         if unknown:
             raise ConfigError(f"services.{service_id}.required_roles: unknown role(s) {unknown}; "

@@ -12,7 +12,10 @@ import gateway.access.senders
 from gateway.access.senders import AuthenticatedSender, SenderDirectory, check_password, hash_password
 from gateway.config import (
     ConfigError,
+    ConnectorKind,
+    DeliveryMode,
     LimitSettings,
+    ProviderSignature,
     SenderSettings,
     ServiceSettings,
     Settings,
@@ -20,6 +23,7 @@ from gateway.config import (
     settings_from_dict,
 )
 from gateway.errors import GatewayError
+from signing.applicant import ApplicantKind
 from tests.helpers import ROOT as REPO
 
 # One scrypt hash for the whole module: each costs tens of milliseconds.
@@ -332,3 +336,32 @@ def test_may_call() -> None:
     assert not office.may_call("elicense.permit") and not office.may_call("*") and not office.may_call("")
     nobody = AuthenticatedSender("nobody", SenderSettings(password_hash=PASSWORD_HASH, services=()))
     assert not nobody.may_call("kazneb.reader-ticket")
+
+
+# ----------------------------------------------------------------------------------------------- enums
+
+def test_choices_are_enums(tmp_path: Path) -> None:
+    text = MINIMAL_SERVICE.replace("[services.x]", "[services.x]\nconnector = 'soap'\nmode = 'async'\n"
+                                   "provider_signature = 'required'\napplicant = 'organisation'")
+    service = load_settings(write(tmp_path, text)).services["x"]
+    assert service.connector is ConnectorKind.SOAP and service.mode is DeliveryMode.ASYNC
+    assert service.provider_signature is ProviderSignature.REQUIRED and service.applicant is ApplicantKind.ORGANISATION
+    assert ServiceSettings(connector="queue", mode="async").connector is ConnectorKind.QUEUE  # built in code
+
+
+@pytest.mark.parametrize(("key", "value", "choices"), [
+    ("connector", "ftp", "['rest', 'soap', 'queue']"),
+    ("mode", "later", "['sync', 'async']"),
+    ("applicant", "anyone", "['individual', 'organisation']"),
+    ("provider_signature", "sometimes", "['required', 'optional']"),
+    ("mode", 1, "['sync', 'async']"),
+])
+def test_bad_choice_names_the_key_and_the_choices(tmp_path: Path, key: str, value: object, choices: str) -> None:
+    rendered = f"'{value}'" if isinstance(value, str) else str(value)
+    message = config_error(tmp_path, MINIMAL_SERVICE + f"{key} = {rendered}\n")
+    assert message == f"services.x.{key}: expected one of {choices}, got {value!r}"
+
+
+def test_long_running_connectors_must_be_async(tmp_path: Path) -> None:
+    message = config_error(tmp_path, MINIMAL_SERVICE + "connector = 'soap'\n")
+    assert message.startswith("services.x.mode:") and "use 'async'" in message

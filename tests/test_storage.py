@@ -80,7 +80,8 @@ async def test_acknowledged_application_survives_a_redis_restart(system, tmp_pat
 
 async def test_a_final_state_is_never_undone_by_a_stale_copy(gw) -> None:
     """Two actors hold copies of one application; the late, stale write of a non-final state is refused."""
-    from gateway.lifecycle.store import Application, ApplicationStore, Status, utc_now
+    from gateway.lifecycle.application import Application, Status
+    from gateway.lifecycle.store import ApplicationStore, utc_now
 
     store = ApplicationStore(gw.redis)
     now = utc_now()

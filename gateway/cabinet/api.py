@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS, name
 from gateway.cabinet.context import CABINET
 from gateway.errors import CATALOGUE, GatewayError
-from gateway.lifecycle.store import Application
+from gateway.lifecycle.application import Application
 from gateway.supervise import FailureBurst, supervise
 from gateway.web.problems import guarded, language_of, problem
 from gateway.web.reading import basic_auth_sender

@@ -26,7 +26,9 @@ import schemas
 from gateway.config import SenderSettings
 from gateway.delivery.resilience import backoff_seconds
 from gateway.delivery.schedule import LeaseSchedule
-from gateway.lifecycle.store import Application, ApplicationStore
+from gateway.lifecycle.application import Application
+from gateway.lifecycle.store import ApplicationStore
+from gateway.lifecycle.transitions import Lifecycle
 from gateway.shep.envelope import BODY, ENVELOPE, SOAP_ENV, now_iso
 from gateway.shep.messages import async_message, message_state
 from gateway.supervise import FailureBurst, SupervisorSettings, backoff_delay, guard, sleep_unless, spawn, supervise
@@ -57,11 +59,13 @@ class CallbackSettings:
 
 
 class Notifier:
-    """Inbox and callbacks; one per process. Registered as a listener of delivery."""
+    """Inbox and callbacks; one per process. Registered as a status listener of the lifecycle."""
 
     def __init__(self, redis: Redis, prefix: str, store: ApplicationStore, senders: dict[str, SenderSettings],
-                 session: aiohttp.ClientSession, *, settings: CallbackSettings | None = None) -> None:
+                 session: aiohttp.ClientSession, *, lifecycle: Lifecycle,
+                 settings: CallbackSettings | None = None) -> None:
         self.redis, self.prefix, self.store, self.senders, self.session = redis, prefix, store, senders, session
+        self.lifecycle = lifecycle
         self.settings = settings or CallbackSettings()
         self.callbacks = LeaseSchedule(redis, f"{prefix}:callbacks")
         self._attempts: dict[str, int] = {}
@@ -74,7 +78,7 @@ class Notifier:
         return LeaseSchedule(self.redis, f"{self.prefix}:inbox:{sender_id}:{service_id}")
 
     async def on_change(self, app: Application) -> None:
-        """Delivery listener: a status changed."""
+        """Lifecycle listener: an application's status changed."""
         if app.mode != "async":
             return
         sender = self.senders.get(app.sender_id)
@@ -140,8 +144,8 @@ class Notifier:
             if attempt >= self.settings.attempts:
                 self._attempts.pop(app_id, None)
                 await self.callbacks.done(app_id)
-                await self.store.save(app, f"the sender's callback did not take the answer after {attempt} attempts; "
-                                           "it stays available through getMessages")
+                await self.lifecycle.note(app, f"the sender's callback did not take the answer after {attempt} "
+                                               "attempts; it stays available through getMessages")
                 return
             delay = backoff_seconds(attempt, base=self.settings.retry_base_seconds, cap=self.settings.retry_cap_seconds)
             await self.callbacks.schedule(app_id, delay)
@@ -150,7 +154,7 @@ class Notifier:
         self._attempts.pop(app_id, None)
         await self.callbacks.done(app_id)
         await self.inbox(app.sender_id, app.service_id).done(app_id)
-        await self.store.save(app, "answer delivered to the sender's callback endpoint")
+        await self.lifecycle.note(app, "answer delivered to the sender's callback endpoint")
 
     async def _post(self, url: str, payload: etree._Element) -> None:
         envelope = etree.Element(ENVELOPE, nsmap={"soap": SOAP_ENV})

@@ -11,6 +11,7 @@ from gateway.access.senders import SenderDirectory
 from gateway.delivery.engine import Delivery
 from gateway.delivery.registry import ServiceRegistry
 from gateway.lifecycle.store import ApplicationStore
+from gateway.lifecycle.transitions import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,9 @@ class DeskContext:
     jobs: JobQueue
     "The back-office job queue."
     store: ApplicationStore
-    "Applications behind the jobs."
+    "Applications behind the jobs (read only)."
+    lifecycle: Lifecycle
+    "The writer of their status and history (taken, progress, stopped, replayed)."
     senders: SenderDirectory
     "Sender authentication (desks and operators)."
     registry: ServiceRegistry

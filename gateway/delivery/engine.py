@@ -1,55 +1,66 @@
 """Delivery: getting an accepted application to its back-end and its answer back, without losing it.
 
-Sync services are called within the request, with a few quick retries and the back-end's circuit
-breaker. Async applications go to a durable lease schedule in Redis (the outbox) before the sender
-is answered; background loops in every gateway process take due applications, deliver them over the
-service's connector, and on a transient failure put them back with exponential backoff and jitter.
-After ``delivery_attempts`` the application is STOPPED (dead-lettered) for an operator to replay.
-At-least-once: a process that dies mid-delivery leaves a lease that expires, and another process
-delivers again; answers are stored once (a final application is never changed).
+Every application, sync or async, is recorded with a lease in one durable schedule in Redis (the outbox,
+``P:outbox``) in the same transaction as the record itself (:meth:`Delivery.lease_for`):
+
+- async: due at once. Background loops in every gateway process take due applications (:meth:`Delivery.run`),
+  do one step over the service's connector (:meth:`Delivery.process`: submit, or poll a provider that took it),
+  and on a transient failure put them back with exponential backoff and jitter. After ``delivery_attempts``
+  the application is STOPPED (dead-lettered) for an operator to replay (:meth:`Delivery.replay`).
+- sync: delivered within the request (:meth:`Delivery.deliver_now`, a few quick retries, the breaker); the
+  lease is released once it is final. It falls due only after ``lease_seconds``: if the process died mid-call,
+  a delivery loop takes it then and delivers it once more like an async one (the answer goes to the cabinet;
+  a repeated messageId gets it).
+
+At-least-once: a process that dies mid-delivery leaves a lease that expires, and another process delivers
+again; answers are stored once (a final application is never changed). Status and history are written only
+through :class:`~gateway.lifecycle.transitions.Lifecycle`; which transport is used is the registry's business
+(each service resolves to one :class:`~connectors.base.Connector`), never decided here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import time
 
-from lxml import etree
 from redis.asyncio import Redis
 
-from connectors.base import ConnectorError
-from connectors.queue import JobQueue
-from connectors.soap import ProviderStatus, SoapConnector
+from connectors.base import Answer, ConnectorError, Submission
 from gateway.config import DeliverySettings
+from gateway.delivery.answers import AnswerCheck
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import CircuitBreaker, backoff_seconds
 from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
-from gateway.lifecycle.store import Application, ApplicationStore, Status
+from gateway.lifecycle.application import Application
+from gateway.lifecycle.store import ApplicationStore
+from gateway.lifecycle.transitions import Lease, Lifecycle
 from gateway.supervise import FailureBurst, SupervisorSettings, spawn, supervise
 from signing.signer import DocumentSigner
-from signing.verifier import DocumentVerifier, SignatureRejected
-from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+from signing.verifier import DocumentVerifier
+from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.delivery")
-DS_SIGNATURE = "{http://www.w3.org/2000/09/xmldsig#}Signature"
 _SYNC_RETRY_CAP = 1.0  # seconds: a sync caller is waiting, so retries within the request stay short
 
 
-Notify = Callable[[Application], Awaitable[None]]
-
-
 class Delivery:
-    def __init__(self, *, redis: Redis, prefix: str, store: ApplicationStore, registry: ServiceRegistry,
-                 signer: DocumentSigner, provider_verifier: DocumentVerifier, jobs: JobQueue, soap: SoapConnector,
+    """Delivery of applications to their back-ends; one per process, sharing the outbox with every other.
+
+    Contract: an application handed over (recorded with :meth:`lease_for`) reaches a final status or stays in
+    the outbox; answers are checked (:class:`~gateway.delivery.answers.AnswerCheck`) before they are stored.
+    Security: back-ends are trusted only as far as their answers pass those checks.
+    """
+
+    def __init__(self, *, redis: Redis, prefix: str, store: ApplicationStore, lifecycle: Lifecycle,
+                 registry: ServiceRegistry, signer: DocumentSigner, provider_verifier: DocumentVerifier,
                  xml_limits: XmlLimits, settings: DeliverySettings | None = None) -> None:
-        self.store, self.registry, self.signer = store, registry, signer
-        self.provider_verifier, self.jobs, self.soap = provider_verifier, jobs, soap
-        self.settings, self.xml_limits = settings or DeliverySettings(), xml_limits
+        self.store, self.lifecycle, self.registry = store, lifecycle, registry
+        self.answers = AnswerCheck(signer, provider_verifier, xml_limits)
+        self.settings = settings or DeliverySettings()
         self.outbox = LeaseSchedule(redis, f"{prefix}:outbox")
         self.breakers: dict[str, CircuitBreaker] = {}
-        self.listeners: list[Notify] = []
         self._wake = asyncio.Event()
 
     def breaker(self, service: Service) -> CircuitBreaker:
@@ -59,21 +70,39 @@ class Delivery:
             self.breakers[key] = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds)
         return self.breakers[key]
 
+    def lease_for(self, app: Application) -> Lease:
+        """The outbox lease a new application is recorded with: async ones are due now; sync ones only after
+        ``lease_seconds``, by when the request has stored the answer unless its process died."""
+        delay = 0.0 if app.mode == "async" else self.settings.lease_seconds
+        return Lease(self.outbox.key, time.time() + delay)
+
+    @staticmethod
+    def _submission(app: Application, service: Service) -> Submission:
+        return Submission(
+            endpoint=service.settings.endpoint, service_id=service.service_id, application_id=app.id,
+            document=app.document.encode(), timeout=service.settings.timeout_seconds,
+            metadata={"message_id": app.message_id, "applicant_iin": app.applicant_iin,
+                      "applicant_bin": app.applicant_bin or "", "applicant_name": app.applicant_name,
+                      "organisation": app.organisation or ""},
+        )
+
     # ------------------------------------------------------------------------------------------ sync
-    async def deliver_now(self, app: Application, service: Service, document: etree._Element) -> bytes:
-        """Call a sync back-end within the request; returns the signed result or raises GatewayError."""
-        payload = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    async def deliver_now(self, app: Application, service: Service) -> bytes:
+        """Call a sync back-end within the request; returns the signed result or raises GatewayError.
+
+        Either way the application is final and its lease released when this returns; a crash before that
+        leaves the lease, and :meth:`process` recovers the application when it falls due.
+        """
         breaker = self.breaker(service)
         attempt = 0
         while True:
             attempt += 1
             app.attempts = attempt
             if not breaker.allow():
-                await self._fail(app, "PROVIDER_UNAVAILABLE", "the back-end's circuit breaker is open")
+                await self._fail_now(app, "PROVIDER_UNAVAILABLE", "the back-end's circuit breaker is open")
                 raise GatewayError("PROVIDER_UNAVAILABLE", "circuit breaker open: the back-end failed repeatedly")
             try:
-                answer = await service.connector.call(service.settings.endpoint, payload,
-                                                      timeout=service.settings.timeout_seconds, request_id=app.id)
+                answer = await service.connector.submit(self._submission(app, service))
             except ConnectorError as exc:
                 if exc.transient:
                     breaker.record_failure()
@@ -81,19 +110,21 @@ class Delivery:
                     await asyncio.sleep(backoff_seconds(attempt, base=service.settings.retry_base_seconds,
                                                         cap=_SYNC_RETRY_CAP))
                     continue
-                await self._fail(app, exc.code, exc.detail)
+                await self._fail_now(app, exc.code, exc.detail)
                 raise GatewayError(exc.code, exc.detail) from None
             breaker.record_success()
-            return await self.complete(app, service, answer, refused=False)
+            if answer.document is None:  # the configuration keeps long-running connectors async
+                await self._fail_now(app, "PROVIDER_BAD_RESPONSE", "a sync back-end gave no answer")
+                raise GatewayError("PROVIDER_BAD_RESPONSE", "a sync back-end gave no answer")
+            return await self.complete(app, service, answer.document, refused=answer.refused)
+
+    async def _fail_now(self, app: Application, code: str, detail: str | None) -> None:
+        await self.lifecycle.fail(app, code, detail)
+        await self.outbox.done(app.id)
 
     # ----------------------------------------------------------------------------------------- async
     def wake(self) -> None:
         """New work was scheduled by this process: look at once instead of at the next idle poll."""
-        self._wake.set()
-
-    async def enqueue(self, app: Application) -> None:
-        """Durably schedule an accepted async application (before the sender is answered)."""
-        await self.outbox.schedule(app.id)
         self._wake.set()
 
     async def run(self, stop: asyncio.Event, *, supervision: SupervisorSettings | None = None) -> None:
@@ -126,7 +157,11 @@ class Delivery:
             await asyncio.wait(running, timeout=5)
 
     async def process(self, app_id: str) -> None:
-        """One delivery step for one application (submit, poll, or hand to the queue)."""
+        """One delivery step for one application whose lease fell due: submit, or poll a provider that holds it.
+
+        This is also the recovery of a sync application whose request died with its process: it is delivered
+        here like an async one. A final or vanished application just leaves the outbox.
+        """
         app = await self.store.get(app_id)
         if app is None or app.status.final:
             await self.outbox.done(app_id)
@@ -136,11 +171,11 @@ class Delivery:
             await self._finish_failed(app, "CLIENT_UNKNOWN_SERVICE", "the service was removed from the registry")
             return
         breaker = self.breaker(service)
-        if not breaker.allow():
+        if not breaker.allow():  # the back-end is not called; the application waits for the trial call
             await self.outbox.schedule(app.id, max(breaker.retry_after(), 0.5))
             return
         try:
-            await self._deliver(app, service)
+            await self._step(app, service)
             breaker.record_success()
         except ConnectorError as exc:
             if not exc.transient:
@@ -151,128 +186,68 @@ class Delivery:
         except GatewayError as exc:
             await self._finish_failed(app, exc.code, exc.detail)
 
-    async def _deliver(self, app: Application, service: Service) -> None:
-        document = parse_untrusted(app.document.encode(), self.xml_limits)
-        kind = service.settings.connector
-        if kind == "rest":
-            payload = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    async def _step(self, app: Application, service: Service) -> None:
+        connector, settings = service.connector, service.settings
+        answer = Answer(reference=app.provider_ref, polled=app.polled)
+        if app.provider_ref is None or not app.polled:
             app.attempts += 1
-            answer = await service.connector.call(service.settings.endpoint, payload,
-                                                  timeout=service.settings.timeout_seconds, request_id=app.id)
-            await self.complete(app, service, answer, refused=False)
-            await self.outbox.done(app.id)
-        elif kind == "queue":
-            app.attempts += 1
-            entry = await self.jobs.enqueue(service.service_id, {
-                "session_id": app.id, "message_id": app.message_id, "service_id": app.service_id,
-                "document": app.document, "applicant_iin": app.applicant_iin,
-                "applicant_bin": app.applicant_bin or "", "applicant_name": app.applicant_name,
-                "organisation": app.organisation or "", "enqueued_at": app.updated_at,
-            })
-            app.provider_ref = entry
-            app.status = Status.ROUTED
-            await self.store.save(app, "queued for the back-office desk")
-            await self.outbox.done(app.id)
-        else:
-            await self._soap_step(app, service, document)
-
-    async def _soap_step(self, app: Application, service: Service, document: etree._Element) -> None:
-        settings = service.settings
-        if app.provider_ref is None:
-            app.attempts += 1
-            app.provider_ref = await self.soap.submit(settings.endpoint, document, application_id=app.id,
-                                                      timeout=settings.timeout_seconds)
-            app.status = Status.IN_PROGRESS
-            await self.store.save(app, f"registered by the provider as {app.provider_ref}")
-            await self._notify(app)
-        status = await self.soap.status(settings.endpoint, app.provider_ref, timeout=settings.timeout_seconds)
-        await self._record_steps(app, status)
-        if status.state in ("issued", "refused") and status.result is not None:
-            await self.complete(app, service, status.result, refused=status.state == "refused")
-            await self.outbox.done(app.id)
-        else:
-            await self.outbox.schedule(app.id, settings.poll_seconds)
-
-    async def _record_steps(self, app: Application, status: ProviderStatus) -> None:
-        for step in status.steps:
+            answer = await connector.submit(self._submission(app, service))
+            if answer.document is None and answer.polled:
+                await self.lifecycle.take(app, answer.note, reference=answer.reference, polled=True)
+            elif answer.document is None:
+                await self.lifecycle.route(app, answer.note, reference=answer.reference)
+        if answer.document is None and answer.polled and app.provider_ref is not None:
+            answer = await connector.poll(settings.endpoint, app.provider_ref, timeout=settings.timeout_seconds)
+        for step in answer.steps:
             if step.completed_at and step.code not in app.steps_seen:
-                app.steps_seen.append(step.code)
-                await self.store.save(app, step.name, step=step.code, at=step.completed_at)
+                await self.lifecycle.progress(app, step.name, step=step.code, at=step.completed_at)
+        if answer.document is not None:
+            await self.complete(app, service, answer.document, refused=answer.refused)
+        elif answer.polled:
+            await self.outbox.schedule(app.id, settings.poll_seconds)
+        else:  # the back-end pushes its answer (desks post it through the job API): nothing to wait for here
+            await self.outbox.done(app.id)
 
     async def _retry_later(self, app: Application, service: Service, exc: ConnectorError) -> None:
         if app.attempts >= self.settings.delivery_attempts:
-            app.status, app.error_code, app.error_detail = Status.STOPPED, exc.code, exc.detail
-            await self.store.save(app, f"delivery stopped after {app.attempts} attempts; an operator may replay it")
+            await self.lifecycle.stop(app, exc.code, exc.detail,
+                                      f"delivery stopped after {app.attempts} attempts; an operator may replay it")
             await self.outbox.done(app.id)
-            await self._notify(app)
             return
         delay = backoff_seconds(max(app.attempts, 1), base=service.settings.retry_base_seconds,
                                 cap=service.settings.retry_max_seconds)
-        app.status = Status.ROUTED
-        await self.store.save(app, f"back-end unavailable ({exc.code}); attempt {app.attempts}, next in {delay:.1f}s")
+        await self.lifecycle.retry(app, f"back-end unavailable ({exc.code}); attempt {app.attempts}, "
+                                        f"next in {delay:.1f}s")
         await self.outbox.schedule(app.id, delay)
 
     async def replay(self, app: Application) -> None:
-        """Operator: deliver a stopped application again, from the start."""
-        app.status, app.attempts, app.error_code, app.error_detail = Status.ROUTED, 0, None, None
-        await self.store.save(app, "replayed by an operator", reopen=True)
-        await self.enqueue(app)
+        """Operator: deliver a stopped application again (attempts start over; a provider that holds it under
+        its reference is polled again rather than sent a second copy). Raises IllegalTransition unless stopped."""
+        await self.lifecycle.replay(app, "replayed by an operator")
+        await self.outbox.schedule(app.id)
+        self._wake.set()
 
     # ------------------------------------------------------------------------------------ completion
     async def complete(self, app: Application, service: Service, answer: bytes, *, refused: bool) -> bytes:
-        """Check the back-end's answer, sign it (unless the provider signed it), store it, notify."""
-        try:
-            root = parse_untrusted(answer, self.xml_limits)
-        except UnsafeXmlError as exc:
-            raise GatewayError("PROVIDER_BAD_RESPONSE", exc.detail) from None
-        provider_signed = root.find(DS_SIGNATURE) is not None
-        if provider_signed:
-            try:
-                verified = self.provider_verifier.verify(root)
-            except SignatureRejected as rejected:
-                await self._fail(app, "PROVIDER_SIGNATURE_INVALID", "; ".join(rejected.report.errors))
-                raise GatewayError("PROVIDER_SIGNATURE_INVALID", "; ".join(rejected.report.errors)) from None
-            expected = service.settings.provider_bin
-            if expected and verified.identity.bin != expected:
-                signer = verified.identity.organisation or verified.identity.common_name
-                detail = f"signed by {signer}, not by the provider"
-                await self._fail(app, "PROVIDER_SIGNATURE_INVALID", detail)
-                raise GatewayError("PROVIDER_SIGNATURE_INVALID", detail)
-            content = verified.signed
-        elif service.settings.provider_signature == "required":
-            await self._fail(app, "PROVIDER_SIGNATURE_INVALID", "the provider's answer is not signed")
-            raise GatewayError("PROVIDER_SIGNATURE_INVALID", "the provider's answer is not signed")
-        else:
-            content = root
-        if service.result_schema is not None and not service.result_schema.validate(content):
-            error = service.result_schema.error_log.last_error
-            detail = error.message if error else "schema"
-            await self._fail(app, "PROVIDER_BAD_RESPONSE", detail)
-            raise GatewayError("PROVIDER_BAD_RESPONSE", detail)
-        signed = answer if provider_signed else self.signer.sign_bytes(root)
-        app.status = Status.REFUSED if refused else Status.COMPLETED
-        app.result = signed.decode()
-        note = ("reasoned refusal signed by the provider" if refused else
-                "result signed by the provider, signature checked" if provider_signed else
-                "result signed by the gateway and placed in the cabinet")
-        await self.store.save(app, note)
-        await self._notify(app)
-        return signed
+        """Check the back-end's answer, store it as the result (or the reasoned refusal), release the lease.
 
-    async def _fail(self, app: Application, code: str, detail: str | None) -> None:
-        app.status, app.error_code, app.error_detail = Status.FAILED, code, detail
-        await self.store.save(app, "the back-end did not complete the application")
-        log.warning("application %s failed: %s", app.id, code)
-        await self._notify(app)
+        Returns the signed result. A bad answer fails the application with its code (PROVIDER_BAD_RESPONSE,
+        PROVIDER_SIGNATURE_INVALID), releases the lease and raises GatewayError.
+        """
+        try:
+            checked = self.answers.check(service, answer)
+        except GatewayError as exc:
+            await self._fail_now(app, exc.code, exc.detail)
+            raise
+        note = ("reasoned refusal signed by the provider" if refused else
+                "result signed by the provider, signature checked" if checked.provider_signed else
+                "result signed by the gateway and placed in the cabinet")
+        finish = self.lifecycle.refuse if refused else self.lifecycle.complete
+        await finish(app, checked.signed.decode(), note)
+        await self.outbox.done(app.id)
+        return checked.signed
 
     async def _finish_failed(self, app: Application, code: str, detail: str | None) -> None:
         if not app.status.final:
-            await self._fail(app, code, detail)
+            await self.lifecycle.fail(app, code, detail)
         await self.outbox.done(app.id)
-
-    async def _notify(self, app: Application) -> None:
-        for listener in self.listeners:
-            try:
-                await listener(app)
-            except Exception:  # a listener (callbacks) must never break delivery
-                log.exception("status listener failed for %s", app.id)

@@ -27,9 +27,11 @@ from aiohttp import web
 
 from connectors.queue import QueueError
 from gateway.access.senders import AuthenticatedSender
+from gateway.config import ConnectorKind
 from gateway.delivery.desks import DESKS
 from gateway.errors import GatewayError
-from gateway.lifecycle.store import Application, ApplicationStore, Status
+from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.transitions import Lifecycle
 from gateway.web.problems import guarded
 from gateway.web.reading import basic_auth_sender
 
@@ -56,7 +58,12 @@ def _operator(request: web.Request) -> AuthenticatedSender:
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
-    body = await request.content.read(_MAX_RESULT_BYTES + 1)
+    body = bytearray()
+    while len(body) <= _MAX_RESULT_BYTES:  # read(n) returns what is buffered, not n bytes: read to the limit
+        chunk = await request.content.read(_MAX_RESULT_BYTES + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > _MAX_RESULT_BYTES:
         raise GatewayError("CLIENT_BODY_TOO_LARGE")
     try:
@@ -94,8 +101,7 @@ async def claim(request: web.Request) -> web.Response:
         return web.Response(status=204)
     app = await components.store.get(job.fields.get("session_id", ""))
     if app is not None and not app.status.final:
-        app.status = Status.IN_PROGRESS
-        await components.store.save(app, f"taken by the back-office desk ({worker}), attempt {job.attempt}")
+        await components.lifecycle.take(app, f"taken by the back-office desk ({worker}), attempt {job.attempt}")
     fields = job.fields
     return web.json_response({
         "entryId": job.entry_id, "sessionId": fields.get("session_id"), "messageId": fields.get("message_id"),
@@ -116,8 +122,7 @@ async def progress(request: web.Request) -> web.Response:
     app = await _application(request, service_id, request.match_info["entry_id"])
     if app.status.final:
         raise GatewayError("CLIENT_JOB_FINISHED")
-    app.status = Status.IN_PROGRESS
-    await request.app[DESKS].store.save(app, note or step, step=step)
+    await request.app[DESKS].lifecycle.progress(app, note or step, step=step)
     return web.json_response({"status": str(app.status)})
 
 
@@ -135,6 +140,8 @@ async def result(request: web.Request) -> web.Response:
         await components.jobs.ack(service_id, entry_id)
         raise GatewayError("CLIENT_JOB_FINISHED")
     service = components.registry.get(service_id)
+    if service is None:  # _desk checked it; the registry does not change while running
+        raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     try:
         await components.delivery.complete(app, service, document.encode(), refused=outcome == "refused")
     finally:  # accepted or refused by the gateway, the job is over either way
@@ -160,14 +167,14 @@ async def fail(request: web.Request) -> web.Response:
     worker = request.query.get("worker") or sender.sender_id
     entry_id = request.match_info["entry_id"]
     app = await _application(request, service_id, entry_id)
-    store = request.app[DESKS].store
+    store, lifecycle = request.app[DESKS].store, request.app[DESKS].lifecycle
     try:
         await request.app[DESKS].jobs.fail(service_id, entry_id, worker, reason)
     except QueueError as exc:
         raise GatewayError("CLIENT_JOB_NOT_FOUND", str(exc)) from None
     app = await store.get(app.id) or app  # the last failure may have dead-lettered it (stopped) meanwhile
     if not app.status.final:
-        await store.save(app, f"the back-office desk could not finish it: {reason}")
+        await lifecycle.note(app, f"the back-office desk could not finish it: {reason}")
     return web.json_response({"status": str(app.status)})
 
 
@@ -176,7 +183,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     _operator(request)
     components = request.app[DESKS]
     services = [request.query["service"]] if "service" in request.query else [
-        s.service_id for s in components.registry if s.settings.connector == "queue"]
+        s.service_id for s in components.registry if s.settings.connector is ConnectorKind.QUEUE]
     listing = []
     for service_id in services:
         for dead in await components.jobs.dead_letters(service_id):
@@ -197,9 +204,11 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
         raise GatewayError("CLIENT_JOB_NOT_FOUND") from None
     fields = await components.jobs.fields(service_id, entry) or {}
     app = await components.store.get(fields.get("session_id", ""))
-    if app is not None:
-        app.status, app.error_code, app.error_detail, app.provider_ref = Status.ROUTED, None, None, entry
-        await components.store.save(app, "replayed by an operator: back on the back-office queue", reopen=True)
+    if app is not None and app.status is Status.STOPPED:
+        await components.lifecycle.replay(app, "replayed by an operator: back on the back-office queue",
+                                          reference=entry)
+    elif app is not None:  # answered meanwhile: the desk that takes the job is told CLIENT_JOB_FINISHED
+        log.info("dead letter of %s replayed, but the application is already %s", app.id, app.status)
     return web.json_response({"entryId": entry})
 
 
@@ -227,9 +236,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/admin/applications/{session_id}/replay", replay_application)
 
 
-async def mark_stopped(store: ApplicationStore, fields: dict[str, str], reason: str) -> None:
+async def mark_stopped(lifecycle: Lifecycle, fields: dict[str, str], reason: str) -> None:
     """A job was dead-lettered: its application is stopped until an operator replays it."""
-    app = await store.get(fields.get("session_id", ""))
+    app = await lifecycle.store.get(fields.get("session_id", ""))
     if app is not None and not app.status.final:
-        app.status, app.error_code, app.error_detail = Status.STOPPED, "PROVIDER_UNAVAILABLE", reason
-        await store.save(app, f"delivery stopped: {reason}; an operator may replay it")
+        await lifecycle.stop(app, "PROVIDER_UNAVAILABLE", reason,
+                             f"delivery stopped: {reason}; an operator may replay it")

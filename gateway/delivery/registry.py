@@ -1,15 +1,20 @@
-"""The service registry: each configured serviceId with its compiled schemas and its connector."""
+"""The service registry: each configured serviceId with its compiled schemas and its connector.
+
+The connector kind in the configuration (rest | soap | queue) is resolved here, once, to the process's
+connector of that kind; delivery only ever calls ``service.connector``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from lxml import etree
 
 import schemas
 from connectors.base import Connector
-from gateway.config import ConfigError, ServiceSettings
-from signing.applicant import ApplicantKind, ApplicantPolicy
+from gateway.config import ConfigError, ConnectorKind, ServiceSettings
+from signing.applicant import ApplicantPolicy
 from signing.nca import SignerRole
 
 
@@ -21,8 +26,8 @@ class Service:
     "The serviceId callers use."
     settings: ServiceSettings
     "Its configuration."
-    connector: Connector | None
-    "Request/answer transport (rest); None for soap and queue, which delivery drives itself."
+    connector: Connector
+    "The transport to its back-end (the process's connector of the configured kind)."
     document_schema: etree.XMLSchema | None
     "Compiled XSD of the business document."
     result_schema: etree.XMLSchema | None
@@ -36,11 +41,18 @@ class Service:
 
 
 class ServiceRegistry:
+    """The configured services by serviceId; built once at start-up, read-only afterwards."""
+
     def __init__(self, services: dict[str, Service]) -> None:
         self._services = services
 
     @classmethod
-    def build(cls, settings: dict[str, ServiceSettings], connectors: dict[str, Connector]) -> ServiceRegistry:
+    def build(cls, settings: dict[str, ServiceSettings],
+              connectors: Mapping[ConnectorKind, Connector]) -> ServiceRegistry:
+        """Compile schemas and resolve connectors; raises ConfigError for a kind with no connector given."""
+        missing = sorted({f"services.{sid}.connector" for sid, s in settings.items() if s.connector not in connectors})
+        if missing:
+            raise ConfigError(f"{missing[0]}: no connector of this kind in this process")
         compiled: dict[str, etree.XMLSchema] = {}
 
         def schema(path: str | None) -> etree.XMLSchema | None:
@@ -54,11 +66,11 @@ class ServiceRegistry:
             service_id: Service(
                 service_id=service_id,
                 settings=service,
-                connector=connectors.get(service.connector),
+                connector=connectors[service.connector],
                 document_schema=schema(service.document_schema),
                 result_schema=schema(service.result_schema),
                 applicant=ApplicantPolicy(
-                    kind=ApplicantKind(service.applicant),
+                    kind=service.applicant,
                     iin_element=service.iin_element,
                     bin_element=service.bin_element,
                     required_roles=frozenset(SignerRole(role) for role in service.required_roles),
@@ -83,5 +95,5 @@ class ServiceRegistry:
     def get(self, service_id: str) -> Service | None:
         return self._services.get(service_id)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Service]:
         return iter(self._services.values())

@@ -177,13 +177,13 @@ async def _delivery_notification(request: web.Request, body: etree._Element, nam
     inbox = components.notifier.inbox(app.sender_id, app.service_id)
     if status.findtext("receiveStatus") == "MESSAGE_ACCEPTED":
         await inbox.done(app.id)
-        await components.store.save(app, "the sender confirmed it received the answer")
+        await components.lifecycle.note(app, "the sender confirmed it received the answer")
     elif status.findtext("resendMessage") == "RESEND":
         await inbox.schedule(app.id)
-        await components.store.save(app, "the sender could not take the answer and asked for it again")
+        await components.lifecycle.note(app, "the sender could not take the answer and asked for it again")
     else:
         await inbox.done(app.id)
-        await components.store.save(app, "the sender refused the answer and asked not to resend it")
+        await components.lifecycle.note(app, "the sender refused the answer and asked not to resend it")
     root, response = _wrapper(namespace, "sendDeliveryNotificationResponse")
     etree.SubElement(response, "responseDate").text = datetime.now(UTC).isoformat(timespec="milliseconds")
     return root

@@ -12,6 +12,7 @@ from gateway.delivery.callbacks import Notifier
 from gateway.delivery.registry import ServiceRegistry
 from gateway.intake.pipeline import Pipeline
 from gateway.lifecycle.store import ApplicationStore
+from gateway.lifecycle.transitions import Lifecycle
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class IntakeContext:
     senders: SenderDirectory
     "Sender authentication."
     store: ApplicationStore
-    "Applications, for getMessages, getMessageStatus and delivery notifications."
+    "Applications, for getMessages, getMessageStatus and delivery notifications (read only)."
+    lifecycle: Lifecycle
+    "The writer of applications' history (the sender's delivery notifications)."
     notifier: Notifier
     "The AsyncChannel inboxes."
     sync_wsdl: bytes

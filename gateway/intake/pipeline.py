@@ -16,13 +16,15 @@ from lxml import etree
 from redis.exceptions import RedisError
 
 from gateway.access.senders import SenderDirectory
-from gateway.config import LimitSettings
+from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError
+from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.receipts import signed_receipt
-from gateway.lifecycle.store import Application, ApplicationStore, Status, utc_now
+from gateway.lifecycle.store import ApplicationStore, utc_now
+from gateway.lifecycle.transitions import Lifecycle
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
 from signing.policy import RevocationMode
@@ -42,7 +44,7 @@ class IntakeRequest:
     """One request as both intakes hand it over, already schema-checked."""
 
     channel: str
-    "soap or rest."
+    "Where it came in: soap (SyncChannel), soap-async (AsyncChannel) or rest."
     message_id: str
     "Sender's messageId."
     service_id: str
@@ -63,10 +65,10 @@ class IntakeRequest:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A completed application, ready to be answered."""
+    """What the sender is answered with."""
 
     application: Application
-    "The stored application (status COMPLETED)."
+    "The stored application: final (completed or refused) when answered within the request, else as accepted."
     result: bytes | None
     "The signed result document; None when the application was accepted for background delivery."
     replayed: bool
@@ -78,6 +80,16 @@ def new_session_id() -> str:
 
 
 class Pipeline:
+    """Turns one intake request into a recorded application and, for sync services, its signed answer.
+
+    Contract: every check runs before anything is written; a refused request leaves no trace but the log.
+    An accepted one is recorded (with its delivery lease) before any acknowledgement, so an acknowledged
+    application is never lost. A repeated messageId from the same sender gets the first answer, and the
+    back-end is not called again. Security: the sender's password is checked first, and only a verified
+    signature by a trusted, unrevoked certificate whose identity matches the document gets past the checks;
+    the applicant's IIN is masked in every log line.
+    """
+
     def __init__(
         self,
         *,
@@ -86,6 +98,7 @@ class Pipeline:
         verifier: DocumentVerifier,
         signer: DocumentSigner,
         store: ApplicationStore,
+        lifecycle: Lifecycle,
         limits: LimitSettings,
         delivery: Delivery,
         revocation: RevocationChecker | None = None,
@@ -96,6 +109,7 @@ class Pipeline:
         self.verifier = verifier
         self.signer = signer
         self.store = store
+        self.lifecycle = lifecycle
         self.limits = limits
         self.delivery = delivery
         self.revocation = revocation
@@ -137,32 +151,31 @@ class Pipeline:
         if earlier is not None:
             return await self._replay(earlier)
         now = utc_now()
-        mode = "async" if asynchronous or service.settings.mode == "async" else "sync"
+        mode = DeliveryMode.ASYNC if asynchronous or service.settings.mode is DeliveryMode.ASYNC else DeliveryMode.SYNC
         app = Application(
             id=session_id, sender_id=request.sender_id, message_id=request.message_id,
             service_id=service.service_id, channel=request.channel, applicant_iin=applicant.iin,
             applicant_bin=applicant.bin, applicant_name=applicant.name, organisation=applicant.organisation,
-            status=Status.ACCEPTED if mode == "async" else Status.ROUTED, created_at=now, updated_at=now,
+            status=Status.ACCEPTED, created_at=now, updated_at=now,
             document=etree.tostring(verified.signed, encoding="unicode"), report=verified.report.to_dict(),
-            correlation_id=request.correlation_id, properties=dict(request.properties), mode=mode,
+            correlation_id=request.correlation_id, properties=dict(request.properties), mode=str(mode),
             gateway_correlation_id=str(uuid.uuid4()) if asynchronous else None,
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
-        events = [(Status.ACCEPTED, "signature verified, application recorded")]
-        if mode == "sync":
-            events.append((Status.ROUTED, f"sent to the back-end over {service.settings.connector}"))
+        synchronous = mode is DeliveryMode.SYNC
         try:
-            # Recorded (and, when async, scheduled for delivery) in one durable write, before any ack.
-            await self.store.create(app, events, schedule=self.delivery.outbox.key if mode == "async" else None)
+            # Recorded with its delivery lease in one durable write, before any ack (see Delivery.lease_for).
+            await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
+                f"sent to the back-end over {service.settings.connector}" if synchronous else None))
         except RedisError:
             await self._release_quietly(request, session_id)
             raise
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
                  request.sender_id, mode, verified.report.log_summary())
-        if mode == "async":
+        if not synchronous:
             self.delivery.wake()
             return Outcome(application=app, result=None, replayed=False)
-        signed = await self.delivery.deliver_now(app, service, verified.signed)
+        signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
 
     def _check_freshness(self, message_date: datetime) -> None:
@@ -212,7 +225,7 @@ class Pipeline:
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
         if app.status in (Status.FAILED, Status.STOPPED):
             raise GatewayError(app.error_code or "GATEWAY_INTERNAL", app.error_detail)
-        if app.mode == "async":  # the same acknowledgement; the result follows as for the first
+        if app.mode == DeliveryMode.ASYNC:  # the same acknowledgement; the result follows as for the first
             return Outcome(application=app, result=None, replayed=True)
         if not app.status.final:
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")

@@ -12,7 +12,7 @@ import hashlib
 
 from lxml import etree
 
-from gateway.lifecycle.store import Application
+from gateway.lifecycle.application import Application
 from signing.signer import DocumentSigner
 
 RECEIPT_NS = "urn:egov-gateway:receipt:v1"

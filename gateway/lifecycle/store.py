@@ -8,115 +8,24 @@ Keys (``P`` is the configured prefix; ``{id}`` hash-tags an application's keys t
 - ``P:cabinet:<iin|bin>``     sorted set of application ids by creation time
 - ``P:cabinet:<iin|bin>:msg`` hash messageId -> application id
 
-Every write that acknowledges something happens before the acknowledgement is sent.
+Every write that acknowledges something happens before the acknowledgement is sent. The store is storage
+only: which status may follow which is decided by :mod:`gateway.lifecycle.transitions`, the one caller of
+:meth:`ApplicationStore.create`, :meth:`~ApplicationStore.save` and :meth:`~ApplicationStore.note`. The Lua guard
+in ``save`` stays as the storage-level defence against stale writers (another process's older copy).
+Security: the records hold applicants' IINs and signed documents; the Redis holding them must stay private.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
 
+from gateway.lifecycle.application import Application, Status
 
-class Status(StrEnum):
-    ACCEPTED = "accepted"
-    "Signature and identity verified, recorded; not yet sent to the back-end."
-    ROUTED = "routed"
-    "Being delivered to the back-end (or waiting for it to come back)."
-    IN_PROGRESS = "in_progress"
-    "The back-end has it and is working through its regulated steps."
-    COMPLETED = "completed"
-    "The back-end answered; the signed result is in the cabinet."
-    REFUSED = "refused"
-    "The back-end refused with a reasoned, signed refusal (in the cabinet as the result)."
-    FAILED = "failed"
-    "The back-end could not take it or answered wrongly; error_code says why."
-    STOPPED = "stopped"
-    "Delivery was given up (dead-lettered); an operator may replay it."
-
-    @property
-    def final(self) -> bool:
-        return self in (Status.COMPLETED, Status.REFUSED, Status.FAILED, Status.STOPPED)
-
-
-@dataclass
-class Application:
-    """One accepted application and what became of it."""
-
-    id: str
-    "Gateway session id, `{guid}`."
-    sender_id: str
-    "The system that sent it (the portal)."
-    message_id: str
-    "The sender's messageId."
-    service_id: str
-    "Requested service."
-    channel: str
-    "soap or rest."
-    applicant_iin: str
-    "IIN of the applicant (from the verified certificate)."
-    applicant_name: str
-    "Signer's name from the certificate."
-    status: Status
-    "Current state."
-    created_at: str
-    "ISO time it was accepted."
-    updated_at: str
-    "ISO time of the last change."
-    document: str
-    "The verified business document as signed (XML)."
-    report: dict[str, Any]
-    "The signature validation report."
-    mode: str = "sync"
-    "sync: answered within the request; async: delivered in the background."
-    attempts: int = 0
-    "Delivery attempts so far."
-    provider_ref: str | None = None
-    "The back-end's reference (registration number, queue entry id) once it took the application."
-    steps_seen: list[str] = field(default_factory=list)
-    "Codes of the back-end's steps already recorded in the history."
-    gateway_correlation_id: str | None = None
-    "AsyncChannel: the correlationId the gateway generated for this conversation."
-    applicant_bin: str | None = None
-    "The organisation's BIN, for organisation applications (indexed in its cabinet too)."
-    organisation: str | None = None
-    "The organisation's name from the certificate."
-    correlation_id: str | None = None
-    "The sender's correlationId, if any."
-    receipt: str | None = None
-    "The gateway-signed receipt binding to the request (XML), made when accepted."
-    result: str | None = None
-    "The gateway-signed result document (XML), once completed."
-    error_code: str | None = None
-    "Why it failed, once failed."
-    error_detail: str | None = None
-    "Extra English detail for a failure."
-    properties: dict[str, str] = field(default_factory=dict)
-    "requestInfo/properties from the sender."
-
-    @property
-    def owners(self) -> tuple[str, ...]:
-        """Cabinets the application appears in: the signer's IIN, and the organisation's BIN."""
-        return (self.applicant_iin, self.applicant_bin) if self.applicant_bin else (self.applicant_iin,)
-
-    def to_json(self) -> str:
-        # Shallow on purpose: dataclasses.asdict deep-copies the report and costs more than the rest.
-        return json.dumps({name: getattr(self, name) for name in _FIELDS}, ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> Application:
-        data = json.loads(raw)
-        app = cls(**{k: v for k, v in data.items() if k in _FIELDS})
-        app.status = Status(app.status)
-        return app
-
-
-_FIELDS = tuple(f.name for f in fields(Application))
 _FINAL = tuple(status.value for status in Status if status.final)
 # All keys carry the application's hash tag, so this stays one-slot under Redis Cluster. The status has a key of
 # its own so the guard reads a few bytes, not the whole application; the change is published in the same trip.
@@ -138,7 +47,10 @@ def utc_now() -> str:
 
 
 class ApplicationStore:
-    """Async access to applications; one instance per process, sharing the Redis connection pool."""
+    """Async access to applications; one instance per process, sharing the Redis connection pool.
+
+    Reads never block writers; each write is atomic (MULTI or one script) and touches one application's keys.
+    """
 
     def __init__(self, redis: Redis, prefix: str = "egov") -> None:
         self.redis = redis
@@ -179,11 +91,12 @@ class ApplicationStore:
                 pipe.delete(key)
                 await pipe.execute()
 
-    async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None) -> None:
+    async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None,
+                     due_at: float | None = None) -> None:
         """Record a new application with its first history events, atomically, in one round trip.
 
-        ``schedule`` names a delivery schedule (sorted set) the application joins, due now, in the same
-        transaction: an acknowledged async application can never be recorded but forgotten.
+        ``schedule`` names a delivery schedule (sorted set) the application joins in the same transaction,
+        due at ``due_at`` (epoch seconds; default now): an acknowledged application is never recorded but forgotten.
         """
         score = datetime.fromisoformat(app.created_at).timestamp()
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
@@ -193,7 +106,7 @@ class ApplicationStore:
             pipe.set(self._status(app.id), str(app.status))
             pipe.rpush(self._history(app.id), *history)
             if schedule:
-                pipe.zadd(schedule, {app.id: time.time()})
+                pipe.zadd(schedule, {app.id: time.time() if due_at is None else due_at})
             for owner in app.owners:
                 pipe.zadd(self._cabinet(owner), {app.id: score})
                 pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
@@ -223,6 +136,16 @@ class ApplicationStore:
         )
         return bool(written)
 
+    async def note(self, app: Application, note: str) -> None:
+        """Append a history event without rewriting the record (so a stale copy cannot undo anything), and
+        announce it like any change: open cabinet pages reload the history."""
+        event = {"at": utc_now(), "status": app.status, "note": note}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
+            for owner in app.owners:
+                pipe.publish(self.events_channel(owner), self._event(app, None))
+            await pipe.execute()
+
     def events_channel(self, owner: str) -> str:
         """Pub/sub channel announcing changes to the applications of ``owner`` (an IIN or a BIN)."""
         return f"{self.prefix}:events:{owner}"
@@ -241,6 +164,7 @@ class ApplicationStore:
         return await self.get(app_id.decode() if isinstance(app_id, bytes) else app_id)
 
     async def get(self, app_id: str) -> Application | None:
+        """The stored application, or None. A copy: changes go through the lifecycle."""
         raw = await self.redis.get(self._app(app_id))
         return Application.from_json(raw) if raw else None
 

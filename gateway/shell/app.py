@@ -18,6 +18,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 import schemas
+from connectors.backoffice import QueueConnector
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
@@ -25,7 +26,7 @@ from gateway.access.senders import SenderDirectory
 from gateway.cabinet import api as cabinet
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.context import CABINET, CabinetContext
-from gateway.config import ConfigError, Settings
+from gateway.config import ConfigError, ConnectorKind, Settings
 from gateway.delivery import jobs_api as jobs_api
 from gateway.delivery.callbacks import Notifier
 from gateway.delivery.desks import DESKS, DeskContext
@@ -38,6 +39,7 @@ from gateway.intake import sync_channel as soap
 from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
 from gateway.lifecycle.store import ApplicationStore
+from gateway.lifecycle.transitions import Lifecycle
 from signing.idnumbers import mask_ids
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.revocation import RevocationChecker
@@ -116,9 +118,9 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
                                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
-        registry = ServiceRegistry.build(settings.services, {"rest": RestConnector(session)})
         senders = SenderDirectory(settings.senders)
         store = ApplicationStore(redis, settings.redis.key_prefix)
+        lifecycle = Lifecycle(store)
         revocation = settings.revocation
         checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
         # Desks long-poll (blocking XREADGROUP up to 25 s): their own client, with a longer socket timeout,
@@ -126,20 +128,24 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         blocking = Redis.from_url(redis_url, socket_timeout=jobs_api.MAX_WAIT_SECONDS + 10, socket_connect_timeout=2,
                                   retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
         jobs = JobQueue(blocking, prefix=settings.redis.key_prefix, settings=settings.queue,
-                        on_dead_letter=lambda _service, fields, reason: mark_stopped(store, fields, reason))
-        delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, registry=registry,
-                            signer=signer, provider_verifier=verifier, jobs=jobs, soap=SoapConnector(),
-                            xml_limits=xml_limits, settings=settings.delivery)
+                        on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
+        registry = ServiceRegistry.build(settings.services, {
+            ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(),
+            ConnectorKind.QUEUE: QueueConnector(jobs)})
+        delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, lifecycle=lifecycle,
+                            registry=registry, signer=signer, provider_verifier=verifier, xml_limits=xml_limits,
+                            settings=settings.delivery)
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
-                            store=store, limits=settings.limits, delivery=delivery, revocation=checker,
-                            revocation_mode=revocation.mode)
-        notifier = Notifier(redis, settings.redis.key_prefix, store, settings.senders, session)
-        delivery.listeners.append(notifier.on_change)
+                            store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
+                            revocation=checker, revocation_mode=revocation.mode)
+        notifier = Notifier(redis, settings.redis.key_prefix, store, settings.senders, session, lifecycle=lifecycle)
+        lifecycle.listeners.append(notifier.on_change)
         app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
-                                    store=store, notifier=notifier, sync_wsdl=wsdl)
+                                    store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=wsdl)
         app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
                                       events_redis=blocking)
-        app[DESKS] = DeskContext(jobs=jobs, store=store, senders=senders, registry=registry, delivery=delivery)
+        app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
+                                 delivery=delivery)
         stop = asyncio.Event()
         loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop))}
         yield

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from gateway.lifecycle.store import Application, Status
+from gateway.lifecycle.application import Application, Status
 from gateway.shep.envelope import own_xml
 
 GATEWAY_SENDER = "egov-gateway"

@@ -15,10 +15,15 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """Read at most ``limit`` bytes; a larger body is refused before it is buffered whole."""
     if request.content_length is not None and request.content_length > limit:
         raise GatewayError("CLIENT_BODY_TOO_LARGE", f"limit is {limit} bytes")
-    body = await request.content.read(limit + 1)
+    body = bytearray()
+    while len(body) <= limit:  # read(n) returns what is buffered so far, not n bytes: read up to the limit
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > limit:
         raise GatewayError("CLIENT_BODY_TOO_LARGE", f"limit is {limit} bytes")
-    return body
+    return bytes(body)
 
 
 def basic_auth_sender(request: web.Request, senders: SenderDirectory) -> AuthenticatedSender:
