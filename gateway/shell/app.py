@@ -91,26 +91,28 @@ class Loaded:
     "Trust anchors and policy."
     wsdl: bytes
     "The served WSDL."
+    calendar: WorkingCalendar
+    "Kazakhstan working days (public holidays and the day-swaps file), for cabinet deadlines."
 
 
 def load(settings: Settings) -> Loaded:
-    """Load keys, trust anchors, schemas and the WSDL; raises on a bad setup."""
+    """Load keys, trust anchors, schemas, the WSDL and the working-day calendar; raises on a bad setup."""
     signer = load_signer(settings)
     verifier = build_verifier(settings)
     soap.preload_schemas()
     async_channel.preload_schemas()
     ServiceRegistry.check_schemas(settings.services)
-    return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"))
+    calendar = WorkingCalendar.load(settings.calendar.swaps_file)
+    return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"), calendar)
 
 
 def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
     """Build the application (calling :func:`load` unless given its result)."""
     loaded = loaded or load(settings)
-    signer, verifier, wsdl = loaded.signer, loaded.verifier, loaded.wsdl
+    signer, verifier, wsdl, calendar = loaded.signer, loaded.verifier, loaded.wsdl, loaded.calendar
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
     limits = settings.limits
-    calendar = WorkingCalendar.load(settings.calendar.swaps_file)
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
