@@ -25,6 +25,7 @@ from gateway.access.senders import SenderDirectory
 from gateway.cabinet import api as cabinet
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.context import CABINET, CabinetContext
+from gateway.cabinet.readable import ReadableDocuments
 from gateway.config import ConfigError, Settings
 from gateway.delivery import jobs_api as jobs_api
 from gateway.delivery.callbacks import Notifier
@@ -138,7 +139,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
                                     store=store, notifier=notifier, sync_wsdl=wsdl)
         app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
-                                      events_redis=blocking)
+                                      events_redis=blocking, readable=ReadableDocuments.build(settings.services))
         app[DESKS] = DeskContext(jobs=jobs, store=store, senders=senders, registry=registry, delivery=delivery)
         stop = asyncio.Event()
         loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop))}
