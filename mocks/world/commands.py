@@ -93,7 +93,8 @@ def pki(argv: list[str]) -> int:
         return 0
     loaded = load_pki(args.dir)
     rows = [
-        {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "organisation": p.organisation,
+        {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "iin": p.iin, "bin": p.bin,
+         "organisation": p.organisation,
          "roles": list(p.roles), "use": p.description,
          "signSerial": format(p.sign.load_certificate().serial_number, "x")}
         for p in loaded.people.values()
