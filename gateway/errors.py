@@ -167,6 +167,9 @@ _add("PROVIDER_SIGNATURE_INVALID", 502, P, "Қызмет жеткізушісі�
 _add("CLIENT_JOB_NOT_FOUND", 404, C, "Мұндай тапсырма жоқ.", "Такого задания нет.", "No such job.")
 _add("CLIENT_JOB_FINISHED", 409, C, "Тапсырма бұрын аяқталған.", "Задание уже завершено.",
      "The job was already finished.")
+_add("CLIENT_OWNER_INVALID", 400, C, "Сұраным жолында 12 цифрлы ЖСН немесе БСН болуы керек.",
+     "В пути запроса должен быть ИИН или БИН из 12 цифр.",
+     "The request path must hold a 12-digit IIN or BIN.")
 _add("GATEWAY_INTERNAL", 500, G, "Шлюздің ішкі қатесі.", "Внутренняя ошибка шлюза.",
      "Internal gateway error.")
 

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, date, datetime
 
 import pytest
 
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.catalogue import STATUSES, STEPS
-from mocks.portal.applicant import ELICENSE_SERVICE, READER_TICKET_SERVICE, signed_application
-from tests.helpers import DOWN_SERVICE, cabinet_item, message_id, send_soap
+from gateway.cabinet.readable import ReadableDocuments
+from gateway.config import ServiceSettings
+from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
+from tests.helpers import (
+    DESK,
+    DESK_PASSWORD,
+    DOWN_SERVICE,
+    assert_problem,
+    cabinet_item,
+    message_id,
+    send_soap,
+)
 
 
 def test_working_days_skip_weekends_and_holidays() -> None:
@@ -98,3 +110,86 @@ async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
 async def test_event_stream_needs_the_portals_credentials(gw, http) -> None:
     async with http.get(f"{gw.url}/api/v1/cabinet/{gw.pki.person('aigerim').iin}/events") as response:
         assert response.status == 401
+
+
+async def test_document_and_result_as_json_fields_for_the_reader_ticket(gw, shep, http) -> None:
+    aigerim = gw.pki.person("aigerim")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)).ok
+    item = await cabinet_item(gw, http, aigerim.iin, mid)
+    document, result = item["documentFields"], item["resultFields"]
+    assert document["iin"] == aigerim.iin and document["givenName"] == aigerim.name
+    assert document["consentPersonalData"] is True, "typed by the schema: a boolean, not the text 'true'"
+    assert "Signature" not in json.dumps(document) and "Signature" not in json.dumps(result)
+    assert result["iin"] == aigerim.iin and result["ticketNumber"].startswith("KAZNEB-")
+
+
+async def test_document_and_result_as_json_fields_for_the_export_certificate(gw, shep, http) -> None:
+    saule = gw.pki.person("saule")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(saule, ELICENSE_SERVICE), service_id=ELICENSE_SERVICE,
+                            message_id=mid)).ok
+    item = await cabinet_item(gw, http, saule.iin, mid)
+    assert item["status"] == "completed", item["history"]
+    items = item["documentFields"]["items"]["item"]
+    assert isinstance(items, list) and all(isinstance(i["quantity"], int) for i in items)
+    assert all(isinstance(i["insuredValueKzt"], str) for i in items), "decimals stay exact, as strings"
+    assert item["resultFields"]["outcome"] == "issued"
+
+
+async def test_document_and_result_as_json_fields_for_the_fund_submission(gw, shep, http) -> None:
+    head = gw.pki.person("kitap-head")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
+    desk = CommissionDesk(WorkerSettings(gateway_url=gw.url, library_url=gw.library_url, sender=DESK,
+                                         password=DESK_PASSWORD, poll_wait=2))
+    async with desk:
+        assert await desk.run_once()
+    item = await cabinet_item(gw, http, str(head.bin), mid)
+    assert item["documentFields"]["participant"]["bin"] == head.bin
+    assert item["documentFields"]["objects"]["object"][0]["pages"] > 0
+    commission = item["resultFields"]["commission"]
+    assert commission["votesFor"] + commission["votesAgainst"] == commission["members"]
+
+
+async def test_an_accepted_application_has_no_result_fields_yet(gw, shep, http) -> None:
+    head = gw.pki.person("murager-head")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
+                            service_id=FUND_SUBMISSION_SERVICE, message_id=mid)).ok
+    item = await cabinet_item(gw, http, str(head.bin), mid, final=False)  # no desk: it waits in the queue
+    assert item["documentFields"]["participant"]["bin"] == head.bin
+    assert item["resultFields"] is None
+
+
+def test_a_document_that_does_not_decode_is_null_and_a_warning(caplog) -> None:
+    readable = ReadableDocuments.build({READER_TICKET_SERVICE: ServiceSettings(
+        endpoint="http://127.0.0.1:1/", document_schema="kazneb/reader-registration.xsd")})
+    wrong = '<ReaderRegistration xmlns="urn:egov:kazneb:reader-registration:v1"><iin>1</iin></ReaderRegistration>'
+    with caplog.at_level(logging.WARNING, logger="egov.cabinet.readable"):
+        assert readable.document_fields(READER_TICKET_SERVICE, wrong) is None
+        assert readable.document_fields(READER_TICKET_SERVICE, "<not xml") is None
+    assert len(caplog.records) == 2 and "does not decode" in caplog.records[0].getMessage()
+    assert readable.result_fields(READER_TICKET_SERVICE, "<x/>") is None, "no result schema: nothing to decode"
+    assert readable.document_fields("unknown.service", wrong) is None
+
+
+async def test_the_answer_is_utf8_json_and_pretty_on_request(gw, shep, http) -> None:
+    aigerim = gw.pki.person("aigerim")
+    mid = message_id()
+    assert (await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)).ok
+    url = f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications"
+    async with http.get(url, headers=gw.auth()) as response:
+        compact = await response.text()
+    async with http.get(f"{url}?pretty", headers=gw.auth()) as response:
+        pretty = await response.text()
+    assert aigerim.surname in compact and "\\u" not in compact and "\n" not in compact.strip()
+    assert json.loads(pretty) == json.loads(compact) and '\n  "applications"' in pretty
+
+
+@pytest.mark.parametrize("owner", ["<IIN>", "%3CIIN%3E", "88031440512", "8803144051２5"])
+async def test_an_owner_path_without_twelve_digits_is_client_owner_invalid(gw, http, owner: str) -> None:
+    async with http.get(f"{gw.url}/api/v1/cabinet/{owner}/applications", headers=gw.auth()) as response:
+        problem = await assert_problem(response, 400, "CLIENT_OWNER_INVALID")
+    assert "pki list" in problem["detail"]

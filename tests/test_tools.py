@@ -5,15 +5,31 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from lxml import etree
 
 from gateway.shell.cli import main
 from mocks.pki import load_pki
 from mocks.portal.applicant import reader_registration
-from tests.helpers import OPERATOR, OPERATOR_PASSWORD, PORTAL, PORTAL_PASSWORD, XADES, free_port
+from tests.helpers import (
+    CLI,
+    OPERATOR,
+    OPERATOR_PASSWORD,
+    PORTAL,
+    PORTAL_PASSWORD,
+    ROOT,
+    XADES,
+    free_port,
+    kazneb_schema,
+    mock_control,
+)
+
+SAMPLE = ROOT / "scenarios" / "samples" / "reader-registration.xml"
 
 
 def write_application(pki, tmp_path: Path) -> Path:
@@ -29,7 +45,7 @@ def test_sign_with_p12_then_verify_passes(pki, tmp_path: Path, capsys) -> None:
                  "--in", str(source), "--out", str(signed)]) == 0
     capsys.readouterr()
     assert main(["verify", "--in", str(signed), "--trust", str(pki.trust_anchors[0]),
-                 "--intermediate", str(pki.intermediates[0])]) == 0
+                 "--intermediate", str(pki.intermediates[0]), "--revocation", "off"]) == 0
     out = capsys.readouterr().out
     assert "TOTAL_PASSED" in out
     assert person.iin in out  # the tester's own tool shows the full signer identity
@@ -58,7 +74,7 @@ def test_sign_xades(pki, tmp_path: Path, capsys) -> None:
                  "--in", str(source), "--out", str(signed)]) == 0
     assert etree.fromstring(signed.read_bytes()).find(f".//{{{XADES}}}SigningTime") is not None
     capsys.readouterr()
-    assert main(["verify", "--in", str(signed), "--state-dir", str(pki.root.parent)]) == 0
+    assert main(["verify", "--in", str(signed), "--state-dir", str(pki.root.parent), "--revocation", "off"]) == 0
     assert "XAdES-BES" in capsys.readouterr().out
 
 
@@ -144,7 +160,7 @@ def test_loading_a_pki_brings_its_trust_toml_in_step(pki, tmp_path: Path, capsys
     (copy / "trust.toml").write_text('[trust]\nanchors = ["stale.pem"]\n')
     load_pki(copy)
     capsys.readouterr()
-    assert main(["verify", "--in", str(signed), "--state-dir", str(tmp_path / "state")]) == 0
+    assert main(["verify", "--in", str(signed), "--state-dir", str(tmp_path / "state"), "--revocation", "off"]) == 0
     assert "TOTAL_PASSED" in capsys.readouterr().out
     written = (copy / "trust.toml").stat().st_mtime_ns
     load_pki(copy)
@@ -187,3 +203,125 @@ def test_dlq_to_a_gateway_that_is_not_there_is_exit_1(capsys, monkeypatch) -> No
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["dlq", "--gateway", url, "list"]) == 1
     assert capsys.readouterr().err.startswith(f"error: cannot reach {url}: ")
+
+
+# --- verify checks revocation as the gateway does ------------------------------------------------------
+
+
+def revocation_config(pki, tmp_path: Path, revocation: str) -> Path:
+    """A gateway configuration trusting the test PKI, with this [revocation] table."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[trust]
+anchors = ["{pki.trust_anchors[0]}"]
+intermediates = ["{pki.intermediates[0]}"]
+[signer]
+cert = "{pki.systems['gateway'].cert}"
+key = "{pki.systems['gateway'].key}"
+[revocation]
+{revocation}
+""")
+    return config
+
+
+async def verify_in_thread(*argv: str) -> int:
+    """`egov-gateway verify` off the loop, which serves the OCSP responder meanwhile."""
+    return await asyncio.to_thread(main, ["verify", *argv])
+
+
+def signed_by(pki, tmp_path: Path, handle: str) -> Path:
+    signed = tmp_path / f"signed-{handle}.xml"
+    source = tmp_path / f"application-{handle}.xml"
+    source.write_bytes(etree.tostring(reader_registration(pki.person(handle))))
+    person = pki.person(handle)
+    assert main(["sign", "--cert", str(person.sign.cert), "--key", str(person.sign.key),
+                 "--in", str(source), "--out", str(signed)]) == 0
+    return signed
+
+
+async def test_verify_with_a_config_asks_its_ocsp_responder_and_refuses_a_revoked_signer(
+        pki, revocation_url: str, http, tmp_path: Path, capsys) -> None:
+    config = revocation_config(pki, tmp_path, f'ocsp_url = "{revocation_url}/ocsp"\n'
+                                              f'crl_urls = ["{revocation_url}/crl/nca.crl"]')
+    signed = signed_by(pki, tmp_path, "saule")
+    capsys.readouterr()
+    assert await verify_in_thread("--in", str(signed), "--config", str(config)) == 0
+    assert "Revocation       good via ocsp" in capsys.readouterr().out
+    serial = format(pki.person("saule").sign.load_certificate().serial_number, "x")
+    await mock_control(http, revocation_url, "revoke", {"serial": serial, "reason": "key_compromise"})
+    try:
+        assert await verify_in_thread("--in", str(signed), "--config", str(config), "--json") == 1
+        report = json.loads(capsys.readouterr().out)
+        assert (report["indication"], report["sub_indication"], report["error_code"]) == (
+            "TOTAL_FAILED", "REVOKED", "SIG_REVOKED")
+        assert await verify_in_thread("--in", str(signed), "--config", str(config), "--revocation", "off") == 0
+        out = capsys.readouterr().out
+        assert "TOTAL_PASSED" in out and "Warning" in out, "off is explicit, and the report says it was not checked"
+    finally:
+        await mock_control(http, revocation_url, "reset")
+
+
+async def test_verify_without_an_answer_is_try_later_and_says_how_to_skip(pki, tmp_path: Path, capsys) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    config = revocation_config(pki, tmp_path, f'ocsp_url = "{nowhere}/ocsp"\ncrl_urls = ["{nowhere}/crl"]\n'
+                                              "timeout_seconds = 2")
+    signed = signed_by(pki, tmp_path, "aigerim")
+    capsys.readouterr()
+    assert await verify_in_thread("--in", str(signed), "--config", str(config)) == 1
+    captured = capsys.readouterr()
+    assert "INDETERMINATE / TRY_LATER" in captured.out
+    assert "--revocation off" in captured.err and "Traceback" not in captured.err
+
+
+async def test_verify_with_the_demo_state_uses_hard_fail_and_the_certificates_urls(pki, tmp_path: Path,
+                                                                                   capsys) -> None:
+    """The test PKI's certificates name the demo's OCSP responder (127.0.0.1:8790)."""
+    url = pki.person("aigerim").sign.load_certificate().extensions.get_extension_for_class(
+        x509.AuthorityInformationAccess).value[0].access_location.value
+    assert url == "http://127.0.0.1:8790/ocsp"
+    if port_open(8790):
+        pytest.skip("a demo is running on this machine: its responder would answer")
+    signed = signed_by(pki, tmp_path, "aigerim")
+    capsys.readouterr()
+    assert await verify_in_thread("--in", str(signed), "--state-dir", str(pki.root.parent)) == 1
+    captured = capsys.readouterr()
+    assert "TRY_LATER" in captured.out and "--revocation off" in captured.err
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --- the README's sign example --------------------------------------------------------------------------
+
+
+def test_the_sample_document_is_aigerims_valid_reader_registration(pki) -> None:
+    sample = etree.parse(str(SAMPLE)).getroot()
+    assert kazneb_schema("reader-registration.xsd").validate(sample)
+    assert sample.findtext("{urn:egov:kazneb:reader-registration:v1}iin") == pki.person("aigerim").iin
+
+
+async def test_the_readme_sign_and_verify_example_runs_as_written(pki, tmp_path: Path) -> None:
+    """The README's two lines, run from a checkout whose .egov holds the demo's PKI."""
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
+    shutil.copytree(pki.root, tmp_path / ".egov" / "pki")
+    readme = (ROOT / "README.md").read_text()
+    lines = [line.split("#")[0].split() for line in readme.splitlines()
+             if line.startswith((".venv/bin/egov-gateway sign ", ".venv/bin/egov-gateway verify "))]
+    assert [line[1] for line in lines] == ["sign", "verify"]
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    signed = await asyncio.to_thread(run, lines[0][1:])
+    assert signed.returncode == 0, signed.stderr
+    assert (tmp_path / "signed.xml").exists()
+    verified = await asyncio.to_thread(run, lines[1][1:])
+    if port_open(8790):  # a demo is running: its OCSP responder answers
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    else:  # without the demo: TRY_LATER, and the hint the README gives works
+        assert verified.returncode == 1 and "--revocation off" in verified.stderr
+        verified = await asyncio.to_thread(run, [*lines[1][1:], "--revocation", "off"])
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "TOTAL_PASSED" in verified.stdout

@@ -2,12 +2,14 @@
 
 ``GET /api/v1/cabinet/{iin}/applications``               list, newest first (``offset``, ``limit``);
                                                          an organisation's BIN works in place of the IIN
-``GET /api/v1/cabinet/{iin}/applications/{messageId}``   one: status, history, report, signed result
+``GET /api/v1/cabinet/{iin}/applications/{messageId}``   one: status, history, report, signed result, and the
+                                                         document and result as JSON (:mod:`gateway.cabinet.readable`)
 ``GET .../{messageId}/result``                           the signed result document as XML
 ``GET .../{messageId}/receipt``                          the gateway's signed receipt as XML
 ``GET /api/v1/cabinet/{iin}/events``                     server-sent events: the owner's applications changing
 
-Names (status, steps, service, errors) come in the language of ``?lang=`` or Accept-Language (kk, ru, en);
+Answers are JSON in UTF-8, indented with ``?pretty``. Names (status, steps, service, errors) come in the
+language of ``?lang=`` or Accept-Language (kk, ru, en);
 deadlines are counted in Kazakhstan working days from acceptance (:mod:`gateway.cabinet.calendar`).
 
 Only a sender with ``cabinet = true`` (the portal), authenticated with HTTP Basic, may call it. The
@@ -18,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +84,9 @@ async def _authorise(request: web.Request) -> str:
     if not sender.settings.cabinet:
         raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not read cabinets")
     owner = request.match_info["iin"]
+    if not (len(owner) == 12 and owner.isascii() and owner.isdigit()):  # e.g. a README's <IIN> left as it was
+        raise GatewayError("CLIENT_OWNER_INVALID", "put the applicant's IIN or the organisation's BIN in the path "
+                                                   "(a test person's: `egov-gateway pki list`)")
     if not (is_valid_iin(owner) or is_valid_bin(owner)):  # a citizen's IIN or an organisation's BIN
         raise GatewayError("ID_IIN_INVALID", "the path must hold a valid IIN or BIN")
     return owner
@@ -102,7 +110,8 @@ async def list_applications(request: web.Request) -> web.Response:
     total, apps = await request.app[CABINET].store.list_for(iin, offset=offset, limit=limit)
     language = language_of(request)
     return web.json_response({"iin": iin, "total": total, "offset": offset,
-                              "applications": [_summary(request, a, language) for a in apps]})
+                              "applications": [_summary(request, a, language) for a in apps]},
+                             dumps=_dumps_for(request))
 
 
 @guarded
@@ -111,6 +120,7 @@ async def get_application(request: web.Request) -> web.Response:
     app = await _find(request, iin)
     history = await request.app[CABINET].store.history(app.id)
     language = language_of(request)
+    readable = request.app[CABINET].readable
     for event in history:
         event["statusName"] = name(STATUSES, event.get("status"), language)
         if event.get("step"):
@@ -121,9 +131,17 @@ async def get_application(request: web.Request) -> web.Response:
         "history": history,
         "validationReport": app.report,
         "document": app.document,
+        "documentFields": readable.document_fields(app.service_id, app.document),
         "receipt": app.receipt,
         "result": app.result,
-    })
+        "resultFields": readable.result_fields(app.service_id, app.result),
+    }, dumps=_dumps_for(request))
+
+
+def _dumps_for(request: web.Request) -> Callable[[Any], str]:
+    """JSON in real UTF-8 (names readable in a terminal, not ``\\u`` escapes); indented with ``?pretty``."""
+    indent = 2 if "pretty" in request.query else None
+    return functools.partial(json.dumps, ensure_ascii=False, indent=indent)
 
 
 async def get_result(request: web.Request) -> web.Response:

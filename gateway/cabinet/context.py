@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from gateway.access.senders import SenderDirectory
 from gateway.cabinet.calendar import WorkingCalendar
+from gateway.cabinet.readable import ReadableDocuments
 from gateway.delivery.registry import ServiceRegistry
 from gateway.lifecycle.store import ApplicationStore
 
@@ -27,6 +28,8 @@ class CabinetContext:
     "Kazakhstan working days, for deadlines."
     events_redis: Redis
     "The client the live event streams subscribe with (pub/sub holds a connection per stream)."
+    readable: ReadableDocuments
+    "Each service's compiled schemas, to give documents and results as JSON fields."
 
 
 CABINET = web.AppKey("cabinet", CabinetContext)

@@ -233,7 +233,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/jobs/{service_id}/{entry_id}/keep", keep)
     app.router.add_get("/api/v1/admin/dead-letters", dead_letters)
     app.router.add_post("/api/v1/admin/dead-letters/{service_id}/{dead_id}/replay", replay_dead_letter)
-    app.router.add_post("/api/v1/admin/applications/{session_id}/replay", replay_application)
+    # sessionIds are "{uuid}": aiohttp's default segment pattern excludes braces, so the pattern is explicit.
+    app.router.add_post("/api/v1/admin/applications/{session_id:[^/]+}/replay", replay_application)
 
 
 async def mark_stopped(lifecycle: Lifecycle, fields: dict[str, str], reason: str) -> None:

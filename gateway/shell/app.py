@@ -26,6 +26,7 @@ from gateway.access.senders import SenderDirectory
 from gateway.cabinet import api as cabinet
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.context import CABINET, CabinetContext
+from gateway.cabinet.readable import ReadableDocuments
 from gateway.config import ConfigError, ConnectorKind, Settings
 from gateway.delivery import jobs_api as jobs_api
 from gateway.delivery.callbacks import Notifier
@@ -93,6 +94,8 @@ class Loaded:
     "The served WSDL."
     calendar: WorkingCalendar
     "Kazakhstan working days (public holidays and the day-swaps file), for cabinet deadlines."
+    readable: ReadableDocuments
+    "Each service's schemas compiled for decoding documents and results into the cabinet's JSON fields."
 
 
 def load(settings: Settings) -> Loaded:
@@ -103,13 +106,15 @@ def load(settings: Settings) -> Loaded:
     async_channel.preload_schemas()
     ServiceRegistry.check_schemas(settings.services)
     calendar = WorkingCalendar.load(settings.calendar.swaps_file)
-    return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"), calendar)
+    return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"), calendar,
+                  ReadableDocuments.build(settings.services))
 
 
 def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
     """Build the application (calling :func:`load` unless given its result)."""
     loaded = loaded or load(settings)
-    signer, verifier, wsdl, calendar = loaded.signer, loaded.verifier, loaded.wsdl, loaded.calendar
+    signer, verifier, wsdl = loaded.signer, loaded.verifier, loaded.wsdl
+    calendar, readable = loaded.calendar, loaded.readable
     app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
 
     limits = settings.limits
@@ -145,7 +150,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
                                     store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=wsdl)
         app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
-                                      events_redis=blocking)
+                                      events_redis=blocking, readable=readable)
         app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                                  delivery=delivery)
         stop = asyncio.Event()

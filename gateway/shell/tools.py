@@ -1,8 +1,8 @@
 """Tester tools: `egov-gateway sign` and `egov-gateway verify`.
 
-``verify`` runs exactly the gateway's verifier (same policy, same trust store class) and prints the
-whole validation report; its exit code is 0 only for TOTAL_PASSED, 1 for any other indication, 2 for
-unusable input.
+``verify`` runs exactly the gateway's verifier (same policy, same trust store class, the same revocation
+check: hard_fail unless the configuration says otherwise) and prints the whole validation report; its exit
+code is 0 only for TOTAL_PASSED, 1 for any other indication, 2 for unusable input.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from lxml import etree
 
 from gateway.config import ConfigError, load_settings, settings_from_dict
 from signing.policy import RevocationMode, VerificationPolicy
-from signing.report import ValidationReport
+from signing.report import SubIndication, ValidationReport
+from signing.revocation import RevocationChecker, RevocationSettings, apply_revocation
 from signing.signer import DocumentSigner, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
@@ -51,7 +53,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
     verify.add_argument("--state-dir", type=Path, default=default_state_dir,
                         help="without --trust/--config: trust the demo PKI in STATE_DIR/pki")
     verify.add_argument("--revocation", choices=[m.value for m in RevocationMode], default=None,
-                        help="revocation mode (default: the configuration's, else off)")
+                        help="revocation mode (default: --config's [revocation], else hard_fail as the gateway; "
+                             "off skips the OCSP/CRL check)")
 
 
 def sign(args: argparse.Namespace) -> int:
@@ -80,10 +83,10 @@ def verify(args: argparse.Namespace) -> int:
     if document is None:
         return 2
     trust, revocation = _trust_and_revocation(args)
-    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation), trust)
+    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation.mode), trust)
     try:
         verified = verifier.verify(document)
-        verified = asyncio.run(_with_revocation(verified, args, revocation))
+        verified = asyncio.run(_with_revocation(verified, revocation))
         report = verified.report
     except SignatureRejected as rejected:
         report = rejected.report
@@ -91,32 +94,35 @@ def verify(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
         print(render(report))
+    if report.sub_indication == SubIndication.TRY_LATER:
+        print(f"note: the certificate's status could not be checked (revocation mode {revocation.mode}); is the "
+              "OCSP responder running (`egov-gateway demo` runs the test PKI's)? Pass `--revocation off` to skip "
+              "the check", file=sys.stderr)
     return 0 if report.passed else 1
 
 
-async def _with_revocation(verified: VerifiedDocument, args: argparse.Namespace,
-                           mode: RevocationMode) -> VerifiedDocument:
-    """Ask OCSP/CRL (URLs from the certificate, or from --config's [revocation]) unless the mode is off."""
-    if mode is RevocationMode.OFF:
+async def _with_revocation(verified: VerifiedDocument, settings: RevocationSettings) -> VerifiedDocument:
+    """Ask OCSP/CRL as the gateway does (URLs from the certificate unless the settings override them)."""
+    if settings.mode is RevocationMode.OFF:
         return verified
-    import aiohttp
-
-    from signing.revocation import RevocationChecker, RevocationSettings, apply_revocation
-
-    settings = load_settings(args.config).revocation if args.config else RevocationSettings(mode=mode)
     async with aiohttp.ClientSession() as session:
-        checker = RevocationChecker(replace(settings, mode=mode), session)
-        return await apply_revocation(verified, checker, mode)
+        return await apply_revocation(verified, RevocationChecker(settings, session), settings.mode)
 
 
-def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, RevocationMode]:
+def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, RevocationSettings]:
+    """The trust anchors and the revocation settings: --config's, else the gateway's defaults (hard_fail with
+    the certificate's AIA and CRL distribution points); --revocation overrides the mode."""
     if args.trust:
-        return TrustStore.from_files(args.trust, args.intermediate), RevocationMode(args.revocation or "off")
-    if args.config:
+        trust, revocation = TrustStore.from_files(args.trust, args.intermediate), RevocationSettings()
+    elif args.config:
         settings = load_settings(args.config)
-        mode = args.revocation or settings.revocation.mode
-        return TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates), RevocationMode(mode)
-    return _trust_file(args.state_dir.resolve() / "pki" / TRUST_FILE), RevocationMode(args.revocation or "off")
+        trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
+        revocation = settings.revocation
+    else:
+        trust, revocation = _trust_file(args.state_dir.resolve() / "pki" / TRUST_FILE), RevocationSettings()
+    if args.revocation:
+        revocation = replace(revocation, mode=RevocationMode(args.revocation))
+    return trust, revocation
 
 
 TRUST_FILE = "trust.toml"

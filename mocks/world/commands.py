@@ -41,8 +41,12 @@ def demo(argv: list[str]) -> int:
 
 def submit(argv: list[str]) -> int:
     """`egov-gateway submit`: act as the portal for one application, or run a scenario file."""
-    parser = argparse.ArgumentParser(prog="egov-gateway submit",
-                                     description="sign a sample application as a test person and send it")
+    from mocks.world.submit import EXIT_HELP
+
+    parser = argparse.ArgumentParser(
+        prog="egov-gateway submit", description="sign a sample application as a test person and send it",
+        epilog=f"exit codes with --as: {EXIT_HELP}; "
+               "with --scenario: 0 every outcome as expected, 1 some differ, 2 the file cannot be used")
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--as", dest="person", help="test person handle (see `pki list`)")
     who.add_argument("--scenario", type=Path, help="run the [[case]] tables of a TOML file, compare outcomes")
@@ -89,7 +93,8 @@ def pki(argv: list[str]) -> int:
         return 0
     loaded = load_pki(args.dir)
     rows = [
-        {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "organisation": p.organisation,
+        {"handle": p.handle, "kind": p.kind, "name": f"{p.surname} {p.name}", "iin": p.iin, "bin": p.bin,
+         "organisation": p.organisation,
          "roles": list(p.roles), "use": p.description,
          "signSerial": format(p.sign.load_certificate().serial_number, "x")}
         for p in loaded.people.values()
