@@ -18,7 +18,8 @@ from mocks.portal.web.i18n import LANGUAGE_LABELS, LANGUAGES, t
 
 ASTANA = timezone(timedelta(hours=5), "Astana")
 "Kazakhstan has one time zone, UTC+5, since 2024."
-BRAND = "egov.kz (test)"
+BRAND = "egov.kz"
+"The brand (a domain name, the same in every language; the tagline says it is a test bench)."
 
 
 class Html(str):

@@ -1,16 +1,18 @@
 """A signature validation report (the gateway's ``ValidationReport.to_dict()``) as a person reads it.
 
-The verifier's own error and warning texts are English technical detail; everything around them
-(indication, sub-indication, roles, key purpose, revocation) is in the reader's language.
+The verifier's own error and warning texts are English technical detail for operators: they are shown on
+English pages only. Everything else (indication, sub-indication, error code, roles, key purpose, revocation)
+is in the reader's language, and identifiers (codes, algorithms, formats) are ``<code>``.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from mocks.portal.web.i18n import has
-from mocks.portal.web.layout import Html, View, badge, facts, join, tag, when
+from mocks.portal.web.layout import Html, View, badge, day_text, facts, join, tag, when
 
 _CN = re.compile(r"(?:^|,)CN=((?:\\,|[^,])+)")
 INDICATION_CLASS = {"TOTAL_PASSED": "pass", "TOTAL_FAILED": "fail", "INDETERMINATE": "indeterminate"}
@@ -63,9 +65,17 @@ def _revocation(view: View, revocation: dict[str, Any] | None) -> Html | None:
         parts.append(f" ({view.t('via', source=str(revocation['source']).upper())})")
     if revocation.get("checked_at"):
         parts += [", ", when(revocation["checked_at"])]
-    if revocation.get("detail"):
+    if revocation.get("detail") and view.lang == "en":
         parts.append(tag("div", revocation["detail"], class_="note", lang="en"))
     return join(*parts)
+
+
+def _day(value: object) -> str:
+    """A certificate's end date as dd.mm.yyyy, like every other date on the portal."""
+    try:
+        return day_text(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value or "—")
 
 
 def render_report(view: View, report: dict[str, Any] | None, *, testid: str = "validation-report",
@@ -76,7 +86,7 @@ def render_report(view: View, report: dict[str, Any] | None, *, testid: str = "v
     chain = report.get("chain") or []
     chain_list = tag("ol", *[
         tag("li", tag("span", common_name(element.get("subject")), title=element.get("subject")), " ",
-            tag("span", view.t("until", date=str(element.get("not_after", ""))[:10]), class_="meta"))
+            tag("span", view.t("until", date=_day(element.get("not_after"))), class_="meta"))
         for element in chain
     ]) if chain else None
     rows: list[tuple[str, object]] = [
@@ -87,14 +97,14 @@ def render_report(view: View, report: dict[str, Any] | None, *, testid: str = "v
         *_signer_rows(view, report.get("signer") or {}),
         (view.t("chain"), chain_list),
         (view.t("revocation"), _revocation(view, report.get("revocation"))),
-        (view.t("algorithms"), f"{short_algorithm(report.get('signature_algorithm'))} / "
-                               f"{short_algorithm(report.get('digest_algorithm'))}"),
-        (view.t("format"), report.get("signature_format")),
+        (view.t("algorithms"), tag("code", f"{short_algorithm(report.get('signature_algorithm'))} / "
+                                           f"{short_algorithm(report.get('digest_algorithm'))}")),
+        (view.t("format"), tag("code", report.get("signature_format")) if report.get("signature_format") else None),
         (view.t("validation_time"), when(report.get("validation_time"))),
-        (view.t("errors"), tag("ul", *[tag("li", error, lang="en") for error in report.get("errors") or []])
-         if report.get("errors") else None),
-        (view.t("warnings"), tag("ul", *[tag("li", warning, lang="en") for warning in report.get("warnings") or []])
-         if report.get("warnings") else None),
+        (view.t("errors"), tag("ul", *[tag("li", error) for error in report.get("errors") or []])
+         if report.get("errors") and view.lang == "en" else None),
+        (view.t("warnings"), tag("ul", *[tag("li", warning) for warning in report.get("warnings") or []])
+         if report.get("warnings") and view.lang == "en" else None),
     ]
     return tag("section", tag("h3", title or view.t("report_title")), facts(rows), class_="card",
                data_testid=testid, data_indication=report.get("indication"))
