@@ -87,7 +87,7 @@ def day_text(value: datetime) -> str:
     return (value.astimezone(ASTANA) if value.tzinfo else value).strftime("%d.%m.%Y")
 
 
-def badge(status: str, text: str, *, testid: str = "status-badge") -> Html:
+def badge(status: str, text: object, *, testid: str = "status-badge") -> Html:
     """A coloured status badge (colour by the status code, text localized)."""
     return tag("span", text, class_=f"badge {status}", data_testid=testid, data_status=status)
 

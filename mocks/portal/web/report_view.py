@@ -33,14 +33,14 @@ def indication_badge(view: View, indication: str | None, *, testid: str = "indic
     """The indication as a coloured badge with its localized meaning."""
     code = indication or "INDETERMINATE"
     text = view.t(f"ind_{code}") if has(f"ind_{code}") else code
-    return badge(INDICATION_CLASS.get(code, "indeterminate"), f"{text} ({code})", testid=testid)
+    return badge(INDICATION_CLASS.get(code, "indeterminate"), join(text, " (", tag("code", code), ")"), testid=testid)
 
 
-def sub_indication_text(view: View, sub: str | None) -> str:
-    """``HASH_FAILURE — the document was changed after signing.``"""
+def sub_indication_text(view: View, sub: str | None) -> Html:
+    """``HASH_FAILURE — the document was changed after signing.`` (the code as ``<code>``)."""
     if not sub:
-        return ""
-    return f"{sub} — {view.t(f'si_{sub}')}" if has(f"si_{sub}") else sub
+        return Html("")
+    return join(tag("code", sub), " — ", view.t(f"si_{sub}")) if has(f"si_{sub}") else tag("code", sub)
 
 
 def _signer_rows(view: View, signer: dict[str, Any]) -> list[tuple[str, object]]:
@@ -52,7 +52,9 @@ def _signer_rows(view: View, signer: dict[str, Any]) -> list[tuple[str, object]]
         name = f"{name}, {signer['organisation']}"
     return [(view.t("signer"), tag("strong", name, data_testid="report-signer")), (view.t("iin"), signer.get("iin")),
             (view.t("bin"), signer.get("bin")), (view.t("roles"), ", ".join(roles)),
-            (view.t("key_purpose"), purpose_text), (view.t("cert_serial"), signer.get("certificate_serial"))]
+            (view.t("key_purpose"), purpose_text), (view.t("cert_serial"),
+                                                  tag("code", signer.get("certificate_serial"))
+                                                  if signer.get("certificate_serial") else None)]
 
 
 def _revocation(view: View, revocation: dict[str, Any] | None) -> Html | None:

@@ -178,8 +178,8 @@ def receipt_fields(view: View, root: etree._Element) -> Html:
     """The receipt's binding to the request."""
     digest = root.find("{*}requestDigest")
     return facts([
-        (view.t("session_id"), _text(root, "sessionId")),
+        (view.t("session_id"), tag("code", _text(root, "sessionId"))),
         (view.t("received_at"), when(_text(root, "receivedAt"))),
         (view.t("request_digest"), tag("code", digest.text if digest is not None else "")),
-        (view.t("indication"), _text(root, "signatureIndication")),
+        (view.t("indication"), tag("code", _text(root, "signatureIndication"))),
     ], data_testid="receipt-fields")

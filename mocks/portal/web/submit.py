@@ -99,7 +99,7 @@ def signed_panel(view: View, submission: Submission) -> Html:
         (view.t("signed_by"), tag("strong", submission.certificate_name, data_testid="signed-certificate")),
         (view.t("key_type"), tag("span", view.t(f"key_{submission.key}"), data_testid="signed-key-type",
                                  data_key=submission.key)),
-        (view.t("cert_serial"), submission.certificate_serial),
+        (view.t("cert_serial"), tag("code", submission.certificate_serial)),
         (view.t("cert_issuer"), submission.certificate_issuer),
         (view.t("cert_valid"), join(when(submission.valid_from), " — ", when(submission.valid_to))),
         (view.t("message_id"), tag("code", submission.message_id, data_testid="message-id")),
@@ -118,7 +118,7 @@ def _refusal(view: View, result: SendResult) -> Html:
         (view.t("error_code"), tag("code", result.status_code, data_testid="refusal-code")),
         (view.t("sub_indication"), tag("span", sub_indication_text(view, data.get("subIndication")),
                                        data_testid="refusal-sub-indication") if data.get("subIndication") else None),
-        (view.t("session_id"), result.session_id),
+        (view.t("session_id"), tag("code", result.session_id) if result.session_id else None),
         # The gateway's detail is English, for operators: shown on English pages only.
         (view.t("technical_detail"), data.get("detail") if data.get("detail") and view.lang == "en" else None),
     ]
