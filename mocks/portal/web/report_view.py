@@ -68,7 +68,7 @@ def _revocation(view: View, revocation: dict[str, Any] | None) -> Html | None:
     if revocation.get("checked_at"):
         parts += [", ", when(revocation["checked_at"])]
     if revocation.get("detail") and view.lang == "en":
-        parts.append(tag("div", revocation["detail"], class_="note", lang="en"))
+        parts.append(tag("div", revocation["detail"], class_="note"))
     return join(*parts)
 
 
