@@ -114,7 +114,7 @@ _add("SIG_TRY_LATER", 503, G, "Сертификат мәртебесін тек�
 _add("SIG_SIGNED_DATA_NOT_FOUND", 422, C, "Қолтаңба өтінім құжатын қамтымайды.",
      "Подпись не охватывает документ заявления.", "The signature does not cover the application document.")
 _add("SIG_NOT_SIGNING_KEY", 422, C,
-     "Құжатқа аутентификация кілтімен қол қойылған; қол қою (RSA/GOST SIGN) кілті қажет.",
+     "Құжатқа аутентификация кілтімен қол қойылған; қол қою (SIGN) кілті қажет.",
      "Документ подписан ключом аутентификации; нужен ключ подписи (SIGN).",
      "The document was signed with an authentication key; a signing (SIGN) key is required.")
 _add("SIG_CHAIN_CONSTRAINTS_FAILURE", 422, C, "Сертификат саясат талаптарына сәйкес емес.",

@@ -1,17 +1,20 @@
 """A tester's journeys through the mock egov portal, in a real browser (headless Debian chromium, Playwright).
 
-One journey per service, one refusal, the language switch. Screenshots land in ``test-artifacts/``.
+One journey per service, one refusal, an invalid form, the language switch. Every test fails on a console error
+or an uncaught page error (the ``page`` fixture collects them). Screenshots land in ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.portal.web import run_portal
+from mocks.portal.web.i18n import t
 from tests.helpers import ARTIFACTS, DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, free_port
 
 TIMEOUT_MS = 30_000
@@ -40,8 +43,14 @@ async def page(browser):  # type: ignore[no-untyped-def]
     context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     tab = await context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
+    problems: list[str] = []
+    tab.on("console", lambda message: problems.append(f"console.{message.type}: {message.text}")
+           if message.type == "error" else None)
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
     yield tab
+    seen = list(problems)  # before closing: a stream cut by the close is not the page's fault
     await context.close()
+    assert not seen, f"the page logged errors: {seen}"
 
 
 async def apply(page, portal: str, handle: str, service: str, *, language: str = "en", bad_case: str | None = None):  # type: ignore[no-untyped-def]
@@ -78,11 +87,38 @@ async def test_reader_ticket_journey(page, portal: str) -> None:
 
 
 async def test_fund_submission_journey(page, portal: str) -> None:
-    await apply(page, portal, "kitap-head", "kazneb.fund-submission")
+    await apply(page, portal, "kitap-head", "kazneb.fund-submission", language="kk")
     await expect_completed(page, "fund-submission-cabinet")
-    assert "include" in (await page.get_by_test_id("result-decision").inner_text()).lower()
+    assert await page.get_by_test_id("result-decision").get_attribute("data-decision") == "include"
+    votes = await page.get_by_test_id("result-votes").inner_text()
+    assert re.fullmatch(r"\d+ — жақтап, \d+ — қарсы \(\d+ мүше\)", votes), votes
+    assert t("kk", "r_votes_label") in await page.get_by_test_id("result-fields").inner_text()
+    # A label must not squeeze the values to a letter per line: every value keeps a readable width.
+    narrowest = await page.eval_on_selector_all(
+        '[data-testid="result-fields"] dd', "els => Math.min(...els.map(e => e.getBoundingClientRect().width))")
+    assert narrowest > 200, narrowest
+    height = await page.evaluate("document.documentElement.scrollHeight")
+    assert height < 4000, f"the decision page is {height} px tall"
     steps = await page.locator('[data-testid="timeline-step"]').all_inner_texts()
     assert any(steps), "the commission's steps are shown by name"
+
+
+async def test_an_invalid_form_explains_itself_without_errors(page, portal: str) -> None:
+    await page.goto(f"{portal}/apply/kazneb.reader-ticket?as=aigerim&lang=ru")
+    await page.get_by_test_id("field-email").fill("aigerim-at-example")
+    await page.get_by_test_id("field-phone").fill("8 701 123 45 67")  # the local form is accepted as typed
+    await page.get_by_test_id("submit").click()  # consent is not given either
+    assert await page.get_by_test_id("error-email").inner_text() == t("ru", "v_email")
+    assert await page.get_by_test_id("error-consent").inner_text() == t("ru", "v_consent")
+    assert await page.get_by_test_id("error-phone").inner_text() == ""
+    assert await page.evaluate("document.activeElement.name") == "email"  # the first invalid field, focused
+    assert "/apply/" in page.url, "an invalid form is not sent"
+    await page.get_by_test_id("field-email").fill("aigerim@example.kz")
+    assert await page.get_by_test_id("error-email").inner_text() == ""
+    await page.get_by_test_id("field-consent").check()
+    await page.get_by_test_id("submit").click()
+    await page.locator('[data-testid="status-badge"]').first.wait_for()
+    assert "+77011234567" in await page.get_by_test_id("signed-xml").inner_text()
 
 
 async def test_cultural_export_journey(page, portal: str) -> None:

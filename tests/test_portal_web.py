@@ -112,7 +112,10 @@ async def test_home_lists_people_and_services_in_each_language(portal: Any, gw: 
         for service in (READER, FUND, EXPORT):
             card = one(doc, f"service-{service}")
             assert t(lang, f"svc_{service}") in text_of(card)
-            assert card.get("href") == f"/apply/{service}?as=aigerim"
+            if service == FUND:  # an organisation's service: not offered to a citizen, and it says why
+                assert card.get("href") is None and t(lang, "org_only") in text_of(card)
+            else:
+                assert card.get("href") == f"/apply/{service}?as=aigerim"
     # The language is remembered: the next page without ?lang= stays in English.
     again = await page(await portal.get("/"))
     assert again.get("lang") == "en"

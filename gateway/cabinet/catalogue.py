@@ -1,7 +1,8 @@
 """Names people read, in Kazakh, Russian and English: application statuses, back-end steps, services.
 
 The error messages live with their codes in :mod:`gateway.errors`; this catalogue holds everything else the
-cabinet shows. Unknown keys fall back to the key itself (a provider's new step still shows its code).
+cabinet shows. These are the one set of names: the mock portal shows the same service names on its cards,
+forms and cabinet. Unknown keys fall back to the key itself (a provider's new step still shows its code).
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ SERVICES: dict[str, dict[str, str]] = {
     "kazneb.fund-submission": {"kk": "ҚазҰЭК қорына объектілерді енгізуге өтінім",
                                "ru": "Заявка на включение объектов в фонд КазНЭБ",
                                "en": "Submission of objects to the KazNEB fund"},
-    "elicense.cultural-export": {"kk": "Мәдени құндылықтарды уақытша әкетуге куәлік беру",
+    "elicense.cultural-export": {"kk": "Мәдени құндылықтарды уақытша әкету құқығына куәлік беру",
                                  "ru": "Выдача свидетельства на право временного вывоза культурных ценностей",
-                                 "en": "Certificate for the temporary export of cultural values"},
+                                 "en": "Certificate for the right of temporary export of cultural values"},
 }
 
 

@@ -98,9 +98,10 @@ legend { font-weight: 600; padding: 0 6px; }
 table { width: 100%; border-collapse: collapse; background: #fff; border-radius: 12px; overflow: hidden; }
 th, td { text-align: left; padding: 10px 12px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--sky); font-size: .9rem; color: #2b3d52; }
-dl.facts { display: grid; grid-template-columns: minmax(150px, max-content) 1fr; gap: 6px 16px; margin: 0; }
+/* The label column is capped, so a long label wraps instead of squeezing the values to a letter per line. */
+dl.facts { display: grid; grid-template-columns: fit-content(35%) minmax(0, 1fr); gap: 6px 16px; margin: 0; }
 dl.facts dt { color: var(--muted); }
-dl.facts dd { margin: 0; word-break: break-word; }
+dl.facts dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
 pre.xml { background: #0f1b2a; color: #d6e4f5; padding: 14px; border-radius: 10px; overflow: auto;
   max-height: 480px; font-size: .8rem; white-space: pre-wrap; word-break: break-all; }
 ol.timeline { list-style: none; padding: 0; margin: 0; border-left: 3px solid var(--line); }
@@ -129,9 +130,10 @@ JS = """
     var box = el.closest(".field");
     return box ? box.querySelector(".field-error") : null;
   }
+  // validity.valid, never checkValidity(): that fires "invalid" again, and the invalid handler calls check().
   function check(el) {
     el.setCustomValidity("");
-    var text = el.checkValidity() ? "" : (messageFor(el) || el.validationMessage);
+    var text = el.validity.valid ? "" : (messageFor(el) || el.validationMessage);
     el.setCustomValidity(text);
     var box = errorBox(el);
     if (box) { box.textContent = text; box.closest(".field").classList.toggle("invalid", !!text); }
@@ -148,7 +150,16 @@ JS = """
     });
   }
   document.querySelectorAll("form[data-validate]").forEach(function (form) {
-    form.addEventListener("invalid", function (event) { check(event.target); }, true);
+    var focused = false;
+    form.addEventListener("invalid", function (event) {
+      event.preventDefault();  // the inline message explains; the browser's bubble would cover it
+      check(event.target);
+      if (!focused) {  // one submit attempt fires "invalid" per field: focus the first of them
+        focused = true;
+        event.target.focus();
+        setTimeout(function () { focused = false; }, 0);
+      }
+    }, true);
     form.addEventListener("input", function (event) {
       if (event.target.willValidate) { check(event.target); }
       datesLinked(form);

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
+from gateway.cabinet.catalogue import STATUSES, STEPS, name
 from mocks.portal.web.i18n import has
 from mocks.portal.web.layout import Html, View, badge, error_page, facts, join, page, tag, when, xml_block
 from mocks.portal.web.report_view import render_report
@@ -66,12 +67,18 @@ def _problem_page(view: View, problem: ApiProblem) -> web.Response:
 
 
 def _service_title(view: View, item: dict[str, Any]) -> str:
+    """The service's one name (the same catalogue as the cards and forms); the gateway's title for others."""
     key = f"svc_{item.get('serviceId')}"
-    return str(item.get("serviceTitle") or (view.t(key) if has(key) else item.get("serviceId")))
+    return view.t(key) if has(key) else str(item.get("serviceTitle") or item.get("serviceId"))
 
 
-def _status(item: dict[str, Any]) -> Html:
-    return badge(str(item.get("status")), str(item.get("statusName") or item.get("status")))
+def _status_name(view: View, item: dict[str, Any]) -> str:
+    status = str(item.get("status"))
+    return name(STATUSES, status, view.lang) or status
+
+
+def _status(view: View, item: dict[str, Any]) -> Html:
+    return badge(str(item.get("status")), _status_name(view, item))
 
 
 def _deadline(view: View, item: dict[str, Any]) -> Html:
@@ -99,7 +106,8 @@ async def cabinet(request: web.Request) -> web.Response:
         return _problem_page(view, problem)
     rows = [tag("tr", tag("td", tag("a", _service_title(view, item), data_testid="application-link",
                                     href=f"/cabinet/{owner}/{quote(str(item['messageId']))}")),
-                tag("td", when(item.get("createdAt"))), tag("td", _status(item)), tag("td", _deadline(view, item)),
+                tag("td", when(item.get("createdAt"))), tag("td", _status(view, item)),
+                tag("td", _deadline(view, item)),
                 data_testid="application-row", data_message_id=item.get("messageId"), data_status=item.get("status"))
             for item in listing.get("applications", [])]
     table = tag("table", tag("thead", tag("tr", *[tag("th", view.t(k)) for k in
@@ -113,13 +121,20 @@ async def cabinet(request: web.Request) -> web.Response:
                 tag("p", tag("a", view.t("new_application"), href="/", class_="button"), style="margin-top:16px"))
 
 
+def _step_name(view: View, step: str) -> Html:
+    """A step by its one catalogue name; a step the catalogue does not know shows its code."""
+    known = name(STEPS, step, view.lang) if step in STEPS else None
+    return tag("strong", known) if known else tag("code", step)
+
+
 def _timeline(view: View, history: list[dict[str, Any]]) -> Html:
+    """Each event's localized status and step. The events' ``note`` is English for operators (it may name a
+    worker or a host), so it is never shown to the applicant."""
     items = [tag("li", tag("div", when(event.get("at")), " ", badge(str(event.get("status")),
-                                                                    str(event.get("statusName") or event.get("status")),
+                                                                    _status_name(view, event),
                                                                     testid="timeline-status")),
-                 tag("div", tag("strong", event.get("stepName") or event.get("step")) if event.get("step") else "",
+                 tag("div", _step_name(view, str(event["step"])) if event.get("step") else "",
                      data_testid="timeline-step", data_step=event.get("step")),
-                 tag("div", event.get("note"), class_="note") if event.get("note") else "",
                  data_testid="timeline-item", data_status=event.get("status"))
              for event in history]
     return tag("section", tag("h2", view.t("timeline")), tag("ol", *items, class_="timeline", data_testid="timeline"),
@@ -167,7 +182,7 @@ async def application(request: web.Request) -> web.Response:
         return _problem_page(view, problem)
     submission = state.submissions.get(message_id)
     summary = facts([
-        (view.t("col_status"), _status(item)),
+        (view.t("col_status"), _status(view, item)),
         (view.t("col_submitted"), when(item.get("createdAt"))),
         (view.t("updated"), when(item.get("updatedAt"))),
         (view.t("col_deadline"), _deadline(view, item)),

@@ -71,7 +71,7 @@ def _reader(view: View, values: dict[str, Any], errors: Errors) -> Html:
             "email", values["email"], type_="email", required=True, maxlength=254, pattern=forms.EMAIL_PATTERN,
             autocomplete="email", data_msg_pattern=view.t("v_email")), errors, required=True),
         field(view, "phone", view.t("f_phone"), text_input(
-            "phone", values["phone"], type_="tel", pattern=forms.PHONE_PATTERN, autocomplete="tel",
+            "phone", values["phone"], type_="tel", pattern=forms.PHONE_PATTERN, autocomplete="tel", maxlength=20,
             data_msg_pattern=view.t("v_phone")), errors, hint=view.t("f_phone_hint")),
         tag("div", field(view, "reader_category", view.t("f_reader_category"), select(
             "reader_category", values["reader_category"], _options(view, "rc", READER_CATEGORIES), required=True),
@@ -172,7 +172,7 @@ def _export(view: View, values: dict[str, Any], errors: Errors) -> Html:
                 data_msg_range=view.t("v_return_before")), errors, required=True), class_="row"),
         tag("p", view.t("f_export_hint"), class_="hint"),
         field(view, "contact_phone", view.t("f_contact_phone"), text_input(
-            "contact_phone", values["contact_phone"], type_="tel", pattern=forms.PHONE_PATTERN,
+            "contact_phone", values["contact_phone"], type_="tel", pattern=forms.PHONE_PATTERN, maxlength=20,
             data_msg_pattern=view.t("v_phone")), errors, hint=view.t("f_phone_hint")),
         tag("h3", view.t("f_items")), _error(view, errors, "items"),
         tag("div", *[_item_row(view, n, item, errors) for n, item in enumerate(values["items"])],
@@ -190,13 +190,26 @@ def _export(view: View, values: dict[str, Any], errors: Errors) -> Html:
     )
 
 
-def _bad_cases(view: View, values: dict[str, Any], errors: Errors, others: list[CastMember]) -> Html:
+def other_subjects(spec: ServiceSpec, person: Person, others: list[CastMember]) -> list[tuple[str, str]]:
+    """The "whose IIN/BIN" choices as (handle, label): for an organisation's service, the other organisations
+    (name and BIN, by one of their employees); otherwise the other people (name and IIN)."""
+    if not spec.organisation:
+        return [(m.person.handle, f"{full_name(m.person)} — {m.person.iin}") for m in others]
+    organisations: dict[str, tuple[str, str]] = {}
+    for member in others:
+        bin_ = member.person.bin
+        if bin_ and bin_ != person.bin and bin_ not in organisations:
+            organisations[bin_] = (member.person.handle, f"{member.person.organisation} — {bin_}")
+    return list(organisations.values())
+
+
+def _bad_cases(view: View, spec: ServiceSpec, person: Person, values: dict[str, Any], errors: Errors,
+               others: list[CastMember]) -> Html:
     labels = {"none": "bad_none", "other": "bad_other", "auth": "bad_auth", "tamper": "bad_tamper"}
     radios = [tag("label", tag("input", type="radio", name="bad_case", value=case, checked=values["bad_case"] == case,
                                data_testid=f"bad-case-{case}"), view.t(labels[case]), class_="inline")
               for case in forms.BAD_CASES]
-    options = [("", "—")] + [(member.person.handle, f"{full_name(member.person)} — "
-                              f"{member.person.bin or member.person.iin}") for member in others]
+    options = [("", "—"), *other_subjects(spec, person, others)]
     return tag("fieldset", tag("legend", view.t("bad_title")), tag("p", view.t("bad_hint"), class_="hint"),
                *radios, field(view, "other_person", view.t("bad_other_person"),
                               select("other_person", values["other_person"], options), errors),
@@ -218,7 +231,7 @@ def render_form(view: View, spec: ServiceSpec, person: Person, values: dict[str,
     return tag("form", summary,
                tag("section", tag("h2", view.t("form_details")), tag("p", view.t("required_hint"), class_="hint"),
                    *header, body(view, values, errors), class_="card"),
-               tag("section", _bad_cases(view, values, errors, others), style="margin-top:16px"),
+               tag("section", _bad_cases(view, spec, person, values, errors, others), style="margin-top:16px"),
                tag("p", view.t("submit_hint"), class_="hint"),
                tag("button", view.t("submit_sign"), type="submit", data_testid="submit"),
                " ", tag("a", view.t("back"), href=f"/?as={person.handle}", class_="button secondary"),

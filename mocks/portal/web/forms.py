@@ -30,13 +30,16 @@ from mocks.library.forms import (
 )
 from mocks.pki import Person
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
-from mocks.portal.web.i18n import COUNTRIES, LANGUAGES
+from mocks.portal.web.i18n import COUNTRIES, LANGUAGES, has, t
 from mocks.portal.web.state import full_name
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-PHONE = re.compile(r"\+7[0-9]{10}")
+PHONE = re.compile(r"(?:\+7|8|7)?([0-9]{10})")
+"A Kazakhstan mobile number as people write it: +7, 8 or nothing, then 10 digits (after dropping spaces etc.)."
+PHONE_INPUT = re.compile(r"\+?[0-9 \(\)\-]{10,20}")
+"What the phone input accepts as typed (the browser's ``pattern``; escaped for the v-flag regexes it uses)."
 MONEY = re.compile(r"[0-9]{1,16}(\.[0-9]{1,2})?")
-EMAIL_PATTERN, PHONE_PATTERN, MONEY_PATTERN = EMAIL.pattern, PHONE.pattern, MONEY.pattern
+EMAIL_PATTERN, PHONE_PATTERN, MONEY_PATTERN = EMAIL.pattern, PHONE_INPUT.pattern, MONEY.pattern
 MAX_OBJECTS, MAX_ITEMS = 100, 50
 BAD_CASES = ("none", "other", "auth", "tamper")
 OBJECT_FIELDS = ("title", "category", "pages", "format", "access_level", "author_agreement")
@@ -60,6 +63,17 @@ SERVICES = (ServiceSpec(READER_TICKET_SERVICE, False), ServiceSpec(FUND_SUBMISSI
 SERVICE_BY_ID = {spec.id: spec for spec in SERVICES}
 
 
+def may_apply(spec: ServiceSpec, person: Person) -> bool:
+    """Whether the person's certificate fits the service: an organisation's service needs one with a BIN."""
+    return not spec.organisation or bool(person.bin)
+
+
+def normalise_phone(value: str) -> str | None:
+    """``+77011234567`` from ``8 701 123 45 67``, ``+7 (701) 123-45-67`` and the like; None when it is not one."""
+    found = PHONE.fullmatch(re.sub(r"[\s()\-]", "", value))
+    return f"+7{found.group(1)}" if found else None
+
+
 def email_for(person: Person) -> str:
     """A plausible test address for the person."""
     return f"{re.sub(r'[^a-z0-9]+', '.', person.handle.lower()).strip('.')}@example.kz"
@@ -75,14 +89,21 @@ def defaults(service_id: str, person: Person, lang: str) -> dict[str, Any]:
     if service_id == FUND_SUBMISSION_SERVICE:
         objects = [{key: str(obj[key]) for key in OBJECT_FIELDS} for obj in sample_fund_objects()]
         for obj in objects:  # the library refuses a title it already has: a fresh inventory number each time
-            obj["title"] = f"{obj['title']} (инв. № {uuid.uuid4().hex[:6]})"
+            obj["title"] = f"{obj['title']} (инв. № {uuid.uuid4().int % 1_000_000:06d})"
         return {**common, "kind": "museum" if person.org == "murager" else "library",
                 "head_name": full_name(person), "objects": objects}
     start = date.today() + timedelta(days=30)
-    items = [{key: str(item[key]) for key in ITEM_FIELDS} for item in sample_items("ordinary")]
+    items = [{key: str(item[key]) for key in ITEM_FIELDS} | {"description": _sample_description(item, lang)}
+             for item in sample_items("ordinary")]
     return {**common, "contact_phone": "+77011234567", "purpose": "exhibition", "purpose_details": "",
             "destination": "FR", "export_from": start.isoformat(),
             "return_by": (start + timedelta(days=90)).isoformat(), "items": items, "expert_opinion": False}
+
+
+def _sample_description(item: dict[str, Any], lang: str) -> str:
+    """A sample item's description in the form's language (the E-licensing samples are written in English)."""
+    key = f"sample_{item['photo_reference'].removeprefix('photo-').removesuffix('.jpg')}"
+    return t(lang, key) if has(key) else str(item["description"])
 
 
 class _Checker:
@@ -113,6 +134,17 @@ class _Checker:
         elif not pattern.fullmatch(value):
             self.fail(name, key)
         return value
+
+    def phone(self, name: str) -> str:
+        """An optional phone number, normalised to ``+7`` and 10 digits."""
+        value = str(self.form.get(name, "")).strip()
+        if not value:
+            return ""
+        normalised = normalise_phone(value) if len(value) <= 30 else None
+        if normalised is None:
+            self.fail(name, "v_phone")
+            return value
+        return normalised
 
     def choice(self, name: str, options: tuple[str, ...] | list[str]) -> str:
         value = str(self.form.get(name, "")).strip()
@@ -161,7 +193,7 @@ def validate(service_id: str, form: Mapping[str, str], *, today: date | None = N
         check.fail("other_person", "v_other_person")
     if service_id == READER_TICKET_SERVICE:
         values.update(email=check.match("email", EMAIL, "v_email", required=True),
-                      phone=check.match("phone", PHONE, "v_phone", required=False),
+                      phone=check.phone("phone"),
                       reader_category=check.choice("reader_category", READER_CATEGORIES),
                       language=check.choice("language", LANGUAGES), consent=check.flag("consent"))
         if not values["consent"]:
@@ -182,7 +214,7 @@ def validate(service_id: str, form: Mapping[str, str], *, today: date | None = N
         check.errors.update(renumbered.errors)
         values["objects"] = objects
     else:
-        values.update(contact_phone=check.match("contact_phone", PHONE, "v_phone", required=False),
+        values.update(contact_phone=check.phone("contact_phone"),
                       purpose=check.choice("purpose", PURPOSES),
                       purpose_details=check.text("purpose_details", max_len=2000, required=False),
                       destination=check.choice("destination", list(COUNTRIES)),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from mocks.pki import Person
+from mocks.portal.web import forms
 from mocks.portal.web.forms import SERVICES
+from mocks.portal.web.i18n import has
 from mocks.portal.web.layout import Html, View, day_text, join, page, tag
 from mocks.portal.web.state import PERSON_COOKIE, STATE, CastMember, full_name, view_for
 
@@ -12,6 +15,14 @@ from mocks.portal.web.state import PERSON_COOKIE, STATE, CastMember, full_name, 
 def _roles(view: View, member: CastMember) -> str:
     shown = [role for role in member.person.roles if role not in ("organisation", "individual")]
     return ", ".join(view.t(f"role_{role}") for role in shown) or view.t("role_organisation")
+
+
+def _test_note(view: View, person: Person) -> str | None:
+    """What the person is for, from the catalogue; the PKI's own (English) description only on English pages."""
+    key = f"note_{person.handle}"
+    if has(key):
+        return view.t(key)
+    return person.description if view.lang == "en" else None
 
 
 def _person_card(view: View, member: CastMember, chosen: bool) -> Html:
@@ -30,8 +41,9 @@ def _person_card(view: View, member: CastMember, chosen: bool) -> Html:
         lines.append(tag("div", view.t("person_citizen", birth=person.birth_date.strftime("%d.%m.%Y")),
                          class_="meta"))
     lines.append(tag("div", f"{view.t('iin')} {person.iin}", class_="meta"))
+    note = _test_note(view, person)
     return tag("a", tag("h3", full_name(person)), *lines,
-               tag("div", f"{view.t('test_note')}: {person.description}", class_="note", lang="en"),
+               tag("div", f"{view.t('test_note')}: {note}", class_="note") if note else "",
                tag("div", tag("span", view.t("chosen"), class_="badge completed") if chosen else
                    tag("span", view.t("choose"), class_="badge"), style="margin-top:8px"),
                href=f"/?as={person.handle}#services", class_="card selected" if chosen else "card",
@@ -69,6 +81,9 @@ def _services(view: View, member: CastMember | None) -> Html:
         if member is None:
             cards.append(tag("div", *content, tag("p", view.t("choose_person_first"), class_="hint"),
                              class_="card muted", data_testid=f"service-{spec.id}"))
+        elif not forms.may_apply(spec, member.person):  # said before anything is signed, not refused after
+            cards.append(tag("div", *content, tag("p", view.t("org_only"), class_="hint"),
+                             class_="card muted", data_testid=f"service-{spec.id}", data_unavailable=True))
         else:
             cards.append(tag("a", *content, tag("span", view.t("apply"), " →", class_="button"),
                              href=f"/apply/{spec.id}?as={member.person.handle}", class_="card",

@@ -8,6 +8,7 @@ and merged in here, so this is the one catalogue to look things up in.
 
 from __future__ import annotations
 
+from gateway.cabinet.catalogue import SERVICES
 from mocks.portal.web.terms import TERMS
 
 LANGUAGES = ("kk", "ru", "en")
@@ -58,6 +59,37 @@ _PAGES: dict[str, tuple[str, str, str]] = {
                          "Сертификат выдан недоверенным удостоверяющим центром",
                          "The certificate was issued by an untrusted certification authority"),
     "test_note": ("Сынақ туралы ескерту", "Примечание для теста", "Test note"),
+    "note_aigerim": ("Жеке тұлға, әдепкі өтініш беруші", "Физическое лицо, заявитель по умолчанию",
+                     "Individual citizen, the default applicant"),
+    "note_daniyar": ("Жеке тұлға, екінші өтініш беруші (мысалы, құжаттағы басқа адамның ЖСН-і үшін)",
+                     "Физическое лицо, второй заявитель (например, для чужого ИИН в документе)",
+                     "Individual citizen, a second applicant (e.g. someone else's IIN in a document)"),
+    "note_saule": ("2000 жылдары туған жеке тұлға, аты-жөнінің барлық бөлігінде қазақ әріптері бар",
+                   "Физическое лицо 2000-х годов рождения, казахские буквы во всех частях имени",
+                   "Individual born in the 2000s, Kazakh letters in every name field"),
+    "note_expired": ("Сертификаттарының мерзімі бір жыл бұрын өткен: шлюз қабылдамауы тиіс",
+                     "Сертификаты истекли год назад: шлюз должен отклонить",
+                     "Certificates expired a year ago: the gateway must refuse"),
+    "note_future": ("Сертификаттары 30 күннен кейін ғана күшіне енеді: шлюз қабылдамауы тиіс",
+                    "Сертификаты начнут действовать через 30 дней: шлюз должен отклонить",
+                    "Certificates start in 30 days: the gateway must refuse"),
+    "note_stranger": ("ҰКО-ға ұқсас, бірақ сенімсіз орталық берген сертификат: шлюз қабылдамауы тиіс",
+                      "Сертификат, похожий на НУЦ, но от недоверенного центра: шлюз должен отклонить",
+                      "An NCA-like certificate from an untrusted authority: the gateway must refuse"),
+    "note_kitap-head": ("Кітапхана директоры (бірінші басшы)", "Директор библиотеки (первый руководитель)",
+                        "Director of the library (first head)"),
+    "note_kitap-signer": ("Қол қою құқығы бар кітапхана қызметкері", "Сотрудник библиотеки с правом подписи",
+                          "Library employee with the right to sign"),
+    "note_kitap-clerk": ("Қол қою құқығы жоқ кітапхана қызметкері: ұйым өтініштерін шлюз қабылдамауы тиіс",
+                         "Сотрудник библиотеки без права подписи: заявления организации шлюз должен отклонить",
+                         "Library employee without the right to sign: the gateway must refuse organisation requests"),
+    "note_murager-head": ("Музей директоры (бірінші басшы)", "Директор музея (первый руководитель)",
+                          "Director of the museum (first head)"),
+    "note_murager-signer": ("Қол қою құқығы бар музей қызметкері", "Сотрудник музея с правом подписи",
+                            "Museum employee with the right to sign"),
+    "note_murager-clerk": ("Қол қою құқығы жоқ музей қызметкері: ұйым өтініштерін шлюз қабылдамауы тиіс",
+                           "Сотрудник музея без права подписи: заявления организации шлюз должен отклонить",
+                           "Museum employee without the right to sign: the gateway must refuse organisation requests"),
     "choose": ("Таңдау", "Выбрать", "Choose"),
     "chosen": ("Таңдалды", "Выбрано", "Chosen"),
     "choose_person_first": ("Алдымен жоғарыдан адамды таңдаңыз.", "Сначала выберите человека выше.",
@@ -68,6 +100,12 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     "for_organisations": ("Ұйымдарға арналған: басшы немесе қол қою құқығы бар қызметкер қол қояды.",
                           "Для организаций: подписывает руководитель или сотрудник с правом подписи.",
                           "For organisations: signed by the head or an employee with the right to sign."),
+    "org_only": ("Бұл қызмет тек ұйым қызметкерлеріне (БСН бар сертификат) арналған. Ұйым қызметкерін таңдаңыз.",
+                 "Эта услуга только для сотрудников организаций (сертификат с БИН). Выберите сотрудника организации.",
+                 "This service is only for organisation employees (a certificate with a BIN). Choose an "
+                 "organisation employee."),
+    "org_only_title": ("Қызмет тек ұйымдарға арналған", "Услуга только для организаций",
+                       "A service for organisations only"),
     "for_individuals": ("Жеке тұлғаларға арналған: жеке ЭЦҚ-мен қол қойылады.",
                         "Для физических лиц: подписывается личной ЭЦП.",
                         "For individuals: signed with a personal digital signature."),
@@ -83,12 +121,12 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     "form_details": ("Өтініш деректері", "Данные заявления", "Application details"),
     "required_hint": ("* — міндетті өріс", "* — обязательное поле", "* — required field"),
     "submit_sign": ("Қол қою және жіберу", "Подписать и отправить", "Sign and send"),
-    "submit_hint": ("Портал құжатқа сіздің кілтіңізбен өз серверінде қол қояды (бұл — сынақ) және оны ЭҮШ "
-                    "SyncChannel арқылы жібереді.",
+    "submit_hint": ("Портал құжатқа сіздің кілтіңізбен өз серверінде қол қояды (бұл — сынақ) және оны ЭҮШ-тің "
+                    "синхронды арнасы арқылы жібереді.",
                     "Портал подпишет документ вашим ключом на своём сервере (это тест) и отправит его через "
-                    "SyncChannel ШЭП.",
+                    "синхронный канал ШЭП.",
                     "The portal signs the document with your key on its own server (this is a test) and sends it "
-                    "through the gateway's SyncChannel."),
+                    "through the gateway's synchronous channel."),
     "form_has_errors": ("Өтініште қателер бар — төменде белгіленген өрістерді түзетіңіз.",
                         "В заявлении есть ошибки — исправьте отмеченные ниже поля.",
                         "The application has errors — correct the fields marked below."),
@@ -102,8 +140,13 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     # Reader registration
     "f_email": ("Электрондық пошта", "Электронная почта", "E-mail"),
     "f_phone": ("Ұялы телефон", "Мобильный телефон", "Mobile phone"),
-    "f_phone_hint": ("+7 және 10 цифр, мысалы +77011234567", "+7 и 10 цифр, например +77011234567",
-                     "+7 and 10 digits, e.g. +77011234567"),
+    "f_phone_hint": ("Мысалы +7 701 123 45 67 немесе 8 701 123 45 67",
+                     "Например +7 701 123 45 67 или 8 701 123 45 67",
+                     "For example +7 701 123 45 67 or 8 701 123 45 67"),
+    "sample_yurt-set": ("Көрмеге арналған қазіргі киіз үй жабдықтары", "Современное убранство юрты для выставки",
+                        "Modern felt yurt furnishings for an exhibition"),
+    "sample_dombra": ("Қазіргі шебер жасаған екі ішекті домбыра", "Двухструнная домбра работы современного мастера",
+                      "Two-stringed dombra by a contemporary master"),
     "f_reader_category": ("Оқырман санаты", "Категория читателя", "Reader category"),
     "f_language": ("Хабарламалар тілі", "Язык уведомлений", "Language of notifications"),
     "lang_kk": ("Қазақ тілі", "Казахский", "Kazakh"),
@@ -162,9 +205,9 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     "v_email": ("Электрондық пошта мекенжайы name@example.kz түрінде болуы керек.",
                 "Адрес электронной почты должен быть вида name@example.kz.",
                 "The e-mail address must look like name@example.kz."),
-    "v_phone": ("Телефон +7 және 10 цифр түрінде болуы керек, мысалы +77011234567.",
-                "Телефон должен состоять из +7 и 10 цифр, например +77011234567.",
-                "The phone number must be +7 followed by 10 digits, e.g. +77011234567."),
+    "v_phone": ("Телефон нөмірі +7 немесе 8-ден кейін 10 цифр, мысалы +7 701 123 45 67.",
+                "Номер телефона — 10 цифр после +7 или 8, например +7 701 123 45 67.",
+                "The phone number is 10 digits after +7 or 8, e.g. +7 701 123 45 67."),
     "v_choice": ("Тізімнен мән таңдаңыз.", "Выберите значение из списка.", "Choose a value from the list."),
     "v_consent": ("Дербес деректерді өңдеуге келісімсіз тіркелу мүмкін емес.",
                   "Без согласия на обработку персональных данных регистрация невозможна.",
@@ -203,12 +246,8 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     "signed_title": ("Не қол қойылды", "Что подписано", "What was signed"),
     "signed_by": ("Қол қоюшының сертификаты", "Сертификат подписанта", "Signer's certificate"),
     "key_type": ("Кілт түрі", "Тип ключа", "Key type"),
-    "key_sign": ("SIGN — қол қою кілті (digitalSignature + nonRepudiation)",
-                 "SIGN — ключ подписи (digitalSignature + nonRepudiation)",
-                 "SIGN — signing key (digitalSignature + nonRepudiation)"),
-    "key_auth": ("AUTH — аутентификация кілті (digitalSignature + keyEncipherment)",
-                 "AUTH — ключ аутентификации (digitalSignature + keyEncipherment)",
-                 "AUTH — authentication key (digitalSignature + keyEncipherment)"),
+    "key_sign": ("SIGN — қол қою кілті", "SIGN — ключ подписи", "SIGN — signing key"),
+    "key_auth": ("AUTH — аутентификация кілті", "AUTH — ключ аутентификации", "AUTH — authentication key"),
     "cert_serial": ("Сертификаттың сериялық нөмірі", "Серийный номер сертификата", "Certificate serial"),
     "cert_issuer": ("Берген орталық", "Издатель", "Issuer"),
     "cert_valid": ("Жарамдылық мерзімі", "Срок действия", "Validity"),
@@ -233,7 +272,7 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     # Cabinet
     "my_applications": ("Өтініштерім", "Мои заявления", "My applications"),
     "col_service": ("Қызмет", "Услуга", "Service"),
-    "col_submitted": ("Берілген күні", "Подано", "Submitted"),
+    "col_submitted": ("Өтініш берілген күні", "Дата подачи", "Submitted on"),
     "col_status": ("Мәртебесі", "Статус", "Status"),
     "col_deadline": ("Орындау мерзімі", "Срок исполнения", "Deadline"),
     "overdue": ("МЕРЗІМІ ӨТКЕН", "ПРОСРОЧЕНО", "OVERDUE"),
@@ -272,7 +311,11 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     "back_to_cabinet": ("Кабинетке оралу", "Вернуться в кабинет", "Back to the cabinet"),
 }
 
-CATALOGUE: dict[str, tuple[str, str, str]] = {**_PAGES, **TERMS}
+_SERVICE_NAMES: dict[str, tuple[str, str, str]] = {
+    f"svc_{service_id}": (names["kk"], names["ru"], names["en"]) for service_id, names in SERVICES.items()}
+"One name per service, everywhere: the gateway's catalogue, which the cabinet API also answers with."
+
+CATALOGUE: dict[str, tuple[str, str, str]] = {**_PAGES, **TERMS, **_SERVICE_NAMES}
 "Every text of the portal: key -> (kk, ru, en)."
 
 COUNTRIES: dict[str, tuple[str, str, str]] = {

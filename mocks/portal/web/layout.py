@@ -18,7 +18,8 @@ from mocks.portal.web.i18n import LANGUAGE_LABELS, LANGUAGES, t
 
 ASTANA = timezone(timedelta(hours=5), "Astana")
 "Kazakhstan has one time zone, UTC+5, since 2024."
-BRAND = "egov.kz (test)"
+BRAND = "egov.kz"
+"The brand (a domain name, the same in every language; the tagline says it is a test bench)."
 
 
 class Html(str):
@@ -86,7 +87,7 @@ def day_text(value: datetime) -> str:
     return (value.astimezone(ASTANA) if value.tzinfo else value).strftime("%d.%m.%Y")
 
 
-def badge(status: str, text: str, *, testid: str = "status-badge") -> Html:
+def badge(status: str, text: object, *, testid: str = "status-badge") -> Html:
     """A coloured status badge (colour by the status code, text localized)."""
     return tag("span", text, class_=f"badge {status}", data_testid=testid, data_status=status)
 

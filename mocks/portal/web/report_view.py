@@ -1,16 +1,18 @@
 """A signature validation report (the gateway's ``ValidationReport.to_dict()``) as a person reads it.
 
-The verifier's own error and warning texts are English technical detail; everything around them
-(indication, sub-indication, roles, key purpose, revocation) is in the reader's language.
+The verifier's own error and warning texts are English technical detail for operators: they are shown on
+English pages only. Everything else (indication, sub-indication, error code, roles, key purpose, revocation)
+is in the reader's language, and identifiers (codes, algorithms, formats) are ``<code>``.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from mocks.portal.web.i18n import has
-from mocks.portal.web.layout import Html, View, badge, facts, join, tag, when
+from mocks.portal.web.layout import Html, View, badge, day_text, facts, join, tag, when
 
 _CN = re.compile(r"(?:^|,)CN=((?:\\,|[^,])+)")
 INDICATION_CLASS = {"TOTAL_PASSED": "pass", "TOTAL_FAILED": "fail", "INDETERMINATE": "indeterminate"}
@@ -31,14 +33,14 @@ def indication_badge(view: View, indication: str | None, *, testid: str = "indic
     """The indication as a coloured badge with its localized meaning."""
     code = indication or "INDETERMINATE"
     text = view.t(f"ind_{code}") if has(f"ind_{code}") else code
-    return badge(INDICATION_CLASS.get(code, "indeterminate"), f"{text} ({code})", testid=testid)
+    return badge(INDICATION_CLASS.get(code, "indeterminate"), join(text, " (", tag("code", code), ")"), testid=testid)
 
 
-def sub_indication_text(view: View, sub: str | None) -> str:
-    """``HASH_FAILURE — the document was changed after signing.``"""
+def sub_indication_text(view: View, sub: str | None) -> Html:
+    """``HASH_FAILURE — the document was changed after signing.`` (the code as ``<code>``)."""
     if not sub:
-        return ""
-    return f"{sub} — {view.t(f'si_{sub}')}" if has(f"si_{sub}") else sub
+        return Html("")
+    return join(tag("code", sub), " — ", view.t(f"si_{sub}")) if has(f"si_{sub}") else tag("code", sub)
 
 
 def _signer_rows(view: View, signer: dict[str, Any]) -> list[tuple[str, object]]:
@@ -50,7 +52,9 @@ def _signer_rows(view: View, signer: dict[str, Any]) -> list[tuple[str, object]]
         name = f"{name}, {signer['organisation']}"
     return [(view.t("signer"), tag("strong", name, data_testid="report-signer")), (view.t("iin"), signer.get("iin")),
             (view.t("bin"), signer.get("bin")), (view.t("roles"), ", ".join(roles)),
-            (view.t("key_purpose"), purpose_text), (view.t("cert_serial"), signer.get("certificate_serial"))]
+            (view.t("key_purpose"), purpose_text), (view.t("cert_serial"),
+                                                  tag("code", signer.get("certificate_serial"))
+                                                  if signer.get("certificate_serial") else None)]
 
 
 def _revocation(view: View, revocation: dict[str, Any] | None) -> Html | None:
@@ -63,9 +67,17 @@ def _revocation(view: View, revocation: dict[str, Any] | None) -> Html | None:
         parts.append(f" ({view.t('via', source=str(revocation['source']).upper())})")
     if revocation.get("checked_at"):
         parts += [", ", when(revocation["checked_at"])]
-    if revocation.get("detail"):
-        parts.append(tag("div", revocation["detail"], class_="note", lang="en"))
+    if revocation.get("detail") and view.lang == "en":
+        parts.append(tag("div", revocation["detail"], class_="note"))
     return join(*parts)
+
+
+def _day(value: object) -> str:
+    """A certificate's end date as dd.mm.yyyy, like every other date on the portal."""
+    try:
+        return day_text(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value or "—")
 
 
 def render_report(view: View, report: dict[str, Any] | None, *, testid: str = "validation-report",
@@ -76,7 +88,7 @@ def render_report(view: View, report: dict[str, Any] | None, *, testid: str = "v
     chain = report.get("chain") or []
     chain_list = tag("ol", *[
         tag("li", tag("span", common_name(element.get("subject")), title=element.get("subject")), " ",
-            tag("span", view.t("until", date=str(element.get("not_after", ""))[:10]), class_="meta"))
+            tag("span", view.t("until", date=_day(element.get("not_after"))), class_="meta"))
         for element in chain
     ]) if chain else None
     rows: list[tuple[str, object]] = [
@@ -87,14 +99,14 @@ def render_report(view: View, report: dict[str, Any] | None, *, testid: str = "v
         *_signer_rows(view, report.get("signer") or {}),
         (view.t("chain"), chain_list),
         (view.t("revocation"), _revocation(view, report.get("revocation"))),
-        (view.t("algorithms"), f"{short_algorithm(report.get('signature_algorithm'))} / "
-                               f"{short_algorithm(report.get('digest_algorithm'))}"),
-        (view.t("format"), report.get("signature_format")),
+        (view.t("algorithms"), tag("code", f"{short_algorithm(report.get('signature_algorithm'))} / "
+                                           f"{short_algorithm(report.get('digest_algorithm'))}")),
+        (view.t("format"), tag("code", report.get("signature_format")) if report.get("signature_format") else None),
         (view.t("validation_time"), when(report.get("validation_time"))),
-        (view.t("errors"), tag("ul", *[tag("li", error, lang="en") for error in report.get("errors") or []])
-         if report.get("errors") else None),
-        (view.t("warnings"), tag("ul", *[tag("li", warning, lang="en") for warning in report.get("warnings") or []])
-         if report.get("warnings") else None),
+        (view.t("errors"), tag("ul", *[tag("li", error) for error in report.get("errors") or []])
+         if report.get("errors") and view.lang == "en" else None),
+        (view.t("warnings"), tag("ul", *[tag("li", warning) for warning in report.get("warnings") or []])
+         if report.get("warnings") and view.lang == "en" else None),
     ]
     return tag("section", tag("h3", title or view.t("report_title")), facts(rows), class_="card",
                data_testid=testid, data_indication=report.get("indication"))

@@ -75,8 +75,9 @@ def _decision(view: View, root: etree._Element) -> Html:
         (view.t("r_participant"), decision["participant_name"]),
         (view.t("r_decision"), tag("strong", _label(view, "dec", decision["decision"]),
                                    data_testid="result-decision", data_decision=decision["decision"])),
-        (view.t("r_votes"), view.t("r_votes", votes_for=decision["votes_for"], members=decision["members"],
-                                   votes_against=decision["votes_against"])),
+        (view.t("r_votes_label"), tag("span", view.t("r_votes", votes_for=decision["votes_for"],
+                                                     votes_against=decision["votes_against"],
+                                                     members=decision["members"]), data_testid="result-votes")),
         (view.t("r_decided_at"), when(decision["decided_at"])),
         (view.t("r_inclusion_due"), when(decision["inclusion_due_by"].isoformat(), date_only=True)
          if decision["inclusion_due_by"] else None),
@@ -92,6 +93,18 @@ def _text(node: etree._Element | None, name: str) -> str | None:
         return None
     found = node.find(f"{{*}}{name}")
     return None if found is None or found.text is None else " ".join(found.text.split())
+
+
+_REGULATION_SUBPOINTS = {"documents-checked": 3, "head-signed": 6}
+"The regulation's p. 5 subpoint each refusing step rests on (the provider writes the basis in English only)."
+
+
+def _legal_basis(view: View, step: str | None, written: str | None) -> str | None:
+    """The refusal's legal basis in the reader's language; the provider's own (English) text only in English."""
+    sub = _REGULATION_SUBPOINTS.get(step or "")
+    if sub is not None:
+        return view.t("legal_basis_export", sub=sub)
+    return written if view.lang == "en" else None
 
 
 def _export(view: View, root: etree._Element) -> Html:
@@ -123,8 +136,8 @@ def _export(view: View, root: etree._Element) -> Html:
         step = _text(refusal, "step")
         rows += [(view.t("r_reason"), tag("strong", reason, data_testid="refusal-reason")),
                  (view.t("r_refusal_step"), step_names.get(step) or step),
-                 (view.t("r_legal_basis"), tag("span", _text(refusal, "legalBasis"), lang="en")),
-                 (view.t("error_code"), ", ".join(g.text or "" for g in refusal.findall("{*}groundCode")))]
+                 (view.t("r_legal_basis"), _legal_basis(view, step, _text(refusal, "legalBasis"))),
+                 (view.t("error_code"), tag("code", ", ".join(g.text or "" for g in refusal.findall("{*}groundCode"))))]
     rows.append((view.t("r_steps"), tag("ol", *[
         tag("li", step_names.get(_text(s, "code")) or _text(s, "code"), " — ", when(_text(s, "completedAt")))
         for s in steps])))
@@ -165,8 +178,8 @@ def receipt_fields(view: View, root: etree._Element) -> Html:
     """The receipt's binding to the request."""
     digest = root.find("{*}requestDigest")
     return facts([
-        (view.t("session_id"), _text(root, "sessionId")),
+        (view.t("session_id"), tag("code", _text(root, "sessionId"))),
         (view.t("received_at"), when(_text(root, "receivedAt"))),
         (view.t("request_digest"), tag("code", digest.text if digest is not None else "")),
-        (view.t("indication"), _text(root, "signatureIndication")),
+        (view.t("indication"), tag("code", _text(root, "signatureIndication"))),
     ], data_testid="receipt-fields")

@@ -20,11 +20,11 @@ from lxml import etree
 from mocks.pki import Person
 from mocks.portal.shep_client import SendResult
 from mocks.portal.web import forms
-from mocks.portal.web.form_pages import applicant_card, render_form
+from mocks.portal.web.form_pages import applicant_card, other_subjects, render_form
 from mocks.portal.web.forms import SERVICE_BY_ID, ServiceSpec
 from mocks.portal.web.layout import Html, View, error_page, facts, join, page, tag, when, xml_block
 from mocks.portal.web.report_view import render_report, sub_indication_text
-from mocks.portal.web.state import PERSON_COOKIE, STATE, PortalState, Submission, full_name, view_for
+from mocks.portal.web.state import PERSON_COOKIE, STATE, CastMember, PortalState, Submission, full_name, view_for
 from signing.signer import DocumentSigner
 
 log = logging.getLogger("egov.portal.web")
@@ -38,12 +38,19 @@ def _resolve(request: web.Request, view: View) -> tuple[ServiceSpec, Person] | w
     person = state.pki.people.get(request.query.get("as") or request.cookies.get(PERSON_COOKIE) or "")
     if person is None:
         return error_page(view, view.t("not_found_title"), view.t("unknown_person"), status=404)
+    if not forms.may_apply(spec, person):  # explained before signing, rather than refused by the gateway after
+        return error_page(view, view.t("org_only_title"), view.t("org_only"), status=403, testid="org-only")
     return spec, person
+
+
+def others_of(state: PortalState, person: Person) -> list[CastMember]:
+    """Everyone in the cast but ``person``."""
+    return [member for member in state.cast.values() if member.person.handle != person.handle]
 
 
 def _form_page(view: View, state: PortalState, spec: ServiceSpec, person: Person, values: dict[str, Any],
                errors: forms.Errors) -> web.Response:
-    others = [member for member in state.cast.values() if member.person.handle != person.handle]
+    others = others_of(state, person)
     response = page(view, view.t(f"svc_{spec.id}"),
                     tag("h1", view.t(f"svc_{spec.id}"), data_testid="service-title"),
                     tag("p", view.t(f"svcd_{spec.id}"), class_="lead"),
@@ -92,7 +99,7 @@ def signed_panel(view: View, submission: Submission) -> Html:
         (view.t("signed_by"), tag("strong", submission.certificate_name, data_testid="signed-certificate")),
         (view.t("key_type"), tag("span", view.t(f"key_{submission.key}"), data_testid="signed-key-type",
                                  data_key=submission.key)),
-        (view.t("cert_serial"), submission.certificate_serial),
+        (view.t("cert_serial"), tag("code", submission.certificate_serial)),
         (view.t("cert_issuer"), submission.certificate_issuer),
         (view.t("cert_valid"), join(when(submission.valid_from), " — ", when(submission.valid_to))),
         (view.t("message_id"), tag("code", submission.message_id, data_testid="message-id")),
@@ -111,8 +118,9 @@ def _refusal(view: View, result: SendResult) -> Html:
         (view.t("error_code"), tag("code", result.status_code, data_testid="refusal-code")),
         (view.t("sub_indication"), tag("span", sub_indication_text(view, data.get("subIndication")),
                                        data_testid="refusal-sub-indication") if data.get("subIndication") else None),
-        (view.t("session_id"), result.session_id),
-        (view.t("technical_detail"), tag("span", data.get("detail"), lang="en") if data.get("detail") else None),
+        (view.t("session_id"), tag("code", result.session_id) if result.session_id else None),
+        # The gateway's detail is English, for operators: shown on English pages only.
+        (view.t("technical_detail"), data.get("detail") if data.get("detail") and view.lang == "en" else None),
     ]
     report = data.get("validationReport") if isinstance(data.get("validationReport"), dict) else None
     return tag("section", tag("h2", view.t("refused_title")),
@@ -132,7 +140,8 @@ async def submit(request: web.Request) -> web.Response:
     posted = await request.post()
     values, errors = forms.validate(spec.id, {key: str(value) for key, value in posted.items()})
     other = state.pki.people.get(values["other_person"]) if values["bad_case"] == "other" else None
-    if values["bad_case"] == "other" and (other is None or other.handle == person.handle):
+    allowed = {handle for handle, _ in other_subjects(spec, person, others_of(state, person))}
+    if values["bad_case"] == "other" and (other is None or other.handle not in allowed):
         errors.setdefault("other_person", ("v_other_person", {}))
     if errors:
         return _form_page(view, state, spec, person, values, errors)

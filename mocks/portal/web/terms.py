@@ -1,6 +1,7 @@
 """The vocabularies of the seed documents and of the validation report, in Kazakh, Russian and English.
 
-Part of the portal's one catalogue (:data:`mocks.portal.web.i18n.CATALOGUE` merges it): service titles,
+Part of the portal's one catalogue (:data:`mocks.portal.web.i18n.CATALOGUE` merges it): service descriptions
+(their names come from the gateway's :mod:`gateway.cabinet.catalogue`),
 the eight fund categories of the KazNEB rules §4, the three access levels of the cooperation agreement,
 signer roles, ETSI indications and sub-indications, and the names of the result documents' fields.
 Keys are ``prefix_value`` so the pages can look a value up as it appears in a document.
@@ -9,10 +10,7 @@ Keys are ``prefix_value`` so the pages can look a value up as it appears in a do
 from __future__ import annotations
 
 TERMS: dict[str, tuple[str, str, str]] = {
-    # Services (seed documents 000, 001, 002)
-    "svc_kazneb.reader-ticket": ("ҚазҰЭК бірыңғай электрондық оқырман билеті",
-                                 "Единый электронный читательский билет КазНЭБ",
-                                 "KazNEB single electronic reader ticket"),
+    # Services (seed documents 000, 001, 002); the names are the gateway's (gateway.cabinet.catalogue)
     "svcd_kazneb.reader-ticket": (
         "Қазақстанның ұлттық электрондық кітапханасында тіркеліп, бірыңғай электрондық оқырман билетін алу "
         "(ҚазҰЭК қағидалары, 18-тармақ). Билет бірден беріледі.",
@@ -20,8 +18,6 @@ TERMS: dict[str, tuple[str, str, str]] = {
         "читательского билета (Правила КазНЭБ, п. 18). Билет выдаётся сразу.",
         "Register with the Kazakhstan National Electronic Library and receive a single electronic reader ticket "
         "(KazNEB rules, §18). The ticket is issued at once."),
-    "svc_kazneb.fund-submission": ("ҚазҰЭК қорына объектілерді ұсыну", "Передача объектов в фонд КазНЭБ",
-                                   "Submission of objects to the KazNEB fund"),
     "svcd_kazneb.fund-submission": (
         "Кітапхана, музей немесе мұрағат қорға объектілерді ұсынады (қағидалардың қосымшасы). Тұрақты комиссия "
         "кемінде тоқсанына бір рет шешім қабылдайды (6–9-тармақтар); оң шешімнен кейін объектілер 10 жұмыс күні "
@@ -32,9 +28,6 @@ TERMS: dict[str, tuple[str, str, str]] = {
         "A library, museum or archive submits objects to the fund (appendix of the rules). A standing commission "
         "decides at least once a quarter (§6–9); after a positive decision the objects are included within 10 "
         "working days."),
-    "svc_elicense.cultural-export": ("Мәдени құндылықтарды уақытша әкету құқығына куәлік беру",
-                                     "Выдача свидетельства на право временного вывоза культурных ценностей",
-                                     "Certificate for the right of temporary export of cultural values"),
     "svcd_elicense.cultural-export": (
         "Е-лицензиялау: өтінішке ЭЦҚ-мен қол қойылады және ЭҮШ арқылы көрсетілетін қызметті берушіге жіберіледі. "
         "7 рәсім (10 мин, 1 сағ, 2 жұмыс күні, 5 жұмыс күні, 15 мин, 1 сағ, 10 мин); нәтиже — куәлік немесе "
@@ -178,9 +171,10 @@ TERMS: dict[str, tuple[str, str, str]] = {
     "dec_include": ("Қорға енгізу", "Включить в фонд", "Include in the fund"),
     "dec_not-include": ("Қорға енгізбеу", "Не включать в фонд", "Do not include in the fund"),
     "dec_excluded": ("Қордан шығарылды", "Исключено из фонда", "Excluded from the fund"),
-    "r_votes": ("Дауыс: {votes_for} — жақтап, {votes_against} — қарсы ({members} мүше)",
-                "Голоса: за — {votes_for}, против — {votes_against} (членов: {members})",
-                "Votes: {votes_for} for, {votes_against} against ({members} members)"),
+    "r_votes_label": ("Дауыс беру", "Голосование", "Votes"),
+    "r_votes": ("{votes_for} — жақтап, {votes_against} — қарсы ({members} мүше)",
+                "за — {votes_for}, против — {votes_against} (членов: {members})",
+                "{votes_for} for, {votes_against} against ({members} members)"),
     "r_decided_at": ("Шешім уақыты", "Дата решения", "Decided at"),
     "r_inclusion_due": ("Қорға енгізу мерзімі", "Срок включения в фонд", "Inclusion due by"),
     "r_reason": ("Себебі", "Причина", "Reason"),
@@ -196,6 +190,16 @@ TERMS: dict[str, tuple[str, str, str]] = {
     "r_certificate_number": ("Куәлік нөмірі", "Номер свидетельства", "Certificate number"),
     "r_refusal_step": ("Бас тартқан рәсім", "Этап отказа", "Refused at the step"),
     "r_legal_basis": ("Құқықтық негіз", "Правовое основание", "Legal basis"),
+    "legal_basis_export": (
+        "«Мәдени құндылықтарды уақытша әкету құқығына куәлік беру» мемлекеттік көрсетілетін қызмет регламенті "
+        "(Ақмола облысы), 5-тармақ {sub})-тармақша; мемлекеттік көрсетілетін қызмет стандарты (Мәдениет және "
+        "спорт министрінің 22.04.2015 № 146 бұйрығы, тіркеу № 11238), 9-1-тармақ",
+        "Регламент государственной услуги «Выдача свидетельства на право временного вывоза культурных ценностей» "
+        "(Акмолинская область), п. 5 подп. {sub}); Стандарт государственной услуги (приказ Министра культуры и "
+        "спорта № 146 от 22.04.2015, рег. № 11238), п. 9-1",
+        "Regulation of the public service «Issuing a certificate for the right of temporary export of cultural "
+        "values» (Akmola region), p. 5 subp. {sub}); Standard of the public service (order of the Minister of "
+        "Culture and Sports No. 146 of 22.04.2015, reg. No. 11238), p. 9-1"),
     "r_steps": ("Рәсімдер", "Процедуры", "Steps"),
     "r_fields": ("Нәтиже деректері", "Данные результата", "Result details"),
 }
