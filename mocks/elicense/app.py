@@ -362,6 +362,8 @@ def create_elicense_app(
     its regulated deadlines; ``store`` keeps its state between runs (read here). Schemas and the WSDL are loaded
     here, once.
     """
+    if pace < 1:
+        raise ValueError("pace must be at least 1: the provider never works slower than regulated")
     clock = clock or SimulatedClock(datetime.now(KZ_TIME), 1.0)
     app = web.Application(middlewares=[fault_middleware])
     app[ELICENSE_STATE] = ElicenseState(
