@@ -52,7 +52,8 @@ def stop(process: subprocess.Popen, signum: int = signal.SIGINT) -> int:
 async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(pki.root, state / "pki")  # saves generating a second PKI
-    ports = {name: free_port() for name in ("gateway", "portal", "library", "elicense", "desk", "callback", "revocation")}
+    names = ("gateway", "portal", "library", "elicense", "desk", "callback", "revocation")
+    ports = {name: free_port() for name in names}
     port = ports["gateway"]
     flags = [f"--{name}-port" if name != "gateway" else "--port" for name in ports]
     demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state),

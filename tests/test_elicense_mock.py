@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -376,7 +377,7 @@ async def test_at_a_demo_pace_steps_complete_early_in_real_time_and_the_issue_da
     assert final.state == "issued"
     steps = final.steps
     assert len(steps) == 7 and steps[0].startedAt == registered.registeredAt
-    for earlier, later in zip(steps, steps[1:], strict=False):
+    for earlier, later in itertools.pairwise(steps):
         assert later.startedAt == earlier.completedAt, "each step starts when the previous one completed"
     for step in steps:
         assert step.startedAt <= step.completedAt <= step.dueAt
@@ -423,5 +424,5 @@ async def test_a_damaged_state_file_stops_the_start_with_a_clear_message(signer:
                                                                         tmp_path: Path) -> None:
     store = StateFile(tmp_path / "elicense.json")
     store.path.write_text('{"registrations": [{"number": 1}]}')
-    with pytest.raises(StateFileError, match="elicense.json is damaged.*--fresh"):
+    with pytest.raises(StateFileError, match=r"elicense\.json is damaged.*--fresh"):
         create_elicense_app(signer=signer, clock=SimulatedClock(FRIDAY_AFTERNOON, 0.0), store=store)
