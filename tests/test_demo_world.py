@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from mocks.pki import TestPki
 from mocks.world.demo import DEMO_PORTS
@@ -150,3 +151,44 @@ async def test_readme_revocation_in_order_then_restart_keeps_the_world_and_fresh
     finally:
         no_trouble(fresh.interrupt())
     assert (state / "pki" / "index.json").exists(), "--fresh keeps the test PKI"
+
+
+def banner(pki: TestPki, tmp_path: Path, capsys: Any, *, manual_desk: bool) -> str:
+    from mocks.world.demo import _print_banner, demo_settings
+
+    urls = {name: f"http://127.0.0.1:{free_port()}" for name in DEMO_PORTS}
+    settings = demo_settings(tmp_path, pki.root, port=int(urls["gateway"].rsplit(":", 1)[1]), urls=urls)
+    _print_banner(settings, "redis://127.0.0.1:1", urls, manual_desk=manual_desk)
+    return str(capsys.readouterr().out)
+
+
+def test_with_custom_ports_every_hint_names_the_gateway_and_the_desk(pki: TestPki, tmp_path: Path,
+                                                                      capsys: Any) -> None:
+    out = banner(pki, tmp_path, capsys, manual_desk=True)
+    gateway = re.search(r"SOAP SyncChannel +(\S+)/shep/sync", out).group(1)  # type: ignore[union-attr]
+    tools = [line for line in out.splitlines() if re.search(r"egov-gateway (submit|dlq)", line)]
+    assert len(tools) >= 6 and all(f"--gateway {gateway}" in line for line in tools), tools
+    assert all(f"--state-dir {tmp_path}" in line for line in tools if " submit" in line)
+    desk = [line for line in out.splitlines() if "mocks.backoffice" in line]
+    assert desk and all(line.count("--control http://127.0.0.1:") == 3 for line in desk), desk
+    assert "waits for you" in out and "decides by itself" not in out and "works its queue" not in out
+
+
+def test_an_automatic_desk_is_said_to_decide_by_itself(pki: TestPki, tmp_path: Path, capsys: Any) -> None:
+    out = banner(pki, tmp_path, capsys, manual_desk=False)
+    assert "decides by itself" in out and "mocks.backoffice pending" not in out
+
+
+def test_port_flags_portal_callback_and_the_old_web_port(capsys: Any) -> None:
+    from mocks.world.commands import demo, demo_parser
+
+    args = demo_parser().parse_args(["--portal-port", "9700", "--callback-port", "9740", "--fresh"])
+    assert (args.portal_port, args.callback_port, args.fresh) == (9700, 9740, True)
+    old = demo_parser().parse_args(["--web-port", "9701"])
+    assert (old.portal_port, old.callback_port, old.fresh) == (9701, 8740, False)
+    help_text = demo_parser().format_help()
+    assert "--callback-port" in help_text and "--web-port" not in help_text, "the old name is a hidden alias"
+    with pytest.raises(SystemExit) as exited:
+        demo(["--elicense-scale", "0.5"])
+    assert exited.value.code == 2
+    assert "--elicense-scale must be at least 1" in capsys.readouterr().err

@@ -20,6 +20,20 @@ from mocks.world.demo import DEFAULT_GATEWAY_URL, DEMO_PASSWORD, DEMO_PORTS, DEM
 
 def demo(argv: list[str]) -> int:
     """`egov-gateway demo`: the gateway and its whole simulated world, until Ctrl-C."""
+    parser = demo_parser()
+    args = parser.parse_args(argv)
+    if args.elicense_scale < 1:
+        parser.error("--elicense-scale must be at least 1")
+    from mocks.world.demo import run_demo
+
+    ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
+    asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_pace=args.elicense_scale,
+                         manual_desk=args.manual_desk, fresh=args.fresh))
+    return 0
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    """The options of `egov-gateway demo` (ports as ``<name>_port``, names of :data:`DEMO_PORTS`)."""
     parser = argparse.ArgumentParser(prog="egov-gateway demo",
                                      description="embedded Redis + test PKI + mock back-ends + portal + gateway")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
@@ -36,15 +50,7 @@ def demo(argv: list[str]) -> int:
                              "(default 50000: two working days take a few seconds)")
     parser.add_argument("--manual-desk", action="store_true",
                         help="the library commission waits for decisions from `python -m mocks.backoffice`")
-    args = parser.parse_args(argv)
-    if args.elicense_scale < 1:
-        parser.error("--elicense-scale must be at least 1")
-    from mocks.world.demo import run_demo
-
-    ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
-    asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_pace=args.elicense_scale,
-                         manual_desk=args.manual_desk, fresh=args.fresh))
-    return 0
+    return parser
 
 
 _PORT_HELP = {"gateway": "the gateway", "portal": "the egov portal's web site", "library": "KazNEB library",
