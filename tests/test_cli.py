@@ -52,7 +52,8 @@ def stop(process: subprocess.Popen, signum: int = signal.SIGINT) -> int:
 async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(pki.root, state / "pki")  # saves generating a second PKI
-    ports = {name: free_port() for name in ("gateway", "web", "library", "elicense", "desk", "portal", "revocation")}
+    names = ("gateway", "portal", "library", "elicense", "desk", "callback", "revocation")
+    ports = {name: free_port() for name in names}
     port = ports["gateway"]
     flags = [f"--{name}-port" if name != "gateway" else "--port" for name in ports]
     demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state),
@@ -61,7 +62,7 @@ async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Pa
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         await wait_until_up(f"http://127.0.0.1:{port}/health", demo)
-        await wait_until_up(f"http://127.0.0.1:{ports['web']}/", demo)  # the portal a tester opens
+        await wait_until_up(f"http://127.0.0.1:{ports['portal']}/", demo)  # the portal a tester opens
         submit = await asyncio.to_thread(subprocess.run, [
             *CLI, "submit", "--as", "aigerim", "--service", READER_TICKET_SERVICE,
             "--gateway", f"http://127.0.0.1:{port}", "--state-dir", str(state), "--json",

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,6 +34,7 @@ from mocks.elicense import (
 )
 from mocks.elicense.forms import add_months, read_application, review
 from mocks.pki import TestPki
+from mocks.statefile import StateFile, StateFileError
 from schemas import load_xml_schema
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier
@@ -92,9 +95,9 @@ def verifier(pki: TestPki) -> DocumentVerifier:
 async def start_mock(signer: DocumentSigner) -> AsyncIterator[Callable[[datetime], Awaitable[Elicense]]]:
     runners: list[web.AppRunner] = []
 
-    async def start(at: datetime) -> Elicense:
+    async def start(at: datetime, **options: Any) -> Elicense:
         clock = SimulatedClock(at, 0.0)  # time moves only when the test says so
-        app = create_elicense_app(signer=signer, clock=clock)
+        app = create_elicense_app(signer=signer, clock=clock, **options)
         runner = web.AppRunner(app)
         await runner.setup()
         runners.append(runner)
@@ -358,3 +361,68 @@ async def test_fault_injection_and_clock_control(mock: Elicense) -> None:
         for bad in ({"scale": True}, {"advance_seconds": -5}, {}):
             async with http.post(f"{mock.url}/_control/clock", json=bad) as r:
                 assert r.status == 400
+
+
+async def test_at_a_demo_pace_steps_complete_early_in_real_time_and_the_issue_date_is_real(
+    start_mock: Callable[..., Awaitable[Elicense]],
+) -> None:
+    # Issue 16: at 50,000x the whole procedure takes seconds; every date stays a real one (no 2027 for a 2026
+    # export), each step completes on or before its regulated deadline, and the certificate is issued today.
+    mock = await start_mock(FRIDAY_AFTERNOON, pace=50_000)
+    registered = await mock.submit(application(export_from=date(2025, 12, 1), return_by=date(2026, 2, 28)))
+    status = await mock.status(registered.registrationNumber)
+    assert status.state == "in_progress" and status.currentStep == "registration"
+    mock.clock.advance(timedelta(seconds=30))  # 7 working days + 2 h 35 min / 50,000 is about 16 s
+    final = await mock.status(registered.registrationNumber)
+    assert final.state == "issued"
+    steps = final.steps
+    assert len(steps) == 7 and steps[0].startedAt == registered.registeredAt
+    for earlier, later in itertools.pairwise(steps):
+        assert later.startedAt == earlier.completedAt, "each step starts when the previous one completed"
+    for step in steps:
+        assert step.startedAt <= step.completedAt <= step.dueAt
+        assert step.completedAt <= mock.clock.now()
+    assert steps[2].dueAt == kz(2025, 11, 18, 13, 0), "the regulated deadline: 2 working days from its start"
+    assert steps[3].dueAt.date() == date(2025, 11, 21), "5 working days from its own (real) start"
+    assert steps[-1].completedAt - steps[0].startedAt < timedelta(seconds=30)
+    certificate = result_of(final).find("r:certificate", R)
+    issued = datetime.fromisoformat(certificate.findtext("r:issuedAt", namespaces=R))
+    assert issued == steps[-1].completedAt and issued.date() == FRIDAY_AFTERNOON.date()
+    assert issued.date() <= date.fromisoformat(certificate.findtext("r:exportFrom", namespaces=R))
+
+
+def test_a_pace_below_one_is_refused(signer: DocumentSigner) -> None:
+    with pytest.raises(ValueError, match="pace must be at least 1"):
+        create_elicense_app(signer=signer, clock=SimulatedClock(FRIDAY_AFTERNOON, 0.0), pace=0.5)
+
+
+async def test_registrations_and_results_survive_a_restart(
+    start_mock: Callable[..., Awaitable[Elicense]], verifier: DocumentVerifier, tmp_path: Path,
+) -> None:
+    store = StateFile(tmp_path / "world" / "elicense.json")
+    first = await start_mock(FRIDAY_AFTERNOON, store=store)
+    registered = await first.submit(application())
+    final = await walk_to_end(first, registered.registrationNumber)
+    result = etree.tostring(result_of(final))
+    assert first.app[ELICENSE_STATE].signatures_made == 1
+    pending = await first.submit(application(application_id="app-2"), "app-2")
+
+    again = await start_mock(first.clock.now(), store=store)
+    same = await again.status(registered.registrationNumber)
+    assert same.state == "issued" and etree.tostring(result_of(same)) == result, "the same signed result"
+    assert again.app[ELICENSE_STATE].signatures_made == 0, "not signed again after the restart"
+    assert (await again.submit(application())).registrationNumber == registered.registrationNumber, "idempotent"
+    code, _ = await again.fault(again.submit(application(purpose_details="changed"), "app-1"))
+    assert code == "EL_DUPLICATE_APPLICATION"
+    still = await again.status(pending.registrationNumber)
+    assert still.state == "in_progress" and [s.startedAt for s in still.steps] == [pending.registeredAt]
+    third = await again.submit(application(application_id="app-3"), "app-3")
+    assert third.registrationNumber.endswith("00000003"), "the counter continues: no number is given twice"
+
+
+async def test_a_damaged_state_file_stops_the_start_with_a_clear_message(signer: DocumentSigner,
+                                                                        tmp_path: Path) -> None:
+    store = StateFile(tmp_path / "elicense.json")
+    store.path.write_text('{"registrations": [{"number": 1}]}')
+    with pytest.raises(StateFileError, match=r"elicense\.json is damaged.*--fresh"):
+        create_elicense_app(signer=signer, clock=SimulatedClock(FRIDAY_AFTERNOON, 0.0), store=store)

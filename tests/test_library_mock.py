@@ -388,3 +388,27 @@ def test_parse_ticket_reads_a_signed_ticket_from_bytes() -> None:
     assert ticket["application_id"] is None
     with pytest.raises(ValueError, match="ReaderTicket"):
         parse_ticket(to_bytes(registration()))
+
+
+async def test_tickets_and_the_counter_survive_a_restart(aiohttp_client: Any, tmp_path: Any) -> None:
+    # Issue 16: a restarted demo library gave a second reader KAZNEB-2026-00000001 again.
+    from mocks.statefile import StateFile
+
+    store = StateFile(tmp_path / "world" / "library.json")
+    first = await aiohttp_client(create_library_app(store=store))
+    a = await read_ticket(await post_xml(first, to_bytes(registration(IIN_A))))
+    restarted = await aiohttp_client(create_library_app(store=store))
+    again = await read_ticket(await post_xml(restarted, to_bytes(registration(IIN_A))))
+    assert (again["ticket_number"], again["status"]) == (a["ticket_number"], "already-issued")
+    b = await read_ticket(await post_xml(restarted, to_bytes(registration(IIN_B))))
+    assert int(b["ticket_number"][-8:]) == int(a["ticket_number"][-8:]) + 1, "the counter went on"
+    assert not list(store.path.parent.glob("*.tmp")), "written by rename, no temporary file left"
+
+
+async def test_a_damaged_library_file_stops_the_start(tmp_path: Any) -> None:
+    from mocks.statefile import StateFile, StateFileError
+
+    store = StateFile(tmp_path / "library.json")
+    store.path.write_text("{not json")
+    with pytest.raises(StateFileError, match=r"cannot read .*library\.json.*--fresh"):
+        create_library_app(store=store)

@@ -13,11 +13,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -356,3 +358,32 @@ async def test_mock_control_rejects_bad_input(http, responder) -> None:
     await control(http, responder, "revoke", {"serial": "zz"}, status=400)
     await control(http, responder, "ocsp", {"down": 1}, status=400)
     await control(http, responder, "crl", {"signer": "foreign"}, status=400)
+
+
+# ------------------------------------------------------------------------------------------ kept between runs
+
+
+async def test_revoke_by_person_and_the_revocation_survives_a_restart(pki: TestPki, tmp_path: Path) -> None:
+    from mocks.pki.revocation import REVOCATION_STATE, create_revocation_app
+    from mocks.statefile import StateFile
+
+    store = StateFile(tmp_path / "world" / "revocations.json")
+    runner = web.AppRunner(create_revocation_app(pki, store=store))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    expected = format(pki.person("murager-signer").sign.load_certificate().serial_number, "x")
+    try:
+        async with aiohttp.ClientSession() as http:
+            revoked = await mock_control(http, url, "revoke", {"person": "murager-signer"})
+            assert revoked["serial"] == expected
+            assert (await mock_control(http, url, "revoke", {"person": "nobody"}, status=404))["error"]
+            both = {"person": "murager-signer", "serial": expected}
+            assert "not both" in (await mock_control(http, url, "revoke", both, status=400))["error"]
+            await mock_control(http, url, "publish-base")
+    finally:
+        await runner.cleanup()
+    restarted = create_revocation_app(pki, store=store)[REVOCATION_STATE]
+    assert [format(serial, "x") for serial in restarted.revocations] == [expected]
+    assert restarted.authorities["nca"].base == (int(expected, 16),), "the CRL series too"
+    assert restarted.faults["ocsp"].down is False

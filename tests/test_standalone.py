@@ -199,7 +199,8 @@ def test_demo_banner_shows_how_to_run_dlq_as_the_demo_operator(pki, tmp_path: Pa
     from gateway.shell.cli import _parser
     from mocks.world.demo import DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD, _print_banner, demo_settings
 
-    urls = {name: f"http://127.0.0.1:{free_port()}" for name in ("library", "elicense", "portal", "revocation", "web")}
+    urls = {name: f"http://127.0.0.1:{free_port()}"
+            for name in ("library", "elicense", "callback", "revocation", "portal", "desk")}
     port = free_port()
     settings = demo_settings(tmp_path, pki.root, port=port, urls=urls)
     _print_banner(settings, "redis://127.0.0.1:1", urls)

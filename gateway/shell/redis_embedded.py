@@ -70,6 +70,8 @@ class EmbeddedRedis:
         self._process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if os.name == "posix" else None,
+            # Its own session: a terminal's Ctrl-C reaches the gateway, which stops its workers before the server.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

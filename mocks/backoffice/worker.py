@@ -11,7 +11,8 @@ for open full download: then four of five against), or in manual mode a person d
 Any failure on the way is reported with ``fail`` and a reason, including the library refusing the
 submission (e.g. ``LIB_DUPLICATE_OBJECT``: without a signed decision there is nothing to refuse
 with), so it ends among the dead letters for an operator. The loop never stops on an error. Steps
-done are remembered per session id: a job that comes back to this desk is not registered twice.
+done are remembered per session id (``mocks.backoffice.memory``, on disk too when given a store): a job
+that comes back to this desk, even after a restart, is not registered twice.
 Logs carry masked IIN/BIN only.
 """
 
@@ -22,7 +23,6 @@ import logging
 import os
 import socket
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,14 +40,14 @@ from mocks.backoffice.commission import (
     manual_vote,
     read_objects,
 )
+from mocks.backoffice.memory import DeskMemory, Memory
 from mocks.library.forms import parse_fund_decision, parse_fund_receipt
+from mocks.statefile import StateFile
 from signing.idnumbers import mask_id, mask_ids
 
 log = logging.getLogger("egov.backoffice")
 
 SERVICE_ID = "kazneb.fund-submission"
-_MEMORY = 1000
-"Applications whose finished steps the desk remembers."
 _XML = {"Content-Type": "application/xml; charset=utf-8"}
 
 
@@ -152,15 +152,6 @@ class JobGone(Exception):
     """The gateway no longer holds this job for the desk (unknown or already finished): nothing to report."""
 
 
-@dataclass
-class _Memory:
-    """Steps done for one application, kept so a redelivered job is not registered twice."""
-
-    number: str | None = None
-    objects: tuple[FundObjectInfo, ...] = ()
-    decision: bytes | None = None
-
-
 async def _problem(response: aiohttp.ClientResponse) -> str:
     """``CODE: detail`` of a problem answer (or the status and a bit of the body), IDs masked."""
     try:
@@ -174,14 +165,16 @@ async def _problem(response: aiohttp.ClientResponse) -> str:
 class CommissionDesk:
     """The desk: one shared aiohttp session for the gateway and the library."""
 
-    def __init__(self, settings: WorkerSettings, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, *, session: aiohttp.ClientSession | None = None,
+                 store: StateFile | None = None) -> None:
+        """``store`` keeps what the desk did per application between runs (read here)."""
         self.settings = settings
         self._session = session
         self._own_session = session is None
         self._auth = {"Authorization": aiohttp.encode_basic_auth(settings.sender, settings.password)}
         self._worker = {"worker": settings.worker_name}
         self._pending: dict[str, PendingDecision] = {}
-        self._memory: OrderedDict[str, _Memory] = OrderedDict()
+        self._memory = DeskMemory(store)
 
     async def __aenter__(self) -> CommissionDesk:
         return self
@@ -199,12 +192,8 @@ class CommissionDesk:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout))
         return self._session
 
-    def _remember(self, session_id: str) -> _Memory:
-        memory = self._memory.pop(session_id, None) or _Memory()
-        self._memory[session_id] = memory
-        while len(self._memory) > _MEMORY:
-            self._memory.popitem(last=False)
-        return memory
+    def _remember(self, session_id: str) -> Memory:
+        return self._memory.remember(session_id)
 
     async def run_once(self) -> bool:
         """Claim one job and handle it; False when there was none. Raises GatewayTrouble if claiming fails."""
@@ -268,7 +257,7 @@ class CommissionDesk:
             log.exception("%s: unexpected error", job.entry_id)
             await self._fail(job, f"internal error in the commission desk: {type(exc).__name__}")
 
-    def _park(self, job: Job, number: str, memory: _Memory) -> None:
+    def _park(self, job: Job, number: str, memory: Memory) -> None:
         earlier = self._pending.get(job.entry_id)
         since = earlier.since if earlier else datetime.now(UTC)
         self._pending[job.entry_id] = PendingDecision(job, number, memory.objects, auto_vote(memory.objects), since)
@@ -310,7 +299,7 @@ class CommissionDesk:
             await self._fail(job, str(error))
             raise
 
-    async def _register(self, job: Job, memory: _Memory) -> str:
+    async def _register(self, job: Job, memory: Memory) -> str:
         if memory.number is not None:
             return memory.number
         try:
@@ -328,6 +317,7 @@ class CommissionDesk:
         except (ValueError, etree.XMLSyntaxError) as exc:
             raise DeskError(f"the KazNEB library answered an unreadable receipt: {exc}") from None
         memory.number, memory.objects = receipt["submission_number"], objects
+        self._memory.save()
         log.info("%s: registered with KazNEB as %s", job.entry_id, memory.number)
         await self._progress(job, "registered", f"registered with KazNEB as {memory.number}")
         return memory.number
@@ -349,10 +339,11 @@ class CommissionDesk:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeskError(f"the KazNEB library is unreachable: {str(exc) or type(exc).__name__}") from None
 
-    async def _finish(self, job: Job, memory: _Memory, vote: CommissionVote) -> str:
+    async def _finish(self, job: Job, memory: Memory, vote: CommissionVote) -> str:
         """Steps 4 and 5: the library's signed decision, then the result to the gateway."""
         if memory.decision is None:
             memory.decision = await self._library_decision(memory.number or "", vote)
+            self._memory.save()
         try:  # the library's record decides the outcome, even if it was made before this vote
             recorded = parse_fund_decision(memory.decision)
         except (ValueError, etree.XMLSyntaxError) as exc:
@@ -367,7 +358,7 @@ class CommissionDesk:
             body["reason"] = recorded["reason"] or "not included in the KazNEB fund"
         status, answer = await self._post_job(job, "result", body, attempts=3)
         if status in (200, 404, 409):  # done, or done with by the gateway: nothing left to resume
-            self._memory.pop(job.session_id, None)
+            self._memory.forget(job.session_id)
         if status in (404, 409):
             raise JobGone(answer)
         if status != 200:

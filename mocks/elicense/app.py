@@ -16,7 +16,9 @@ Routes
 
 Progress is computed from the simulated clock (see ``steps.py`` and ``clock.py``): nothing runs in the
 background, and the refusal rules (``forms.review``) are decided at submission but only shown when their
-step completes. Applications are kept in memory.
+step completes. The provider works ``pace`` times faster than its regulated deadlines (1 outside demos), with
+real times throughout (see ``steps.py``). Applications are kept in memory and, given a
+:class:`~mocks.statefile.StateFile`, on disk (the demo's ``<state>/world/elicense.json``).
 
 Control (tests and demos): ``/_control/fail``, ``/_control/reset`` and ``/_control/clock``, see
 ``mocks.elicense.control``; faults apply to ``POST /soap`` only. An injected 500 is a SOAP fault
@@ -46,8 +48,10 @@ from mocks.elicense.forms import (
     render_result,
     review,
 )
+from mocks.elicense.persist import canonical, read_results, registration_fields, registration_json, results_json
 from mocks.elicense.steps import KZ_TIME, StepTiming, WorkingCalendar, progress, schedule
 from mocks.faults import read_limited
+from mocks.statefile import StateFile, StateFileError
 from schemas import load_xml_schema, read_schema_bytes
 from signing.signer import DocumentSigner
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
@@ -77,10 +81,12 @@ class Registration:
     "Number the certificate gets if issued."
     digest: str
     "SHA-256 of the document's exclusive C14N: a retry must send the same document."
+    document: bytes
+    "That C14N: what is stored between runs."
     application: ExportApplication
     "What the rules looked at."
     registered_at: datetime
-    "Simulated time of submission (Kazakhstan time, whole seconds)."
+    "Time of submission by the service's clock (Kazakhstan time, whole seconds)."
     grounds: tuple[RefusalGround, ...]
     "Refusal grounds of the refusing step; empty when the certificate is issued."
     timings: tuple[StepTiming, ...]
@@ -105,6 +111,32 @@ class ElicenseState:
     sequences: dict[int, int] = field(default_factory=dict)
     signatures_made: int = 0
     "How many results were signed (tests check: once per application)."
+    pace: float = 1.0
+    "How many times faster than its regulated deadlines the provider works (fixed per registration)."
+    store: StateFile | None = None
+    "Where registrations, results and counters are kept between runs; None keeps them in memory only."
+
+    def save(self) -> None:
+        """Write everything to :attr:`store` (after every change; nothing without a store)."""
+        if self.store is not None:
+            self.store.save({"registrations": [registration_json(r) for r in self.registrations.values()],
+                             "by_application_id": self.by_application_id, "results": results_json(self.results),
+                             "sequences": {str(year): n for year, n in self.sequences.items()}})
+
+    def restore(self) -> None:
+        """Read what :meth:`save` wrote, if anything (:class:`StateFileError` for a damaged file)."""
+        data = self.store.load() if self.store is not None else None
+        if data is None or self.store is None:
+            return
+        try:
+            for record in data["registrations"]:
+                registration = Registration(**registration_fields(record))
+                self.registrations[registration.number] = registration
+            self.by_application_id = {str(k): str(v) for k, v in data["by_application_id"].items()}
+            self.results = read_results(data["results"])
+            self.sequences = {int(year): int(n) for year, n in data["sequences"].items()}
+        except (KeyError, TypeError, ValueError, UnsafeXmlError) as exc:
+            raise StateFileError(f"{self.store.path} is damaged ({exc!r}); start with --fresh") from None
 
 
 ELICENSE_STATE = web.AppKey("elicense_state", ElicenseState)
@@ -175,7 +207,8 @@ def _submit(state: ElicenseState, operation: etree._Element) -> etree._Element:
     application = read_application(document)
     if application.application_id not in (None, application_id):
         raise SoapFault("EL_INVALID_DOCUMENT", "applicationId in the document differs from the request's")
-    digest = hashlib.sha256(etree.tostring(document, method="c14n", exclusive=True)).hexdigest()
+    c14n = canonical(document)
+    digest = hashlib.sha256(c14n).hexdigest()
     known = state.by_application_id.get(application_id)
     if known is not None:
         registration = state.registrations[known]
@@ -189,11 +222,12 @@ def _submit(state: ElicenseState, operation: etree._Element) -> etree._Element:
         grounds = review(application)
         registration = Registration(
             number=f"EL-CV-{now.year:04d}-{sequence:08d}", certificate_number=f"CV-{now.year:04d}-{sequence:08d}",
-            digest=digest, application=application, registered_at=now, grounds=grounds,
-            timings=schedule(now, grounds[0].step if grounds else None, state.calendar),
+            digest=digest, document=c14n, application=application, registered_at=now, grounds=grounds,
+            timings=schedule(now, grounds[0].step if grounds else None, state.calendar, pace=state.pace),
         )
         state.registrations[registration.number] = registration
         state.by_application_id[application_id] = registration.number
+        state.save()
     answer = etree.Element(f"{{{SERVICE_NS}}}SubmitApplicationResponse")
     _element(answer, "registrationNumber", registration.number)
     _element(answer, "registeredAt", _xml_time(registration.registered_at))
@@ -205,7 +239,7 @@ def _result_bytes(state: ElicenseState, registration: Registration) -> bytes:
     cached = state.results.get(registration.number)
     if cached is not None:
         return cached
-    steps = progress(registration.timings, registration.timings[-1].due_at)
+    steps = progress(registration.timings, registration.timings[-1].completes_at)
     document = render_result(registration_number=registration.number,
                              certificate_number=registration.certificate_number,
                              application=registration.application, steps=steps, grounds=registration.grounds)
@@ -217,6 +251,7 @@ def _result_bytes(state: ElicenseState, registration: Registration) -> bytes:
         state.signatures_made += 1
     data = etree.tostring(document, encoding="UTF-8")
     state.results[registration.number] = data
+    state.save()
     return data
 
 
@@ -316,13 +351,19 @@ def create_elicense_app(
     signer: DocumentSigner | None,
     clock: SimulatedClock | None = None,
     calendar: WorkingCalendar | None = None,
+    pace: float = 1.0,
+    store: StateFile | None = None,
 ) -> web.Application:
     """Build the E-licensing mock.
 
     ``signer`` signs the results (the provider's key: ``pki.systems["elicense"]``); None leaves them
     unsigned (development only). ``clock`` defaults to real time (scale 1) starting now; ``calendar`` to
-    the packaged Kazakhstan holidays. Schemas and the WSDL are loaded here, once.
+    the packaged Kazakhstan holidays. ``pace`` (at least 1) makes the provider work that many times faster than
+    its regulated deadlines; ``store`` keeps its state between runs (read here). Schemas and the WSDL are loaded
+    here, once.
     """
+    if pace < 1:
+        raise ValueError("pace must be at least 1: the provider never works slower than regulated")
     clock = clock or SimulatedClock(datetime.now(KZ_TIME), 1.0)
     app = web.Application(middlewares=[fault_middleware])
     app[ELICENSE_STATE] = ElicenseState(
@@ -333,11 +374,14 @@ def create_elicense_app(
         signer=signer,
         clock=clock,
         calendar=calendar or WorkingCalendar.load(),
+        pace=pace,
+        store=store,
     )
+    app[ELICENSE_STATE].restore()
     app.router.add_post(SOAP_PATH, soap_endpoint)
     app.router.add_get(SOAP_PATH, wsdl_endpoint)
     app.router.add_get("/health", health)
-    add_control_routes(app, Controls(clock=clock, guarded=_guarded, injected=_injected_fault))
+    add_control_routes(app, Controls(clock=clock, guarded=_guarded, injected=_injected_fault, pace=pace))
     return app
 
 

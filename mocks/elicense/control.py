@@ -4,7 +4,8 @@
 ``{"delay": 1.5}`` delays every ``POST /soap`` by 1.5 s until reset (or until ``"delay": 0``); both keys
 may be combined. ``POST /_control/reset`` clears faults and delay (not applications, not the clock).
 ``POST /_control/clock`` ``{"advance_seconds": N}`` moves the simulated clock forward, ``{"scale": F}``
-changes its speed (0 stops it); ``GET /_control/clock`` answers ``{"now", "scale"}``. A malformed body
+changes its speed (0 stops it); ``GET /_control/clock`` answers ``{"now", "scale", "pace"}`` (``pace``: how many
+times faster than its regulated deadlines the provider works, fixed at start). A malformed body
 gets 400 ``{"code": "EL_BAD_CONTROL_REQUEST", "detail"}``.
 """
 
@@ -36,6 +37,8 @@ class Controls:
     injected: Callable[[int], web.Response]
     "The answer of an injected failure with this HTTP status."
     fault: FaultPlan = field(default_factory=FaultPlan)
+    pace: float = 1.0
+    "The provider's pace, shown by ``GET /_control/clock``."
 
 
 CONTROLS = web.AppKey("elicense_controls", Controls)
@@ -71,15 +74,17 @@ async def control_reset(request: web.Request) -> web.Response:
     return web.json_response(controls.fault.as_json())
 
 
-def _clock_json(clock: SimulatedClock) -> web.Response:
-    return web.json_response({"now": clock.now().astimezone(KZ_TIME).isoformat(), "scale": clock.scale})
+def _clock_json(controls: Controls) -> web.Response:
+    return web.json_response({"now": controls.clock.now().astimezone(KZ_TIME).isoformat(),
+                              "scale": controls.clock.scale, "pace": controls.pace})
 
 
 async def control_clock(request: web.Request) -> web.Response:
     """POST /_control/clock: advance the simulated clock and/or change its speed; GET reads it."""
-    clock = request.app[CONTROLS].clock
+    controls = request.app[CONTROLS]
+    clock = controls.clock
     if request.method == "GET":
-        return _clock_json(clock)
+        return _clock_json(controls)
     data = await _json_object(request)
     if data is None or not ({"advance_seconds", "scale"} & data.keys()):
         return _bad('expected a JSON object with "advance_seconds" and/or "scale"')
@@ -92,7 +97,7 @@ async def control_clock(request: web.Request) -> web.Response:
         clock.set_scale(scale)
     if advance is not None:
         clock.advance(timedelta(seconds=advance))
-    return _clock_json(clock)
+    return _clock_json(controls)
 
 
 @web.middleware

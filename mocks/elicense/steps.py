@@ -8,7 +8,12 @@ refusal, 2 working days; (4) the expert commission gives its conclusion, 5 worki
 executor prepares the certificate in E-licensing, 15 minutes; (6) the head signs the certificate or
 the reasoned refusal, 1 hour; (7) the office issues the certificate or the refusal, 10 minutes.
 
-Each step starts when the previous one completes and completes at its deadline. A refusal prepared at
+Each step starts when the previous one completes; its deadline (``due_at``) is the regulated one, counted
+from that start in real dates. At ``pace`` 1 the provider completes every step exactly at its deadline; a
+demo runs faster (``pace`` 50,000: a step completes after 1/50,000 of the time to its deadline, so two
+working days take a few seconds), and every time stays a real one: a step completes when it really did,
+on or before its deadline, and the result's issue date is the day the certificate was really issued.
+A refusal prepared at
 the documents check skips the commission and the certificate: the head signs the refusal (6) and the
 office issues it (7). Minute and hour durations are elapsed time; working-day durations keep the time
 of day and count only working days in Kazakhstan time (UTC+5) by the gateway's own calendar
@@ -132,7 +137,9 @@ class StepTiming:
     started_at: datetime
     "When the previous step completed (for the first step: the registration time)."
     due_at: datetime
-    "Its regulated deadline; the mock completes the step exactly then."
+    "Its regulated deadline."
+    completes_at: datetime
+    "When the provider completes it: ``due_at`` at pace 1, sooner at a faster pace (never later)."
 
 
 @dataclass(frozen=True)
@@ -156,15 +163,21 @@ def step_codes(refusal_step: str | None) -> tuple[str, ...]:
     return tuple(s.code for s in STEPS)
 
 
-def schedule(registered_at: datetime, refusal_step: str | None, calendar: WorkingCalendar) -> tuple[StepTiming, ...]:
-    """The deterministic timeline of one application, registered at ``registered_at``."""
+def schedule(registered_at: datetime, refusal_step: str | None, calendar: WorkingCalendar, *,
+             pace: float = 1.0) -> tuple[StepTiming, ...]:
+    """The deterministic timeline of one application, registered at ``registered_at``.
+
+    ``pace`` (at least 1) is how many times faster than its deadlines the provider works."""
+    if pace < 1:
+        raise ValueError("pace must be at least 1: the provider never works slower than regulated")
     timings: list[StepTiming] = []
     start = registered_at.astimezone(calendar.tz)
     for code in step_codes(refusal_step):
         step = STEP_BY_CODE[code]
         due = calendar.due(step, start)
-        timings.append(StepTiming(step, start, due))
-        start = due
+        done = due if pace == 1 else start + (due - start) / pace
+        timings.append(StepTiming(step, start, due, done))
+        start = done
     return tuple(timings)
 
 
@@ -174,6 +187,6 @@ def progress(timings: tuple[StepTiming, ...], now: datetime) -> tuple[StepStatus
     for timing in timings:
         if now < timing.started_at:
             break
-        completed = timing.due_at if now >= timing.due_at else None
+        completed = timing.completes_at if now >= timing.completes_at else None
         seen.append(StepStatus(timing.step, timing.started_at, timing.due_at, completed))
     return tuple(seen)

@@ -4,7 +4,8 @@ Paragraph 18 of the KazNEB rules (order No. 76 of 19.03.2021): a user gets a *si
 reader ticket after registering with KazNEB, which the National Academic Library of the Republic of
 Kazakhstan operates. So the mock keeps one ticket per IIN: registering again returns the same ticket
 with ``status`` ``already-issued``. Tickets are perpetual (no ``validUntil``) and grant all three
-access levels of the cooperation agreement. State lives in memory in the application object.
+access levels of the cooperation agreement. State lives in the application object and, given a
+:class:`~mocks.statefile.StateFile`, on disk (the demo's ``<state>/world/library.json``).
 
 Routes
 ------
@@ -54,6 +55,7 @@ from mocks.library.forms import ACCESS_LEVELS, READER_REGISTRATION_NS, READER_TI
 from mocks.library.fund import add_fund_routes
 from mocks.library.records import Ticket
 from mocks.library.state import LIBRARY_STATE, LibraryState
+from mocks.statefile import StateFile
 from signing.signer import DocumentSigner
 
 LIBRARY_NAME = "Қазақстан Республикасының Ұлттық академиялық кітапханасы"
@@ -204,12 +206,14 @@ def create_library_app(
     schema_dir_loader: Callable[[], Traversable] | None = None,
     clock: Callable[[], datetime] | None = None,
     signer: DocumentSigner | None = None,
+    store: StateFile | None = None,
 ) -> web.Application:
     """Build the KazNEB mock application.
 
     ``schema_dir_loader`` returns the folder of the kazneb schemas (default: ``schemas/kazneb``), all
     compiled here, once. ``clock`` returns an aware "now" (default UTC now). ``signer`` (the library's
-    key, loaded once) signs commission decisions; without it they are answered unsigned.
+    key, loaded once) signs commission decisions; without it they are answered unsigned. ``store`` keeps the
+    records between runs (read here).
     """
     directory = (schema_dir_loader or default_schema_dir)()
     app = web.Application(middlewares=[fault_middleware])
@@ -219,7 +223,9 @@ def create_library_app(
         submission_schema=_load_schema(directory, "fund-submission.xsd"),
         receipt_schema=_load_schema(directory, "fund-receipt.xsd"),
         clock=clock or (lambda: datetime.now(UTC)),
+        store=store,
     )
+    app[LIBRARY_STATE].restore()
     app.router.add_post(READERS_PATH, register_reader)
     app.router.add_get(READERS_PATH + "/{iin}", get_reader)
     add_fund_routes(app)

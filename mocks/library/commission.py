@@ -145,6 +145,7 @@ def _decided(request: web.Request, submission: Submission, **fields: Any) -> web
     body = etree.tostring(element, xml_declaration=True, encoding="UTF-8")
     submission.decisions.append(Decision(document=body, **fields))
     submission.status = _OBJECT_STATUS[draft.decision]
+    request.app[LIBRARY_STATE].save()
     return _xml(body)
 
 

@@ -107,6 +107,7 @@ def _register(state: LibraryState, root: etree._Element, objects: tuple[FundObje
         application_id=_token(root, "applicationId"),
     )
     state.submissions[submission.number] = submission
+    state.save()
     return submission
 
 

@@ -1,4 +1,5 @@
-"""The KazNEB mock's in-memory state, kept on the aiohttp application under ``LIBRARY_STATE``."""
+"""The KazNEB mock's state, kept on the aiohttp application under ``LIBRARY_STATE`` (and, with a
+:class:`~mocks.statefile.StateFile`, on disk between runs)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from aiohttp import web
 from lxml import etree
 
 from mocks.faults import FaultPlan
+from mocks.library.persist import read_records, records_json
 from mocks.library.records import Submission, Ticket
+from mocks.statefile import StateFile, StateFileError
 
 
 @dataclass
@@ -32,6 +35,23 @@ class LibraryState:
     "How many registration requests reached the handler (tests check the gateway called once)."
     submissions_received: int = 0
     "How many fund submission requests reached the handler."
+    store: StateFile | None = None
+    "Where tickets, submissions and counters are kept between runs; None keeps them in memory only."
+
+    def save(self) -> None:
+        """Write the records to :attr:`store` (call after every change; nothing without a store)."""
+        if self.store is not None:
+            self.store.save(records_json(self.tickets, self.sequences, self.submissions, self.submission_sequences))
+
+    def restore(self) -> None:
+        """Read the records :meth:`save` wrote, if any (:class:`StateFileError` for a damaged file)."""
+        data = self.store.load() if self.store is not None else None
+        if data is None or self.store is None:
+            return
+        try:
+            self.tickets, self.sequences, self.submissions, self.submission_sequences = read_records(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFileError(f"{self.store.path} is damaged ({exc!r}); start with --fresh") from None
 
     def issue(self, *, iin: str, holder_name: str, reader_category: str, application_id: str | None) -> Ticket:
         """Create and store the ticket for an IIN that has none; numbers restart every year.
@@ -43,6 +63,7 @@ class LibraryState:
         number = f"KAZNEB-{now.year:04d}-{sequence:08d}"
         ticket = Ticket(number, iin, holder_name, reader_category, now, application_id)
         self.tickets[iin] = ticket
+        self.save()
         return ticket
 
 

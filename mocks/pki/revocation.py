@@ -11,11 +11,15 @@ the revocations known at the last ``POST /_control/publish-base`` (none at start
 FreshestCRL; the delta (``/crl/nca-delta.crl``, ...; nextUpdate now + 10 minutes) lists those made since,
 DeltaCRLIndicator = the base's CRLNumber.
 
-Control (JSON; 400 for a bad body, 404 for a serial never issued): ``POST /_control/revoke`` ``{"serial":
-"<hex>", "reason": "key_compromise", "where": "both" | "crl_only" (OCSP keeps saying good) | "ocsp_only"}``;
+Control (JSON; 400 for a bad body, 404 for a serial never issued or an unknown person): ``POST /_control/revoke``
+``{"serial": "<hex>"`` or ``"person": "<handle>"`` (that person's SIGN certificate), ``"reason": "key_compromise",
+"where": "both" | "crl_only" (OCSP keeps saying good) | "ocsp_only"}``;
 ``POST /_control/ocsp`` and ``/_control/crl`` with :class:`Faults` fields, e.g. ``{"down": true}``;
 ``POST /_control/publish-base``; ``POST /_control/reset``; ``GET /_control/state`` (with request counts).
 Run: ``python -m mocks.pki.revocation --pki DIR --port 8790`` or ``await run_revocation(pki, port=...)``.
+
+With a :class:`~mocks.statefile.StateFile` the revocations and the CRL series survive a restart (the demo keeps
+them in ``<state>/world/revocations.json``); faults and request counts do not.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mocks.pki import TestPki, load_pki
+from mocks.statefile import StateFile, StateFileError
 
 SERVED_CAS = ("nca", "root")
 "CAs this service answers for (OCSP and CRLs)."
@@ -96,6 +101,12 @@ class Revocation:
         return {**vars(self), "serial": f"{self.serial:x}", "revoked_at": self.revoked_at.isoformat(),
                 "reason": self.reason.name}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Revocation:
+        """The inverse of :meth:`as_json` (KeyError, ValueError for a damaged record)."""
+        return cls(int(data["serial"], 16), str(data["authority"]), datetime.fromisoformat(data["revoked_at"]),
+                   x509.ReasonFlags[data["reason"]], bool(data["in_ocsp"]), bool(data["in_crl"]))
+
 
 @dataclass
 class Faults:
@@ -135,6 +146,10 @@ class RevocationState:
     "Injected faults of the ``ocsp`` and the ``crl`` routes."
     requests: Counter[str] = field(default_factory=Counter)
     "Requests received per endpoint (``ocsp``, ``nca.crl``, ``nca-delta.crl``, ...)."
+    people: dict[str, int] = field(default_factory=dict)
+    "Person handle -> serial of their SIGN certificate, for revocations by ``person``."
+    store: StateFile | None = None
+    "Where revocations and CRL numbers are kept between runs; None keeps them in memory only."
 
     def reset(self) -> None:
         self.revocations.clear()
@@ -145,6 +160,33 @@ class RevocationState:
 
     def now(self) -> datetime:
         return self.clock().astimezone(UTC).replace(microsecond=0)
+
+    def save(self) -> None:
+        """Write the revocations and CRL series to :attr:`store` (nothing without one)."""
+        if self.store is not None:
+            self.store.save({
+                "revocations": [r.as_json() for r in self.revocations.values()],
+                "crls": {ca.name: {"base_number": ca.base_number, "next_number": ca.next_number,
+                                   "base": [f"{serial:x}" for serial in ca.base]} for ca in self.authorities.values()},
+            })
+
+    def restore(self) -> None:
+        """Read what :meth:`save` wrote, if anything; a revocation of a serial not in this PKI is dropped."""
+        data = self.store.load() if self.store is not None else None
+        if data is None or self.store is None:
+            return
+        try:
+            for record in data.get("revocations", []):
+                revocation = Revocation.from_json(record)
+                if self.issued.get(revocation.serial) == revocation.authority:
+                    self.revocations[revocation.serial] = revocation
+            for name, series in data.get("crls", {}).items():
+                if name in self.authorities:
+                    ca = self.authorities[name]
+                    ca.base_number, ca.next_number = int(series["base_number"]), int(series["next_number"])
+                    ca.base = tuple(int(serial, 16) for serial in series["base"])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise StateFileError(f"{self.store.path} is damaged ({exc!r}); start with --fresh") from None
 
 
 REVOCATION_STATE = web.AppKey("pki_revocation_state", RevocationState)
@@ -310,7 +352,14 @@ _OCSP_ONLY = ("signer", "tamper", "next_update")
 
 
 def _revoke(state: RevocationState, data: dict[str, Any]) -> web.Response:
-    serial = int(str(data.get("serial", "")).removeprefix("0x"), 16)  # ValueError: answered 400
+    if "person" in data:
+        if "serial" in data:
+            raise ValueError('give "serial" or "person", not both')
+        if data["person"] not in state.people:
+            return web.json_response({"error": f"no person {data['person']!r} in the test PKI"}, status=404)
+        serial = state.people[data["person"]]
+    else:
+        serial = int(str(data.get("serial", "")).removeprefix("0x"), 16)  # ValueError: answered 400
     reason, where = data.get("reason", "unspecified"), data.get("where", "both")
     if reason not in _REASONS or where not in _WHERE:
         raise ValueError(f'"reason" must be one of {sorted(_REASONS)}, "where" one of {list(_WHERE)}')
@@ -320,6 +369,7 @@ def _revoke(state: RevocationState, data: dict[str, Any]) -> web.Response:
         serial, state.issued[serial], state.now(), _REASONS[reason], where != "crl_only", where != "ocsp_only")
     if revocation.in_crl:
         state.authorities[revocation.authority].next_number += 1  # the delta's content changed
+    state.save()
     return web.json_response(revocation.as_json())
 
 
@@ -345,8 +395,10 @@ async def control(request: web.Request) -> web.Response:
         for ca in state.authorities.values():
             ca.base = tuple(r.serial for r in state.revocations.values() if r.authority == ca.name and r.in_crl)
             ca.base_number, ca.next_number = ca.next_number, ca.next_number + 1
+        state.save()
     elif action == "reset":
         state.reset()
+        state.save()
     elif action != "state":
         raise web.HTTPNotFound(text=f"no control action {action!r}")
     return web.json_response({
@@ -358,14 +410,19 @@ async def control(request: web.Request) -> web.Response:
     })
 
 
-def create_revocation_app(pki: TestPki, *, clock: Callable[[], datetime] | None = None) -> web.Application:
-    """The OCSP/CRL service for ``pki`` (read here, once); ``clock`` gives an aware "now" (default UTC now)."""
+def create_revocation_app(pki: TestPki, *, clock: Callable[[], datetime] | None = None,
+                          store: StateFile | None = None) -> web.Application:
+    """The OCSP/CRL service for ``pki`` (read here, once); ``clock`` gives an aware "now" (default UTC now);
+    ``store`` keeps revocations between runs (read here; :class:`~mocks.statefile.StateFileError` if damaged)."""
     authorities = {name: _authority(pki, name) for name in SERVED_CAS}
     foreign = pki.authorities["foreign-ca"]
     state = RevocationState(authorities, _issued_serials(pki, authorities),
                             (foreign.load_certificate(), foreign.load_private_key()),  # type: ignore[arg-type]
-                            clock or (lambda: datetime.now(UTC)))
+                            clock or (lambda: datetime.now(UTC)),
+                            people={p.handle: p.sign.load_certificate().serial_number for p in pki.people.values()},
+                            store=store)
     state.reset()
+    state.restore()
     app = web.Application(middlewares=[count_and_fail], client_max_size=_MAX_REQUEST)
     app[REVOCATION_STATE] = state
     app.router.add_post("/ocsp", ocsp_endpoint)

@@ -20,23 +20,42 @@ from mocks.world.demo import DEFAULT_GATEWAY_URL, DEMO_PASSWORD, DEMO_PORTS, DEM
 
 def demo(argv: list[str]) -> int:
     """`egov-gateway demo`: the gateway and its whole simulated world, until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="egov-gateway demo",
-                                     description="embedded Redis + test PKI + mock back-ends + portal + gateway")
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
-    for name, port in DEMO_PORTS.items():
-        flag = "--port" if name == "gateway" else f"--{name}-port"  # --web-port is the portal's web site
-        parser.add_argument(flag, dest=f"{name}_port", type=int, default=port, help=f"{name} (default {port})")
-    parser.add_argument("--elicense-scale", type=float, default=50_000.0,
-                        help="how many times faster E-licensing's regulated days pass (default 50000)")
-    parser.add_argument("--manual-desk", action="store_true",
-                        help="the library commission waits for decisions from `python -m mocks.backoffice`")
+    parser = demo_parser()
     args = parser.parse_args(argv)
+    if args.elicense_scale < 1:
+        parser.error("--elicense-scale must be at least 1")
     from mocks.world.demo import run_demo
 
     ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
-    asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_scale=args.elicense_scale,
-                         manual_desk=args.manual_desk))
+    asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_pace=args.elicense_scale,
+                         manual_desk=args.manual_desk, fresh=args.fresh))
     return 0
+
+
+def demo_parser() -> argparse.ArgumentParser:
+    """The options of `egov-gateway demo` (ports as ``<name>_port``, names of :data:`DEMO_PORTS`)."""
+    parser = argparse.ArgumentParser(prog="egov-gateway demo",
+                                     description="embedded Redis + test PKI + mock back-ends + portal + gateway")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
+    parser.add_argument("--fresh", action="store_true",
+                        help="start a clean world: forget the mocks' state and the gateway's Redis data (not the PKI)")
+    for name, port in DEMO_PORTS.items():
+        flag = "--port" if name == "gateway" else f"--{name}-port"
+        parser.add_argument(flag, dest=f"{name}_port", type=int, default=port,
+                            help=f"{_PORT_HELP[name]} (default {port})")
+    # The portal site's flag before the rename; --portal-port itself now names the site, not the callbacks.
+    parser.add_argument("--web-port", dest="portal_port", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--elicense-scale", type=float, default=50_000.0,
+                        help="how many times faster than its regulated deadlines E-licensing works, in real time "
+                             "(default 50000: two working days take a few seconds)")
+    parser.add_argument("--manual-desk", action="store_true",
+                        help="the library commission waits for decisions from `python -m mocks.backoffice`")
+    return parser
+
+
+_PORT_HELP = {"gateway": "the gateway", "portal": "the egov portal's web site", "library": "KazNEB library",
+              "elicense": "E-licensing", "desk": "the manual desk's control API",
+              "callback": "the portal's SHEP callback endpoint", "revocation": "the test PKI's OCSP/CRL service"}
 
 
 def submit(argv: list[str]) -> int:

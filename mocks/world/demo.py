@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(DEMO_PASSWORD), cabinet=True,
-                                        callback_url=f"{urls['portal']}/shep/client"),
+                                        callback_url=f"{urls['callback']}/shep/client"),
             DEMO_DESK: SenderSettings(password_hash=hash_password(DEMO_DESK_PASSWORD), services=(),
                                       jobs=(FUND_SUBMISSION_SERVICE,)),
             DEMO_OPERATOR: SenderSettings(password_hash=hash_password(DEMO_OPERATOR_PASSWORD), services=(),
@@ -109,15 +110,33 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
     )
 
 
-DEMO_PORTS = {"gateway": 8080, "web": 8700, "library": 8710, "elicense": 8720, "desk": 8730, "portal": 8740,
+DEMO_PORTS = {"gateway": 8080, "portal": 8700, "library": 8710, "elicense": 8720, "desk": 8730, "callback": 8740,
               "revocation": 8790}
+"Default ports: ``portal`` is the egov portal's web site, ``callback`` the portal's SHEP callback endpoint."
+DEFAULT_DESK_CONTROL = "http://127.0.0.1:8730"
+"Where `python -m mocks.backoffice pending|approve|refuse` look for the manual desk unless given --control."
 
 
-async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: float = 50_000.0,
-               manual_desk: bool = False) -> None:
+def world_dir(state_dir: Path) -> Path:
+    """Where the mocks of the demo's world keep their state between runs."""
+    return state_dir / "world"
+
+
+def clear_world(state_dir: Path) -> None:
+    """``demo --fresh``: forget the world's state and the gateway's Redis data; the test PKI stays."""
+    for directory in (world_dir(state_dir), state_dir / "redis"):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: float = 50_000.0,
+                   manual_desk: bool = False, fresh: bool = False) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
-    OCSP/CRL service, the KazNEB library, the E-licensing provider (its regulated days pass ``elicense_scale``
-    times faster), the portal's callback endpoint, and the library commission's back-office desk."""
+    OCSP/CRL service, the KazNEB library, the E-licensing provider (working ``elicense_pace`` times faster than
+    its regulated deadlines, in real time), the portal's callback endpoint, and the library commission's desk.
+
+    Every mock keeps its state under ``<state_dir>/world`` and the gateway in Redis under ``<state_dir>/redis``,
+    so a restart continues the same world; ``fresh`` clears both first (not the PKI). On Ctrl-C the parts stop
+    in reverse order: the desk, the portal, the gateway (its workers), the mocks, then Redis."""
     from mocks.backoffice.cli import control_app
     from mocks.backoffice.worker import CommissionDesk, WorkerSettings
     from mocks.elicense import create_elicense_app
@@ -127,10 +146,14 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: fl
     from mocks.pki.revocation import create_revocation_app
     from mocks.portal.callback_server import create_callback_app
     from mocks.portal.web import create_portal_app
+    from mocks.statefile import StateFile
     from signing.signer import DocumentSigner, SigningKey
 
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    if fresh:
+        clear_world(state_dir)
     pki = ensure_pki(state_dir / "pki")
+    world_state = world_dir(state_dir)
 
     def signer(name: str) -> DocumentSigner:
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
@@ -138,14 +161,16 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: fl
     settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
     loaded = load(settings)
     world = [
-        (create_revocation_app(pki), ports["revocation"]),
-        (create_library_app(signer=signer("library")), ports["library"]),
-        (create_elicense_app(signer=signer("elicense"),
-                             clock=SimulatedClock(datetime.now(UTC), scale=elicense_scale)), ports["elicense"]),
-        (create_callback_app(), ports["portal"]),
+        (create_revocation_app(pki, store=StateFile(world_state / "revocations.json")), ports["revocation"]),
+        (create_library_app(signer=signer("library"), store=StateFile(world_state / "library.json")),
+         ports["library"]),
+        (create_elicense_app(signer=signer("elicense"), clock=SimulatedClock(datetime.now(UTC), scale=1.0),
+                             pace=elicense_pace, store=StateFile(world_state / "elicense.json")), ports["elicense"]),
+        (create_callback_app(), ports["callback"]),
     ]
     desk_settings = WorkerSettings(gateway_url=urls["gateway"], library_url=urls["library"], sender=DEMO_DESK,
                                    password=DEMO_DESK_PASSWORD, manual=manual_desk, poll_wait=5)
+    desk_store = StateFile(world_state / "desk.json")
     with redis_for(settings) as redis_url:
         app = create_app(settings, redis_url=redis_url, loaded=loaded)
         async with contextlib.AsyncExitStack() as stack:
@@ -154,30 +179,42 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_scale: fl
             await stack.enter_async_context(site_running(app, settings.listen.host, settings.listen.port))
             portal = create_portal_app(pki=pki, gateway_url=urls["gateway"], sender=DEMO_SENDER,
                                        password=DEMO_PASSWORD)
-            await stack.enter_async_context(site_running(portal, "127.0.0.1", ports["web"]))
-            desk = await stack.enter_async_context(CommissionDesk(desk_settings))
+            await stack.enter_async_context(site_running(portal, "127.0.0.1", ports["portal"]))
+            desk = await stack.enter_async_context(CommissionDesk(desk_settings, store=desk_store))
             if manual_desk:  # `python -m mocks.backoffice pending|approve|refuse` talk to this
                 await stack.enter_async_context(site_running(control_app(desk), "127.0.0.1", ports["desk"]))
             stop = asyncio.Event()
             desk_task = asyncio.create_task(desk.run_forever(stop))
-            _print_banner(settings, redis_url, urls)
+            _print_banner(settings, redis_url, urls, manual_desk=manual_desk, elicense_pace=elicense_pace)
             await wait_for_stop()
+            # The desk first (it calls the gateway), then the stack unwinds: portal, gateway, mocks; Redis last.
             stop.set()
-            await asyncio.wait({desk_task}, timeout=10)
+            _, running = await asyncio.wait({desk_task}, timeout=10)
+            for task in running:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
-def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str]) -> None:
+def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str], *, manual_desk: bool = False,
+                  elicense_pace: float = 50_000.0) -> None:
     base = settings.base_url
-    # The tools' defaults reach the demo on its default port and state dir; otherwise the lines say where.
+    # The tools' defaults reach the demo on its default ports and state dir; otherwise every hint says where.
     gateway = "" if base == DEFAULT_GATEWAY_URL else f" --gateway {base}"
     custom_state = settings.state_dir != DEFAULT_STATE_DIR.resolve()
     state = f" --state-dir {settings.state_dir}" if custom_state else ""
     people = f" --dir {settings.state_dir / 'pki'}" if custom_state else ""
     dlq = f"EGOV_OPERATOR_PASSWORD={DEMO_OPERATOR_PASSWORD} .venv/bin/egov-gateway dlq{gateway}"  # sender: operator
+    submit = f".venv/bin/egov-gateway submit{gateway}{state}"
+    control = "" if urls["desk"] == DEFAULT_DESK_CONTROL else f" --control {urls['desk']}"
+    desk = (f"the commission waits for you: .venv/bin/python -m mocks.backoffice pending{control}, "
+            f"then approve ENTRY{control} or refuse ENTRY --reason TEXT{control}" if manual_desk
+            else "the commission desk takes its queue and decides by itself")
     print(f"""
-egov-gateway demo is running (Ctrl-C stops everything)
+egov-gateway demo is running (Ctrl-C stops everything; the world's state is kept in {settings.state_dir},
+start with --fresh to begin a clean world)
 
-  >>> Open the egov portal in a browser: {urls['web']}/   (қаз / рус / eng)
+  >>> Open the egov portal in a browser: {urls['portal']}/   (қаз / рус / eng)
 
   SOAP SyncChannel   {base}/shep/sync      WSDL: {base}/shep/sync?wsdl
   SOAP AsyncChannel  {base}/shep/async     WSDL: {base}/shep/async?wsdl
@@ -186,19 +223,21 @@ egov-gateway demo is running (Ctrl-C stops everything)
   Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{DEMO_PASSWORD})
   Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{DEMO_OPERATOR_PASSWORD})
   Health             {base}/health
-  KazNEB library     {urls['library']}   (the commission desk works its queue)
-  E-licensing (SOAP) {urls['elicense']}/soap?wsdl
-  Portal callbacks   {urls['portal']}/received   (the portal's IAsyncChannelClient)
+  KazNEB library     {urls['library']}
+  Commission desk    {desk}
+  E-licensing (SOAP) {urls['elicense']}/soap?wsdl   (real dates; each step takes 1/{elicense_pace:,.0f} of the time
+                     to its regulated deadline)
+  Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
-                     revoke a certificate: POST {urls['revocation']}/_control/revoke {{"serial": "<hex>"}}
+                     revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
   Redis              {redis_url}
-  Test PKI           {settings.state_dir / 'pki'}  (people: egov-gateway pki list{people})
+  Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
 
 Try, in another terminal:
-  .venv/bin/egov-gateway submit{gateway}{state} --as aigerim --service {READER_TICKET_SERVICE}
-  .venv/bin/egov-gateway submit{gateway}{state} --as kitap-head --service {FUND_SUBMISSION_SERVICE} --wait
-  .venv/bin/egov-gateway submit{gateway}{state} --as daniyar --service {ELICENSE_SERVICE} --wait
-  .venv/bin/egov-gateway submit{gateway}{state} --as saule --service {READER_TICKET_SERVICE} --channel async --wait
+  {submit} --as aigerim --service {READER_TICKET_SERVICE}
+  {submit} --as kitap-head --service {FUND_SUBMISSION_SERVICE} --wait
+  {submit} --as daniyar --service {ELICENSE_SERVICE} --wait
+  {submit} --as saule --service {READER_TICKET_SERVICE} --channel async --wait
 
 Dead letters and stopped applications, as the operator:
   {dlq} list
