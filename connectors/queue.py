@@ -29,13 +29,14 @@ first one not yet delivered; ``max_length`` bounds the backlog by refusing new j
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import EncodableT, FieldT, StreamEntry, XReadGroupResponse
 
 GROUP = "backoffice"
 RECLAIM_BATCH = 10
@@ -133,8 +134,27 @@ def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _fields(raw: dict[Any, Any]) -> dict[str, str]:
+def _fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     return {_str(k): _str(v) for k, v in raw.items()}
+
+
+def _first_entry(reply: XReadGroupResponse) -> tuple[str, dict[str, str]] | None:
+    """The first entry with data in an XREADGROUP reply: RESP2 ``[[key, entries]]``, RESP3 ``{key: [entries]}``
+    or redis-py's unified ``{key: entries}``. Entries are tuples, batches lists."""
+    values = list(reply.values()) if isinstance(reply, dict) else [entries for _, entries in reply]
+    for value in values:
+        batch = value[0] if value and isinstance(value[0], list) else value
+        for entry in batch:
+            entry_id, raw = entry[0], entry[1]  # a CLAIM reply adds two more items; this queue never asks for it
+            if isinstance(entry_id, bytes | str) and isinstance(raw, dict):
+                return _str(entry_id), _fields(raw)
+    return None
+
+
+def _with_data(entry: StreamEntry) -> tuple[str, dict[str, str]] | None:
+    """An XRANGE/XCLAIM entry's id and fields; None for an entry whose data was deleted while it was pending."""
+    entry_id, raw = entry
+    return None if entry_id is None or raw is None else (_str(entry_id), _fields(raw))
 
 
 def _utc_now() -> str:
@@ -195,7 +215,8 @@ class JobQueue:
             length -= await self.trim_acknowledged(service_id)
             if length >= self.settings.max_length:
                 raise QueueFull(f"queue {service_id} holds {length} entries")
-        return _str(await self.redis.xadd(key, fields))
+        entry: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}  # an invariant parameter
+        return _str(await self.redis.xadd(key, entry))
 
     async def claim(self, service_id: str, worker: str, *, block_ms: int | None = None) -> Job | None:
         """The next job for ``worker``: a stale one first (claimed earlier, not acknowledged within the visibility
@@ -227,11 +248,8 @@ class JobQueue:
             if len(stale) < RECLAIM_BATCH:
                 break
         reply = await self.redis.xreadgroup(GROUP, worker, {key: ">"}, count=1, block=block_ms or None)
-        # RESP2: [[key, entries]]; RESP3: {key: [entries]}
-        batches = [b for v in reply.values() for b in v] if isinstance(reply, dict) else [e for _, e in reply or ()]
-        for entry_id, raw in (entry for batch in batches for entry in batch):
-            return Job(_str(entry_id), service_id, _fields(raw), 1, worker)
-        return None
+        first = _first_entry(reply or [])  # empty (or None) when BLOCK timed out
+        return None if first is None else Job(first[0], service_id, first[1], 1, worker)
 
     async def _reclaim(self, service_id: str, key: str, entry_id: str, worker: str) -> Job | None:
         """Take over one stale entry, or dead-letter it. None when another worker won it or it is gone.
@@ -283,9 +301,8 @@ class JobQueue:
     async def fields(self, service_id: str, entry_id: str) -> dict[str, str] | None:
         """The fields of a job still in the stream (pending or waiting), or None."""
         entries = await self.redis.xrange(self._stream(service_id), entry_id, entry_id)
-        if not entries:
-            return None
-        return {_str(k): _str(v) for k, v in entries[0][1].items()}
+        entry = _with_data(entries[0]) if entries else None
+        return None if entry is None else entry[1]
 
     async def ack(self, service_id: str, entry_id: str) -> bool:
         """Mark the job done. True when it was pending (claimed and not yet acknowledged or dead-lettered)."""
@@ -315,11 +332,11 @@ class JobQueue:
         await self.redis.hset(self._reasons(service_id), entry_id, reason)
         if delivered >= self.settings.max_attempts:
             entries = await self.redis.xrange(key, entry_id, entry_id, count=1)
-            if not entries:
+            entry = _with_data(entries[0]) if entries else None
+            if entry is None:
                 await self._forget(service_id, key, entry_id)
                 return
-            await self._dead_letter(service_id, key, entry_id, _fields(entries[0][1]), delivered,
-                                    "too many attempts")
+            await self._dead_letter(service_id, key, entry_id, entry[1], delivered, "too many attempts")
 
     async def keep(self, service_id: str, entry_id: str, worker: str) -> bool:
         """Heartbeat: ``worker`` still works on the job; its visibility timeout starts again (no delivery is
@@ -334,13 +351,12 @@ class JobQueue:
     async def dead_letters(self, service_id: str, *, count: int = 100) -> list[DeadLetter]:
         """The oldest ``count`` dead letters."""
         entries = await self.redis.xrange(self._dead(service_id), count=count)
-        return [self._dead_letter_from(service_id, entry_id, raw) for entry_id, raw in entries]
+        return [self._dead_letter_from(service_id, *entry) for entry in map(_with_data, entries or ()) if entry]
 
     @staticmethod
-    def _dead_letter_from(service_id: str, entry_id: Any, raw: dict[Any, Any]) -> DeadLetter:
-        data = _fields(raw)
+    def _dead_letter_from(service_id: str, dead_id: str, data: dict[str, str]) -> DeadLetter:
         return DeadLetter(
-            dead_id=_str(entry_id),
+            dead_id=dead_id,
             service_id=service_id,
             original_id=data["original_id"],
             fields=json.loads(data["fields"]),
@@ -356,9 +372,10 @@ class JobQueue:
         """
         dead = self._dead(service_id)
         entries = await self.redis.xrange(dead, dead_id, dead_id, count=1)
-        if not entries:
+        entry = _with_data(entries[0]) if entries else None
+        if entry is None:
             raise KeyError(dead_id)
-        letter = self._dead_letter_from(service_id, entries[0][0], entries[0][1])
+        letter = self._dead_letter_from(service_id, *entry)
         new_id = await self.enqueue(service_id, letter.fields)
         if not await self.redis.xdel(dead, dead_id):  # another replay won the race: withdraw our copy
             await self.redis.xdel(self._stream(service_id), new_id)

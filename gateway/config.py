@@ -14,7 +14,10 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 from connectors.queue import QueueSettings
 from signing.applicant import ApplicantKind
@@ -304,7 +307,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
 
 
-def _build(cls: type, raw: Any, where: str, base_dir: Path) -> Any:
+_Table = TypeVar("_Table", bound="DataclassInstance")
+
+
+def _build(cls: type[_Table], raw: object, where: str, base_dir: Path) -> _Table:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'configuration'}: expected a table")
     hints = typing.get_type_hints(cls)
@@ -328,7 +334,7 @@ def _convert(hint: Any, value: Any, key: str, base_dir: Path) -> Any:
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in args if a is not type(None)]
         return _convert(inner[0], value, key, base_dir)
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         return _build(hint, value, key, base_dir)
     if origin is dict:
         if not isinstance(value, dict):

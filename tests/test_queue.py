@@ -227,3 +227,18 @@ async def test_keep_holds_a_job_past_its_visibility_timeout(redis: Redis, prefix
     assert await queue.ack(SERVICE, job.entry_id)
     assert not await queue.keep(SERVICE, job.entry_id, "slow"), "an answered job cannot be kept"
     assert (await queue.stats(SERVICE))["pending"] == 0
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_claim_reads_both_reply_shapes(redis_url: str, prefix: str, protocol: int) -> None:
+    # XREADGROUP answers [[key, entries]] over RESP2 and a map over RESP3; a job is read from either.
+    client = Redis.from_url(redis_url, protocol=protocol, decode_responses=protocol == 3)
+    try:
+        queue = JobQueue(client, prefix=prefix)
+        entry_id = await queue.enqueue(SERVICE, {"application": "a1"})
+        job = await queue.claim(SERVICE, "office-1")
+        assert job is not None and (job.entry_id, job.fields) == (entry_id, {"application": "a1"})
+        assert await queue.claim(SERVICE, "office-1") is None
+        assert await queue.fields(SERVICE, entry_id) == {"application": "a1"}
+    finally:
+        await client.aclose()

@@ -20,7 +20,7 @@ import logging
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ class WorkingCalendar:
         year = (today or datetime.now(ASTANA).date()).year
         public = holidays.country_holidays("KZ", years=range(year - 1, year + 3), language="en_US")
         log.info("working calendar: holidays %s, %d working day(s) and %d day(s) off from %s",
-                 holidays.__version__, len(swaps.working), len(swaps.days_off), swaps.origin)
+                 metadata.version("holidays"), len(swaps.working), len(swaps.days_off), swaps.origin)
         return cls(public, swaps)
 
     def is_working_day(self, day: date) -> bool:

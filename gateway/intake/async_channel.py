@@ -22,7 +22,7 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
 from gateway.intake.reading import parse_datetime
-from gateway.intake.soap_io import document_in, fault, read_operation, respond, validate
+from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import async_message, message_state
 from gateway.web.problems import language_of
@@ -71,13 +71,13 @@ async def handle(request: web.Request) -> web.Response:
         validate(_schema_for(namespace), operation)
         name = etree.QName(operation).localname
         if name == "sendMessage":
-            answer = await _send_message(request, operation.find("request"), namespace, session_id, xml_limits)
+            answer = await _send_message(request, required(operation, "request"), namespace, session_id, xml_limits)
         elif name == "getMessages":
-            answer = await _get_messages(request, operation.find("request"), namespace, session_id)
+            answer = await _get_messages(request, required(operation, "request"), namespace, session_id)
         elif name == "getMessageStatus":
-            answer = await _get_message_status(request, operation.find("request"), namespace)
+            answer = await _get_message_status(request, required(operation, "request"), namespace)
         else:
-            answer = await _delivery_notification(request, operation.find("request"), namespace)
+            answer = await _delivery_notification(request, required(operation, "request"), namespace)
     except GatewayError as error:
         return fault(error, language, session_id, f"{{{namespace}}}AsyncChannelFault")
     except Exception:  # never a stack trace to the caller
@@ -99,16 +99,16 @@ def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]
 
 async def _send_message(request: web.Request, body: etree._Element, namespace: str, session_id: str,
                         limits: XmlLimits) -> etree._Element:
-    info = body.find("messageInfo")
+    info = required(body, "messageInfo")
     if info.findtext("messageType") != "REQUEST":
         raise GatewayError("CLIENT_UNKNOWN_OPERATION", "only messageType REQUEST is accepted from senders")
     intake = IntakeRequest(
         channel="soap-async",
-        message_id=info.findtext("messageId"),
+        message_id=required_text(info, "messageId"),
         correlation_id=info.findtext("SenderCorrelationId") or info.findtext("correlationId"),
-        service_id=info.findtext("serviceId"),
-        message_date=parse_datetime(info.findtext("messageDate")),
-        sender_id=info.findtext("sender/senderId"),
+        service_id=required_text(info, "serviceId"),
+        message_date=parse_datetime(required_text(info, "messageDate")),
+        sender_id=required_text(info, "sender/senderId"),
         password=info.findtext("sender/password"),
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
@@ -169,11 +169,11 @@ async def _get_message_status(request: web.Request, body: etree._Element, namesp
 async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
     components = request.app[INTAKE]
     sender = _authenticate(request, body.find("sender"))
-    notification = body.find("notification")
+    notification = required(body, "notification")
     app = await components.store.get(notification.findtext("messageId", ""))
     if app is None or app.sender_id != sender.sender_id:
         raise GatewayError("CLIENT_NOT_FOUND", "no answer with this messageId was sent to this sender")
-    status = notification.find("deliveryStatus")
+    status = required(notification, "deliveryStatus")
     inbox = components.notifier.inbox(app.sender_id, app.service_id)
     if status.findtext("receiveStatus") == "MESSAGE_ACCEPTED":
         await inbox.done(app.id)

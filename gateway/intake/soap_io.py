@@ -44,6 +44,22 @@ def validate(schema: etree.XMLSchema, element: etree._Element) -> None:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", f"line {error.line}: {error.message}" if error else None)
 
 
+def required(element: etree._Element, path: str) -> etree._Element:
+    """The child at ``path``. The schema requires it; a schema that loses one is refused, not a crash."""
+    child = element.find(path)
+    if child is None:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{etree.QName(element).localname}/{path} is missing")
+    return child
+
+
+def required_text(element: etree._Element, path: str) -> str:
+    """The text at ``path``, refused when missing, so it never turns into a None identifier."""
+    text = element.findtext(path)
+    if text is None:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{etree.QName(element).localname}/{path} is missing")
+    return text
+
+
 def document_in(data: etree._Element | None, limits: XmlLimits) -> etree._Element | None:
     """The business document in ``data``: its element child (detached), or escaped XML text."""
     if data is None:

@@ -18,7 +18,7 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime
-from gateway.intake.soap_io import document_in, fault, read_operation, respond, validate
+from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
 from gateway.shep.envelope import now_iso, own_xml
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
@@ -71,31 +71,21 @@ async def handle_send_message(request: web.Request) -> web.Response:
 
 def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits) -> IntakeRequest:
     validate(_schema_for(namespace), operation)
-    info = operation.find("request/requestInfo")
-    if info is None:
-        raise GatewayError("CLIENT_ENVELOPE_INVALID", "request/requestInfo is missing")
+    info = required(operation, "request/requestInfo")
     properties = {
         prop.findtext("key", ""): prop.findtext("value", "") for prop in info.iterfind("properties")
     }
     return IntakeRequest(
         channel="soap",
-        message_id=_required_text(info, "messageId"),
+        message_id=required_text(info, "messageId"),
         correlation_id=info.findtext("correlationId"),
-        service_id=_required_text(info, "serviceId"),
-        message_date=parse_datetime(_required_text(info, "messageDate")),
-        sender_id=_required_text(info, "sender/senderId"),
+        service_id=required_text(info, "serviceId"),
+        message_date=parse_datetime(required_text(info, "messageDate")),
+        sender_id=required_text(info, "sender/senderId"),
         password=info.findtext("sender/password"),
         properties=properties,
         document=document_in(operation.find("request/requestData/data"), limits),
     )
-
-
-def _required_text(info: etree._Element, path: str) -> str:
-    # The schema requires these; a schema that loses one must not turn into a None identifier.
-    text = info.findtext(path)
-    if text is None:
-        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"requestInfo/{path} is missing")
-    return text
 
 
 def _response(outcome: Outcome, namespace: str, message_id: str) -> web.Response:
