@@ -112,6 +112,25 @@ class CalendarSettings:
 
 
 @dataclass(frozen=True)
+class CabinetSettings:
+    """The cabinet's live event streams, per process: how many, and how soon a page that went away is noticed.
+
+    All streams share one Redis pub/sub connection of their own, so these caps bound memory and sockets,
+    never the connections intake, jobs and delivery use."""
+
+    max_streams: int = 1000
+    "Streams open at once in this process; the next is refused with 503 GATEWAY_STREAMS_FULL and Retry-After."
+    max_streams_per_owner: int = 8
+    "Streams open at once for one IIN/BIN (tabs, devices); the next gets 429 CLIENT_TOO_MANY_STREAMS."
+    keep_alive_seconds: float = 5.0
+    "An idle stream gets a comment this often; a page gone away is noticed within about this long."
+    stream_buffer: int = 64
+    "Events held for one page that reads slowly; when full, its stream is ended (the browser reconnects)."
+    retry_after_seconds: int = 10
+    "Retry-After of a refused stream, in seconds."
+
+
+@dataclass(frozen=True)
 class SenderSettings:
     password_hash: str
     "scrypt hash made by `egov-gateway hash-password`."
@@ -234,6 +253,8 @@ class Settings:
     "Background delivery of async applications: concurrency, leases, attempts before stopping."
     queue: QueueSettings = field(default_factory=QueueSettings)
     "Back-office job queue (Redis Streams): visibility timeout and attempts before dead-lettering."
+    cabinet: CabinetSettings = field(default_factory=CabinetSettings)
+    "The cabinet's live event streams: caps per owner and in total, keep-alive."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
@@ -305,6 +326,15 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("revocation.timeout_seconds: must be positive")
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
+    _check_cabinet(settings.cabinet)
+
+
+def _check_cabinet(cabinet: CabinetSettings) -> None:
+    for key in ("max_streams", "max_streams_per_owner", "stream_buffer", "retry_after_seconds"):
+        if getattr(cabinet, key) < 1:
+            raise ConfigError(f"cabinet.{key}: must be at least 1")
+    if not (math.isfinite(cabinet.keep_alive_seconds) and cabinet.keep_alive_seconds > 0):
+        raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
 
 
 _Table = TypeVar("_Table", bound="DataclassInstance")

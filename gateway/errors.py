@@ -172,6 +172,14 @@ _add("CLIENT_OWNER_INVALID", 400, C, "Сұраным жолында 12 цифр�
      "The request path must hold a 12-digit IIN or BIN.")
 _add("GATEWAY_INTERNAL", 500, G, "Шлюздің ішкі қатесі.", "Внутренняя ошибка шлюза.",
      "Internal gateway error.")
+# Cabinet live event streams (refused with Retry-After)
+_add("CLIENT_TOO_MANY_STREAMS", 429, C,
+     "Бұл ЖСН/БСН үшін тым көп тікелей оқиғалар ағыны ашық; біреуін жабыңыз немесе кейінірек қайталаңыз.",
+     "Для этого ИИН/БИН открыто слишком много потоков событий; закройте один или повторите позже.",
+     "Too many live event streams are open for this IIN/BIN; close one or try again later.")
+_add("GATEWAY_STREAMS_FULL", 503, G, "Шлюз қазір тағы бір оқиғалар ағынын аша алмайды, кейінірек қайталаңыз.",
+     "Шлюз сейчас не может открыть ещё один поток событий, повторите позже.",
+     "The gateway cannot open another live event stream now; try again later.")
 
 del C, G, P
 
