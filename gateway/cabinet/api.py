@@ -18,8 +18,6 @@ lookup is always scoped by the IIN in the path: an item is never shown under ano
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -28,23 +26,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS, name
 from gateway.cabinet.context import CABINET
+from gateway.cabinet.events import refusal, serve
 from gateway.errors import CATALOGUE, GatewayError
 from gateway.lifecycle.application import Application
-from gateway.supervise import FailureBurst, supervise
-from gateway.web.problems import guarded, language_of, problem
+from gateway.web.problems import guarded, language_of
 from gateway.web.reading import basic_auth_sender
 from signing.idnumbers import is_valid_bin, is_valid_iin
 
 log = logging.getLogger("egov.cabinet")
-KEEP_ALIVE_SECONDS = 15.0
-STREAM_RETRY_MS = 3000
-"Sent as the SSE ``retry:`` field: how long a browser waits before reconnecting a stream that ended."
-_STREAM_FAILURES = FailureBurst("cabinet event streams", logger=log)  # shared: an outage is one line, not one per page
 
 
 def _summary(request: web.Request, app: Application, language: str) -> dict[str, Any]:
@@ -169,60 +161,15 @@ async def _signed_document(request: web.Request, kind: str) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one ``application`` event per change to this owner's applications.
 
-    Runs under :func:`supervise`: when Redis fails the stream stays open and resubscribes after a backoff
-    (changes published meanwhile are missed); should the stream end, ``retry:`` tells the browser when to
-    reconnect. The stream ends when the page goes away or the server stops.
+    Every stream of the process shares the hub's one Redis subscription (:mod:`gateway.cabinet.events`);
+    streams are capped per owner and in total (429/503 with Retry-After). When Redis fails the stream stays
+    open and gets a ``resync`` event once the hub has subscribed again; should the stream end, ``retry:``
+    tells the browser when to reconnect. A page gone away is noticed at the next keep-alive.
     """
+    hub = request.app[CABINET].events
     try:
         owner = await _authorise(request)
+        stream = hub.open(owner)
     except GatewayError as error:
-        return problem(error, language_of(request))
-    components = request.app[CABINET]
-    channel = components.store.events_channel(owner)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                           "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    await response.write(f"retry: {STREAM_RETRY_MS}\n\n".encode())
-    gone = asyncio.Event()
-    pubsub: PubSub | None = None
-
-    async def send(chunk: bytes) -> None:
-        try:
-            await response.write(chunk)
-        except ConnectionResetError:  # the page went away
-            gone.set()
-
-    async def step() -> None:
-        nonlocal pubsub
-        if pubsub is None:  # (re)subscribe; the blocking client: a subscription waits long on its socket
-            fresh = components.events_redis.pubsub()
-            try:
-                await fresh.subscribe(channel)
-            except RedisError:
-                with contextlib.suppress(RedisError, OSError):
-                    await fresh.aclose()
-                raise
-            pubsub = fresh
-            await send(b": connected\n\n")
-        try:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=KEEP_ALIVE_SECONDS)
-        except RedisError:  # drop the subscription; the next step, after the backoff, subscribes again
-            lost, pubsub = pubsub, None
-            with contextlib.suppress(RedisError, OSError):
-                await lost.aclose()
-            raise
-        if message is None:
-            await send(b": keep-alive\n\n")
-            return
-        data = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-        await send(f"event: application\ndata: {data}\n\n".encode())
-
-    try:
-        await supervise("cabinet event stream", step, gone, burst=_STREAM_FAILURES)
-    except asyncio.CancelledError:  # the server stops
-        pass
-    finally:
-        if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
-    return response
+        return refusal(error, language_of(request), hub.settings)
+    return await serve(request, hub, stream)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from gateway.access.senders import SenderDirectory
 from gateway.cabinet.calendar import WorkingCalendar
+from gateway.cabinet.events import EventHub
 from gateway.cabinet.readable import ReadableDocuments
 from gateway.delivery.registry import ServiceRegistry
 from gateway.lifecycle.store import ApplicationStore
@@ -26,8 +26,8 @@ class CabinetContext:
     "Sender authentication (the portal)."
     calendar: WorkingCalendar
     "Kazakhstan working days, for deadlines."
-    events_redis: Redis
-    "The client the live event streams subscribe with (pub/sub holds a connection per stream)."
+    events: EventHub
+    "The live event streams' one shared subscription (its own Redis connection), with their caps."
     readable: ReadableDocuments
     "Each service's compiled schemas, to give documents and results as JSON fields."
 

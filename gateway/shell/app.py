@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 
 import schemas
@@ -26,6 +26,7 @@ from gateway.access.senders import SenderDirectory
 from gateway.cabinet import api as cabinet
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.context import CABINET, CabinetContext
+from gateway.cabinet.events import EventHub
 from gateway.cabinet.readable import ReadableDocuments
 from gateway.config import ConfigError, ConnectorKind, Settings
 from gateway.delivery import jobs_api as jobs_api
@@ -149,20 +150,25 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         lifecycle.listeners.append(notifier.on_change)
         app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
                                     store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=wsdl)
+        hub = EventHub(events_client(redis_url, settings.redis.key_prefix), store.events_channel(""),
+                       settings.cabinet)
         app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
-                                      events_redis=blocking, readable=readable)
+                                      events=hub, readable=readable)
         app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                                  delivery=delivery)
         stop = asyncio.Event()
-        loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop))}
+        loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop)),
+                 asyncio.create_task(hub.run(stop))}
         yield
         stop.set()
         await asyncio.wait(loops, timeout=10)
+        await hub.aclose()
         await session.close()
         await blocking.aclose()
         await redis.aclose()
 
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(_end_streams)
     app.router.add_get("/shep/sync", soap.handle_wsdl)
     app.router.add_post("/shep/sync", soap.handle_send_message)
     app.router.add_get("/shep/async", async_channel.handle_wsdl)
@@ -177,6 +183,20 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     discovery.add_routes(app)
     app.router.add_get("/health", health)
     return app
+
+
+def events_client(redis_url: str, key_prefix: str) -> Redis:
+    """The cabinet event hub's own client: one connection (its pool is the subscription), no retries (the
+    hub resubscribes and tells pages to resync), named so an operator sees it in ``CLIENT LIST``."""
+    return Redis.from_url(redis_url, max_connections=1, socket_connect_timeout=2, socket_timeout=10,
+                          socket_keepalive=True, retry=Retry(NoBackoff(), 0),
+                          client_name=f"{key_prefix}-cabinet-events")
+
+
+async def _end_streams(app: web.Application) -> None:
+    """On shutdown, before the server waits for open requests: end the live streams, so it need not."""
+    if CABINET in app:
+        app[CABINET].events.shutdown()
 
 
 async def health(request: web.Request) -> web.Response:
