@@ -215,6 +215,7 @@ JS = """
       clearTimeout(timer);
       timer = setTimeout(refresh, 150);
     });
+    source.addEventListener("resync", function () { clearTimeout(timer); timer = setTimeout(refresh, 150); });
     source.addEventListener("open", function () { document.body.dataset.liveConnected = "1"; });
   }
 })();
