@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from gateway.config import RedisSettings
+from gateway.config import ConfigError, RedisSettings, check_settings, settings_from_dict
 from gateway.intake.context import INTAKE
 from mocks.library.forms import READER_REGISTRATION_NS
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
@@ -157,3 +157,23 @@ async def test_many_more_requests_than_the_old_pool_never_fail_for_storage(syste
     codes = [code for _, _, code in outcomes]
     assert "GATEWAY_STORAGE_UNAVAILABLE" not in codes
     assert codes == ["SCSS001"] * 150, {code: codes.count(code) for code in set(codes)}
+
+
+def test_the_pool_size_comes_from_the_configuration() -> None:
+    derived = settings_from_dict({"limits": {"max_in_flight": 100}, "delivery": {"concurrency": 10}})
+    assert derived.redis.pool_size(derived.limits, derived.delivery) == 100 + 10 + 16
+    fixed = settings_from_dict({"redis": {"max_connections": 50, "pool_timeout_seconds": 1}})
+    assert fixed.redis.pool_size(fixed.limits, fixed.delivery) == 50
+    assert fixed.redis.pool_timeout_seconds == 1.0
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"redis": {"max_connections": 0}}, "redis.max_connections: must be at least 1"),
+    ({"redis": {"pool_timeout_seconds": 0}}, "redis.pool_timeout_seconds: must be positive"),
+    ({"redis": {"pool_timeout_seconds": float("inf")}}, "redis.pool_timeout_seconds: must be positive"),
+    ({"redis": {"max_connections": "many"}}, "redis.max_connections: expected int"),
+    ({"limits": {"max_in_flight": 0}}, "limits.max_in_flight: must be positive"),
+])
+def test_bad_pool_and_gate_settings_are_refused(raw: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=message):
+        check_settings(settings_from_dict(raw))
