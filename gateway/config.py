@@ -55,12 +55,28 @@ class LimitSettings:
     "Requests processed at once per process; the next gets 503 GATEWAY_OVERLOADED with Retry-After."
 
 
+_REDIS_SPARE_CONNECTIONS = 16
+"Connections beyond requests and deliveries: background loops, cabinet reads, the job API."
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     url: str | None = None
     "Redis URL; when unset the gateway starts an embedded redis-server under state_dir/redis."
     key_prefix: str = "egov"
     "Prefix of every key the gateway writes."
+    max_connections: int | None = None
+    """Connections in each of the process's two Redis pools (commands; desks' long polls and cabinet events).
+    Unset: ``limits.max_in_flight + delivery.concurrency + 16``, so every admitted request, every delivery and
+    the background loops, cabinet and job API calls each find one."""
+    pool_timeout_seconds: float = 2.0
+    "How long a command waits for a free pooled connection before it fails (GATEWAY_STORAGE_UNAVAILABLE)."
+
+    def pool_size(self, limits: LimitSettings, delivery: DeliverySettings) -> int:
+        """``max_connections``, or the size derived from the in-flight bound and delivery concurrency."""
+        if self.max_connections is not None:
+            return self.max_connections
+        return limits.max_in_flight + delivery.concurrency + _REDIS_SPARE_CONNECTIONS
 
 
 @dataclass(frozen=True)
@@ -319,7 +335,12 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("delivery.concurrency and delivery.delivery_attempts: must be at least 1")
     if not settings.delivery.lease_seconds > max((s.timeout_seconds for s in settings.services.values()), default=0):
         raise ConfigError("delivery.lease_seconds: must exceed every service's timeout_seconds")
-    for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds"):
+    if settings.redis.max_connections is not None and settings.redis.max_connections < 1:
+        raise ConfigError("redis.max_connections: must be at least 1")
+    if not (math.isfinite(settings.redis.pool_timeout_seconds) and settings.redis.pool_timeout_seconds > 0):
+        raise ConfigError("redis.pool_timeout_seconds: must be positive")
+    for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds",
+                "max_in_flight"):
         if getattr(settings.limits, key) <= 0:
             raise ConfigError(f"limits.{key}: must be positive")
     if not (math.isfinite(settings.revocation.timeout_seconds) and settings.revocation.timeout_seconds > 0):

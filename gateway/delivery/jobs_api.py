@@ -33,7 +33,7 @@ from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.web.problems import guarded
-from gateway.web.reading import basic_auth_sender
+from gateway.web.reading import basic_auth_sender, read_body
 
 log = logging.getLogger("egov.jobs")
 MAX_WAIT_SECONDS = 25
@@ -58,14 +58,7 @@ def _operator(request: web.Request) -> AuthenticatedSender:
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
-    body = bytearray()
-    while len(body) <= _MAX_RESULT_BYTES:  # read(n) returns what is buffered, not n bytes: read to the limit
-        chunk = await request.content.read(_MAX_RESULT_BYTES + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    if len(body) > _MAX_RESULT_BYTES:
-        raise GatewayError("CLIENT_BODY_TOO_LARGE")
+    body = await read_body(request, _MAX_RESULT_BYTES)  # an over-limit Content-Length before reading anything
     try:
         data = json.loads(body or b"{}")
     except ValueError as exc:

@@ -66,24 +66,31 @@ async def handle(request: web.Request) -> web.Response:
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
     language, session_id, namespace = language_of(request), new_session_id(), schemas.ASYNC_TYPES_NS
     try:
-        operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
-        namespace = etree.QName(operation).namespace or namespace
-        validate(_schema_for(namespace), operation)
-        name = etree.QName(operation).localname
-        if name == "sendMessage":
-            answer = await _send_message(request, required(operation, "request"), namespace, session_id, xml_limits)
-        elif name == "getMessages":
-            answer = await _get_messages(request, required(operation, "request"), namespace, session_id)
-        elif name == "getMessageStatus":
-            answer = await _get_message_status(request, required(operation, "request"), namespace)
-        else:
-            answer = await _delivery_notification(request, required(operation, "request"), namespace)
+        # The in-flight gate, before anything is read. The operation is only known from the body (soapAction
+        # is ""), so every AsyncChannel call takes a slot; the ones other than sendMessage are short.
+        with components.pipeline.admit():
+            operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
+            namespace = etree.QName(operation).namespace or namespace
+            answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
     except GatewayError as error:
         return fault(error, language, session_id, f"{{{namespace}}}AsyncChannelFault")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
         return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}AsyncChannelFault")
     return respond(answer)
+
+
+async def _dispatch(request: web.Request, operation: etree._Element, namespace: str, session_id: str,
+                    limits: XmlLimits) -> etree._Element:
+    validate(_schema_for(namespace), operation)
+    name, body = etree.QName(operation).localname, required(operation, "request")
+    if name == "sendMessage":
+        return await _send_message(request, body, namespace, session_id, limits)
+    if name == "getMessages":
+        return await _get_messages(request, body, namespace, session_id)
+    if name == "getMessageStatus":
+        return await _get_message_status(request, body, namespace)
+    return await _delivery_notification(request, body, namespace)
 
 
 def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:

@@ -117,15 +117,25 @@ class Pipeline:
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
+    def admit(self) -> InFlightLimiter:
+        """The in-flight gate (``limits.max_in_flight``): an intake holds it around the whole request.
+
+        Entered first, before the body is read, parsed or its signature verified, so excess work is refused
+        with GATEWAY_OVERLOADED (503, Retry-After) at almost no cost, and the bound also caps the memory of
+        bodies being read (``max_in_flight × max_body_bytes``). Caveat: a slow sender holds its slot while
+        its body trickles in.
+        """
+        return self.limiter
+
     async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False) -> Outcome:
         """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
 
-        ``asynchronous`` (the AsyncChannel) accepts every service for background delivery; otherwise a
-        service's own mode decides whether the answer comes within the request.
+        The caller holds a slot of :meth:`admit`. ``asynchronous`` (the AsyncChannel) accepts every service
+        for background delivery; otherwise a service's own mode decides whether the answer comes within the
+        request.
         """
         try:
-            with self.limiter:
-                return await self._process(request, session_id, asynchronous)
+            return await self._process(request, session_id, asynchronous)
         except RedisError as exc:
             log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None

@@ -41,16 +41,17 @@ async def handle_request(request: web.Request) -> web.Response:
     language = language_of(request)
     session_id = new_session_id()
     try:
-        if request.content_type != "application/json":
-            raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
-        body = await read_body(request, limits.max_body_bytes)
-        try:
-            envelope = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
-        xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-        intake = _read_envelope(envelope, xml_limits)
-        outcome = await components.pipeline.process(intake, session_id)
+        with components.pipeline.admit():  # the in-flight gate, before anything is read
+            if request.content_type != "application/json":
+                raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
+            body = await read_body(request, limits.max_body_bytes)
+            try:
+                envelope = json.loads(body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+            xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+            intake = _read_envelope(envelope, xml_limits)
+            outcome = await components.pipeline.process(intake, session_id)
     except GatewayError as error:
         return problem(error, language, session_id)
     except Exception:  # never a stack trace to the caller

@@ -12,6 +12,7 @@ from lxml import etree
 from gateway.errors import GatewayError
 from gateway.intake.reading import parse_xml
 from gateway.shep.envelope import BODY, ENVELOPE, FAULT, HEADER, SOAP_ENV, now_iso
+from gateway.web.problems import RETRY_AFTER_SECONDS
 from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits, detach
 
@@ -86,7 +87,10 @@ def respond(payload: etree._Element, header: etree._Element | None = None) -> we
 
 
 def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) -> web.Response:
-    """A SOAP 1.1 Fault whose detail is ``detail_tag`` (an ErrorInfo), HTTP 500."""
+    """A SOAP 1.1 Fault whose detail is ``detail_tag`` (an ErrorInfo), HTTP 500.
+
+    SHEP clients expect every Fault as HTTP 500, so a retryable refusal (a 503 code such as GATEWAY_OVERLOADED)
+    keeps 500 and carries its code in errorCode, with a ``Retry-After`` header as the REST answer has."""
     E = etree.SubElement
     element = etree.Element(FAULT)
     E(element, "faultcode").text = "soap:Server" if error.spec.party != "client" else "soap:Client"
@@ -105,4 +109,7 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     E(info, "errorData").text = json.dumps(data, ensure_ascii=False)
     E(info, "errorDate").text = now_iso()
     E(info, "sessionId").text = session_id
-    return respond(element)
+    response = respond(element)
+    if error.spec.http_status == 503:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -56,11 +56,12 @@ async def handle_send_message(request: web.Request) -> web.Response:
     session_id = new_session_id()
     namespace = schemas.SYNC_TYPES_NS
     try:
-        xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-        operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
-        namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
-        intake = _read_send_message(operation, namespace, xml_limits)
-        outcome = await components.pipeline.process(intake, session_id)
+        with components.pipeline.admit():  # the in-flight gate, before anything is read
+            xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+            operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
+            namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
+            intake = _read_send_message(operation, namespace, xml_limits)
+            outcome = await components.pipeline.process(intake, session_id)
     except GatewayError as error:
         return fault(error, language, session_id, f"{{{namespace}}}SendMessageFault")
     except Exception:  # never a stack trace to the caller

@@ -8,11 +8,12 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
@@ -111,20 +112,35 @@ def load(settings: Settings) -> Loaded:
                   ReadableDocuments.build(settings.services))
 
 
+def redis_client(url: str, settings: Settings, *, socket_timeout: float, **options: Any) -> Redis:
+    """A client with its own pool sized from the configuration (``[redis] max_connections``).
+
+    The pool is a blocking one: a command that finds every connection busy waits up to
+    ``pool_timeout_seconds`` for one instead of failing at once (redis-py's default pool raises past 100
+    connections, which under load turned admitted requests into storage errors). Few, quick retries:
+    a blip is ridden out, an outage is reported at once (503, Retry-After).
+    """
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis.pool_size(settings.limits, settings.delivery),
+        timeout=settings.redis.pool_timeout_seconds, socket_timeout=socket_timeout, socket_connect_timeout=2,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), **options)
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
+
+
 def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
     """Build the application (calling :func:`load` unless given its result)."""
     loaded = loaded or load(settings)
     signer, verifier, wsdl = loaded.signer, loaded.verifier, loaded.wsdl
     calendar, readable = loaded.calendar, loaded.readable
-    app = web.Application(client_max_size=settings.limits.max_body_bytes + 1)
+    # aiohttp refuses a request.read()/post() body *larger* than client_max_size; read_body enforces the same
+    # limit while streaming, and the job API its own (it reads request.content, which this does not bound).
+    app = web.Application(client_max_size=settings.limits.max_body_bytes)
 
     limits = settings.limits
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        # Few, quick retries: a blip is ridden out, an outage is reported at once (503, Retry-After).
-        redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
-                               retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
+        redis = redis_client(redis_url, settings, socket_timeout=5, health_check_interval=30)
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
         senders = SenderDirectory(settings.senders)
         store = ApplicationStore(redis, settings.redis.key_prefix)
@@ -133,8 +149,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
         # Desks long-poll (blocking XREADGROUP up to 25 s): their own client, with a longer socket timeout,
         # so ordinary commands keep failing fast when Redis is in trouble.
-        blocking = Redis.from_url(redis_url, socket_timeout=jobs_api.MAX_WAIT_SECONDS + 10, socket_connect_timeout=2,
-                                  retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2))
+        blocking = redis_client(redis_url, settings, socket_timeout=jobs_api.MAX_WAIT_SECONDS + 10)
         jobs = JobQueue(blocking, prefix=settings.redis.key_prefix, settings=settings.queue,
                         on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
         registry = ServiceRegistry.build(settings.services, {

@@ -15,6 +15,9 @@ from redis.exceptions import RedisError
 from gateway.errors import GatewayError, pick_language
 from signing.idnumbers import mask_ids
 
+RETRY_AFTER_SECONDS = 5
+"What a 503 refusal (GATEWAY_OVERLOADED, GATEWAY_STORAGE_UNAVAILABLE) asks the caller to wait, in Retry-After."
+
 
 def language_of(request: web.Request) -> str:
     return pick_language(request.headers.get("Accept-Language"), request.query.get("lang"))
@@ -42,7 +45,7 @@ def problem(error: GatewayError, language: str, session_id: str | None = None) -
     if error.spec.http_status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="egov-gateway"'
     if error.spec.http_status == 503:
-        headers["Retry-After"] = "5"
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return web.json_response(
         body, status=error.spec.http_status, content_type="application/problem+json", headers=headers,
         dumps=lambda o: json.dumps(o, ensure_ascii=False),
