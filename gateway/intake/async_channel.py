@@ -86,10 +86,11 @@ async def handle(request: web.Request) -> web.Response:
     return respond(answer)
 
 
-def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
+async def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
     if sender is None:
-        raise GatewayError("CLIENT_UNKNOWN_SENDER", "sender is required")
-    return request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""), sender.findtext("password"))
+        raise GatewayError("CLIENT_BAD_CREDENTIALS", "sender is required")
+    return await request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""),
+                                                          sender.findtext("password"), client=request.remote)
 
 
 def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]:
@@ -113,7 +114,7 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True)
+    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote)
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement
@@ -127,7 +128,7 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
 async def _get_messages(request: web.Request, body: etree._Element, namespace: str,
                         session_id: str) -> etree._Element:
     components = request.app[INTAKE]
-    sender = _authenticate(request, body.find("sender"))
+    sender = await _authenticate(request, body.find("sender"))
     service_id = body.findtext("serviceId", "")
     service = components.registry.get(service_id)
     if service is None:
@@ -151,7 +152,7 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
 
 async def _get_message_status(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
     components = request.app[INTAKE]
-    sender = _authenticate(request, body.find("sender"))
+    sender = await _authenticate(request, body.find("sender"))
     app = await components.store.find_by_message(sender.sender_id, body.findtext("messageId", ""))
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND", "no message with this messageId from this sender")
@@ -168,7 +169,7 @@ async def _get_message_status(request: web.Request, body: etree._Element, namesp
 
 async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
     components = request.app[INTAKE]
-    sender = _authenticate(request, body.find("sender"))
+    sender = await _authenticate(request, body.find("sender"))
     notification = required(body, "notification")
     app = await components.store.get(notification.findtext("messageId", ""))
     if app is None or app.sender_id != sender.sender_id:
