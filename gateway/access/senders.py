@@ -75,7 +75,7 @@ class SenderDirectory:
             if settings is None or not matches:
                 await self.throttle.failed(admission)
                 log.info("sender authentication failed for %r from %s", sender_id[:64], client)
-                raise GatewayError("CLIENT_BAD_CREDENTIALS")
+                raise GatewayError("CLIENT_BAD_CREDENTIALS", "no sender with this senderId and password")
             self._verified[sender_id] = memo
         await self.throttle.succeeded(admission)
         return AuthenticatedSender(sender_id, settings)

@@ -62,11 +62,12 @@ class FailureThrottle:
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
         admission = Admission(admission.address_key, admission.sender_key, bool(trusted))
         if lock_a > 0 or (lock_s > 0 and not trusted):
-            raise GatewayError("CLIENT_LOCKED_OUT", retry_after=math.ceil(max(lock_a, lock_s) / 1000))
+            seconds = math.ceil(max(lock_a, lock_s if not trusted else 0) / 1000)
+            raise GatewayError("CLIENT_LOCKED_OUT", f"try again in {seconds} s", retry_after=seconds)
         if int(fails_a or 0) >= self.settings.address_failures:
-            await self._refuse(a, self.settings.address_failures, ttl_a)
+            await self._refuse(a, self.settings.address_failures, ttl_a, "from this address")
         if int(fails_s or 0) >= self.settings.sender_failures and not trusted:
-            await self._refuse(s, self.settings.sender_failures, ttl_s)
+            await self._refuse(s, self.settings.sender_failures, ttl_s, "for this senderId")
         return admission
 
     async def failed(self, admission: Admission) -> None:
@@ -95,7 +96,7 @@ class FailureThrottle:
         except RedisError:
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
 
-    async def _refuse(self, keys: dict[str, str], limit: int, ttl: int) -> None:
+    async def _refuse(self, keys: dict[str, str], limit: int, ttl: int, whose: str) -> None:
         """A throttled attempt: counted, locking out at twice the limit, and refused with the window's rest."""
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -104,10 +105,14 @@ class FailureThrottle:
                 _, fails = await pipe.execute()
             if fails >= 2 * limit:
                 await self.redis.set(keys["lock"], 1, ex=self.settings.lockout_seconds, nx=True)
-                raise GatewayError("CLIENT_LOCKED_OUT", retry_after=self.settings.lockout_seconds)
+                seconds = self.settings.lockout_seconds
+                raise GatewayError("CLIENT_LOCKED_OUT", f"too many failed sign-ins {whose}; try again in "
+                                                        f"{seconds} s", retry_after=seconds)
         except RedisError:
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
-        raise GatewayError("CLIENT_TOO_MANY_ATTEMPTS", retry_after=max(ttl, 1))
+        seconds = max(ttl, 1)
+        raise GatewayError("CLIENT_TOO_MANY_ATTEMPTS", f"too many failed sign-ins {whose}; try again in {seconds} s",
+                           retry_after=seconds)
 
     def _keys(self, admission: Admission) -> tuple[dict[str, str], dict[str, str]]:
         a, s = f"addr:{admission.address_key}", f"id:{admission.sender_key}"
