@@ -147,6 +147,44 @@ class CabinetSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """How sender passwords are checked and failed attempts throttled.
+
+    Failures are counted in Redis per client address and per sender id over a fixed window, so every worker
+    sees the same counts. Past its limit an address or sender id is refused with 429
+    CLIENT_TOO_MANY_ATTEMPTS (Retry-After: the rest of the window) without a password check; one that keeps
+    trying until twice its limit is locked out (429 CLIENT_LOCKED_OUT) for ``lockout_seconds``. An address
+    that authenticated as a sender in the last ``trusted_address_seconds`` is not held by that sender's
+    count, so a flood against a sender id cannot lock the real sender out (its own address limit still holds).
+    """
+
+    max_concurrent_checks: int = 2
+    "scrypt checks running at once per process (each in a worker thread, off the event loop)."
+    queue_seconds: float = 1.0
+    "How long a check waits for a free slot; then 503 GATEWAY_OVERLOADED (Retry-After)."
+    window_seconds: int = 300
+    "Failed attempts are counted over this fixed window."
+    address_failures: int = 20
+    "Failures from one client address within the window before it is throttled."
+    sender_failures: int = 100
+    "Failures for one sender id (from addresses it has not used before) within the window before it is throttled."
+    lockout_seconds: int = 900
+    "How long an address or sender id stays locked out after reaching twice its limit."
+    trusted_address_seconds: int = 86_400
+    "How long an address that authenticated as a sender stays exempt from that sender's failure count."
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    """Requests a sender may send to one service (SendMessage over any channel), counted across all workers."""
+
+    per_second: int | None = None
+    "Requests per second (unset: no limit); beyond: 429 CLIENT_QUOTA_EXCEEDED, Retry-After 1."
+    per_day: int | None = None
+    "Requests per day, Kazakhstan time (UTC+5) (unset: no limit); beyond: 429 until midnight."
+
+
+@dataclass(frozen=True)
 class SenderSettings:
     password_hash: str
     "scrypt hash made by `egov-gateway hash-password`."
@@ -160,6 +198,8 @@ class SenderSettings:
     "Back-office: services whose queued jobs this sender may take and answer."
     operator: bool = False
     "May list and replay dead letters and stopped applications."
+    quotas: dict[str, QuotaSettings] = field(default_factory=dict)
+    "Request quotas by serviceId; '*' applies to each service without its own entry (counted per service)."
 
 
 class ConnectorKind(StrEnum):
@@ -271,6 +311,8 @@ class Settings:
     "Back-office job queue (Redis Streams): visibility timeout and attempts before dead-lettering."
     cabinet: CabinetSettings = field(default_factory=CabinetSettings)
     "The cabinet's live event streams: caps per owner and in total, keep-alive."
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    "Sender authentication: bounded password checks, throttling and lock-out of failed attempts."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
@@ -323,10 +365,7 @@ def check_settings(settings: Settings) -> None:
                               f"known: {sorted(role.value for role in SignerRole)}")
         if not (service.timeout_seconds > 0 and math.isfinite(service.timeout_seconds)):  # TOML allows nan, inf
             raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive and finite")
-    for sender_id, sender in settings.senders.items():
-        if not sender.password_hash.startswith("scrypt$"):
-            raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
-                              "`egov-gateway hash-password`")
+    _check_senders(settings)
     if not 0 < settings.listen.port < 65536:
         raise ConfigError("listen.port: must be 1..65535")
     if settings.limits.max_body_bytes < 1024:
@@ -356,6 +395,28 @@ def _check_cabinet(cabinet: CabinetSettings) -> None:
             raise ConfigError(f"cabinet.{key}: must be at least 1")
     if not (math.isfinite(cabinet.keep_alive_seconds) and cabinet.keep_alive_seconds > 0):
         raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
+
+
+def _check_senders(settings: Settings) -> None:
+    for sender_id, sender in settings.senders.items():
+        if not sender.password_hash.startswith("scrypt$"):
+            raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
+                              "`egov-gateway hash-password`")
+        for service_id, quota in sender.quotas.items():
+            where = f"senders.{sender_id}.quotas.{service_id}"
+            if service_id != "*" and service_id not in settings.services:
+                raise ConfigError(f"{where}: unknown service (a serviceId of [services], or '*')")
+            for key in ("per_second", "per_day"):
+                limit = getattr(quota, key)
+                if limit is not None and limit < 1:
+                    raise ConfigError(f"{where}.{key}: must be at least 1")
+    auth = settings.auth
+    for key in ("max_concurrent_checks", "window_seconds", "address_failures", "sender_failures",
+                "lockout_seconds", "trusted_address_seconds"):
+        if getattr(auth, key) < 1:
+            raise ConfigError(f"auth.{key}: must be at least 1")
+    if not (math.isfinite(auth.queue_seconds) and auth.queue_seconds >= 0):
+        raise ConfigError("auth.queue_seconds: must not be negative")
 
 
 _Table = TypeVar("_Table", bound="DataclassInstance")

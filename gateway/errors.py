@@ -74,7 +74,7 @@ _add("CLIENT_DOCUMENT_MISSING", 400, C, "requestData/data ішінде қол қ
      "В requestData/data нет подписанного документа.", "No signed document in requestData/data.")
 _add("CLIENT_STALE_MESSAGE", 400, C, "messageDate тым ескі немесе болашақта.",
      "messageDate слишком старая или в будущем.", "messageDate is too old or in the future.")
-# Sender authentication and access
+# Sender authentication and access (CLIENT_UNKNOWN_SENDER is no longer sent: an unknown id is CLIENT_BAD_CREDENTIALS)
 _add("CLIENT_UNKNOWN_SENDER", 401, C, "Жіберуші тіркелмеген.", "Отправитель не зарегистрирован.",
      "The sender is not registered.")
 _add("CLIENT_BAD_CREDENTIALS", 401, C, "Жіберушінің құпиясөзі қате.", "Неверный пароль отправителя.",
@@ -170,6 +170,16 @@ _add("CLIENT_JOB_FINISHED", 409, C, "Тапсырма бұрын аяқталғ�
 _add("CLIENT_OWNER_INVALID", 400, C, "Сұраным жолында 12 цифрлы ЖСН немесе БСН болуы керек.",
      "В пути запроса должен быть ИИН или БИН из 12 цифр.",
      "The request path must hold a 12-digit IIN or BIN.")
+# Sender throttling and quotas (429 with Retry-After)
+_add("CLIENT_TOO_MANY_ATTEMPTS", 429, C, "Сәтсіз кіру әрекеттері тым көп, кейінірек қайталаңыз.",
+     "Слишком много неудачных попыток входа, повторите позже.",
+     "Too many failed sign-in attempts; try again later.")
+_add("CLIENT_LOCKED_OUT", 429, C, "Сәтсіз әрекеттер көп болғандықтан кіру уақытша бұғатталды.",
+     "Вход временно заблокирован из-за множества неудачных попыток.",
+     "Sign-in is temporarily locked after repeated failed attempts.")
+_add("CLIENT_QUOTA_EXCEEDED", 429, C, "Жіберушінің осы қызметке сұраным квотасы таусылды.",
+     "Квота запросов отправителя к этой услуге исчерпана.",
+     "The sender's request quota for this service is used up.")
 _add("GATEWAY_INTERNAL", 500, G, "Шлюздің ішкі қатесі.", "Внутренняя ошибка шлюза.",
      "Internal gateway error.")
 # Cabinet live event streams (refused with Retry-After)
@@ -188,7 +198,8 @@ class GatewayError(Exception):
     """A refusal with a stable code. Raised anywhere in the pipeline; intake turns it into a fault.
 
     ``detail`` is extra English text for the caller (never personal data); ``sub_indication`` and
-    ``report`` carry the ETSI sub-indication and the validation report when a signature was refused.
+    ``report`` carry the ETSI sub-indication and the validation report when a signature was refused;
+    ``retry_after`` (seconds) is sent as Retry-After where the caller may try again later.
     """
 
     def __init__(
@@ -198,6 +209,7 @@ class GatewayError(Exception):
         *,
         sub_indication: str | None = None,
         report: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ) -> None:
         if code not in CATALOGUE:
             raise ValueError(f"unknown error code {code!r}")
@@ -206,6 +218,7 @@ class GatewayError(Exception):
         self.detail = detail
         self.sub_indication = sub_indication
         self.report = report
+        self.retry_after = retry_after
         super().__init__(f"{code}: {detail or self.spec.message()}")
 
     def message(self, language: str = DEFAULT_LANGUAGE) -> str:

@@ -16,8 +16,8 @@ import pytest
 
 from gateway.access.senders import check_password
 from gateway.shell.cli import main
+from mocks.demo_secrets import DEMO_SENDER, read_demo_secrets
 from mocks.portal.applicant import READER_TICKET_SERVICE
-from mocks.world.demo import DEMO_PASSWORD, DEMO_SENDER
 from tests.helpers import CLI, ROOT, free_port
 
 
@@ -82,7 +82,9 @@ async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Pa
         assert "SIG_EXPIRED" in refused.stdout
         assert "Traceback" not in refused.stdout + refused.stderr
 
-        auth = {"Authorization": aiohttp.encode_basic_auth(DEMO_SENDER, DEMO_PASSWORD)}
+        secrets = read_demo_secrets(state)  # the demo made its own at the first start
+        assert secrets is not None and (state / "demo-secrets.json").stat().st_mode & 0o777 == 0o600
+        auth = {"Authorization": aiohttp.encode_basic_auth(DEMO_SENDER, secrets.portal)}
         async with aiohttp.ClientSession() as session, session.get(
             f"http://127.0.0.1:{port}/api/v1/cabinet/{pki.person('aigerim').iin}/applications", headers=auth
         ) as response:

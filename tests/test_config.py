@@ -1,4 +1,4 @@
-"""Configuration loading (gateway.config) and sender authentication (gateway.access.senders)."""
+"""Configuration loading (gateway.config) and password hashes (sender authentication: tests/test_senders.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import gateway.access.senders
-from gateway.access.senders import AuthenticatedSender, SenderDirectory, check_password, hash_password
+from gateway.access.senders import check_password, hash_password
 from gateway.config import (
     ConfigError,
     ConnectorKind,
@@ -22,7 +21,6 @@ from gateway.config import (
     load_settings,
     settings_from_dict,
 )
-from gateway.errors import GatewayError
 from signing.applicant import ApplicantKind
 from tests.helpers import ROOT as REPO
 
@@ -275,67 +273,6 @@ def test_hash_is_salted() -> None:
 ])
 def test_check_password_malformed_hash_is_false(stored: str) -> None:
     assert check_password(PASSWORD, stored) is False
-
-
-SENDERS = {
-    "portal": SenderSettings(password_hash=PASSWORD_HASH, cabinet=True),
-    "office": SenderSettings(password_hash=PASSWORD_HASH, services=("kazneb.reader-ticket", "other")),
-}
-
-
-def _auth_error(directory: SenderDirectory, sender: str, password: str | None) -> GatewayError:
-    with pytest.raises(GatewayError) as caught:
-        directory.authenticate(sender, password)
-    return caught.value
-
-
-def test_directory_unknown_sender() -> None:
-    error = _auth_error(SenderDirectory(SENDERS), "intruder", PASSWORD)
-    assert error.code == "CLIENT_UNKNOWN_SENDER" and error.spec.http_status == 401
-
-
-@pytest.mark.parametrize("password", [None, "", "guess-123", PASSWORD.upper()])
-def test_directory_bad_credentials(password: str | None) -> None:
-    error = _auth_error(SenderDirectory(SENDERS), "portal", password)
-    assert error.code == "CLIENT_BAD_CREDENTIALS" and error.spec.http_status == 401
-    if password:
-        assert password not in str(error)
-
-
-def test_directory_memo(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
-    real = gateway.access.senders.check_password
-
-    def counting(password: str, stored: str) -> bool:
-        calls.append(password)
-        return real(password, stored)
-
-    monkeypatch.setattr(gateway.access.senders, "check_password", counting)
-    directory = SenderDirectory(SENDERS)
-    first = directory.authenticate("portal", PASSWORD)
-    assert isinstance(first, AuthenticatedSender) and first.sender_id == "portal" and first.settings.cabinet
-    assert len(calls) == 1
-    second = directory.authenticate("portal", PASSWORD)  # remembered: no second scrypt
-    assert second.sender_id == "portal" and len(calls) == 1
-    # a wrong password is never served from the memo and always pays the full check
-    for _ in range(2):
-        assert _auth_error(directory, "portal", "wrong").code == "CLIENT_BAD_CREDENTIALS"
-    assert len(calls) == 3
-    # the memo is per sender: the same password for another sender is checked against that sender
-    assert directory.authenticate("office", PASSWORD).sender_id == "office"
-    assert len(calls) == 4
-    assert directory.authenticate("portal", PASSWORD).sender_id == "portal" and len(calls) == 4
-
-
-def test_may_call() -> None:
-    directory = SenderDirectory(SENDERS)
-    portal = directory.authenticate("portal", PASSWORD)
-    office = directory.authenticate("office", PASSWORD)
-    assert portal.may_call("kazneb.reader-ticket") and portal.may_call("anything.else")
-    assert office.may_call("kazneb.reader-ticket") and office.may_call("other")
-    assert not office.may_call("elicense.permit") and not office.may_call("*") and not office.may_call("")
-    nobody = AuthenticatedSender("nobody", SenderSettings(password_hash=PASSWORD_HASH, services=()))
-    assert not nobody.may_call("kazneb.reader-ticket")
 
 
 # ----------------------------------------------------------------------------------------------- enums

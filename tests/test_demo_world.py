@@ -155,11 +155,12 @@ async def test_readme_revocation_in_order_then_restart_keeps_the_world_and_fresh
 
 
 def banner(pki: TestPki, tmp_path: Path, capsys: Any, *, manual_desk: bool) -> str:
+    from mocks.demo_secrets import demo_secrets
     from mocks.world.demo import _print_banner, demo_settings
 
     urls = {name: f"http://127.0.0.1:{free_port()}" for name in DEMO_PORTS}
     settings = demo_settings(tmp_path, pki.root, port=int(urls["gateway"].rsplit(":", 1)[1]), urls=urls)
-    _print_banner(settings, "redis://127.0.0.1:1", urls, manual_desk=manual_desk)
+    _print_banner(settings, "redis://127.0.0.1:1", urls, demo_secrets(tmp_path), manual_desk=manual_desk)
     return str(capsys.readouterr().out)
 
 

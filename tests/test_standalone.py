@@ -197,16 +197,18 @@ def test_demo_banner_shows_how_to_run_dlq_as_the_demo_operator(pki, tmp_path: Pa
     import shlex
 
     from gateway.shell.cli import _parser
-    from mocks.world.demo import DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD, _print_banner, demo_settings
+    from mocks.demo_secrets import DEMO_OPERATOR, demo_secrets
+    from mocks.world.demo import _print_banner, demo_settings
 
     urls = {name: f"http://127.0.0.1:{free_port()}"
             for name in ("library", "elicense", "callback", "revocation", "portal", "desk")}
     port = free_port()
     settings = demo_settings(tmp_path, pki.root, port=port, urls=urls)
-    _print_banner(settings, "redis://127.0.0.1:1", urls)
+    passwords = demo_secrets(tmp_path)
+    _print_banner(settings, "redis://127.0.0.1:1", urls, passwords)
     out = capsys.readouterr().out
     lines = [line.strip() for line in out.splitlines() if " dlq" in line]
-    assert lines and all(line.startswith(f"EGOV_OPERATOR_PASSWORD={DEMO_OPERATOR_PASSWORD} ") for line in lines)
+    assert lines and all(line.startswith(f"EGOV_OPERATOR_PASSWORD={passwords.operator} ") for line in lines)
     for line in lines:
         argv = shlex.split(line)[2:]  # after the assignment and the program
         if "<sessionId>" in line:

@@ -1,46 +1,31 @@
 """Sender authentication (senderId + password) and access rights.
 
-Passwords are stored as scrypt hashes. scrypt is slow on purpose (milliseconds), far above the
-per-request budget, so a password that verified once is remembered as a keyed digest for the life
-of the process; a wrong password is never remembered and always pays the full cost.
+Passwords are stored as scrypt hashes, checked off the event loop a bounded number at once
+(:class:`~gateway.access.passwords.PasswordChecks`), with failed attempts throttled in Redis
+(:class:`~gateway.access.throttle.FailureThrottle`). A password that verified once is remembered for the
+life of the process as a keyed digest, one per configured sender, so a correct repeat costs no scrypt; a
+wrong one is never remembered and always pays the full cost. An unknown sender id pays the same cost
+(scrypt against a dummy hash) and gets the same code as a wrong password, so ids cannot be told apart.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 
-from gateway.config import SenderSettings
+from redis.asyncio import Redis
+
+from gateway.access.passwords import PasswordChecks, check_password, hash_password
+from gateway.access.throttle import FailureThrottle
+from gateway.config import AuthSettings, SenderSettings
 from gateway.errors import GatewayError
 
-_N, _R, _P = 2**14, 8, 1
+__all__ = ["AuthenticatedSender", "SenderDirectory", "check_password", "hash_password"]
 
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """Return ``scrypt$N$r$p$salt$hash`` for storing in the configuration."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt${_N}${_R}${_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    """Constant-time check of ``password`` against a stored scrypt hash."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-            dklen=len(expected), maxmem=256 * 1024 * 1024,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
+log = logging.getLogger("egov.senders")
 
 
 @dataclass(frozen=True)
@@ -57,23 +42,43 @@ class AuthenticatedSender:
 
 
 class SenderDirectory:
-    """Checks senderId/password pairs against the configured senders."""
+    """Checks senderId/password pairs against the configured senders; call :meth:`close` when done."""
 
-    def __init__(self, senders: dict[str, SenderSettings]) -> None:
+    def __init__(self, senders: dict[str, SenderSettings], *, redis: Redis, prefix: str,
+                 settings: AuthSettings | None = None) -> None:
+        self.settings = settings or AuthSettings()
         self._senders = senders
+        self.checks = PasswordChecks(self.settings.max_concurrent_checks, self.settings.queue_seconds)
+        self.throttle = FailureThrottle(redis, prefix, self.settings)
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16))  # what an unknown id is checked against
         self._pepper = secrets.token_bytes(32)  # per process: the memo is useless outside it
-        self._verified: dict[str, bytes] = {}
+        self._verified: dict[str, bytes] = {}  # sender id -> keyed digest; only configured ids, so bounded
 
-    def authenticate(self, sender_id: str, password: str | None) -> AuthenticatedSender:
+    def get(self, sender_id: str) -> SenderSettings | None:
+        """A configured sender's settings (no authentication)."""
+        return self._senders.get(sender_id)
+
+    async def authenticate(self, sender_id: str, password: str | None, *, client: str | None) -> AuthenticatedSender:
+        """The sender, or a refusal: CLIENT_BAD_CREDENTIALS (unknown id, wrong or missing password alike),
+        429 CLIENT_TOO_MANY_ATTEMPTS / CLIENT_LOCKED_OUT (throttled, before any check), 503 when the
+        password checks are at capacity. ``client`` is the caller's network address."""
+        admission = await self.throttle.admit(sender_id, client or "")
         settings = self._senders.get(sender_id)
-        if settings is None:
-            raise GatewayError("CLIENT_UNKNOWN_SENDER")
-        if password is None:
+        if not password:
+            await self.throttle.failed(admission)
             raise GatewayError("CLIENT_BAD_CREDENTIALS", "no password given")
-        memo = hmac.new(self._pepper, f"{sender_id}\0{password}".encode(), hashlib.sha256).digest()
+        stored = settings.password_hash if settings is not None else self._dummy_hash
+        memo = hmac.new(self._pepper, f"{sender_id}\0{stored}\0{password}".encode(), hashlib.sha256).digest()
         known = self._verified.get(sender_id)
-        if known is None or not hmac.compare_digest(known, memo):
-            if not check_password(password, settings.password_hash):
-                raise GatewayError("CLIENT_BAD_CREDENTIALS")
+        if settings is None or known is None or not hmac.compare_digest(known, memo):
+            matches = await self.checks.check(password, stored)
+            if settings is None or not matches:
+                await self.throttle.failed(admission)
+                log.info("sender authentication failed for %r from %s", sender_id[:64], client)
+                raise GatewayError("CLIENT_BAD_CREDENTIALS", "no sender with this senderId and password")
             self._verified[sender_id] = memo
+        await self.throttle.succeeded(admission)
         return AuthenticatedSender(sender_id, settings)
+
+    def close(self) -> None:
+        self.checks.close()

@@ -72,7 +72,7 @@ def _summary(request: web.Request, app: Application, language: str) -> dict[str,
 
 async def _authorise(request: web.Request) -> str:
     components = request.app[CABINET]
-    sender = basic_auth_sender(request, components.senders)
+    sender = await basic_auth_sender(request, components.senders)
     if not sender.settings.cabinet:
         raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not read cabinets")
     owner = request.match_info["iin"]

@@ -40,8 +40,8 @@ MAX_WAIT_SECONDS = 25
 _MAX_RESULT_BYTES = 4 * 1024 * 1024
 
 
-def _desk(request: web.Request) -> tuple[AuthenticatedSender, str]:
-    sender = basic_auth_sender(request, request.app[DESKS].senders)
+async def _desk(request: web.Request) -> tuple[AuthenticatedSender, str]:
+    sender = await basic_auth_sender(request, request.app[DESKS].senders)
     service_id = request.match_info["service_id"]
     if service_id not in sender.settings.jobs:
         raise GatewayError("CLIENT_ACCESS_DENIED", "this sender may not take jobs of this service")
@@ -50,8 +50,8 @@ def _desk(request: web.Request) -> tuple[AuthenticatedSender, str]:
     return sender, service_id
 
 
-def _operator(request: web.Request) -> AuthenticatedSender:
-    sender = basic_auth_sender(request, request.app[DESKS].senders)
+async def _operator(request: web.Request) -> AuthenticatedSender:
+    sender = await basic_auth_sender(request, request.app[DESKS].senders)
     if not sender.settings.operator:
         raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
     return sender
@@ -82,7 +82,7 @@ async def _application(request: web.Request, service_id: str, entry_id: str) -> 
 
 @guarded
 async def claim(request: web.Request) -> web.Response:
-    sender, service_id = _desk(request)
+    sender, service_id = await _desk(request)
     components = request.app[DESKS]
     worker = request.query.get("worker") or sender.sender_id
     try:
@@ -107,7 +107,7 @@ async def claim(request: web.Request) -> web.Response:
 
 @guarded
 async def progress(request: web.Request) -> web.Response:
-    _, service_id = _desk(request)
+    _, service_id = await _desk(request)
     data = await _json(request)
     step, note = str(data.get("step") or "")[:60], str(data.get("note") or "")[:500]
     if not step:
@@ -121,7 +121,7 @@ async def progress(request: web.Request) -> web.Response:
 
 @guarded
 async def result(request: web.Request) -> web.Response:
-    _, service_id = _desk(request)
+    _, service_id = await _desk(request)
     components = request.app[DESKS]
     data = await _json(request)
     outcome, document = data.get("outcome"), data.get("document")
@@ -145,7 +145,7 @@ async def result(request: web.Request) -> web.Response:
 @guarded
 async def keep(request: web.Request) -> web.Response:
     """Heartbeat of a desk that still holds the job (e.g. waiting for a person's decision)."""
-    sender, service_id = _desk(request)
+    sender, service_id = await _desk(request)
     worker = request.query.get("worker") or sender.sender_id
     if not await request.app[DESKS].jobs.keep(service_id, request.match_info["entry_id"], worker):
         raise GatewayError("CLIENT_JOB_NOT_FOUND", "this worker no longer holds the job")
@@ -154,7 +154,7 @@ async def keep(request: web.Request) -> web.Response:
 
 @guarded
 async def fail(request: web.Request) -> web.Response:
-    sender, service_id = _desk(request)
+    sender, service_id = await _desk(request)
     data = await _json(request)
     reason = str(data.get("reason") or "no reason given")[:500]
     worker = request.query.get("worker") or sender.sender_id
@@ -173,7 +173,7 @@ async def fail(request: web.Request) -> web.Response:
 
 @guarded
 async def dead_letters(request: web.Request) -> web.Response:
-    _operator(request)
+    await _operator(request)
     components = request.app[DESKS]
     services = [request.query["service"]] if "service" in request.query else [
         s.service_id for s in components.registry if s.settings.connector is ConnectorKind.QUEUE]
@@ -188,7 +188,7 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 @guarded
 async def replay_dead_letter(request: web.Request) -> web.Response:
-    _operator(request)
+    await _operator(request)
     components = request.app[DESKS]
     service_id = request.match_info["service_id"]
     try:
@@ -207,7 +207,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 @guarded
 async def replay_application(request: web.Request) -> web.Response:
-    _operator(request)
+    await _operator(request)
     components = request.app[DESKS]
     app = await components.store.get(request.match_info["session_id"])
     if app is None:

@@ -93,10 +93,11 @@ async def _dispatch(request: web.Request, operation: etree._Element, namespace: 
     return await _delivery_notification(request, body, namespace)
 
 
-def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
+async def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
     if sender is None:
-        raise GatewayError("CLIENT_UNKNOWN_SENDER", "sender is required")
-    return request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""), sender.findtext("password"))
+        raise GatewayError("CLIENT_BAD_CREDENTIALS", "sender is required")
+    return await request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""),
+                                                          sender.findtext("password"), client=request.remote)
 
 
 def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]:
@@ -120,7 +121,7 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True)
+    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote)
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement
@@ -134,7 +135,7 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
 async def _get_messages(request: web.Request, body: etree._Element, namespace: str,
                         session_id: str) -> etree._Element:
     components = request.app[INTAKE]
-    sender = _authenticate(request, body.find("sender"))
+    sender = await _authenticate(request, body.find("sender"))
     service_id = body.findtext("serviceId", "")
     service = components.registry.get(service_id)
     if service is None:
@@ -158,7 +159,7 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
 
 async def _get_message_status(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
     components = request.app[INTAKE]
-    sender = _authenticate(request, body.find("sender"))
+    sender = await _authenticate(request, body.find("sender"))
     app = await components.store.find_by_message(sender.sender_id, body.findtext("messageId", ""))
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND", "no message with this messageId from this sender")
@@ -175,7 +176,7 @@ async def _get_message_status(request: web.Request, body: etree._Element, namesp
 
 async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
     components = request.app[INTAKE]
-    sender = _authenticate(request, body.find("sender"))
+    sender = await _authenticate(request, body.find("sender"))
     notification = required(body, "notification")
     app = await components.store.get(notification.findtext("messageId", ""))
     if app is None or app.sender_id != sender.sender_id:

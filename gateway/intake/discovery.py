@@ -54,7 +54,7 @@ async def list_services(request: web.Request) -> web.Response:
 @guarded
 async def allowed_services(request: web.Request) -> web.Response:
     components = request.app[INTAKE]
-    sender = basic_auth_sender(request, components.senders)
+    sender = await basic_auth_sender(request, components.senders)
     allowed = [describe(s, components.settings.base_url) for s in components.registry
                if sender.may_call(s.service_id) and s.admits(sender.sender_id)]
     return web.json_response({"senderId": sender.sender_id, "services": allowed})

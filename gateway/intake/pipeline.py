@@ -1,6 +1,6 @@
 """The request pipeline shared by the SOAP and REST intakes.
 
-sender auth ▸ service and access ▸ freshness ▸ signature ▸ business schema ▸ identity
+sender auth ▸ service and access ▸ quota ▸ freshness ▸ signature ▸ business schema ▸ identity
 ▸ messageId claim ▸ record (before any acknowledgement) ▸ route ▸ sign the answer ▸ store ▸ reply.
 Every refusal is a :class:`GatewayError`; nothing is written for a refused request.
 """
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from lxml import etree
 from redis.exceptions import RedisError
 
+from gateway.access.quotas import QuotaCounter
 from gateway.access.senders import SenderDirectory
 from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
@@ -103,6 +104,7 @@ class Pipeline:
         delivery: Delivery,
         revocation: RevocationChecker | None = None,
         revocation_mode: RevocationMode = RevocationMode.OFF,
+        quotas: QuotaCounter | None = None,
     ) -> None:
         self.senders = senders
         self.registry = registry
@@ -114,6 +116,7 @@ class Pipeline:
         self.delivery = delivery
         self.revocation = revocation
         self.revocation_mode = revocation_mode
+        self.quotas = quotas
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
@@ -127,26 +130,30 @@ class Pipeline:
         """
         return self.limiter
 
-    async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False) -> Outcome:
+    async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False,
+                      client: str | None = None) -> Outcome:
         """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
 
         The caller holds a slot of :meth:`admit`. ``asynchronous`` (the AsyncChannel) accepts every service
         for background delivery; otherwise a service's own mode decides whether the answer comes within the
-        request.
+        request. ``client`` is the caller's network address: failed sign-ins are throttled by it.
         """
         try:
-            return await self._process(request, session_id, asynchronous)
+            return await self._process(request, session_id, asynchronous, client)
         except RedisError as exc:
             log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
-    async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool) -> Outcome:
-        sender = self.senders.authenticate(request.sender_id, request.password)
+    async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
+                       client: str | None) -> Outcome:
+        sender = await self.senders.authenticate(request.sender_id, request.password, client=client)
         service = self.registry.get(request.service_id)
         if service is None:
             raise GatewayError("CLIENT_UNKNOWN_SERVICE", f"serviceId {request.service_id!r} is not registered")
         if not (sender.may_call(service.service_id) and service.admits(request.sender_id)):
             raise GatewayError("CLIENT_ACCESS_DENIED")
+        if self.quotas is not None:  # before the costly checks: a sender over its quota costs one Redis call
+            await self.quotas.count(request.sender_id, service.service_id)
         self._check_freshness(request.message_date)
         if request.document is None:
             raise GatewayError("CLIENT_DOCUMENT_MISSING")

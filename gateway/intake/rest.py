@@ -51,7 +51,7 @@ async def handle_request(request: web.Request) -> web.Response:
                 raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
             intake = _read_envelope(envelope, xml_limits)
-            outcome = await components.pipeline.process(intake, session_id)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
     except GatewayError as error:
         return problem(error, language, session_id)
     except Exception:  # never a stack trace to the caller

@@ -99,17 +99,21 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     info = E(E(element, "detail"), detail_tag, nsmap={"ns": namespace} if namespace else None)
     E(info, "errorCode").text = error.code
     E(info, "errorMessage").text = error.message(language)
-    data = {"messages": error.spec.messages, "party": str(error.spec.party)}
+    data: dict[str, object] = {"messages": error.spec.messages, "party": str(error.spec.party)}
     if error.detail:
         data["detail"] = error.detail
     if error.sub_indication:
         data["subIndication"] = error.sub_indication
     if error.report:
         data["validationReport"] = error.report
+    if error.retry_after is not None:
+        data["retryAfterSeconds"] = error.retry_after
     E(info, "errorData").text = json.dumps(data, ensure_ascii=False)
     E(info, "errorDate").text = now_iso()
     E(info, "sessionId").text = session_id
     response = respond(element)
-    if error.spec.http_status == 503:
+    if error.retry_after is not None:  # throttling and quotas: SOAP callers may honour it too
+        response.headers["Retry-After"] = str(error.retry_after)
+    elif error.spec.http_status == 503:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response

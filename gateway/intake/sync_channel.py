@@ -61,7 +61,7 @@ async def handle_send_message(request: web.Request) -> web.Response:
             operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
             intake = _read_send_message(operation, namespace, xml_limits)
-            outcome = await components.pipeline.process(intake, session_id)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
     except GatewayError as error:
         return fault(error, language, session_id, f"{{{namespace}}}SendMessageFault")
     except Exception:  # never a stack trace to the caller

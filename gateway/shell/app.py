@@ -23,6 +23,7 @@ from connectors.backoffice import QueueConnector
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
+from gateway.access.quotas import QuotaCounter
 from gateway.access.senders import SenderDirectory
 from gateway.cabinet import api as cabinet
 from gateway.cabinet.calendar import WorkingCalendar
@@ -36,7 +37,7 @@ from gateway.delivery.desks import DESKS, DeskContext
 from gateway.delivery.engine import Delivery
 from gateway.delivery.jobs_api import mark_stopped
 from gateway.delivery.registry import ServiceRegistry
-from gateway.intake import async_channel, discovery
+from gateway.intake import async_channel, discovery, usage_api
 from gateway.intake import rest as rest_api
 from gateway.intake import sync_channel as soap
 from gateway.intake.context import INTAKE, IntakeContext
@@ -142,7 +143,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     async def resources(app: web.Application) -> AsyncIterator[None]:
         redis = redis_client(redis_url, settings, socket_timeout=5, health_check_interval=30)
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
-        senders = SenderDirectory(settings.senders)
+        senders = SenderDirectory(settings.senders, redis=redis, prefix=settings.redis.key_prefix,
+                                  settings=settings.auth)
         store = ApplicationStore(redis, settings.redis.key_prefix)
         lifecycle = Lifecycle(store)
         revocation = settings.revocation
@@ -160,7 +162,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
                             settings=settings.delivery)
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
                             store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
-                            revocation=checker, revocation_mode=revocation.mode)
+                            revocation=checker, revocation_mode=revocation.mode,
+                            quotas=QuotaCounter(redis, settings.redis.key_prefix, settings.senders))
         notifier = Notifier(redis, settings.redis.key_prefix, store, settings.senders, session, lifecycle=lifecycle)
         lifecycle.listeners.append(notifier.on_change)
         app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
@@ -178,6 +181,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         stop.set()
         await asyncio.wait(loops, timeout=10)
         await hub.aclose()
+        senders.close()
         await session.close()
         await blocking.aclose()
         await redis.aclose()
@@ -196,6 +200,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app.router.add_get("/api/v1/cabinet/{iin}/events", cabinet.events)
     jobs_api.add_routes(app)
     discovery.add_routes(app)
+    usage_api.add_routes(app)
     app.router.add_get("/health", health)
     return app
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+from gateway.access.published import refuse_published_hashes
 from gateway.access.senders import hash_password
 from gateway.config import ConfigError, load_settings
 from gateway.shell import dlq, tools
@@ -86,6 +87,7 @@ def _run_plugin(point: EntryPoint, argv: list[str]) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         settings = with_port(load_settings(args.config), args.port)
+        refuse_published_hashes(settings.senders)  # a copied example must not become a working login
         logging.getLogger().setLevel(args.log_level or settings.log_level)
         if args.workers > 1:
             from gateway.shell.workers import serve_workers

@@ -44,7 +44,9 @@ def problem(error: GatewayError, language: str, session_id: str | None = None) -
     headers = {"Content-Language": language}
     if error.spec.http_status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="egov-gateway"'
-    if error.spec.http_status == 503:
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    elif error.spec.http_status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return web.json_response(
         body, status=error.spec.http_status, content_type="application/problem+json", headers=headers,

@@ -26,8 +26,8 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def basic_auth_sender(request: web.Request, senders: SenderDirectory) -> AuthenticatedSender:
-    """Authenticate a sender from HTTP Basic credentials (senderId:password)."""
+async def basic_auth_sender(request: web.Request, senders: SenderDirectory) -> AuthenticatedSender:
+    """Authenticate a sender from HTTP Basic credentials (senderId:password), throttled by the peer's address."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "basic" or not token:
@@ -36,7 +36,7 @@ def basic_auth_sender(request: web.Request, senders: SenderDirectory) -> Authent
         sender_id, _, password = base64.b64decode(token, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise GatewayError("CLIENT_BAD_CREDENTIALS", "unreadable Basic credentials") from None
-    return senders.authenticate(sender_id, password)
+    return await senders.authenticate(sender_id, password, client=request.remote)
 
 
 

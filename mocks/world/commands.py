@@ -11,17 +11,25 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 from pathlib import Path
 
 from gateway.shell.serve import DEFAULT_STATE_DIR
+from mocks.demo_secrets import DEMO_SENDER, demo_secrets, read_demo_secrets
 from mocks.portal.applicant import READER_TICKET_SERVICE
-from mocks.world.demo import DEFAULT_GATEWAY_URL, DEMO_PASSWORD, DEMO_PORTS, DEMO_SENDER
+from mocks.world.demo import DEFAULT_GATEWAY_URL, DEMO_PORTS
 
 
 def demo(argv: list[str]) -> int:
     """`egov-gateway demo`: the gateway and its whole simulated world, until Ctrl-C."""
     parser = demo_parser()
     args = parser.parse_args(argv)
+    if args.print_password:  # for scripts: EGOV_OPERATOR_PASSWORD=$(egov-gateway demo --print-password operator)
+        password = demo_secrets(args.state_dir.resolve()).of(args.print_password)
+        if password is None:
+            parser.error(f"--print-password: the demo has no sender {args.print_password!r}")
+        print(password)
+        return 0
     if args.elicense_scale < 1:
         parser.error("--elicense-scale must be at least 1")
     from mocks.world.demo import run_demo
@@ -50,6 +58,9 @@ def demo_parser() -> argparse.ArgumentParser:
                              "(default 50000: two working days take a few seconds)")
     parser.add_argument("--manual-desk", action="store_true",
                         help="the library commission waits for decisions from `python -m mocks.backoffice`")
+    parser.add_argument("--print-password", metavar="SENDER", default=None,
+                        help="print the demo's password of SENDER (portal, commission-desk, operator) from "
+                             "STATE_DIR/demo-secrets.json, made if missing, and exit")
     return parser
 
 
@@ -72,7 +83,9 @@ def submit(argv: list[str]) -> int:
     parser.add_argument("--service", default=READER_TICKET_SERVICE)
     parser.add_argument("--gateway", default=DEFAULT_GATEWAY_URL)
     parser.add_argument("--sender", default=DEMO_SENDER)
-    parser.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD", DEMO_PASSWORD))
+    parser.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD"),
+                        help="the sender's password (default: $EGOV_SENDER_PASSWORD, else the demo's from "
+                             "STATE_DIR/demo-secrets.json)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--message-id", default=None, help="reuse a messageId (to see idempotency)")
     parser.add_argument("--key", choices=["sign", "auth"], default="sign", help="which of the person's keys")
@@ -86,6 +99,13 @@ def submit(argv: list[str]) -> int:
     parser.add_argument("--items", choices=["ordinary", "heritage", "treasure"], default=None,
                         help="E-licensing: which cultural values to apply for (treasure is refused)")
     args = parser.parse_args(argv)
+    if args.password is None:
+        kept = read_demo_secrets(args.state_dir)
+        args.password = kept.of(args.sender) if kept else None
+        if args.password is None:  # sent without one, the gateway refuses it with CLIENT_BAD_CREDENTIALS
+            print(f"warning: no --password, and {args.state_dir / 'demo-secrets.json'} has none for "
+                  f"{args.sender!r}: start the demo once (it makes it), or set $EGOV_SENDER_PASSWORD",
+                  file=sys.stderr)
     if args.scenario:
         from mocks.world.scenario import run_scenario
 

@@ -24,14 +24,18 @@ from gateway.config import (
 )
 from gateway.shell.app import create_app, load
 from gateway.shell.serve import DEFAULT_STATE_DIR, redis_for, site_running, wait_for_stop
+from mocks.demo_secrets import (
+    DEMO_DESK,
+    DEMO_OPERATOR,
+    DEMO_SECRETS,
+    DEMO_SENDER,
+    DemoSecrets,
+    demo_secrets,
+)
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
 
-DEMO_SENDER = "portal"
-DEMO_PASSWORD = "portal-demo-password"
-DEMO_DESK, DEMO_DESK_PASSWORD = "commission-desk", "desk-demo-password"
-DEMO_OPERATOR, DEMO_OPERATOR_PASSWORD = "operator", "operator-demo-password"
 DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
 "Where `egov-gateway submit` and `dlq` look for the gateway unless given --gateway."
 
@@ -44,6 +48,7 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
     pki = ensure_pki(pki_dir)
     gateway_keys = pki.systems["gateway"]
     revocation_url = urls["revocation"]
+    passwords = demo_secrets(state_dir)
     return Settings(
         state_dir=state_dir,
         listen=ListenSettings(port=port),
@@ -53,11 +58,11 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
                                       crl_urls=(f"{revocation_url}/crl/nca.crl",)),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         senders={
-            DEMO_SENDER: SenderSettings(password_hash=hash_password(DEMO_PASSWORD), cabinet=True,
+            DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
                                         callback_url=f"{urls['callback']}/shep/client"),
-            DEMO_DESK: SenderSettings(password_hash=hash_password(DEMO_DESK_PASSWORD), services=(),
+            DEMO_DESK: SenderSettings(password_hash=hash_password(passwords.desk), services=(),
                                       jobs=(FUND_SUBMISSION_SERVICE,)),
-            DEMO_OPERATOR: SenderSettings(password_hash=hash_password(DEMO_OPERATOR_PASSWORD), services=(),
+            DEMO_OPERATOR: SenderSettings(password_hash=hash_password(passwords.operator), services=(),
                                           operator=True),
         },
         services={
@@ -159,6 +164,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
     settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
+    passwords = demo_secrets(state_dir)
     loaded = load(settings)
     world = [
         (create_revocation_app(pki, store=StateFile(world_state / "revocations.json")), ports["revocation"]),
@@ -169,7 +175,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
         (create_callback_app(), ports["callback"]),
     ]
     desk_settings = WorkerSettings(gateway_url=urls["gateway"], library_url=urls["library"], sender=DEMO_DESK,
-                                   password=DEMO_DESK_PASSWORD, manual=manual_desk, poll_wait=5)
+                                   password=passwords.desk, manual=manual_desk, poll_wait=5)
     desk_store = StateFile(world_state / "desk.json")
     with redis_for(settings) as redis_url:
         app = create_app(settings, redis_url=redis_url, loaded=loaded)
@@ -178,14 +184,15 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
                 await stack.enter_async_context(site_running(mock, "127.0.0.1", port))
             await stack.enter_async_context(site_running(app, settings.listen.host, settings.listen.port))
             portal = create_portal_app(pki=pki, gateway_url=urls["gateway"], sender=DEMO_SENDER,
-                                       password=DEMO_PASSWORD)
+                                       password=passwords.portal)
             await stack.enter_async_context(site_running(portal, "127.0.0.1", ports["portal"]))
             desk = await stack.enter_async_context(CommissionDesk(desk_settings, store=desk_store))
             if manual_desk:  # `python -m mocks.backoffice pending|approve|refuse` talk to this
                 await stack.enter_async_context(site_running(control_app(desk), "127.0.0.1", ports["desk"]))
             stop = asyncio.Event()
             desk_task = asyncio.create_task(desk.run_forever(stop))
-            _print_banner(settings, redis_url, urls, manual_desk=manual_desk, elicense_pace=elicense_pace)
+            _print_banner(settings, redis_url, urls, passwords, manual_desk=manual_desk,
+                          elicense_pace=elicense_pace)
             await wait_for_stop()
             # The desk first (it calls the gateway), then the stack unwinds: portal, gateway, mocks; Redis last.
             stop.set()
@@ -196,15 +203,15 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
                     await task
 
 
-def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str], *, manual_desk: bool = False,
-                  elicense_pace: float = 50_000.0) -> None:
+def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str], passwords: DemoSecrets, *,
+                  manual_desk: bool = False, elicense_pace: float = 50_000.0) -> None:
     base = settings.base_url
     # The tools' defaults reach the demo on its default ports and state dir; otherwise every hint says where.
     gateway = "" if base == DEFAULT_GATEWAY_URL else f" --gateway {base}"
     custom_state = settings.state_dir != DEFAULT_STATE_DIR.resolve()
     state = f" --state-dir {settings.state_dir}" if custom_state else ""
     people = f" --dir {settings.state_dir / 'pki'}" if custom_state else ""
-    dlq = f"EGOV_OPERATOR_PASSWORD={DEMO_OPERATOR_PASSWORD} .venv/bin/egov-gateway dlq{gateway}"  # sender: operator
+    dlq = f"EGOV_OPERATOR_PASSWORD={passwords.operator} .venv/bin/egov-gateway dlq{gateway}"  # sender: operator
     submit = f".venv/bin/egov-gateway submit{gateway}{state}"
     control = "" if urls["desk"] == DEFAULT_DESK_CONTROL else f" --control {urls['desk']}"
     desk = (f"the commission waits for you: .venv/bin/python -m mocks.backoffice pending{control}, "
@@ -220,8 +227,8 @@ start with --fresh to begin a clean world)
   SOAP AsyncChannel  {base}/shep/async     WSDL: {base}/shep/async?wsdl
   REST intake        {base}/api/v1/requests
   Services           {base}/api/v1/services
-  Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{DEMO_PASSWORD})
-  Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{DEMO_OPERATOR_PASSWORD})
+  Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{passwords.portal})
+  Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
   Health             {base}/health
   KazNEB library     {urls['library']}
   Commission desk    {desk}
@@ -232,6 +239,8 @@ start with --fresh to begin a clean world)
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
   Redis              {redis_url}
   Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
+  Passwords          {settings.state_dir / DEMO_SECRETS}  (made at the first start; one sender's:
+                     .venv/bin/egov-gateway demo --print-password operator{state})
 
 Try, in another terminal:
   {submit} --as aigerim --service {READER_TICKET_SERVICE}

@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+from mocks.demo_secrets import read_demo_secrets
 from mocks.pki import load_pki
 from mocks.portal.web.app import run_portal, serve_forever
 
@@ -22,9 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8700)
     parser.add_argument("--sender", default="portal", help="the portal's senderId on the gateway")
-    parser.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD", "portal-demo-password"),
-                        help="the sender's password (default: $EGOV_SENDER_PASSWORD or the demo's)")
+    parser.add_argument("--password", default=os.environ.get("EGOV_SENDER_PASSWORD"),
+                        help="the sender's password (default: $EGOV_SENDER_PASSWORD, else the demo's from "
+                             "demo-secrets.json next to the PKI directory)")
     args = parser.parse_args(argv)
+    if args.password is None:
+        kept = read_demo_secrets(args.pki.parent)
+        password = kept.of(args.sender) if kept else None
+        if password is None:
+            parser.error("no --password and no demo-secrets.json beside the PKI: start the demo once, or give one")
+        args.password = password
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     async def run() -> None:

@@ -1,0 +1,65 @@
+"""The demo senders' passwords: random, made at the demo's first start, kept in ``<state>/demo-secrets.json``.
+
+No password of the demo is published anywhere, so a copied configuration or a README line cannot open it;
+the tools that act as a demo sender (``submit``, the portal's web site, the desk) read them from here
+unless given ``--password`` or their environment variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+DEMO_SENDER = "portal"
+DEMO_DESK = "commission-desk"
+DEMO_OPERATOR = "operator"
+DEMO_SECRETS = "demo-secrets.json"
+"The file under the state directory (mode 0600)."
+
+
+@dataclass(frozen=True)
+class DemoSecrets:
+    """The demo senders' passwords: random, made once per state directory, so no published password opens it."""
+
+    portal: str
+    "The portal's (sender ``portal``): SHEP, REST and the cabinet."
+    desk: str
+    "The library commission's back-office desk (sender ``commission-desk``)."
+    operator: str
+    "The operator's (sender ``operator``): dead letters and replay."
+
+    def of(self, sender_id: str) -> str | None:
+        """The password of one of the demo's senders, by senderId."""
+        return {DEMO_SENDER: self.portal, DEMO_DESK: self.desk, DEMO_OPERATOR: self.operator}.get(sender_id)
+
+
+def read_demo_secrets(state_dir: Path) -> DemoSecrets | None:
+    """The demo's passwords from ``<state_dir>/demo-secrets.json``; None before the demo's first start."""
+    path = state_dir / DEMO_SECRETS
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return DemoSecrets(portal=data[DEMO_SENDER], desk=data[DEMO_DESK], operator=data[DEMO_OPERATOR])
+
+
+def demo_secrets(state_dir: Path) -> DemoSecrets:
+    """The demo's passwords, made at the first start in ``<state_dir>/demo-secrets.json`` (mode 0600).
+
+    Security: secrets of the test world only, readable by the file's owner."""
+    path = state_dir / DEMO_SECRETS
+    if not path.exists():
+        made = {sender: secrets.token_urlsafe(18) for sender in (DEMO_SENDER, DEMO_DESK, DEMO_OPERATOR)}
+        state_dir.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: two demos starting at once keep the first one's passwords
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                json.dump(made, file, indent=2)
+        except FileExistsError:
+            pass
+    made_or_kept = read_demo_secrets(state_dir)
+    if made_or_kept is None:  # pragma: no cover - removed between writing and reading
+        raise FileNotFoundError(path)
+    return made_or_kept
