@@ -33,15 +33,32 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signing.policy import RevocationMode
 from signing.report import Indication, RevocationInfo, SubIndication, ValidationReport
+from signing.revocation_fields import (
+    crl_urls as _crl_urls,
+)
+from signing.revocation_fields import (
+    extension as _extension,
+)
+from signing.revocation_fields import (
+    key_hash as _key_hash,
+)
+from signing.revocation_fields import (
+    names as _names,
+)
+from signing.revocation_fields import (
+    ocsp_url as _ocsp_url,
+)
+from signing.revocation_fields import (
+    reason as _reason,
+)
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-E = TypeVar("E", bound=x509.ExtensionType)
 _NOT_CHECKED = "revocation status was not checked"  # prefix of the verifier's warning, replaced here
 _MAX_ANSWERS = 100_000  # cached OCSP answers
 _MAX_CRL_BYTES = 20 * 1024 * 1024
@@ -409,45 +426,6 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
         except _SourceFailed as exc:
             failures.append(str(exc))
     raise _SourceFailed("; ".join(failures))
-
-
-def _key_hash(certificate: x509.Certificate) -> bytes:
-    # SHA-1 of the subjectPublicKey BIT STRING: OCSP's issuerKeyHash and ResponderID byKey (RFC 6960 4.1.1).
-    return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
-
-
-def _http_uris(names: Iterable[x509.GeneralName]) -> tuple[str, ...]:
-    return tuple(n.value for n in names
-                 if isinstance(n, x509.UniformResourceIdentifier) and n.value.startswith(("http://", "https://")))
-
-
-def _ocsp_url(certificate: x509.Certificate) -> str | None:
-    aia = _extension(certificate.extensions, x509.AuthorityInformationAccess) or ()
-    urls = _http_uris(d.access_location for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP)
-    return urls[0] if urls else None
-
-
-def _crl_urls(points: x509.CRLDistributionPoints | x509.FreshestCRL | None) -> tuple[str, ...]:
-    return _http_uris(name for point in points or () for name in point.full_name or ())
-
-
-def _extension(extensions: x509.Extensions, kind: type[E]) -> E | None:
-    try:
-        return extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags:
-    reason = _extension(entry.extensions, x509.CRLReason)
-    return reason.reason if reason else x509.ReasonFlags.unspecified
-
-
-def _names(response: ocsp.OCSPResponse, certificate: x509.Certificate, key_hash: bytes | None) -> bool:
-    """Whether the response's ResponderID designates ``certificate`` (by key hash or by name)."""
-    if response.responder_key_hash is None:
-        return response.responder_name == certificate.subject
-    return response.responder_key_hash == (key_hash or _key_hash(certificate))
 
 
 def _verify(signer: x509.Certificate, signature: bytes, data: bytes,

@@ -21,7 +21,7 @@ from mocks.world.demo import DEMO_PASSWORD, DEMO_SENDER
 from tests.helpers import CLI, ROOT, free_port
 
 OPS_PASSWORD = "ops-test-password"
-OPS = {"Authorization": aiohttp.BasicAuth("ops", OPS_PASSWORD).encode()}
+OPS = {"Authorization": aiohttp.encode_basic_auth("ops", OPS_PASSWORD)}
 
 
 async def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
