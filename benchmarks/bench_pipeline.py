@@ -146,7 +146,7 @@ anchors = {[str(p) for p in pki.trust_anchors]!r}
 intermediates = {[str(p) for p in pki.intermediates]!r}
 [revocation]
 ocsp_url = "{revocation_url}/ocsp"
-crl_urls = ["{revocation_url}/crl/nca.crl"]
+crl_urls = ["{revocation_url}/crl/nca.crl", "{revocation_url}/crl/root.crl"]
 [signer]
 cert = "{pki.systems['gateway'].cert}"
 key = "{pki.systems['gateway'].key}"

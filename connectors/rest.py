@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import aiohttp
 
 from connectors.base import Answer, ConnectorError, Submission
 
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+UNREACHABLE = "the back-end could not be reached"
+"The outward detail of every connection failure (the address and the library's text go to the log only)."
+log = logging.getLogger("egov.connectors")
 
 
 class RestConnector:
@@ -17,6 +21,8 @@ class RestConnector:
 
     The answer comes within the call: at most 4 MiB, ``application/xml`` or ``text/xml``, HTTP 2xx.
     5xx, timeouts and connection failures are transient; 4xx, oversize and other content types are not.
+    A :class:`ConnectorError`'s detail reaches callers, so it never names the back-end's address or the
+    client library's exception text: those are logged here under the session id (``application_id``).
     """
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
@@ -47,7 +53,9 @@ class RestConnector:
         except TimeoutError:
             raise ConnectorError("PROVIDER_TIMEOUT", f"no answer within {timeout}s", transient=True) from None
         except aiohttp.ClientError as exc:
-            raise ConnectorError("PROVIDER_UNAVAILABLE", f"{type(exc).__name__}: {exc}", transient=True) from None
+            log.warning("session %s: back-end %s unreachable: %s: %s", submission.application_id,
+                        submission.endpoint, type(exc).__name__, exc)
+            raise ConnectorError("PROVIDER_UNAVAILABLE", UNREACHABLE, transient=True) from None
         except asyncio.CancelledError:
             raise
         if len(body) > MAX_ANSWER_BYTES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from zeep.transports import AsyncTransport
 from connectors.base import Answer, ConnectorError, Step, Submission
 
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
+log = logging.getLogger("egov.connectors")
 # zeep writes an element into an xsd:anyType slot only inside an AnyObject of a named complex type.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 _ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
@@ -44,7 +46,7 @@ class SoapConnector:
         self._clients: dict[str, zeep.AsyncClient] = {}
         self._loading: dict[str, asyncio.Lock] = {}
 
-    async def _client(self, wsdl_url: str) -> zeep.AsyncClient:
+    async def _client(self, wsdl_url: str, session: str) -> zeep.AsyncClient:
         client = self._clients.get(wsdl_url)
         if client is not None:
             return client
@@ -54,16 +56,18 @@ class SoapConnector:
                 try:
                     self._clients[wsdl_url] = await asyncio.to_thread(zeep.AsyncClient, wsdl_url, transport=transport)
                 except (OSError, httpx.HTTPError, TransportError, XMLSyntaxError) as exc:
-                    raise ConnectorError("PROVIDER_UNAVAILABLE", f"cannot load the WSDL: {exc}",
-                                         transient=True) from None
+                    log.warning("session %s: cannot load the WSDL %s: %s: %s", session, wsdl_url,
+                                type(exc).__name__, exc)
+                    raise ConnectorError("PROVIDER_UNAVAILABLE", "the back-end's service description could not "
+                                         "be loaded", transient=True) from None
         return self._clients[wsdl_url]
 
     async def submit(self, submission: Submission) -> Answer:
         """Hand the application over; the answer names the provider's registration number, to be polled."""
-        client = await self._client(submission.endpoint)
+        client = await self._client(submission.endpoint, submission.application_id)
         # The document is the gateway's own serialisation of an already checked tree; parsed without entities.
         document = etree.fromstring(submission.document, _PARSER)
-        answer = await self._call(client.service.SubmitApplication, submission.timeout,
+        answer = await self._call(client.service.SubmitApplication, submission.timeout, submission.application_id,
                                   applicationId=submission.application_id, document=any_type(document))
         number = getattr(answer, "registrationNumber", None)
         if not number:
@@ -72,8 +76,9 @@ class SoapConnector:
 
     async def poll(self, endpoint: str, reference: str, *, timeout: float) -> Answer:
         """The provider's state: its steps, and its signed result once issued or refused."""
-        client = await self._client(endpoint)
-        answer = await self._call(client.service.GetApplicationStatus, timeout, registrationNumber=reference)
+        client = await self._client(endpoint, reference)
+        answer = await self._call(client.service.GetApplicationStatus, timeout, reference,
+                                  registrationNumber=reference)
         steps = tuple(
             Step(code=str(s.code), name=str(s.name), started_at=_iso(s.startedAt), due_at=_iso(s.dueAt),
                  completed_at=_iso(getattr(s, "completedAt", None)))
@@ -91,7 +96,9 @@ class SoapConnector:
         return Answer(document=result if final else None, refused=final and state == "refused", reference=reference,
                       polled=not final, steps=steps)
 
-    async def _call(self, operation: Any, timeout: float, **arguments: Any) -> Any:
+    async def _call(self, operation: Any, timeout: float, session: str, **arguments: Any) -> Any:
+        """One operation; what reaches the caller names neither the provider's address nor the transport's error
+        text (both are logged under ``session``, the application id or the provider's registration number)."""
         try:
             return await asyncio.wait_for(operation(**arguments), timeout)
         except TimeoutError:
@@ -102,9 +109,12 @@ class SoapConnector:
             code = "PROVIDER_UNAVAILABLE" if transient else "PROVIDER_REJECTED"
             raise ConnectorError(code, f"SOAP fault: {fault.message}"[:500], transient=transient) from None
         except (httpx.HTTPError, OSError, TransportError) as exc:
-            raise ConnectorError("PROVIDER_UNAVAILABLE", f"{type(exc).__name__}: {exc}"[:500], transient=True) from None
+            log.warning("session %s: provider unreachable: %s: %s", session, type(exc).__name__, exc)
+            raise ConnectorError("PROVIDER_UNAVAILABLE", "the back-end could not be reached", transient=True) from None
         except XMLSyntaxError as exc:
-            raise ConnectorError("PROVIDER_BAD_RESPONSE", str(exc)[:500], transient=False) from None
+            log.warning("session %s: provider sent unreadable XML: %s", session, exc)
+            raise ConnectorError("PROVIDER_BAD_RESPONSE", "the back-end's answer is not well-formed XML",
+                                 transient=False) from None
 
 
 def _iso(value: Any) -> str | None:

@@ -384,6 +384,9 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"limits.{key}: must be positive")
     if not (math.isfinite(settings.revocation.timeout_seconds) and settings.revocation.timeout_seconds > 0):
         raise ConfigError("revocation.timeout_seconds: must be positive")
+    for key in ("ocsp_freshness_seconds", "ocsp_max_age_seconds", "crl_max_age_seconds"):
+        if getattr(settings.revocation, key) <= 0:
+            raise ConfigError(f"revocation.{key}: must be positive")
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)

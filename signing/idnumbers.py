@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -248,17 +249,32 @@ def make_bin(year: int, month: int, entity_type: str, unit: str, serial: int) ->
 
 
 def mask_id(value: object) -> str:
-    """Mask an IIN/BIN for logs: keep the first 4 and last 2 digits (``8801******23``); anything else is ``***``."""
+    """Mask an IIN/BIN for logs: keep at most the last 4 digits (``********0125``); anything else is ``***``.
+
+    The first six digits of an IIN are the birth date and the seventh the sex, so none of them is shown."""
     if not isinstance(value, str):
         return "***"
-    if len(value) <= 6:
+    if len(value) <= 8:
         return "*" * len(value)
-    return f"{value[:4]}{'*' * (len(value) - 6)}{value[-2:]}"
+    return f"{'*' * (len(value) - 4)}{value[-4:]}"
 
 
-_TWELVE_DIGITS = re.compile(r"(?<!\d)(\d{4})\d{6}(\d{2})(?!\d)")
+_TWELVE_DIGITS = re.compile(r"(?<!\d)\d{8}(\d{4})(?!\d)")
 
 
 def mask_ids(text: str) -> str:
-    """Mask every 12-digit run (IIN or BIN) inside free text, e.g. a library's error message."""
-    return _TWELVE_DIGITS.sub(r"\1******\2", text)
+    """Mask every 12-digit run (IIN or BIN) inside free text, e.g. a library's error message.
+
+    Percent-encoded text (a URL path) must be decoded first (:func:`mask_url`): ``%38%38...`` hides the run."""
+    return _TWELVE_DIGITS.sub(r"********\1", text)
+
+
+def mask_url(path: str) -> str:
+    """A request path (with its query) fit for a log: percent-decoded, IINs/BINs masked, control and
+    non-ASCII characters escaped again so a decoded newline cannot forge a log line."""
+    decoded = path
+    for _ in range(3):  # %2538 decodes to %38: decode again, so a double-encoded IIN is masked too
+        decoded, before = urllib.parse.unquote(decoded, errors="replace"), decoded
+        if decoded == before:
+            break
+    return urllib.parse.quote(mask_ids(decoded), safe="/?&=:;,+*@!$'()~#[]%")

@@ -37,6 +37,7 @@ class SubIndication(StrEnum):
     SIGNED_DATA_NOT_FOUND = "SIGNED_DATA_NOT_FOUND"
     OUT_OF_BOUNDS_NO_POE = "OUT_OF_BOUNDS_NO_POE"
     REVOKED_NO_POE = "REVOKED_NO_POE"
+    REVOKED_CA_NO_POE = "REVOKED_CA_NO_POE"
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,28 @@
-"""Revocation status of the signer's certificate: cached OCSP answers, then OCSP, then CRLs (base + delta).
+"""Revocation status of a certificate path: cached OCSP answers, then OCSP, then CRLs (base + delta).
 
-An OCSP response counts only if signed by the issuer, or by a responder certificate in it that the issuer
-issued directly with EKU OCSPSigning (RFC 6960 4.2.2.2), with a CertID naming our certificate, thisUpdate not
-in the future and nextUpdate not past; ``unknown`` is no answer (the CRL decides). A CRL counts only if the
-issuer signed it, a delta only if its DeltaCRLIndicator fits the base; when the base names a delta
-(FreshestCRL), "good" needs the delta too, "revoked" in the base stands alone. Cached: OCSP answers (good or
-revoked, never unknown) by (issuer key hash, serial) until nextUpdate (or thisUpdate + freshness), verified
-CRLs by URL until nextUpdate; never a failure. A cached answer costs two dict lookups; concurrent checks of
-one certificate, or fetches of one CRL, share one request.
+Every certificate of a trusted path but its anchor is checked against its issuer: the signer's and each
+intermediate CA's (:meth:`RevocationChecker.check_path`). An OCSP response counts only if signed by the issuer,
+or by a responder certificate in it that the issuer issued directly with EKU OCSPSigning (RFC 6960 4.2.2.2),
+with a CertID naming our certificate, our nonce echoed (unless the policy accepts a responder that ignores
+nonces), thisUpdate neither in the future nor older than the policy's maximum age, and nextUpdate not past;
+``unknown`` is no answer (the CRL decides). A CRL counts only if the certificate's issuer signed it, a delta
+only if its DeltaCRLIndicator fits the base; when the base names a delta (FreshestCRL), "good" needs the delta
+too, "revoked" in the base stands alone. Cached: OCSP answers (good or revoked, never unknown) by (issuer key
+hash, serial) until nextUpdate (or thisUpdate + freshness, and never past thisUpdate + the maximum age), CRLs
+by URL until nextUpdate (their signature is checked against the issuer at every use); never a failure. A
+cached answer costs two dict lookups; concurrent checks of one certificate, or fetches of one CRL, share one
+request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Hashable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
@@ -28,15 +33,32 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signing.policy import RevocationMode
-from signing.report import Indication, RevocationInfo, SubIndication
+from signing.report import Indication, RevocationInfo, SubIndication, ValidationReport
+from signing.revocation_fields import (
+    crl_urls as _crl_urls,
+)
+from signing.revocation_fields import (
+    extension as _extension,
+)
+from signing.revocation_fields import (
+    key_hash as _key_hash,
+)
+from signing.revocation_fields import (
+    names as _names,
+)
+from signing.revocation_fields import (
+    ocsp_url as _ocsp_url,
+)
+from signing.revocation_fields import (
+    reason as _reason,
+)
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-E = TypeVar("E", bound=x509.ExtensionType)
 _NOT_CHECKED = "revocation status was not checked"  # prefix of the verifier's warning, replaced here
 _MAX_ANSWERS = 100_000  # cached OCSP answers
 _MAX_CRL_BYTES = 20 * 1024 * 1024
@@ -63,15 +85,22 @@ class RevocationSettings:
     ocsp_url: str | None = None
     "OCSP responder for every certificate; None: the certificate's AIA OCSP address."
     crl_urls: tuple[str, ...] = ()
-    "CRLs for every certificate; empty: the certificate's CRL distribution points."
+    """CRLs to consult instead of the certificates' distribution points; each serves the certificates its issuer
+    issued, so list the intermediate CAs' CRLs and the root's (for the intermediates). Empty: the CDPs."""
     timeout_seconds: float = 3.0
     "Limit for one HTTP exchange (connect + answer)."
     ocsp_freshness_seconds: int = 600
     "How long an OCSP answer without nextUpdate is relied on, from its thisUpdate."
     crl_max_age_seconds: int = 3600
     "How long a CRL without nextUpdate is relied on, from its thisUpdate."
-    use_nonce: bool = False
-    "Send a nonce with OCSP requests and require it echoed (defeats replayed answers; some responders ignore it)."
+    ocsp_max_age_seconds: int = 3600
+    """Oldest OCSP thisUpdate relied on, even when nextUpdate is later: bounds how long a captured "good" answer
+    can be replayed (and how long one is cached)."""
+    use_nonce: bool = True
+    "Send a nonce with OCSP requests and require it echoed (defeats replayed answers)."
+    accept_missing_nonce: bool = False
+    """Accept an answer without a nonce, from a responder that ignores them (a wrong nonce is still refused).
+    Replays are then bounded only by :attr:`ocsp_max_age_seconds`."""
     clock_skew_seconds: int = 300
     "Tolerance for thisUpdate in the future and responder certificate validity."
 
@@ -90,6 +119,8 @@ class _Crl:
     "FreshestCRL addresses named by a base CRL."
     expires: datetime
     "nextUpdate, or thisUpdate + max age."
+    signers: set[bytes] = field(default_factory=set)
+    "Key hashes of the issuers whose signature on it was checked (fetched once, it may serve several paths)."
 
 
 class _Once(Generic[T]):
@@ -135,6 +166,16 @@ class RevocationChecker:
         if cached is not None and self.clock() < cached[1]:
             return cached[0]
         return await self._checks.run(key, lambda: self._lookup(key, certificate, issuer))
+
+    async def check_path(self, path: Sequence[x509.Certificate]) -> tuple[RevocationInfo | RevocationUnavailable, ...]:
+        """The status of every certificate of ``path`` (signer first, anchor last) but the anchor, each against
+        its issuer: the answer, or the :class:`RevocationUnavailable` saying why there is none."""
+        checks = (self.check(certificate, issuer) for certificate, issuer in itertools.pairwise(path))
+        answers = await asyncio.gather(*checks, return_exceptions=True)
+        for answer in answers:
+            if not isinstance(answer, RevocationInfo | RevocationUnavailable):
+                raise answer  # a bug, not an answer
+        return tuple(a for a in answers if isinstance(a, RevocationInfo | RevocationUnavailable))
 
     def _issuer_key_hash(self, issuer: x509.Certificate) -> bytes:
         # Memo by identity (the trust store hands out the same objects): hashing the key every time is not free.
@@ -206,10 +247,15 @@ class RevocationChecker:
         if single is None:
             raise _SourceFailed(f"the OCSP response from {url} is not about this certificate")
         echoed = _extension(response.extensions, x509.OCSPNonce)
-        if nonce is not None and (echoed is None or echoed.nonce != nonce):
+        if nonce is not None and (echoed.nonce != nonce if echoed else not self.settings.accept_missing_nonce):
             raise _SourceFailed(f"the OCSP response from {url} does not echo our nonce")
-        expires = self._fresh_until(f"the OCSP response from {url}", single.this_update_utc, single.next_update_utc,
-                                    self.settings.ocsp_freshness_seconds, now)
+        what, max_age = f"the OCSP response from {url}", self.settings.ocsp_max_age_seconds
+        oldest = single.this_update_utc + timedelta(seconds=max_age)
+        if oldest <= now:  # nextUpdate may be days away: an old answer is a replay or a stale responder
+            raise _SourceFailed(f"{what} is stale (thisUpdate {single.this_update_utc.isoformat()} is older than "
+                                f"the {max_age} s the policy accepts)")
+        expires = min(oldest, self._fresh_until(what, single.this_update_utc, single.next_update_utc,
+                                                self.settings.ocsp_freshness_seconds, now))
         status = single.certificate_status
         if status is ocsp.OCSPCertStatus.UNKNOWN:
             raise _SourceFailed(f"{url} does not know the certificate (status unknown)")
@@ -283,22 +329,27 @@ class RevocationChecker:
         return base, (delta if delta.number > base.number else None)
 
     async def _crl(self, url: str, issuer: x509.Certificate) -> _Crl:
+        """The CRL at ``url`` (cached until its nextUpdate), if ``issuer`` signed it, else :class:`_SourceFailed`."""
         cached = self._crls.get(url)
-        if cached is not None and self.clock() < cached.expires:
-            return cached
-        return await self._fetches.run(url, lambda: self._fetch_crl(url, issuer))
+        if cached is None or self.clock() >= cached.expires:
+            cached = await self._fetches.run(url, lambda: self._fetch_crl(url))
+        key = issuer.public_key()  # RSA and ECDSA only, as for OCSP answers (_verify)
+        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise _SourceFailed(f"the CRL from {url} has an issuer with an unsupported key type")
+        # One list of URLs serves the whole path: a CRL another CA issued is no answer for this certificate.
+        key_hash = self._issuer_key_hash(issuer)
+        if key_hash not in cached.signers:
+            if cached.crl.issuer != issuer.subject or not cached.crl.is_signature_valid(key):
+                raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
+            cached.signers.add(key_hash)
+        return cached
 
-    async def _fetch_crl(self, url: str, issuer: x509.Certificate) -> _Crl:
+    async def _fetch_crl(self, url: str) -> _Crl:
         body = await self._fetch("GET", url, _MAX_CRL_BYTES)
         try:
             crl = x509.load_pem_x509_crl(body) if body.startswith(b"-----") else x509.load_der_x509_crl(body)
         except ValueError:
             raise _SourceFailed(f"{url} did not send a CRL") from None
-        key = issuer.public_key()  # RSA and ECDSA only, as for OCSP answers (_verify)
-        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-            raise _SourceFailed(f"the CRL from {url} has an issuer with an unsupported key type")
-        if crl.issuer != issuer.subject or not crl.is_signature_valid(key):
-            raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
         expires = self._fresh_until(f"the CRL from {url}", crl.last_update_utc, crl.next_update_utc,
                                     self.settings.crl_max_age_seconds, self.clock())
         number, base = _extension(crl.extensions, x509.CRLNumber), _extension(crl.extensions, x509.DeltaCRLIndicator)
@@ -311,40 +362,59 @@ class RevocationChecker:
 async def apply_revocation(
     verified: VerifiedDocument, checker: RevocationChecker | None, mode: RevocationMode
 ) -> VerifiedDocument:
-    """Check the signer's certificate; return the document with the revocation result in its report.
+    """Check the signer's certificate and each intermediate CA of its path; return the document with the signer's
+    revocation result in its report.
 
-    OFF: unchanged (the verifier already warns). Revoked (any mode): :class:`SignatureRejected` TOTAL_FAILED/
-    REVOKED. No answer: HARD_FAIL and REQUIRE raise INDETERMINATE/TRY_LATER, SOFT_FAIL passes with a warning;
-    REQUIRE also when only a CRL said good."""
+    OFF: unchanged (the verifier already warns). Signer revoked (any mode): :class:`SignatureRejected`
+    TOTAL_FAILED/REVOKED; an intermediate CA revoked: INDETERMINATE/REVOKED_CA_NO_POE (there is no proof the
+    signature existed before the revocation). No answer for some certificate: HARD_FAIL and REQUIRE raise
+    INDETERMINATE/TRY_LATER, SOFT_FAIL passes with a warning; REQUIRE also when only a CRL said the signer's
+    certificate is good (intermediates may be answered by their issuer's CRL, as CAs usually publish)."""
     if mode is RevocationMode.OFF:
         return verified
-    report, info, reason = verified.report, None, "no revocation checker is configured"
+    report, path = verified.report, verified.path.certificates
     warnings = tuple(w for w in report.warnings if not w.startswith(_NOT_CHECKED))
-    if checker is not None:
-        try:  # a trusted path is signer first, then its issuer (the signer is never an anchor)
-            info = await checker.check(verified.path.certificates[0], verified.path.certificates[1])
-        except RevocationUnavailable as exc:
-            reason = exc.reason
-    if info is not None and info.status == "revoked":
-        where = {"crl": "the CRL", "cache": "a cached OCSP answer from"}.get(info.source, "the OCSP responder")
-        at = info.revoked_at.isoformat() if info.revoked_at else "an unknown time"
-        raise SignatureRejected(replace(
-            report, indication=Indication.TOTAL_FAILED, sub_indication=SubIndication.REVOKED,
-            error_code=ERROR_CODES[SubIndication.REVOKED], revocation=info, warnings=warnings,
-            errors=(f"the signing certificate was revoked on {at} (reason: {info.reason}), according to {where} "
-                    f"{info.url}",)))
+    answers: tuple[RevocationInfo | RevocationUnavailable, ...] = (
+        RevocationUnavailable("no revocation checker is configured"),) if checker is None else (
+        await checker.check_path(path))  # a trusted path is signer first, then its issuers (the signer is no anchor)
+    info = answers[0] if isinstance(answers[0], RevocationInfo) else None
+    for index, answer in enumerate(answers):
+        if isinstance(answer, RevocationInfo) and answer.status == "revoked":
+            raise SignatureRejected(_revoked(replace(report, warnings=warnings), info, path[index], answer, index))
+    failures = [f"{'' if index == 0 else _ca_name(path[index]) + ': '}{answer.reason}"
+                for index, answer in enumerate(answers) if isinstance(answer, RevocationUnavailable)]
     if info is not None and mode is RevocationMode.REQUIRE and info.source == "crl":
-        reason = f"mode require needs a fresh OCSP answer, only a CRL answered ({info.detail})"
+        failures.insert(0, f"mode require needs a fresh OCSP answer, only a CRL answered ({info.detail})")
         info = None
-    if info is not None:
+    if not failures and info is not None:
         return replace(verified, report=replace(report, revocation=info, warnings=warnings))
-    unknown = RevocationInfo(status="unknown", source="none", checked_at=None, detail=reason)
+    reason = "; ".join(failures)
+    revocation = info or RevocationInfo(status="unknown", source="none", checked_at=None, detail=reason)
     message = f"revocation status could not be checked: {reason}"
     if mode is RevocationMode.SOFT_FAIL:
-        return replace(verified, report=replace(report, revocation=unknown, warnings=(*warnings, message)))
+        return replace(verified, report=replace(report, revocation=revocation, warnings=(*warnings, message)))
     raise SignatureRejected(replace(
         report, indication=Indication.INDETERMINATE, sub_indication=SubIndication.TRY_LATER,
-        error_code=ERROR_CODES[SubIndication.TRY_LATER], revocation=unknown, errors=(message,), warnings=warnings))
+        error_code=ERROR_CODES[SubIndication.TRY_LATER], revocation=revocation, errors=(message,), warnings=warnings))
+
+
+def _revoked(report: ValidationReport, signer: RevocationInfo | None, certificate: x509.Certificate,
+             answer: RevocationInfo, index: int) -> ValidationReport:
+    """The rejection for a revoked certificate at ``index`` of the path (0: the signer's)."""
+    where = {"crl": "the CRL", "cache": "a cached OCSP answer from"}.get(answer.source, "the OCSP responder")
+    at = answer.revoked_at.isoformat() if answer.revoked_at else "an unknown time"
+    why = f"was revoked on {at} (reason: {answer.reason}), according to {where} {answer.url}"
+    if index == 0:
+        return replace(report, indication=Indication.TOTAL_FAILED, sub_indication=SubIndication.REVOKED,
+                       error_code=ERROR_CODES[SubIndication.REVOKED], revocation=answer,
+                       errors=(f"the signing certificate {why}",))
+    return replace(report, indication=Indication.INDETERMINATE, sub_indication=SubIndication.REVOKED_CA_NO_POE,
+                   error_code=ERROR_CODES[SubIndication.REVOKED_CA_NO_POE], revocation=signer,
+                   errors=(f"the certificate of {_ca_name(certificate)} in the signer's path {why}",))
+
+
+def _ca_name(certificate: x509.Certificate) -> str:
+    return f"the CA {certificate.subject.rfc4514_string()} (serial {certificate.serial_number:x})"
 
 
 async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) -> T:
@@ -356,45 +426,6 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
         except _SourceFailed as exc:
             failures.append(str(exc))
     raise _SourceFailed("; ".join(failures))
-
-
-def _key_hash(certificate: x509.Certificate) -> bytes:
-    # SHA-1 of the subjectPublicKey BIT STRING: OCSP's issuerKeyHash and ResponderID byKey (RFC 6960 4.1.1).
-    return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
-
-
-def _http_uris(names: Iterable[x509.GeneralName]) -> tuple[str, ...]:
-    return tuple(n.value for n in names
-                 if isinstance(n, x509.UniformResourceIdentifier) and n.value.startswith(("http://", "https://")))
-
-
-def _ocsp_url(certificate: x509.Certificate) -> str | None:
-    aia = _extension(certificate.extensions, x509.AuthorityInformationAccess) or ()
-    urls = _http_uris(d.access_location for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP)
-    return urls[0] if urls else None
-
-
-def _crl_urls(points: x509.CRLDistributionPoints | x509.FreshestCRL | None) -> tuple[str, ...]:
-    return _http_uris(name for point in points or () for name in point.full_name or ())
-
-
-def _extension(extensions: x509.Extensions, kind: type[E]) -> E | None:
-    try:
-        return extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _reason(entry: x509.RevokedCertificate) -> x509.ReasonFlags:
-    reason = _extension(entry.extensions, x509.CRLReason)
-    return reason.reason if reason else x509.ReasonFlags.unspecified
-
-
-def _names(response: ocsp.OCSPResponse, certificate: x509.Certificate, key_hash: bytes | None) -> bool:
-    """Whether the response's ResponderID designates ``certificate`` (by key hash or by name)."""
-    if response.responder_key_hash is None:
-        return response.responder_name == certificate.subject
-    return response.responder_key_hash == (key_hash or _key_hash(certificate))
 
 
 def _verify(signer: x509.Certificate, signature: bytes, data: bytes,

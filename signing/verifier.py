@@ -52,6 +52,7 @@ ERROR_CODES: dict[SubIndication, str] = {
     SubIndication.SIG_CRYPTO_FAILURE: "SIG_CRYPTO_FAILURE",
     SubIndication.REVOKED: "SIG_REVOKED",
     SubIndication.REVOKED_NO_POE: "SIG_REVOKED",
+    SubIndication.REVOKED_CA_NO_POE: "SIG_REVOKED",  # an intermediate CA of the path
     SubIndication.EXPIRED: "SIG_EXPIRED",
     SubIndication.OUT_OF_BOUNDS_NO_POE: "SIG_EXPIRED",
     SubIndication.NOT_YET_VALID: "SIG_NOT_YET_VALID",

@@ -153,7 +153,8 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
                   elicense_url: str | None = None, callback_url: str | None = None) -> Settings:
     """The test system's configuration; revocation is hard-fail (the default) against ``revocation_url``."""
     gateway_keys = pki.systems["gateway"]
-    revocation = (RevocationSettings(ocsp_url=f"{revocation_url}/ocsp", crl_urls=(f"{revocation_url}/crl/nca.crl",))
+    revocation = (RevocationSettings(ocsp_url=f"{revocation_url}/ocsp", crl_urls=(
+        f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl"))
                   if revocation_url else RevocationSettings(mode=RevocationMode.OFF))
     return Settings(
         revocation=revocation,

@@ -189,10 +189,10 @@ async def test_the_command_line_lists_and_refuses_through_the_control_api(system
             listing = capsys.readouterr().out
             line = next(line for line in listing.splitlines() if line.startswith(entry))
             assert "suggested: not-include (1 for, 4 against)" in line
-            assert head.bin not in listing and f"BIN {head.bin[:4]}" in line  # masked
+            assert head.bin not in listing and f"BIN ********{head.bin[-4:]}" in line  # masked
             async with http.get(f"{url}/pending") as response:
                 assert [p["bin"] for p in (await response.json())["pending"] if p["entryId"] == entry] == [
-                    f"{head.bin[:4]}******{head.bin[-2:]}"]
+                    f"********{head.bin[-4:]}"]
 
             refuse = ["refuse", entry, "--votes-for", "2", "--reason", "Авторлық шарт толық жүктеуге рұқсат бермейді.",
                       "--control", url]

@@ -14,11 +14,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.access.senders import check_password
+from gateway.access.senders import check_password, hash_password
 from gateway.shell.cli import main
 from mocks.demo_secrets import DEMO_SENDER, read_demo_secrets
 from mocks.portal.applicant import READER_TICKET_SERVICE
 from tests.helpers import CLI, ROOT, free_port
+
+OPS_PASSWORD = "ops-test-password"
+OPS = {"Authorization": aiohttp.encode_basic_auth("ops", OPS_PASSWORD)}
 
 
 async def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
@@ -118,6 +121,9 @@ p12 = "{pki.systems['gateway'].p12}"
 password_env = "TEST_SIGNER_PASSWORD"
 [senders.portal]
 password_hash = "{hashed}"
+[senders.ops]
+password_hash = "{hash_password(OPS_PASSWORD)}"
+operator = true
 [services."{READER_TICKET_SERVICE}"]
 endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
 """)
@@ -126,7 +132,8 @@ endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         await wait_until_up(f"http://127.0.0.1:{port}/health", server)
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/health") as response:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/health/details",
+                                                                   headers=OPS) as response:
             health = await response.json()
         assert "CN=gateway" in health["signer"]["subject"]
         assert health["services"] == [READER_TICKET_SERVICE]
@@ -193,6 +200,9 @@ cert = "{pki.systems['gateway'].cert}"
 key = "{pki.systems['gateway'].key}"
 [revocation]
 mode = "off"
+[senders.ops]
+password_hash = "{hash_password(OPS_PASSWORD)}"
+operator = true
 """)
     server = subprocess.Popen([*CLI, "serve", "--config", str(config), "--workers", "2"],
                               env={**os.environ, "REDIS_URL": redis_url},
@@ -204,7 +214,7 @@ mode = "off"
         while len(processes) < 2 and asyncio.get_running_loop().time() < deadline:
             # new connections each time: the kernel spreads them over the processes listening on the port
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session, \
-                    session.get(f"http://127.0.0.1:{port}/health") as response:
+                    session.get(f"http://127.0.0.1:{port}/health/details", headers=OPS) as response:
                 processes.add((await response.json())["process"])
             await asyncio.sleep(0.05)
         assert len(processes) == 2, "both worker processes answer on the shared port"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from datetime import UTC, datetime
 
 from lxml import etree
@@ -16,6 +17,8 @@ from signing.xmlsafe import detach
 from tests.helpers import (
     DESK,
     DESK_PASSWORD,
+    OPERATOR,
+    OPERATOR_PASSWORD,
     PORTAL,
     PORTAL_PASSWORD,
     GatewayUnderTest,
@@ -126,11 +129,22 @@ async def test_wsdl_is_served_with_our_address(gw: GatewayUnderTest, http) -> No
     assert wsdl.find(".//{http://schemas.xmlsoap.org/wsdl/}service").get("name") == "ISyncChannelHttpService"
 
 
-async def test_health_reports_storage_signer_and_trust(gw: GatewayUnderTest, http) -> None:
+async def test_public_health_is_up_or_down_only(gw: GatewayUnderTest, http) -> None:
     async with http.get(f"{gw.url}/health") as response:
+        assert (response.status, await response.json()) == (200, {"status": "ok"})
+    for headers, status, code in [({}, 401, "CLIENT_BAD_CREDENTIALS"),
+                                  (gw.auth(), 403, "CLIENT_ACCESS_DENIED")]:  # the portal is no operator
+        async with http.get(f"{gw.url}/health/details", headers=headers) as response:
+            body = await response.json(content_type=None)
+        assert (response.status, body["code"]) == (status, code)
+        assert "CN=" not in json.dumps(body) and "process" not in body
+
+
+async def test_health_details_for_operators_report_storage_signer_and_trust(gw: GatewayUnderTest, http) -> None:
+    async with http.get(f"{gw.url}/health/details", headers=gw.auth(OPERATOR, OPERATOR_PASSWORD)) as response:
         body = await response.json()
     assert response.status == 200
-    assert body["storage"] == "ok"
+    assert body["storage"] == "ok" and body["process"] > 0
     assert "CN=gateway" in body["signer"]["subject"]
     assert body["trustAnchors"] == 1
     assert READER_TICKET_SERVICE in body["services"]

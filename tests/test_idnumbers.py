@@ -18,6 +18,8 @@ from signing.idnumbers import (
     make_bin,
     make_iin,
     mask_id,
+    mask_ids,
+    mask_url,
     parse_bin,
     parse_iin,
 )
@@ -201,11 +203,27 @@ def test_make_bin_rejects(args: tuple, message: str) -> None:
         make_bin(*args)
 
 
-def test_mask_id() -> None:
-    assert mask_id("880314405125") == "8803******25"
-    assert mask_id("030540011870") == "0305******70"
+def test_mask_id_shows_at_most_the_last_four_digits() -> None:
+    assert mask_id("880314405125") == "********5125", "no birth date, no sex digit"
+    assert mask_id("030540011870") == "********1870"
     assert mask_id("12345") == "*****"
     assert mask_id(None) == "***"
+    assert mask_ids("signer 880314405125, BIN 030540011870.") == "signer ********5125, BIN ********1870."
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/cabinet/%38%38%30%33%31%34%34%30%35%31%32%35/applications",  # every digit encoded
+    "/api/v1/cabinet/%3880314405125/applications",  # one digit encoded: no 12-digit run before decoding
+    "/api/v1/cabinet/%253880314405125/applications",  # encoded twice
+    "/api/v1/cabinet/880314405125/applications",
+])
+def test_mask_url_decodes_before_masking(path: str) -> None:
+    assert mask_url(path) == "/api/v1/cabinet/********5125/applications"
+
+
+def test_mask_url_keeps_a_decoded_newline_out_of_the_log_line() -> None:
+    assert mask_url("/x?q=%0A127.0.0.1%20%22GET%20/admin%22%20200") == "/x?q=%0A127.0.0.1%20%22GET%20/admin%22%20200"
+    assert mask_url("/x/%D0%B0?iin=880314405125") == "/x/%D0%B0?iin=********5125"
 
 
 def test_repr_hides_iin() -> None:

@@ -93,7 +93,8 @@ async def requests(http: aiohttp.ClientSession, responder: Responder) -> dict[st
 
 
 def make_checker(http: aiohttp.ClientSession, responder: Responder, **settings: Any) -> RevocationChecker:
-    settings = {"ocsp_url": f"{responder.url}/ocsp", "crl_urls": (f"{responder.url}/crl/nca.crl",),
+    settings = {"ocsp_url": f"{responder.url}/ocsp",
+                "crl_urls": (f"{responder.url}/crl/nca.crl", f"{responder.url}/crl/root.crl"),
                 "timeout_seconds": 1.0, **settings}
     return RevocationChecker(RevocationSettings(**settings), http, clock=responder.clock)
 
@@ -125,7 +126,7 @@ async def test_good_via_ocsp(http, responder, verified) -> None:
     assert (info.status, info.source, info.url) == ("good", "ocsp", f"{responder.url}/ocsp")
     assert info.next_update - info.checked_at == timedelta(minutes=10)
     assert result.signed is verified.signed and result.path is verified.path
-    assert await requests(http, responder) == {"ocsp": 1}
+    assert await requests(http, responder) == {"ocsp": 2}, "the signer's certificate and the NCA intermediate"
 
 
 async def test_second_check_is_served_from_cache_in_microseconds(http, responder, verified) -> None:
@@ -133,14 +134,14 @@ async def test_second_check_is_served_from_cache_in_microseconds(http, responder
     await apply_revocation(verified, checker, Mode.HARD_FAIL)
     again = await apply_revocation(verified, checker, Mode.HARD_FAIL)
     assert (again.report.revocation.status, again.report.revocation.source) == ("good", "cache")
-    assert await requests(http, responder) == {"ocsp": 1}
+    assert await requests(http, responder) == {"ocsp": 2}
     leaf, issuer = verified.path.certificates[:2]
     rounds = 2000
     started = time.perf_counter()
     for _ in range(rounds):
         await checker.check(leaf, issuer)
     assert (time.perf_counter() - started) / rounds < 50e-6
-    assert await requests(http, responder) == {"ocsp": 1}
+    assert await requests(http, responder) == {"ocsp": 2}
 
 
 async def test_concurrent_checks_share_one_request(http, responder, verified) -> None:
@@ -332,6 +333,94 @@ async def test_off_mode_leaves_the_document_alone(http, responder, verified) -> 
 
 async def test_no_checker_is_try_later_under_hard_fail(verified) -> None:
     await rejected(verified, None, Mode.HARD_FAIL, "SIG_TRY_LATER", SubIndication.TRY_LATER, Indication.INDETERMINATE)
+
+
+# ------------------------------------------------------------------------------------- the whole path
+
+async def test_revoked_intermediate_via_the_roots_ocsp(http, responder, verified, pki) -> None:
+    nca = pki.authorities["nca"].load_certificate()
+    revocation = await control(http, responder, "revoke", {"ca": "nca", "reason": "ca_compromise"})
+    assert revocation["serial"] == format(nca.serial_number, "x") and revocation["authority"] == "root"
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_REVOKED", SubIndication.REVOKED_CA_NO_POE, Indication.INDETERMINATE)
+    assert "the CA " in report.errors[0] and "ca_compromise" in report.errors[0]
+    assert format(nca.serial_number, "x") in report.errors[0]
+    assert report.revocation.status == "good", "the signer's own certificate is fine"
+
+
+@pytest.mark.parametrize("mode", [Mode.SOFT_FAIL, Mode.HARD_FAIL, Mode.REQUIRE])
+async def test_revoked_intermediate_known_only_from_the_roots_crl(http, responder, verified, mode) -> None:
+    await control(http, responder, "revoke", {"ca": "nca", "reason": "ca_compromise", "where": "crl_only"})
+    await control(http, responder, "ocsp", {"down": True})
+    report = await rejected(verified, make_checker(http, responder), mode,
+                            "SIG_REVOKED", SubIndication.REVOKED_CA_NO_POE, Indication.INDETERMINATE)
+    assert f"{responder.url}/crl/root" in report.errors[0]
+
+
+async def test_intermediate_without_an_answer_is_try_later(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"down": True})
+    checker = make_checker(http, responder, crl_urls=(f"{responder.url}/crl/nca.crl",))  # no CRL of the root
+    report = await rejected(verified, checker, Mode.HARD_FAIL, "SIG_TRY_LATER", SubIndication.TRY_LATER,
+                            Indication.INDETERMINATE)
+    assert report.revocation.status == "good" and report.revocation.source == "crl"
+    assert "the CA " in report.errors[0] and "not signed by the certificate's issuer" in report.errors[0]
+    [warning] = (await apply_revocation(verified, checker, Mode.SOFT_FAIL)).report.warnings
+    assert warning.startswith("revocation status could not be checked: the CA ")
+    assert (await requests(http, responder))["nca.crl"] == 1, "one fetch serves both certificates"
+
+
+# ---------------------------------------------------------------------------------- nonce and replays
+
+async def test_nonce_is_on_by_default_and_a_responder_ignoring_it_is_no_answer(http, responder, verified) -> None:
+    assert RevocationSettings().use_nonce and not RevocationSettings().accept_missing_nonce
+    await control(http, responder, "ocsp", {"nonce": False})
+    info = await make_checker(http, responder).check(*verified.path.certificates[:2])
+    assert info.source == "crl" and "does not echo our nonce" in info.detail
+    await control(http, responder, "crl", {"down": True})
+    report = await rejected(verified, make_checker(http, responder), Mode.HARD_FAIL,
+                            "SIG_TRY_LATER", SubIndication.TRY_LATER, Indication.INDETERMINATE)
+    assert "does not echo our nonce" in report.errors[0]
+
+
+async def test_responder_ignoring_the_nonce_is_accepted_only_when_configured(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"nonce": False})
+    info = await make_checker(http, responder, accept_missing_nonce=True).check(*verified.path.certificates[:2])
+    assert (info.status, info.source) == ("good", "ocsp")
+
+
+async def test_replayed_answer_with_an_old_nonce_is_refused(http, responder, verified) -> None:
+    certificates = verified.path.certificates[:2]
+    assert (await make_checker(http, responder).check(*certificates)).source == "ocsp"
+    await control(http, responder, "ocsp", {"replay": True})
+    info = await make_checker(http, responder, accept_missing_nonce=True).check(*certificates)
+    assert info.source == "crl" and "does not echo our nonce" in info.detail
+
+
+async def test_replayed_old_good_answer_is_stale_under_hard_fail(http, responder, verified) -> None:
+    week = int(timedelta(days=7).total_seconds())
+    await control(http, responder, "ocsp", {"next_update": week, "nonce": False})
+    settings = {"use_nonce": False, "ocsp_max_age_seconds": 3600}
+    certificates = verified.path.certificates[:2]
+    assert (await make_checker(http, responder, **settings).check(*certificates)).status == "good"
+    await control(http, responder, "revoke", {"serial": format(certificates[0].serial_number, "x")})
+    await control(http, responder, "ocsp", {"replay": True})  # the captured "good" of two hours ago, again
+    await control(http, responder, "crl", {"down": True})
+    responder.clock.offset = timedelta(hours=2)
+    report = await rejected(verified, make_checker(http, responder, **settings), Mode.HARD_FAIL,
+                            "SIG_TRY_LATER", SubIndication.TRY_LATER, Indication.INDETERMINATE)
+    assert "is stale (thisUpdate" in report.errors[0] and "older than the 3600 s" in report.errors[0]
+    assert report.revocation.status == "unknown"
+
+
+async def test_cached_answer_lives_no_longer_than_the_maximum_age(http, responder, verified) -> None:
+    await control(http, responder, "ocsp", {"next_update": int(timedelta(days=7).total_seconds())})
+    checker = make_checker(http, responder, ocsp_max_age_seconds=600)
+    certificates = verified.path.certificates[:2]
+    assert (await checker.check(*certificates)).next_update - responder.clock() < timedelta(seconds=601)
+    responder.clock.offset = timedelta(seconds=590)
+    assert (await checker.check(*certificates)).source == "cache"
+    responder.clock.offset = timedelta(seconds=610)
+    assert (await checker.check(*certificates)).source == "ocsp"
 
 
 # ---------------------------------------------------------------------------------------------- the mock

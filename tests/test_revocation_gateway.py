@@ -54,11 +54,18 @@ def serial_of(system: GatewayUnderTest, handle: str) -> str:
      [("ocsp", {"down": True}), ("crl", {"down": True})], "SIG_TRY_LATER", "TRY_LATER"),
     ("require mode with OCSP down and only a CRL", RevocationMode.REQUIRE,
      [("ocsp", {"down": True})], "SIG_TRY_LATER", "TRY_LATER"),
+    ("the NCA intermediate revoked at the root", RevocationMode.HARD_FAIL,
+     [("revoke", {"ca": "nca"})], "SIG_REVOKED", "REVOKED_CA_NO_POE"),
+    ("the NCA intermediate revoked, known only from the root's CRL", RevocationMode.SOFT_FAIL,
+     [("revoke", {"ca": "nca", "where": "crl_only"}), ("ocsp", {"down": True})], "SIG_REVOKED", "REVOKED_CA_NO_POE"),
+    ("a responder that ignores the nonce, CRL down, under hard-fail", RevocationMode.HARD_FAIL,
+     [("ocsp", {"nonce": False}), ("crl", {"down": True})], "SIG_TRY_LATER", "TRY_LATER"),
 ])
 async def test_revocation_refusals(system, revocation, http, tmp_path, case, mode, setup, code, sub) -> None:
     for action, body in setup:
         if action == "revoke":
-            body = {**body, "serial": serial_of(system, "daniyar"), "reason": "key_compromise"}
+            signer = {} if "ca" in body else {"serial": serial_of(system, "daniyar")}
+            body = {**body, **signer, "reason": "key_compromise"}
         await mock_control(http, revocation, action, body)
     runner, client = await fresh_gateway(system, tmp_path, mode)
     calls = system.library_calls

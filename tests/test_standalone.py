@@ -7,6 +7,7 @@ with the ModuleNotFoundError Python raises for a package that is not installed.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -94,19 +95,24 @@ cert = "{keys.cert}"
 key = "{keys.key}"
 [senders.portal]
 password_hash = "{hash_password('standalone-test-password')}"
+[senders.ops]
+password_hash = "{hash_password('standalone-ops-password')}"
+operator = true
 [services."kazneb.reader-ticket"]
 endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
 """)
     return config
 
 
-def _wait_for_health(url: str, process: subprocess.Popen, seconds: float = 30) -> dict:
+def _wait_for_health(url: str, process: subprocess.Popen, seconds: float = 30,
+                     auth: tuple[str, str] | None = None) -> dict:
     """Poll the real socket until ``url`` answers 200 (bounded); fail at once if the process dies."""
     deadline = time.monotonic() + seconds
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
     while time.monotonic() < deadline:
         assert process.poll() is None, f"serve exited with {process.returncode}: {process.communicate()[0]}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2) as response:
                 if response.status == 200:
                     return json.loads(response.read())
         except (urllib.error.URLError, ConnectionError):
@@ -126,7 +132,9 @@ def test_serve_runs_with_the_mocks_refused(pki, redis_url: str, tmp_path: Path) 
     server = subprocess.Popen([sys.executable, "-c", source], env={**_env(), "REDIS_URL": redis_url},
                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        health = _wait_for_health(f"http://127.0.0.1:{port}/health", server)
+        assert _wait_for_health(f"http://127.0.0.1:{port}/health", server) == {"status": "ok"}
+        health = _wait_for_health(f"http://127.0.0.1:{port}/health/details", server,
+                                  auth=("ops", "standalone-ops-password"))
         assert "CN=gateway" in health["signer"]["subject"]
         assert health["services"] == ["kazneb.reader-ticket"]
     finally:

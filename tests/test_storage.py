@@ -39,7 +39,7 @@ async def test_storage_down_means_503_and_no_backend_call(system, http, tmp_path
         assert body["code"] == "GATEWAY_STORAGE_UNAVAILABLE"
         async with http.get(f"{settings.base_url}/health") as response:
             assert response.status == 503
-            assert (await response.json())["storage"] == "unreachable"
+            assert await response.json() == {"status": "unavailable"}
     finally:
         await runner.cleanup()
     assert system.library_calls == calls

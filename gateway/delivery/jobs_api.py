@@ -19,7 +19,6 @@ Redis stays private: desks never need its address or credentials.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -32,6 +31,7 @@ from gateway.delivery.desks import DESKS
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.web.json_body import loads_bounded
 from gateway.web.problems import guarded
 from gateway.web.reading import basic_auth_sender, read_body
 
@@ -59,10 +59,7 @@ async def _operator(request: web.Request) -> AuthenticatedSender:
 
 async def _json(request: web.Request) -> dict[str, Any]:
     body = await read_body(request, _MAX_RESULT_BYTES)  # an over-limit Content-Length before reading anything
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+    data = loads_bounded(body or b"{}", max_bytes=_MAX_RESULT_BYTES)  # bounded depth: no RecursionError
     if not isinstance(data, dict):
         raise GatewayError("CLIENT_MALFORMED_JSON", "a JSON object is expected")
     return data

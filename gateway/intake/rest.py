@@ -13,7 +13,6 @@ The answer mirrors ``SendMessageResponse``; refusals are RFC 9457 problem docume
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, new_session_id
 from gateway.intake.reading import parse_datetime, parse_xml
+from gateway.web.json_body import loads_bounded
 from gateway.web.problems import language_of, problem
 from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits
@@ -45,10 +45,7 @@ async def handle_request(request: web.Request) -> web.Response:
             if request.content_type != "application/json":
                 raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
             body = await read_body(request, limits.max_body_bytes)
-            try:
-                envelope = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+            envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
             intake = _read_envelope(envelope, xml_limits)
             outcome = await components.pipeline.process(intake, session_id, client=request.remote)

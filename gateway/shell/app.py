@@ -37,6 +37,7 @@ from gateway.delivery.desks import DESKS, DeskContext
 from gateway.delivery.engine import Delivery
 from gateway.delivery.jobs_api import mark_stopped
 from gateway.delivery.registry import ServiceRegistry
+from gateway.errors import GatewayError
 from gateway.intake import async_channel, discovery, usage_api
 from gateway.intake import rest as rest_api
 from gateway.intake import sync_channel as soap
@@ -44,7 +45,9 @@ from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
-from signing.idnumbers import mask_ids
+from gateway.web.problems import guarded
+from gateway.web.reading import basic_auth_sender
+from signing.idnumbers import mask_url
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner, SignerKeyError, SigningKey
@@ -56,10 +59,10 @@ log = logging.getLogger("egov.app")
 
 
 class MaskingAccessLogger(AbstractAccessLogger):
-    """Access log whose paths never show a full IIN/BIN (cabinet URLs carry one)."""
+    """Access log whose paths never show a full IIN/BIN (cabinet URLs carry one), percent-encoded or not."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = mask_ids(request.path_qs)
+        path = mask_url(request.raw_path)
         self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, path, response.status,
                          time * 1000)
 
@@ -202,6 +205,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     discovery.add_routes(app)
     usage_api.add_routes(app)
     app.router.add_get("/health", health)
+    app.router.add_get("/health/details", health_details)
     return app
 
 
@@ -220,13 +224,21 @@ async def _end_streams(app: web.Application) -> None:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Storage reachable, signing key in date, trust anchors loaded."""
+    """Public, for load balancers: ``{"status": "ok"}`` (200) or ``{"status": "unavailable"}`` (503), nothing
+    more: the signer's name, processes and services are for operators (:func:`health_details`)."""
+    up = await _storage_ok(request)
+    return web.json_response({"status": "ok" if up else "unavailable"}, status=200 if up else 503)
+
+
+@guarded
+async def health_details(request: web.Request) -> web.Response:
+    """Operators only (HTTP Basic as a sender with ``operator = true``): storage, signing certificate and its
+    expiry, trust anchors, services, and which process answered; 503 when storage is down."""
     components = request.app[INTAKE]
+    if not (await basic_auth_sender(request, components.senders)).settings.operator:
+        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
     pipeline = components.pipeline
-    try:
-        storage_ok = await components.store.ping()
-    except RedisError:
-        storage_ok = False
+    storage_ok = await _storage_ok(request)
     certificate = pipeline.signer.certificate
     body = {
         "status": "ok" if storage_ok else "degraded",
@@ -238,3 +250,10 @@ async def health(request: web.Request) -> web.Response:
         "process": os.getpid(),
     }
     return web.json_response(body, status=200 if storage_ok else 503)
+
+
+async def _storage_ok(request: web.Request) -> bool:
+    try:
+        return bool(await request.app[INTAKE].store.ping())
+    except RedisError:
+        return False

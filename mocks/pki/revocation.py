@@ -3,8 +3,10 @@
 THIS IS A TEST SERVICE. The responder is the CA itself: responses are signed directly with the issuing CA's
 key (no delegated responder) unless a test asks otherwise. It answers for certificates of the NCA
 intermediate and of the root (another issuer gets ``unauthorized``); every certificate in the PKI
-directory counts as issued: ``good``, ``revoked`` once revoked, ``unknown`` for other serials; thisUpdate
-now, nextUpdate now + 10 minutes, a nonce echoed. ``POST /ocsp`` (DER) or ``GET /ocsp/{base64 request}``.
+directory counts as issued (the NCA intermediate too, by the root): ``good``, ``revoked`` once revoked,
+``unknown`` for other serials; thisUpdate now, nextUpdate now + 10 minutes, a nonce echoed (unless the fault
+``nonce: false`` makes it a responder that ignores nonces; ``replay: true`` sends the last answer made for the
+serial again, as an attacker replaying a captured answer would). ``POST /ocsp`` (DER) or ``GET /ocsp/{base64}``.
 
 CRLs, modelled simply: the base (``GET /crl/nca.crl``, ``/crl/root.crl``; nextUpdate now + 1 hour) lists
 the revocations known at the last ``POST /_control/publish-base`` (none at start) and names the delta in
@@ -12,7 +14,8 @@ FreshestCRL; the delta (``/crl/nca-delta.crl``, ...; nextUpdate now + 10 minutes
 DeltaCRLIndicator = the base's CRLNumber.
 
 Control (JSON; 400 for a bad body, 404 for a serial never issued or an unknown person): ``POST /_control/revoke``
-``{"serial": "<hex>"`` or ``"person": "<handle>"`` (that person's SIGN certificate), ``"reason": "key_compromise",
+``{"serial": "<hex>"``, ``"person": "<handle>"`` (that person's SIGN certificate) or ``"ca": "nca"`` (the NCA
+intermediate's certificate, revoked at the root's OCSP and CRLs), ``"reason": "key_compromise",
 "where": "both" | "crl_only" (OCSP keeps saying good) | "ocsp_only"}``;
 ``POST /_control/ocsp`` and ``/_control/crl`` with :class:`Faults` fields, e.g. ``{"down": true}``;
 ``POST /_control/publish-base``; ``POST /_control/reset``; ``GET /_control/state`` (with request counts).
@@ -126,6 +129,10 @@ class Faults:
     "Alter a signed byte of each response after signing."
     next_update: int | None = int(OCSP_VALIDITY.total_seconds())
     "Seconds from thisUpdate to nextUpdate; None leaves nextUpdate out."
+    nonce: bool = True
+    "Echo the request's nonce; False: ignore it, as some responders do."
+    replay: bool = False
+    "Answer with the last response made for the same serial (its old thisUpdate and nonce), if there is one."
 
 
 @dataclass
@@ -150,10 +157,13 @@ class RevocationState:
     "Person handle -> serial of their SIGN certificate, for revocations by ``person``."
     store: StateFile | None = None
     "Where revocations and CRL numbers are kept between runs; None keeps them in memory only."
+    answered: dict[int, bytes] = field(default_factory=dict)
+    "The last OCSP response made per serial, for the ``replay`` fault."
 
     def reset(self) -> None:
         self.revocations.clear()
         self.requests.clear()
+        self.answered.clear()
         for ca in self.authorities.values():
             ca.base_number, ca.next_number, ca.base = 1, 2, ()
         self.faults = {"ocsp": Faults(), "crl": Faults()}
@@ -244,6 +254,8 @@ def _answer(state: RevocationState, der: bytes) -> web.Response:
     if ca is None:
         return _ocsp_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     now, faults, serial = state.now(), state.faults["ocsp"], request.serial_number
+    if faults.replay and serial in state.answered:
+        return _ocsp_response(state.answered[serial])
     revocation, revoked_at, reason = state.revocations.get(serial), None, None
     if revocation is not None and revocation.in_ocsp and revocation.authority == ca.name:
         status, revoked_at, reason = ocsp.OCSPCertStatus.REVOKED, revocation.revoked_at, revocation.reason
@@ -260,7 +272,7 @@ def _answer(state: RevocationState, der: bytes) -> web.Response:
     if responder is not ca.cert:
         builder = builder.certificates([responder])
     builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
-    for extension in request.extensions:
+    for extension in request.extensions if faults.nonce else ():
         if isinstance(extension.value, x509.OCSPNonce):
             builder = builder.add_extension(extension.value, critical=False)
     response = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
@@ -270,6 +282,7 @@ def _answer(state: RevocationState, der: bytes) -> web.Response:
         produced = b"\x18\x0f" + response.produced_at_utc.strftime("%Y%m%d%H%M%SZ").encode()
         at = body.index(produced) + len(produced) - 2
         body = body[:at] + bytes([ord("0") + (body[at] - ord("0") + 1) % 10]) + body[at + 1:]
+    state.answered[serial] = body
     return _ocsp_response(body)
 
 
@@ -347,17 +360,23 @@ _FAULT_CHECKS: dict[str, Callable[[Any], bool]] = {
     "signer": lambda v: v in ("ca", "delegated", "foreign"),
     "tamper": lambda v: type(v) is bool,
     "next_update": lambda v: v is None or (type(v) is int and v >= 0),
+    "nonce": lambda v: type(v) is bool,
+    "replay": lambda v: type(v) is bool,
 }
-_OCSP_ONLY = ("signer", "tamper", "next_update")
+_OCSP_ONLY = ("signer", "tamper", "next_update", "nonce", "replay")
 
 
 def _revoke(state: RevocationState, data: dict[str, Any]) -> web.Response:
+    if len({"serial", "person", "ca"} & set(data)) > 1:
+        raise ValueError('give one of "serial", "person" or "ca", not both')
     if "person" in data:
-        if "serial" in data:
-            raise ValueError('give "serial" or "person", not both')
         if data["person"] not in state.people:
             return web.json_response({"error": f"no person {data['person']!r} in the test PKI"}, status=404)
         serial = state.people[data["person"]]
+    elif "ca" in data:
+        if data["ca"] not in state.authorities or data["ca"] == "root":
+            return web.json_response({"error": f"no intermediate CA {data['ca']!r} here"}, status=404)
+        serial = state.authorities[data["ca"]].cert.serial_number
     else:
         serial = int(str(data.get("serial", "")).removeprefix("0x"), 16)  # ValueError: answered 400
     reason, where = data.get("reason", "unspecified"), data.get("where", "both")

@@ -55,7 +55,7 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         limits=LimitSettings(),
         trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
-                                      crl_urls=(f"{revocation_url}/crl/nca.crl",)),
+                                      crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,

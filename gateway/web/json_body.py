@@ -1,0 +1,51 @@
+"""JSON from callers, parsed within bounds: ``json.loads`` recurses once per nesting level, so a body of a
+few kilobytes of ``[[[[...`` would end in a ``RecursionError`` (a 500 and a traceback per request). The nesting
+depth is measured first, without recursion, and a body too deep or too large is refused as
+``CLIENT_MALFORMED_JSON`` / ``CLIENT_BODY_TOO_LARGE`` before the parser sees it."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from gateway.errors import GatewayError
+
+MAX_DEPTH = 32
+"Deepest nesting of arrays and objects accepted; the gateway's own envelopes need 4."
+MAX_TOKENS = 100_000
+"Strings, arrays and objects scanned at most when measuring the depth; more is refused (bounds the scan's cost)."
+# A string (escapes included; an unterminated one runs to the end, so no match ever fails and rescans: linear)
+# or one bracket. Brackets inside strings are skipped with their string.
+_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+
+
+def check_nesting(body: bytes, max_depth: int = MAX_DEPTH, max_tokens: int = MAX_TOKENS) -> None:
+    """Refuse (``CLIENT_MALFORMED_JSON``) a body nested deeper than ``max_depth``, without recursing."""
+    if body.count(b"[") + body.count(b"{") <= max_depth:  # cannot be deeper: skip the scan (C speed)
+        return
+    depth = 0
+    for count, token in enumerate(_TOKENS.finditer(body)):
+        if count >= max_tokens:
+            raise GatewayError("CLIENT_MALFORMED_JSON", f"more than {max_tokens} JSON values")
+        bracket = token.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > max_depth:
+                raise GatewayError("CLIENT_MALFORMED_JSON", f"JSON nested deeper than {max_depth} levels")
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+
+
+def loads_bounded(body: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``body`` as JSON, or raise :class:`GatewayError`: ``CLIENT_BODY_TOO_LARGE`` above ``max_bytes``,
+    ``CLIENT_MALFORMED_JSON`` for invalid JSON, nesting deeper than ``max_depth`` or too many values."""
+    if len(body) > max_bytes:
+        raise GatewayError("CLIENT_BODY_TOO_LARGE", f"limit is {max_bytes} bytes")
+    check_nesting(body, max_depth)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+    except RecursionError:  # not reachable within max_depth; kept so no setting can turn it into a 500
+        raise GatewayError("CLIENT_MALFORMED_JSON", "JSON nested too deeply") from None
