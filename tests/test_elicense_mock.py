@@ -51,6 +51,8 @@ def application(kind: str = "ordinary", application_id: str = "app-1", **overrid
         "iin": IIN, "name": "Сейітқали Әйгерім", "items": sample_items(kind), "application_id": application_id,
         "export_from": date(2026, 2, 1), "return_by": date(2026, 5, 31),
         "purpose_details": "Exhibition «Steppe gold», Louvre, Paris",
+        # Fixed, so the same application built twice is the same document (its digest is the idempotency key).
+        "submitted_at": FRIDAY_AFTERNOON,
     }
     fields.update(overrides)
     return build_export_application(**fields)
