@@ -118,13 +118,16 @@ class SenderSettings:
     services: tuple[str, ...] = ("*",)
     "Services this sender may call; '*' for all."
     cabinet: bool = False
-    "Whether this sender (the portal) may read applicants' cabinets."
+    "Whether this sender (a portal) may read cabinets: only the applications it submitted itself."
     callback_url: str | None = None
     "AsyncChannel: the sender's IAsyncChannelClient endpoint; results and status changes are pushed there."
     jobs: tuple[str, ...] = ()
     "Back-office: services whose queued jobs this sender may take and answer."
     operator: bool = False
     "May list and replay dead letters and stopped applications."
+    # Cabinet reading beyond one's own submissions: an explicit grant, never a default.
+    cabinet_reads_all: bool = False
+    "With cabinet = true: may read every sender's applications of an owner (the national portal of record)."
 
 
 class ConnectorKind(StrEnum):
@@ -211,6 +214,14 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class CabinetSettings:
+    """The cabinet API's register of who read which applicant's data (Law on Informatization, art. 41-43)."""
+
+    access_records_max: int = 1_000_000
+    "About how many access records the Redis stream keeps (MAXLEN ~): older ones are trimmed first."
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = Path(".egov")
     "Where the embedded Redis keeps its data and the demo its PKI (default: .egov in the working directory)."
@@ -234,6 +245,8 @@ class Settings:
     "Background delivery of async applications: concurrency, leases, attempts before stopping."
     queue: QueueSettings = field(default_factory=QueueSettings)
     "Back-office job queue (Redis Streams): visibility timeout and attempts before dead-lettering."
+    cabinet: CabinetSettings = field(default_factory=CabinetSettings)
+    "The cabinet API: how many access records are kept."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
@@ -290,6 +303,10 @@ def check_settings(settings: Settings) -> None:
         if not sender.password_hash.startswith("scrypt$"):
             raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
                               "`egov-gateway hash-password`")
+        if sender.cabinet_reads_all and not sender.cabinet:
+            raise ConfigError(f"senders.{sender_id}.cabinet_reads_all: needs cabinet = true")
+    if settings.cabinet.access_records_max < 1000:
+        raise ConfigError("cabinet.access_records_max: must be at least 1000")
     if not 0 < settings.listen.port < 65536:
         raise ConfigError("listen.port: must be 1..65535")
     if settings.limits.max_body_bytes < 1024:

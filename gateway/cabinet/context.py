@@ -8,6 +8,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from gateway.access.senders import SenderDirectory
+from gateway.cabinet.access_log import AccessLog
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.readable import ReadableDocuments
 from gateway.delivery.registry import ServiceRegistry
@@ -30,6 +31,8 @@ class CabinetContext:
     "The client the live event streams subscribe with (pub/sub holds a connection per stream)."
     readable: ReadableDocuments
     "Each service's compiled schemas, to give documents and results as JSON fields."
+    access_log: AccessLog
+    "The register of cabinet reads (who read whose data, when)."
 
 
 CABINET = web.AppKey("cabinet", CabinetContext)
