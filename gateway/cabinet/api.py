@@ -144,8 +144,9 @@ async def _find(request: web.Request, reader: Reader, action: str) -> Applicatio
     if app is None and wanted.startswith("{") and wanted.endswith("}"):  # a sessionId
         app = await store.find_session_for(reader.owner, wanted, sender_id=reader.scope)
     await reader.register(request, action, [app] if app else (), found=app is not None)
-    if app is None:
-        raise GatewayError("CLIENT_NOT_FOUND")
+    if app is None:  # the same words whether it is missing or another sender's
+        raise GatewayError("CLIENT_NOT_FOUND", "no application with this messageId or sessionId in this cabinet "
+                                               "from this sender")
     return app
 
 
