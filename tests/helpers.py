@@ -244,6 +244,13 @@ async def cabinet_item(system: GatewayUnderTest, http: aiohttp.ClientSession, ow
         await asyncio.sleep(0.1)
 
 
+async def portal_login(portal: Any, handle: str) -> None:
+    """Sign in to the mock portal (an aiohttp test client, which keeps the session cookie) as a test person."""
+    response = await portal.post("/login", data={"as": handle, "next": "/"}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    assert "portal_session" in response.cookies
+
+
 async def wait_for(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:
     """Poll ``check`` until it returns something truthy, and return that."""
     deadline = time.monotonic() + seconds
