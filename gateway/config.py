@@ -144,6 +144,9 @@ class CabinetSettings:
     "Events held for one page that reads slowly; when full, its stream is ended (the browser reconnects)."
     retry_after_seconds: int = 10
     "Retry-After of a refused stream, in seconds."
+    access_records_max: int = 1_000_000
+    """About how many cabinet access records (who read whose data, Law on Informatization art. 41-43) the Redis
+    stream keeps (MAXLEN ~); older ones are trimmed first."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class SenderSettings:
     services: tuple[str, ...] = ("*",)
     "Services this sender may call; '*' for all."
     cabinet: bool = False
-    "Whether this sender (the portal) may read applicants' cabinets."
+    "Whether this sender (a portal) may read cabinets: only the applications it submitted itself."
     callback_url: str | None = None
     "AsyncChannel: the sender's IAsyncChannelClient endpoint; results and status changes are pushed there."
     jobs: tuple[str, ...] = ()
@@ -200,6 +203,9 @@ class SenderSettings:
     "May list and replay dead letters and stopped applications."
     quotas: dict[str, QuotaSettings] = field(default_factory=dict)
     "Request quotas by serviceId; '*' applies to each service without its own entry (counted per service)."
+    # Cabinet reading beyond one's own submissions: an explicit grant, never a default.
+    cabinet_reads_all: bool = False
+    "With cabinet = true: may read every sender's applications of an owner (the national portal of record)."
 
 
 class ConnectorKind(StrEnum):
@@ -310,7 +316,7 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     "Back-office job queue (Redis Streams): visibility timeout and attempts before dead-lettering."
     cabinet: CabinetSettings = field(default_factory=CabinetSettings)
-    "The cabinet's live event streams: caps per owner and in total, keep-alive."
+    "The cabinet: its live event streams (caps per owner and in total, keep-alive) and its access records."
     auth: AuthSettings = field(default_factory=AuthSettings)
     "Sender authentication: bounded password checks, throttling and lock-out of failed attempts."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
@@ -398,6 +404,8 @@ def _check_cabinet(cabinet: CabinetSettings) -> None:
             raise ConfigError(f"cabinet.{key}: must be at least 1")
     if not (math.isfinite(cabinet.keep_alive_seconds) and cabinet.keep_alive_seconds > 0):
         raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
+    if cabinet.access_records_max < 1000:
+        raise ConfigError("cabinet.access_records_max: must be at least 1000")
 
 
 def _check_senders(settings: Settings) -> None:
@@ -405,6 +413,8 @@ def _check_senders(settings: Settings) -> None:
         if not sender.password_hash.startswith("scrypt$"):
             raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
                               "`egov-gateway hash-password`")
+        if sender.cabinet_reads_all and not sender.cabinet:
+            raise ConfigError(f"senders.{sender_id}.cabinet_reads_all: needs cabinet = true")
         for service_id, quota in sender.quotas.items():
             where = f"senders.{sender_id}.quotas.{service_id}"
             if service_id != "*" and service_id not in settings.services:

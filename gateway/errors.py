@@ -88,6 +88,9 @@ _add("CLIENT_NOT_FOUND", 404, C, "Өтінім табылмады.", "Заявл
 _add("CLIENT_DUPLICATE_IN_PROGRESS", 409, C, "Осы messageId бар өтінім әлі өңделуде.",
      "Заявление с этим messageId ещё обрабатывается.",
      "An application with this messageId is still being processed.")
+_add("CLIENT_DUPLICATE_MISMATCH", 409, C, "Бұл messageId басқа құжат үшін қолданылған.",
+     "Этот messageId уже использован для другого документа.",
+     "This messageId was already used for a different document.")
 # Signature (each maps from an ETSI EN 319 102-1 sub-indication)
 _add("SIG_FORMAT_FAILURE", 422, C, "Қолтаңба пішімі дұрыс емес.", "Неверный формат подписи.",
      "The signature is not in an accepted form.")

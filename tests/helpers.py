@@ -56,6 +56,8 @@ FLAKY_SERVICE = "kazneb.reader-ticket.flaky"
 DESK, DESK_PASSWORD = "desk", "desk-test-password"
 OPERATOR, OPERATOR_PASSWORD = "operator", "operator-test-password"
 PULL, PULL_PASSWORD = "portal-pull", "pull-test-password"  # a portal without callbacks: it uses getMessages
+PORTAL_B, PORTAL_B_PASSWORD = "portal-b", "portal-b-test-password"  # a second portal: reads its own cabinet only
+NATIONAL, NATIONAL_PASSWORD = "national-portal", "national-test-password"  # granted: reads every sender's
 
 FINAL = frozenset({"completed", "refused", "failed", "stopped"})
 "Statuses an application never leaves."
@@ -168,6 +170,9 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
                                    callback_url=callback_url),
             OFFICE: SenderSettings(password_hash=hash_password(OFFICE_PASSWORD), services=("other.service",)),
             PULL: SenderSettings(password_hash=hash_password(PULL_PASSWORD)),
+            PORTAL_B: SenderSettings(password_hash=hash_password(PORTAL_B_PASSWORD), cabinet=True),
+            NATIONAL: SenderSettings(password_hash=hash_password(NATIONAL_PASSWORD), cabinet=True,
+                                     cabinet_reads_all=True),
             DESK: SenderSettings(password_hash=hash_password(DESK_PASSWORD), services=(),
                                  jobs=(FUND_SUBMISSION_SERVICE,)),
             OPERATOR: SenderSettings(password_hash=hash_password(OPERATOR_PASSWORD), services=(), operator=True),
@@ -238,6 +243,13 @@ async def cabinet_item(system: GatewayUnderTest, http: aiohttp.ClientSession, ow
             return item
         assert time.monotonic() < deadline, f"still {item['status']}: {item['history']}"
         await asyncio.sleep(0.1)
+
+
+async def portal_login(portal: Any, handle: str) -> None:
+    """Sign in to the mock portal (an aiohttp test client, which keeps the session cookie) as a test person."""
+    response = await portal.post("/login", data={"as": handle, "next": "/"}, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    assert "portal_session" in response.cookies
 
 
 async def wait_for(check: Callable[[], Awaitable[T]], seconds: float = 15.0) -> T:

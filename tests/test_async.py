@@ -156,9 +156,10 @@ async def test_same_message_id_twice_async_one_backend_call(gw, http) -> None:
     daniyar = gw.pki.person("daniyar")
     mid = message_id()
     calls = gw.library_calls
-    first = await call(http, gw.url, send_message(signed_application(daniyar, READER_TICKET_SERVICE), mid=mid))
+    document = signed_application(daniyar, READER_TICKET_SERVICE)  # a repeat sends the same document
+    first = await call(http, gw.url, send_message(document, mid=mid))
     await wait_for(lambda: get_messages(http, gw.url))
-    second = await call(http, gw.url, send_message(signed_application(daniyar, READER_TICKET_SERVICE), mid=mid))
+    second = await call(http, gw.url, send_message(document, mid=mid))
     assert second.findtext("response/sessionId") == first.findtext("response/sessionId")
     assert second.findtext("response/correlationId") == first.findtext("response/correlationId")
     await asyncio.sleep(0.5)

@@ -53,10 +53,17 @@ async def page(browser):  # type: ignore[no-untyped-def]
     assert not seen, f"the page logged errors: {seen}"
 
 
-async def apply(page, portal: str, handle: str, service: str, *, language: str = "en", bad_case: str | None = None):  # type: ignore[no-untyped-def]
-    """Home → choose the person → choose the service → submit the prefilled form."""
-    await page.goto(f"{portal}/?lang={language}")
+async def login(page, portal: str, handle: str, *, language: str = "en", then: str = "/") -> None:  # type: ignore[no-untyped-def]
+    """Open ``then``; the portal asks who you are first; choose the person and arrive at ``then``."""
+    await page.goto(f"{portal}{then}{'&' if '?' in then else '?'}lang={language}")
+    assert "/login" in page.url, "every page but the login page needs a session"
     await page.get_by_test_id(f"person-{handle}").click()
+    await page.wait_for_url(lambda url: "/login" not in url)
+
+
+async def apply(page, portal: str, handle: str, service: str, *, language: str = "en", bad_case: str | None = None):  # type: ignore[no-untyped-def]
+    """Home → sign in as the person → choose the service → submit the prefilled form."""
+    await login(page, portal, handle, language=language)
     await page.get_by_test_id(f"service-{service}").click()
     await page.get_by_test_id("application-form").wait_for()
     consent = page.get_by_test_id("field-consent")
@@ -104,7 +111,8 @@ async def test_fund_submission_journey(page, portal: str) -> None:
 
 
 async def test_an_invalid_form_explains_itself_without_errors(page, portal: str) -> None:
-    await page.goto(f"{portal}/apply/kazneb.reader-ticket?as=aigerim&lang=ru")
+    await login(page, portal, "aigerim", language="ru", then="/apply/kazneb.reader-ticket")
+    await page.get_by_test_id("application-form").wait_for()
     await page.get_by_test_id("field-email").fill("aigerim-at-example")
     await page.get_by_test_id("field-phone").fill("8 701 123 45 67")  # the local form is accepted as typed
     await page.get_by_test_id("submit").click()  # consent is not given either
@@ -135,6 +143,21 @@ async def test_refusal_is_explained_in_the_chosen_language(page, portal: str) ->
     message = await page.get_by_test_id("refusal-message").inner_text()
     assert "ключом аутентификации" in message
     await page.screenshot(path=str(ARTIFACTS / "refusal-ru.png"), full_page=True)
+
+
+async def test_a_person_sees_only_their_own_cabinet(page, portal: str, system: GatewayUnderTest) -> None:
+    aigerim, daniyar = system.pki.person("aigerim"), system.pki.person("daniyar")
+    await apply(page, portal, "aigerim", "kazneb.reader-ticket")
+    await expect_completed(page, "reader-ticket-own")
+    await page.get_by_test_id("log-out").click()
+    await login(page, portal, "daniyar", then=f"/cabinet/{daniyar.iin}")
+    await page.get_by_test_id("cabinet-title").wait_for()
+    assert await page.get_by_test_id("nav-person").count() == 1
+    # Another person's cabinet, as its address typed in: not found (asked aside, so no 404 in the console).
+    other = await page.request.get(f"{portal}/cabinet/{aigerim.iin}")
+    assert other.status == 404
+    stream = await page.request.get(f"{portal}/cabinet/{aigerim.iin}/events")
+    assert stream.status == 404
 
 
 async def test_language_switch(page, portal: str) -> None:

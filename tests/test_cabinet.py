@@ -81,6 +81,8 @@ async def test_provider_steps_have_names_and_the_deadline_counts_working_days(gw
 
 async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
     daniyar = gw.pki.person("daniyar")
+    # A sender may watch only an owner it has applications of (item 3 of issue 11): one first.
+    assert (await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), message_id=message_id())).ok
     events: list[dict] = []
     subscribed = asyncio.Event()
 

@@ -182,13 +182,14 @@ async def test_message_id_is_remembered_across_a_gateway_restart(system, shep, h
 
     aigerim = system.pki.person("aigerim")
     mid = message_id()
-    first = await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
+    document = signed_application(aigerim, READER_TICKET_SERVICE)  # the repeat sends the same document
+    first = await send_soap(shep, document, message_id=mid)
     assert first.ok
     calls = system.library_calls
     runner, url = await second_gateway(system, tmp_path)
     try:
         client = await asyncio.to_thread(SyncChannelClient, f"{url}/shep/sync?wsdl")
-        again = await send_soap(client, signed_application(aigerim, READER_TICKET_SERVICE), message_id=mid)
+        again = await send_soap(client, document, message_id=mid)
     finally:
         await runner.cleanup()
     assert again.ok and again.session_id == first.session_id

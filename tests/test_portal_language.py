@@ -31,7 +31,7 @@ from mocks.portal.web import create_portal_app
 from mocks.portal.web import forms as portal_forms
 from mocks.portal.web.i18n import t
 from mocks.portal.web.state import STATE
-from tests.helpers import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, wait_for
+from tests.helpers import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, portal_login, wait_for
 
 READER, FUND, EXPORT = "kazneb.reader-ticket", "kazneb.fund-submission", "elicense.cultural-export"
 FINAL = ("completed", "refused", "failed", "stopped")
@@ -87,7 +87,14 @@ async def post_form(portal: Any, service: str, handle: str, lang: str, **changes
     if service == READER:
         changes.setdefault("consent", True)
     values = portal_forms.defaults(service, person, lang)
-    return await portal.post(f"/apply/{service}?as={handle}&lang={lang}", data=form_data(values, **changes))
+    await portal_login(portal, handle)
+    return await portal.post(f"/apply/{service}?lang={lang}", data=form_data(values, **changes))
+
+
+async def get_as(portal: Any, handle: str, path: str) -> Any:
+    """``path`` as ``handle`` sees it (signed in first)."""
+    await portal_login(portal, handle)
+    return await portal.get(path)
 
 
 async def doc_of(response: Any) -> Any:
@@ -127,9 +134,11 @@ async def test_every_page_is_in_the_chosen_language(portal: Any, gw: GatewayUnde
                                                     lang: str) -> None:
     aigerim, head = gw.pki.person("aigerim"), gw.pki.person("kitap-head")
     pages: dict[str, Any] = {}
-    for path in ("/", "/?as=aigerim", "/?as=kitap-head", f"/apply/{READER}?as=aigerim",
-                 f"/apply/{EXPORT}?as=daniyar", f"/apply/{FUND}?as=kitap-head", f"/apply/{FUND}?as=aigerim"):
-        pages[path] = await doc_of(await portal.get(f"{path}{'&' if '?' in path else '?'}lang={lang}"))
+    pages["/login"] = await doc_of(await portal.get(f"/?lang={lang}"))  # not signed in: the login page
+    for handle, path in (("aigerim", "/"), ("kitap-head", "/"), ("aigerim", f"/apply/{READER}"),
+                         ("daniyar", f"/apply/{EXPORT}"), ("kitap-head", f"/apply/{FUND}"),
+                         ("aigerim", f"/apply/{FUND}")):
+        pages[f"{path} as {handle}"] = await doc_of(await get_as(portal, handle, f"{path}?lang={lang}"))
     pages["invalid form"] = await doc_of(await post_form(portal, READER, "aigerim", lang, email="x", consent=False,
                                                          phone="12"))
     pages["auth refusal"] = await doc_of(await post_form(portal, READER, "aigerim", lang, bad_case="auth"))
@@ -146,8 +155,8 @@ async def test_every_page_is_in_the_chosen_language(portal: Any, gw: GatewayUnde
     votes = text_of(by_testid(pages["fund decision"], "result-votes")[0])
     assert "{" not in votes and re.search(r"\d", votes), votes
     assert by_testid(pages["export refusal"], "refusal-reason")
-    for owner in (aigerim.iin, head.bin, gw.pki.person("saule").iin):
-        pages[f"cabinet {owner[:4]}…"] = await doc_of(await portal.get(f"/cabinet/{owner}?lang={lang}"))
+    for handle, owner in (("aigerim", aigerim.iin), ("kitap-head", head.bin), ("saule", gw.pki.person("saule").iin)):
+        pages[f"cabinet {owner[:4]}…"] = await doc_of(await get_as(portal, handle, f"/cabinet/{owner}?lang={lang}"))
     allowed = allowed_subject_words(gw)
     leaks = {name: sorted(found) for name, doc in pages.items() if (found := latin_words(doc, allowed))}
     assert not leaks, f"Latin-script words on {lang} pages: {leaks}"
@@ -164,10 +173,10 @@ async def test_each_service_has_one_name_on_the_card_the_form_and_the_cabinet(po
     for lang in ("kk", "ru", "en"):
         for service, handle in applicants.items():
             expected = SERVICES[service][lang]
-            home = await doc_of(await portal.get(f"/?as={handle}&lang={lang}"))
+            home = await doc_of(await get_as(portal, handle, f"/?lang={lang}"))
             card = by_testid(home, f"service-{service}")[0]
             assert text_of(card.xpath(".//h3")[0]) == expected, (lang, service, "card")
-            form = await doc_of(await portal.get(f"/apply/{service}?as={handle}&lang={lang}"))
+            form = await doc_of(await portal.get(f"/apply/{service}?lang={lang}"))
             assert text_of(by_testid(form, "service-title")[0]) == expected, (lang, service, "form")
             _, _, owner, message_id = paths[service].split("/")
             listing = await doc_of(await portal.get(f"/cabinet/{owner}?lang={lang}"))
@@ -200,10 +209,10 @@ async def test_a_local_phone_number_is_signed_as_plus_seven(portal: Any, gw: Gat
 
 async def test_organisation_services_are_only_offered_to_organisation_certificates(
         portal: Any, gw: GatewayUnderTest) -> None:
-    home = await doc_of(await portal.get("/?as=daniyar&lang=ru"))
+    home = await doc_of(await get_as(portal, "daniyar", "/?lang=ru"))
     card = by_testid(home, f"service-{FUND}")[0]
     assert card.get("href") is None and t("ru", "org_only") in text_of(card)
-    form = await portal.get(f"/apply/{FUND}?as=daniyar&lang=ru")
+    form = await portal.get(f"/apply/{FUND}?lang=ru")
     assert form.status == 403
     assert text_of(by_testid(await doc_of(form), "org-only")[0]) == t("ru", "org_only")
     posted = await post_form(portal, FUND, "daniyar", "ru")
@@ -215,10 +224,10 @@ async def test_organisation_services_are_only_offered_to_organisation_certificat
 
 async def test_whose_iin_or_bin_pairs_each_name_with_its_own_number(portal: Any, gw: GatewayUnderTest) -> None:
     head, museum = gw.pki.person("kitap-head"), gw.pki.person("murager-head")
-    fund = await doc_of(await portal.get(f"/apply/{FUND}?as=kitap-head&lang=kk"))
+    fund = await doc_of(await get_as(portal, "kitap-head", f"/apply/{FUND}?lang=kk"))
     labels = [text_of(o) for o in by_testid(fund, "field-other_person")[0].xpath(".//option") if o.get("value")]
     assert labels == [f"{museum.organisation} — {museum.bin}"]  # the other organisation, by its BIN
-    reader = await doc_of(await portal.get(f"/apply/{READER}?as=kitap-head&lang=kk"))
+    reader = await doc_of(await portal.get(f"/apply/{READER}?lang=kk"))
     labels = [text_of(o) for o in by_testid(reader, "field-other_person")[0].xpath(".//option") if o.get("value")]
     daniyar = gw.pki.person("daniyar")
     assert f"{daniyar.surname} {daniyar.name} {daniyar.given_name} — {daniyar.iin}" in labels

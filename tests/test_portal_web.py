@@ -20,10 +20,12 @@ from gateway.shell.app import MaskingAccessLogger
 from mocks.portal.web import create_portal_app
 from mocks.portal.web import forms as portal_forms
 from mocks.portal.web.i18n import CATALOGUE, LANGUAGES, t
+from mocks.portal.web.state import STATE as STATE_KEY
+from mocks.portal.web.state import full_name
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
-from tests.helpers import PORTAL, PORTAL_PASSWORD, GatewayUnderTest
+from tests.helpers import PORTAL, PORTAL_PASSWORD, GatewayUnderTest, portal_login
 
 READER = "kazneb.reader-ticket"
 FUND = "kazneb.fund-submission"
@@ -71,7 +73,8 @@ async def post_form(portal: Any, service: str, handle: str, lang: str = "kk", **
     values = portal_forms.defaults(service, pki_person(portal, handle), lang)
     if service == READER:
         changes.setdefault("consent", True)
-    return await portal.post(f"/apply/{service}?as={handle}&lang={lang}", data=form_data(values, **changes),
+    await portal_login(portal, handle)
+    return await portal.post(f"/apply/{service}?lang={lang}", data=form_data(values, **changes),
                              allow_redirects=True)
 
 
@@ -93,36 +96,41 @@ def test_catalogue_is_complete_in_three_languages() -> None:
         assert fields[0] == fields[1] == fields[2], f"{key}: placeholders differ {fields}"
 
 
-async def test_home_lists_people_and_services_in_each_language(portal: Any, gw: GatewayUnderTest) -> None:
+async def test_login_lists_people_and_home_the_services_in_each_language(portal: Any, gw: GatewayUnderTest) -> None:
     for lang in LANGUAGES:
-        response = await portal.get(f"/?lang={lang}&as=aigerim")
+        response = await portal.get(f"/login?lang={lang}")
         assert response.status == 200
         doc = await page(response)
         assert doc.get("lang") == lang
         assert text_of(doc.xpath("//h1")[0]) == t(lang, "home_title")
         assert one(doc, f"lang-{lang}").get("aria-current") == "true"
         for handle in gw.pki.people:
-            assert one(doc, f"person-{handle}") is not None
+            assert one(doc, f"person-{handle}").get("value") == handle
         assert {"aigerim", "daniyar", "saule"} <= {el.get("data-testid")[7:] for el in
                                                    one(doc, "group-citizens").xpath(".//*[@data-group]")}
         special = {el.get("data-testid")[7:] for el in one(doc, "group-special").xpath(".//*[@data-group]")}
         assert special == {"expired", "future", "stranger"}
         employees = text_of(one(doc, "group-employees"))
         assert gw.pki.organisations["kitap"]["name"] in employees and t(lang, "role_first_head") in employees
+    await portal_login(portal, "aigerim")
+    for lang in LANGUAGES:
+        doc = await page(await portal.get(f"/?lang={lang}"))
+        assert text_of(one(doc, "nav-person")) == t(lang, "you_are", name=full_name(pki_person(portal, "aigerim")))
         for service in (READER, FUND, EXPORT):
             card = one(doc, f"service-{service}")
             assert t(lang, f"svc_{service}") in text_of(card)
             if service == FUND:  # an organisation's service: not offered to a citizen, and it says why
                 assert card.get("href") is None and t(lang, "org_only") in text_of(card)
             else:
-                assert card.get("href") == f"/apply/{service}?as=aigerim"
+                assert card.get("href") == f"/apply/{service}"
     # The language is remembered: the next page without ?lang= stays in English.
     again = await page(await portal.get("/"))
     assert again.get("lang") == "en"
 
 
 async def test_reader_form_validates_in_the_chosen_language(portal: Any, gw: GatewayUnderTest) -> None:
-    form = await page(await portal.get(f"/apply/{READER}?as=aigerim&lang=ru"))
+    await portal_login(portal, "aigerim")
+    form = await page(await portal.get(f"/apply/{READER}?lang=ru"))
     assert one(form, "field-email").get("value") == "aigerim@example.kz"
     assert one(form, "field-email").get("pattern") and one(form, "field-consent").get("required") is not None
     assert one(form, "submit") is not None
@@ -236,6 +244,7 @@ async def test_export_certificate_arrives_and_its_provider_signature_is_checked(
 
 async def test_events_are_relayed_from_the_gateway(portal: Any, gw: GatewayUnderTest) -> None:
     aigerim = gw.pki.person("aigerim")
+    await post_form(portal, READER, "aigerim")  # the gateway streams an owner only to a sender with applications
     stream = await portal.get(f"/cabinet/{aigerim.iin}/events")
     assert stream.status == 200 and stream.content_type == "text/event-stream"
     await post_form(portal, READER, "aigerim")
@@ -252,8 +261,59 @@ async def test_events_are_relayed_from_the_gateway(portal: Any, gw: GatewayUnder
     assert seen[0].startswith("retry:")
 
 
-@pytest.mark.parametrize("path", ["/apply/no.such.service?as=aigerim", "/apply/kazneb.reader-ticket?as=nobody",
-                                  "/cabinet/12345"])
+@pytest.mark.parametrize("path", ["/apply/no.such.service", "/cabinet/12345"])
 async def test_unknown_things_are_404_pages(portal: Any, path: str) -> None:
+    await portal_login(portal, "aigerim")
     response = await portal.get(path)
     assert response.status == 404 and "<html" in await response.text()
+    nobody = await portal.post("/login", data={"as": "nobody"}, allow_redirects=False)
+    assert nobody.status == 404 and "portal_session" not in nobody.cookies
+
+
+async def test_every_page_but_the_login_needs_a_session(portal: Any, gw: GatewayUnderTest) -> None:
+    aigerim = gw.pki.person("aigerim")
+    for path in ("/", f"/apply/{READER}", f"/cabinet/{aigerim.iin}", f"/cabinet/{aigerim.iin}/some-id"):
+        response = await portal.get(path, allow_redirects=False)
+        assert response.status == 303, path
+        assert response.headers["Location"].startswith("/login?next=")
+    assert (await portal.get(f"/cabinet/{aigerim.iin}/events")).status == 401
+    assert (await portal.post(f"/apply/{READER}", data={})).status == 401
+    assert (await portal.get("/static/portal.css")).status == 200
+    response = await portal.post("/login", data={"as": "aigerim", "next": f"/cabinet/{aigerim.iin}"},
+                                 allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, f"/cabinet/{aigerim.iin}")
+    elsewhere = await portal.post("/login", data={"as": "aigerim", "next": "//evil.example/"}, allow_redirects=False)
+    assert elsewhere.headers["Location"] == "/", "never on to another site"
+    await portal.post("/logout", allow_redirects=False)
+    assert (await portal.get("/", allow_redirects=False)).status == 303, "signed out"
+
+
+async def test_a_session_cookie_cannot_be_edited_into_someone_else(portal: Any, gw: GatewayUnderTest) -> None:
+    from mocks.portal.web.session import SESSION_COOKIE, holder, issue
+
+    key = portal.server.app[STATE_KEY].session_key
+    value = issue(key, "aigerim")
+    assert holder(key, value) == "aigerim"
+    _, expires, mac = value.rsplit(".", 2)
+    for forged in (f"daniyar.{expires}.{mac}", f"aigerim.{int(expires) + 9999}.{mac}", "daniyar", "",
+                   issue(b"another key", "daniyar"), issue(key, "aigerim", now=0)):
+        assert holder(key, forged) is None, forged
+    portal.session.cookie_jar.update_cookies({SESSION_COOKIE: f"daniyar.{expires}.{mac}"})
+    assert (await portal.get("/", allow_redirects=False)).status == 303
+
+
+async def test_a_person_sees_only_their_own_cabinet_and_their_organisations(portal: Any, gw: GatewayUnderTest) -> None:
+    aigerim, head, daniyar = gw.pki.person("aigerim"), gw.pki.person("kitap-head"), gw.pki.person("daniyar")
+    mine = await post_form(portal, READER, "aigerim")
+    message_id = mine.url.path.rsplit("/", 1)[-1]
+    await post_form(portal, FUND, "kitap-head")  # signed in as the head now
+    assert (await portal.get(f"/cabinet/{head.bin}")).status == 200, "an employee sees the organisation's"
+    assert (await portal.get(f"/cabinet/{head.iin}")).status == 200
+    for path in (f"/cabinet/{aigerim.iin}", f"/cabinet/{aigerim.iin}/{message_id}",
+                 f"/cabinet/{aigerim.iin}/{message_id}/result.xml", f"/cabinet/{aigerim.iin}/events"):
+        response = await portal.get(path)
+        assert response.status == 404, path
+    await portal_login(portal, "daniyar")
+    assert (await portal.get(f"/cabinet/{head.bin}")).status == 404, "not daniyar's organisation"
+    doc = await page(await portal.get(f"/cabinet/{daniyar.iin}"))
+    assert not by_testid(doc, "application-row")

@@ -68,7 +68,7 @@ async def test_acknowledged_application_survives_a_redis_restart(system, tmp_pat
         restarted.start()
         try:
             store = runner.app[INTAKE].store
-            app = await store.find_for(aigerim.iin, mid)
+            app = await store.find_for(aigerim.iin, mid, sender_id=PORTAL)
             assert app is not None and app.status == "completed"
             assert app.result and "ReaderTicket" in app.result
         finally:

@@ -12,8 +12,14 @@ Answers are JSON in UTF-8, indented with ``?pretty``. Names (status, steps, serv
 language of ``?lang=`` or Accept-Language (kk, ru, en);
 deadlines are counted in Kazakhstan working days from acceptance (:mod:`gateway.cabinet.calendar`).
 
-Only a sender with ``cabinet = true`` (the portal), authenticated with HTTP Basic, may call it. The
-lookup is always scoped by the IIN in the path: an item is never shown under another IIN.
+Only a sender with ``cabinet = true`` (a portal), authenticated with HTTP Basic, may call it, and it sees
+only the applications it submitted itself; ``cabinet_reads_all = true`` is the explicit grant to read every
+sender's (the national portal of record). The lookup is always scoped by the IIN in the path too: an item is
+never shown under another IIN. ``{messageId}`` is the caller's own messageId, or an application's sessionId
+(``{uuid}``, as listed), which is how a granted reader opens another sender's application.
+Another sender's application, like a missing one, is ``CLIENT_NOT_FOUND`` (404, not 403): a reader must not
+learn that some other portal holds an application of this person. Every read is registered
+(:mod:`gateway.cabinet.access_log`).
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from gateway.access.senders import AuthenticatedSender
 from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS, name
 from gateway.cabinet.context import CABINET
 from gateway.cabinet.events import refusal, serve
@@ -53,6 +62,7 @@ def _summary(request: web.Request, app: Application, language: str) -> dict[str,
     return {
         "sessionId": app.id,
         "messageId": app.message_id,
+        "senderId": app.sender_id,
         "serviceId": app.service_id,
         "serviceTitle": name(SERVICES, app.service_id, language, service.settings.title if service else None),
         "status": str(app.status),
@@ -70,7 +80,29 @@ def _summary(request: web.Request, app: Application, language: str) -> dict[str,
     }
 
 
-async def _authorise(request: web.Request) -> str:
+@dataclass(frozen=True)
+class Reader:
+    """An authenticated cabinet reader and the owner (IIN or BIN) whose cabinet it asks for."""
+
+    sender: AuthenticatedSender
+    "Who reads."
+    owner: str
+    "Whose cabinet: the valid IIN or BIN from the path."
+
+    @property
+    def scope(self) -> str | None:
+        """The sender whose applications it may see; None when granted every sender's (``cabinet_reads_all``)."""
+        return None if self.sender.settings.cabinet_reads_all else self.sender.sender_id
+
+    async def register(self, request: web.Request, action: str, apps: Sequence[Application], *,
+                       found: bool = True) -> None:
+        """Record this read (before it is answered: no record, no answer)."""
+        await request.app[CABINET].access_log.record(
+            sender=self.sender.sender_id, owner=self.owner, action=action, applications=[a.id for a in apps],
+            found=found, remote=request.remote or "")
+
+
+async def _reader(request: web.Request) -> Reader:
     components = request.app[CABINET]
     sender = await basic_auth_sender(request, components.senders)
     if not sender.settings.cabinet:
@@ -81,35 +113,56 @@ async def _authorise(request: web.Request) -> str:
                                                    "(a test person's: `egov-gateway pki list`)")
     if not (is_valid_iin(owner) or is_valid_bin(owner)):  # a citizen's IIN or an organisation's BIN
         raise GatewayError("ID_IIN_INVALID", "the path must hold a valid IIN or BIN")
-    return owner
+    return Reader(sender, owner)
 
 
-async def _find(request: web.Request, iin: str) -> Application:
-    app = await request.app[CABINET].store.find_for(iin, request.match_info["message_id"])
-    if app is None:
-        raise GatewayError("CLIENT_NOT_FOUND")
+async def _authorise_stream(request: web.Request) -> str:
+    """The owner whose live stream the caller may open: one it submitted applications of, unless granted all."""
+    reader = await _reader(request)
+    store = request.app[CABINET].store
+    try:  # the stream handler answers GatewayErrors only
+        allowed = reader.scope is None or await store.has_applications(reader.owner, reader.scope)
+        await reader.register(request, "events", (), found=allowed)
+    except RedisError:
+        raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE") from None
+    if not allowed:  # as for a missing application: whether other senders have some is not revealed
+        raise GatewayError("CLIENT_NOT_FOUND", "no applications of this owner from this sender")
+    return reader.owner
+
+
+async def _find(request: web.Request, reader: Reader, action: str) -> Application:
+    """The application in the path, if this reader may see it; registered either way."""
+    store, wanted = request.app[CABINET].store, request.match_info["message_id"]
+    app = await store.find_for(reader.owner, wanted, sender_id=reader.sender.sender_id)
+    if app is None and wanted.startswith("{") and wanted.endswith("}"):  # a sessionId
+        app = await store.find_session_for(reader.owner, wanted, sender_id=reader.scope)
+    await reader.register(request, action, [app] if app else (), found=app is not None)
+    if app is None:  # the same words whether it is missing or another sender's
+        raise GatewayError("CLIENT_NOT_FOUND", "no application with this messageId or sessionId in this cabinet "
+                                               "from this sender")
     return app
 
 
 @guarded
 async def list_applications(request: web.Request) -> web.Response:
-    iin = await _authorise(request)
+    reader = await _reader(request)
     try:
         offset = max(0, int(request.query.get("offset", "0")))
         limit = min(200, max(1, int(request.query.get("limit", "50"))))
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "offset and limit must be integers") from None
-    total, apps = await request.app[CABINET].store.list_for(iin, offset=offset, limit=limit)
+    total, apps = await request.app[CABINET].store.list_for(reader.owner, sender_id=reader.scope, offset=offset,
+                                                            limit=limit)
+    await reader.register(request, "list", apps)
     language = language_of(request)
-    return web.json_response({"iin": iin, "total": total, "offset": offset,
+    return web.json_response({"iin": reader.owner, "total": total, "offset": offset,
                               "applications": [_summary(request, a, language) for a in apps]},
                              dumps=_dumps_for(request))
 
 
 @guarded
 async def get_application(request: web.Request) -> web.Response:
-    iin = await _authorise(request)
-    app = await _find(request, iin)
+    app = await _find(request, await _reader(request), "application")
     history = await request.app[CABINET].store.history(app.id)
     language = language_of(request)
     readable = request.app[CABINET].readable
@@ -147,8 +200,7 @@ async def get_receipt(request: web.Request) -> web.Response:
 @guarded
 async def _signed_document(request: web.Request, kind: str) -> web.Response:
     """The signed result or receipt as a downloadable XML file."""
-    iin = await _authorise(request)
-    app = await _find(request, iin)
+    app = await _find(request, await _reader(request), kind)
     document = getattr(app, kind)
     if document is None:
         raise GatewayError("CLIENT_NOT_FOUND", f"the application has no {kind} yet")
@@ -168,7 +220,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     """
     hub = request.app[CABINET].events
     try:
-        owner = await _authorise(request)
+        owner = await _authorise_stream(request)
         stream = hub.open(owner)
     except GatewayError as error:
         return refusal(error, language_of(request), hub.settings)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.access.senders import SenderDirectory
+from gateway.cabinet.access_log import AccessLog
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.events import EventHub
 from gateway.cabinet.readable import ReadableDocuments
@@ -30,6 +31,8 @@ class CabinetContext:
     "The live event streams' one shared subscription (its own Redis connection), with their caps."
     readable: ReadableDocuments
     "Each service's compiled schemas, to give documents and results as JSON fields."
+    access_log: AccessLog
+    "The register of cabinet reads (who read whose data, when)."
 
 
 CABINET = web.AppKey("cabinet", CabinetContext)

@@ -23,7 +23,7 @@ from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
-from gateway.lifecycle.receipts import signed_receipt
+from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
 from signing.applicant import Applicant, IdentityRejected, check_applicant
@@ -166,7 +166,7 @@ class Pipeline:
 
         earlier = await self.store.claim_message(request.sender_id, request.message_id, session_id)
         if earlier is not None:
-            return await self._replay(earlier)
+            return await self._replay(earlier, request.document)
         now = utc_now()
         mode = DeliveryMode.ASYNC if asynchronous or service.settings.mode is DeliveryMode.ASYNC else DeliveryMode.SYNC
         app = Application(
@@ -235,11 +235,20 @@ class Pipeline:
         except RedisError:
             log.warning("could not release messageId claim of %s", session_id)
 
-    async def _replay(self, app_id: str) -> Outcome:
-        """A repeated messageId gets the first answer, and the back-end is not called again."""
+    async def _replay(self, app_id: str, document: etree._Element) -> Outcome:
+        """A repeated messageId gets the first answer, and the back-end is not called again.
+
+        Only for the same document: its digest (as in the receipt: exc-C14N, SHA-256) must be the first one's,
+        or the repeat is refused with CLIENT_DUPLICATE_MISMATCH, never answered with another applicant's result.
+        A first record without a receipt digest cannot be compared, so it is refused too.
+        """
         app = await self.store.get(app_id)
-        if app is None:
+        if app is None:  # claimed, not yet recorded: nothing to compare with or answer yet
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
+        if app.receipt is None or receipt_request_digest(app.receipt) != request_digest(document):
+            log.info("messageId of %s repeated with a different document", app.id)
+            raise GatewayError("CLIENT_DUPLICATE_MISMATCH", "this messageId was used for a different document; "
+                                                            "send a new document under a new messageId")
         if app.status in (Status.FAILED, Status.STOPPED):
             raise GatewayError(app.error_code or "GATEWAY_INTERNAL", app.error_detail)
         if app.mode == DeliveryMode.ASYNC:  # the same acknowledgement; the result follows as for the first

@@ -26,6 +26,16 @@ def request_digest(document: etree._Element) -> str:
     return base64.b64encode(hashlib.sha256(canonical).digest()).decode()
 
 
+def receipt_request_digest(receipt: str) -> str | None:
+    """The ``requestDigest`` a stored receipt (the gateway's own signed XML) was made with; None if it has none."""
+    try:
+        root = etree.fromstring(receipt.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+    found = root.find(f"{{{RECEIPT_NS}}}requestDigest")
+    return found.text if found is not None else None
+
+
 def signed_receipt(app: Application, received: etree._Element, signer: DocumentSigner, indication: str) -> str:
     """Build and sign the receipt for ``app``; returns the signed XML."""
     E = etree.SubElement

@@ -5,8 +5,10 @@ Keys (``P`` is the configured prefix; ``{id}`` hash-tags an application's keys t
 - ``P:app:{id}``          JSON of :class:`Application`
 - ``P:app:{id}:history``  list of JSON events, oldest first
 - ``P:msg:<sender>:<messageId>``  the application id that first used this messageId (idempotency)
-- ``P:cabinet:<iin|bin>``     sorted set of application ids by creation time
-- ``P:cabinet:<iin|bin>:msg`` hash messageId -> application id
+- ``P:cabinet:<iin|bin>``     sorted set of application ids by creation time (every sender's)
+- ``P:cabinet:<iin|bin>:by:<sender>``  the same, of one sender's applications (what that sender may list)
+- ``P:cabinet:<iin|bin>:msg:<sender>`` hash messageId -> application id, of one sender's applications
+- ``P:cabinet:<iin|bin>:indexed``  marker: records older than the per-sender indexes were added to them
 
 Every write that acknowledges something happens before the acknowledgement is sent. The store is storage
 only: which status may follow which is decided by :mod:`gateway.lifecycle.transitions`, the one caller of
@@ -69,8 +71,14 @@ class ApplicationStore:
     def _msg(self, sender_id: str, message_id: str) -> str:
         return f"{self.prefix}:msg:{sender_id}:{message_id}"
 
-    def _cabinet(self, iin: str) -> str:
-        return f"{self.prefix}:cabinet:{iin}"
+    def _cabinet(self, owner: str) -> str:
+        return f"{self.prefix}:cabinet:{owner}"
+
+    def _cabinet_by(self, owner: str, sender_id: str) -> str:
+        return f"{self.prefix}:cabinet:{owner}:by:{sender_id}"
+
+    def _cabinet_msg(self, owner: str, sender_id: str) -> str:
+        return f"{self.prefix}:cabinet:{owner}:msg:{sender_id}"
 
     async def claim_message(self, sender_id: str, message_id: str, app_id: str) -> str | None:
         """Reserve ``message_id`` for ``app_id``. Returns None if reserved now, else the earlier owner."""
@@ -109,7 +117,8 @@ class ApplicationStore:
                 pipe.zadd(schedule, {app.id: time.time() if due_at is None else due_at})
             for owner in app.owners:
                 pipe.zadd(self._cabinet(owner), {app.id: score})
-                pipe.hset(f"{self._cabinet(owner)}:msg", app.message_id, app.id)
+                pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
+                pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
             for owner in app.owners:
                 pipe.publish(self.events_channel(owner), self._event(app, None))
             await pipe.execute()
@@ -152,16 +161,18 @@ class ApplicationStore:
 
     @staticmethod
     def _event(app: Application, step: str | None) -> str:
-        """What open cabinet pages are told (best effort: the stored state is the truth, a page reloads it)."""
-        return json.dumps({"sessionId": app.id, "messageId": app.message_id, "status": app.status,
-                           "step": step, "at": app.updated_at})
+        """What open cabinet pages are told (best effort: the stored state is the truth, a page reloads it).
+
+        ``senderId`` lets a stream pass on only the events of its own sender's applications."""
+        return json.dumps({"sessionId": app.id, "messageId": app.message_id, "senderId": app.sender_id,
+                           "status": app.status, "step": step, "at": app.updated_at})
 
     async def find_by_message(self, sender_id: str, message_id: str) -> Application | None:
         """The application a sender submitted under ``message_id``."""
         app_id = await self.redis.get(self._msg(sender_id, message_id))
         if not app_id:
             return None
-        return await self.get(app_id.decode() if isinstance(app_id, bytes) else app_id)
+        return await self.get(_text(app_id))
 
     async def get(self, app_id: str) -> Application | None:
         """The stored application, or None. A copy: changes go through the lifecycle."""
@@ -171,25 +182,82 @@ class ApplicationStore:
     async def history(self, app_id: str) -> list[dict[str, Any]]:
         return [json.loads(item) for item in await self.redis.lrange(self._history(app_id), 0, -1)]
 
-    async def list_for(self, iin: str, *, offset: int = 0, limit: int = 50) -> tuple[int, list[Application]]:
-        """The applicant's applications, newest first, and how many there are in all."""
-        key = self._cabinet(iin)
+    async def list_for(self, owner: str, *, sender_id: str | None, offset: int = 0,
+                       limit: int = 50) -> tuple[int, list[Application]]:
+        """The owner's applications submitted by ``sender_id``, newest first, and how many there are in all.
+
+        ``sender_id=None`` lists every sender's: only for a reader granted that (``cabinet_reads_all``).
+        """
+        key = self._cabinet(owner) if sender_id is None else self._cabinet_by(owner, sender_id)
+        total, ids = await self._page(key, offset, limit)
+        if sender_id is not None and not total and await self._backfill(owner):
+            total, ids = await self._page(key, offset, limit)
+        if not ids:
+            return total, []
+        raws = await self.redis.mget([self._app(_text(i)) for i in ids])
+        return total, [Application.from_json(raw) for raw in raws if raw]
+
+    async def _page(self, key: str, offset: int, limit: int) -> tuple[int, list[Any]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcard(key)
             pipe.zrevrange(key, offset, offset + limit - 1)
             total, ids = await pipe.execute()
-        if not ids:
-            return total, []
-        raws = await self.redis.mget([self._app(i.decode() if isinstance(i, bytes) else i) for i in ids])
-        return total, [Application.from_json(raw) for raw in raws if raw]
+        return int(total), list(ids)
 
-    async def find_for(self, iin: str, message_id: str) -> Application | None:
-        app_id = await self.redis.hget(f"{self._cabinet(iin)}:msg", message_id)
+    async def find_for(self, owner: str, message_id: str, *, sender_id: str) -> Application | None:
+        """The application ``sender_id`` submitted under ``message_id`` for ``owner`` (never another sender's)."""
+        key = self._cabinet_msg(owner, sender_id)
+        app_id = await self.redis.hget(key, message_id)
+        if not app_id and await self._backfill(owner):
+            app_id = await self.redis.hget(key, message_id)
         if not app_id:
             return None
-        app = await self.get(app_id.decode() if isinstance(app_id, bytes) else app_id)
-        # The index is per IIN/BIN, but check again: an item is never shown under another one.
-        return app if app and iin in app.owners else None
+        app = await self.get(_text(app_id))
+        # The index is per owner and sender, but check again: an item is never shown under another one.
+        return app if app and owner in app.owners and app.sender_id == sender_id else None
+
+    async def find_session_for(self, owner: str, app_id: str, *, sender_id: str | None) -> Application | None:
+        """The application with this session id, if it is ``owner``'s and (unless None) ``sender_id``'s."""
+        app = await self.get(app_id)
+        if app is None or owner not in app.owners or (sender_id is not None and app.sender_id != sender_id):
+            return None
+        return app
+
+    async def has_applications(self, owner: str, sender_id: str) -> bool:
+        """Whether ``sender_id`` submitted any application of ``owner``."""
+        key = self._cabinet_by(owner, sender_id)
+        if await self.redis.exists(key):
+            return True
+        return await self._backfill(owner) and bool(await self.redis.exists(key))
+
+    async def _backfill(self, owner: str) -> bool:
+        """Add the owner's records written before the per-sender indexes existed to them, once per owner.
+
+        Returns True when it added something (the caller looks again). Idempotent, so two processes doing it
+        at once is harmless.
+        """
+        marker = f"{self._cabinet(owner)}:indexed"
+        if await self.redis.exists(marker):
+            return False
+        entries: list[Any] = list(await self.redis.zrange(self._cabinet(owner), 0, -1, withscores=True))
+        added = False
+        for start in range(0, len(entries), 500):
+            chunk = entries[start:start + 500]
+            raws = await self.redis.mget([self._app(_text(app_id)) for app_id, _ in chunk])
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for (_, score), raw in zip(chunk, raws, strict=True):
+                    if raw:
+                        app = Application.from_json(raw)
+                        pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
+                        pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
+                        added = True
+                await pipe.execute()
+        await self.redis.set(marker, "1")
+        return added
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

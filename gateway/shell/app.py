@@ -25,7 +25,9 @@ from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
 from gateway.access.quotas import QuotaCounter
 from gateway.access.senders import SenderDirectory
+from gateway.cabinet import access_api
 from gateway.cabinet import api as cabinet
+from gateway.cabinet.access_log import AccessLog
 from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.context import CABINET, CabinetContext
 from gateway.cabinet.events import EventHub
@@ -174,7 +176,9 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         hub = EventHub(events_client(redis_url, settings.redis.key_prefix), store.events_channel(""),
                        settings.cabinet)
         app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
-                                      events=hub, readable=readable)
+                                      events=hub, readable=readable,
+                                      access_log=AccessLog(redis, settings.redis.key_prefix,
+                                                           max_len=settings.cabinet.access_records_max))
         app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                                  delivery=delivery)
         stop = asyncio.Event()
@@ -197,11 +201,13 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     app.router.add_post("/shep/async", async_channel.handle)
     app.router.add_post("/api/v1/requests", rest_api.handle_request)
     app.router.add_get("/api/v1/cabinet/{iin}/applications", cabinet.list_applications)
-    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}", cabinet.get_application)
-    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/result", cabinet.get_result)
-    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id}/receipt", cabinet.get_receipt)
+    # {message_id} may be a sessionId "{uuid}": aiohttp's default segment pattern excludes braces.
+    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id:[^/]+}", cabinet.get_application)
+    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id:[^/]+}/result", cabinet.get_result)
+    app.router.add_get("/api/v1/cabinet/{iin}/applications/{message_id:[^/]+}/receipt", cabinet.get_receipt)
     app.router.add_get("/api/v1/cabinet/{iin}/events", cabinet.events)
     jobs_api.add_routes(app)
+    access_api.add_routes(app)
     discovery.add_routes(app)
     usage_api.add_routes(app)
     app.router.add_get("/health", health)

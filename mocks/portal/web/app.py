@@ -2,16 +2,20 @@
 
 Routes::
 
-    GET  /                                      choose who you are, then a service
-    GET  /apply/{serviceId}?as={handle}         the service's form
-    POST /apply/{serviceId}?as={handle}         validate, sign, send; the cabinet or the refusal
-    GET  /cabinet/{owner}                       the personal cabinet (IIN or BIN), live
+    GET  /login?next=PATH, POST /login          choose who you are (kept in a signed session cookie)
+    POST /logout                                sign out
+    GET  /                                      the services for the signed-in person
+    GET  /apply/{serviceId}                     the service's form
+    POST /apply/{serviceId}                     validate, sign, send; the cabinet or the refusal
+    GET  /cabinet/{owner}                       the person's cabinet (their IIN, or their organisation's BIN), live
     GET  /cabinet/{owner}/events                the gateway's event stream, relayed (text/event-stream)
     GET  /cabinet/{owner}/{messageId}           one application
     GET  /cabinet/{owner}/{messageId}/result.xml, /receipt.xml   signed downloads, proxied
     GET  /static/portal.css, /static/portal.js, /static/emblem.svg
 
-The language comes from ``?lang=`` (remembered in a cookie), then the cookie, then Kazakh.
+The language comes from ``?lang=`` (remembered in a cookie), then the cookie, then Kazakh. Every page but
+the login page and the static files needs a session (:mod:`mocks.portal.web.session`), and a cabinet shows
+only the signed-in person's (another one's is a 404 page, as if it did not exist).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ import aiohttp
 from aiohttp import web
 
 from mocks.pki import TestPki
-from mocks.portal.web import cabinet, home, submit
+from mocks.portal.web import cabinet, home, login, submit
 from mocks.portal.web.assets import CSS, EMBLEM_SVG, JS
 from mocks.portal.web.i18n import DEFAULT_LANGUAGE, language
+from mocks.portal.web.session import login_middleware
 from mocks.portal.web.state import LANG, LANG_COOKIE, STATE, PortalState, classify
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
@@ -80,9 +85,13 @@ async def _cleanup(app: web.Application) -> None:
 def create_portal_app(*, pki: TestPki, gateway_url: str, sender: str, password: str) -> web.Application:
     """The portal's web application, talking to the gateway at ``gateway_url`` as ``sender``."""
     verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
-    app = web.Application(middlewares=[language_middleware])
-    app[STATE] = PortalState(pki=pki, gateway_url=gateway_url.rstrip("/"), sender=sender, password=password,
-                             verifier=verifier, cast=classify(pki))
+    state = PortalState(pki=pki, gateway_url=gateway_url.rstrip("/"), sender=sender, password=password,
+                        verifier=verifier, cast=classify(pki))
+    app = web.Application(middlewares=[language_middleware, login_middleware(state.session_key, pki.people)])
+    app[STATE] = state
+    app.router.add_get("/login", login.login_page)
+    app.router.add_post("/login", login.login)
+    app.router.add_post("/logout", login.logout)
     app.router.add_get("/", home.home)
     app.router.add_get("/apply/{service_id}", submit.show_form)
     app.router.add_post("/apply/{service_id}", submit.submit)

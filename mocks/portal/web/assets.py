@@ -60,6 +60,17 @@ h3 { font-size: 1.05rem; margin: 0 0 6px; }
 .card.muted { opacity: .65; }
 a.card { display: block; color: inherit; text-decoration: none; }
 a.card:hover { border-color: var(--blue-2); }
+button.card { display: flex; flex-direction: column; justify-content: flex-start; width: 100%; height: 100%;
+  text-align: left; color: inherit; border-radius: 12px;
+  background: #fff; border: 1px solid var(--line); padding: 16px 18px; }
+button.card:hover { filter: none; border-color: var(--blue-2); }
+button.card.selected { border-color: var(--blue-2); }
+button.card > span { display: block; }
+button.card .name { font-size: 1.05rem; font-weight: 600; margin: 0 0 6px; }
+button.card .pick { margin-top: 8px; }
+form.person { margin: 0; }
+form.inline { display: inline; margin: 0; }
+nav.main button.link { color: #fff; }
 .meta { color: var(--muted); font-size: .9rem; }
 .note { color: var(--muted); font-size: .8rem; font-style: italic; }
 .button, button { display: inline-block; background: var(--blue-2); color: #fff; border: 0; border-radius: 8px;

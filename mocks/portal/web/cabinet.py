@@ -22,6 +22,7 @@ from mocks.portal.web.i18n import has
 from mocks.portal.web.layout import Html, View, badge, error_page, facts, join, page, tag, when, xml_block
 from mocks.portal.web.report_view import render_report
 from mocks.portal.web.results import check_signed, receipt_fields, result_fields, signature_check
+from mocks.portal.web.session import PERSON, owners_of
 from mocks.portal.web.state import STATE, PortalState, view_for
 from mocks.portal.web.submit import signed_panel
 from signing.xmlsafe import UnsafeXmlError, parse_untrusted
@@ -54,8 +55,10 @@ async def _api_json(state: PortalState, url: str, lang: str, **params: str) -> d
 
 
 def _owner(request: web.Request, view: View) -> str | web.Response:
+    """The cabinet in the path, if it is the signed-in person's (or their organisation's); else a 404 page,
+    the same as for no such cabinet."""
     owner = request.match_info["owner"]
-    if not OWNER.fullmatch(owner):
+    if not (OWNER.fullmatch(owner) and owner in owners_of(request[PERSON])):
         return error_page(view, view.t("not_found_title"), view.t("not_found_title"), status=404)
     return owner
 
@@ -240,10 +243,11 @@ async def download(request: web.Request) -> web.StreamResponse:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """``/cabinet/{owner}/events``: the gateway's event stream for this owner, relayed line by line."""
+    """``/cabinet/{owner}/events``: the gateway's event stream for this owner, relayed line by line; only the
+    signed-in person's own cabinets."""
     state = request.app[STATE]
     owner = request.match_info["owner"]
-    if not OWNER.fullmatch(owner):
+    if owner not in owners_of(request[PERSON]):
         raise web.HTTPNotFound()
     assert state.session is not None
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",

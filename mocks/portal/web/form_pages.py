@@ -234,7 +234,7 @@ def render_form(view: View, spec: ServiceSpec, person: Person, values: dict[str,
                tag("section", _bad_cases(view, spec, person, values, errors, others), style="margin-top:16px"),
                tag("p", view.t("submit_hint"), class_="hint"),
                tag("button", view.t("submit_sign"), type="submit", data_testid="submit"),
-               " ", tag("a", view.t("back"), href=f"/?as={person.handle}", class_="button secondary"),
-               method="post", action=f"/apply/{spec.id}?as={person.handle}", data_validate=True,
+               " ", tag("a", view.t("back"), href="/", class_="button secondary"),
+               method="post", action=f"/apply/{spec.id}", data_validate=True,
                data_msg_required=view.t("v_required"), data_testid="application-form")
 

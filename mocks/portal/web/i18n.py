@@ -40,6 +40,15 @@ _PAGES: dict[str, tuple[str, str, str]] = {
                    "Choose who you are (the holder of a test digital signature), then choose a service. The portal "
                    "signs the application with your key and sends it through the gateway; the result appears in "
                    "the personal cabinet."),
+    "login_title": ("Кіру", "Вход", "Sign in"),
+    "login_intro": ("Кім екеніңізді таңдаңыз: сынақ ЭЦҚ иелерінің бірі. Портал сізге тек осы адамның жеке кабинетін "
+                    "көрсетеді (қызметкерге — ұйымының кабинетін де).",
+                    "Выберите, кто вы: одного из владельцев тестовой ЭЦП. Портал покажет вам только личный кабинет "
+                    "этого человека (сотруднику — и кабинет его организации).",
+                    "Choose who you are: one of the holders of a test digital signature. The portal shows you only "
+                    "that person's cabinet (and, for an employee, their organisation's)."),
+    "change_person": ("Басқа адам ретінде кіру", "Войти другим человеком", "Sign in as someone else"),
+    "log_out": ("Шығу", "Выйти", "Sign out"),
     "step_person": ("1. Кім ретінде кіресіз?", "1. Кто вы?", "1. Who are you?"),
     "step_service": ("2. Қызметті таңдаңыз", "2. Выберите услугу", "2. Choose a service"),
     "group_citizens": ("Азаматтар", "Граждане", "Citizens"),
@@ -92,8 +101,6 @@ _PAGES: dict[str, tuple[str, str, str]] = {
                            "Museum employee without the right to sign: the gateway must refuse organisation requests"),
     "choose": ("Таңдау", "Выбрать", "Choose"),
     "chosen": ("Таңдалды", "Выбрано", "Chosen"),
-    "choose_person_first": ("Алдымен жоғарыдан адамды таңдаңыз.", "Сначала выберите человека выше.",
-                            "Choose a person above first."),
     "apply": ("Өтініш беру", "Подать заявление", "Apply"),
     "open_cabinet": ("Жеке кабинетті ашу", "Открыть личный кабинет", "Open the personal cabinet"),
     "open_org_cabinet": ("Ұйымның кабинеті", "Кабинет организации", "The organisation's cabinet"),

@@ -148,6 +148,8 @@ def _header(view: View) -> Html:
     if view.person_name:
         links.append(tag("span", view.t("you_are", name=view.person_name), class_="meta", data_testid="nav-person",
                          style="color:#dbe8f7"))
+        links.append(tag("form", tag("button", view.t("log_out"), type="submit", class_="link",
+                                     data_testid="log-out"), method="post", action="/logout", class_="inline"))
     brand = tag("a", Html(EMBLEM_SVG), tag("span", tag("strong", BRAND), tag("small", view.t("site_tagline"))),
                 href="/", class_="brand", data_testid="brand")
     return tag("header", tag("div", brand, tag("nav", *links, switch, class_="main"), class_="bar"), class_="site")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,12 +22,12 @@ from mocks.portal.applicant import signer_for
 from mocks.portal.shep_client import SyncChannelClient
 from mocks.portal.web.i18n import DEFAULT_LANGUAGE
 from mocks.portal.web.layout import View
+from mocks.portal.web.session import PERSON
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier
 
 log = logging.getLogger("egov.portal.web")
 
-PERSON_COOKIE = "portal_as"
 LANG_COOKIE = "portal_lang"
 MAX_SUBMISSIONS = 500
 
@@ -114,6 +115,8 @@ class PortalState:
     signers: dict[tuple[str, str], DocumentSigner] = field(default_factory=dict)
     submissions: OrderedDict[str, Submission] = field(default_factory=OrderedDict)
     streams: set[aiohttp.ClientResponse] = field(default_factory=set)
+    session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    "Signs the session cookies (per process: a restart signs everyone out)."
 
     @property
     def auth(self) -> dict[str, str]:
@@ -164,9 +167,7 @@ LANG = web.RequestKey("portal_lang", str)
 
 
 def view_for(request: web.Request) -> View:
-    """The request's language and, when a person was chosen (cookie), their name and cabinet."""
-    state = request.app[STATE]
-    handle = request.query.get("as") or request.cookies.get(PERSON_COOKIE)
-    person = state.pki.people.get(handle or "")
+    """The request's language and, when signed in, the person's name and cabinet."""
+    person = request.get(PERSON)
     return View(lang=request.get(LANG, DEFAULT_LANGUAGE), url=request.rel_url,
                 person_name=full_name(person) if person else None, cabinet=person.iin if person else None)

@@ -24,20 +24,18 @@ from mocks.portal.web.form_pages import applicant_card, other_subjects, render_f
 from mocks.portal.web.forms import SERVICE_BY_ID, ServiceSpec
 from mocks.portal.web.layout import Html, View, error_page, facts, join, page, tag, when, xml_block
 from mocks.portal.web.report_view import render_report, sub_indication_text
-from mocks.portal.web.state import PERSON_COOKIE, STATE, CastMember, PortalState, Submission, full_name, view_for
+from mocks.portal.web.session import PERSON
+from mocks.portal.web.state import STATE, CastMember, PortalState, Submission, full_name, view_for
 from signing.signer import DocumentSigner
 
 log = logging.getLogger("egov.portal.web")
 
 
 def _resolve(request: web.Request, view: View) -> tuple[ServiceSpec, Person] | web.Response:
-    state = request.app[STATE]
     spec = SERVICE_BY_ID.get(request.match_info["service_id"])
     if spec is None:
         return error_page(view, view.t("not_found_title"), view.t("unknown_service"), status=404)
-    person = state.pki.people.get(request.query.get("as") or request.cookies.get(PERSON_COOKIE) or "")
-    if person is None:
-        return error_page(view, view.t("not_found_title"), view.t("unknown_person"), status=404)
+    person = request[PERSON]  # the signed-in person (the login middleware saw to it)
     if not forms.may_apply(spec, person):  # explained before signing, rather than refused by the gateway after
         return error_page(view, view.t("org_only_title"), view.t("org_only"), status=403, testid="org-only")
     return spec, person
@@ -51,14 +49,12 @@ def others_of(state: PortalState, person: Person) -> list[CastMember]:
 def _form_page(view: View, state: PortalState, spec: ServiceSpec, person: Person, values: dict[str, Any],
                errors: forms.Errors) -> web.Response:
     others = others_of(state, person)
-    response = page(view, view.t(f"svc_{spec.id}"),
+    return page(view, view.t(f"svc_{spec.id}"),
                     tag("h1", view.t(f"svc_{spec.id}"), data_testid="service-title"),
                     tag("p", view.t(f"svcd_{spec.id}"), class_="lead"),
                     applicant_card(view, person),
                     tag("div", render_form(view, spec, person, values, errors, others), style="margin-top:16px"),
                     status=422 if errors else 200)
-    response.set_cookie(PERSON_COOKIE, person.handle, httponly=True, samesite="Lax")
-    return response
 
 
 async def show_form(request: web.Request) -> web.Response:
@@ -174,7 +170,7 @@ async def submit(request: web.Request) -> web.Response:
     if result.ok:
         # A plain 303 (not a raised HTTPSeeOther) so the language cookie is still set on it.
         return web.Response(status=303, headers={"Location": f"/cabinet/{owner}/{message_id}?submitted=1"})
-    back = tag("p", tag("a", view.t("try_again"), href=f"/apply/{spec.id}?as={person.handle}", class_="button",
+    back = tag("p", tag("a", view.t("try_again"), href=f"/apply/{spec.id}", class_="button",
                         data_testid="try-again"), " ",
                tag("a", view.t("nav_home"), href="/", class_="button secondary"), style="margin-top:16px")
     return page(view, view.t("refused_title"), tag("h1", view.t(f"svc_{spec.id}")),
