@@ -75,6 +75,16 @@ async def test_memo_spares_scrypt_for_a_correct_repeat_only(directory) -> None:
     assert len(directory._verified) == 2, "one digest per configured sender, never more"
 
 
+async def test_a_burst_of_first_requests_shares_one_check(directory) -> None:
+    """Before the memo knows the password, 30 requests at once cost one scrypt, not 30 (and no 503)."""
+    before = directory.checks.started
+    burst = await asyncio.gather(*(directory.authenticate("portal", PASSWORD, client=HERE) for _ in range(30)))
+    assert {sender.sender_id for sender in burst} == {"portal"}
+    assert directory.checks.started == before + 1
+    wrong = await asyncio.gather(*(refusal(directory, "portal", "guess-1") for _ in range(3)))
+    assert {error.code for error in wrong} == {"CLIENT_BAD_CREDENTIALS"}, "a shared wrong check refuses them all"
+
+
 async def test_may_call(directory) -> None:
     portal = await directory.authenticate("portal", PASSWORD, client=HERE)
     office = await directory.authenticate("office", PASSWORD, client=HERE)

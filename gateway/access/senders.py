@@ -10,6 +10,7 @@ wrong one is never remembered and always pays the full cost. An unknown sender i
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -53,6 +54,7 @@ class SenderDirectory:
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))  # what an unknown id is checked against
         self._pepper = secrets.token_bytes(32)  # per process: the memo is useless outside it
         self._verified: dict[str, bytes] = {}  # sender id -> keyed digest; only configured ids, so bounded
+        self._in_flight: dict[bytes, asyncio.Future[bool]] = {}  # keyed digest -> its one running check
 
     def get(self, sender_id: str) -> SenderSettings | None:
         """A configured sender's settings (no authentication)."""
@@ -71,7 +73,7 @@ class SenderDirectory:
         memo = hmac.new(self._pepper, f"{sender_id}\0{stored}\0{password}".encode(), hashlib.sha256).digest()
         known = self._verified.get(sender_id)
         if settings is None or known is None or not hmac.compare_digest(known, memo):
-            matches = await self.checks.check(password, stored)
+            matches = await self._check_once(memo, password, stored)
             if settings is None or not matches:
                 await self.throttle.failed(admission)
                 log.info("sender authentication failed for %r from %s", sender_id[:64], client)
@@ -79,6 +81,21 @@ class SenderDirectory:
             self._verified[sender_id] = memo
         await self.throttle.succeeded(admission)
         return AuthenticatedSender(sender_id, settings)
+
+    async def _check_once(self, memo: bytes, password: str, stored: str) -> bool:
+        """Identical checks at the same time share one scrypt run: a portal's first burst of requests, before
+        the memo knows its password, costs one check, not one each (which would fill the bounded pool)."""
+        running = self._in_flight.get(memo)
+        if running is None:
+            running = asyncio.ensure_future(self.checks.check(password, stored))
+            self._in_flight[memo] = running
+            running.add_done_callback(lambda done: self._forget(memo, done))
+        return await asyncio.shield(running)
+
+    def _forget(self, memo: bytes, done: asyncio.Future[bool]) -> None:
+        self._in_flight.pop(memo, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away
 
     def close(self) -> None:
         self.checks.close()
