@@ -15,9 +15,13 @@ within ``visibility_timeout_ms`` (the worker died, hung or lost its connection) 
 asks, and after ``max_attempts`` deliveries the job moves to the dead-letter stream for an operator to
 :meth:`~JobQueue.replay`. Back-office handlers must therefore be idempotent on the job's own id fields.
 
-``worker`` is the consumer name in the group. Back-office systems on any number of machines each use their own
-stable name (for instance ``host:pid`` or a configured instance name); two processes must not share one, or each
-could acknowledge or fail the other's jobs.
+``worker`` names the back-office process (for instance ``host:pid`` or a configured instance name). Every
+delivery also gets a lease token (:attr:`Job.lease`, ``secrets.token_urlsafe``): the consumer in the group is
+``worker|lease``, so the token lives with the pending entry in Redis, and :meth:`~JobQueue.keep`,
+:meth:`~JobQueue.fail` and :meth:`~JobQueue.holds` succeed only for the worker and token of the current delivery.
+A worker whose job was reclaimed after the visibility timeout holds a stale token and is refused, as is a
+worker that never claimed it, even with the same name. Each such consumer holds at most one entry in its life,
+so it is deleted once its entry is acknowledged, dead-lettered or taken over.
 
 Why the main stream is never trimmed automatically: ``XADD MAXLEN``/``XTRIM`` delete the oldest entries whether
 or not they were delivered or acknowledged, so an approximate cap would silently drop jobs that are still waiting
@@ -29,8 +33,9 @@ first one not yet delivered; ``max_length`` bounds the backlog by refusing new j
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +46,8 @@ from redis.typing import EncodableT, FieldT, StreamEntry, XReadGroupResponse
 GROUP = "backoffice"
 RECLAIM_BATCH = 10
 "Stale entries looked at per XPENDING round trip when reclaiming."
+LEASE_SEPARATOR = "|"
+"Between the worker's name and the lease token in a consumer name (tokens never contain it)."
 
 # fail(), on the stream key only. Atomic, so a worker can only release a job it still holds: between a separate
 # ownership check and the XCLAIM another worker could have reclaimed it after the visibility timeout. Returns the
@@ -65,6 +72,16 @@ local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
 redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 0, 'JUSTID')
 return 1
+"""
+
+# Acknowledge one entry and delete the lease consumer that held it: such a consumer never gets another entry.
+_ACK = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if #p > 0 and string.find(p[1][2], ARGV[3], 1, true) then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], p[1][2])
+end
+return acked
 """
 
 
@@ -107,7 +124,9 @@ class Job:
     attempt: int
     "Delivery count, 1 on first delivery."
     claimed_by: str
-    "The worker (consumer name) holding it now."
+    "The worker holding it now."
+    lease: str = field(default="", repr=False)
+    "This delivery's lease token: keep(), fail() and holds() need it; a later delivery gets a new one."
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,11 @@ def _fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
     return {_str(k): _str(v) for k, v in raw.items()}
 
 
+def holder(worker: str, lease: str) -> str:
+    """The consumer name of one delivery: the worker's name and its lease token."""
+    return f"{worker}{LEASE_SEPARATOR}{lease}"
+
+
 def _first_entry(reply: XReadGroupResponse) -> tuple[str, dict[str, str]] | None:
     """The first entry with data in an XREADGROUP reply: RESP2 ``[[key, entries]]``, RESP3 ``{key: [entries]}``
     or redis-py's unified ``{key: entries}``. Entries are tuples, batches lists."""
@@ -162,7 +186,8 @@ def _utc_now() -> str:
 
 
 def _is_nogroup(exc: ResponseError) -> bool:
-    return str(exc).startswith("NOGROUP")
+    message = str(exc)  # from a script, Redis prefixes where it failed: "Error running script ...: NOGROUP ..."
+    return message.startswith("NOGROUP") or ": NOGROUP " in message
 
 
 class JobQueue:
@@ -181,6 +206,7 @@ class JobQueue:
         self._groups: set[str] = set()
         self._release = redis.register_script(_RELEASE)
         self._keep = redis.register_script(_KEEP)
+        self._ack = redis.register_script(_ACK)
 
     def _stream(self, service_id: str) -> str:
         if not service_id or not service_id.isprintable() or any(c in service_id for c in ":{} "):
@@ -236,23 +262,39 @@ class JobQueue:
 
     async def _claim(self, service_id: str, key: str, worker: str, block_ms: int) -> Job | None:
         await self._ensure_group(key)
-        visibility = self.settings.visibility_timeout_ms
+        lease = secrets.token_urlsafe(24)
+        consumer = holder(worker, lease)
+        job = await self._take(service_id, key, worker, lease, block_ms)
+        if job is None:  # the fresh consumer got nothing (or lost it to a dead letter): it never will
+            await self.redis.xgroup_delconsumer(key, GROUP, consumer)
+        return job
+
+    async def _take(self, service_id: str, key: str, worker: str, lease: str, block_ms: int) -> Job | None:
+        consumer, visibility = holder(worker, lease), self.settings.visibility_timeout_ms
         while True:
             stale = await self.redis.xpending_range(key, GROUP, "-", "+", RECLAIM_BATCH, idle=visibility)
             for entry in stale:
-                job = await self._reclaim(service_id, key, _str(entry["message_id"]), worker)
+                stale_holder = _str(entry["consumer"])
+                job = await self._reclaim(service_id, key, _str(entry["message_id"]), stale_holder, worker, lease)
                 if job:
                     return job
             # Every entry looked at is now either ours, another worker's (idle reset) or gone from the pending
             # list, so the next XPENDING sees different ones and the loop ends.
             if len(stale) < RECLAIM_BATCH:
                 break
-        reply = await self.redis.xreadgroup(GROUP, worker, {key: ">"}, count=1, block=block_ms or None)
+        reply = await self.redis.xreadgroup(GROUP, consumer, {key: ">"}, count=1, block=block_ms or None)
         first = _first_entry(reply or [])  # empty (or None) when BLOCK timed out
-        return None if first is None else Job(first[0], service_id, first[1], 1, worker)
+        return None if first is None else Job(first[0], service_id, first[1], 1, worker, lease)
 
-    async def _reclaim(self, service_id: str, key: str, entry_id: str, worker: str) -> Job | None:
-        """Take over one stale entry, or dead-letter it. None when another worker won it or it is gone.
+    async def _drop_consumer(self, key: str, consumer: str) -> None:
+        """Delete a lease consumer whose one entry has moved on (never a plain name: it might hold others)."""
+        if LEASE_SEPARATOR in consumer:
+            await self.redis.xgroup_delconsumer(key, GROUP, consumer)
+
+    async def _reclaim(self, service_id: str, key: str, entry_id: str, stale_holder: str, worker: str,
+                       lease: str) -> Job | None:
+        """Take over one stale entry from ``stale_holder``, or dead-letter it. None when another worker won it
+        or it is gone.
 
         XCLAIM with min-idle-time re-checks the idle time on the server, so of workers racing for one stale entry
         exactly one gets it; it counts a delivery, and XPENDING right after reads that count. (XAUTOCLAIM is not
@@ -260,11 +302,12 @@ class JobQueue:
         acknowledged, and it reports no delivery counts anyway.)
         """
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xclaim(key, GROUP, worker, self.settings.visibility_timeout_ms, [entry_id])
+            pipe.xclaim(key, GROUP, holder(worker, lease), self.settings.visibility_timeout_ms, [entry_id])
             pipe.xpending_range(key, GROUP, entry_id, entry_id, 1)
             claimed, pending = await pipe.execute()
         if not claimed:  # another worker was first (on Redis 7 also: data deleted, dropped from pending)
-            return None
+            return None  # (the stale holder is not dropped: a keep() may have just renewed its lease)
+        await self._drop_consumer(key, stale_holder)  # its one entry is ours now: that lease has ended
         _, raw = claimed[0]
         if raw is None:  # Redis 6.2: the entry was deleted (XDEL, XTRIM) while pending; nothing left to do
             await self._forget(service_id, key, entry_id)
@@ -274,10 +317,15 @@ class JobQueue:
         if delivered > self.settings.max_attempts:
             await self._dead_letter(service_id, key, entry_id, fields, delivered - 1, "too many attempts")
             return None
-        return Job(entry_id, service_id, fields, delivered, worker)
+        return Job(entry_id, service_id, fields, delivered, worker, lease)
 
     async def _forget(self, service_id: str, key: str, entry_id: str) -> int:
-        acked = await self.redis.xack(key, GROUP, entry_id)
+        try:
+            acked = await self._ack(keys=[key], args=[GROUP, entry_id, LEASE_SEPARATOR])
+        except ResponseError as exc:  # no stream or group: nothing was pending
+            if not _is_nogroup(exc):
+                raise
+            acked = 0
         await self.redis.hdel(self._reasons(service_id), entry_id)
         return int(acked)
 
@@ -308,8 +356,8 @@ class JobQueue:
         """Mark the job done. True when it was pending (claimed and not yet acknowledged or dead-lettered)."""
         return bool(await self._forget(service_id, self._stream(service_id), entry_id))
 
-    async def fail(self, service_id: str, entry_id: str, worker: str, reason: str) -> None:
-        """``worker`` gives up on this attempt. Raises QueueError unless ``worker`` holds the job.
+    async def fail(self, service_id: str, entry_id: str, worker: str, lease: str, reason: str) -> None:
+        """``worker`` gives up on this attempt. Raises QueueError unless ``worker`` holds the job under ``lease``.
 
         The job is made claimable by any worker at once: it stays under ``worker``'s name in the pending list but
         its idle time is set to the visibility timeout (XCLAIM ... IDLE, JUSTID so no delivery is counted), which
@@ -321,7 +369,8 @@ class JobQueue:
         try:
             delivered = int(await self._release(
                 keys=[key],
-                args=[GROUP, entry_id, worker, self.settings.visibility_timeout_ms, self.settings.max_attempts],
+                args=[GROUP, entry_id, holder(worker, lease), self.settings.visibility_timeout_ms,
+                      self.settings.max_attempts],
             ))
         except ResponseError as exc:
             if not _is_nogroup(exc):
@@ -338,10 +387,26 @@ class JobQueue:
                 return
             await self._dead_letter(service_id, key, entry_id, entry[1], delivered, "too many attempts")
 
-    async def keep(self, service_id: str, entry_id: str, worker: str) -> bool:
-        """Heartbeat: ``worker`` still works on the job; its visibility timeout starts again (no delivery is
-        counted). False when the worker no longer holds it (it was reclaimed, answered or dead-lettered)."""
-        return bool(await self._keep(keys=[self._stream(service_id)], args=[GROUP, entry_id, worker]))
+    async def keep(self, service_id: str, entry_id: str, worker: str, lease: str) -> bool:
+        """Heartbeat: ``worker`` still works on the job under ``lease``; its visibility timeout starts again (no
+        delivery is counted). False when it does not hold it (reclaimed, answered, dead-lettered, never its)."""
+        if not lease:
+            return False
+        try:
+            kept = await self._keep(keys=[self._stream(service_id)], args=[GROUP, entry_id, holder(worker, lease)])
+        except ResponseError as exc:
+            if not _is_nogroup(exc):
+                raise
+            return False
+        return bool(kept)
+
+    async def holds(self, service_id: str, entry_id: str, worker: str, lease: str) -> bool:
+        """Whether ``worker`` holds the job under ``lease`` now (read only; the holder may still lose it to a
+        reclaim once its visibility timeout passes: :meth:`keep` checks and extends in one step)."""
+        if not lease:
+            return False
+        pending = await self.redis.xpending_range(self._stream(service_id), GROUP, entry_id, entry_id, 1)
+        return bool(pending) and _str(pending[0]["consumer"]) == holder(worker, lease)
 
     async def last_reason(self, service_id: str, entry_id: str) -> str | None:
         """The reason given by the last fail() of a job still pending, if any."""

@@ -8,6 +8,7 @@ Relative paths in the file are resolved against the file's own directory.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 import types
 import typing
@@ -266,7 +267,17 @@ class ServiceSettings:
     deadline_hours: float = 0.0
     "Hours added to the working days (for steps regulated in minutes or hours)."
     provider_bin: str | None = None
-    "When set, a signed answer must come from a certificate with this BIN: the provider, not any trusted key."
+    "A signed answer must come from a certificate with this BIN: the provider, not any trusted key (required with "
+    "provider_signature = 'required')."
+    bind_results: bool = True
+    "The answer must name its application: the applicant's IIN/BIN and the application's id (sessionId) or "
+    "messageId, in the elements below; else PROVIDER_RESULT_MISMATCH. Off only for answers that carry neither."
+    result_iin_element: str = "iin"
+    "Local name of the answer's element holding the applicant's IIN (individual services); it must occur once."
+    result_bin_element: str = "bin"
+    "Local name of the answer's element holding the applicant's BIN (organisation services); it must occur once."
+    result_reference_element: str = "applicationId"
+    "Local name of the answer's element naming the application (the gateway's sessionId or the messageId)."
     document_schema: str | None = None
     "Package-relative XSD of the business document, e.g. kazneb/reader-registration.xsd."
     result_schema: str | None = None
@@ -371,6 +382,7 @@ def check_settings(settings: Settings) -> None:
                               f"known: {sorted(role.value for role in SignerRole)}")
         if not (service.timeout_seconds > 0 and math.isfinite(service.timeout_seconds)):  # TOML allows nan, inf
             raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive and finite")
+        _check_provider(where, service)
     _check_senders(settings)
     if not 0 < settings.listen.port < 65536:
         raise ConfigError("listen.port: must be 1..65535")
@@ -430,6 +442,21 @@ def _check_senders(settings: Settings) -> None:
             raise ConfigError(f"auth.{key}: must be at least 1")
     if not (math.isfinite(auth.queue_seconds) and auth.queue_seconds >= 0):
         raise ConfigError("auth.queue_seconds: must not be negative")
+
+
+def _check_provider(where: str, service: ServiceSettings) -> None:
+    """Who may sign a service's results and how they name their application."""
+    if service.provider_signature is ProviderSignature.REQUIRED and not service.provider_bin:
+        # Without it any trusted NCA SIGN certificate (a citizen's too) would pass as the provider's signature.
+        raise ConfigError(f"{where}.provider_bin: required with provider_signature = 'required': "
+                          "the BIN of the provider whose certificate signs the results")
+    if service.provider_bin is not None and not (len(service.provider_bin) == 12 and service.provider_bin.isascii()
+                                                 and service.provider_bin.isdigit()):
+        raise ConfigError(f"{where}.provider_bin: a BIN is 12 digits")
+    if service.bind_results:
+        for key in ("result_iin_element", "result_bin_element", "result_reference_element"):
+            if not re.fullmatch(r"[A-Za-z_][\w.-]*", getattr(service, key)):
+                raise ConfigError(f"{where}.{key}: the local name of an XML element is expected")
 
 
 _Table = TypeVar("_Table", bound="DataclassInstance")

@@ -170,6 +170,17 @@ _add("PROVIDER_SIGNATURE_INVALID", 502, P, "Қызмет жеткізушісі�
 _add("CLIENT_JOB_NOT_FOUND", 404, C, "Мұндай тапсырма жоқ.", "Такого задания нет.", "No such job.")
 _add("CLIENT_JOB_FINISHED", 409, C, "Тапсырма бұрын аяқталған.", "Задание уже завершено.",
      "The job was already finished.")
+# Desks hold their jobs by lease; a provider's result must be bound to its application
+_add("CLIENT_JOB_NOT_HELD", 409, C, "Бұл тапсырма сізде емес: оның мерзімі өтті немесе ол басқа орындаушыға берілді.",
+     "Это задание не за вами: срок его аренды истёк или оно передано другому исполнителю.",
+     "This job is not held by you: its lease expired or another worker took it.")
+_add("PROVIDER_RESULT_MISMATCH", 502, P, "Қызмет жеткізушісінің жауабы бұл өтінімге қатысты емес.",
+     "Ответ поставщика услуги не относится к этому заявлению.",
+     "The service provider's answer does not refer to this application.")
+_add("PROVIDER_SIGNATURE_UNCHECKED", 503, P,
+     "Қызмет жеткізушісі қолтаңбасының кері қайтарылу күйін қазір тексеру мүмкін емес, кейінірек қайталаңыз.",
+     "Статус отзыва подписи поставщика услуги сейчас проверить нельзя, повторите позже.",
+     "The revocation status of the service provider's signature cannot be checked now; try again later.")
 _add("CLIENT_OWNER_INVALID", 400, C, "Сұраным жолында 12 цифрлы ЖСН немесе БСН болуы керек.",
      "В пути запроса должен быть ИИН или БИН из 12 цифр.",
      "The request path must hold a 12-digit IIN or BIN.")

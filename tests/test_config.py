@@ -279,7 +279,8 @@ def test_check_password_malformed_hash_is_false(stored: str) -> None:
 
 def test_choices_are_enums(tmp_path: Path) -> None:
     text = MINIMAL_SERVICE.replace("[services.x]", "[services.x]\nconnector = 'soap'\nmode = 'async'\n"
-                                   "provider_signature = 'required'\napplicant = 'organisation'")
+                                   "provider_signature = 'required'\nprovider_bin = '100940041028'\n"
+                                   "applicant = 'organisation'")
     service = load_settings(write(tmp_path, text)).services["x"]
     assert service.connector is ConnectorKind.SOAP and service.mode is DeliveryMode.ASYNC
     assert service.provider_signature is ProviderSignature.REQUIRED and service.applicant is ApplicantKind.ORGANISATION

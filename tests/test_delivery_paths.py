@@ -42,7 +42,9 @@ from signing.signer import DocumentSigner, SigningKey
 from signing.xmlsafe import XmlLimits
 
 SERVICE = "test.paths"
-ANSWER = b"<?xml version='1.0' encoding='UTF-8'?><answer><ticket>T-1</ticket></answer>"
+ANSWER = (b"<?xml version='1.0' encoding='UTF-8'?><answer><iin>900101300001</iin>"
+          b"<applicationId>{request_id}</applicationId><ticket>T-1</ticket></answer>")
+"What the back-end answers; it names the application it answers by the gateway's X-Request-Id, as a real one does."
 
 
 @dataclass
@@ -54,6 +56,9 @@ class Backend:
     body: bytes = ANSWER
     content_type: str = "application/xml"
     hang: bool = False
+    signer: DocumentSigner | None = None
+    "Signs each answer (after naming the application in it), as a provider does."
+    sent: bytes = b""
     calls: int = 0
     released: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -62,7 +67,11 @@ class Backend:
         await request.read()
         if self.hang:  # held until the test ends: only the caller's timeout ends the call
             await self.released.wait()
-        return web.Response(status=self.status, body=self.body, content_type=self.content_type)
+        body = self.body.replace(b"{request_id}", request.headers.get("X-Request-Id", "").encode())
+        if self.signer is not None:
+            body = self.signer.sign_bytes(etree.fromstring(body))
+        self.sent = body
+        return web.Response(status=self.status, body=body, content_type=self.content_type)
 
 
 @pytest_asyncio.fixture
@@ -126,9 +135,12 @@ class Rig:
         assert found is not None
         return found
 
-    def provider_signed(self, name: str = "library") -> bytes:
+    def provider(self, name: str = "library") -> DocumentSigner:
         files = self.pki.systems[name]
-        return DocumentSigner(SigningKey.from_pem(files.cert, files.key)).sign_bytes(etree.fromstring(ANSWER))
+        return DocumentSigner(SigningKey.from_pem(files.cert, files.key))
+
+    def provider_signed(self, name: str = "library") -> bytes:
+        return self.provider(name).sign_bytes(etree.fromstring(ANSWER))
 
 
 @pytest_asyncio.fixture
@@ -194,7 +206,7 @@ async def test_tampered_provider_signature_is_invalid(rig: Rig) -> None:
 
 async def test_an_answer_signed_by_another_organisation_is_invalid(rig: Rig) -> None:
     delivery, _ = rig.delivery(provider_signature="required", provider_bin=rig.pki.system_bins["elicense"])
-    rig.backend.body = rig.provider_signed("library")
+    rig.backend.signer = rig.provider("library")
     app = await rig.accept(delivery)
     await delivery.process(app.id)
     failed = await rig.stored(app)
@@ -203,9 +215,9 @@ async def test_an_answer_signed_by_another_organisation_is_invalid(rig: Rig) -> 
 
 async def test_a_correctly_signed_answer_is_stored_as_the_provider_signed_it(rig: Rig) -> None:
     delivery, service = rig.delivery(provider_signature="required", provider_bin=rig.pki.system_bins["library"])
-    rig.backend.body = rig.provider_signed("library")
+    rig.backend.signer = rig.provider("library")
     app = await rig.accept(delivery, mode="sync")
-    assert await delivery.deliver_now(app, service) == rig.backend.body
+    assert await delivery.deliver_now(app, service) == rig.backend.sent
     assert (await rig.stored(app)).status is Status.COMPLETED
 
 

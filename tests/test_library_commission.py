@@ -101,6 +101,7 @@ async def test_include_is_signed_by_the_library_and_due_in_ten_working_days(
     assert etree.QName(verified.signed).localname == "FundDecision"
     assert decision == {
         "submission_number": number,
+        "application_id": "FUND-0001",  # the submission's, repeated: the gateway matches it to the application
         "bin": BIN,
         "participant_name": "Қарағанды облыстық әмбебап ғылыми кітапханасы",
         "decision": "include",

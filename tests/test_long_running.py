@@ -132,7 +132,7 @@ async def test_answer_signed_by_someone_else_is_refused(gw, shep, http) -> None:
     forged = etree.fromstring(b'<d:FundDecision xmlns:d="urn:egov:kazneb:fund-decision:v1"/>')
     signed = system_signer(gw.pki, "elicense").sign_bytes(forged).decode()  # trusted CA, wrong organisation
     async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/{job['entryId']}/result",
-                         params={"worker": "forger"}, headers=auth,
+                         params={"worker": "forger"}, headers={**auth, "X-Lease-Token": job["leaseToken"]},
                          json={"outcome": "completed", "document": signed}) as response:
         body = await response.json(content_type=None)
     assert body["code"] == "PROVIDER_SIGNATURE_INVALID"
@@ -232,8 +232,9 @@ async def test_job_api_refusals_have_their_codes(gw, shep, http) -> None:
     async with http.post(f"{base}/claim", params={"worker": "w1", "wait": "5"}, headers=auth) as response:
         job = await response.json()
     entry = job["entryId"]
-    async with http.post(f"{base}/{entry}/keep", params={"worker": "someone-else"}, headers=auth) as response:
-        assert (await response.json(content_type=None))["code"] == "CLIENT_JOB_NOT_FOUND"
+    held = {**auth, "X-Lease-Token": job["leaseToken"]}
+    async with http.post(f"{base}/{entry}/keep", params={"worker": "someone-else"}, headers=held) as response:
+        assert (await response.json(content_type=None))["code"] == "CLIENT_JOB_NOT_HELD"
     async with http.post(f"{base}/0-1/progress", json={"step": "x"}, headers=auth) as response:
         assert (await response.json(content_type=None))["code"] == "CLIENT_JOB_NOT_FOUND"
     async with http.post(f"{base}/{entry}/result", json={"outcome": "maybe"}, headers=auth) as response:
@@ -244,7 +245,7 @@ async def test_job_api_refusals_have_their_codes(gw, shep, http) -> None:
         assert (await response.json(content_type=None))["code"] == "CLIENT_ACCESS_DENIED"
     decision = etree.fromstring(b'<d:FundDecision xmlns:d="urn:egov:kazneb:fund-decision:v1"/>')
     signed = system_signer(gw.pki, "elicense").sign_bytes(decision).decode()
-    async with http.post(f"{base}/{entry}/result", params={"worker": "w1"}, headers=auth,
+    async with http.post(f"{base}/{entry}/result", params={"worker": "w1"}, headers=held,
                          json={"outcome": "completed", "document": signed}):
         pass  # refused (wrong signer): the application has failed and the job is over
     async with http.post(f"{base}/{entry}/progress", json={"step": "late"}, headers=auth) as response:

@@ -41,7 +41,7 @@ async def test_ack_unknown_and_misuse(redis: Redis, prefix: str) -> None:
     with pytest.raises(QueueError):
         await queue.enqueue(SERVICE, {})
     with pytest.raises(QueueError):
-        await queue.fail(SERVICE, "1-0", "office-1", "nope")
+        await queue.fail(SERVICE, "1-0", "office-1", "some-lease", "nope")
     with pytest.raises(ValueError):
         QueueSettings(max_attempts=0)
 
@@ -110,17 +110,17 @@ async def test_fail_releases_at_once_and_keeps_the_reason(redis: Redis, prefix: 
     job = await queue.claim(SERVICE, "office-1")
     assert job is not None
     with pytest.raises(QueueError):
-        await queue.fail(SERVICE, entry_id, "office-2", "not mine")
-    await queue.fail(SERVICE, entry_id, "office-1", "registry answered 503")
+        await queue.fail(SERVICE, entry_id, "office-2", job.lease, "not mine")
+    await queue.fail(SERVICE, entry_id, "office-1", job.lease, "registry answered 503")
     assert await queue.last_reason(SERVICE, entry_id) == "registry answered 503"
     again = await queue.claim(SERVICE, "office-2")  # at once, despite the 30 s visibility timeout
     assert again is not None and (again.entry_id, again.attempt, again.claimed_by) == (entry_id, 2, "office-2")
     with pytest.raises(QueueError):  # office-1 holds it no longer
-        await queue.fail(SERVICE, entry_id, "office-1", "late")
+        await queue.fail(SERVICE, entry_id, "office-1", job.lease, "late")
     assert await queue.last_reason(SERVICE, entry_id) == "registry answered 503"
 
     # The last allowed attempt fails too: dead-lettered at once, with the worker's reason.
-    await queue.fail(SERVICE, entry_id, "office-2", "registry rejected the form")
+    await queue.fail(SERVICE, entry_id, "office-2", again.lease, "registry rejected the form")
     assert await queue.claim(SERVICE, "office-3") is None
     [letter] = await queue.dead_letters(SERVICE)
     assert letter.attempts == 2
@@ -132,8 +132,9 @@ async def test_fail_releases_at_once_and_keeps_the_reason(redis: Redis, prefix: 
 async def test_ack_forgets_the_reason(redis: Redis, prefix: str) -> None:
     queue = JobQueue(redis, prefix=prefix)
     entry_id = await queue.enqueue(SERVICE, {"application": "a1"})
-    assert await queue.claim(SERVICE, "office-1") is not None
-    await queue.fail(SERVICE, entry_id, "office-1", "timeout")
+    first = await queue.claim(SERVICE, "office-1")
+    assert first is not None
+    await queue.fail(SERVICE, entry_id, "office-1", first.lease, "timeout")
     job = await queue.claim(SERVICE, "office-2")
     assert job is not None and job.attempt == 2
     assert await queue.ack(SERVICE, entry_id) is True
@@ -221,11 +222,11 @@ async def test_keep_holds_a_job_past_its_visibility_timeout(redis: Redis, prefix
     job = await queue.claim(SERVICE, "slow")
     for _ in range(3):
         await asyncio.sleep(SHORT.visibility_timeout_ms / 1000 * 0.7)
-        assert await queue.keep(SERVICE, job.entry_id, "slow")
+        assert await queue.keep(SERVICE, job.entry_id, "slow", job.lease)
         assert await queue.claim(SERVICE, "eager") is None
-    assert not await queue.keep(SERVICE, job.entry_id, "eager"), "only the holder may keep it"
+    assert not await queue.keep(SERVICE, job.entry_id, "eager", job.lease), "only the holder may keep it"
     assert await queue.ack(SERVICE, job.entry_id)
-    assert not await queue.keep(SERVICE, job.entry_id, "slow"), "an answered job cannot be kept"
+    assert not await queue.keep(SERVICE, job.entry_id, "slow", job.lease), "an answered job cannot be kept"
     assert (await queue.stats(SERVICE))["pending"] == 0
 
 
@@ -242,3 +243,42 @@ async def test_claim_reads_both_reply_shapes(redis_url: str, prefix: str, protoc
         assert await queue.fields(SERVICE, entry_id) == {"application": "a1"}
     finally:
         await client.aclose()
+
+
+async def test_a_lease_binds_the_job_to_one_delivery(redis: Redis, prefix: str) -> None:
+    """keep/fail/holds need the claim's worker and lease token: a guessed token, another worker with the right
+    token, and the first holder after a reclaim (same worker name, stale token) are all refused."""
+    queue = JobQueue(redis, prefix=prefix, settings=SHORT)
+    entry_id = await queue.enqueue(SERVICE, {"application": "a1"})
+    first = await queue.claim(SERVICE, "office-1")
+    assert first is not None and len(first.lease) >= 32
+    assert await queue.holds(SERVICE, entry_id, "office-1", first.lease)
+    for worker, lease in (("office-1", ""), ("office-1", "guess"), ("office-2", first.lease)):
+        assert not await queue.holds(SERVICE, entry_id, worker, lease)
+        assert not await queue.keep(SERVICE, entry_id, worker, lease)
+        with pytest.raises(QueueError):
+            await queue.fail(SERVICE, entry_id, worker, lease, "not mine")
+
+    await asyncio.sleep(0.2)  # office-1 stalls past the visibility timeout; the job goes to a new delivery
+    second = await queue.claim(SERVICE, "office-1")
+    assert second is not None and second.attempt == 2 and second.lease != first.lease
+    assert not await queue.keep(SERVICE, entry_id, "office-1", first.lease), "the stale lease is refused"
+    with pytest.raises(QueueError):
+        await queue.fail(SERVICE, entry_id, "office-1", first.lease, "late")
+    assert await queue.keep(SERVICE, entry_id, "office-1", second.lease)
+
+
+async def test_lease_consumers_do_not_pile_up(redis: Redis, prefix: str) -> None:
+    """Every delivery is a consumer of its own; it is deleted once its entry moved on, and empty claims leave none."""
+    queue = JobQueue(redis, prefix=prefix, settings=SHORT)
+    key = f"{prefix}:queue:{SERVICE}"
+    assert await queue.claim(SERVICE, "office-1") is None
+    entry_id = await queue.enqueue(SERVICE, {"application": "a1"})
+    assert await queue.claim(SERVICE, "office-1") is not None
+    await asyncio.sleep(0.2)
+    assert await queue.claim(SERVICE, "office-2") is not None  # the stale holder's consumer is dropped
+    [consumer] = await redis.xinfo_consumers(key, "backoffice")
+    assert consumer["name"].decode().startswith("office-2|") and consumer["pending"] == 1
+    assert await queue.ack(SERVICE, entry_id)
+    assert await queue.claim(SERVICE, "office-3") is None
+    assert await redis.xinfo_consumers(key, "backoffice") == []

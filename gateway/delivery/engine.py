@@ -37,12 +37,16 @@ from gateway.lifecycle.application import Application
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lease, Lifecycle
 from gateway.supervise import FailureBurst, SupervisorSettings, spawn, supervise
+from signing.policy import RevocationMode
+from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.delivery")
 _SYNC_RETRY_CAP = 1.0  # seconds: a sync caller is waiting, so retries within the request stay short
+CHECK_LATER = "PROVIDER_SIGNATURE_UNCHECKED"
+"An answer that cannot be checked now: the application is not failed, the answer is checked again later."
 
 
 class Delivery:
@@ -55,9 +59,13 @@ class Delivery:
 
     def __init__(self, *, redis: Redis, prefix: str, store: ApplicationStore, lifecycle: Lifecycle,
                  registry: ServiceRegistry, signer: DocumentSigner, provider_verifier: DocumentVerifier,
-                 xml_limits: XmlLimits, settings: DeliverySettings | None = None) -> None:
+                 xml_limits: XmlLimits, settings: DeliverySettings | None = None,
+                 revocation: RevocationChecker | None = None,
+                 revocation_mode: RevocationMode = RevocationMode.OFF) -> None:
+        """``revocation``/``revocation_mode``: how providers' certificates are checked (as applicants')."""
         self.store, self.lifecycle, self.registry = store, lifecycle, registry
-        self.answers = AnswerCheck(signer, provider_verifier, xml_limits)
+        self.answers = AnswerCheck(signer, provider_verifier, xml_limits, revocation=revocation,
+                                   revocation_mode=revocation_mode)
         self.settings = settings or DeliverySettings()
         self.outbox = LeaseSchedule(redis, f"{prefix}:outbox")
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -182,8 +190,11 @@ class Delivery:
                 await self._finish_failed(app, exc.code, exc.detail)
                 return
             breaker.record_failure()
-            await self._retry_later(app, service, exc)
+            await self._retry_later(app, service, exc.code, exc.detail)
         except GatewayError as exc:
+            if exc.code == CHECK_LATER:  # the back-end answered; our revocation check could not finish
+                await self._retry_later(app, service, exc.code, exc.detail or "")
+                return
             await self._finish_failed(app, exc.code, exc.detail)
 
     async def _step(self, app: Application, service: Service) -> None:
@@ -208,15 +219,15 @@ class Delivery:
         else:  # the back-end pushes its answer (desks post it through the job API): nothing to wait for here
             await self.outbox.done(app.id)
 
-    async def _retry_later(self, app: Application, service: Service, exc: ConnectorError) -> None:
+    async def _retry_later(self, app: Application, service: Service, code: str, detail: str) -> None:
         if app.attempts >= self.settings.delivery_attempts:
-            await self.lifecycle.stop(app, exc.code, exc.detail,
+            await self.lifecycle.stop(app, code, detail,
                                       f"delivery stopped after {app.attempts} attempts; an operator may replay it")
             await self.outbox.done(app.id)
             return
         delay = backoff_seconds(max(app.attempts, 1), base=service.settings.retry_base_seconds,
                                 cap=service.settings.retry_max_seconds)
-        await self.lifecycle.retry(app, f"back-end unavailable ({exc.code}); attempt {app.attempts}, "
+        await self.lifecycle.retry(app, f"back-end unavailable ({code}); attempt {app.attempts}, "
                                         f"next in {delay:.1f}s")
         await self.outbox.schedule(app.id, delay)
 
@@ -232,12 +243,14 @@ class Delivery:
         """Check the back-end's answer, store it as the result (or the reasoned refusal), release the lease.
 
         Returns the signed result. A bad answer fails the application with its code (PROVIDER_BAD_RESPONSE,
-        PROVIDER_SIGNATURE_INVALID), releases the lease and raises GatewayError.
+        PROVIDER_SIGNATURE_INVALID, PROVIDER_RESULT_MISMATCH), releases the lease and raises GatewayError. One
+        that cannot be checked now (:data:`CHECK_LATER`) raises without failing it or releasing the lease.
         """
         try:
-            checked = self.answers.check(service, answer)
+            checked = await self.answers.check(service, answer, app)
         except GatewayError as exc:
-            await self._fail_now(app, exc.code, exc.detail)
+            if exc.code != CHECK_LATER:
+                await self._fail_now(app, exc.code, exc.detail)
             raise
         note = ("reasoned refusal signed by the provider" if refused else
                 "result signed by the provider, signature checked" if checked.provider_signed else

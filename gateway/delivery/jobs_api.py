@@ -2,11 +2,18 @@
 
 Desks (senders with ``jobs = [serviceIds]``), HTTP Basic:
 
-``POST /api/v1/jobs/{serviceId}/claim?worker=NAME&wait=SECONDS``  next job (JSON) or 204
+``POST /api/v1/jobs/{serviceId}/claim?worker=NAME&wait=SECONDS``  next job (JSON, with its ``leaseToken``) or 204
 ``POST /api/v1/jobs/{serviceId}/{entryId}/progress``             ``{"step", "note"}``: a named step in the history
 ``POST /api/v1/jobs/{serviceId}/{entryId}/result``   ``{"outcome": completed|refused, "document", "reason"}``
 ``POST /api/v1/jobs/{serviceId}/{entryId}/fail``                 ``{"reason"}``: give the job up for another worker
 ``POST /api/v1/jobs/{serviceId}/{entryId}/keep``                 heartbeat: still working on it (resets its timeout)
+
+Every job route after the claim names the same ``worker`` and sends the claim's lease token in the
+``X-Lease-Token`` header (a header, so it never reaches an access log): a worker that did not claim this delivery,
+or whose delivery was reclaimed by another desk after the visibility timeout, is refused ``CLIENT_JOB_NOT_HELD``
+(409). ``progress`` and ``result`` renew the lease like ``keep``. Notes and reasons are plain text of at most
+:data:`MAX_NOTE` printable characters and step names short codes (:data:`STEP_PATTERN`), refused otherwise
+(``CLIENT_ENVELOPE_INVALID``); the cabinet serves them as JSON strings, and whatever renders them must escape them.
 
 Operators (senders with ``operator = true``):
 
@@ -20,6 +27,7 @@ Redis stays private: desks never need its address or credentials.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +36,7 @@ from connectors.queue import QueueError
 from gateway.access.senders import AuthenticatedSender
 from gateway.config import ConnectorKind
 from gateway.delivery.desks import DESKS
+from gateway.delivery.engine import CHECK_LATER
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.transitions import Lifecycle
@@ -37,6 +46,13 @@ from gateway.web.reading import basic_auth_sender, read_body
 
 log = logging.getLogger("egov.jobs")
 MAX_WAIT_SECONDS = 25
+_NOT_HELD = ("this worker does not hold the job under this lease token: never claimed by it, or reclaimed by "
+             "another delivery after the visibility timeout")
+LEASE_HEADER = "X-Lease-Token"
+MAX_NOTE = 500
+"Longest progress note or failure reason, in characters."
+STEP_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,59}")
+"A step is a code (``registered``, ``documents-checked``), never free text."
 _MAX_RESULT_BYTES = 4 * 1024 * 1024
 
 
@@ -48,6 +64,28 @@ async def _desk(request: web.Request) -> tuple[AuthenticatedSender, str]:
     if request.app[DESKS].registry.get(service_id) is None:
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     return sender, service_id
+
+
+def _worker(request: web.Request, sender: AuthenticatedSender) -> str:
+    return request.query.get("worker") or sender.sender_id
+
+
+async def _held(request: web.Request, sender: AuthenticatedSender, service_id: str, entry_id: str) -> bool:
+    """Whether the caller holds this delivery (its worker and lease token); renews the lease when it does."""
+    lease = request.headers.get(LEASE_HEADER, "")
+    return await request.app[DESKS].jobs.keep(service_id, entry_id, _worker(request, sender), lease)
+
+
+def _text(data: dict[str, Any], key: str, default: str = "") -> str:
+    """A note or reason: printable text of at most MAX_NOTE characters (refused, not cut, beyond that)."""
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or not value.isprintable():
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{key} must be a single line of printable text")
+    if len(value) > MAX_NOTE:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{key} is longer than {MAX_NOTE} characters")
+    return value
 
 
 async def _operator(request: web.Request) -> AuthenticatedSender:
@@ -81,7 +119,9 @@ async def _application(request: web.Request, service_id: str, entry_id: str) -> 
 async def claim(request: web.Request) -> web.Response:
     sender, service_id = await _desk(request)
     components = request.app[DESKS]
-    worker = request.query.get("worker") or sender.sender_id
+    worker = _worker(request, sender)
+    if any(c in worker for c in "|\r\n") or not worker.isprintable() or len(worker) > 100:
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "worker: up to 100 printable characters, no '|'")
     try:
         wait = min(MAX_WAIT_SECONDS, max(0.0, float(request.query.get("wait", "0"))))
     except ValueError:
@@ -98,27 +138,31 @@ async def claim(request: web.Request) -> web.Response:
         "serviceId": service_id, "attempt": job.attempt, "document": fields.get("document"),
         "applicant": {"iin": fields.get("applicant_iin"), "bin": fields.get("applicant_bin") or None,
                       "name": fields.get("applicant_name"), "organisation": fields.get("organisation") or None},
-        "enqueuedAt": fields.get("enqueued_at"),
+        "enqueuedAt": fields.get("enqueued_at"), "leaseToken": job.lease,
     })
 
 
 @guarded
 async def progress(request: web.Request) -> web.Response:
-    _, service_id = await _desk(request)
+    sender, service_id = await _desk(request)
     data = await _json(request)
-    step, note = str(data.get("step") or "")[:60], str(data.get("note") or "")[:500]
-    if not step:
-        raise GatewayError("CLIENT_ENVELOPE_INVALID", "step is required")
-    app = await _application(request, service_id, request.match_info["entry_id"])
+    step, note = data.get("step"), _text(data, "note")
+    if not isinstance(step, str) or not STEP_PATTERN.fullmatch(step):
+        raise GatewayError("CLIENT_ENVELOPE_INVALID", "step is required: a code of letters, digits, '.', '_', '-'")
+    entry_id = request.match_info["entry_id"]
+    app = await _application(request, service_id, entry_id)
+    held = await _held(request, sender, service_id, entry_id)
     if app.status.final:
         raise GatewayError("CLIENT_JOB_FINISHED")
+    if not held:
+        raise GatewayError("CLIENT_JOB_NOT_HELD", _NOT_HELD)
     await request.app[DESKS].lifecycle.progress(app, note or step, step=step)
     return web.json_response({"status": str(app.status)})
 
 
 @guarded
 async def result(request: web.Request) -> web.Response:
-    _, service_id = await _desk(request)
+    sender, service_id = await _desk(request)
     components = request.app[DESKS]
     data = await _json(request)
     outcome, document = data.get("outcome"), data.get("document")
@@ -126,16 +170,23 @@ async def result(request: web.Request) -> web.Response:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "outcome (completed|refused) and document are required")
     entry_id = request.match_info["entry_id"]
     app = await _application(request, service_id, entry_id)
+    held = await _held(request, sender, service_id, entry_id)
     if app.status.final:
-        await components.jobs.ack(service_id, entry_id)
+        if held:  # answered meanwhile (e.g. a replayed dead letter): the holder's job is over
+            await components.jobs.ack(service_id, entry_id)
         raise GatewayError("CLIENT_JOB_FINISHED")
+    if not held:
+        raise GatewayError("CLIENT_JOB_NOT_HELD", _NOT_HELD)
     service = components.registry.get(service_id)
     if service is None:  # _desk checked it; the registry does not change while running
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")
     try:
         await components.delivery.complete(app, service, document.encode(), refused=outcome == "refused")
-    finally:  # accepted or refused by the gateway, the job is over either way
-        await components.jobs.ack(service_id, entry_id)
+    except GatewayError as exc:
+        if exc.code != CHECK_LATER:  # refused by the gateway: the job is over; else the desk posts it again
+            await components.jobs.ack(service_id, entry_id)
+        raise
+    await components.jobs.ack(service_id, entry_id)
     return web.json_response({"status": str(app.status)})
 
 
@@ -143,9 +194,8 @@ async def result(request: web.Request) -> web.Response:
 async def keep(request: web.Request) -> web.Response:
     """Heartbeat of a desk that still holds the job (e.g. waiting for a person's decision)."""
     sender, service_id = await _desk(request)
-    worker = request.query.get("worker") or sender.sender_id
-    if not await request.app[DESKS].jobs.keep(service_id, request.match_info["entry_id"], worker):
-        raise GatewayError("CLIENT_JOB_NOT_FOUND", "this worker no longer holds the job")
+    if not await _held(request, sender, service_id, request.match_info["entry_id"]):
+        raise GatewayError("CLIENT_JOB_NOT_HELD", _NOT_HELD)
     return web.json_response({"kept": True})
 
 
@@ -153,15 +203,15 @@ async def keep(request: web.Request) -> web.Response:
 async def fail(request: web.Request) -> web.Response:
     sender, service_id = await _desk(request)
     data = await _json(request)
-    reason = str(data.get("reason") or "no reason given")[:500]
-    worker = request.query.get("worker") or sender.sender_id
+    reason = _text(data, "reason", "no reason given")
     entry_id = request.match_info["entry_id"]
     app = await _application(request, service_id, entry_id)
     store, lifecycle = request.app[DESKS].store, request.app[DESKS].lifecycle
     try:
-        await request.app[DESKS].jobs.fail(service_id, entry_id, worker, reason)
-    except QueueError as exc:
-        raise GatewayError("CLIENT_JOB_NOT_FOUND", str(exc)) from None
+        await request.app[DESKS].jobs.fail(service_id, entry_id, _worker(request, sender),
+                                           request.headers.get(LEASE_HEADER, ""), reason)
+    except QueueError:
+        raise GatewayError("CLIENT_JOB_NOT_HELD", _NOT_HELD) from None
     app = await store.get(app.id) or app  # the last failure may have dead-lettered it (stopped) meanwhile
     if not app.status.final:
         await lifecycle.note(app, f"the back-office desk could not finish it: {reason}")

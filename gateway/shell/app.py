@@ -164,7 +164,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
             ConnectorKind.QUEUE: QueueConnector(jobs)})
         delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, lifecycle=lifecycle,
                             registry=registry, signer=signer, provider_verifier=verifier, xml_limits=xml_limits,
-                            settings=settings.delivery)
+                            settings=settings.delivery, revocation=checker, revocation_mode=revocation.mode)
         pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
                             store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                             revocation=checker, revocation_mode=revocation.mode,

@@ -1,7 +1,9 @@
 """The KazNEB standing commission's back-office desk: takes queued fund submissions from the gateway.
 
-Per job of ``kazneb.fund-submission``: (1) claim it (long poll); (2) register the submission with the
-library and post the progress step ``registered``; (3) the commission decides, step ``commission``;
+Per job of ``kazneb.fund-submission``: (1) claim it (long poll; every later call on the job presents the
+claim's lease token); (2) register the submission with the library under the application's session id (the
+library's decision names it, so the gateway can match the decision to its application) and post the progress
+step ``registered``; (3) the commission decides, step ``commission``;
 (4) the library records the decision and answers a signed ``FundDecision``; (5) post the result:
 ``completed`` for include, ``refused`` with the reason for not-include. The commission decides
 automatically (five members, all for inclusion unless an object is a copyright-protected copy offered
@@ -48,6 +50,8 @@ from signing.idnumbers import mask_id, mask_ids
 log = logging.getLogger("egov.backoffice")
 
 SERVICE_ID = "kazneb.fund-submission"
+LEASE_HEADER = "X-Lease-Token"
+"How a job's lease token goes back to the gateway (the desk never imports the gateway's job API)."
 _XML = {"Content-Type": "application/xml; charset=utf-8"}
 
 
@@ -100,6 +104,8 @@ class Job:
     applicant_name: str | None = field(repr=False)
     organisation: str | None
     enqueued_at: str | None
+    lease: str = field(default="", repr=False)
+    "The claim's lease token: sent with every later call on this job (the gateway refuses the job without it)."
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Job:
@@ -112,7 +118,7 @@ class Job:
                 service_id=str(data["serviceId"]), attempt=int(data.get("attempt") or 1), document=data["document"],
                 applicant_iin=str(applicant.get("iin") or ""), applicant_bin=applicant.get("bin"),
                 applicant_name=applicant.get("name"), organisation=applicant.get("organisation"),
-                enqueued_at=data.get("enqueuedAt"),
+                enqueued_at=data.get("enqueuedAt"), lease=str(data.get("leaseToken") or ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise GatewayTrouble(f"the gateway's claim answer is not a job: {str(exc) or type(exc).__name__}") from None
@@ -270,7 +276,7 @@ class CommissionDesk:
                 status, _ = await self._post_job(decision.job, "keep", {})
             except Exception:  # a missed heartbeat is retried on the next one
                 continue
-            if status == 404:  # it timed out and went to another desk meanwhile
+            if status in (404, 409):  # it timed out and went to another desk meanwhile (CLIENT_JOB_NOT_HELD)
                 self._pending.pop(decision.job.entry_id, None)
 
     def pending(self) -> list[PendingDecision]:
@@ -307,8 +313,9 @@ class CommissionDesk:
         except ValueError as exc:
             raise DeskError(str(exc)) from None
         url = f"{self.settings.library_url}/api/v1/fund/submissions"
+        headers = {**_XML, "X-Request-Id": job.session_id}  # the library's decision names the application by it
         try:
-            async with self._http().post(url, data=job.document.encode("utf-8"), headers=_XML) as response:
+            async with self._http().post(url, data=job.document.encode("utf-8"), headers=headers) as response:
                 if response.status != 200:
                     raise DeskError(f"the KazNEB library did not register the submission: {await _problem(response)}")
                 receipt = parse_fund_receipt(await response.read())
@@ -389,7 +396,8 @@ class CommissionDesk:
             if attempt:
                 await asyncio.sleep(0.5 * 2 ** (attempt - 1))
             try:
-                async with self._http().post(url, json=body, params=self._worker, headers=self._auth) as response:
+                async with self._http().post(url, json=body, params=self._worker,
+                                             headers={**self._auth, LEASE_HEADER: job.lease}) as response:
                     status = response.status
                     if status == 200:
                         data = await response.json(content_type=None)

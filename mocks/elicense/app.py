@@ -240,9 +240,13 @@ def _result_bytes(state: ElicenseState, registration: Registration) -> bytes:
     if cached is not None:
         return cached
     steps = progress(registration.timings, registration.timings[-1].completes_at)
+    # The result names the applicationId the application was submitted under, so the gateway can match it.
+    submitted_as = next((aid for aid, number in state.by_application_id.items() if number == registration.number),
+                        None)
     document = render_result(registration_number=registration.number,
                              certificate_number=registration.certificate_number,
-                             application=registration.application, steps=steps, grounds=registration.grounds)
+                             application=registration.application, steps=steps, grounds=registration.grounds,
+                             application_id=submitted_as or None)
     if not state.result_schema.validate(document):
         # A bug in the mock, not in the caller: never send a bad document.
         raise RuntimeError(f"mock produced an invalid result: {state.result_schema.error_log[0]}")

@@ -306,12 +306,15 @@ def render_result(
     application: ExportApplication,
     steps: tuple[StepStatus, ...],
     grounds: tuple[RefusalGround, ...],
+    application_id: str | None = None,
 ) -> etree._Element:
-    """The unsigned ``CulturalExportResult`` once every step is complete (element order follows the XSD)."""
+    """The unsigned ``CulturalExportResult`` once every step is complete (element order follows the XSD).
+
+    ``application_id``: the one the application was submitted under (the gateway's), else the document's."""
     ns = RESULT_NS
     root = etree.Element(f"{{{ns}}}CulturalExportResult", nsmap={None: ns})
     _add(root, ns, "registrationNumber", registration_number)
-    _add(root, ns, "applicationId", application.application_id)
+    _add(root, ns, "applicationId", application_id or application.application_id)
     _add(root, ns, "provider", PROVIDER_NAME)
     applicant = etree.SubElement(root, f"{{{ns}}}applicant")
     _add(applicant, ns, "iin", application.iin)

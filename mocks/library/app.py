@@ -124,7 +124,8 @@ async def register_reader(request: web.Request) -> web.Response:
         return root
 
     iin = _text(root, "iin") or ""
-    application_id = _text(root, "applicationId")
+    # The gateway's application id (X-Request-Id) names the request this ticket answers; else the document's.
+    application_id = " ".join(request.headers.get("X-Request-Id", "").split())[:64] or _text(root, "applicationId")
     existing = state.tickets.get(iin)
     if existing is not None:
         answer = render_ticket(existing, status="already-issued", application_id=application_id)

@@ -107,6 +107,8 @@ def render_decision(submission: Submission, decision: Decision) -> etree._Elemen
         etree.SubElement(parent, f"{{{ns}}}{name}").text = text
 
     add(root, "submissionNumber", submission.number)
+    if submission.application_id is not None:
+        add(root, "applicationId", submission.application_id)
     add(root, "bin", submission.bin)
     add(root, "participantName", submission.participant_name)
     add(root, "decision", decision.decision)

@@ -297,8 +297,8 @@ def parse_fund_receipt(element_or_bytes: etree._Element | etree._ElementTree | b
 def parse_fund_decision(element_or_bytes: etree._Element | etree._ElementTree | bytes | str) -> dict[str, Any]:
     """Read a ``FundDecision`` (signed or not) into a dict.
 
-    Keys: ``submission_number``, ``bin``, ``participant_name``, ``decision`` (``include``,
-    ``not-include`` or ``excluded``), ``members``, ``votes_for`` and ``votes_against`` (int),
+    Keys: ``submission_number``, ``application_id`` (str or ``None``), ``bin``, ``participant_name``,
+    ``decision`` (``include``, ``not-include`` or ``excluded``), ``members``, ``votes_for`` and ``votes_against`` (int),
     ``decided_at`` (aware ``datetime``), ``inclusion_due_by`` (``date`` or ``None``),
     ``exclusion_ground`` and ``reason`` (str or ``None``), ``objects`` (list of ``{"title",
     "status"}``). This is a reader, not a validator (nor a signature check): validate against
@@ -314,6 +314,7 @@ def parse_fund_decision(element_or_bytes: etree._Element | etree._ElementTree | 
     due = text("inclusionDueBy")
     return {
         "submission_number": required("submissionNumber"),
+        "application_id": text("applicationId"),
         "bin": required("bin"),
         "participant_name": required("participantName"),
         "decision": required("decision"),

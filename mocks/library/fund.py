@@ -15,7 +15,9 @@ Routes (fault injection applies, as to every ``/api/v1/`` route)
     Body: an unsigned ``FundSubmission`` (fund-submission.xsd), ``application/xml`` or
     ``text/xml``. 200 ``application/xml`` with a ``FundSubmissionReceipt`` (fund-receipt.xsd),
     ``status`` ``registered``. Errors (problem+json): 400 ``LIB_INVALID_DOCUMENT``, 413, 415 exactly
-    as for readers; 400 ``LIB_PAGES_MISMATCH`` when ``totalPages`` is not the sum of the objects'
+    as for readers. An ``X-Request-Id`` header (the gateway's application id) becomes the submission's
+    ``applicationId``, which its receipt and decisions repeat; without one the document's is used. 400
+    ``LIB_PAGES_MISMATCH`` when ``totalPages`` is not the sum of the objects'
     pages; 409 ``LIB_DUPLICATE_OBJECT`` when an object title (compared without case and with
     whitespace collapsed) was already submitted by the same BIN or appears twice in the request
     (§13: duplicates are excluded from the fund, so they are refused at the door).
@@ -86,8 +88,10 @@ def _read_object(element: etree._Element) -> FundObject:
     )
 
 
-def _register(state: LibraryState, root: etree._Element, objects: tuple[FundObject, ...]) -> Submission:
-    """Number and store a checked application; numbers restart every (UTC) year, like tickets.
+def _register(state: LibraryState, root: etree._Element, objects: tuple[FundObject, ...],
+              request_id: str | None = None) -> Submission:
+    """Number and store a checked application; numbers restart every (UTC) year, like tickets. ``request_id``
+    (the caller's ``X-Request-Id``: the gateway's application id) is its applicationId, else the document's.
 
     Synchronous, so nothing can interleave between the caller's duplicate check and this insert.
     """
@@ -104,7 +108,7 @@ def _register(state: LibraryState, root: etree._Element, objects: tuple[FundObje
         total_pages=sum(item.pages for item in objects),
         received_at=now,
         commission_due_by=quarter_end(now.astimezone(LIBRARY_TZ).date()),
-        application_id=_token(root, "applicationId"),
+        application_id=request_id or _token(root, "applicationId"),
     )
     state.submissions[submission.number] = submission
     state.save()
@@ -169,7 +173,8 @@ async def submit_fund_objects(request: web.Request) -> web.Response:
     duplicate = _duplicate(state, _token(root, "participant/bin") or "", objects)
     if duplicate is not None:
         return problem(409, "LIB_DUPLICATE_OBJECT", "Duplicate fund object", duplicate)
-    return xml_response(state.receipt_schema, render_receipt(_register(state, root, objects)))
+    request_id = " ".join(request.headers.get("X-Request-Id", "").split())[:64] or None
+    return xml_response(state.receipt_schema, render_receipt(_register(state, root, objects, request_id)))
 
 
 async def get_submission(request: web.Request) -> web.Response:
