@@ -216,25 +216,29 @@ async def test_a_one_megabyte_document_goes_through_with_the_limit_raised(system
 DESK_AUTH = {"Authorization": aiohttp.encode_basic_auth(DESK, DESK_PASSWORD)}
 
 
-async def claimed_job(gw, shep, http) -> str:  # type: ignore[no-untyped-def]
+async def claimed_job(gw, shep, http) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A fund submission's job claimed as worker ``w``: its entry id and lease token."""
     head = gw.pki.person("kitap-signer")
     assert (await send_soap(shep, signed_application(head, FUND_SUBMISSION_SERVICE),
                             service_id=FUND_SUBMISSION_SERVICE)).ok
     async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/claim",
                          params={"worker": "w", "wait": "5"}, headers=DESK_AUTH) as response:
         assert response.status == 200, await response.text()
-        return str((await response.json())["entryId"])
+        job = await response.json()
+        return str(job["entryId"]), str(job["leaseToken"])
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_a_job_result_in_pieces_is_read_whole(gw, shep, http, chunked: bool) -> None:
-    entry = await claimed_job(gw, shep, http)
+    entry, lease = await claimed_job(gw, shep, http)
     # Signed by a trusted key of the wrong organisation: the gateway can only say so once it has read it all.
     forged = etree.fromstring(b'<d:FundDecision xmlns:d="urn:egov:kazneb:fund-decision:v1"/>')
     document = system_signer(gw.pki, "elicense").sign_bytes(forged).decode()
-    body = json.dumps({"outcome": "completed", "document": document, "note": "n" * 2000}).encode()
+    body = json.dumps({"outcome": "completed", "document": document, "note": "n" * 400}).encode()
+    assert len(body) > 3000, "several TCP segments' worth"
     answer = await raw_post(gw.url, f"/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/{entry}/result?worker=w", split(body),
-                            content_type="application/json", chunked=chunked, extra=DESK_AUTH)
+                            content_type="application/json", chunked=chunked,
+                            extra={**DESK_AUTH, "X-Lease-Token": lease})
     assert answer.json()["code"] == "PROVIDER_SIGNATURE_INVALID", answer.body
 
 

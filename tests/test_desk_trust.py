@@ -33,6 +33,7 @@ from tests.helpers import (
     cabinet_item,
     message_id,
     mock_control,
+    portal_login,
     second_gateway,
     send_soap,
     system_signer,
@@ -271,8 +272,9 @@ async def test_a_note_with_markup_is_stored_as_text_and_never_rendered(gw, shep,
 
     portal = await aiohttp_client(create_portal_app(pki=gw.pki, gateway_url=gw.url, sender=PORTAL,
                                                     password=PORTAL_PASSWORD))
-    response = await portal.get(f"/cabinet/{claimed.head.bin}/{claimed.mid}")
-    assert response.status == 200
+    await portal_login(portal, claimed.head.handle)
+    response = await portal.get(f"/cabinet/{claimed.head.bin}/{claimed.mid}", allow_redirects=False)
+    assert response.status == 200, "the application's page itself, not the sign-in page"
     text = await response.text()
     assert "<img" not in text and "onerror" not in text and "alert(" not in text
     page = html.fromstring(text)
