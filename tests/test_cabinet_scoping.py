@@ -8,6 +8,8 @@ tell portal-b that portal-a holds an application of this person under that messa
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -94,6 +96,29 @@ async def test_a_granted_reader_lists_and_reads_every_senders_applications(gw, s
     async with http.get(f"{gw.url}/api/v1/cabinet/{daniyar.iin}/applications/{from_a.session_id}",
                         headers=auth(gw, NATIONAL)) as response:
         await assert_problem(response, 404, "CLIENT_NOT_FOUND")
+
+
+async def test_a_stream_passes_on_only_the_readers_own_applications(gw, shep, http) -> None:
+    """Portal-b may watch aigerim (it has an application of hers) but never sees portal-a's changes."""
+    aigerim = gw.pki.person("aigerim")
+    assert (await submit(gw, shep, "aigerim", PORTAL_B)).ok
+    url = f"{gw.url}/api/v1/cabinet/{aigerim.iin}/events"
+    async with http.get(url, headers=auth(gw, PORTAL_B)) as stream:
+        assert stream.status == 200
+        async with asyncio.timeout(20):
+            while not (await stream.content.readline()).startswith(b": connected"):
+                pass
+            from_a = await submit(gw, shep, "aigerim", PORTAL)
+            from_b = await submit(gw, shep, "aigerim", PORTAL_B)
+            assert from_a.ok and from_b.ok
+            seen: set[str] = set()
+            while from_b.session_id not in seen:
+                line = await stream.content.readline()
+                if line.startswith(b"data: "):
+                    event = json.loads(line[6:])
+                    assert event["senderId"] == PORTAL_B, event
+                    seen.add(event["sessionId"])
+    assert from_a.session_id not in seen
 
 
 async def test_two_portals_with_one_message_id_for_one_applicant_each_get_their_own(gw, shep, http) -> None:

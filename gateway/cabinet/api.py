@@ -116,8 +116,8 @@ async def _reader(request: web.Request) -> Reader:
     return Reader(sender, owner)
 
 
-async def _authorise_stream(request: web.Request) -> str:
-    """The owner whose live stream the caller may open: one it submitted applications of, unless granted all."""
+async def _authorise_stream(request: web.Request) -> Reader:
+    """Who opens a live stream of whose cabinet: an owner it submitted applications of, unless granted all."""
     reader = await _reader(request)
     store = request.app[CABINET].store
     try:  # the stream handler answers GatewayErrors only
@@ -127,7 +127,7 @@ async def _authorise_stream(request: web.Request) -> str:
         raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE") from None
     if not allowed:  # as for a missing application: whether other senders have some is not revealed
         raise GatewayError("CLIENT_NOT_FOUND", "no applications of this owner from this sender")
-    return reader.owner
+    return reader
 
 
 async def _find(request: web.Request, reader: Reader, action: str) -> Application:
@@ -220,8 +220,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     """
     hub = request.app[CABINET].events
     try:
-        owner = await _authorise_stream(request)
-        stream = hub.open(owner)
+        reader = await _authorise_stream(request)
+        stream = hub.open(reader.owner, reader.scope)
     except GatewayError as error:
         return refusal(error, language_of(request), hub.settings)
     return await serve(request, hub, stream)

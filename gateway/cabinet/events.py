@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -68,9 +69,11 @@ LISTENING, END = Notice(Kind.LISTENING), Notice(Kind.END)
 class Stream:
     """One open page's place in the hub: a bounded queue the hub fills without ever waiting."""
 
-    def __init__(self, owner: str, size: int) -> None:
+    def __init__(self, owner: str, size: int, scope: str | None = None) -> None:
         self.owner = owner
         "The IIN/BIN whose changes this stream gets."
+        self.scope = scope
+        "The sender whose applications' changes it gets; None: every sender's (``cabinet_reads_all``)."
         self.queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=size + 1)  # +1: room for END, always
         self._size = size
         self.ended = False
@@ -128,16 +131,17 @@ class EventHub:
         self._wanted = asyncio.Event()
         self._burst = FailureBurst("cabinet event hub", logger=log)
 
-    def open(self, owner: str) -> Stream:
-        """A new stream for ``owner``; refused with ``CLIENT_TOO_MANY_STREAMS`` (this owner's cap) or
-        ``GATEWAY_STREAMS_FULL`` (the process's cap, or it is stopping). Pair with :meth:`close`."""
+    def open(self, owner: str, scope: str | None = None) -> Stream:
+        """A new stream for ``owner``'s changes (of the applications ``scope`` sent, unless None); refused with
+        ``CLIENT_TOO_MANY_STREAMS`` (this owner's cap) or ``GATEWAY_STREAMS_FULL`` (the process's cap, or it is
+        stopping). Pair with :meth:`close`."""
         if len(self._streams.get(owner, ())) >= self.settings.max_streams_per_owner:
             raise GatewayError("CLIENT_TOO_MANY_STREAMS",
                                f"at most {self.settings.max_streams_per_owner} live streams per IIN/BIN")
         if self._closed or self._total >= self.settings.max_streams:
             raise GatewayError("GATEWAY_STREAMS_FULL", "too many live streams are open on this server")
         mine = self._streams.setdefault(owner, set())
-        stream = Stream(owner, self.settings.stream_buffer)
+        stream = Stream(owner, self.settings.stream_buffer, scope)
         mine.add(stream)
         self._total += 1
         if self._listening:
@@ -232,10 +236,26 @@ class EventHub:
         if not channel.startswith(self._prefix):
             return
         owner = channel[len(self._prefix):]
-        for stream in list(self._streams.get(owner, ())):
+        streams = self._streams.get(owner)
+        if not streams:
+            return
+        sender = _sender_of(data) if any(stream.scope is not None for stream in streams) else None
+        for stream in list(streams):
+            if stream.scope is not None and stream.scope != sender:
+                continue  # another sender's application: not even its messageId is shown
             if not stream.ended and not stream.offer(Notice(Kind.APPLICATION, data)):
                 self.dropped += 1
                 log.info("cabinet stream for %s ended: its page reads too slowly", mask_id(owner))
+
+
+def _sender_of(data: str) -> str | None:
+    """The ``senderId`` of a change event (the store writes it); None for anything unreadable."""
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    sender = event.get("senderId") if isinstance(event, dict) else None
+    return sender if isinstance(sender, str) else None
 
 
 def _text(value: object) -> str:
