@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import urllib.parse
+import uuid
 
 import pytest
 
@@ -62,6 +63,16 @@ async def test_each_outcome_has_its_exit_code(gw: GatewayUnderTest, args: tuple[
     done = await run(gw, *submit(*args))  # no desk runs: the fund submission waits in its queue
     assert done.returncode == code, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+async def test_a_reused_message_id_resends_the_same_document_and_gets_the_first_answer(gw: GatewayUnderTest) -> None:
+    """The README's `--message-id m-1` twice: the portal retrying, not a new document (CLIENT_DUPLICATE_MISMATCH)."""
+    message_id = f"readme-{uuid.uuid4()}"
+    first, again = [await run(gw, *submit("--as", "aigerim", "--message-id", message_id, "--json")) for _ in "12"]
+    assert first.returncode == again.returncode == Exit.COMPLETED, first.stdout + again.stdout + again.stderr
+    assert json.loads(first.stdout)["sessionId"] == json.loads(again.stdout)["sessionId"]
+    other = await run(gw, *submit("--as", "saule", "--message-id", message_id, "--json"))
+    assert other.returncode == Exit.REJECTED and json.loads(other.stdout)["status"] == "CLIENT_DUPLICATE_MISMATCH"
 
 
 async def test_an_unreachable_gateway_is_its_own_exit_code(gw: GatewayUnderTest) -> None:

@@ -14,7 +14,8 @@ from cryptography import x509
 from lxml import etree
 
 from gateway.shell.cli import main
-from mocks.pki import load_pki
+from mocks.pki import OCSP_URL, load_pki
+from mocks.pki.revocation import create_revocation_app
 from mocks.portal.applicant import reader_registration
 from tests.helpers import (
     CLI,
@@ -165,6 +166,29 @@ def test_loading_a_pki_brings_its_trust_toml_in_step(pki, tmp_path: Path, capsys
     written = (copy / "trust.toml").stat().st_mtime_ns
     load_pki(copy)
     assert (copy / "trust.toml").stat().st_mtime_ns == written, "an unchanged trust.toml is not rewritten"
+
+
+async def test_verify_checks_the_whole_path_at_the_responder_the_trust_toml_names(pki, tmp_path: Path, capsys,
+                                                                                 aiohttp_server) -> None:
+    """The README's `verify --in signed.xml` beside the demo: the NCA intermediate names no OCSP responder or CRL,
+    so only the ``[revocation]`` of the PKI's trust.toml (the demo gateway's) lets the whole path be checked."""
+    signed = signed_application(pki, tmp_path)
+    copy = tmp_path / "state" / "pki"
+    shutil.copytree(pki.root, copy)
+    load_pki(copy)
+    responder = await aiohttp_server(create_revocation_app(pki))
+    trust = copy / "trust.toml"
+    written = trust.read_text()
+    assert "[revocation]" in written and OCSP_URL in written
+    trust.write_text(written.replace("http://127.0.0.1:8790", f"http://127.0.0.1:{responder.port}"))
+    verify = ["verify", "--in", str(signed), "--state-dir", str(tmp_path / "state"), "--json"]
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, verify) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["indication"] == "TOTAL_PASSED" and report["revocation"]["status"] == "good"
+    trust.write_text(written.split("[revocation]")[0])  # the certificates' own: 8790, none for the NCA
+    assert await asyncio.to_thread(main, verify) == 1
+    assert json.loads(capsys.readouterr().out)["sub_indication"] == "TRY_LATER"
 
 
 async def dlq(gw, *argv: str, sender: str = OPERATOR) -> int:  # type: ignore[no-untyped-def]

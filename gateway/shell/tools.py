@@ -110,8 +110,9 @@ async def _with_revocation(verified: VerifiedDocument, settings: RevocationSetti
 
 
 def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, RevocationSettings]:
-    """The trust anchors and the revocation settings: --config's, else the gateway's defaults (hard_fail with
-    the certificate's AIA and CRL distribution points); --revocation overrides the mode."""
+    """The trust anchors and the revocation settings: --trust's with the gateway's defaults (hard_fail with the
+    certificate's AIA and CRL distribution points), --config's, else the test PKI's ``trust.toml`` (its
+    ``[trust]`` and ``[revocation]``, as the demo's gateway checks); --revocation overrides the mode."""
     if args.trust:
         trust, revocation = TrustStore.from_files(args.trust, args.intermediate), RevocationSettings()
     elif args.config:
@@ -119,18 +120,19 @@ def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, Revocat
         trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
         revocation = settings.revocation
     else:
-        trust, revocation = _trust_file(args.state_dir.resolve() / "pki" / TRUST_FILE), RevocationSettings()
+        trust, revocation = _trust_file(args.state_dir.resolve() / "pki" / TRUST_FILE)
     if args.revocation:
         revocation = replace(revocation, mode=RevocationMode(args.revocation))
     return trust, revocation
 
 
 TRUST_FILE = "trust.toml"
-"A configuration fragment holding only ``[trust]``; a test PKI writes one beside its certificates."
+"A configuration fragment holding ``[trust]`` and ``[revocation]``; a test PKI writes one beside its certificates."
 
 
-def _trust_file(path: Path) -> TrustStore:
-    """The trust anchors named by the ``[trust]`` table of ``path`` (paths relative to its folder)."""
+def _trust_file(path: Path) -> tuple[TrustStore, RevocationSettings]:
+    """The trust anchors named by the ``[trust]`` table of ``path`` (paths relative to its folder) and the
+    revocation settings of its ``[revocation]`` (the gateway's defaults where it has none)."""
     if not path.exists():
         raise ConfigError(f"{path} does not exist: give --trust PEM or --config FILE, or --state-dir of a test PKI "
                           f"(`egov-gateway pki list --dir {path.parent}` writes the file)")
@@ -139,13 +141,15 @@ def _trust_file(path: Path) -> TrustStore:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        trust = settings_from_dict({"trust": raw.get("trust", {})}, base_dir=path.parent).trust
+        settings = settings_from_dict({"trust": raw.get("trust", {}), "revocation": raw.get("revocation", {})},
+                                      base_dir=path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    trust = settings.trust
     if not trust.anchors:
         # An empty store would report every signature as untrusted, which reads like a verdict on the document.
         raise ConfigError(f"{path}: [trust] names no anchors")
-    return TrustStore.from_files(trust.anchors, trust.intermediates)
+    return TrustStore.from_files(trust.anchors, trust.intermediates), settings.revocation
 
 
 def _read(path: Path) -> etree._Element | None:

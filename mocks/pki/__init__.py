@@ -208,8 +208,12 @@ def _write_trust_file(root: Path, index: dict[str, Any]) -> None:
     path = root / "trust.toml"
     anchors = ", ".join(json.dumps(p) for p in index["trust_anchors"])  # a JSON string is a TOML basic string
     intermediates = ", ".join(json.dumps(p) for p in index["intermediates"])
+    # The demo's gateway asks its OCSP responder about every certificate of the path (the NCA intermediate names
+    # no responder or CRL of its own), and so does `verify` with this file.
+    crls = ", ".join(json.dumps(url) for url in (CRL_URLS["nca"], CRL_URLS["root"]))
     text = f"# The test PKI's trust, as a gateway configuration names it.\n[trust]\nanchors = [{anchors}]\n" \
-           f"intermediates = [{intermediates}]\n"
+           f"intermediates = [{intermediates}]\n[revocation]\nocsp_url = {json.dumps(OCSP_URL)}\n" \
+           f"crl_urls = [{crls}]\n"
     with suppress(OSError):
         if path.read_text(encoding="utf-8") == text:
             return

@@ -42,7 +42,8 @@ from signing.nca import (
 INDEX_VERSION = 1
 # Placeholders on loopback; the mock revocation service binds here.
 OCSP_URL = "http://127.0.0.1:8790/ocsp"
-CRL_URLS = {"nca": "http://127.0.0.1:8790/crl/nca.crl", "foreign": "http://127.0.0.1:8790/crl/foreign.crl"}
+CRL_URLS = {"nca": "http://127.0.0.1:8790/crl/nca.crl", "foreign": "http://127.0.0.1:8790/crl/foreign.crl",
+            "root": "http://127.0.0.1:8790/crl/root.crl"}  # root: its CRL lists the intermediates it revoked
 
 Purpose = Literal["sign", "auth"]
 _DAY = datetime.timedelta(days=1)
