@@ -34,55 +34,30 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from redis.typing import EncodableT, FieldT, StreamEntry, XReadGroupResponse
+from redis.typing import EncodableT, FieldT
+
+from connectors.queue_scripts import (
+    ACK,
+    KEEP,
+    RELEASE,
+    first_entry,
+    is_nogroup,
+    text,
+    text_fields,
+    with_data,
+)
 
 GROUP = "backoffice"
 RECLAIM_BATCH = 10
 "Stale entries looked at per XPENDING round trip when reclaiming."
 LEASE_SEPARATOR = "|"
 "Between the worker's name and the lease token in a consumer name (tokens never contain it)."
-
-# fail(), on the stream key only. Atomic, so a worker can only release a job it still holds: between a separate
-# ownership check and the XCLAIM another worker could have reclaimed it after the visibility timeout. Returns the
-# delivery count (-1: not held); on the last attempt it resets the idle time instead, keeping the job while it is
-# dead-lettered. JUSTID: neither XCLAIM counts a delivery.
-_RELEASE = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #p == 0 or p[1][2] ~= ARGV[3] then return -1 end
-local delivered = p[1][4]
-if delivered < tonumber(ARGV[5]) then
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', ARGV[4], 'JUSTID')
-else
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
-end
-return delivered
-"""
-
-
-# keep(): the holder resets the job's idle time, so it is not reclaimed while a person is still deciding.
-_KEEP = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #p == 0 or p[1][2] ~= ARGV[3] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'IDLE', 0, 'JUSTID')
-return 1
-"""
-
-# Acknowledge one entry and delete the lease consumer that held it: such a consumer never gets another entry.
-_ACK = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if #p > 0 and string.find(p[1][2], ARGV[3], 1, true) then
-  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], p[1][2])
-end
-return acked
-"""
 
 
 class QueueError(Exception):
@@ -149,45 +124,13 @@ class DeadLetter:
     "ISO time it was dead-lettered."
 
 
-def _str(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _fields(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
-    return {_str(k): _str(v) for k, v in raw.items()}
-
-
 def holder(worker: str, lease: str) -> str:
     """The consumer name of one delivery: the worker's name and its lease token."""
     return f"{worker}{LEASE_SEPARATOR}{lease}"
 
 
-def _first_entry(reply: XReadGroupResponse) -> tuple[str, dict[str, str]] | None:
-    """The first entry with data in an XREADGROUP reply: RESP2 ``[[key, entries]]``, RESP3 ``{key: [entries]}``
-    or redis-py's unified ``{key: entries}``. Entries are tuples, batches lists."""
-    values = list(reply.values()) if isinstance(reply, dict) else [entries for _, entries in reply]
-    for value in values:
-        batch = value[0] if value and isinstance(value[0], list) else value
-        for entry in batch:
-            entry_id, raw = entry[0], entry[1]  # a CLAIM reply adds two more items; this queue never asks for it
-            if isinstance(entry_id, bytes | str) and isinstance(raw, dict):
-                return _str(entry_id), _fields(raw)
-    return None
-
-
-def _with_data(entry: StreamEntry) -> tuple[str, dict[str, str]] | None:
-    """An XRANGE/XCLAIM entry's id and fields; None for an entry whose data was deleted while it was pending."""
-    entry_id, raw = entry
-    return None if entry_id is None or raw is None else (_str(entry_id), _fields(raw))
-
-
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _is_nogroup(exc: ResponseError) -> bool:
-    message = str(exc)  # from a script, Redis prefixes where it failed: "Error running script ...: NOGROUP ..."
-    return message.startswith("NOGROUP") or ": NOGROUP " in message
 
 
 class JobQueue:
@@ -204,9 +147,9 @@ class JobQueue:
         self.on_dead_letter = on_dead_letter
         "Called with (service_id, fields, reason) after a job was dead-lettered (the gateway marks it stopped)."
         self._groups: set[str] = set()
-        self._release = redis.register_script(_RELEASE)
-        self._keep = redis.register_script(_KEEP)
-        self._ack = redis.register_script(_ACK)
+        self._release = redis.register_script(RELEASE)
+        self._keep = redis.register_script(KEEP)
+        self._ack = redis.register_script(ACK)
 
     def _stream(self, service_id: str) -> str:
         if not service_id or not service_id.isprintable() or any(c in service_id for c in ":{} "):
@@ -242,7 +185,7 @@ class JobQueue:
             if length >= self.settings.max_length:
                 raise QueueFull(f"queue {service_id} holds {length} entries")
         entry: dict[FieldT, EncodableT] = {name: value for name, value in fields.items()}  # an invariant parameter
-        return _str(await self.redis.xadd(key, entry))
+        return text(await self.redis.xadd(key, entry))
 
     async def claim(self, service_id: str, worker: str, *, block_ms: int | None = None) -> Job | None:
         """The next job for ``worker``: a stale one first (claimed earlier, not acknowledged within the visibility
@@ -255,7 +198,7 @@ class JobQueue:
         try:
             return await self._claim(service_id, key, worker, block)
         except ResponseError as exc:  # the stream was deleted behind our back: recreate the group once
-            if not _is_nogroup(exc):
+            if not is_nogroup(exc):
                 raise
             self._groups.discard(key)
             return await self._claim(service_id, key, worker, block)
@@ -274,8 +217,8 @@ class JobQueue:
         while True:
             stale = await self.redis.xpending_range(key, GROUP, "-", "+", RECLAIM_BATCH, idle=visibility)
             for entry in stale:
-                stale_holder = _str(entry["consumer"])
-                job = await self._reclaim(service_id, key, _str(entry["message_id"]), stale_holder, worker, lease)
+                stale_holder = text(entry["consumer"])
+                job = await self._reclaim(service_id, key, text(entry["message_id"]), stale_holder, worker, lease)
                 if job:
                     return job
             # Every entry looked at is now either ours, another worker's (idle reset) or gone from the pending
@@ -283,7 +226,7 @@ class JobQueue:
             if len(stale) < RECLAIM_BATCH:
                 break
         reply = await self.redis.xreadgroup(GROUP, consumer, {key: ">"}, count=1, block=block_ms or None)
-        first = _first_entry(reply or [])  # empty (or None) when BLOCK timed out
+        first = first_entry(reply or [])  # empty (or None) when BLOCK timed out
         return None if first is None else Job(first[0], service_id, first[1], 1, worker, lease)
 
     async def _drop_consumer(self, key: str, consumer: str) -> None:
@@ -312,7 +255,7 @@ class JobQueue:
         if raw is None:  # Redis 6.2: the entry was deleted (XDEL, XTRIM) while pending; nothing left to do
             await self._forget(service_id, key, entry_id)
             return None
-        fields = _fields(raw)
+        fields = text_fields(raw)
         delivered = int(pending[0]["times_delivered"]) if pending else 1
         if delivered > self.settings.max_attempts:
             await self._dead_letter(service_id, key, entry_id, fields, delivered - 1, "too many attempts")
@@ -323,7 +266,7 @@ class JobQueue:
         try:
             acked = await self._ack(keys=[key], args=[GROUP, entry_id, LEASE_SEPARATOR])
         except ResponseError as exc:  # no stream or group: nothing was pending
-            if not _is_nogroup(exc):
+            if not is_nogroup(exc):
                 raise
             acked = 0
         await self.redis.hdel(self._reasons(service_id), entry_id)
@@ -334,7 +277,7 @@ class JobQueue:
         """Copy to the dead-letter stream first, then acknowledge: a crash in between leaves a duplicate."""
         last = await self.redis.hget(self._reasons(service_id), entry_id)
         if last is not None:
-            reason = f"{reason}; last failure: {_str(last)}"
+            reason = f"{reason}; last failure: {text(last)}"
         await self.redis.xadd(self._dead(service_id), {
             "original_id": entry_id,
             "attempts": str(attempts),
@@ -349,7 +292,7 @@ class JobQueue:
     async def fields(self, service_id: str, entry_id: str) -> dict[str, str] | None:
         """The fields of a job still in the stream (pending or waiting), or None."""
         entries = await self.redis.xrange(self._stream(service_id), entry_id, entry_id)
-        entry = _with_data(entries[0]) if entries else None
+        entry = with_data(entries[0]) if entries else None
         return None if entry is None else entry[1]
 
     async def ack(self, service_id: str, entry_id: str) -> bool:
@@ -373,7 +316,7 @@ class JobQueue:
                       self.settings.max_attempts],
             ))
         except ResponseError as exc:
-            if not _is_nogroup(exc):
+            if not is_nogroup(exc):
                 raise
             delivered = -1
         if delivered < 0:
@@ -381,7 +324,7 @@ class JobQueue:
         await self.redis.hset(self._reasons(service_id), entry_id, reason)
         if delivered >= self.settings.max_attempts:
             entries = await self.redis.xrange(key, entry_id, entry_id, count=1)
-            entry = _with_data(entries[0]) if entries else None
+            entry = with_data(entries[0]) if entries else None
             if entry is None:
                 await self._forget(service_id, key, entry_id)
                 return
@@ -395,7 +338,7 @@ class JobQueue:
         try:
             kept = await self._keep(keys=[self._stream(service_id)], args=[GROUP, entry_id, holder(worker, lease)])
         except ResponseError as exc:
-            if not _is_nogroup(exc):
+            if not is_nogroup(exc):
                 raise
             return False
         return bool(kept)
@@ -406,17 +349,17 @@ class JobQueue:
         if not lease:
             return False
         pending = await self.redis.xpending_range(self._stream(service_id), GROUP, entry_id, entry_id, 1)
-        return bool(pending) and _str(pending[0]["consumer"]) == holder(worker, lease)
+        return bool(pending) and text(pending[0]["consumer"]) == holder(worker, lease)
 
     async def last_reason(self, service_id: str, entry_id: str) -> str | None:
         """The reason given by the last fail() of a job still pending, if any."""
         raw = await self.redis.hget(self._reasons(service_id), entry_id)
-        return None if raw is None else _str(raw)
+        return None if raw is None else text(raw)
 
     async def dead_letters(self, service_id: str, *, count: int = 100) -> list[DeadLetter]:
         """The oldest ``count`` dead letters."""
         entries = await self.redis.xrange(self._dead(service_id), count=count)
-        return [self._dead_letter_from(service_id, *entry) for entry in map(_with_data, entries or ()) if entry]
+        return [self._dead_letter_from(service_id, *entry) for entry in map(with_data, entries or ()) if entry]
 
     @staticmethod
     def _dead_letter_from(service_id: str, dead_id: str, data: dict[str, str]) -> DeadLetter:
@@ -437,7 +380,7 @@ class JobQueue:
         """
         dead = self._dead(service_id)
         entries = await self.redis.xrange(dead, dead_id, dead_id, count=1)
-        entry = _with_data(entries[0]) if entries else None
+        entry = with_data(entries[0]) if entries else None
         if entry is None:
             raise KeyError(dead_id)
         letter = self._dead_letter_from(service_id, *entry)
@@ -459,13 +402,13 @@ class JobQueue:
             summary = await self.redis.xpending(key, GROUP)
             groups = await self.redis.xinfo_groups(key)
         except ResponseError as exc:  # no stream or no group yet: nothing delivered, nothing to trim
-            if _is_nogroup(exc) or "no such key" in str(exc):
+            if is_nogroup(exc) or "no such key" in str(exc):
                 return 0
             raise
         if summary["pending"]:
-            min_id = _str(summary["min"])
+            min_id = text(summary["min"])
         else:
-            last = next(_str(g["last-delivered-id"]) for g in groups if _str(g["name"]) == GROUP)
+            last = next(text(g["last-delivered-id"]) for g in groups if text(g["name"]) == GROUP)
             ms, seq = last.split("-")
             min_id = f"{ms}-{int(seq) + 1}"
         return int(await self.redis.xtrim(key, minid=min_id, approximate=False))
@@ -480,7 +423,7 @@ class JobQueue:
             pipe.xpending(key, GROUP)
             length, dead, pending = await pipe.execute(raise_on_error=False)
         if isinstance(pending, ResponseError):
-            if not _is_nogroup(pending):
+            if not is_nogroup(pending):
                 raise pending
             pending = {"pending": 0}
         for value in (length, dead):

@@ -17,14 +17,13 @@ request.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from cryptography import x509
@@ -55,7 +54,11 @@ from signing.revocation_fields import (
 from signing.revocation_fields import (
     reason as _reason,
 )
+from signing.revocation_settings import RevocationSettings
+from signing.single_flight import Once
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
+
+__all__ = ["RevocationChecker", "RevocationSettings", "RevocationUnavailable", "apply_revocation"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,35 +80,6 @@ class _SourceFailed(Exception):
 
 
 @dataclass(frozen=True)
-class RevocationSettings:
-    """Where and how to ask about revocation."""
-
-    mode: RevocationMode = RevocationMode.HARD_FAIL
-    "How the pipeline treats the answer (it passes this to :func:`apply_revocation`); the checker always tries all."
-    ocsp_url: str | None = None
-    "OCSP responder for every certificate; None: the certificate's AIA OCSP address."
-    crl_urls: tuple[str, ...] = ()
-    """CRLs to consult instead of the certificates' distribution points; each serves the certificates its issuer
-    issued, so list the intermediate CAs' CRLs and the root's (for the intermediates). Empty: the CDPs."""
-    timeout_seconds: float = 3.0
-    "Limit for one HTTP exchange (connect + answer)."
-    ocsp_freshness_seconds: int = 600
-    "How long an OCSP answer without nextUpdate is relied on, from its thisUpdate."
-    crl_max_age_seconds: int = 3600
-    "How long a CRL without nextUpdate is relied on, from its thisUpdate."
-    ocsp_max_age_seconds: int = 3600
-    """Oldest OCSP thisUpdate relied on, even when nextUpdate is later: bounds how long a captured "good" answer
-    can be replayed (and how long one is cached)."""
-    use_nonce: bool = True
-    "Send a nonce with OCSP requests and require it echoed (defeats replayed answers)."
-    accept_missing_nonce: bool = False
-    """Accept an answer without a nonce, from a responder that ignores them (a wrong nonce is still refused).
-    Replays are then bounded only by :attr:`ocsp_max_age_seconds`."""
-    clock_skew_seconds: int = 300
-    "Tolerance for thisUpdate in the future and responder certificate validity."
-
-
-@dataclass(frozen=True)
 class _Crl:
     crl: x509.CertificateRevocationList
     "Parsed, signature checked."
@@ -123,25 +97,6 @@ class _Crl:
     "Key hashes of the issuers whose signature on it was checked (fetched once, it may serve several paths)."
 
 
-class _Once(Generic[T]):
-    """Runs one ``make`` per key for concurrent callers; a caller's cancellation does not cancel it."""
-
-    def __init__(self) -> None:
-        self._running: dict[Hashable, asyncio.Future[T]] = {}
-
-    async def run(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
-        future = self._running.get(key)
-        if future is None:
-            future = self._running[key] = asyncio.ensure_future(make())
-            future.add_done_callback(functools.partial(self._settled, key))
-        return await asyncio.shield(future)
-
-    def _settled(self, key: Hashable, future: asyncio.Future[T]) -> None:
-        self._running.pop(key, None)
-        if not future.cancelled():
-            future.exception()  # marks a failure that no caller awaits any more as seen
-
-
 class RevocationChecker:
     """Answers "is this certificate revoked?" from OCSP and CRLs, with caching; one per process."""
 
@@ -156,8 +111,8 @@ class RevocationChecker:
         self._answers: dict[tuple[bytes, int], tuple[RevocationInfo, datetime]] = {}
         self._crls: dict[str, _Crl] = {}
         self._issuers: dict[int, tuple[x509.Certificate, bytes]] = {}
-        self._checks: _Once[RevocationInfo] = _Once()
-        self._fetches: _Once[_Crl] = _Once()
+        self._checks: Once[RevocationInfo] = Once()
+        self._fetches: Once[_Crl] = Once()
 
     async def check(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
         """The revocation status of ``certificate``, or raise :class:`RevocationUnavailable`."""

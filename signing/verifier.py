@@ -175,36 +175,9 @@ class DocumentVerifier:
         leaf_fingerprint = fingerprint(signer_cert)
         identity = self._identity(signer_cert, leaf_fingerprint)
         found["signer"] = _signer_info(identity)
-        backend = next((b for b in self.backends if b.supports(identity.public_key_algorithm)), None)
-        if backend is None:
-            algorithm = identity.public_key_algorithm
-            label = "GOST 34.310" if algorithm.startswith("gost") or algorithm in GOST_KEY_OIDS else algorithm
-            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
-                           f"{label} signatures are not supported by this verification backend",
-                           "SIG_UNSUPPORTED_ALGORITHM")
-        if method not in self.policy.signature_methods:
-            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"signature method {method} is not allowed")
-        for digest_method in signed_info.iterfind("ds:Reference/ds:DigestMethod", NS):
-            if digest_method.get("Algorithm") not in self.policy.digest_algorithms:
-                raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
-                               f"digest method {digest_method.get('Algorithm')} is not allowed")
-
-        skew = self.policy.clock_skew
-        if now + skew < signer_cert.not_valid_before_utc:
-            raise _Failure(SubIndication.NOT_YET_VALID,
-                           f"certificate is valid only from {signer_cert.not_valid_before_utc.isoformat()}")
-        if now - skew > signer_cert.not_valid_after_utc:
-            raise _Failure(SubIndication.OUT_OF_BOUNDS_NO_POE,
-                           f"certificate expired on {signer_cert.not_valid_after_utc.isoformat()}")
-        # Within the skew allowance, validate as of the nearest instant the certificate was valid.
-        at = min(max(now, signer_cert.not_valid_before_utc), signer_cert.not_valid_after_utc)
-        try:
-            path = self.trust.validate(signer_cert, untrusted, at, leaf_fingerprint=leaf_fingerprint)
-        except UntrustedCertificateError as exc:
-            # The library's text names certificate subjects, which carry IINs: mask them.
-            raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
-                           f"no path to a trust anchor: {mask_ids(str(exc))}") from None
-        found["chain"] = self._chain(path, leaf_fingerprint)
+        backend = self._backend(identity, signed_info, method)
+        path, at = self._trusted_path(signer_cert, untrusted, leaf_fingerprint, now)
+        found["chain"] = self._chain(path, leaf_fingerprint)  # in the report even when the key purpose is wrong
         if identity.key_purpose is not self.policy.required_key_purpose:
             raise _Failure(SubIndication.CHAIN_CONSTRAINTS_FAILURE,
                            f"certificate key purpose is {identity.key_purpose}, "
@@ -231,6 +204,43 @@ class DocumentVerifier:
             **found,
         )
         return VerifiedDocument(signed=signed, report=report, identity=identity, path=path)
+
+    def _backend(self, identity: CertificateIdentity, signed_info: etree._Element, method: str) -> SignatureBackend:
+        """The backend for the signer's key, once the policy allows the signature's method and digests."""
+        backend = next((b for b in self.backends if b.supports(identity.public_key_algorithm)), None)
+        if backend is None:
+            algorithm = identity.public_key_algorithm
+            label = "GOST 34.310" if algorithm.startswith("gost") or algorithm in GOST_KEY_OIDS else algorithm
+            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                           f"{label} signatures are not supported by this verification backend",
+                           "SIG_UNSUPPORTED_ALGORITHM")
+        if method not in self.policy.signature_methods:
+            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"signature method {method} is not allowed")
+        for digest_method in signed_info.iterfind("ds:Reference/ds:DigestMethod", NS):
+            if digest_method.get("Algorithm") not in self.policy.digest_algorithms:
+                raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+                               f"digest method {digest_method.get('Algorithm')} is not allowed")
+        return backend
+
+    def _trusted_path(self, signer_cert: x509.Certificate, untrusted: Sequence[x509.Certificate],
+                      leaf_fingerprint: bytes, now: datetime) -> tuple[TrustedPath, datetime]:
+        """The signer's path to a trust anchor, and the instant (within the validity period) it was validated at."""
+        skew = self.policy.clock_skew
+        if now + skew < signer_cert.not_valid_before_utc:
+            raise _Failure(SubIndication.NOT_YET_VALID,
+                           f"certificate is valid only from {signer_cert.not_valid_before_utc.isoformat()}")
+        if now - skew > signer_cert.not_valid_after_utc:
+            raise _Failure(SubIndication.OUT_OF_BOUNDS_NO_POE,
+                           f"certificate expired on {signer_cert.not_valid_after_utc.isoformat()}")
+        # Within the skew allowance, validate as of the nearest instant the certificate was valid.
+        at = min(max(now, signer_cert.not_valid_before_utc), signer_cert.not_valid_after_utc)
+        try:
+            path = self.trust.validate(signer_cert, untrusted, at, leaf_fingerprint=leaf_fingerprint)
+        except UntrustedCertificateError as exc:
+            # The library's text names certificate subjects, which carry IINs: mask them.
+            raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+                           f"no path to a trust anchor: {mask_ids(str(exc))}") from None
+        return path, at
 
     def _check_structure(self, document: etree._Element) -> SignatureLayout:
         if etree.QName(document).namespace == DS:

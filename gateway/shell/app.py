@@ -136,65 +136,105 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
 def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
     """Build the application (calling :func:`load` unless given its result)."""
     loaded = loaded or load(settings)
-    signer, verifier, wsdl = loaded.signer, loaded.verifier, loaded.wsdl
-    calendar, readable = loaded.calendar, loaded.readable
     # aiohttp refuses a request.read()/post() body *larger* than client_max_size; read_body enforces the same
     # limit while streaming, and the job API its own (it reads request.content, which this does not bound).
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
 
-    limits = settings.limits
-    xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        redis = redis_client(redis_url, settings, socket_timeout=5, health_check_interval=30)
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
-        senders = SenderDirectory(settings.senders, redis=redis, prefix=settings.redis.key_prefix,
-                                  settings=settings.auth)
-        store = ApplicationStore(redis, settings.redis.key_prefix)
-        lifecycle = Lifecycle(store)
-        revocation = settings.revocation
-        checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
-        # Desks long-poll (blocking XREADGROUP up to 25 s): their own client, with a longer socket timeout,
-        # so ordinary commands keep failing fast when Redis is in trouble.
-        blocking = redis_client(redis_url, settings, socket_timeout=jobs_api.MAX_WAIT_SECONDS + 10)
-        jobs = JobQueue(blocking, prefix=settings.redis.key_prefix, settings=settings.queue,
-                        on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
-        registry = ServiceRegistry.build(settings.services, {
-            ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(),
-            ConnectorKind.QUEUE: QueueConnector(jobs)})
-        delivery = Delivery(redis=redis, prefix=settings.redis.key_prefix, store=store, lifecycle=lifecycle,
-                            registry=registry, signer=signer, provider_verifier=verifier, xml_limits=xml_limits,
-                            settings=settings.delivery, revocation=checker, revocation_mode=revocation.mode)
-        pipeline = Pipeline(senders=senders, registry=registry, verifier=verifier, signer=signer,
-                            store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
-                            revocation=checker, revocation_mode=revocation.mode,
-                            quotas=QuotaCounter(redis, settings.redis.key_prefix, settings.senders))
-        notifier = Notifier(redis, settings.redis.key_prefix, store, settings.senders, session, lifecycle=lifecycle)
-        lifecycle.listeners.append(notifier.on_change)
-        app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
-                                    store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=wsdl)
-        hub = EventHub(events_client(redis_url, settings.redis.key_prefix), store.events_channel(""),
-                       settings.cabinet)
-        app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=calendar,
-                                      events=hub, readable=readable,
-                                      access_log=AccessLog(redis, settings.redis.key_prefix,
-                                                           max_len=settings.cabinet.access_records_max))
-        app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
-                                 delivery=delivery)
+        clients = _Clients.open(redis_url, settings)
+        running = _add_contexts(app, settings, loaded, clients, redis_url)
         stop = asyncio.Event()
-        loops = {asyncio.create_task(delivery.run(stop)), asyncio.create_task(notifier.run(stop)),
-                 asyncio.create_task(hub.run(stop))}
+        loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
+                 asyncio.create_task(running.hub.run(stop))}
         yield
         stop.set()
         await asyncio.wait(loops, timeout=10)
-        await hub.aclose()
-        senders.close()
-        await session.close()
-        await blocking.aclose()
-        await redis.aclose()
+        await running.hub.aclose()
+        running.senders.close()
+        await clients.aclose()
 
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_end_streams)
+    _add_routes(app)
+    return app
+
+
+@dataclass(frozen=True)
+class _Clients:
+    """The process's connections: Redis for commands, Redis for desks' long polls, HTTP out (back-ends, OCSP, CRLs)."""
+
+    redis: Redis
+    "Ordinary commands."
+    blocking: Redis
+    "Desks' long polls (blocking XREADGROUP up to 25 s), with a longer socket timeout."
+    session: aiohttp.ClientSession
+    "Back-ends, callbacks, OCSP responders and CRLs."
+
+    @classmethod
+    def open(cls, redis_url: str, settings: Settings) -> _Clients:
+        redis = redis_client(redis_url, settings, socket_timeout=5, health_check_interval=30)
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30))
+        # Desks long-poll: their own client, so ordinary commands keep failing fast when Redis is in trouble.
+        blocking = redis_client(redis_url, settings, socket_timeout=jobs_api.MAX_WAIT_SECONDS + 10)
+        return cls(redis, blocking, session)
+
+    async def aclose(self) -> None:
+        await self.session.close()
+        await self.blocking.aclose()
+        await self.redis.aclose()
+
+
+@dataclass(frozen=True)
+class _Running:
+    """What the application's lifetime must run and close."""
+
+    delivery: Delivery
+    "Its loop delivers async applications."
+    notifier: Notifier
+    "Its loop pushes results and status changes to senders' callbacks."
+    hub: EventHub
+    "Its loop feeds the cabinet's live streams."
+    senders: SenderDirectory
+    "Closed at the end (its password-check threads)."
+
+
+def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clients: _Clients,
+                  redis_url: str) -> _Running:
+    """Build the components and give each room its context (INTAKE, CABINET, DESKS)."""
+    redis, session, prefix, revocation = clients.redis, clients.session, settings.redis.key_prefix, settings.revocation
+    limits = settings.limits
+    xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+    senders = SenderDirectory(settings.senders, redis=redis, prefix=prefix, settings=settings.auth)
+    store = ApplicationStore(redis, prefix)
+    lifecycle = Lifecycle(store)
+    checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
+    jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
+                    on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
+    registry = ServiceRegistry.build(settings.services, {
+        ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(),
+        ConnectorKind.QUEUE: QueueConnector(jobs)})
+    delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
+                        registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
+                        xml_limits=xml_limits, settings=settings.delivery, revocation=checker,
+                        revocation_mode=revocation.mode)
+    pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
+                        store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
+                        revocation=checker, revocation_mode=revocation.mode,
+                        quotas=QuotaCounter(redis, prefix, settings.senders))
+    notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
+    lifecycle.listeners.append(notifier.on_change)
+    app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
+                                store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=loaded.wsdl)
+    hub = EventHub(events_client(redis_url, prefix), store.events_channel(""), settings.cabinet)
+    app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
+                                  events=hub, readable=loaded.readable,
+                                  access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max))
+    app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
+                             delivery=delivery)
+    return _Running(delivery, notifier, hub, senders)
+
+
+def _add_routes(app: web.Application) -> None:
     app.router.add_get("/shep/sync", soap.handle_wsdl)
     app.router.add_post("/shep/sync", soap.handle_send_message)
     app.router.add_get("/shep/async", async_channel.handle_wsdl)
@@ -212,7 +252,6 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     usage_api.add_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/health/details", health_details)
-    return app
 
 
 def events_client(redis_url: str, key_prefix: str) -> Redis:

@@ -1,0 +1,48 @@
+"""Configuration: one TOML file mapped onto frozen dataclasses, with every default written here.
+
+The settings themselves live in :mod:`gateway.config.settings`; reading and checking a file in
+:mod:`gateway.config.loading`. Import the public names from here (``from gateway.config import Settings``).
+"""
+
+from gateway.config.loading import ConfigError, check_settings, load_settings, settings_from_dict
+from gateway.config.settings import (
+    AuthSettings,
+    CabinetSettings,
+    CalendarSettings,
+    ConnectorKind,
+    DeliveryMode,
+    DeliverySettings,
+    LimitSettings,
+    ListenSettings,
+    ProviderSignature,
+    QuotaSettings,
+    RedisSettings,
+    SenderSettings,
+    ServiceSettings,
+    Settings,
+    SignerSettings,
+    TrustSettings,
+)
+
+__all__ = [
+    "AuthSettings",
+    "CabinetSettings",
+    "CalendarSettings",
+    "ConfigError",
+    "ConnectorKind",
+    "DeliveryMode",
+    "DeliverySettings",
+    "LimitSettings",
+    "ListenSettings",
+    "ProviderSignature",
+    "QuotaSettings",
+    "RedisSettings",
+    "SenderSettings",
+    "ServiceSettings",
+    "Settings",
+    "SignerSettings",
+    "TrustSettings",
+    "check_settings",
+    "load_settings",
+    "settings_from_dict",
+]

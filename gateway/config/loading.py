@@ -1,0 +1,214 @@
+"""Loading the configuration: one TOML file mapped onto the frozen dataclasses of :mod:`gateway.config.settings`.
+
+A bad file stops start-up with :class:`ConfigError` naming the dotted key (``services.x.timeout``);
+unknown keys are errors too, because a misspelt setting silently ignored is a security bug waiting.
+Relative paths in the file are resolved against the file's own directory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, fields, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+from gateway.config.settings import (
+    CabinetSettings,
+    ConnectorKind,
+    DeliveryMode,
+    ProviderSignature,
+    ServiceSettings,
+    Settings,
+)
+from signing.nca import SignerRole
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and check a TOML configuration file."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+        raise ConfigError(f"configuration file {path} cannot be read: {exc}") from exc
+    settings = settings_from_dict(raw, base_dir=path.resolve().parent)
+    check_settings(settings)
+    return settings
+
+
+def settings_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> Settings:
+    return _build(Settings, raw, "", base_dir or Path.cwd())
+
+
+def check_settings(settings: Settings) -> None:
+    """Cross-field rules that types alone cannot say."""
+    for service_id, service in settings.services.items():
+        where = f"services.{service_id}"
+        if service.connector is not ConnectorKind.QUEUE and not service.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.endpoint: an http(s) URL is required for the {service.connector} connector")
+        if service.connector is not ConnectorKind.REST and service.mode is not DeliveryMode.ASYNC:
+            raise ConfigError(f"{where}.mode: the {service.connector} connector is long-running: use 'async'")
+        for key in ("retry_attempts", "breaker_failures"):
+            if getattr(service, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be at least 1")
+        for key in ("retry_base_seconds", "retry_max_seconds", "breaker_reset_seconds", "poll_seconds"):
+            if not (math.isfinite(getattr(service, key)) and getattr(service, key) > 0):
+                raise ConfigError(f"{where}.{key}: must be positive")
+        unknown_senders = sorted(set(service.senders) - set(settings.senders))
+        if unknown_senders:
+            raise ConfigError(f"{where}.senders: unknown sender(s) {unknown_senders}")
+        unknown = sorted(set(service.required_roles) - {role.value for role in SignerRole})
+        if unknown:
+            raise ConfigError(f"services.{service_id}.required_roles: unknown role(s) {unknown}; "
+                              f"known: {sorted(role.value for role in SignerRole)}")
+        if not (service.timeout_seconds > 0 and math.isfinite(service.timeout_seconds)):  # TOML allows nan, inf
+            raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive and finite")
+        _check_provider(where, service)
+    _check_senders(settings)
+    if not 0 < settings.listen.port < 65536:
+        raise ConfigError("listen.port: must be 1..65535")
+    if settings.limits.max_body_bytes < 1024:
+        raise ConfigError("limits.max_body_bytes: must be at least 1024")
+    if settings.delivery.concurrency < 1 or settings.delivery.delivery_attempts < 1:
+        raise ConfigError("delivery.concurrency and delivery.delivery_attempts: must be at least 1")
+    if not settings.delivery.lease_seconds > max((s.timeout_seconds for s in settings.services.values()), default=0):
+        raise ConfigError("delivery.lease_seconds: must exceed every service's timeout_seconds")
+    if settings.redis.max_connections is not None and settings.redis.max_connections < 1:
+        raise ConfigError("redis.max_connections: must be at least 1")
+    if not (math.isfinite(settings.redis.pool_timeout_seconds) and settings.redis.pool_timeout_seconds > 0):
+        raise ConfigError("redis.pool_timeout_seconds: must be positive")
+    for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds",
+                "max_in_flight"):
+        if getattr(settings.limits, key) <= 0:
+            raise ConfigError(f"limits.{key}: must be positive")
+    if not (math.isfinite(settings.revocation.timeout_seconds) and settings.revocation.timeout_seconds > 0):
+        raise ConfigError("revocation.timeout_seconds: must be positive")
+    for key in ("ocsp_freshness_seconds", "ocsp_max_age_seconds", "crl_max_age_seconds"):
+        if getattr(settings.revocation, key) <= 0:
+            raise ConfigError(f"revocation.{key}: must be positive")
+    if settings.trust.clock_skew_seconds < 0:
+        raise ConfigError("trust.clock_skew_seconds: must not be negative")
+    _check_cabinet(settings.cabinet)
+
+
+def _check_cabinet(cabinet: CabinetSettings) -> None:
+    for key in ("max_streams", "max_streams_per_owner", "stream_buffer", "retry_after_seconds"):
+        if getattr(cabinet, key) < 1:
+            raise ConfigError(f"cabinet.{key}: must be at least 1")
+    if not (math.isfinite(cabinet.keep_alive_seconds) and cabinet.keep_alive_seconds > 0):
+        raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
+    if cabinet.access_records_max < 1000:
+        raise ConfigError("cabinet.access_records_max: must be at least 1000")
+
+
+def _check_senders(settings: Settings) -> None:
+    for sender_id, sender in settings.senders.items():
+        if not sender.password_hash.startswith("scrypt$"):
+            raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
+                              "`egov-gateway hash-password`")
+        if sender.cabinet_reads_all and not sender.cabinet:
+            raise ConfigError(f"senders.{sender_id}.cabinet_reads_all: needs cabinet = true")
+        for service_id, quota in sender.quotas.items():
+            where = f"senders.{sender_id}.quotas.{service_id}"
+            if service_id != "*" and service_id not in settings.services:
+                raise ConfigError(f"{where}: unknown service (a serviceId of [services], or '*')")
+            for key in ("per_second", "per_day"):
+                limit = getattr(quota, key)
+                if limit is not None and limit < 1:
+                    raise ConfigError(f"{where}.{key}: must be at least 1")
+    auth = settings.auth
+    for key in ("max_concurrent_checks", "window_seconds", "address_failures", "sender_failures",
+                "lockout_seconds", "trusted_address_seconds"):
+        if getattr(auth, key) < 1:
+            raise ConfigError(f"auth.{key}: must be at least 1")
+    if not (math.isfinite(auth.queue_seconds) and auth.queue_seconds >= 0):
+        raise ConfigError("auth.queue_seconds: must not be negative")
+
+
+def _check_provider(where: str, service: ServiceSettings) -> None:
+    """Who may sign a service's results and how they name their application."""
+    if service.provider_signature is ProviderSignature.REQUIRED and not service.provider_bin:
+        # Without it any trusted NCA SIGN certificate (a citizen's too) would pass as the provider's signature.
+        raise ConfigError(f"{where}.provider_bin: required with provider_signature = 'required': "
+                          "the BIN of the provider whose certificate signs the results")
+    if service.provider_bin is not None and not (len(service.provider_bin) == 12 and service.provider_bin.isascii()
+                                                 and service.provider_bin.isdigit()):
+        raise ConfigError(f"{where}.provider_bin: a BIN is 12 digits")
+    if service.bind_results:
+        for key in ("result_iin_element", "result_bin_element", "result_reference_element"):
+            if not re.fullmatch(r"[A-Za-z_][\w.-]*", getattr(service, key)):
+                raise ConfigError(f"{where}.{key}: the local name of an XML element is expected")
+
+
+_Table = TypeVar("_Table", bound="DataclassInstance")
+
+
+def _build(cls: type[_Table], raw: object, where: str, base_dir: Path) -> _Table:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'configuration'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{_join(where, key)}: unknown setting")
+    values: dict[str, Any] = {}
+    for name, spec in known.items():
+        key = _join(where, name)
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], key, base_dir)
+        elif spec.default is MISSING and spec.default_factory is MISSING:
+            raise ConfigError(f"{key}: required setting is missing")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, base_dir: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, base_dir)
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _build(hint, value, key, base_dir)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table")
+        return {k: _convert(args[1], v, _join(key, k), base_dir) for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        return tuple(_convert(args[0], v, f"{key}[{i}]", base_dir) for i, v in enumerate(value))
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        choices = [member.value for member in hint]
+        if value not in choices:
+            raise ConfigError(f"{key}: expected one of {choices}, got {value!r}")
+        return hint(value)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a path string")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base_dir / path)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (str, int, float, bool):
+        if type(value) is not hint:
+            raise ConfigError(f"{key}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {hint!r}")  # pragma: no cover - programming error
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
