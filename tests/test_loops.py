@@ -219,8 +219,8 @@ async def test_the_cabinet_stream_resubscribes_after_redis_fails_under_it(own, h
         reads.left = 3  # the next three reads fail: each time the hub drops its subscription and makes a new one
         assert await _next_line(lines, "event:") == "event: resync"  # changes may have been missed: reload
         for n in (1, 2):  # the stream is whole again: every change arrives
-            await own.system.redis.publish(channel, json.dumps({"n": n}))
-            assert await _next_line(lines, 'data: {"n"') == f'data: {{"n": {n}}}'
+            await own.system.redis.publish(channel, json.dumps({"n": n, "senderId": PORTAL}))  # the reader's own
+            assert await _next_line(lines, 'data: {"n"') == f'data: {{"n": {n}, "senderId": "{PORTAL}"}}'
         name = hub.redis.connection_pool.connection_kwargs["client_name"]
         named = [c for c in await own.system.redis.client_list() if c["name"] == name]
         assert len(named) == 1  # the failed subscriptions were closed, not leaked
