@@ -142,6 +142,9 @@ async def test_the_readme_dead_letter_recipe(gw: GatewayUnderTest, http) -> None
                 subprocess.run, [*CLI, "dlq", "--gateway", gw.url, "replay", "--session", item["sessionId"]],
                 capture_output=True, text=True, timeout=60, env={**os.environ, **operator})
             assert replay.returncode == 0, replay.stdout + replay.stderr
+            after = await asyncio.to_thread(subprocess.run, [*CLI, "dlq", "--gateway", gw.url, "list"],
+                                            capture_output=True, text=True, timeout=60, env={**os.environ, **operator})
+            assert item["sessionId"] not in after.stdout, "its dead letter went with the replay (never queued twice)"
             item = await cabinet_item(gw, http, str(head.bin), "recipe-1", seconds=30)
         finally:
             stop.set()

@@ -261,6 +261,10 @@ async def replay_application(request: web.Request) -> web.Response:
         raise GatewayError("CLIENT_NOT_FOUND")
     if app.status is not Status.STOPPED:
         raise GatewayError("CLIENT_JOB_FINISHED", f"only stopped applications are replayed (this one is {app.status})")
+    service = components.registry.get(app.service_id)
+    if service is not None and service.settings.connector is ConnectorKind.QUEUE:
+        # Delivered anew as a whole: its dead letter goes, or replaying that too would queue the job twice.
+        await components.jobs.discard_dead_letters(app.service_id, app.id)
     await components.delivery.replay(app)
     return web.json_response({"status": str(app.status)})
 
