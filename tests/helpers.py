@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import importlib.resources
+import json
 import socket
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,6 +74,8 @@ CLI = [sys.executable, "-m", "gateway.shell.cli"]
 "The egov-gateway command, run from this interpreter."
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SYNC_TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
+ASYNC_TYPES = "http://bip.bee.kz/AsyncChannel/v10/types"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
@@ -280,3 +284,32 @@ async def assert_problem(response: Any, status: int, code: str) -> dict[str, Any
     assert (problem["status"], problem["code"]) == (status, code)
     assert problem["type"] and problem["title"] and problem["detail"]
     return problem
+
+
+# --- raw request bodies, for tests that write bytes on a socket or post them themselves --------------
+
+
+def sync_envelope_bytes(document: etree._Element) -> bytes:
+    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:t="{SYNC_TYPES}"><soap:Body><t:SendMessage><request>
+        <requestInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
+        <messageDate>{datetime.now(UTC).isoformat()}</messageDate>
+        <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
+        <requestData><data>{etree.tostring(document, encoding="unicode")}</data></requestData></request>
+        </t:SendMessage></soap:Body></soap:Envelope>""".encode()
+
+
+def async_envelope_bytes(document: etree._Element) -> bytes:
+    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{ASYNC_TYPES}"><soap:Body><a:sendMessage><request>
+        <messageInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
+        <messageType>REQUEST</messageType><messageDate>{datetime.now(UTC).isoformat()}</messageDate>
+        <sender><senderId>{PULL}</senderId><password>{PULL_PASSWORD}</password></sender></messageInfo>
+        <messageData><data>{etree.tostring(document, encoding="unicode")}</data></messageData></request>
+        </a:sendMessage></soap:Body></soap:Envelope>""".encode()
+
+
+def rest_request_bytes(document: etree._Element) -> bytes:
+    return json.dumps({
+        "requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
+                        "messageDate": datetime.now(UTC).isoformat(),
+                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
+        "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()

@@ -9,7 +9,6 @@ import asyncio
 import json
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,21 +29,17 @@ from mocks.portal.applicant import (
 from tests.helpers import (
     DESK,
     DESK_PASSWORD,
-    PORTAL,
-    PORTAL_PASSWORD,
-    PULL,
-    PULL_PASSWORD,
     SOAP_ENV,
+    async_envelope_bytes,
     free_port,
-    message_id,
+    rest_request_bytes,
     second_gateway,
     send_soap,
+    sync_envelope_bytes,
     system_signer,
     to_bytes,
 )
 
-SYNC_TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
-ASYNC_TYPES = "http://bip.bee.kz/AsyncChannel/v10/types"
 PAUSE = 0.05
 "Between two writes of one body: long enough that the earlier pieces are read before the next one is sent."
 
@@ -111,36 +106,10 @@ def split(body: bytes, parts: int = 4) -> list[bytes]:
     return [body[i:i + size] for i in range(0, len(body), size)]
 
 
-def sync_envelope(document: etree._Element) -> bytes:
-    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:t="{SYNC_TYPES}"><soap:Body><t:SendMessage><request>
-        <requestInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
-        <messageDate>{datetime.now(UTC).isoformat()}</messageDate>
-        <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
-        <requestData><data>{etree.tostring(document, encoding="unicode")}</data></requestData></request>
-        </t:SendMessage></soap:Body></soap:Envelope>""".encode()
-
-
-def async_envelope(document: etree._Element) -> bytes:
-    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{ASYNC_TYPES}"><soap:Body><a:sendMessage><request>
-        <messageInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
-        <messageType>REQUEST</messageType><messageDate>{datetime.now(UTC).isoformat()}</messageDate>
-        <sender><senderId>{PULL}</senderId><password>{PULL_PASSWORD}</password></sender></messageInfo>
-        <messageData><data>{etree.tostring(document, encoding="unicode")}</data></messageData></request>
-        </a:sendMessage></soap:Body></soap:Envelope>""".encode()
-
-
-def rest_envelope(document: etree._Element) -> bytes:
-    return json.dumps({
-        "requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
-                        "messageDate": datetime.now(UTC).isoformat(),
-                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-        "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
-
-
 CHANNELS = {
-    "SyncChannel": ("/shep/sync", "text/xml; charset=utf-8", sync_envelope),
-    "AsyncChannel": ("/shep/async", "text/xml; charset=utf-8", async_envelope),
-    "REST": ("/api/v1/requests", "application/json", rest_envelope),
+    "SyncChannel": ("/shep/sync", "text/xml; charset=utf-8", sync_envelope_bytes),
+    "AsyncChannel": ("/shep/async", "text/xml; charset=utf-8", async_envelope_bytes),
+    "REST": ("/api/v1/requests", "application/json", rest_request_bytes),
 }
 
 

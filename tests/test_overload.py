@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -18,46 +17,16 @@ from gateway.intake.context import INTAKE
 from mocks.library.forms import READER_REGISTRATION_NS
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from tests.helpers import (
-    PORTAL,
-    PORTAL_PASSWORD,
-    PULL,
-    PULL_PASSWORD,
     SOAP_ENV,
-    message_id,
+    async_envelope_bytes,
     mock_control,
+    rest_request_bytes,
     second_gateway,
+    sync_envelope_bytes,
     wait_for,
 )
 
-SYNC_TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
-ASYNC_TYPES = "http://bip.bee.kz/AsyncChannel/v10/types"
 XML = "text/xml; charset=utf-8"
-
-
-def rest_request(document: etree._Element) -> bytes:
-    return json.dumps({
-        "requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
-                        "messageDate": datetime.now(UTC).isoformat(),
-                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-        "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
-
-
-def sync_request(document: etree._Element) -> bytes:
-    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:t="{SYNC_TYPES}"><soap:Body><t:SendMessage><request>
-        <requestInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
-        <messageDate>{datetime.now(UTC).isoformat()}</messageDate>
-        <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
-        <requestData><data>{etree.tostring(document, encoding="unicode")}</data></requestData></request>
-        </t:SendMessage></soap:Body></soap:Envelope>""".encode()
-
-
-def async_request(document: etree._Element) -> bytes:
-    return f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{ASYNC_TYPES}"><soap:Body><a:sendMessage><request>
-        <messageInfo><messageId>{message_id()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
-        <messageType>REQUEST</messageType><messageDate>{datetime.now(UTC).isoformat()}</messageDate>
-        <sender><senderId>{PULL}</senderId><password>{PULL_PASSWORD}</password></sender></messageInfo>
-        <messageData><data>{etree.tostring(document, encoding="unicode")}</data></messageData></request>
-        </a:sendMessage></soap:Body></soap:Envelope>""".encode()
 
 
 def tampered(system) -> etree._Element:  # type: ignore[no-untyped-def]
@@ -85,7 +54,7 @@ async def test_excess_requests_are_refused_before_any_expensive_step(system, htt
     limiter = runner.app[INTAKE].pipeline.admit()
     await mock_control(http, system.library_url, "fail", {"delay": 3.0})  # the back-end holds the first four
     try:
-        held = [asyncio.create_task(post(http, f"{url}/api/v1/requests", rest_request(
+        held = [asyncio.create_task(post(http, f"{url}/api/v1/requests", rest_request_bytes(
             signed_application(system.pki.person(handle), READER_TICKET_SERVICE)), "application/json"))
             for handle in ("aigerim", "daniyar", "saule", "aigerim")]
 
@@ -96,14 +65,14 @@ async def test_excess_requests_are_refused_before_any_expensive_step(system, htt
         calls = system.library_calls
         # Each of these would be refused differently (or accepted) if it were read, parsed or verified at all.
         extra = {
-            "REST, valid": (f"{url}/api/v1/requests", rest_request(
+            "REST, valid": (f"{url}/api/v1/requests", rest_request_bytes(
                 signed_application(system.pki.person("saule"), READER_TICKET_SERVICE)), "application/json"),
-            "REST, tampered signature": (f"{url}/api/v1/requests", rest_request(tampered(system)),
+            "REST, tampered signature": (f"{url}/api/v1/requests", rest_request_bytes(tampered(system)),
                                          "application/json"),
             "REST, not JSON": (f"{url}/api/v1/requests", b"{not json", "application/json"),
-            "SyncChannel, tampered signature": (f"{url}/shep/sync", sync_request(tampered(system)), XML),
+            "SyncChannel, tampered signature": (f"{url}/shep/sync", sync_envelope_bytes(tampered(system)), XML),
             "SyncChannel, not XML": (f"{url}/shep/sync", b"<not xml", XML),
-            "AsyncChannel, tampered signature": (f"{url}/shep/async", async_request(tampered(system)), XML),
+            "AsyncChannel, tampered signature": (f"{url}/shep/async", async_envelope_bytes(tampered(system)), XML),
         }
         refused = dict(zip(extra, await asyncio.gather(*(post(http, *args) for args in extra.values())),
                            strict=True))
@@ -128,7 +97,7 @@ async def test_a_refused_request_gives_its_slot_back_and_the_next_is_admitted(sy
             assert (await post(http, f"{url}/api/v1/requests", b"{", "application/json"))[2] == "CLIENT_MALFORMED_JSON"
             assert (await post(http, f"{url}/shep/sync", b"<x", XML))[2] == "CLIENT_MALFORMED_XML"
         document = signed_application(system.pki.person("saule"), READER_TICKET_SERVICE)
-        assert await post(http, f"{url}/shep/sync", sync_request(document), XML) == (200, None, "SCSS001")
+        assert await post(http, f"{url}/shep/sync", sync_envelope_bytes(document), XML) == (200, None, "SCSS001")
     finally:
         await runner.cleanup()
 
@@ -146,7 +115,7 @@ async def test_many_more_requests_than_the_old_pool_never_fail_for_storage(syste
     expected = redis.max_connections or system.settings.limits.max_in_flight + system.settings.delivery.concurrency + 16
     assert client.connection_pool.max_connections == expected
     people = ("aigerim", "daniyar", "saule")
-    bodies = [rest_request(signed_application(system.pki.person(people[i % 3]), READER_TICKET_SERVICE))
+    bodies = [rest_request_bytes(signed_application(system.pki.person(people[i % 3]), READER_TICKET_SERVICE))
               for i in range(150)]
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:

@@ -17,7 +17,7 @@ from aiohttp import web
 from gateway.cabinet.context import CABINET
 from gateway.errors import GatewayError
 from gateway.web.problems import guarded
-from gateway.web.reading import basic_auth_sender
+from gateway.web.reading import operator_sender
 
 _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
@@ -26,9 +26,7 @@ _ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 async def list_access_records(request: web.Request) -> web.Response:
     """``GET /api/v1/admin/access-records``: operators only (others get CLIENT_ACCESS_DENIED)."""
     components = request.app[CABINET]
-    sender = await basic_auth_sender(request, components.senders)
-    if not sender.settings.operator:
-        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
+    await operator_sender(request, components.senders)
     query = request.query
     owner, by, before = query.get("owner") or None, query.get("sender") or None, query.get("before") or None
     if owner is not None and not (len(owner) == 12 and owner.isascii() and owner.isdigit()):

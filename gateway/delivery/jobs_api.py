@@ -42,7 +42,7 @@ from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.web.json_body import loads_bounded
 from gateway.web.problems import guarded
-from gateway.web.reading import basic_auth_sender, read_body
+from gateway.web.reading import basic_auth_sender, operator_sender, read_body
 
 log = logging.getLogger("egov.jobs")
 MAX_WAIT_SECONDS = 25
@@ -89,10 +89,7 @@ def _text(data: dict[str, Any], key: str, default: str = "") -> str:
 
 
 async def _operator(request: web.Request) -> AuthenticatedSender:
-    sender = await basic_auth_sender(request, request.app[DESKS].senders)
-    if not sender.settings.operator:
-        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
-    return sender
+    return await operator_sender(request, request.app[DESKS].senders)
 
 
 async def _json(request: web.Request) -> dict[str, Any]:

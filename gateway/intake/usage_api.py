@@ -15,15 +15,13 @@ from gateway.access.quotas import KAZAKHSTAN
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.web.problems import guarded
-from gateway.web.reading import basic_auth_sender
+from gateway.web.reading import operator_sender
 
 
 @guarded
 async def sender_usage(request: web.Request) -> web.Response:
     components = request.app[INTAKE]
-    operator = await basic_auth_sender(request, components.senders)
-    if not operator.settings.operator:
-        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
+    await operator_sender(request, components.senders)
     sender_id = request.match_info["sender_id"]
     sender = components.senders.get(sender_id)
     quotas = components.pipeline.quotas

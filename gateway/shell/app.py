@@ -39,7 +39,6 @@ from gateway.delivery.desks import DESKS, DeskContext
 from gateway.delivery.engine import Delivery
 from gateway.delivery.jobs_api import mark_stopped
 from gateway.delivery.registry import ServiceRegistry
-from gateway.errors import GatewayError
 from gateway.intake import async_channel, discovery, usage_api
 from gateway.intake import rest as rest_api
 from gateway.intake import sync_channel as soap
@@ -48,7 +47,7 @@ from gateway.intake.pipeline import Pipeline
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.web.problems import guarded
-from gateway.web.reading import basic_auth_sender
+from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.revocation import RevocationChecker
@@ -280,8 +279,7 @@ async def health_details(request: web.Request) -> web.Response:
     """Operators only (HTTP Basic as a sender with ``operator = true``): storage, signing certificate and its
     expiry, trust anchors, services, and which process answered; 503 when storage is down."""
     components = request.app[INTAKE]
-    if not (await basic_auth_sender(request, components.senders)).settings.operator:
-        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
+    await operator_sender(request, components.senders)
     pipeline = components.pipeline
     storage_ok = await _storage_ok(request)
     certificate = pipeline.signer.certificate

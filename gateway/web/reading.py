@@ -39,11 +39,10 @@ async def basic_auth_sender(request: web.Request, senders: SenderDirectory) -> A
     return await senders.authenticate(sender_id, password, client=request.remote)
 
 
-
-
-
-
-
-
-
-
+async def operator_sender(request: web.Request, senders: SenderDirectory) -> AuthenticatedSender:
+    """An operator (a sender with ``operator = true``) from HTTP Basic credentials; anyone else gets
+    CLIENT_ACCESS_DENIED."""
+    sender = await basic_auth_sender(request, senders)
+    if not sender.settings.operator:
+        raise GatewayError("CLIENT_ACCESS_DENIED", "operators only")
+    return sender
