@@ -46,7 +46,7 @@ POLICY_INDIVIDUAL_AUTH = x509.ObjectIdentifier("1.2.398.3.3.2.4")
 # GOST 34.310 algorithms; `cryptography` can parse certificates carrying them but not use the keys.
 GOST2004_KEY = x509.ObjectIdentifier("1.2.398.3.10.1.1.1.1")
 GOST2004_SIGNATURE = x509.ObjectIdentifier("1.2.398.3.10.1.1.1.2")
-GOST2015_KEY = x509.ObjectIdentifier("1.2.398.3.10.1.1.2.3.1")
+GOST2015_KEY = x509.ObjectIdentifier("1.2.398.3.10.1.1.2.2")
 GOST2015_SIGNATURE = x509.ObjectIdentifier("1.2.398.3.10.1.1.2.3.2")
 # NCA has used several OIDs per GOST generation (key sizes, parameter sets): match by arc.
 _GOST2004_ARC = "1.2.398.3.10.1.1.1."
