@@ -373,14 +373,22 @@ class JobQueue:
             dead_at=data["dead_at"],
         )
 
-    async def discard_dead_letters(self, service_id: str, session_id: str, *, count: int = 100) -> int:
-        """Delete the dead letters (among the oldest ``count``) whose job is for ``session_id``; returns how many.
+    async def discard_dead_letters(self, service_id: str, session_id: str, *, page: int = 500) -> int:
+        """Delete every dead letter whose job is for ``session_id``; returns how many.
 
         For an application an operator redelivers as a whole: its old dead letter must not be replayed as well.
+        Reads the dead-letter stream in pages (it is small: dead letters are exceptions, replayed or kept).
         """
-        dead = [letter.dead_id for letter in await self.dead_letters(service_id, count=count)
-                if letter.fields.get("session_id") == session_id]
-        return int(await self.redis.xdel(self._dead(service_id), *dead)) if dead else 0
+        dead, start, found = self._dead(service_id), "-", []
+        while True:
+            entries = await self.redis.xrange(dead, start, "+", count=page)
+            for entry in map(with_data, entries or ()):
+                if entry and json.loads(entry[1].get("fields", "{}")).get("session_id") == session_id:
+                    found.append(entry[0])
+            if not entries or len(entries) < page:
+                break
+            start = "(" + text(entries[-1][0])
+        return int(await self.redis.xdel(dead, *found)) if found else 0
 
     async def replay(self, service_id: str, dead_id: str) -> str:
         """Enqueue a dead letter's fields again as a new job (attempts start over); returns the new entry id.

@@ -115,6 +115,16 @@ async def history_notes(gw: GatewayUnderTest, http: aiohttp.ClientSession, claim
 
 # ------------------------------------------------------------------------------------------ lease tokens
 
+@pytest.mark.parametrize("entry", ["not-an-id", "1-2-3", "99999999999999999999999-0"])
+async def test_a_malformed_job_id_is_no_such_job_never_a_storage_error(gw, http, entry: str) -> None:
+    bodies = {"progress": {"step": "registered"}, "result": {"outcome": "completed", "document": "<d/>"},
+              "fail": {}, "keep": {}}
+    for action, body in bodies.items():
+        async with http.post(f"{gw.url}/api/v1/jobs/{FUND_SUBMISSION_SERVICE}/{entry}/{action}", json=body,
+                             params={"worker": "w1"}, headers=AUTH) as response:
+            await assert_problem(response, 404, "CLIENT_JOB_NOT_FOUND")
+
+
 async def test_a_worker_that_does_not_hold_the_job_is_refused(gw, shep, http) -> None:
     claimed = await submit_and_claim(gw, shep, http)
     library = system_signer(gw.pki, "library")

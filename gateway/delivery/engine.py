@@ -98,8 +98,9 @@ class Delivery:
     async def deliver_now(self, app: Application, service: Service) -> bytes:
         """Call a sync back-end within the request; returns the signed result or raises GatewayError.
 
-        Either way the application is final and its lease released when this returns; a crash before that
-        leaves the lease, and :meth:`process` recovers the application when it falls due.
+        Either way the application is final and its lease released when this returns, except when the
+        provider's signature cannot be checked for revocation now (CHECK_LATER): then the lease stays and
+        :meth:`process` delivers it again when it falls due, as after a crash before the answer was stored.
         """
         breaker = self.breaker(service)
         attempt = 0
@@ -256,8 +257,13 @@ class Delivery:
                 "result signed by the provider, signature checked" if checked.provider_signed else
                 "result signed by the gateway and placed in the cabinet")
         finish = self.lifecycle.refuse if refused else self.lifecycle.complete
-        await finish(app, checked.signed.decode(), note)
+        written = await finish(app, checked.signed.decode(), note)
         await self.outbox.done(app.id)
+        if not written:  # another process finished it first: its stored outcome stands, not this answer
+            stored = await self.store.get(app.id)
+            if stored is None or not stored.result:
+                raise GatewayError(stored.error_code if stored and stored.error_code else "CLIENT_JOB_FINISHED")
+            return stored.result.encode()
         return checked.signed
 
     async def _finish_failed(self, app: Application, code: str, detail: str | None) -> None:

@@ -39,7 +39,7 @@ from gateway.delivery.desks import DESKS
 from gateway.delivery.engine import CHECK_LATER
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
-from gateway.lifecycle.transitions import Lifecycle
+from gateway.lifecycle.transitions import IllegalTransition, Lifecycle
 from gateway.web.json_body import loads_bounded
 from gateway.web.problems import guarded
 from gateway.web.reading import basic_auth_sender, operator_sender, read_body
@@ -85,6 +85,17 @@ def _text(data: dict[str, Any], key: str, default: str = "") -> str:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{key} must be a single line of printable text")
     if len(value) > MAX_NOTE:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", f"{key} is longer than {MAX_NOTE} characters")
+    return value
+
+
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+
+
+def _stream_id(request: web.Request, key: str) -> str:
+    """A job's or dead letter's id from the path; anything else is no such job (never a Redis error)."""
+    value = request.match_info[key]
+    if not _STREAM_ID.fullmatch(value):
+        raise GatewayError("CLIENT_JOB_NOT_FOUND", f"{key} is not a queue entry id")
     return value
 
 
@@ -146,7 +157,7 @@ async def progress(request: web.Request) -> web.Response:
     step, note = data.get("step"), _text(data, "note")
     if not isinstance(step, str) or not STEP_PATTERN.fullmatch(step):
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "step is required: a code of letters, digits, '.', '_', '-'")
-    entry_id = request.match_info["entry_id"]
+    entry_id = _stream_id(request, "entry_id")
     app = await _application(request, service_id, entry_id)
     held = await _held(request, sender, service_id, entry_id)
     if app.status.final:
@@ -165,7 +176,7 @@ async def result(request: web.Request) -> web.Response:
     outcome, document = data.get("outcome"), data.get("document")
     if outcome not in ("completed", "refused") or not isinstance(document, str) or not document:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "outcome (completed|refused) and document are required")
-    entry_id = request.match_info["entry_id"]
+    entry_id = _stream_id(request, "entry_id")
     app = await _application(request, service_id, entry_id)
     held = await _held(request, sender, service_id, entry_id)
     if app.status.final:
@@ -191,7 +202,7 @@ async def result(request: web.Request) -> web.Response:
 async def keep(request: web.Request) -> web.Response:
     """Heartbeat of a desk that still holds the job (e.g. waiting for a person's decision)."""
     sender, service_id = await _desk(request)
-    if not await _held(request, sender, service_id, request.match_info["entry_id"]):
+    if not await _held(request, sender, service_id, _stream_id(request, "entry_id")):
         raise GatewayError("CLIENT_JOB_NOT_HELD", _NOT_HELD)
     return web.json_response({"kept": True})
 
@@ -201,7 +212,7 @@ async def fail(request: web.Request) -> web.Response:
     sender, service_id = await _desk(request)
     data = await _json(request)
     reason = _text(data, "reason", "no reason given")
-    entry_id = request.match_info["entry_id"]
+    entry_id = _stream_id(request, "entry_id")
     app = await _application(request, service_id, entry_id)
     store, lifecycle = request.app[DESKS].store, request.app[DESKS].lifecycle
     try:
@@ -236,7 +247,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     components = request.app[DESKS]
     service_id = request.match_info["service_id"]
     try:
-        entry = await components.jobs.replay(service_id, request.match_info["dead_id"])
+        entry = await components.jobs.replay(service_id, _stream_id(request, "dead_id"))
     except (KeyError, QueueError):
         raise GatewayError("CLIENT_JOB_NOT_FOUND") from None
     fields = await components.jobs.fields(service_id, entry) or {}
@@ -258,11 +269,14 @@ async def replay_application(request: web.Request) -> web.Response:
         raise GatewayError("CLIENT_NOT_FOUND")
     if app.status is not Status.STOPPED:
         raise GatewayError("CLIENT_JOB_FINISHED", f"only stopped applications are replayed (this one is {app.status})")
+    try:
+        await components.delivery.replay(app)
+    except IllegalTransition:  # changed meanwhile by another process
+        raise GatewayError("CLIENT_JOB_FINISHED", "the application changed meanwhile; look again") from None
     service = components.registry.get(app.service_id)
     if service is not None and service.settings.connector is ConnectorKind.QUEUE:
         # Delivered anew as a whole: its dead letter goes, or replaying that too would queue the job twice.
         await components.jobs.discard_dead_letters(app.service_id, app.id)
-    await components.delivery.replay(app)
     return web.json_response({"status": str(app.status)})
 
 

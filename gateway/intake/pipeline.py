@@ -230,7 +230,11 @@ class Pipeline:
             raise GatewayError(exc.code, exc.detail) from None
 
     async def _release_quietly(self, request: IntakeRequest, session_id: str) -> None:
+        """Undo the messageId claim of an application that was not recorded. A failed reply does not prove
+        the transaction failed: if the record is there, the claim stays (a repeat gets that application)."""
         try:
+            if await self.store.get(session_id) is not None:
+                return
             await self.store.release_message(request.sender_id, request.message_id, session_id)
         except RedisError:
             log.warning("could not release messageId claim of %s", session_id)

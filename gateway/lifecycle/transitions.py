@@ -188,7 +188,8 @@ class Lifecycle:
                      at: str | None = None, reopen: bool = False) -> bool:
         before, app.status = app.status, self._check(app, transition)
         written = await self.store.save(app, note, step=step, at=at, reopen=reopen)
-        if not written:
+        if not written:  # the caller's copy was stale: it must not go on as if the write had happened
+            app.status = before
             log.info("%s of %s refused by the store: its stored state is final", transition, app.id)
         elif app.status is not before:
             await self._tell(app)

@@ -13,7 +13,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.errors import GatewayError, pick_language
-from signing.idnumbers import mask_ids
+from signing.idnumbers import mask_url
 
 RETRY_AFTER_SECONDS = 5
 "What a 503 refusal (GATEWAY_OVERLOADED, GATEWAY_STORAGE_UNAVAILABLE) asks the caller to wait, in Retry-After."
@@ -72,7 +72,7 @@ def guarded(
         except RedisError:
             return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
         except Exception:
-            logging.getLogger("egov.http").exception("unexpected error in %s", mask_ids(request.path))
+            logging.getLogger("egov.http").exception("unexpected error in %s", mask_url(request.raw_path))
             return problem(GatewayError("GATEWAY_INTERNAL"), language_of(request))
 
     return wrapper
