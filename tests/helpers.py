@@ -313,3 +313,26 @@ def rest_request_bytes(document: etree._Element) -> bytes:
                         "messageDate": datetime.now(UTC).isoformat(),
                         "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
         "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
+
+
+def serve_config(tmp_path: Path, pki: TestPki, port: int, *, signer: str, portal_hash: str, ops_hash: str) -> Path:
+    """A minimal real configuration file for `egov-gateway serve`: the test root, the ``signer`` table's
+    lines, a portal and an operator sender, and the reader-ticket service on an unused port."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[listen]
+port = {port}
+[trust]
+anchors = ["{pki.trust_anchors[0]}"]
+intermediates = ["{pki.intermediates[0]}"]
+[signer]
+{signer}
+[senders.portal]
+password_hash = "{portal_hash}"
+[senders.ops]
+password_hash = "{ops_hash}"
+operator = true
+[services."{READER_TICKET_SERVICE}"]
+endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
+""")
+    return config

@@ -18,7 +18,7 @@ from gateway.access.senders import check_password, hash_password
 from gateway.shell.cli import main
 from mocks.demo_secrets import DEMO_SENDER, read_demo_secrets
 from mocks.portal.applicant import READER_TICKET_SERVICE
-from tests.helpers import CLI, ROOT, free_port
+from tests.helpers import CLI, ROOT, free_port, serve_config
 
 OPS_PASSWORD = "ops-test-password"
 OPS = {"Authorization": aiohttp.encode_basic_auth("ops", OPS_PASSWORD)}
@@ -109,24 +109,9 @@ async def test_serve_runs_from_a_toml_file_with_external_redis(pki, redis_url: s
     hashed = subprocess.run([*CLI, "hash-password"], input="s3cret\n", capture_output=True, text=True,
                             check=True).stdout.strip()
     assert check_password("s3cret", hashed)
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
-[listen]
-port = {port}
-[trust]
-anchors = ["{pki.trust_anchors[0]}"]
-intermediates = ["{pki.intermediates[0]}"]
-[signer]
-p12 = "{pki.systems['gateway'].p12}"
-password_env = "TEST_SIGNER_PASSWORD"
-[senders.portal]
-password_hash = "{hashed}"
-[senders.ops]
-password_hash = "{hash_password(OPS_PASSWORD)}"
-operator = true
-[services."{READER_TICKET_SERVICE}"]
-endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
-""")
+    config = serve_config(tmp_path, pki, port, signer=f'p12 = "{pki.systems["gateway"].p12}"\n'
+                                                     'password_env = "TEST_SIGNER_PASSWORD"',
+                          portal_hash=hashed, ops_hash=hash_password(OPS_PASSWORD))
     env = {**os.environ, "REDIS_URL": redis_url, "TEST_SIGNER_PASSWORD": pki.p12_password}
     server = subprocess.Popen([*CLI, "serve", "--config", str(config)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from gateway.access.senders import hash_password
-from tests.helpers import free_port
+from tests.helpers import free_port, serve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("gateway", "signing", "connectors")
@@ -81,27 +81,11 @@ def test_importing_every_product_module_loads_no_mock() -> None:
 
 
 def _config(tmp_path: Path, pki, port: int) -> Path:
-    """A minimal real configuration: the gateway's own key, the test root, one sender, one service."""
+    """A minimal real configuration: the gateway's own key as PEM files."""
     keys = pki.systems["gateway"]
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
-[listen]
-port = {port}
-[trust]
-anchors = ["{pki.trust_anchors[0]}"]
-intermediates = ["{pki.intermediates[0]}"]
-[signer]
-cert = "{keys.cert}"
-key = "{keys.key}"
-[senders.portal]
-password_hash = "{hash_password('standalone-test-password')}"
-[senders.ops]
-password_hash = "{hash_password('standalone-ops-password')}"
-operator = true
-[services."kazneb.reader-ticket"]
-endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
-""")
-    return config
+    return serve_config(tmp_path, pki, port, signer=f'cert = "{keys.cert}"\nkey = "{keys.key}"',
+                        portal_hash=hash_password("standalone-test-password"),
+                        ops_hash=hash_password("standalone-ops-password"))
 
 
 def _wait_for_health(url: str, process: subprocess.Popen, seconds: float = 30,
