@@ -336,3 +336,42 @@ operator = true
 endpoint = "http://127.0.0.1:{free_port()}/api/v1/readers"
 """)
     return config
+
+
+# --- the mock portal's pages, as the HTTP-level portal tests read and post them -------------------------
+
+
+def by_testid(doc: Any, value: str) -> list[Any]:
+    return list(doc.xpath(f'//*[@data-testid="{value}"]'))
+
+
+def text_of(element: Any) -> str:
+    return " ".join(element.text_content().split())
+
+
+def form_data(values: dict[str, Any], **changes: Any) -> dict[str, str]:
+    """The fields a browser would post for ``values`` (the form's defaults), with changes."""
+    data: dict[str, str] = {}
+    for key, value in {**values, **changes}.items():
+        if key in ("objects", "items"):
+            for index, row in enumerate(value):
+                data.update({f"{key}-{index}-{name}": str(text) for name, text in row.items()})
+        elif isinstance(value, bool):
+            if value:
+                data[key] = "on"
+        else:
+            data[key] = str(value)
+    return data
+
+
+async def post_form(portal: Any, service: str, handle: str, lang: str = "kk", **changes: Any) -> Any:
+    """Sign in as ``handle`` and post ``service``'s form with its defaults for that person (and ``changes``)."""
+    from mocks.portal.web import forms as portal_forms
+    from mocks.portal.web.state import STATE
+
+    person = portal.server.app[STATE].pki.person(handle)
+    if service == READER_TICKET_SERVICE:
+        changes.setdefault("consent", True)
+    values = portal_forms.defaults(service, person, lang)
+    await portal_login(portal, handle)
+    return await portal.post(f"/apply/{service}?lang={lang}", data=form_data(values, **changes))

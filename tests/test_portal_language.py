@@ -31,7 +31,18 @@ from mocks.portal.web import create_portal_app
 from mocks.portal.web import forms as portal_forms
 from mocks.portal.web.i18n import t
 from mocks.portal.web.state import STATE
-from tests.helpers import DESK, DESK_PASSWORD, PORTAL, PORTAL_PASSWORD, GatewayUnderTest, portal_login, wait_for
+from tests.helpers import (
+    DESK,
+    DESK_PASSWORD,
+    PORTAL,
+    PORTAL_PASSWORD,
+    GatewayUnderTest,
+    by_testid,
+    portal_login,
+    post_form,
+    text_of,
+    wait_for,
+)
 
 READER, FUND, EXPORT = "kazneb.reader-ticket", "kazneb.fund-submission", "elicense.cultural-export"
 FINAL = ("completed", "refused", "failed", "stopped")
@@ -57,38 +68,6 @@ async def desk(gw: GatewayUnderTest) -> AsyncIterator[None]:
         yield
         stop.set()
         await asyncio.wait({working}, timeout=10)
-
-
-def by_testid(doc: Any, value: str) -> list[Any]:
-    return doc.xpath(f'//*[@data-testid="{value}"]')
-
-
-def text_of(element: Any) -> str:
-    return " ".join(element.text_content().split())
-
-
-def form_data(values: dict[str, Any], **changes: Any) -> dict[str, str]:
-    """The fields a browser would post for ``values`` (the form's defaults), with changes."""
-    data: dict[str, str] = {}
-    for key, value in {**values, **changes}.items():
-        if key in ("objects", "items"):
-            for index, row in enumerate(value):
-                data.update({f"{key}-{index}-{name}": str(text) for name, text in row.items()})
-        elif isinstance(value, bool):
-            if value:
-                data[key] = "on"
-        else:
-            data[key] = str(value)
-    return data
-
-
-async def post_form(portal: Any, service: str, handle: str, lang: str, **changes: Any) -> Any:
-    person = portal.server.app[STATE].pki.person(handle)
-    if service == READER:
-        changes.setdefault("consent", True)
-    values = portal_forms.defaults(service, person, lang)
-    await portal_login(portal, handle)
-    return await portal.post(f"/apply/{service}?lang={lang}", data=form_data(values, **changes))
 
 
 async def get_as(portal: Any, handle: str, path: str) -> Any:

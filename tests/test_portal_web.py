@@ -18,14 +18,21 @@ from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS
 from gateway.errors import CATALOGUE as GATEWAY_ERRORS
 from gateway.shell.app import MaskingAccessLogger
 from mocks.portal.web import create_portal_app
-from mocks.portal.web import forms as portal_forms
 from mocks.portal.web.i18n import CATALOGUE, LANGUAGES, t
 from mocks.portal.web.state import STATE as STATE_KEY
 from mocks.portal.web.state import full_name
 from signing.policy import VerificationPolicy
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
-from tests.helpers import PORTAL, PORTAL_PASSWORD, GatewayUnderTest, portal_login
+from tests.helpers import (
+    PORTAL,
+    PORTAL_PASSWORD,
+    GatewayUnderTest,
+    by_testid,
+    portal_login,
+    post_form,
+    text_of,
+)
 
 READER = "kazneb.reader-ticket"
 FUND = "kazneb.fund-submission"
@@ -39,43 +46,10 @@ async def portal(gw: GatewayUnderTest, aiohttp_client: Any) -> Any:
     return await aiohttp_client(app, server_kwargs={"access_log_class": MaskingAccessLogger})
 
 
-def by_testid(doc: Any, value: str) -> list[Any]:
-    return doc.xpath(f'//*[@data-testid="{value}"]')
-
-
 def one(doc: Any, value: str) -> Any:
     found = by_testid(doc, value)
     assert len(found) == 1, f"expected one data-testid={value!r}, found {len(found)}"
     return found[0]
-
-
-def text_of(element: Any) -> str:
-    return " ".join(element.text_content().split())
-
-
-def form_data(values: dict[str, Any], **changes: Any) -> dict[str, str]:
-    """The fields a browser would post for ``values`` (the form's defaults), with changes."""
-    values = {**values, **changes}
-    data: dict[str, str] = {}
-    for key, value in values.items():
-        if key in ("objects", "items"):
-            for index, row in enumerate(value):
-                data.update({f"{key}-{index}-{name}": str(text) for name, text in row.items()})
-        elif isinstance(value, bool):
-            if value:
-                data[key] = "on"
-        else:
-            data[key] = str(value)
-    return data
-
-
-async def post_form(portal: Any, service: str, handle: str, lang: str = "kk", **changes: Any) -> Any:
-    values = portal_forms.defaults(service, pki_person(portal, handle), lang)
-    if service == READER:
-        changes.setdefault("consent", True)
-    await portal_login(portal, handle)
-    return await portal.post(f"/apply/{service}?lang={lang}", data=form_data(values, **changes),
-                             allow_redirects=True)
 
 
 def pki_person(portal: Any, handle: str) -> Any:
