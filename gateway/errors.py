@@ -207,6 +207,16 @@ _add("GATEWAY_STREAMS_FULL", 503, G, "Шлюз қазір тағы бір оқи
 
 del C, G, P
 
+RETRYABLE = frozenset({
+    "GATEWAY_OVERLOADED", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_STREAMS_FULL", "PROVIDER_UNAVAILABLE",
+    "PROVIDER_TIMEOUT", "PROVIDER_SIGNATURE_UNCHECKED", "SIG_TRY_LATER", "CLIENT_DUPLICATE_IN_PROGRESS",
+    "CLIENT_TOO_MANY_ATTEMPTS", "CLIENT_LOCKED_OUT", "CLIENT_QUOTA_EXCEEDED", "CLIENT_TOO_MANY_STREAMS",
+})
+"""Refusals after which the same request may be sent again and succeed: each carries Retry-After on both
+channels, and none is stored as an application's final state."""
+DEFAULT_RETRY_AFTER = 5
+"Seconds a retryable refusal asks the caller to wait when the refusing code path names no better time."
+
 
 class GatewayError(Exception):
     """A refusal with a stable code. Raised anywhere in the pipeline; intake turns it into a fault.
@@ -237,6 +247,12 @@ class GatewayError(Exception):
 
     def message(self, language: str = DEFAULT_LANGUAGE) -> str:
         return self.spec.message(language)
+
+    def retry_after_seconds(self) -> int | None:
+        """What Retry-After says: the refusal's own time, the default for a retryable code, else None."""
+        if self.retry_after is not None:
+            return max(1, self.retry_after)
+        return DEFAULT_RETRY_AFTER if self.code in RETRYABLE else None
 
 
 def pick_language(accept_language: str | None, explicit: str | None = None) -> str:

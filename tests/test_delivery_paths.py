@@ -259,8 +259,11 @@ async def test_rest_timeout(rig: Rig) -> None:
     app = await rig.accept(delivery, mode="sync")
     with pytest.raises(GatewayError) as caught:
         await delivery.deliver_now(app, service)
-    assert caught.value.code == "PROVIDER_TIMEOUT"
-    assert (await rig.stored(app)).error_code == "PROVIDER_TIMEOUT" and await delivery.outbox.due_in(app.id) is None
+    assert caught.value.code == "PROVIDER_TIMEOUT" and caught.value.retry_after_seconds() is not None
+    stored = await rig.stored(app)
+    assert (stored.status, stored.error_code) == (Status.ROUTED, None), "a transient failure is not final"
+    due = await delivery.outbox.due_in(app.id)
+    assert due is not None and due <= caught.value.retry_after_seconds(), "delivered in the background then"
 
 
 @pytest.mark.parametrize(("body", "content_type", "detail"), [

@@ -183,19 +183,21 @@ async def test_fault_message_follows_accept_language(gw, http) -> None:
     assert answer.findtext(".//faultstring") == "Ожидался конверт SOAP 1.1."
 
 
-async def test_backend_down_is_a_clear_failure_recorded_in_the_cabinet(gw, shep, http) -> None:
+async def test_backend_down_is_a_retryable_refusal_and_not_a_final_failure(gw, shep, http) -> None:
     aigerim = gw.pki.person("aigerim")
     mid = message_id()
     document = signed(gw, "aigerim")  # the repeat below sends the same document
     result = await send_soap(shep, document, service_id=DOWN_SERVICE, message_id=mid)
     assert result.status_code == "PROVIDER_UNAVAILABLE"
+    assert result.error_data["retryAfterSeconds"] >= 1
     async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}", headers=gw.auth()) as resp:
         item = await resp.json()
-    assert item["status"] == "failed"
-    assert item["errorCode"] == "PROVIDER_UNAVAILABLE"
-    assert [e["status"] for e in item["history"]] == ["accepted", "routed", "failed"]
+    assert item["status"] == "routed", "left open for background delivery, not stored as failed"
+    assert item.get("errorCode") is None
+    assert [e["status"] for e in item["history"]] == ["accepted", "routed", "routed"]
     again = await send_soap(shep, document, service_id=DOWN_SERVICE, message_id=mid)
-    assert again.status_code == "PROVIDER_UNAVAILABLE", "a repeated messageId gets the first answer"
+    assert again.status_code == "CLIENT_DUPLICATE_IN_PROGRESS", "a repeat waits for the delivery's outcome"
+    assert 1 <= again.error_data["retryAfterSeconds"] <= 10
 
 
 @pytest.mark.parametrize(("status", "count", "code"), [

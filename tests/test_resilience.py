@@ -101,14 +101,28 @@ def test_trial_failure_reopens_the_breaker_for_a_full_reset_time() -> None:
     assert breaker.retry_after() == 30.0
 
 
-@pytest.mark.xfail(strict=True, reason="half-open lets every caller through until the trial's result is recorded; "
-                                       "the one-trial fix is filed in another issue")
 def test_half_open_lets_one_trial_through() -> None:
     clock = ManualClock()
     breaker = open_breaker(clock)
     clock.advance(30.0)
     assert breaker.allow(), "the trial"
     assert not breaker.allow(), "a second caller while the trial is out"
+    assert not breaker.allow(), "and a third"
+    assert breaker.retry_after() == 30.0
+
+
+def test_a_trial_whose_result_never_comes_lapses_after_the_reset_time() -> None:
+    clock = ManualClock()
+    breaker = open_breaker(clock)
+    clock.advance(30.0)
+    assert breaker.allow(), "the trial; its caller dies without recording anything"
+    clock.advance(29.0)
+    assert not breaker.allow()
+    clock.advance(1.0)
+    assert breaker.allow(), "the next caller is the trial"
+    assert not breaker.allow()
+    breaker.record_success()
+    assert breaker.allow() and breaker.allow(), "closed again: everyone"
 
 
 def test_breaker_defaults_to_the_monotonic_clock() -> None:

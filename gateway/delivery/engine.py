@@ -10,10 +10,13 @@ Every application, sync or async, is recorded with a lease in one durable schedu
 - sync: delivered within the request (:meth:`Delivery.deliver_now`, a few quick retries, the breaker); the
   lease is released once it is final. It falls due only after ``lease_seconds``: if the process died mid-call,
   a delivery loop takes it then and delivers it once more like an async one (the answer goes to the cabinet;
-  a repeated messageId gets it).
+  a repeated messageId gets it). A transient failure is not final either: the caller gets a retryable code
+  with Retry-After and the application is delivered in the background, as after a crash.
 
-At-least-once: a process that dies mid-delivery leaves a lease that expires, and another process delivers
-again; answers are stored once (a final application is never changed). Status and history are written only
+At-least-once delivery, exactly-once effect: a process that dies mid-delivery leaves a lease that expires, and
+another process delivers again under the same idempotency key (:attr:`~connectors.base.Submission.idempotency_key`,
+the application id), so the back-end answers the repeat with its first answer; answers are stored once (a final
+application is never changed). Status and history are written only
 through :class:`~gateway.lifecycle.transitions.Lifecycle`; which transport is used is the registry's business
 (each service resolves to one :class:`~connectors.base.Connector`), never decided here.
 """
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from typing import NoReturn
 
 from redis.asyncio import Redis
 
@@ -30,7 +35,7 @@ from connectors.base import Answer, ConnectorError, Submission
 from gateway.config import DeliverySettings
 from gateway.delivery.answers import AnswerCheck
 from gateway.delivery.registry import Service, ServiceRegistry
-from gateway.delivery.resilience import CircuitBreaker, backoff_seconds
+from gateway.delivery.resilience import BreakerState, CircuitBreaker, backoff_seconds
 from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application
@@ -98,9 +103,11 @@ class Delivery:
     async def deliver_now(self, app: Application, service: Service) -> bytes:
         """Call a sync back-end within the request; returns the signed result or raises GatewayError.
 
-        Either way the application is final and its lease released when this returns, except when the
-        provider's signature cannot be checked for revocation now (CHECK_LATER): then the lease stays and
-        :meth:`process` delivers it again when it falls due, as after a crash before the answer was stored.
+        A final answer (the result, a refusal, a bad answer, a non-transient error) is stored and the lease
+        released. A transient failure (the back-end down, timing out, its breaker open, or the provider's
+        signature not checkable now) is never stored as final: the application stays open in the outbox, due
+        when the breaker or the backoff allows, a delivery loop delivers it then, and the caller gets the
+        retryable code with ``retry_after`` (a repeated messageId gets the stored outcome once there is one).
         """
         breaker = self.breaker(service)
         attempt = 0
@@ -108,24 +115,41 @@ class Delivery:
             attempt += 1
             app.attempts = attempt
             if not breaker.allow():
-                await self._fail_now(app, "PROVIDER_UNAVAILABLE", "the back-end's circuit breaker is open")
-                raise GatewayError("PROVIDER_UNAVAILABLE", "circuit breaker open: the back-end failed repeatedly")
+                await self._later(app, "PROVIDER_UNAVAILABLE", "circuit breaker open: the back-end failed repeatedly",
+                                  max(breaker.retry_after(), 1.0))
             try:
                 answer = await service.connector.submit(self._submission(app, service))
             except ConnectorError as exc:
-                if exc.transient:
-                    breaker.record_failure()
-                if exc.transient and attempt < service.settings.retry_attempts and breaker.allow():
-                    await asyncio.sleep(backoff_seconds(attempt, base=service.settings.retry_base_seconds,
-                                                        cap=_SYNC_RETRY_CAP))
+                if not exc.transient:
+                    breaker.record_success()  # it answered: reachable
+                    await self._fail_now(app, exc.code, exc.detail)
+                    raise GatewayError(exc.code, exc.detail) from None
+                breaker.record_failure()
+                wait = backoff_seconds(attempt, base=service.settings.retry_base_seconds, cap=_SYNC_RETRY_CAP)
+                if attempt < service.settings.retry_attempts and breaker.state is BreakerState.CLOSED:
+                    await asyncio.sleep(wait)
                     continue
-                await self._fail_now(app, exc.code, exc.detail)
-                raise GatewayError(exc.code, exc.detail) from None
+                later = breaker.retry_after() if breaker.state is not BreakerState.CLOSED else backoff_seconds(
+                    attempt, base=service.settings.retry_base_seconds, cap=service.settings.retry_max_seconds)
+                await self._later(app, exc.code, exc.detail, max(later, 1.0))
             breaker.record_success()
             if answer.document is None:  # the configuration keeps long-running connectors async
                 await self._fail_now(app, "PROVIDER_BAD_RESPONSE", "a sync back-end gave no answer")
                 raise GatewayError("PROVIDER_BAD_RESPONSE", "a sync back-end gave no answer")
-            return await self.complete(app, service, answer.document, refused=answer.refused)
+            try:
+                return await self.complete(app, service, answer.document, refused=answer.refused)
+            except GatewayError as exc:
+                if exc.code == CHECK_LATER:
+                    await self._later(app, exc.code, exc.detail or "", max(service.settings.retry_base_seconds, 1.0))
+                raise
+
+    async def _later(self, app: Application, code: str, detail: str, delay: float) -> NoReturn:
+        """A sync delivery that could not finish now: left open, due again in ``delay`` seconds; raises the
+        retryable refusal with that Retry-After."""
+        await self.lifecycle.retry(app, f"back-end unavailable ({code}); attempt {app.attempts} within the "
+                                        f"request, next in the background in {delay:.1f}s")
+        await self.outbox.schedule(app.id, delay)
+        raise GatewayError(code, detail, retry_after=math.ceil(delay))
 
     async def _fail_now(self, app: Application, code: str, detail: str | None) -> None:
         await self.lifecycle.fail(app, code, detail)
@@ -188,11 +212,13 @@ class Delivery:
             breaker.record_success()
         except ConnectorError as exc:
             if not exc.transient:
+                breaker.record_success()  # it answered: reachable
                 await self._finish_failed(app, exc.code, exc.detail)
                 return
             breaker.record_failure()
             await self._retry_later(app, service, exc.code, exc.detail)
         except GatewayError as exc:
+            breaker.record_success()  # the back-end answered; the answer is what failed
             if exc.code == CHECK_LATER:  # the back-end answered; our revocation check could not finish
                 await self._retry_later(app, service, exc.code, exc.detail or "")
                 return

@@ -47,26 +47,42 @@ class CircuitBreaker:
     clock: Callable[[], float] = time.monotonic
     "Time source (tests may replace it)."
 
-    def allow(self) -> bool:
-        """May a call go through now? (Moves OPEN to HALF_OPEN once the reset time has passed.)
+    trial_at: float | None = None
+    "Monotonic time the half-open trial call was let through; None when no trial is out."
 
-        Caveat: while HALF_OPEN every caller is allowed until the trial's result is recorded, so
-        concurrent callers may all get through, not only one trial.
-        """
-        if self.state is BreakerState.OPEN and self.clock() - self.opened_at >= self.reset_seconds:
-            self.state = BreakerState.HALF_OPEN
+    def allow(self) -> bool:
+        """May a call go through now? Closed: yes. Open: no, until the reset time has passed; then the breaker
+        is half-open and exactly one caller gets through as the trial, every other is refused until the trial's
+        result is recorded. A trial whose result never comes (its caller died) lapses after ``reset_seconds``,
+        and the next caller becomes the trial."""
+        now = self.clock()
+        if self.state is BreakerState.CLOSED:
             return True
-        return self.state is not BreakerState.OPEN
+        if self.state is BreakerState.OPEN:
+            if now - self.opened_at < self.reset_seconds:
+                return False
+            self.state = BreakerState.HALF_OPEN
+        elif self.trial_at is not None and now - self.trial_at < self.reset_seconds:
+            return False
+        self.trial_at = now
+        return True
 
     def retry_after(self) -> float:
-        """Seconds until an open breaker lets a trial through (0 when it would now)."""
-        return max(0.0, self.reset_seconds - (self.clock() - self.opened_at))
+        """Seconds until the breaker may let a call through (0 when it would now)."""
+        now = self.clock()
+        if self.state is BreakerState.HALF_OPEN and self.trial_at is not None:
+            return max(0.0, self.reset_seconds - (now - self.trial_at))
+        if self.state is BreakerState.OPEN:
+            return max(0.0, self.reset_seconds - (now - self.opened_at))
+        return 0.0
 
     def record_success(self) -> None:
-        self.state, self.failures = BreakerState.CLOSED, 0
+        """The back-end answered (any answer, a refusal too: it is reachable)."""
+        self.state, self.failures, self.trial_at = BreakerState.CLOSED, 0, None
 
     def record_failure(self) -> None:
         self.failures += 1
+        self.trial_at = None
         if self.state is BreakerState.HALF_OPEN or self.failures >= self.failure_threshold:
             self.state, self.opened_at = BreakerState.OPEN, self.clock()
 

@@ -8,6 +8,7 @@ Every refusal is a :class:`GatewayError`; nothing is written for a refused reque
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -164,7 +165,13 @@ class Pipeline:
         # Last of the checks: on a cache miss it is the only one that waits on the network.
         verified = await self._check_revocation(verified)
 
-        earlier = await self.store.claim_message(request.sender_id, request.message_id, session_id)
+        earlier = await self.store.holder(request.sender_id, request.message_id)  # a repeat skips the receipt
+        if earlier is not None and await self.store.get(earlier) is None:
+            # A claim without its record, left by a crash of a version that claimed in a separate write: released,
+            # so the messageId is never blocked (today's claim and record are one write, so none is made now).
+            log.warning("released the orphaned messageId claim of %s", earlier)
+            await self.store.release_message(request.sender_id, request.message_id, earlier)
+            earlier = None
         if earlier is not None:
             return await self._replay(earlier, request.document)
         now = utc_now()
@@ -180,13 +187,12 @@ class Pipeline:
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
         synchronous = mode is DeliveryMode.SYNC
-        try:
-            # Recorded with its delivery lease in one durable write, before any ack (see Delivery.lease_for).
-            await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
-                f"sent to the back-end over {service.settings.connector}" if synchronous else None))
-        except RedisError:
-            await self._release_quietly(request, session_id)
-            raise
+        # The messageId claim and the record with its delivery lease are one durable write, before any ack
+        # (see Delivery.lease_for): a crash leaves both or neither, never a claim without its application.
+        earlier = await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
+            f"sent to the back-end over {service.settings.connector}" if synchronous else None))
+        if earlier is not None:  # the same messageId came in at the same time: the first one's answer
+            return await self._replay(earlier, request.document)
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
                  request.sender_id, mode, verified.report.log_summary())
         if not synchronous:
@@ -229,16 +235,6 @@ class Pipeline:
             log.info("identity refused: %s (signer %s)", exc.code, mask_id(verified.identity.iin or ""))
             raise GatewayError(exc.code, exc.detail) from None
 
-    async def _release_quietly(self, request: IntakeRequest, session_id: str) -> None:
-        """Undo the messageId claim of an application that was not recorded. A failed reply does not prove
-        the transaction failed: if the record is there, the claim stays (a repeat gets that application)."""
-        try:
-            if await self.store.get(session_id) is not None:
-                return
-            await self.store.release_message(request.sender_id, request.message_id, session_id)
-        except RedisError:
-            log.warning("could not release messageId claim of %s", session_id)
-
     async def _replay(self, app_id: str, document: etree._Element) -> Outcome:
         """A repeated messageId gets the first answer, and the back-end is not called again.
 
@@ -247,8 +243,8 @@ class Pipeline:
         A first record without a receipt digest cannot be compared, so it is refused too.
         """
         app = await self.store.get(app_id)
-        if app is None:  # claimed, not yet recorded: nothing to compare with or answer yet
-            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
+        if app is None:  # a claim of an older version, whose record was never written
+            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS", retry_after=1)
         if app.receipt is None or receipt_request_digest(app.receipt) != request_digest(document):
             log.info("messageId of %s repeated with a different document", app.id)
             raise GatewayError("CLIENT_DUPLICATE_MISMATCH", "this messageId was used for a different document; "
@@ -257,9 +253,16 @@ class Pipeline:
             raise GatewayError(app.error_code or "GATEWAY_INTERNAL", app.error_detail)
         if app.mode == DeliveryMode.ASYNC:  # the same acknowledgement; the result follows as for the first
             return Outcome(application=app, result=None, replayed=True)
-        if not app.status.final:
-            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS")
+        if not app.status.final:  # delivered now (its request) or soon (its lease): ask again then
+            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS", "the first request with this messageId is still "
+                               "being delivered", retry_after=await self._due_in(app))
         return Outcome(application=app, result=(app.result or "").encode(), replayed=True)
+
+
+    async def _due_in(self, app: Application) -> int:
+        """Retry-After for a repeat of an open application: until its lease falls due, 1..10 seconds."""
+        due = await self.delivery.outbox.due_in(app.id)
+        return 1 if due is None else max(1, min(10, math.ceil(due)))
 
 
 def _refusal(rejected: SignatureRejected) -> GatewayError:

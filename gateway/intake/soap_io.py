@@ -90,7 +90,9 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     """A SOAP 1.1 Fault whose detail is ``detail_tag`` (an ErrorInfo), HTTP 500.
 
     SHEP clients expect every Fault as HTTP 500, so a retryable refusal (a 503 code such as GATEWAY_OVERLOADED)
-    keeps 500 and carries its code in errorCode, with a ``Retry-After`` header as the REST answer has."""
+    keeps 500 and carries its code in errorCode, with a ``Retry-After`` header as the REST answer has, and the
+    same seconds as ``retryAfterSeconds`` in the JSON of ErrorInfo/errorData (every code in
+    :data:`gateway.errors.RETRYABLE`)."""
     E = etree.SubElement
     element = etree.Element(FAULT)
     E(element, "faultcode").text = "soap:Server" if error.spec.party != "client" else "soap:Client"
@@ -106,14 +108,15 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
         data["subIndication"] = error.sub_indication
     if error.report:
         data["validationReport"] = error.report
-    if error.retry_after is not None:
-        data["retryAfterSeconds"] = error.retry_after
+    wait = error.retry_after_seconds()
+    if wait is None and error.spec.http_status == 503:
+        wait = RETRY_AFTER_SECONDS
+    if wait is not None:  # a retryable refusal: errorData's retryAfterSeconds and the Retry-After header
+        data["retryAfterSeconds"] = wait
     E(info, "errorData").text = json.dumps(data, ensure_ascii=False)
     E(info, "errorDate").text = now_iso()
     E(info, "sessionId").text = session_id
     response = respond(element)
-    if error.retry_after is not None:  # throttling and quotas: SOAP callers may honour it too
-        response.headers["Retry-After"] = str(error.retry_after)
-    elif error.spec.http_status == 503:
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if wait is not None:
+        response.headers["Retry-After"] = str(wait)
     return response

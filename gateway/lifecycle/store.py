@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from gateway.lifecycle.application import Application, Status
 
@@ -81,7 +82,9 @@ class ApplicationStore:
         return f"{self.prefix}:cabinet:{owner}:msg:{sender_id}"
 
     async def claim_message(self, sender_id: str, message_id: str, app_id: str) -> str | None:
-        """Reserve ``message_id`` for ``app_id``. Returns None if reserved now, else the earlier owner."""
+        """Reserve ``message_id`` for ``app_id``. Returns None if reserved now, else the earlier owner.
+
+        Not used by intake any more (:meth:`create` claims and records in one step); kept for tools and tests."""
         key = self._msg(sender_id, message_id)
         if await self.redis.set(key, app_id, nx=True):
             return None
@@ -100,28 +103,52 @@ class ApplicationStore:
                 await pipe.execute()
 
     async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None,
-                     due_at: float | None = None) -> None:
-        """Record a new application with its first history events, atomically, in one round trip.
+                     due_at: float | None = None) -> str | None:
+        """Claim the application's messageId and record it with its first history events, in one transaction.
 
-        ``schedule`` names a delivery schedule (sorted set) the application joins in the same transaction,
-        due at ``due_at`` (epoch seconds; default now): an acknowledged application is never recorded but forgotten.
+        Returns None when recorded, else the id of the application that already holds the messageId (then
+        nothing is written). The claim and the record are one step (WATCH on the claim, then MULTI), so no
+        crash can leave a claim without its application. ``schedule`` names a delivery schedule (sorted set)
+        the application joins in the same transaction, due at ``due_at`` (epoch seconds; default now): an
+        acknowledged application is never recorded but forgotten.
         """
+        claim = self._msg(app.sender_id, app.message_id)
         score = datetime.fromisoformat(app.created_at).timestamp()
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
                    for status, note in events]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._app(app.id), app.to_json())
-            pipe.set(self._status(app.id), str(app.status))
-            pipe.rpush(self._history(app.id), *history)
-            if schedule:
-                pipe.zadd(schedule, {app.id: time.time() if due_at is None else due_at})
-            for owner in app.owners:
-                pipe.zadd(self._cabinet(owner), {app.id: score})
-                pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
-                pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
-            for owner in app.owners:
-                pipe.publish(self.events_channel(owner), self._event(app, None))
-            await pipe.execute()
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(claim)
+                    earlier = await pipe.get(claim)
+                    if earlier is not None:
+                        return _text(earlier)
+                    pipe.multi()
+                    pipe.set(claim, app.id)
+                    self._record(pipe, app, history, score, schedule, due_at)
+                    await pipe.execute()
+                    return None
+                except WatchError:  # another request claimed it between our read and our write: look again
+                    continue
+
+    def _record(self, pipe: Any, app: Application, history: list[str], score: float, schedule: str | None,
+                due_at: float | None) -> None:
+        pipe.set(self._app(app.id), app.to_json())
+        pipe.set(self._status(app.id), str(app.status))
+        pipe.rpush(self._history(app.id), *history)
+        if schedule:
+            pipe.zadd(schedule, {app.id: time.time() if due_at is None else due_at})
+        for owner in app.owners:
+            pipe.zadd(self._cabinet(owner), {app.id: score})
+            pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
+            pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
+        for owner in app.owners:
+            pipe.publish(self.events_channel(owner), self._event(app, None))
+
+    async def holder(self, sender_id: str, message_id: str) -> str | None:
+        """The id of the application holding ``message_id`` of ``sender_id``, if any (a plain read)."""
+        held = await self.redis.get(self._msg(sender_id, message_id))
+        return None if held is None else _text(held)
 
     async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None,
                    reopen: bool = False) -> bool:

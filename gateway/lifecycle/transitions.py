@@ -105,8 +105,9 @@ class Lifecycle:
         self.listeners: list[Listener] = []
         "Called after every write that changed an application's status."
 
-    async def accept(self, app: Application, *, lease: Lease, route_note: str | None = None) -> None:
-        """Record a new application as accepted, with its lease, atomically, before anyone is answered.
+    async def accept(self, app: Application, *, lease: Lease, route_note: str | None = None) -> str | None:
+        """Claim its messageId and record a new application as accepted, with its lease, atomically, before
+        anyone is answered. Returns None, or (nothing written) the id of the application holding the messageId.
 
         With ``route_note`` (a sync application, delivered within the request) it is recorded as accepted and
         then routed in the same write. Either way it sits in the lease schedule, so if this process dies before
@@ -117,7 +118,7 @@ class Lifecycle:
         if route_note is not None:
             app.status = Status.ROUTED
             events.append((Status.ROUTED, route_note))
-        await self.store.create(app, events, schedule=lease.schedule, due_at=lease.due_at)
+        return await self.store.create(app, events, schedule=lease.schedule, due_at=lease.due_at)
 
     async def route(self, app: Application, note: str, *, reference: str | None = None) -> bool:
         self._check(app, Transition.ROUTE)

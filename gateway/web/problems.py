@@ -44,10 +44,12 @@ def problem(error: GatewayError, language: str, session_id: str | None = None) -
     headers = {"Content-Language": language}
     if error.spec.http_status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="egov-gateway"'
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
-    elif error.spec.http_status == 503:
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    wait = error.retry_after_seconds()
+    if wait is None and error.spec.http_status == 503:
+        wait = RETRY_AFTER_SECONDS
+    if wait is not None:
+        headers["Retry-After"] = str(wait)
+        body["retryAfterSeconds"] = wait
     return web.json_response(
         body, status=error.spec.http_status, content_type="application/problem+json", headers=headers,
         dumps=lambda o: json.dumps(o, ensure_ascii=False),
