@@ -33,7 +33,8 @@ class Submission:
     service_id: str
     "The service, e.g. the queue a job goes to."
     application_id: str
-    "The gateway's session id: the request id for REST, applicationId for SOAP, the job's session_id."
+    """The gateway's session id, also the idempotency key of every attempt: the ``Idempotency-Key`` (and request
+    id) for REST, ``applicationId`` for SOAP, the job's ``session_id`` for the queue."""
     document: bytes
     "The verified business document as signed (UTF-8 XML)."
     timeout: float

@@ -14,12 +14,15 @@ MAX_ANSWER_BYTES = 4 * 1024 * 1024
 UNREACHABLE = "the back-end could not be reached"
 "The outward detail of every connection failure (the address and the library's text go to the log only)."
 log = logging.getLogger("egov.connectors")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+"Carries the application id on every POST: every attempt at one application is one request to the back-end."
 
 
 class RestConnector:
     """One instance per gateway process; the aiohttp session keeps connections to back-ends alive.
 
-    The answer comes within the call: at most 4 MiB, ``application/xml`` or ``text/xml``, HTTP 2xx.
+    Every POST carries the application id as ``Idempotency-Key`` (and ``X-Request-Id``). The answer comes within
+    the call: at most 4 MiB, ``application/xml`` or ``text/xml``, HTTP 2xx.
     5xx, timeouts and connection failures are transient; 4xx, oversize and other content types are not.
     A :class:`ConnectorError`'s detail reaches callers, so it never names the back-end's address or the
     client library's exception text: those are logged here under the session id (``application_id``).
@@ -41,6 +44,8 @@ class RestConnector:
             "Content-Type": "application/xml; charset=utf-8",
             "Accept": "application/xml",
             "X-Request-Id": submission.application_id,
+            # A redelivery after a crash or a retry is the same request: the back-end answers it once.
+            IDEMPOTENCY_HEADER: submission.application_id,
         }
         try:
             async with self._session.post(

@@ -313,7 +313,9 @@ class CommissionDesk:
         except ValueError as exc:
             raise DeskError(str(exc)) from None
         url = f"{self.settings.library_url}/api/v1/fund/submissions"
-        headers = {**_XML, "X-Request-Id": job.session_id}  # the library's decision names the application by it
+        # The library's decision names the application by X-Request-Id; the key makes a repeat (a reclaimed job,
+        # another desk) get the first receipt instead of LIB_DUPLICATE_OBJECT.
+        headers = {**_XML, "X-Request-Id": job.session_id, "Idempotency-Key": f"{job.session_id}:register"}
         try:
             async with self._http().post(url, data=job.document.encode("utf-8"), headers=headers) as response:
                 if response.status != 200:
@@ -333,7 +335,8 @@ class CommissionDesk:
         """The signed FundDecision; one already recorded (LIB_ALREADY_DECIDED) is fetched, not made again."""
         url = f"{self.settings.library_url}/api/v1/fund/submissions/{number}/decision"
         try:
-            async with self._http().post(url, json=vote.as_json()) as response:
+            key = {"Idempotency-Key": f"{number}:decision"}
+            async with self._http().post(url, json=vote.as_json(), headers=key) as response:
                 if response.status == 200:
                     return await response.read()
                 problem = await _problem(response)

@@ -33,6 +33,11 @@ touching the registry; ``count`` defaults to 1. ``{"delay": 1.5}`` delays every 
 Answers 200 with the current plan. ``POST /_control/reset`` clears faults and delay (not data).
 400 ``LIB_BAD_CONTROL_REQUEST`` for a malformed control body.
 
+Idempotency (``mocks.idempotency``): a POST under ``/api/`` repeated with the same ``Idempotency-Key`` header gets
+the first answer (``Idempotent-Replayed: true``) without being processed again; answers are kept with the
+records. ``GET /_control/stats`` says how many documents were processed and which more than once
+(``duplicates``, by the gateway's X-Request-Id or the document's applicationId).
+
 Run: ``python -m mocks.library --port 8710`` or ``await run_library(host, port)``.
 """
 
@@ -49,6 +54,7 @@ from aiohttp import web
 from lxml import etree
 
 from mocks.faults import FaultPlan
+from mocks.idempotency import idempotency_middleware
 from mocks.library.commission import add_commission_routes
 from mocks.library.exchange import problem, read_business_document, xml_response
 from mocks.library.forms import ACCESS_LEVELS, READER_REGISTRATION_NS, READER_TICKET_NS, safe_xml_parser
@@ -126,6 +132,7 @@ async def register_reader(request: web.Request) -> web.Response:
     iin = _text(root, "iin") or ""
     # The gateway's application id (X-Request-Id) names the request this ticket answers; else the document's.
     application_id = " ".join(request.headers.get("X-Request-Id", "").split())[:64] or _text(root, "applicationId")
+    state.idempotency.count(application_id)
     existing = state.tickets.get(iin)
     if existing is not None:
         answer = render_ticket(existing, status="already-issued", application_id=application_id)
@@ -177,6 +184,11 @@ async def control_reset(request: web.Request) -> web.Response:
     return web.json_response(state.fault.as_json())
 
 
+async def control_stats(request: web.Request) -> web.Response:
+    """GET /_control/stats: documents processed, which more than once (duplicates), repeats answered by key."""
+    return web.json_response(request.app[LIBRARY_STATE].idempotency.stats())
+
+
 @web.middleware
 async def fault_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -217,7 +229,9 @@ def create_library_app(
     records between runs (read here).
     """
     directory = (schema_dir_loader or default_schema_dir)()
-    app = web.Application(middlewares=[fault_middleware])
+    # Injected faults first: a failure they answer is not an answer to remember under the Idempotency-Key.
+    app = web.Application(middlewares=[fault_middleware, idempotency_middleware(
+        lambda request: request.app[LIBRARY_STATE].idempotency, lambda request: request.app[LIBRARY_STATE].save())])
     app[LIBRARY_STATE] = LibraryState(
         registration_schema=_load_schema(directory, "reader-registration.xsd"),
         ticket_schema=_load_schema(directory, "reader-ticket.xsd"),
@@ -234,6 +248,7 @@ def create_library_app(
     app.router.add_get("/health", health)
     app.router.add_post("/_control/fail", control_fail)
     app.router.add_post("/_control/reset", control_reset)
+    app.router.add_get("/_control/stats", control_stats)
     return app
 
 

@@ -174,6 +174,7 @@ async def submit_fund_objects(request: web.Request) -> web.Response:
     if duplicate is not None:
         return problem(409, "LIB_DUPLICATE_OBJECT", "Duplicate fund object", duplicate)
     request_id = " ".join(request.headers.get("X-Request-Id", "").split())[:64] or None
+    state.idempotency.count(request_id or _token(root, "applicationId"))
     return xml_response(state.receipt_schema, render_receipt(_register(state, root, objects, request_id)))
 
 

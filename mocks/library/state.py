@@ -11,6 +11,7 @@ from aiohttp import web
 from lxml import etree
 
 from mocks.faults import FaultPlan
+from mocks.idempotency import IdempotencyMemory
 from mocks.library.persist import read_records, records_json
 from mocks.library.records import Submission, Ticket
 from mocks.statefile import StateFile, StateFileError
@@ -37,11 +38,14 @@ class LibraryState:
     "How many fund submission requests reached the handler."
     store: StateFile | None = None
     "Where tickets, submissions and counters are kept between runs; None keeps them in memory only."
+    idempotency: IdempotencyMemory = field(default_factory=IdempotencyMemory)
+    "First answers by Idempotency-Key (kept with the records), and what was processed how often."
 
     def save(self) -> None:
         """Write the records to :attr:`store` (call after every change; nothing without a store)."""
         if self.store is not None:
-            self.store.save(records_json(self.tickets, self.sequences, self.submissions, self.submission_sequences))
+            self.store.save({**records_json(self.tickets, self.sequences, self.submissions, self.submission_sequences),
+                             "idempotency": self.idempotency.as_json()})
 
     def restore(self) -> None:
         """Read the records :meth:`save` wrote, if any (:class:`StateFileError` for a damaged file)."""
@@ -50,6 +54,7 @@ class LibraryState:
             return
         try:
             self.tickets, self.sequences, self.submissions, self.submission_sequences = read_records(data)
+            self.idempotency.load(data.get("idempotency", {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise StateFileError(f"{self.store.path} is damaged ({exc!r}); start with --fresh") from None
 
