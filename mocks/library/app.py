@@ -35,7 +35,8 @@ Answers 200 with the current plan. ``POST /_control/reset`` clears faults and de
 
 Idempotency (``mocks.idempotency``): a POST under ``/api/`` repeated with the same ``Idempotency-Key`` header gets
 the first answer (``Idempotent-Replayed: true``) without being processed again; answers are kept with the
-records. ``GET /_control/stats`` says how many documents were processed and which more than once
+records. ``GET /_control/stats`` says how many API requests arrived (``requests``, failures included), how many
+documents were processed and which more than once
 (``duplicates``, by the gateway's X-Request-Id or the document's applicationId).
 
 Run: ``python -m mocks.library --port 8710`` or ``await run_library(host, port)``.
@@ -186,7 +187,8 @@ async def control_reset(request: web.Request) -> web.Response:
 
 async def control_stats(request: web.Request) -> web.Response:
     """GET /_control/stats: documents processed, which more than once (duplicates), repeats answered by key."""
-    return web.json_response(request.app[LIBRARY_STATE].idempotency.stats())
+    state = request.app[LIBRARY_STATE]
+    return web.json_response({**state.idempotency.stats(), "requests": state.api_requests})
 
 
 @web.middleware
@@ -196,6 +198,7 @@ async def fault_middleware(
     """Apply the injected delay and failures to API requests (not /health, not /_control)."""
     if not request.path.startswith(API_PREFIX):
         return await handler(request)
+    request.app[LIBRARY_STATE].api_requests += 1
     fault = request.app[LIBRARY_STATE].fault
     # Decide before sleeping, so concurrent requests consume exactly `count` failures.
     fail_with = None

@@ -38,6 +38,8 @@ class LibraryState:
     "How many fund submission requests reached the handler."
     store: StateFile | None = None
     "Where tickets, submissions and counters are kept between runs; None keeps them in memory only."
+    api_requests: int = 0
+    "API requests received, injected failures included (tests count the calls that reach the library)."
     idempotency: IdempotencyMemory = field(default_factory=IdempotencyMemory)
     "First answers by Idempotency-Key (kept with the records), and what was processed how often."
 
