@@ -211,7 +211,7 @@ async def test_gateway_killed_mid_stream_loses_nothing_and_registers_nothing_twi
     """SIGKILL the gateway while sync calls are at the library: every application ends with its ticket, a resent
     messageId gets it (never 409 for good), what was answered before the kill stays the answer, and the library
     processed no document twice although the restarted gateway delivered the open ones again."""
-    await world.library("fail", {"delay": 0.8})  # calls stay at the library long enough to be cut off
+    await world.library("fail", {"late": 0.8})  # tickets issued, answers held back long enough to be cut off
     bodies = [rest_body(pki, PEOPLE[i % len(PEOPLE)]) for i in range(12)]
     sent = [asyncio.ensure_future(world.send(body)) for body in bodies]
     await wait_until(lambda: _library_has(world, 6), 20, "calls reaching the library")

@@ -29,7 +29,9 @@ Fault injection (for failure tests; applies to every ``/api/v1/`` route)
 ``POST /_control/fail`` with JSON ``{"status": 503, "count": 2}`` makes the next 2 API requests
 answer 503 (problem+json, code ``LIB_INJECTED_FAULT``, ``Retry-After: 1`` for 429/503) without
 touching the registry; ``count`` defaults to 1. ``{"delay": 1.5}`` delays every API response by
-1.5 s until reset (or until another ``fail`` sets ``"delay": 0``); both keys may be combined.
+1.5 s until reset (or until another ``fail`` sets ``"delay": 0``); ``{"late": 1.5}`` delays every answer
+after its request was handled (the work is done, a caller that dies meanwhile never hears of it); the keys
+may be combined.
 Answers 200 with the current plan. ``POST /_control/reset`` clears faults and delay (not data).
 400 ``LIB_BAD_CONTROL_REQUEST`` for a malformed control body.
 
@@ -214,7 +216,10 @@ async def fault_middleware(
         return problem(
             fail_with, "LIB_INJECTED_FAULT", "Injected fault", "failure injected by /_control/fail", headers
         )
-    return await handler(request)
+    response = await handler(request)
+    if fault.late > 0:  # handled and kept; only the answer is late
+        await asyncio.sleep(fault.late)
+    return response
 
 
 def create_library_app(
