@@ -28,8 +28,8 @@ from lxml import etree
 from redis.asyncio import Redis
 
 from gateway.access.senders import hash_password
-from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from tests.helpers import PORTAL, PORTAL_PASSWORD, ROOT, SOAP_ENV, SYNC_TYPES, free_port
+from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
+from tests.helpers import DESK, DESK_PASSWORD, FINAL, PORTAL, PORTAL_PASSWORD, ROOT, SOAP_ENV, SYNC_TYPES, free_port
 
 pytestmark = pytest.mark.faults
 
@@ -170,8 +170,24 @@ mode = "off"
 lease_seconds = 3.0
 idle_poll_seconds = 0.1
 delivery_attempts = 100
+[queue]
+visibility_timeout_ms = 1500
+max_attempts = 5
 [senders.{PORTAL}]
 password_hash = "{hash_password(PORTAL_PASSWORD)}"
+cabinet = true
+[senders.{DESK}]
+password_hash = "{hash_password(DESK_PASSWORD)}"
+services = []
+jobs = ["{FUND_SUBMISSION_SERVICE}"]
+[services."{FUND_SUBMISSION_SERVICE}"]
+connector = "queue"
+mode = "async"
+document_schema = "kazneb/fund-submission.xsd"
+result_schema = "kazneb/fund-decision.xsd"
+applicant = "organisation"
+required_roles = ["first_head", "can_sign"]
+timeout_seconds = 2.0
 [services."{READER_TICKET_SERVICE}"]
 endpoint = "http://127.0.0.1:{library_port}/api/v1/readers"
 timeout_seconds = 2.0
@@ -189,10 +205,10 @@ breaker_reset_seconds = 1.0
         yield built
 
 
-def rest_body(pki, handle: str, mid: str | None = None) -> bytes:
-    document = signed_application(pki.person(handle), READER_TICKET_SERVICE)
+def rest_body(pki, handle: str, mid: str | None = None, service: str = READER_TICKET_SERVICE) -> bytes:
+    document = signed_application(pki.person(handle), service)
     return json.dumps({
-        "requestInfo": {"messageId": mid or str(uuid.uuid4()), "serviceId": READER_TICKET_SERVICE,
+        "requestInfo": {"messageId": mid or str(uuid.uuid4()), "serviceId": service,
                         "messageDate": datetime.now(UTC).isoformat(),
                         "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
         "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
@@ -321,3 +337,49 @@ async def test_a_kill_right_after_the_message_id_claim_never_blocks_the_message_
     assert status == 200, answer
     result_of(answer)
     assert (await world.library("stats"))["duplicates"] == []
+
+
+# ------------------------------------------------------------------------------------------- desks killed
+
+
+async def test_desks_killed_mid_job_the_next_desk_finishes_it_registered_once(world: World, pki) -> None:
+    """Two commission desks are SIGKILLed in turn while the library holds back its registration receipt; the third
+    desk takes the reclaimed job over and completes it: the registration the first desk made is answered again
+    (Idempotency-Key), never refused as LIB_DUPLICATE_OBJECT, and the library registered the submission once."""
+    head = pki.person("murager-signer")
+    mid = str(uuid.uuid4())
+    status, answer, _ = await world.send(rest_body(pki, "murager-signer", mid, FUND_SUBMISSION_SERVICE))
+    assert (status, answer["applicationStatus"]) == (200, "accepted"), answer
+    await world.library("fail", {"late": 30})  # registered, the receipt held back: the desk dies waiting
+    for desk in (1, 2):
+        before = (await world.library("stats"))["requests"]
+        process = _desk(world, desk)
+        await wait_until(lambda b=before: _library_has(world, b + 1), 20, f"desk {desk} registering")
+        await wait_until(lambda: _registered(world), 5, "the library handling the registration")
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    await world.library("reset")
+    _desk(world, 3)
+
+    async def final() -> dict[str, Any] | None:
+        async with world.http.get(f"{world.gateway_url}/api/v1/cabinet/{head.bin}/applications/{mid}",
+                                  headers={"Authorization": aiohttp.encode_basic_auth(PORTAL, PORTAL_PASSWORD)}
+                                  ) as response:
+            item = dict(await response.json())
+        return item if item.get("status") in FINAL else None
+    item = await wait_until(final, 40, "the application final", every=0.2)
+    assert item["status"] == "completed", (item.get("errorCode"), [e["note"] for e in item["history"]])
+    stats = await world.library("stats")
+    assert stats["documents"] == 1 and stats["duplicates"] == [], "registered once at the library"
+    assert stats["replayed"] >= 2, "the reclaimed jobs got the first receipt again"
+
+
+def _desk(world: World, number: int) -> subprocess.Popen[bytes]:
+    return world.processes.spawn(f"desk{number}", [
+        "-m", "mocks.backoffice", "run", "--gateway", world.gateway_url, "--library", world.library_url,
+        "--sender", DESK, "--worker", f"desk-{number}", "--poll-wait", "1"], BACKOFFICE_PASSWORD=DESK_PASSWORD)
+
+
+async def _registered(world: World) -> bool:
+    stats = await world.library("stats")
+    return bool(stats["documents"] >= 1)
