@@ -20,6 +20,7 @@ from gateway.shell.serve import start_site
 from mocks.backoffice import CommissionDesk, WorkerSettings
 from mocks.backoffice.cli import control_app
 from mocks.backoffice.cli import main as desk_cli
+from mocks.backoffice.memory import RedisDeskMemory
 from mocks.library import LIBRARY_STATE, build_fund_submission, parse_fund_decision
 from mocks.pki import Person
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, signer_for
@@ -242,3 +243,30 @@ async def test_a_library_outage_fails_one_attempt_and_the_next_one_completes(sys
     assert item["status"] == "completed", item
     assert "LIB_INJECTED_FAULT" in notes(item)
     assert verified_decision(system, item)["decision"] == "include"
+
+
+async def test_a_fresh_desk_resumes_from_the_progress_kept_in_redis(system, shep, http) -> None:
+    """A manual desk registers the submission and is abandoned while a person would decide; a fresh automatic desk
+    with the same Redis takes the reclaimed job, knows the submission number and does not register it again."""
+    head = system.pki.person("kitap-head")
+    mid = await submit(shep, signed_submission(head, objects()))
+    prefix = f"desk-test-{uuid.uuid4().hex[:8]}"
+    state = system.library[LIBRARY_STATE]
+
+    def desk(manual: bool) -> CommissionDesk:
+        settings = WorkerSettings(gateway_url=system.url, library_url=system.library_url, sender=DESK,
+                                  password=DESK_PASSWORD, worker_name=f"resume-{uuid.uuid4().hex[:8]}",
+                                  manual=manual, poll_wait=1, idle_pause=0.05)
+        return CommissionDesk(settings, progress=RedisDeskMemory(system.redis, prefix))
+
+    async with desk(manual=True) as first:
+        await wait_pending(first, mid)
+    memories = [key async for key in system.redis.scan_iter(match=f"{prefix}:*")]
+    assert len(memories) == 1, "the registration is remembered in Redis"
+    async with desk(manual=False) as second:
+        item = await work_until(second, system, http, head.bin, mid)
+    assert item["status"] == "completed", item
+    assert steps(item).count("registered") == 1, "the fresh desk resumed after the registration"
+    numbers = [n for n, sub in state.submissions.items() if sub.application_id == item["sessionId"]]
+    assert len(numbers) == 1, "registered once at the library"
+    assert [key async for key in system.redis.scan_iter(match=f"{prefix}:*")] == [], "forgotten once done"

@@ -377,7 +377,8 @@ async def test_desks_killed_mid_job_the_next_desk_finishes_it_registered_once(wo
 def _desk(world: World, number: int) -> subprocess.Popen[bytes]:
     return world.processes.spawn(f"desk{number}", [
         "-m", "mocks.backoffice", "run", "--gateway", world.gateway_url, "--library", world.library_url,
-        "--sender", DESK, "--worker", f"desk-{number}", "--poll-wait", "1"], BACKOFFICE_PASSWORD=DESK_PASSWORD)
+        "--sender", DESK, "--worker", f"desk-{number}", "--poll-wait", "1", "--redis", world.redis_url],
+        BACKOFFICE_PASSWORD=DESK_PASSWORD)
 
 
 async def _registered(world: World) -> bool:

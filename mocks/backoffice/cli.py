@@ -2,7 +2,7 @@
 
 ::
 
-    python -m mocks.backoffice run --gateway URL --library URL --sender desk [--password PW] [--manual]
+    python -m mocks.backoffice run --gateway URL --library URL --sender desk [--password PW] [--redis URL] [--manual]
                                    [--control-port 8730] [--worker NAME] [--poll-wait 10]
     python -m mocks.backoffice pending [--control URL]
     python -m mocks.backoffice approve ENTRY [--reason TEXT] [--members 5 --votes-for 5] [--control URL]
@@ -34,7 +34,9 @@ import urllib.request
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio import Redis
 
+from mocks.backoffice.memory import RedisDeskMemory
 from mocks.backoffice.worker import SERVICE_ID, CommissionDesk, DeskError, PendingDecision, WorkerSettings
 from signing.idnumbers import mask_id
 
@@ -101,14 +103,17 @@ def control_app(desk: CommissionDesk) -> web.Application:
     return app
 
 
-async def run(settings: WorkerSettings, control_port: int | None) -> None:
-    """Take jobs until SIGINT/SIGTERM; serve the control API on 127.0.0.1 when ``control_port`` is set."""
+async def run(settings: WorkerSettings, control_port: int | None, redis_url: str | None = None) -> None:
+    """Take jobs until SIGINT/SIGTERM; serve the control API on 127.0.0.1 when ``control_port`` is set; keep the
+    finished steps in Redis at ``redis_url`` (shared by every desk) when given."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     runner: web.AppRunner | None = None
-    async with CommissionDesk(settings) as desk:
+    redis = Redis.from_url(redis_url) if redis_url else None
+    progress = RedisDeskMemory(redis, f"desk:{settings.service_id}:progress") if redis is not None else None
+    async with CommissionDesk(settings, progress=progress) as desk:
         try:
             if control_port is not None:
                 runner = web.AppRunner(control_app(desk), access_log=None)
@@ -123,6 +128,8 @@ async def run(settings: WorkerSettings, control_port: int | None) -> None:
         finally:
             if runner is not None:
                 await runner.cleanup()
+            if redis is not None:
+                await redis.aclose()
     print("desk stopped", flush=True)
 
 
@@ -187,6 +194,8 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--service", default=SERVICE_ID, help="service whose jobs to take (default: %(default)s)")
     run_cmd.add_argument("--worker", help="consumer name, unique per desk (default: host:pid)")
     run_cmd.add_argument("--poll-wait", type=int, default=10, help="long-poll seconds 0..25 (default: %(default)s)")
+    run_cmd.add_argument("--redis", default=os.environ.get("REDIS_URL"),
+                         help="keep finished steps in this Redis, shared by every desk (default: $REDIS_URL)")
     run_cmd.add_argument("--manual", action="store_true", help="a person decides (pending / approve / refuse)")
     run_cmd.add_argument("--control-port", type=int, default=DEFAULT_CONTROL_PORT,
                          help="loopback port of the control API in manual mode (default: %(default)s)")
@@ -223,5 +232,5 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
-    asyncio.run(run(settings, args.control_port if args.manual else None))
+    asyncio.run(run(settings, args.control_port if args.manual else None, args.redis))
     return 0

@@ -42,7 +42,7 @@ from mocks.backoffice.commission import (
     manual_vote,
     read_objects,
 )
-from mocks.backoffice.memory import DeskMemory, Memory
+from mocks.backoffice.memory import DeskMemory, Memory, Progress
 from mocks.library.forms import parse_fund_decision, parse_fund_receipt
 from mocks.statefile import StateFile
 from signing.idnumbers import mask_id, mask_ids
@@ -172,15 +172,16 @@ class CommissionDesk:
     """The desk: one shared aiohttp session for the gateway and the library."""
 
     def __init__(self, settings: WorkerSettings, *, session: aiohttp.ClientSession | None = None,
-                 store: StateFile | None = None) -> None:
-        """``store`` keeps what the desk did per application between runs (read here)."""
+                 store: StateFile | None = None, progress: Progress | None = None) -> None:
+        """``progress`` keeps what the desk did per application (Redis: shared by every desk); without it,
+        this process remembers, and ``store`` keeps that between runs (read here)."""
         self.settings = settings
         self._session = session
         self._own_session = session is None
         self._auth = {"Authorization": aiohttp.encode_basic_auth(settings.sender, settings.password)}
         self._worker = {"worker": settings.worker_name}
         self._pending: dict[str, PendingDecision] = {}
-        self._memory = DeskMemory(store)
+        self._memory: Progress = progress if progress is not None else DeskMemory(store)
 
     async def __aenter__(self) -> CommissionDesk:
         return self
@@ -198,8 +199,8 @@ class CommissionDesk:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout))
         return self._session
 
-    def _remember(self, session_id: str) -> Memory:
-        return self._memory.remember(session_id)
+    async def _remember(self, session_id: str) -> Memory:
+        return await self._memory.recall(session_id)
 
     async def run_once(self) -> bool:
         """Claim one job and handle it; False when there was none. Raises GatewayTrouble if claiming fails."""
@@ -247,7 +248,7 @@ class CommissionDesk:
 
     async def _handle(self, job: Job) -> None:
         try:
-            memory = self._remember(job.session_id)
+            memory = await self._remember(job.session_id)
             number = await self._register(job, memory)
             if self.settings.manual:
                 self._park(job, number, memory)
@@ -295,7 +296,7 @@ class CommissionDesk:
             raise KeyError(f"no job {entry_id} waits for a decision")
         vote = manual_vote(decision, reason, members, votes_for)
         del self._pending[entry_id]  # before any await: a second decide() on it is a KeyError
-        job, memory = item.job, self._remember(item.job.session_id)
+        job, memory = item.job, await self._remember(item.job.session_id)
         try:
             await self._progress(job, "commission", vote.note("the standing commission, recorded at the desk,"))
             return await self._finish(job, memory, vote)
@@ -326,7 +327,7 @@ class CommissionDesk:
         except (ValueError, etree.XMLSyntaxError) as exc:
             raise DeskError(f"the KazNEB library answered an unreadable receipt: {exc}") from None
         memory.number, memory.objects = receipt["submission_number"], objects
-        self._memory.save()
+        await self._memory.keep(job.session_id, memory)
         log.info("%s: registered with KazNEB as %s", job.entry_id, memory.number)
         await self._progress(job, "registered", f"registered with KazNEB as {memory.number}")
         return memory.number
@@ -353,7 +354,7 @@ class CommissionDesk:
         """Steps 4 and 5: the library's signed decision, then the result to the gateway."""
         if memory.decision is None:
             memory.decision = await self._library_decision(memory.number or "", vote)
-            self._memory.save()
+            await self._memory.keep(job.session_id, memory)
         try:  # the library's record decides the outcome, even if it was made before this vote
             recorded = parse_fund_decision(memory.decision)
         except (ValueError, etree.XMLSyntaxError) as exc:
@@ -368,7 +369,7 @@ class CommissionDesk:
             body["reason"] = recorded["reason"] or "not included in the KazNEB fund"
         status, answer = await self._post_job(job, "result", body, attempts=3)
         if status in (200, 404, 409):  # done, or done with by the gateway: nothing left to resume
-            self._memory.forget(job.session_id)
+            await self._memory.drop(job.session_id)
         if status in (404, 409):
             raise JobGone(answer)
         if status != 200:
