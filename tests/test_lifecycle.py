@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 import pytest_asyncio
@@ -68,6 +70,23 @@ async def test_accept_writes_the_lease_in_the_same_transaction(lifecycle: Lifecy
     assert await statuses(lifecycle, app) == ["accepted", "routed"]
     assert (await lifecycle.store.get(app.id)).status is Status.ROUTED  # type: ignore[union-attr]
     assert await lifecycle.store.redis.zscore(outbox(lifecycle), app.id) == pytest.approx(due)
+
+
+async def test_accept_claims_the_message_id_in_the_same_transaction(lifecycle: Lifecycle) -> None:
+    """The claim and the record are one write: a second application under the same messageId gets the first's id
+    back and nothing of it is written, not even when both are accepted at once."""
+    first = application()
+    rivals = [replace(first, id="{" + str(uuid.uuid4()) + "}") for _ in range(4)]
+    lease = Lease(outbox(lifecycle), time.time())
+    answers = await asyncio.gather(*(lifecycle.accept(app, lease=lease) for app in [first, *rivals]))
+    winners = [app for app, earlier in zip([first, *rivals], answers, strict=True) if earlier is None]
+    assert len(winners) == 1, answers
+    assert set(answers) == {None, winners[0].id}
+    assert await lifecycle.store.holder("portal", first.message_id) == winners[0].id
+    for app in [first, *rivals]:
+        recorded = await lifecycle.store.get(app.id)
+        assert (recorded is not None) == (app is winners[0])
+    assert await lifecycle.store.redis.zcard(outbox(lifecycle)) == 1, "one lease, the winner's"
 
 
 FINAL = [Status.COMPLETED, Status.REFUSED, Status.FAILED, Status.STOPPED]

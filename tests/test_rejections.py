@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from lxml import etree
 
+from gateway.lifecycle.store import ApplicationStore
 from mocks.library import LIBRARY_STATE
 from mocks.library.forms import READER_REGISTRATION_NS
 from mocks.portal.applicant import (
@@ -198,6 +199,17 @@ async def test_backend_down_is_a_retryable_refusal_and_not_a_final_failure(gw, s
     again = await send_soap(shep, document, service_id=DOWN_SERVICE, message_id=mid)
     assert again.status_code == "CLIENT_DUPLICATE_IN_PROGRESS", "a repeat waits for the delivery's outcome"
     assert 1 <= again.error_data["retryAfterSeconds"] <= 10
+
+
+async def test_a_claim_left_without_its_application_never_blocks_the_message_id(gw, shep) -> None:
+    """An older version claimed a messageId in a write of its own and died before the record: the claim is
+    released when the messageId comes again, and the request is answered as new (not 409 for good)."""
+    mid = message_id()
+    store = ApplicationStore(gw.redis, gw.settings.redis.key_prefix)
+    assert await store.claim_message(PORTAL, mid, "{orphaned-claim}") is None
+    result = await send_soap(shep, signed(gw, "daniyar"), message_id=mid)
+    assert result.ok, result
+    assert (await store.find_by_message(PORTAL, mid)).status == "completed"
 
 
 @pytest.mark.parametrize(("status", "count", "code"), [
