@@ -18,7 +18,6 @@ from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, RE
 from tests.helpers import (
     DESK,
     DESK_PASSWORD,
-    DOWN_SERVICE,
     assert_problem,
     cabinet_item,
     message_id,
@@ -55,12 +54,15 @@ async def test_names_follow_the_language(gw, shep, http, language: str, complete
 async def test_failed_application_explains_itself_in_the_chosen_language(gw, shep, http) -> None:
     daniyar = gw.pki.person("daniyar")
     mid = message_id()
-    await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), service_id=DOWN_SERVICE, message_id=mid)
+    # A refusal by the back-end fails the application (a back-end that is down leaves it open, to retry).
+    async with http.post(f"{gw.library_url}/_control/fail", json={"status": 422, "count": 1}) as answer:
+        assert answer.status == 200
+    await send_soap(shep, signed_application(daniyar, READER_TICKET_SERVICE), message_id=mid)
     async with http.get(f"{gw.url}/api/v1/cabinet/{daniyar.iin}/applications/{mid}",
                         headers={**gw.auth(), "Accept-Language": "ru-KZ, kk;q=0.5"}) as response:
         item = await response.json()
-    assert item["errorCode"] == "PROVIDER_UNAVAILABLE"
-    assert item["errorMessage"] == "Поставщик услуги недоступен."
+    assert item["errorCode"] == "PROVIDER_REJECTED"
+    assert item["errorMessage"] == "Поставщик услуги отклонил заявление."
 
 
 async def test_provider_steps_have_names_and_the_deadline_counts_working_days(gw, shep, http) -> None:
