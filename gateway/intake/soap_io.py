@@ -12,7 +12,7 @@ from lxml import etree
 from gateway.errors import GatewayError
 from gateway.intake.reading import parse_xml
 from gateway.shep.envelope import BODY, ENVELOPE, FAULT, HEADER, SOAP_ENV, now_iso
-from gateway.web.problems import RETRY_AFTER_SECONDS
+from gateway.web.problems import retry_after
 from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits, detach
 
@@ -108,9 +108,7 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
         data["subIndication"] = error.sub_indication
     if error.report:
         data["validationReport"] = error.report
-    wait = error.retry_after_seconds()
-    if wait is None and error.spec.http_status == 503:
-        wait = RETRY_AFTER_SECONDS
+    wait = retry_after(error)
     if wait is not None:  # a retryable refusal: errorData's retryAfterSeconds and the Retry-After header
         data["retryAfterSeconds"] = wait
     E(info, "errorData").text = json.dumps(data, ensure_ascii=False)

@@ -19,6 +19,12 @@ RETRY_AFTER_SECONDS = 5
 "What a 503 refusal (GATEWAY_OVERLOADED, GATEWAY_STORAGE_UNAVAILABLE) asks the caller to wait, in Retry-After."
 
 
+def retry_after(error: GatewayError) -> int | None:
+    """Retry-After of a refusal on either channel: its own time, or the default for a retryable or 503 code."""
+    wait = error.retry_after_seconds()
+    return RETRY_AFTER_SECONDS if wait is None and error.spec.http_status == 503 else wait
+
+
 def language_of(request: web.Request) -> str:
     return pick_language(request.headers.get("Accept-Language"), request.query.get("lang"))
 
@@ -44,9 +50,7 @@ def problem(error: GatewayError, language: str, session_id: str | None = None) -
     headers = {"Content-Language": language}
     if error.spec.http_status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="egov-gateway"'
-    wait = error.retry_after_seconds()
-    if wait is None and error.spec.http_status == 503:
-        wait = RETRY_AFTER_SECONDS
+    wait = retry_after(error)
     if wait is not None:
         headers["Retry-After"] = str(wait)
         body["retryAfterSeconds"] = wait
