@@ -9,6 +9,7 @@ once, by the gateway's request id). Every wait polls with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -272,13 +273,16 @@ async def test_library_down_answers_retryable_refusals_and_the_same_message_id_t
     # The breaker is open. Hold the trial at the library, then ask five times at once while it is out.
     await world.library("fail", {"status": 503, "count": 100_000, "delay": 3.0})
     before = (await world.library("stats"))["requests"]
-    await wait_until(lambda: _library_has(world, before + 1), 15, "the half-open trial call")
+    # The open applications are retried in the background: one of them is the trial (the old code retried none,
+    # so there the burst below finds the breaker half-open itself).
+    with contextlib.suppress(AssertionError):
+        await wait_until(lambda: _library_has(world, before + 1), 5, "the half-open trial call")
     started = time.monotonic()
     burst = await asyncio.gather(*(world.send(rest_body(pki, PEOPLE[i % 3])) for i in range(5)))
+    assert (await world.library("stats"))["requests"] == before + 1, "half-open: exactly one trial call"
     assert time.monotonic() - started < 2.5, "refused at once while the trial is out, not sent to the library"
     assert [(s, a["code"]) for s, a, _ in burst] == [(502, "PROVIDER_UNAVAILABLE")] * 5
     assert all(int(h["Retry-After"]) >= 1 for _, _, h in burst)
-    assert (await world.library("stats"))["requests"] == before + 1, "half-open: exactly one trial call"
 
     await world.library("reset")
     for body in bodies:
