@@ -17,11 +17,13 @@ from gateway.config.settings import (
     ProviderSignature,
     QuotaSettings,
     RedisSettings,
+    SenderAuth,
     SenderSettings,
     ServiceSettings,
     Settings,
     SignerSettings,
     TrustSettings,
+    WsSecuritySettings,
 )
 
 __all__ = [
@@ -37,11 +39,13 @@ __all__ = [
     "ProviderSignature",
     "QuotaSettings",
     "RedisSettings",
+    "SenderAuth",
     "SenderSettings",
     "ServiceSettings",
     "Settings",
     "SignerSettings",
     "TrustSettings",
+    "WsSecuritySettings",
     "check_settings",
     "load_settings",
     "settings_from_dict",

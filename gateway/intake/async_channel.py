@@ -23,6 +23,7 @@ from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
 from gateway.intake.reading import parse_datetime
 from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
+from gateway.intake.ws_security import signed_by
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import async_message, message_state
 from gateway.web.problems import language_of
@@ -97,7 +98,8 @@ async def _authenticate(request: web.Request, sender: etree._Element | None) -> 
     if sender is None:
         raise GatewayError("CLIENT_BAD_CREDENTIALS", "sender is required")
     return await request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""),
-                                                          sender.findtext("password"), client=request.remote)
+                                                          sender.findtext("password"), client=request.remote,
+                                                          signed_by=signed_by(request))
 
 
 def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]:
@@ -121,7 +123,8 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote)
+    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote,
+                                                         signed_by=signed_by(request))
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement

@@ -10,7 +10,9 @@ from aiohttp import web
 from lxml import etree
 
 from gateway.errors import GatewayError
+from gateway.intake.context import INTAKE
 from gateway.intake.reading import parse_xml
+from gateway.intake.ws_security import inspect_envelope
 from gateway.shep.envelope import BODY, ENVELOPE, FAULT, HEADER, SOAP_ENV, now_iso
 from gateway.web.problems import RETRY_AFTER_SECONDS
 from gateway.web.reading import read_body
@@ -36,6 +38,7 @@ async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Co
     qname = etree.QName(children[0])
     if qname.localname not in operations or qname.namespace is None or qname.namespace not in namespaces:
         raise GatewayError("CLIENT_UNKNOWN_OPERATION", f"{qname.text} is not an operation of this channel")
+    await inspect_envelope(request, envelope, request.app[INTAKE].ws_security)  # mustUnderstand, WS-Security
     return children[0]
 
 
@@ -93,7 +96,8 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     keeps 500 and carries its code in errorCode, with a ``Retry-After`` header as the REST answer has."""
     E = etree.SubElement
     element = etree.Element(FAULT)
-    E(element, "faultcode").text = "soap:Server" if error.spec.party != "client" else "soap:Client"
+    E(element, "faultcode").text = ("soap:MustUnderstand" if error.code == "CLIENT_MUST_UNDERSTAND" else
+                                    "soap:Server" if error.spec.party != "client" else "soap:Client")
     E(element, "faultstring").text = error.message(language)
     namespace = etree.QName(detail_tag).namespace
     info = E(E(element, "detail"), detail_tag, nsmap={"ns": namespace} if namespace else None)
