@@ -37,7 +37,7 @@ _NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"
 _MUST_UNDERSTAND = f"{{{SOAP_ENV}}}mustUnderstand"
 _ACTOR = f"{{{SOAP_ENV}}}actor"
 _ENDPOINTS = {"/shep/sync": "sync", "/shep/async": "async"}
-_SIGNED_BY = "egov.ws_security.bin"
+_SIGNED_BY = web.RequestKey("egov.ws_security.bin", str)
 
 
 class WsSecurityGate:
@@ -135,5 +135,4 @@ async def inspect_envelope(request: web.Request, envelope: etree._Element, gate:
 
 def signed_by(request: web.Request) -> str | None:
     """The BIN of the system certificate whose WS-Security signature over this request verified, if any."""
-    value = request.get(_SIGNED_BY)
-    return value if isinstance(value, str) else None
+    return request.get(_SIGNED_BY)
