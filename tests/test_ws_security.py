@@ -24,7 +24,7 @@ from lxml import etree
 from connectors.base import ConnectorError, Submission
 from connectors.soap import SoapConnector
 from gateway.access.senders import hash_password
-from gateway.config import SenderAuth, SenderSettings
+from gateway.config import ConfigError, SenderAuth, SenderSettings, check_settings, settings_from_dict
 from gateway.shell.serve import start_site
 from mocks.elicense import build_export_application, create_elicense_app, default_attachments, sample_items
 from mocks.elicense.wss import RequiredWsSecurity
@@ -299,3 +299,21 @@ async def test_connector_signs_calls_the_elicense_mock_verifies(gw: GatewayUnder
             assert "WS-Security" in refused.value.detail, refused.value.detail
     finally:
         await runner.cleanup()
+
+
+def test_sender_settings_for_ws_security() -> None:
+    """`auth = ["ws-security"]` needs no password but a BIN; a REST service cannot sign its calls."""
+    def check(raw: dict[str, object]) -> None:
+        check_settings(settings_from_dict(raw))
+
+    check({"senders": {"s": {"auth": ["ws-security"], "ws_security_bin": "061240063048"}}})
+    with pytest.raises(ConfigError, match=r"senders\.s\.ws_security_bin"):
+        check({"senders": {"s": {"auth": ["ws-security"]}}})
+    with pytest.raises(ConfigError, match=r"senders\.s\.password_hash"):
+        check({"senders": {"s": {"auth": ["password", "ws-security"], "ws_security_bin": "061240063048"}}})
+    with pytest.raises(ConfigError, match=r"senders\.s\.auth\[0\]"):
+        check({"senders": {"s": {"auth": ["certificate"]}}})
+    with pytest.raises(ConfigError, match=r"services\.x\.ws_security"):
+        check({"services": {"x": {"endpoint": "http://127.0.0.1:1/", "ws_security": True}}})
+    with pytest.raises(ConfigError, match=r"ws_security\.endpoints"):
+        check({"ws_security": {"endpoints": ["rest"]}})

@@ -122,7 +122,7 @@ def _check_senders(settings: Settings) -> None:
             raise ConfigError(f"senders.{sender_id}.auth: name at least one of 'password', 'ws-security'")
         if SenderAuth.PASSWORD in sender.auth and not sender.password_hash.startswith("scrypt$"):
             raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
-                              "`egov-gateway hash-password`")
+                              "`egov-gateway hash-password` (required with auth 'password', the default)")
         if SenderAuth.WS_SECURITY in sender.auth and not _is_bin(sender.ws_security_bin):
             raise ConfigError(f"senders.{sender_id}.ws_security_bin: the 12-digit BIN of the sender's system "
                               "certificate is required with auth 'ws-security'")

@@ -204,10 +204,6 @@ class WsSecuritySettings:
 class SenderSettings:
     password_hash: str = ""
     "scrypt hash made by `egov-gateway hash-password` (required when ``auth`` has 'password')."
-    auth: tuple[SenderAuth, ...] = (SenderAuth.PASSWORD,)
-    "How the sender authenticates on SOAP: ['password'], ['ws-security'] or both (each one listed is required)."
-    ws_security_bin: str | None = None
-    "With 'ws-security': the BIN (OU=BIN…) of the system certificate that must sign the sender's requests."
     services: tuple[str, ...] = ("*",)
     "Services this sender may call; '*' for all."
     cabinet: bool = False
@@ -223,6 +219,10 @@ class SenderSettings:
     # Cabinet reading beyond one's own submissions: an explicit grant, never a default.
     cabinet_reads_all: bool = False
     "With cabinet = true: may read every sender's applications of an owner (the national portal of record)."
+    auth: tuple[SenderAuth, ...] = (SenderAuth.PASSWORD,)
+    "How the sender authenticates on SOAP: ['password'], ['ws-security'] or both (each one listed is required)."
+    ws_security_bin: str | None = None
+    "With 'ws-security': the BIN (OU=BIN…) of the system certificate that must sign the sender's requests."
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "auth", tuple(SenderAuth(a) for a in self.auth))

@@ -130,7 +130,10 @@ async def inspect_envelope(request: web.Request, envelope: etree._Element, gate:
     bodies = envelope.findall(BODY)
     if len(bodies) != 1 or verified.body is not bodies[0]:  # the intake reads the operation from this Body
         raise GatewayError("CLIENT_WSS_INVALID", "the verified Body is not the envelope's Body")
-    request[_SIGNED_BY] = verified.document.identity.bin
+    signer_bin = verified.document.identity.bin
+    if not signer_bin:  # the verifier requires one; never let a missing BIN through as "signed"
+        raise GatewayError("CLIENT_WSS_NOT_SYSTEM_CERTIFICATE")
+    request[_SIGNED_BY] = signer_bin
 
 
 def signed_by(request: web.Request) -> str | None:
