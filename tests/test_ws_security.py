@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -35,10 +37,12 @@ from signing.wssecurity import DS, SECURITY, WSU, WSU_ID, EnvelopeVerifier, WsSe
 from signing.wssecurity_sign import sign_envelope
 from tests.helpers import (
     ASYNC_TYPES,
+    CLI,
     PORTAL,
     PORTAL_PASSWORD,
     PULL,
     PULL_PASSWORD,
+    ROOT,
     SOAP_ENV,
     SYNC_TYPES,
     GatewayUnderTest,
@@ -317,3 +321,18 @@ def test_sender_settings_for_ws_security() -> None:
         check({"services": {"x": {"endpoint": "http://127.0.0.1:1/", "ws_security": True}}})
     with pytest.raises(ConfigError, match=r"ws_security\.endpoints"):
         check({"ws_security": {"endpoints": ["rest"]}})
+
+
+async def test_submit_command_signs_with_ws_security(gw: GatewayUnderTest, wss_url: str) -> None:
+    """`egov-gateway submit --ws-security portal` (the demo's portal-wss sender works the same way)."""
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*CLI, "submit", "--as", "aigerim", "--sender", WSS_SENDER, "--json", *extra,
+                               "--gateway", wss_url, "--state-dir", str(gw.pki.root.parent)],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+    signed = await asyncio.to_thread(run, "--ws-security", "portal")
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert json.loads(signed.stdout)["status"] == "SCSS001"
+    unsigned = await asyncio.to_thread(run, "--password", "unused")
+    assert unsigned.returncode != 0
+    assert json.loads(unsigned.stdout)["status"] == "CLIENT_WSS_REQUIRED"

@@ -16,6 +16,7 @@ from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
+    SenderAuth,
     SenderSettings,
     ServiceSettings,
     Settings,
@@ -29,6 +30,7 @@ from mocks.demo_secrets import (
     DEMO_OPERATOR,
     DEMO_SECRETS,
     DEMO_SENDER,
+    DEMO_WSS_SENDER,
     DemoSecrets,
     demo_secrets,
 )
@@ -64,6 +66,8 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
                                       jobs=(FUND_SUBMISSION_SERVICE,)),
             DEMO_OPERATOR: SenderSettings(password_hash=hash_password(passwords.operator), services=(),
                                           operator=True),
+            # SOAP only, signed with WS-Security by the portal's system certificate (`submit --ws-security portal`).
+            DEMO_WSS_SENDER: SenderSettings(auth=(SenderAuth.WS_SECURITY,), ws_security_bin=pki.system_bins["portal"]),
         },
         services={
             READER_TICKET_SERVICE: ServiceSettings(
