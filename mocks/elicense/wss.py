@@ -8,10 +8,17 @@ own senders, and that the signer is the gateway (``expected_bin``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from signing.wssecurity import EnvelopeVerifier, WsSecurityRejected, security_headers
+from signing.policy import VerificationPolicy
+from signing.trust import TrustStore
+from signing.verifier import DocumentVerifier
+from signing.wssecurity import EnvelopeVerifier, WsSecurityPolicy, WsSecurityRejected, security_headers
+
+if TYPE_CHECKING:
+    from mocks.pki import TestPki
 
 
 @dataclass(frozen=True)
@@ -34,3 +41,9 @@ class RequiredWsSecurity:
         if verified.document.identity.bin != self.expected_bin:
             return "the WS-Security signature is not the gateway's"
         return None
+
+
+def gateway_calls_only(pki: TestPki) -> RequiredWsSecurity:
+    """Only calls WS-Security-signed by the test PKI's ``gateway`` system certificate (the demo's provider)."""
+    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    return RequiredWsSecurity(EnvelopeVerifier(verifier, WsSecurityPolicy()), pki.system_bins["gateway"])
