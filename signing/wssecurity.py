@@ -44,6 +44,7 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 X509_TOKEN = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 BASE64_BINARY = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
+NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"
 SECURITY = f"{{{WSSE}}}Security"
 WSU_ID = f"{{{WSU}}}Id"
 _ENVELOPE, _HEADER, _BODY = f"{{{SOAP11}}}Envelope", f"{{{SOAP11}}}Header", f"{{{SOAP11}}}Body"
@@ -97,12 +98,12 @@ class VerifiedEnvelope:
 
 
 def security_headers(envelope: etree._Element, actor: str | None) -> list[etree._Element]:
-    """The envelope's wsse:Security header blocks addressed to us (no actor, or ``actor``)."""
+    """The envelope's wsse:Security header blocks addressed to us (no actor, SOAP 1.1's ``next``, or ``actor``)."""
     found: list[etree._Element] = []
     for header in envelope.iterchildren(_HEADER):
         for block in header.iterchildren(SECURITY):
             target = block.get(f"{{{SOAP11}}}actor")
-            if target is None or target == actor:
+            if target is None or target == NEXT_ACTOR or (actor is not None and target == actor):
                 found.append(block)
     return found
 

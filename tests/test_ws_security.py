@@ -222,6 +222,14 @@ async def test_wrong_bin_untrusted_and_extra_signature(gw: GatewayUnderTest, wss
     security = security_of(envelope)
     security.append(copy.deepcopy(security.find(f"{{{DS}}}Signature")))
     assert code_of((await post(http, wss_url, etree.tostring(envelope)))[1]) == "CLIENT_WSS_INVALID"
+    envelope = etree.fromstring(signed_bytes(gw))  # a second one tucked inside the first's token reference
+    signature = security_of(envelope).find(f"{{{DS}}}Signature")
+    assert signature is not None
+    reference = signature.find(f"{{{DS}}}KeyInfo/{{http://docs.oasis-open.org/wss/2004/01/"
+                               "oasis-200401-wss-wssecurity-secext-1.0.xsd}SecurityTokenReference")
+    assert reference is not None
+    reference.append(copy.deepcopy(signature))
+    assert code_of((await post(http, wss_url, etree.tostring(envelope)))[1]) == "CLIENT_WSS_INVALID"
     stranger = sign_envelope(sync_envelope(application(gw), WSS_SENDER), self_signed(gw.pki.system_bins["portal"]))
     assert code_of((await post(http, wss_url, etree.tostring(stranger)))[1]) == "SIG_NO_CERTIFICATE_CHAIN_FOUND"
     # A citizen's own certificate is trusted, but it is not a system certificate of an organisation.

@@ -29,11 +29,17 @@ from gateway.shep.envelope import BODY, HEADER, SOAP_ENV
 from signing.policy import RevocationMode
 from signing.revocation import RevocationChecker, apply_revocation
 from signing.verifier import SignatureRejected
-from signing.wssecurity import SECURITY, EnvelopeVerifier, VerifiedEnvelope, WsSecurityRejected, security_headers
+from signing.wssecurity import (
+    NEXT_ACTOR,
+    SECURITY,
+    EnvelopeVerifier,
+    VerifiedEnvelope,
+    WsSecurityRejected,
+    security_headers,
+)
 
 log = logging.getLogger("egov.wss")
 
-_NEXT_ACTOR = "http://schemas.xmlsoap.org/soap/actor/next"
 _MUST_UNDERSTAND = f"{{{SOAP_ENV}}}mustUnderstand"
 _ACTOR = f"{{{SOAP_ENV}}}actor"
 _ENDPOINTS = {"/shep/sync": "sync", "/shep/async": "async"}
@@ -102,7 +108,7 @@ def _refusal(code: str, reason: str, rejected: WsSecurityRejected | SignatureRej
 
 def _for_us(block: etree._Element, actor: str | None) -> bool:
     target = block.get(_ACTOR)
-    return target is None or target == _NEXT_ACTOR or (actor is not None and target == actor)
+    return target is None or target == NEXT_ACTOR or (actor is not None and target == actor)
 
 
 def check_must_understand(envelope: etree._Element, understood: frozenset[str], actor: str | None) -> None:
