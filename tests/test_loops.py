@@ -185,7 +185,7 @@ async def test_the_notifier_gives_up_after_its_attempts_and_the_answer_stays_in_
             "</request></a:getMessages></soap:Body></soap:Envelope>").encode()
     async with http.post(f"{own.url}/shep/async", data=body, headers={"Content-Type": "text/xml"}) as response:
         answer = etree.fromstring(await response.read())
-    ids = [m.findtext("messageInfo/SenderCorrelationId") for m in answer.iter("messages")]
+    ids = [m.findtext("messageInfo/properties[key='requestMessageId']/value") for m in answer.iter("messages")]
     assert ids == [mid]
 
 

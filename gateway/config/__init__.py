@@ -20,6 +20,7 @@ from gateway.config.settings import (
     SenderSettings,
     ServiceSettings,
     Settings,
+    ShepSettings,
     SignerSettings,
     TrustSettings,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "SenderSettings",
     "ServiceSettings",
     "Settings",
+    "ShepSettings",
     "SignerSettings",
     "TrustSettings",
     "check_settings",
