@@ -150,7 +150,7 @@ async def test_callbacks_keep_going_after_storage_fails_in_a_push(own, http, mon
 
     def answered(mid: str) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
-            return any(a["senderCorrelationId"] == mid for a in own.received.answers)
+            return any(a["requestMessageId"] == mid for a in own.received.answers)
         return check
 
     await wait_for(answered(first))
