@@ -58,12 +58,6 @@ async def read_message(request: web.Request, limits: XmlLimits, namespaces: Coll
     return SoapMessage(envelope, envelope.find(HEADER), children[0])
 
 
-async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Collection[str],
-                         operations: Collection[str]) -> etree._Element:
-    """The one operation element in soap:Body (see :func:`read_message`)."""
-    return (await read_message(request, limits, namespaces, operations)).operation
-
-
 def drop_data_type(data: etree._Element | None) -> None:
     """Forget an ``xsi:type`` on ``data``: real clients name their generated type there, but the business
     document has its own schema (checked later), and ``data`` is ``xsd:anyType`` whatever they call it."""

@@ -23,7 +23,7 @@ from gateway.intake.soap_io import (
     document_in,
     drop_data_type,
     fault,
-    read_operation,
+    read_message,
     required,
     required_text,
     respond,
@@ -70,7 +70,7 @@ async def handle_send_message(request: web.Request) -> web.Response:
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-            operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
+            operation = (await read_message(request, xml_limits, _NAMESPACES, ("SendMessage",))).operation
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
             intake = _read_send_message(operation, namespace, xml_limits, components.settings.shep.zone())
             outcome = await components.pipeline.process(intake, session_id, client=request.remote)
