@@ -10,6 +10,7 @@ and the fault (``<op>Fault1_<op>Fault``) use the request's spelling.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 
@@ -46,13 +47,12 @@ _MAX_BATCH = 100
 _DEFAULT_BATCH = 10
 _SCAN = 1000
 "Most due answers a getMessages filtered by correlationId looks through."
-_SCHEMA: list[etree.XMLSchema] = []
 
 
+@functools.cache
 def _schema() -> etree.XMLSchema:
-    if not _SCHEMA:
-        _SCHEMA.append(schemas.load_xml_schema(schemas.ASYNC_OPERATIONS_XSD))
-    return _SCHEMA[0]
+    """The operations schema (it imports the types and the common types), compiled once per process."""
+    return schemas.load_xml_schema(schemas.ASYNC_OPERATIONS_XSD)
 
 
 def preload_schemas() -> None:

@@ -1,5 +1,7 @@
 """The portal's IAsyncChannelClient: where the gateway pushes answers (sendMessage) and status changes
-(changeMassageStatusNotification, spelt as in SHEP). Keeps what it received, for the demo and tests.
+(changeMassageStatusNotification, spelt as in SHEP), both in ``.../AsyncChannel/v10/Types/Client``. Each push is
+checked against the client-side schema (a non-conforming one is refused with 400 and noted in ``invalid``).
+Keeps what it received, for the demo and tests.
 
 ``POST /shep/client`` SOAP; ``GET /received`` JSON of what arrived; ``POST /_control/fail {"count": N}``
 makes the next N pushes fail with 503 (to see the gateway retry).
@@ -7,6 +9,7 @@ makes the next N pushes fail with 503 (to see the gateway retry).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,7 +21,6 @@ from signing.xmlsafe import UnsafeXmlError, XmlLimits, detach, parse_untrusted
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 CLIENT_NS = schemas.ASYNC_CLIENT_NS
-_SCHEMA: list[etree.XMLSchema] = []
 
 
 @dataclass
@@ -38,10 +40,9 @@ class Received:
 RECEIVED = web.AppKey("received", Received)
 
 
+@functools.cache
 def _client_schema() -> etree.XMLSchema:
-    if not _SCHEMA:
-        _SCHEMA.append(schemas.load_xml_schema(schemas.ASYNC_CLIENT_XSD))
-    return _SCHEMA[0]
+    return schemas.load_xml_schema(schemas.ASYNC_CLIENT_XSD)
 
 
 def _properties(info: etree._Element) -> dict[str, str]:
