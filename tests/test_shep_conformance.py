@@ -39,6 +39,7 @@ from tests.helpers import (
     GatewayUnderTest,
     free_port,
     message_id,
+    sync_envelope_bytes,
     trusting_verifier,
     wait_for,
 )
@@ -233,6 +234,25 @@ async def test_no_content_type_xsi_type_and_local_time_are_accepted(gw: GatewayU
     answer = await post(http, f"{gw.url}/shep/async", raw_send(document, mid=None, when=local_now().isoformat()))
     assert answer.tag == f"{{{OPS}}}sendMessageResponse", etree.tostring(answer)
     assert uuid.UUID(answer.findtext("response/messageId"))
+
+
+async def test_sync_channel_without_content_type(gw: GatewayUnderTest, http) -> None:  # type: ignore[no-untyped-def]
+    answer = await post(http, f"{gw.url}/shep/sync",
+                        sync_envelope_bytes(signed_application(gw.pki.person("saule"), READER_TICKET_SERVICE)))
+    assert answer.findtext("response/responseInfo/status/code") == "SCSS001", etree.tostring(answer)
+
+
+async def test_the_lowercase_spelling_is_answered_in_kind(gw: GatewayUnderTest, http) -> None:  # type: ignore[no-untyped-def]
+    """Operations in .../v10/types are read as .../v10/Types; the fault keeps the request's spelling."""
+    lower = "http://bip.bee.kz/AsyncChannel/v10/types"
+    body = (f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{lower}"><soap:Body><a:getMessageStatus><request>'
+            f"<messageId>never-sent</messageId><requestDate>{local_now().isoformat()}</requestDate>"
+            f"<sender><senderId>{PULL}</senderId><password>{PULL_PASSWORD}</password></sender>"
+            "</request></a:getMessageStatus></soap:Body></soap:Envelope>").encode()
+    async with http.post(f"{gw.url}/shep/async", data=body, headers={"Content-Type": "text/xml"}) as response:
+        envelope = etree.fromstring(await response.read())
+    detail = envelope.find(f".//detail/{{{lower}}}getMessageStatusFault1_getMessageStatusFault")
+    assert detail is not None and detail.findtext("errorCode") == "CLIENT_NOT_FOUND"
 
 
 async def test_a_date_without_offset_is_kazakhstan_time_not_utc(gw: GatewayUnderTest, http) -> None:  # type: ignore[no-untyped-def]
