@@ -16,6 +16,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -104,6 +105,11 @@ def check_settings(settings: Settings) -> None:
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)
+    try:
+        settings.shep.zone()
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(f"shep.local_time_zone: {settings.shep.local_time_zone!r} is not a known IANA time zone") \
+            from None
 
 
 def _check_cabinet(cabinet: CabinetSettings) -> None:

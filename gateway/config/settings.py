@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from connectors.queue import QueueSettings
 from signing.applicant import ApplicantKind
@@ -324,6 +325,19 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True)
+class ShepSettings:
+    """How SHEP's SOAP intakes read what real clients send."""
+
+    local_time_zone: str = "Asia/Almaty"
+    """IANA zone of a ``messageDate`` (or REST ``messageDate``) sent without an offset: Kazakh clients send local
+    time. Asia/Almaty is UTC+5, the one zone of Kazakhstan since 1 March 2024 (tzdata 2024a or later)."""
+
+    def zone(self) -> ZoneInfo:
+        """The zone (``zoneinfo``; the ``tzdata`` package stands in where the system has none)."""
+        return ZoneInfo(self.local_time_zone)
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = Path(".egov")
     "Where the embedded Redis keeps its data and the demo its PKI (default: .egov in the working directory)."
@@ -357,6 +371,8 @@ class Settings:
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
     "Service registry, by serviceId."
+    shep: ShepSettings = field(default_factory=ShepSettings)
+    "SHEP intake tolerance: the time zone of dates sent without an offset."
 
     @property
     def base_url(self) -> str:
