@@ -263,6 +263,9 @@ async def test_must_understand_on_both_channels(gw: GatewayUnderTest, http: aioh
                 continue
             assert (status, code_of(answer)) == (500, expected), (path, flag)
             assert answer.findtext(f".//{{{SOAP_ENV}}}Fault/faultcode") == "soap:MustUnderstand"
+            # SOAP 1.1 §4.4: no detail for a header error; the ErrorInfo is a header entry
+            assert answer.find(f".//{{{SOAP_ENV}}}Fault/detail") is None
+            assert answer.findtext(f"{{{SOAP_ENV}}}Header//errorCode") == expected
 
 
 async def test_security_header_is_not_understood_where_disabled(gw: GatewayUnderTest, tmp_path: Path,

@@ -126,7 +126,7 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
                                     "soap:Server" if error.spec.party != "client" else "soap:Client")
     E(element, "faultstring").text = error.message(language)
     namespace = etree.QName(detail_tag).namespace
-    info = E(E(element, "detail"), detail_tag, nsmap={"ns": namespace} if namespace else None)
+    info = etree.Element(detail_tag, nsmap={"ns": namespace} if namespace else None)
     E(info, "errorCode").text = error.code
     E(info, "errorMessage").text = error.message(language)
     data: dict[str, object] = {"messages": error.spec.messages, "party": str(error.spec.party)}
@@ -141,7 +141,11 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     E(info, "errorData").text = json.dumps(data, ensure_ascii=False)
     E(info, "errorDate").text = now_iso()
     E(info, "sessionId").text = session_id
-    response = respond(element)
+    # SOAP 1.1 §4.4: detail is for Body errors only, so a header's ErrorInfo travels as a header entry.
+    header_error = error.code == "CLIENT_MUST_UNDERSTAND"
+    if not header_error:
+        E(element, "detail").append(info)
+    response = respond(element, info if header_error else None)
     if error.retry_after is not None:  # throttling and quotas: SOAP callers may honour it too
         response.headers["Retry-After"] = str(error.retry_after)
     elif error.spec.http_status == 503:
