@@ -23,6 +23,7 @@ from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.durability import NOT_DURABLE, DurabilityProbe, is_not_durable
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
@@ -105,6 +106,7 @@ class Pipeline:
         revocation: RevocationChecker | None = None,
         revocation_mode: RevocationMode = RevocationMode.OFF,
         quotas: QuotaCounter | None = None,
+        durability: DurabilityProbe | None = None,
     ) -> None:
         self.senders = senders
         self.registry = registry
@@ -116,6 +118,7 @@ class Pipeline:
         self.delivery = delivery
         self.revocation = revocation
         self.revocation_mode = revocation_mode
+        self.durability = durability
         self.quotas = quotas
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
@@ -139,8 +142,14 @@ class Pipeline:
         request. ``client`` is the caller's network address: failed sign-ins are throttled by it.
         """
         try:
-            return await self._process(request, session_id, asynchronous, client)
+            outcome = await self._process(request, session_id, asynchronous, client)
+            if self.durability is not None:  # acknowledge only what reached the append-only file
+                await self.durability.confirm()
+            return outcome
         except RedisError as exc:
+            if is_not_durable(exc):
+                log.warning("storage cannot persist in %s: %s", session_id, exc)
+                raise GatewayError(NOT_DURABLE, str(exc)) from None
             log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
