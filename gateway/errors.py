@@ -288,3 +288,11 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+def storage_refusal(exc: BaseException, detail: str | None = None) -> GatewayError:
+    """The refusal for a storage error: GATEWAY_STORAGE_NOT_DURABLE when Redis refused a write because it cannot
+    persist it (its ``MISCONF`` reply: the append-only file's last write failed), else GATEWAY_STORAGE_UNAVAILABLE."""
+    if "MISCONF " in str(exc):  # also inside a script's error: "Error running script ... -MISCONF Errors writing"
+        return GatewayError("GATEWAY_STORAGE_NOT_DURABLE", detail)
+    return GatewayError("GATEWAY_STORAGE_UNAVAILABLE", detail)

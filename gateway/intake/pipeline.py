@@ -21,12 +21,13 @@ from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
-from gateway.lifecycle.durability import NOT_DURABLE, DurabilityProbe, is_not_durable
+from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.supervise import describe
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
 from signing.policy import RevocationMode
@@ -147,11 +148,8 @@ class Pipeline:
                 await self.durability.confirm()
             return outcome
         except RedisError as exc:
-            if is_not_durable(exc):
-                log.warning("storage cannot persist in %s: %s", session_id, exc)
-                raise GatewayError(NOT_DURABLE, str(exc)) from None
-            log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+            log.warning("storage unavailable in %s: %s", session_id, describe(exc))
+            raise storage_refusal(exc, type(exc).__name__) from None
 
     async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
                        client: str | None) -> Outcome:

@@ -20,16 +20,11 @@ import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from gateway.errors import GatewayError
 
 NOT_DURABLE = "GATEWAY_STORAGE_NOT_DURABLE"
-
-
-def is_not_durable(exc: RedisError) -> bool:
-    """Redis refused a write because it cannot persist (``MISCONF``: append-only or snapshot write failed)."""
-    return isinstance(exc, ResponseError) and str(exc).startswith("MISCONF")
 
 
 def judge(info: dict[str, Any], *, require_aof: bool) -> str | None:

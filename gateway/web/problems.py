@@ -12,8 +12,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError, pick_language
-from gateway.lifecycle.durability import NOT_DURABLE, is_not_durable
+from gateway.errors import GatewayError, pick_language, storage_refusal
 from signing.idnumbers import mask_url
 
 RETRY_AFTER_SECONDS = 5
@@ -71,8 +70,7 @@ def guarded(
         except GatewayError as error:
             return problem(error, language_of(request))
         except RedisError as exc:
-            code = NOT_DURABLE if is_not_durable(exc) else "GATEWAY_STORAGE_UNAVAILABLE"
-            return problem(GatewayError(code), language_of(request))
+            return problem(storage_refusal(exc), language_of(request))
         except Exception:
             logging.getLogger("egov.http").exception("unexpected error in %s", mask_url(request.raw_path))
             return problem(GatewayError("GATEWAY_INTERNAL"), language_of(request))
