@@ -466,3 +466,31 @@ async def test_slowloris_connections_are_closed_after_the_header_timeout(pki, re
         assert min(closed_after) >= 1.0
     finally:
         gateway.stop()
+
+
+async def test_a_worker_that_keeps_dying_is_restarted_then_the_parent_gives_up(pki, redis_url: str,
+                                                                              tmp_path: Path) -> None:
+    config = write_config(tmp_path, pki, free_port(), f"http://127.0.0.1:{free_port()}")
+    gateway = GatewayProcess(config, "--workers", "2", env={"REDIS_URL": redis_url})
+
+    def workers() -> set[int]:
+        return {pid for pid in descendants(gateway.process.pid) if "spawn_main" in cmdline(pid) and alive(pid)}
+
+    try:
+        await gateway.up()
+        killed: set[int] = set()
+        for _ in range(4):  # three restarts are allowed within the window; the fourth death ends the parent
+            current = await wait_until(lambda: workers() - killed, 20, "a worker was not started again",
+                                       process=None if killed else gateway)
+            victim = min(current)
+            os.kill(victim, signal.SIGKILL)
+            killed.add(victim)
+            if len(killed) == 1:
+                await wait_until(lambda: len(workers() - killed) == 2, 20, "the killed worker was not replaced")
+        assert await asyncio.to_thread(gateway.process.wait, 30) == 1
+        await wait_until(lambda: not port_open(gateway.port), 5, "a process still serves the port")
+        output = gateway.output()
+        assert output.count("starting it again") == 3
+        assert "workers were restarted in the last 60 s: stopping" in output
+    finally:
+        gateway.stop()
