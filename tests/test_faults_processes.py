@@ -261,7 +261,7 @@ async def test_embedded_redis_killed_under_traffic_is_restarted_and_nothing_is_l
             acked: list[tuple[str, str]] = []
             refused: list[tuple[int, str]] = []
             killed = asyncio.Event()
-            bodies = [application(pki, n) for n in range(160)]
+            bodies = [application(pki, n) for n in range(120)]
 
             async def sender(http: aiohttp.ClientSession) -> None:
                 while bodies:
@@ -269,7 +269,7 @@ async def test_embedded_redis_killed_under_traffic_is_restarted_and_nothing_is_l
                     status, answer, _ = await submit(http, gateway.url, body)
                     if status == 200:
                         acked.append((owner, mid))
-                        if len(acked) == 40:
+                        if len(acked) == 30:
                             os.kill(redis_pids[0], signal.SIGKILL)
                             killed.set()
                     else:
@@ -279,7 +279,7 @@ async def test_embedded_redis_killed_under_traffic_is_restarted_and_nothing_is_l
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
                 await asyncio.wait_for(asyncio.gather(*(sender(http) for _ in range(6))), 90)
                 assert killed.is_set()
-                assert len(acked) >= 100, f"only {len(acked)} acknowledged; refusals: {refused[:5]}"
+                assert len(acked) >= 80, f"only {len(acked)} acknowledged; refusals: {refused[:5]}"
                 assert {code for _status, code in refused} <= {"GATEWAY_STORAGE_UNAVAILABLE"}, refused
                 async with http.get(f"{gateway.url}/health/details", headers=OPS) as response:
                     details = await response.json()

@@ -108,7 +108,7 @@ class EmbeddedRedis:
 
     def _command(self, command: bytes) -> bytes:
         reply = b""
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port or 0), timeout=1) as sock:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port or 0), timeout=5) as sock:
             sock.sendall(command)
             while b"aof_enabled:" not in reply or not reply.endswith(b"\r\n"):
                 chunk = sock.recv(4096)
