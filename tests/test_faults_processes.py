@@ -198,12 +198,7 @@ async def test_idle_connections_above_the_descriptor_limit_are_refused_cleanly(p
     idle: list[socket.socket] = []
     try:
         await gateway.up()
-        for _ in range(600):
-            sock = socket.socket()
-            sock.setblocking(False)
-            with contextlib.suppress(BlockingIOError):
-                sock.connect(("127.0.0.1", gateway.port))
-            idle.append(sock)
+        idle = open_idle(gateway.port, 600)
         statuses = []
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for _ in range(5):
@@ -226,6 +221,47 @@ async def test_idle_connections_above_the_descriptor_limit_are_refused_cleanly(p
         assert output.count("out of system resource") == 0, "asyncio's traceback per failed accept()"
         assert output.count("accept() failed") <= 3
         assert output.count("refused a connection") <= 3
+        assert "Traceback" not in output
+    finally:
+        for sock in idle:
+            sock.close()
+        gateway.stop()
+
+
+def open_idle(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that never send a byte."""
+    idle = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(("127.0.0.1", port))
+        idle.append(sock)
+    return idle
+
+
+async def test_failed_accepts_are_logged_once_per_interval(pki, redis_url: str, tmp_path: Path) -> None:
+    """A cap set above the descriptor limit: accept() does fail (EMFILE), and says so once, not per attempt."""
+    config = write_config(tmp_path, pki, free_port(), f"http://127.0.0.1:{free_port()}",
+                          listen="header_timeout_seconds = 3\nmax_connections = 5000", redis="max_connections = 20")
+    gateway = GatewayProcess(config, env={"REDIS_URL": redis_url}, preexec=low_descriptor_limit(256))
+    idle: list[socket.socket] = []
+    try:
+        await gateway.up()
+        idle = open_idle(gateway.port, 400)
+        await wait_until(lambda: "accept() failed" in gateway.output(), 15, "accept() never failed", process=gateway)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+            async def served() -> bool:
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.get(f"{gateway.url}/health") as response:
+                        return response.status == 200
+                return False
+
+            await wait_until(served, 20, "normal service did not come back after the idle connections were closed")
+        output = gateway.output()
+        assert output.count("accept() failed") == 1, output[-2000:]
+        assert "out of system resource" not in output, "asyncio's traceback per failed accept()"
         assert "Traceback" not in output
     finally:
         for sock in idle:
