@@ -115,8 +115,15 @@ def _refusal() -> bytes:
 REFUSAL = _refusal()
 
 
+REFUSAL_LINGER_SECONDS = 0.25
+"A refused connection is closed this long after its 503 at the latest (an idle flood's descriptors come back fast)."
+
+
 class _Refuse(asyncio.Protocol):
-    """Over the cap: answer 503, stop writing, close when the caller has read it (or after a second)."""
+    """Over the cap: answer 503, stop writing, close at the caller's EOF or after a short linger.
+
+    The linger lets a request already on its way be read (closing with unread data would reset the
+    connection, and the caller might lose the 503)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -124,7 +131,7 @@ class _Refuse(asyncio.Protocol):
         transport.write(REFUSAL)
         if transport.can_write_eof():
             transport.write_eof()
-        self._timer = asyncio.get_running_loop().call_later(1.0, transport.close)
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, transport.close)
 
     def data_received(self, data: bytes) -> None:
         pass  # the request is not read: the answer does not depend on it
