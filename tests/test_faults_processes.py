@@ -167,6 +167,11 @@ async def test_workers_die_with_their_parent(pki, tmp_path: Path) -> None:
             await gateway.up()
             await wait_until(lambda: sum("spawn_main" in cmdline(p) for p in descendants(gateway.process.pid)) >= 2,
                              20, "two workers")
+            async with aiohttp.ClientSession() as http, \
+                    http.get(f"{gateway.url}/health/details", headers=OPS) as response:
+                # the supervisor's board is shared memory: a worker reports the parent's embedded server
+                assert (await response.json())["embeddedRedis"] == {"running": True, "restarts": 0,
+                                                                    "lastRestart": None}
             kinds = {pid: cmdline(pid) for pid in descendants(gateway.process.pid)}
             family = gateway.crash(settle=False)
             assert sum("spawn_main" in line for line in kinds.values()) == 2, kinds
