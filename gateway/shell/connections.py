@@ -145,7 +145,12 @@ class _Refuse(asyncio.Protocol):
 
 
 class _HeadTimedHandler(RequestHandler):
-    """aiohttp's handler, closed if the first request head is not complete within the header timeout."""
+    """aiohttp's handler, closed if the first request head is not complete within the header timeout.
+
+    aiohttp has no header timeout of its own; this reads its handler's ``_request_count`` (heads parsed so
+    far) and builds handlers with its server's ``_kwargs``, both private in aiohttp 3.x (constraints.txt
+    pins the version; tests/test_faults_processes.py fails if they change).
+    """
 
     head_timeout = 10.0
 
