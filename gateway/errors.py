@@ -162,6 +162,9 @@ _add("PROVIDER_BAD_RESPONSE", 502, P, "Қызмет жеткізушісінің
      "Некорректный ответ поставщика услуги.", "The service provider's answer is not valid.")
 _add("GATEWAY_STORAGE_UNAVAILABLE", 503, G, "Шлюз қоймасы қолжетімсіз, кейінірек қайталаңыз.",
      "Хранилище шлюза недоступно, повторите позже.", "The gateway's storage is unavailable; try again later.")
+_add("GATEWAY_STORAGE_NOT_DURABLE", 503, G, "Шлюз қоймасы деректерді дискіге жаза алмай тұр, кейінірек қайталаңыз.",
+     "Хранилище шлюза не может записать данные на диск, повторите позже.",
+     "The gateway's storage cannot write to disk; try again later.")
 _add("GATEWAY_OVERLOADED", 503, G, "Шлюз толы, кейінірек қайталаңыз.", "Шлюз перегружен, повторите позже.",
      "The gateway is at capacity; try again later.")
 _add("PROVIDER_SIGNATURE_INVALID", 502, P, "Қызмет жеткізушісінің жауабындағы қолтаңба расталмады.",
@@ -310,3 +313,11 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+def storage_refusal(exc: BaseException, detail: str | None = None) -> GatewayError:
+    """The refusal for a storage error: GATEWAY_STORAGE_NOT_DURABLE when Redis refused a write because it cannot
+    persist it (its ``MISCONF`` reply: the append-only file's last write failed), else GATEWAY_STORAGE_UNAVAILABLE."""
+    if "MISCONF " in str(exc):  # also inside a script's error: "Error running script ... -MISCONF Errors writing"
+        return GatewayError("GATEWAY_STORAGE_NOT_DURABLE", detail)
+    return GatewayError("GATEWAY_STORAGE_UNAVAILABLE", detail)

@@ -58,6 +58,14 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> 
 
 def check_settings(settings: Settings) -> None:
     """Cross-field rules that types alone cannot say."""
+    if settings.redis.appendfsync not in ("everysec", "always"):
+        raise ConfigError("redis.appendfsync: must be 'everysec' or 'always'")
+    listen = settings.listen
+    for key in ("header_timeout_seconds", "keepalive_timeout_seconds", "error_log_seconds"):
+        if not (math.isfinite(getattr(listen, key)) and getattr(listen, key) > 0):
+            raise ConfigError(f"listen.{key}: must be positive")
+    if listen.max_connections is not None and listen.max_connections < 1:
+        raise ConfigError("listen.max_connections: must be at least 1")
     for service_id, service in settings.services.items():
         where = f"services.{service_id}"
         if service.connector is not ConnectorKind.QUEUE and not service.endpoint.startswith(("http://", "https://")):

@@ -23,6 +23,17 @@ class ListenSettings:
     "TCP port."
     public_url: str | None = None
     "Base URL written into served WSDLs; defaults to http://host:port."
+    header_timeout_seconds: float = 10.0
+    """A connection that has not sent a complete request head this long after it opened (or after its last
+    answer, for a kept-alive one) is closed: slowloris connections do not pile up."""
+    keepalive_timeout_seconds: float = 15.0
+    "An idle kept-alive connection is closed after this long."
+    max_connections: int | None = None
+    """Open client connections per process; the next one is answered with a minimal 503 (Retry-After) and
+    closed. Unset: the open-files limit (RLIMIT_NOFILE) less a reserve for Redis, back-ends and files, so the
+    process never runs out of descriptors (and asyncio's accept loop never fails)."""
+    error_log_seconds: float = 60.0
+    "The listener's repeated errors (accept() out of descriptors, refused connections) are logged once this often."
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,12 @@ class RedisSettings:
     the background loops, cabinet and job API calls each find one."""
     pool_timeout_seconds: float = 2.0
     "How long a command waits for a free pooled connection before it fails (GATEWAY_STORAGE_UNAVAILABLE)."
+    appendfsync: str = "everysec"
+    """The embedded Redis's fsync policy: ``everysec`` (a power loss may cost the last second of acknowledged
+    writes) or ``always`` (fsync before every answer: nothing acknowledged is lost, at a cost; docs/recovery.md)."""
+    require_aof: bool = True
+    """Refuse acknowledgements (503 GATEWAY_STORAGE_NOT_DURABLE) when the Redis server's append-only file is off.
+    A failed append-only write (full disk, I/O error) is refused whatever this says."""
 
     def pool_size(self, limits: LimitSettings, delivery: DeliverySettings) -> int:
         """``max_connections``, or the size derived from the in-flight bound and delivery concurrency."""

@@ -21,11 +21,13 @@ from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.supervise import describe
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
 from signing.policy import RevocationMode
@@ -105,6 +107,7 @@ class Pipeline:
         revocation: RevocationChecker | None = None,
         revocation_mode: RevocationMode = RevocationMode.OFF,
         quotas: QuotaCounter | None = None,
+        durability: DurabilityProbe | None = None,
     ) -> None:
         self.senders = senders
         self.registry = registry
@@ -116,6 +119,7 @@ class Pipeline:
         self.delivery = delivery
         self.revocation = revocation
         self.revocation_mode = revocation_mode
+        self.durability = durability
         self.quotas = quotas
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
@@ -140,10 +144,13 @@ class Pipeline:
         BIN of a verified WS-Security signature over the request (:mod:`gateway.intake.ws_security`).
         """
         try:
-            return await self._process(request, session_id, asynchronous, client, signed_by)
+            outcome = await self._process(request, session_id, asynchronous, client, signed_by)
+            if self.durability is not None:  # acknowledge only what reached the append-only file
+                await self.durability.confirm()
+            return outcome
         except RedisError as exc:
-            log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+            log.warning("storage unavailable in %s: %s", session_id, describe(exc))
+            raise storage_refusal(exc, type(exc).__name__) from None
 
     async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
                        client: str | None, signed_by: str | None) -> Outcome:

@@ -45,8 +45,10 @@ from gateway.intake import sync_channel as soap
 from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
 from gateway.intake.ws_security import WsSecurityGate
+from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
@@ -59,6 +61,8 @@ from signing.wssecurity import EnvelopeVerifier, WsSecurityPolicy
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.app")
+EMBEDDED_REDIS = web.AppKey("embedded_redis", SupervisorBoard)
+"The embedded Redis's supervisor board (absent with an external Redis)."
 
 
 class MaskingAccessLogger(AbstractAccessLogger):
@@ -134,8 +138,10 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
 
 
-def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
-    """Build the application (calling :func:`load` unless given its result)."""
+def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None,
+               supervisor: SupervisorBoard | None = None) -> web.Application:
+    """Build the application (calling :func:`load` unless given its result); ``supervisor`` is the embedded
+    Redis's restart board, shown on ``/health/details``."""
     loaded = loaded or load(settings)
     # aiohttp refuses a request.read()/post() body *larger* than client_max_size; read_body enforces the same
     # limit while streaming, and the job API its own (it reads request.content, which this does not bound).
@@ -156,6 +162,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
             running.ws_security.close()
         await clients.aclose()
 
+    if supervisor is not None:
+        app[EMBEDDED_REDIS] = supervisor
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_end_streams)
     _add_routes(app)
@@ -227,7 +235,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
                         store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                         revocation=checker, revocation_mode=revocation.mode,
-                        quotas=QuotaCounter(redis, prefix, settings.senders))
+                        quotas=QuotaCounter(redis, prefix, settings.senders),
+                        durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof))
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)
@@ -305,7 +314,7 @@ async def health_details(request: web.Request) -> web.Response:
     pipeline = components.pipeline
     storage_ok = await _storage_ok(request)
     certificate = pipeline.signer.certificate
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if storage_ok else "degraded",
         "storage": "ok" if storage_ok else "unreachable",
         "signer": {"subject": certificate.subject.rfc4514_string(),
@@ -314,6 +323,8 @@ async def health_details(request: web.Request) -> web.Response:
         "services": sorted(s.service_id for s in pipeline.registry),
         "process": os.getpid(),
     }
+    if EMBEDDED_REDIS in request.app:
+        body["embeddedRedis"] = request.app[EMBEDDED_REDIS].report()
     return web.json_response(body, status=200 if storage_ok else 503)
 
 
