@@ -9,6 +9,7 @@ progress through ``getMessageStatus``. Both spellings of the types namespace are
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -21,14 +22,17 @@ from gateway.delivery.callbacks import INBOX_LEASE_SECONDS
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
-from gateway.intake.reading import parse_datetime
+from gateway.intake.reading import parse_datetime, service_label
 from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
+from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import async_message, message_state
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.async")
+SERVICE_KEY = "egov.service"
+"The request's serviceId, once read (the metrics' service label)."
 _NAMESPACES = (schemas.ASYNC_TYPES_NS, schemas.ASYNC_TYPES_NS_UPPER)
 _OPERATIONS = ("sendMessage", "getMessages", "getMessageStatus", "sendDeliveryNotification")
 _MAX_BATCH = 100
@@ -65,6 +69,7 @@ async def handle(request: web.Request) -> web.Response:
     limits = components.settings.limits
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
     language, session_id, namespace = language_of(request), new_session_id(), schemas.ASYNC_TYPES_NS
+    started, code = time.perf_counter(), SUCCESS_CODE
     try:
         # The in-flight gate, before anything is read. The operation is only known from the body (soapAction
         # is ""), so every AsyncChannel call takes a slot; the ones other than sendMessage are short.
@@ -72,12 +77,16 @@ async def handle(request: web.Request) -> web.Response:
             operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
             namespace = etree.QName(operation).namespace or namespace
             answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
+        return respond(answer)
     except GatewayError as error:
+        code = error.code
         return fault(error, language, session_id, f"{{{namespace}}}AsyncChannelFault")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}AsyncChannelFault")
-    return respond(answer)
+        code = "GATEWAY_INTERNAL"
+        return fault(GatewayError(code), language, session_id, f"{{{namespace}}}AsyncChannelFault")
+    finally:
+        observe_request("soap-async", service_label(components.registry, request.get(SERVICE_KEY)), code, started)
 
 
 async def _dispatch(request: web.Request, operation: etree._Element, namespace: str, session_id: str,
@@ -121,6 +130,7 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
+    request[SERVICE_KEY] = intake.service_id  # for the request's metrics
     outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote)
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
@@ -137,6 +147,7 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
     components = request.app[INTAKE]
     sender = await _authenticate(request, body.find("sender"))
     service_id = body.findtext("serviceId", "")
+    request[SERVICE_KEY] = service_id
     service = components.registry.get(service_id)
     if service is None:
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")

@@ -8,6 +8,7 @@ zeep and most SHEP clients send it) or as escaped XML text.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from aiohttp import web
@@ -17,8 +18,9 @@ import schemas
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
-from gateway.intake.reading import parse_datetime
+from gateway.intake.reading import parse_datetime, service_label
 from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
+from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso, own_xml
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
@@ -55,6 +57,7 @@ async def handle_send_message(request: web.Request) -> web.Response:
     language = language_of(request)
     session_id = new_session_id()
     namespace = schemas.SYNC_TYPES_NS
+    started, intake, code = time.perf_counter(), None, SUCCESS_CODE
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
@@ -62,12 +65,17 @@ async def handle_send_message(request: web.Request) -> web.Response:
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
             intake = _read_send_message(operation, namespace, xml_limits)
             outcome = await components.pipeline.process(intake, session_id, client=request.remote)
+        return _response(outcome, namespace, intake.message_id)
     except GatewayError as error:
+        code = error.code
         return fault(error, language, session_id, f"{{{namespace}}}SendMessageFault")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}SendMessageFault")
-    return _response(outcome, namespace, intake.message_id)
+        code = "GATEWAY_INTERNAL"
+        return fault(GatewayError(code), language, session_id, f"{{{namespace}}}SendMessageFault")
+    finally:
+        service = service_label(components.registry, intake.service_id if intake else None)
+        observe_request("soap", service, code, started)
 
 
 def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits) -> IntakeRequest:

@@ -17,6 +17,7 @@ from gateway.config import (
     Settings,
 )
 from gateway.shell.app import MaskingAccessLogger, create_app, load
+from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_embedded import EmbeddedRedis
 
 log = logging.getLogger("egov.serve")
@@ -67,7 +68,12 @@ async def serve(settings: Settings) -> None:
         app = create_app(settings, redis_url=redis_url, loaded=loaded)
         async with site_running(app, settings.listen.host, settings.listen.port):
             log.info("gateway listening on %s", settings.base_url)
-            await wait_for_stop()
+            monitor = await start_monitor_site(app, settings)
+            try:
+                await wait_for_stop()
+            finally:
+                if monitor is not None:
+                    await monitor.cleanup()
 
 
 def with_port(settings: Settings, port: int | None) -> Settings:

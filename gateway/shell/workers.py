@@ -17,7 +17,9 @@ import signal
 from aiohttp import web
 
 from gateway.config import Settings
+from gateway.monitor import metrics
 from gateway.shell.app import MaskingAccessLogger, create_app, load
+from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.serve import redis_for
 
 log = logging.getLogger("egov.workers")
@@ -25,6 +27,9 @@ log = logging.getLogger("egov.workers")
 
 def serve_workers(settings: Settings, workers: int) -> None:
     load(settings)
+    # Before any worker starts (each imports prometheus_client afresh): their metrics go to files there, summed
+    # by whichever worker answers /metrics. Emptied now, so counts start at zero with the service.
+    metrics.prepare_multiprocess_dir(settings.state_dir / "metrics")
     context = multiprocessing.get_context("spawn")  # a clean interpreter per worker: no inherited loops/sockets
     with redis_for(settings) as redis_url:
         children = [context.Process(target=_worker, args=(settings, redis_url, logging.getLogger().level),
@@ -33,6 +38,7 @@ def serve_workers(settings: Settings, workers: int) -> None:
             child.start()
         log.info("%d gateway processes listening on %s", workers, settings.base_url)
         stopping = False
+        exited: set[int] = set()
 
         def stop(*_: object) -> None:
             nonlocal stopping
@@ -47,6 +53,9 @@ def serve_workers(settings: Settings, workers: int) -> None:
             while any(child.is_alive() for child in children):
                 for child in children:
                     child.join(timeout=0.5)
+                    if not child.is_alive() and child.pid is not None and child.pid not in exited:
+                        exited.add(child.pid)
+                        metrics.process_exited(child.pid)
                     if not child.is_alive() and not stopping:
                         log.error("%s exited with %s; stopping the others", child.name, child.exitcode)
                         stop()
@@ -63,10 +72,14 @@ def _worker(settings: Settings, redis_url: str, level: int) -> None:
 
 
 async def _serve_one(settings: Settings, redis_url: str) -> None:
-    runner = web.AppRunner(create_app(settings, redis_url=redis_url), access_log_class=MaskingAccessLogger)
+    app = create_app(settings, redis_url=redis_url)
+    runner = web.AppRunner(app, access_log_class=MaskingAccessLogger)
     await runner.setup()
     await web.TCPSite(runner, settings.listen.host, settings.listen.port, reuse_port=True).start()
+    monitor = await start_monitor_site(app, settings, reuse_port=True)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
+    if monitor is not None:
+        await monitor.cleanup()
     await runner.cleanup()

@@ -229,7 +229,8 @@ start with --fresh to begin a clean world)
   Services           {base}/api/v1/services
   Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{passwords.portal})
   Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
-  Health             {base}/health
+  Health             {base}/health/live   {base}/health/ready   (details: HTTP Basic as the operator)
+  Metrics            {base}/metrics   (Prometheus text format; HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
   KazNEB library     {urls['library']}
   Commission desk    {desk}
   E-licensing (SOAP) {urls['elicense']}/soap?wsdl   (real dates; each step takes 1/{elicense_pace:,.0f} of the time
