@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from connectors.queue import JobQueue
 from gateway.config import ConnectorKind, Settings
 from gateway.delivery.registry import ServiceRegistry
+from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.monitor import metrics
 from gateway.monitor.certificates import CertificateWatch, WarnOnce, Watched
@@ -201,7 +202,9 @@ async def ready(request: web.Request) -> web.Response:
     warnings only to operators (anyone may see which checks failed, not why)."""
     try:
         operator = await _is_operator(request, required=False)
-    except RedisError:  # sign-ins need storage: with it down, show what anyone may see (the failing checks)
+    except GatewayError as error:  # sign-ins need storage: with it down, show what anyone may see
+        if error.code != "GATEWAY_STORAGE_UNAVAILABLE":
+            raise
         operator = False
     results = await _gateway(request)[MONITOR].readiness.run()
     failing = sorted(name for name, result in results.items() if not result.ok)
