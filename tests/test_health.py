@@ -4,6 +4,7 @@ follows a dedicated Redis and OCSP/CRL service being stopped and started again; 
 from __future__ import annotations
 
 import logging
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway.config import MonitorSettings, Settings
+from gateway.config import ConfigError, MonitorSettings, Settings, check_settings, settings_from_dict
 from gateway.shell.app import create_app
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
@@ -169,3 +170,16 @@ async def test_certificates_near_expiry(gw: GatewayUnderTest, http: aiohttp.Clie
         assert await ready(http, url) == (503, {"status": "unavailable", "failing": ["keys", "trust_anchors"]})
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('listen = "9464"', "monitor.listen: expected host:port"),
+    ('listen = "127.0.0.1:0"', "monitor.listen: expected host:port"),
+    ("anchor_min_days = -1", "must not be negative"),
+    ("probe_interval_seconds = 0", "monitor.probe_interval_seconds: must be positive"),
+    ("gauge_cache_seconds = nan", "monitor.gauge_cache_seconds: must be positive"),
+    ("probe_seconds = 3", "monitor.probe_seconds: unknown setting"),
+])
+def test_monitor_settings_are_checked(table: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_settings(settings_from_dict({"monitor": tomllib.loads(table)}))
