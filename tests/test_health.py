@@ -100,7 +100,8 @@ async def test_ready_follows_redis(gw: GatewayUnderTest, http: aiohttp.ClientSes
 
 
 async def test_ready_follows_the_revocation_service(gw: GatewayUnderTest, http: aiohttp.ClientSession,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="egov.monitor")
     port = free_port()
     revocation_url = f"http://127.0.0.1:{port}"
     service = await run_revocation(gw.pki, port=port)
@@ -116,6 +117,10 @@ async def test_ready_follows_the_revocation_service(gw: GatewayUnderTest, http: 
         assert f"OCSP {revocation_url}/ocsp: unreachable" in detail and f"CRL {revocation_url}/crl/nca.crl" in detail
         service = await run_revocation(gw.pki, port=port)
         await until_ready(http, url, 200)
+        logged = [r.getMessage() for r in caplog.records if r.name == "egov.monitor"]
+        ocsp = f"OCSP {revocation_url}/ocsp"
+        assert sum(m.startswith(f"{ocsp} is failing: unreachable") for m in logged) == 1, logged  # once, not per probe
+        assert f"{ocsp} answers again" in logged
     finally:
         await runner.cleanup()
         await service.cleanup()

@@ -35,10 +35,6 @@ class WarnOnce:
             self._last[message] = now
             log.warning("%s", message)
 
-    def forget(self, message: str) -> bool:
-        """The warning no longer holds: True when it had been logged (a recovery worth logging)."""
-        return self._last.pop(message, None) is not None
-
 
 @dataclass(frozen=True)
 class Watched:

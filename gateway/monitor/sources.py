@@ -64,6 +64,7 @@ class RevocationProbe:
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.warn = warn or WarnOnce()
         self._states: tuple[float, tuple[SourceState, ...]] | None = None
+        self._failing: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def states(self) -> tuple[SourceState, ...]:
@@ -103,11 +104,13 @@ class RevocationProbe:
 
     def _log_changes(self, states: Sequence[SourceState]) -> None:
         for state in states:
-            message = f"{state.kind.upper()} {state.url} is failing: {state.detail}"
+            name = f"{state.kind.upper()} {state.url}"
             if not state.ok:
-                self.warn(message)
-            elif self.warn.forget(message):
-                log.info("%s %s answers again", state.kind.upper(), state.url)
+                self.warn(f"{name} is failing: {state.detail}")
+                self._failing.add(name)
+            elif name in self._failing:
+                self._failing.discard(name)
+                log.info("%s answers again", name)
 
     async def _get(self, method: str, url: str, data: bytes | None = None) -> bytes:
         headers = {"Content-Type": "application/ocsp-request"} if data is not None else None
