@@ -14,6 +14,7 @@ import pytest
 
 from gateway.config import ConfigError, MonitorSettings, Settings, check_settings, settings_from_dict
 from gateway.shell.app import create_app
+from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
 from mocks.pki.revocation import run_revocation
@@ -82,7 +83,11 @@ async def test_ready_details_only_for_operators(gw: GatewayUnderTest, http: aioh
 async def test_ready_follows_redis(gw: GatewayUnderTest, http: aiohttp.ClientSession, tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
-    runner, url = await gateway_on(replace(gw.settings, monitor=QUICK), server.url, tmp_path)
+    monitor_address = f"127.0.0.1:{free_port()}"
+    settings = replace(gw.settings, monitor=replace(QUICK, listen=monitor_address))
+    runner, url = await gateway_on(settings, server.url, tmp_path)
+    monitor = await start_monitor_site(runner.app, settings)
+    assert monitor is not None
     try:
         await until_ready(http, url, 200)
         server.stop()
@@ -90,11 +95,22 @@ async def test_ready_follows_redis(gw: GatewayUnderTest, http: aiohttp.ClientSes
         assert body == {"status": "unavailable", "failing": ["redis"]}  # which check, not why: that is for operators
         status, details = await ready(http, url, OPS)  # signing in needs Redis: the public view, still 503
         assert (status, details) == (503, body)
+        async with http.get(f"{url}/metrics", headers=OPS) as response:  # nor can an operator sign in for metrics
+            await assert_problem(response, 503, "GATEWAY_STORAGE_UNAVAILABLE")
+        # The separate monitor address asks no credentials: details and metrics stay readable in the outage.
+        status, details = await ready(http, f"http://{monitor_address}")
+        assert status == 503 and details["checks"]["redis"]["detail"].startswith("a write was refused"), details
+        async with http.get(f"http://{monitor_address}/metrics") as response:
+            assert response.status == 200
+            text = await response.text()
+        assert "# TYPE egov_requests_total counter" in text
+        assert "egov_outbox_due" not in text  # read from Redis: left out, not shown stale
         server.start()  # on the same port
         assert await until_ready(http, url, 200) == {"status": "ok", "failing": []}
         status, details = await ready(http, url, OPS)
         assert status == 200 and details["checks"]["redis"]["detail"] == "a write with expiry succeeded"
     finally:
+        await monitor.cleanup()
         await runner.cleanup()
         server.stop()
 
