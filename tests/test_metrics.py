@@ -152,9 +152,11 @@ class SealState:
     """The message log's two readings, as the real log will give them (it is built on another branch)."""
 
     def __init__(self) -> None:
-        self.unsealed, self.age = 0, None
+        self.unsealed, self.age, self.broken = 0, None, False
 
     async def unsealed_records(self) -> int:
+        if self.broken:
+            raise RuntimeError("the message log cannot be read")
         return self.unsealed
 
     async def last_seal_age_seconds(self) -> float | None:
@@ -190,6 +192,16 @@ async def test_message_log_hook(gw: GatewayUnderTest, http: aiohttp.ClientSessio
             body = await response.json()
         assert body["failing"] == ["messagelog"]
         assert "61 s old" in body["checks"]["messagelog"]["detail"]
+        state.broken = True  # a reading that fails: its gauge is left out, its check fails closed
+
+        async def left_out() -> bool:
+            return ("egov_messagelog_unsealed_records", frozenset()) not in await scrape(http, url)
+
+        await wait_for(left_out)
+        async with http.get(f"{url}/health/ready", headers=OPS) as response:
+            assert response.status == 503
+            body = await response.json()
+        assert body["checks"]["messagelog"]["detail"] == "the check itself failed (RuntimeError)"
     finally:
         await runner.cleanup()
 

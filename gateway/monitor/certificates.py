@@ -7,33 +7,13 @@ hour and shown in the details. :meth:`CertificateWatch.seconds_left` feeds ``ego
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 
-from gateway.monitor.health import CheckResult
-
-log = logging.getLogger("egov.monitor")
-WARN_EVERY_SECONDS = 3600.0
-"A standing warning is logged again after this long (it is in the details all the time)."
-
-
-class WarnOnce:
-    """Logs each distinct warning once per ``every`` seconds, however often the checks run."""
-
-    def __init__(self, every: float = WARN_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
-        self.every, self.clock = every, clock
-        self._last: dict[str, float] = {}
-
-    def __call__(self, message: str) -> None:
-        now = self.clock()
-        if now - self._last.get(message, -self.every) >= self.every:
-            self._last[message] = now
-            log.warning("%s", message)
+from gateway.monitor.health import CheckResult, WarnOnce
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,13 @@ costs at most one round of reads per that interval; a reading that fails or time
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
-log = logging.getLogger("egov.monitor")
+from gateway.monitor.health import WarnOnce
 
 GaugeReading = float | Mapping[tuple[str, ...], float] | None
 """One value (a gauge without labels), values by label values (in the order of the gauge's labels), or None
@@ -51,6 +50,7 @@ class ScrapeGauges:
         self._gauges: dict[str, ScrapeGauge] = {}
         self._cached: tuple[float, list[Metric]] | None = None
         self._lock = asyncio.Lock()
+        self._warn = WarnOnce(every=60.0)  # a failing reading is logged once a minute, not at every scrape
 
     def register(self, name: str, documentation: str, read: GaugeSource, *, labels: tuple[str, ...] = ()) -> None:
         """Add a gauge; a name registered twice is a wiring mistake (ValueError)."""
@@ -79,7 +79,7 @@ class ScrapeGauges:
         try:
             return await asyncio.wait_for(gauge.read(), self.timeout_seconds)
         except Exception as exc:  # a scrape shows what it can; the failure is the operator's news, in the log
-            log.warning("gauge %s not read: %s", gauge.name, type(exc).__name__)
+            self._warn(f"gauge {gauge.name} not read: {type(exc).__name__}")
             return None
 
 

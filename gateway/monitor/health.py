@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("egov.monitor")
+WARN_EVERY_SECONDS = 3600.0
+"A standing warning is logged again after this long (it is in the details all the time)."
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Readiness:
     def __init__(self, *, timeout_seconds: float) -> None:
         self.timeout_seconds = timeout_seconds
         self._checks: dict[str, ReadinessCheck] = {}
+        self._warn = WarnOnce(every=60.0)  # load balancers ask every few seconds: a broken check is logged less
 
     def register(self, name: str, check: ReadinessCheck) -> None:
         """Add a check under ``name`` (shown to callers when it fails); a name used twice is a ValueError."""
@@ -63,5 +66,22 @@ class Readiness:
         except TimeoutError:
             return CheckResult(False, f"no answer within {time.perf_counter() - started:.1f} s")
         except Exception as exc:  # a broken check must not read as ready
-            log.warning("readiness check %s failed: %s", name, exc, exc_info=True)
+            log.debug("readiness check %s failed", name, exc_info=True)
+            self._warn(f"readiness check {name} failed: {type(exc).__name__}: {exc}")
             return CheckResult(False, f"the check itself failed ({type(exc).__name__})")
+
+
+class WarnOnce:
+    """Logs each distinct warning once per ``every`` seconds, however often the checks run."""
+
+    def __init__(self, every: float = WARN_EVERY_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self._last: dict[str, float] = {}
+
+    def __call__(self, message: str) -> None:
+        now = self.clock()
+        if now - self._last.get(message, -self.every) >= self.every:
+            if len(self._last) >= 1000:  # messages come from a few sources and certificates; bound it anyway
+                self._last.clear()
+            self._last[message] = now
+            log.warning("%s", message)

@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from gateway.monitor.certificates import WarnOnce
-from gateway.monitor.health import CheckResult
+from gateway.monitor.health import CheckResult, WarnOnce
 from signing.policy import RevocationMode
 
 log = logging.getLogger("egov.monitor")

@@ -26,9 +26,9 @@ from gateway.delivery.registry import ServiceRegistry
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.monitor import metrics
-from gateway.monitor.certificates import CertificateWatch, WarnOnce, Watched
+from gateway.monitor.certificates import CertificateWatch, Watched
 from gateway.monitor.context import MONITOR, MonitorContext
-from gateway.monitor.health import CheckResult, ReadinessCheck
+from gateway.monitor.health import CheckResult, ReadinessCheck, WarnOnce
 from gateway.monitor.sources import RevocationProbe
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
