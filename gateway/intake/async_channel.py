@@ -31,8 +31,6 @@ from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.async")
-SERVICE_KEY = "egov.service"
-"The request's serviceId, once read (the metrics' service label)."
 _NAMESPACES = (schemas.ASYNC_TYPES_NS, schemas.ASYNC_TYPES_NS_UPPER)
 _OPERATIONS = ("sendMessage", "getMessages", "getMessageStatus", "sendDeliveryNotification")
 _MAX_BATCH = 100
@@ -69,13 +67,15 @@ async def handle(request: web.Request) -> web.Response:
     limits = components.settings.limits
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
     language, session_id, namespace = language_of(request), new_session_id(), schemas.ASYNC_TYPES_NS
-    started, code = time.perf_counter(), SUCCESS_CODE
+    started, code, service_id = time.perf_counter(), SUCCESS_CODE, None
     try:
         # The in-flight gate, before anything is read. The operation is only known from the body (soapAction
         # is ""), so every AsyncChannel call takes a slot; the ones other than sendMessage are short.
         with components.pipeline.admit():
             operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
             namespace = etree.QName(operation).namespace or namespace
+            # The metrics' service label: sendMessage names it in messageInfo, getMessages in the request.
+            service_id = operation.findtext("request/messageInfo/serviceId") or operation.findtext("request/serviceId")
             answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
         return respond(answer)
     except GatewayError as error:
@@ -86,7 +86,7 @@ async def handle(request: web.Request) -> web.Response:
         code = "GATEWAY_INTERNAL"
         return fault(GatewayError(code), language, session_id, f"{{{namespace}}}AsyncChannelFault")
     finally:
-        observe_request("soap-async", service_label(components.registry, request.get(SERVICE_KEY)), code, started)
+        observe_request("soap-async", service_label(components.registry, service_id), code, started)
 
 
 async def _dispatch(request: web.Request, operation: etree._Element, namespace: str, session_id: str,
@@ -130,7 +130,6 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    request[SERVICE_KEY] = intake.service_id  # for the request's metrics
     outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote)
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
@@ -147,7 +146,6 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
     components = request.app[INTAKE]
     sender = await _authenticate(request, body.find("sender"))
     service_id = body.findtext("serviceId", "")
-    request[SERVICE_KEY] = service_id
     service = components.registry.get(service_id)
     if service is None:
         raise GatewayError("CLIENT_UNKNOWN_SERVICE")
