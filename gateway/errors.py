@@ -205,6 +205,31 @@ _add("GATEWAY_STREAMS_FULL", 503, G, "Шлюз қазір тағы бір оқи
      "Шлюз сейчас не может открыть ещё один поток событий, повторите позже.",
      "The gateway cannot open another live event stream now; try again later.")
 
+# WS-Security (SOAP senders that authenticate with a system certificate; see docs/ws-security.md)
+_add("CLIENT_MUST_UNDERSTAND", 400, C, "Шлюз mustUnderstand деп белгіленген SOAP тақырыбын өңдемейді.",
+     "Шлюз не обрабатывает заголовок SOAP, помеченный mustUnderstand.",
+     "The gateway does not process a SOAP header marked mustUnderstand.")
+_add("CLIENT_WSS_REQUIRED", 401, C, "Бұл жіберуші сұранымға WS-Security арқылы қол қоюы тиіс.",
+     "Этот отправитель должен подписывать запрос по WS-Security.",
+     "This sender must sign the request with WS-Security.")
+_add("CLIENT_WSS_INVALID", 401, C, "WS-Security тақырыбы немесе оның сілтемелері қабылданбайды.",
+     "Заголовок WS-Security или его ссылки не принимаются.",
+     "The WS-Security header or its references are not acceptable.")
+_add("CLIENT_WSS_TIMESTAMP_EXPIRED", 401, C, "WS-Security уақыт белгісінің мерзімі өтті.",
+     "Срок метки времени WS-Security истёк.", "The WS-Security Timestamp has expired.")
+_add("CLIENT_WSS_TIMESTAMP_INVALID", 401, C,
+     "WS-Security уақыт белгісі болашақта жасалған немесе тым ұзақ жарамды.",
+     "Метка времени WS-Security создана в будущем или действует слишком долго.",
+     "The WS-Security Timestamp was created in the future or lives too long.")
+_add("CLIENT_WSS_REPLAY", 401, C, "Бұл WS-Security қолтаңбасы бұрын қолданылған.",
+     "Эта подпись WS-Security уже использовалась.", "This WS-Security signature was already used.")
+_add("CLIENT_WSS_BIN_MISMATCH", 403, C, "WS-Security сертификатының БСН жіберушінің БСН-іне сәйкес емес.",
+     "БИН сертификата WS-Security не совпадает с БИН отправителя.",
+     "The BIN of the WS-Security certificate is not the sender's BIN.")
+_add("CLIENT_WSS_NOT_SYSTEM_CERTIFICATE", 403, C, "WS-Security үшін ұйымның жүйелік сертификаты қажет.",
+     "Для WS-Security нужен системный сертификат организации.",
+     "WS-Security needs a system certificate of an organisation.")
+
 del C, G, P
 
 

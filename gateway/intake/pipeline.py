@@ -132,22 +132,24 @@ class Pipeline:
         return self.limiter
 
     async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False,
-                      client: str | None = None) -> Outcome:
+                      client: str | None = None, signed_by: str | None = None) -> Outcome:
         """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
 
         The caller holds a slot of :meth:`admit`. ``asynchronous`` (the AsyncChannel) accepts every service
         for background delivery; otherwise a service's own mode decides whether the answer comes within the
-        request. ``client`` is the caller's network address: failed sign-ins are throttled by it.
+        request. ``client`` is the caller's network address: failed sign-ins are throttled by it. ``signed_by`` is the
+        BIN of a verified WS-Security signature over the request (:mod:`gateway.intake.ws_security`).
         """
         try:
-            return await self._process(request, session_id, asynchronous, client)
+            return await self._process(request, session_id, asynchronous, client, signed_by)
         except RedisError as exc:
             log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
     async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
-                       client: str | None) -> Outcome:
-        sender = await self.senders.authenticate(request.sender_id, request.password, client=client)
+                       client: str | None, signed_by: str | None) -> Outcome:
+        sender = await self.senders.authenticate(request.sender_id, request.password, client=client,
+                                                 signed_by=signed_by)
         service = self.registry.get(request.service_id)
         if service is None:
             raise GatewayError("CLIENT_UNKNOWN_SERVICE", f"serviceId {request.service_id!r} is not registered")

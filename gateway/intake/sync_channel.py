@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import tzinfo
 
 from aiohttp import web
 from lxml import etree
@@ -19,7 +20,17 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime, service_label
-from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
+from gateway.intake.soap_io import (
+    document_in,
+    drop_data_type,
+    fault,
+    read_message,
+    required,
+    required_text,
+    respond,
+    validate,
+)
+from gateway.intake.ws_security import signed_by
 from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso, own_xml
 from gateway.web.problems import language_of
@@ -28,6 +39,8 @@ from signing.xmlsafe import XmlLimits
 log = logging.getLogger("egov.soap")
 
 _NAMESPACES = (schemas.SYNC_TYPES_NS, schemas.SYNC_TYPES_NS_LOWER)
+FAULT_NAME = "SendMessageFault1_SendMessageFault"
+"The fault detail element, as the public v10 schema names it (JAX-WS clients map faults by it)."
 
 # Compiled once per process for both spellings of the types namespace.
 _SCHEMAS: dict[str, etree.XMLSchema] = {}
@@ -61,24 +74,27 @@ async def handle_send_message(request: web.Request) -> web.Response:
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-            operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
+            operation = (await read_message(request, xml_limits, _NAMESPACES, ("SendMessage",))).operation
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
-            intake = _read_send_message(operation, namespace, xml_limits)
-            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
+            intake = _read_send_message(operation, namespace, xml_limits, components.settings.shep.zone())
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote,
+                                                         signed_by=signed_by(request))
         return _response(outcome, namespace, intake.message_id)
     except GatewayError as error:
         code = error.code
-        return fault(error, language, session_id, f"{{{namespace}}}SendMessageFault")
+        return fault(error, language, session_id, f"{{{namespace}}}{FAULT_NAME}")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
         code = "GATEWAY_INTERNAL"
-        return fault(GatewayError(code), language, session_id, f"{{{namespace}}}SendMessageFault")
+        return fault(GatewayError(code), language, session_id, f"{{{namespace}}}{FAULT_NAME}")
     finally:
         service = service_label(components.registry, intake.service_id if intake else None)
         observe_request("soap", service, code, started)
 
 
-def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits) -> IntakeRequest:
+def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits,
+                       local_zone: tzinfo) -> IntakeRequest:
+    drop_data_type(operation.find("request/requestData/data"))
     validate(_schema_for(namespace), operation)
     info = required(operation, "request/requestInfo")
     properties = {
@@ -89,7 +105,7 @@ def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLim
         message_id=required_text(info, "messageId"),
         correlation_id=info.findtext("correlationId"),
         service_id=required_text(info, "serviceId"),
-        message_date=parse_datetime(required_text(info, "messageDate")),
+        message_date=parse_datetime(required_text(info, "messageDate"), local_zone),
         sender_id=required_text(info, "sender/senderId"),
         password=info.findtext("sender/password"),
         properties=properties,

@@ -44,6 +44,7 @@ from gateway.intake import rest as rest_api
 from gateway.intake import sync_channel as soap
 from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
+from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.monitor import metrics
@@ -57,6 +58,7 @@ from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner, SignerKeyError, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
+from signing.wssecurity import EnvelopeVerifier, WsSecurityPolicy
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.app")
@@ -154,6 +156,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         await asyncio.wait(loops, timeout=10)
         await running.hub.aclose()
         running.senders.close()
+        if running.ws_security is not None:
+            running.ws_security.close()
         await clients.aclose()
 
     app.cleanup_ctx.append(resources)
@@ -199,6 +203,8 @@ class _Running:
     "Its loop feeds the cabinet's live streams."
     senders: SenderDirectory
     "Closed at the end (its password-check threads)."
+    ws_security: WsSecurityGate | None
+    "Closed at the end (its signature-check threads)."
 
 
 def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clients: _Clients,
@@ -215,7 +221,9 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
     registry = ServiceRegistry.build(settings.services, {
-        ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(),
+        ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(
+            ws_security_key=loaded.signer.key,
+            signed_endpoints=frozenset(s.endpoint for s in settings.services.values() if s.ws_security)),
         ConnectorKind.QUEUE: QueueConnector(jobs)})
     delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
@@ -227,8 +235,10 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                         quotas=QuotaCounter(redis, prefix, settings.senders))
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
+    gate = ws_security_gate(settings, loaded.verifier, redis, checker)
     app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
-                                store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=loaded.wsdl)
+                                store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=loaded.wsdl,
+                                ws_security=gate)
     hub = EventHub(events_client(redis_url, prefix), store.events_channel(""), settings.cabinet)
     app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
                                   events=hub, readable=loaded.readable,
@@ -239,7 +249,19 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     monitoring.register_gateway(app[MONITOR], settings, redis=redis, session=session, signer=loaded.signer,
                                 trust=loaded.verifier.trust, outbox_key=delivery.outbox.key, jobs=jobs,
                                 registry=registry)
-    return _Running(delivery, notifier, hub, senders)
+    return _Running(delivery, notifier, hub, senders, gate)
+
+
+def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redis,
+                     checker: RevocationChecker | None) -> WsSecurityGate | None:
+    """WS-Security for the SOAP intakes, with the documents' verifier (trust, algorithms, skew) and revocation."""
+    wss = settings.ws_security
+    if not wss.endpoints:
+        return None
+    policy = WsSecurityPolicy(max_lifetime=timedelta(seconds=wss.max_lifetime_seconds),
+                              clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds), actor=wss.actor)
+    return WsSecurityGate(EnvelopeVerifier(verifier, policy), wss, redis=redis, prefix=settings.redis.key_prefix,
+                          revocation=checker, revocation_mode=settings.revocation.mode)
 
 
 def _add_routes(app: web.Application) -> None:
