@@ -8,7 +8,9 @@ loaded key, the whole pipeline in process (sender auth → verify → schema →
 (cached OCSP) → signed receipt → Redis → library over loopback → sign → Redis), and REST end to end
 with the gateway (`egov-gateway serve`) and the library in processes of their own, reading the
 gateway's CPU time from /proc. Everything runs on real parts: an embedded redis-server, the library
-mock and the test PKI's OCSP responder on sockets.
+mock and the test PKI's OCSP responder on sockets. The metrics one request records are timed alone too, in memory
+(one `serve`) and in prometheus_client's multi-process mode (`serve --workers N`), to compare with the CPU per
+request.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from signxml import SignatureConfiguration, XMLVerifier
 from gateway.access.senders import hash_password
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import IntakeRequest, new_session_id
+from gateway.monitor import metrics
 from gateway.shell.app import create_app
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
@@ -79,6 +82,10 @@ async def main(requests: int, concurrency: int, appendfsync: str = "everysec") -
     signer = DocumentSigner(SigningKey.from_pem(pki.systems["gateway"].cert, pki.systems["gateway"].key))
     ticket = etree.fromstring(b"<ReaderTicket xmlns='urn:egov:kazneb:reader-ticket:v1'><iin>1</iin></ReaderTicket>")
     per_second("DocumentSigner.sign (key loaded once)", lambda: signer.sign(ticket))
+    metrics_cost()
+    with tempfile.TemporaryDirectory(prefix="egov-bench-metrics-") as files:  # chosen at import: a process of its own
+        subprocess.run([sys.executable, __file__, "--metrics-cost"], check=True,
+                       env={**os.environ, metrics.MULTIPROC_ENV: files})
 
     revocation_port = free_port()
     revocation = await run_revocation(pki, port=revocation_port)
@@ -97,6 +104,22 @@ async def main(requests: int, concurrency: int, appendfsync: str = "everysec") -
             await library.cleanup()
         await _separate_processes(work, pki, redis.url, revocation_url, raw, requests, concurrency)
     await revocation.cleanup()
+
+
+def record_request_metrics() -> None:
+    """What one sync request records: the request, its signature, two revocation answers, a back-end call."""
+    started = time.perf_counter()
+    metrics.observe_signature("TOTAL_PASSED", None)
+    metrics.observe_revocation("cache", "good")
+    metrics.observe_revocation("ocsp", "good")
+    metrics.observe_backend(READER_TICKET_SERVICE, "ok", started)
+    metrics.BREAKER_OPEN.labels(READER_TICKET_SERVICE).set(0)
+    metrics.observe_request("rest", READER_TICKET_SERVICE, "SCSS001", started)
+
+
+def metrics_cost() -> None:
+    mode = "multi-process files" if metrics.multiprocess() else "in memory"
+    per_second(f"metrics of one request ({mode})", record_request_metrics)
 
 
 async def _in_process(pipeline, raw: bytes, requests: int) -> None:  # type: ignore[no-untyped-def]
@@ -213,5 +236,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
                         help="the embedded Redis's fsync policy (redis.appendfsync)")
+    parser.add_argument("--metrics-cost", action="store_true", help="only time the metrics of one request")
     options = parser.parse_args()
-    asyncio.run(main(options.requests, options.concurrency, options.appendfsync))
+    if options.metrics_cost:
+        metrics_cost()
+    else:
+        asyncio.run(main(options.requests, options.concurrency, options.appendfsync))

@@ -25,6 +25,7 @@ from gateway.config.settings import (
     CabinetSettings,
     ConnectorKind,
     DeliveryMode,
+    MonitorSettings,
     ProviderSignature,
     SenderAuth,
     ServiceSettings,
@@ -118,6 +119,7 @@ def check_settings(settings: Settings) -> None:
     except (ValueError, ZoneInfoNotFoundError):
         raise ConfigError(f"shep.local_time_zone: {settings.shep.local_time_zone!r} is not a known IANA time zone") \
             from None
+    _check_monitor(settings.monitor)
 
 
 def _check_cabinet(cabinet: CabinetSettings) -> None:
@@ -128,6 +130,19 @@ def _check_cabinet(cabinet: CabinetSettings) -> None:
         raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
     if cabinet.access_records_max < 1000:
         raise ConfigError("cabinet.access_records_max: must be at least 1000")
+
+
+def _check_monitor(monitor: MonitorSettings) -> None:
+    if monitor.listen is not None:
+        host, _, port = monitor.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("monitor.listen: expected host:port, for example 127.0.0.1:9464")
+    if monitor.anchor_min_days < 0 or monitor.expiry_warning_days < 0:
+        raise ConfigError("monitor.anchor_min_days and monitor.expiry_warning_days: must not be negative")
+    for key in ("probe_interval_seconds", "probe_timeout_seconds", "gauge_cache_seconds"):
+        value = getattr(monitor, key)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"monitor.{key}: must be positive and finite")
 
 
 def _check_senders(settings: Settings) -> None:

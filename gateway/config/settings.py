@@ -355,6 +355,25 @@ class ShepSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """Metrics and health checks (docs/monitoring.md)."""
+
+    listen: str | None = None
+    """A separate ``host:port`` serving ``/metrics`` and ``/health/*`` without credentials (bind it to a private
+    address); None: they are served on the main listener only, ``/metrics`` and check details to operators."""
+    anchor_min_days: int = 30
+    "``/health/ready`` fails while a trust anchor or the gateway's own certificate expires within this many days."
+    expiry_warning_days: int = 60
+    "A trust anchor, intermediate CA, the gateway's certificate or a CRL expiring within this many days is warned of."
+    probe_interval_seconds: float = 30.0
+    "A probe of the revocation sources (OCSP responder, CRLs) is reused this long: never one per readiness check."
+    probe_timeout_seconds: float = 2.0
+    "Limit for one probe of one source, and for the Redis readings of a scrape."
+    gauge_cache_seconds: float = 2.0
+    "Scrape-time gauges read from Redis (outbox, queues, dead letters) are reused this long."
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = Path(".egov")
     "Where the embedded Redis keeps its data and the demo its PKI (default: .egov in the working directory)."
@@ -384,6 +403,8 @@ class Settings:
     "Sender authentication: bounded password checks, throttling and lock-out of failed attempts."
     ws_security: WsSecuritySettings = field(default_factory=WsSecuritySettings)
     "WS-Security on the SOAP intakes: endpoints, Timestamp lifetime, bounded checks."
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    "Metrics (``/metrics``) and health checks (``/health/live``, ``/health/ready``)."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)

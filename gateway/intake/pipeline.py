@@ -28,6 +28,7 @@ from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.monitor.metrics import observe_signature
 from gateway.supervise import describe
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
@@ -221,13 +222,17 @@ class Pipeline:
         try:
             return self.verifier.verify(document)
         except SignatureRejected as rejected:
+            observe_signature(rejected.report.indication, rejected.report.sub_indication)
             raise _refusal(rejected) from None
 
     async def _check_revocation(self, verified: VerifiedDocument) -> VerifiedDocument:
         try:
-            return await apply_revocation(verified, self.revocation, self.revocation_mode)
+            checked = await apply_revocation(verified, self.revocation, self.revocation_mode)
         except SignatureRejected as rejected:
+            observe_signature(rejected.report.indication, rejected.report.sub_indication)
             raise _refusal(rejected) from None
+        observe_signature(checked.report.indication, checked.report.sub_indication)  # the final word on it
+        return checked
 
     @staticmethod
     def _check_document(service: Service, signed: etree._Element) -> None:

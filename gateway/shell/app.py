@@ -48,6 +48,9 @@ from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.monitor import metrics
+from gateway.monitor.context import MONITOR, MonitorContext
+from gateway.shell import monitoring
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
@@ -146,6 +149,7 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     # aiohttp refuses a request.read()/post() body *larger* than client_max_size; read_body enforces the same
     # limit while streaming, and the job API its own (it reads request.content, which this does not bound).
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
+    app[MONITOR] = MonitorContext.build(settings.monitor)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         clients = _Clients.open(redis_url, settings)
@@ -220,7 +224,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     senders = SenderDirectory(settings.senders, redis=redis, prefix=prefix, settings=settings.auth)
     store = ApplicationStore(redis, prefix)
     lifecycle = Lifecycle(store)
-    checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
+    checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(
+        revocation, session, on_lookup=metrics.observe_revocation)
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
     registry = ServiceRegistry.build(settings.services, {
@@ -249,6 +254,10 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                                   access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max))
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
+    # The message log's hook goes here too: gateway.monitor.messagelog.register_message_log(app[MONITOR], ...).
+    monitoring.register_gateway(app[MONITOR], settings, redis=redis, session=session, signer=loaded.signer,
+                                trust=loaded.verifier.trust, outbox_key=delivery.outbox.key, jobs=jobs,
+                                registry=registry)
     return _Running(delivery, notifier, hub, senders, gate)
 
 
@@ -282,6 +291,7 @@ def _add_routes(app: web.Application) -> None:
     usage_api.add_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/health/details", health_details)
+    monitoring.add_routes(app)  # /metrics, /health/live, /health/ready
 
 
 def events_client(redis_url: str, key_prefix: str) -> Redis:

@@ -18,6 +18,7 @@ from gateway.config import (
 )
 from gateway.shell.app import MaskingAccessLogger, create_app, load
 from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
+from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.redis_supervisor import RedisSupervisor, SupervisorBoard
 
@@ -97,7 +98,12 @@ async def serve(settings: Settings) -> None:
         app = create_app(settings, redis_url=redis_url, loaded=loaded, supervisor=board)
         async with gateway_site(app, settings):
             log.info("gateway listening on %s", settings.base_url)
-            await wait_for_stop()
+            monitor = await start_monitor_site(app, settings)
+            try:
+                await wait_for_stop()
+            finally:
+                if monitor is not None:
+                    await monitor.cleanup()
 
 
 def with_port(settings: Settings, port: int | None) -> Settings:

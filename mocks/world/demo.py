@@ -16,6 +16,7 @@ from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
+    MonitorSettings,
     SenderAuth,
     SenderSettings,
     ServiceSettings,
@@ -59,6 +60,7 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
                                       crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
+        monitor=MonitorSettings(probe_interval_seconds=5.0),  # the demo's OCSP/CRL outages show within seconds
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
                                         callback_url=f"{urls['callback']}/shep/client"),
@@ -237,7 +239,8 @@ start with --fresh to begin a clean world)
   Services           {base}/api/v1/services
   Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{passwords.portal})
   Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
-  Health             {base}/health
+  Health             {base}/health/live   {base}/health/ready   (details: HTTP Basic as the operator)
+  Metrics            {base}/metrics   (Prometheus text format; HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
   KazNEB library     {urls['library']}
   Commission desk    {desk}
   E-licensing (SOAP) {urls['elicense']}/soap?wsdl   (real dates; each step takes 1/{elicense_pace:,.0f} of the time
