@@ -24,6 +24,7 @@ from gateway.config.settings import (
     CabinetSettings,
     ConnectorKind,
     DeliveryMode,
+    MessageLogSettings,
     ProviderSignature,
     ServiceSettings,
     Settings,
@@ -103,6 +104,7 @@ def check_settings(settings: Settings) -> None:
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)
+    _check_messagelog(settings.messagelog)
 
 
 def _check_cabinet(cabinet: CabinetSettings) -> None:
@@ -113,6 +115,16 @@ def _check_cabinet(cabinet: CabinetSettings) -> None:
         raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
     if cabinet.access_records_max < 1000:
         raise ConfigError("cabinet.access_records_max: must be at least 1000")
+
+
+def _check_messagelog(messagelog: MessageLogSettings) -> None:
+    if messagelog.enabled and not (messagelog.tsa_url or "").startswith(("http://", "https://")):
+        raise ConfigError("messagelog.tsa_url: an http(s) URL of a time-stamping authority is required when enabled")
+    if not 1 <= messagelog.segment_records <= 1_000_000:
+        raise ConfigError("messagelog.segment_records: must be 1..1000000")
+    for key in ("segment_seconds", "max_seal_failure_seconds", "tsa_timeout_seconds", "check_seconds"):
+        if not (math.isfinite(getattr(messagelog, key)) and getattr(messagelog, key) > 0):
+            raise ConfigError(f"messagelog.{key}: must be positive and finite")
 
 
 def _check_senders(settings: Settings) -> None:

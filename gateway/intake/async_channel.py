@@ -22,7 +22,17 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
 from gateway.intake.reading import parse_datetime
-from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
+from gateway.intake.soap_io import (
+    RAW_BODY,
+    body_of,
+    document_in,
+    fault,
+    read_operation,
+    required,
+    required_text,
+    respond,
+    validate,
+)
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import async_message, message_state
 from gateway.web.problems import language_of
@@ -32,6 +42,7 @@ log = logging.getLogger("egov.async")
 _NAMESPACES = (schemas.ASYNC_TYPES_NS, schemas.ASYNC_TYPES_NS_UPPER)
 _OPERATIONS = ("sendMessage", "getMessages", "getMessageStatus", "sendDeliveryNotification")
 _MAX_BATCH = 100
+_LOGGED = "egov.async_logged"
 _DEFAULT_BATCH = 10
 _SCHEMAS: dict[str, etree.XMLSchema] = {}
 _STATUS_MESSAGES = {
@@ -72,12 +83,16 @@ async def handle(request: web.Request) -> web.Response:
             operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
             namespace = etree.QName(operation).namespace or namespace
             answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
+            response = respond(answer)
+            if _LOGGED in request:
+                intake, outcome = request[_LOGGED]
+                await components.pipeline.log_answer(intake, outcome, body_of(response))
     except GatewayError as error:
         return fault(error, language, session_id, f"{{{namespace}}}AsyncChannelFault")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
         return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}AsyncChannelFault")
-    return respond(answer)
+    return response
 
 
 async def _dispatch(request: web.Request, operation: etree._Element, namespace: str, session_id: str,
@@ -121,7 +136,9 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote)
+    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote,
+                                                         raw=request.get(RAW_BODY))
+    request[_LOGGED] = (intake, outcome)  # its answer goes into the message log once it is built
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement

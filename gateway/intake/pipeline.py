@@ -26,6 +26,8 @@ from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.records import Entry, Kind
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
 from signing.policy import RevocationMode
@@ -105,6 +107,7 @@ class Pipeline:
         revocation: RevocationChecker | None = None,
         revocation_mode: RevocationMode = RevocationMode.OFF,
         quotas: QuotaCounter | None = None,
+        messagelog: MessageLog | None = None,
     ) -> None:
         self.senders = senders
         self.registry = registry
@@ -117,6 +120,7 @@ class Pipeline:
         self.revocation = revocation
         self.revocation_mode = revocation_mode
         self.quotas = quotas
+        self.messagelog = messagelog
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
@@ -131,21 +135,24 @@ class Pipeline:
         return self.limiter
 
     async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False,
-                      client: str | None = None) -> Outcome:
+                      client: str | None = None, raw: bytes | None = None) -> Outcome:
         """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
 
         The caller holds a slot of :meth:`admit`. ``asynchronous`` (the AsyncChannel) accepts every service
         for background delivery; otherwise a service's own mode decides whether the answer comes within the
-        request. ``client`` is the caller's network address: failed sign-ins are throttled by it.
+        request. ``client`` is the caller's network address: failed sign-ins are throttled by it. ``raw`` is
+        the request's body as received, for the message log (the document's bytes stand in when absent).
         """
         try:
-            return await self._process(request, session_id, asynchronous, client)
+            if self.messagelog is not None:  # a cached status, no round trip: refused before any work
+                self.messagelog.check_open()
+            return await self._process(request, session_id, asynchronous, client, raw)
         except RedisError as exc:
             log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
             raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
     async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
-                       client: str | None) -> Outcome:
+                       client: str | None, raw: bytes | None) -> Outcome:
         sender = await self.senders.authenticate(request.sender_id, request.password, client=client)
         service = self.registry.get(request.service_id)
         if service is None:
@@ -181,6 +188,7 @@ class Pipeline:
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
         synchronous = mode is DeliveryMode.SYNC
         try:
+            await self._log_received(request, app, raw)
             # Recorded with its delivery lease in one durable write, before any ack (see Delivery.lease_for).
             await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
                 f"sent to the back-end over {service.settings.connector}" if synchronous else None))
@@ -194,6 +202,30 @@ class Pipeline:
             return Outcome(application=app, result=None, replayed=False)
         signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
+
+    async def _log_received(self, request: IntakeRequest, app: Application, raw: bytes | None) -> None:
+        """The request as received and its receipt, in the message log before anything is acknowledged."""
+        if self.messagelog is None or not self.messagelog.enabled:
+            return
+        body = raw if raw is not None else etree.tostring(request.document) if request.document is not None else b""
+        await self.messagelog.append(
+            Entry(Kind.REQUEST, request.sender_id, request.service_id, request.message_id, app.id,
+                  {"request": body}, note=request.channel),
+            Entry(Kind.RECEIPT, request.sender_id, request.service_id, request.message_id, app.id,
+                  {"receipt": (app.receipt or "").encode()}))
+
+    async def log_answer(self, request: IntakeRequest, outcome: Outcome, body: bytes) -> None:
+        """The answer about to be sent (the HTTP body), in the message log; GatewayError when it cannot be
+        logged (GATEWAY_STORAGE_UNAVAILABLE instead; a repeat of the messageId gets the same answer)."""
+        if self.messagelog is None or not self.messagelog.enabled:
+            return
+        try:
+            await self.messagelog.append(Entry(Kind.ANSWER, request.sender_id, request.service_id,
+                                               request.message_id, outcome.application.id, {"answer": body},
+                                               note="replayed" if outcome.replayed else ""))
+        except RedisError as exc:
+            log.warning("answer of %s not logged: %s", outcome.application.id, type(exc).__name__)
+            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
     def _check_freshness(self, message_date: datetime) -> None:
         now = datetime.now(UTC)

@@ -22,8 +22,9 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
-from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, new_session_id
+from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime, parse_xml
+from gateway.intake.soap_io import body_of
 from gateway.web.json_body import loads_bounded
 from gateway.web.problems import language_of, problem
 from gateway.web.reading import read_body
@@ -48,12 +49,18 @@ async def handle_request(request: web.Request) -> web.Response:
             envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
             intake = _read_envelope(envelope, xml_limits)
-            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote, raw=body)
+            response = _answer(intake, outcome)
+            await components.pipeline.log_answer(intake, outcome, body_of(response))
     except GatewayError as error:
         return problem(error, language, session_id)
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
         return problem(GatewayError("GATEWAY_INTERNAL"), language, session_id)
+    return response
+
+
+def _answer(intake: IntakeRequest, outcome: Outcome) -> web.Response:
     return web.json_response({
         "responseInfo": {
             "messageId": str(uuid.uuid4()),

@@ -18,7 +18,17 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime
-from gateway.intake.soap_io import document_in, fault, read_operation, required, required_text, respond, validate
+from gateway.intake.soap_io import (
+    RAW_BODY,
+    body_of,
+    document_in,
+    fault,
+    read_operation,
+    required,
+    required_text,
+    respond,
+    validate,
+)
 from gateway.shep.envelope import now_iso, own_xml
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
@@ -61,13 +71,16 @@ async def handle_send_message(request: web.Request) -> web.Response:
             operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
             intake = _read_send_message(operation, namespace, xml_limits)
-            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote,
+                                                        raw=request.get(RAW_BODY))
+            response = _response(outcome, namespace, intake.message_id)
+            await components.pipeline.log_answer(intake, outcome, body_of(response))
     except GatewayError as error:
         return fault(error, language, session_id, f"{{{namespace}}}SendMessageFault")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
         return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}SendMessageFault")
-    return _response(outcome, namespace, intake.message_id)
+    return response
 
 
 def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits) -> IntakeRequest:

@@ -46,6 +46,9 @@ from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.records import BodyCipher, BodyKeyError
+from gateway.messagelog.sealer import Sealer
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
@@ -103,6 +106,8 @@ class Loaded:
     "Kazakhstan working days (public holidays and the day-swaps file), for cabinet deadlines."
     readable: ReadableDocuments
     "Each service's schemas compiled for decoding documents and results into the cabinet's JSON fields."
+    body_cipher: BodyCipher | None = None
+    "The message log's body key (``[messagelog] store_bodies``), read from its environment variable."
 
 
 def load(settings: Settings) -> Loaded:
@@ -113,8 +118,15 @@ def load(settings: Settings) -> Loaded:
     async_channel.preload_schemas()
     ServiceRegistry.check_schemas(settings.services)
     calendar = WorkingCalendar.load(settings.calendar.swaps_file)
+    messagelog = settings.messagelog
+    cipher = None
+    if messagelog.enabled and messagelog.store_bodies:
+        try:
+            cipher = BodyCipher.from_base64(os.environ.get(messagelog.body_key_env))
+        except BodyKeyError as exc:
+            raise ConfigError(f"messagelog.store_bodies: {exc} (${messagelog.body_key_env})") from None
     return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"), calendar,
-                  ReadableDocuments.build(settings.services))
+                  ReadableDocuments.build(settings.services), cipher)
 
 
 def redis_client(url: str, settings: Settings, *, socket_timeout: float, **options: Any) -> Redis:
@@ -144,7 +156,9 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         running = _add_contexts(app, settings, loaded, clients, redis_url)
         stop = asyncio.Event()
         loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
-                 asyncio.create_task(running.hub.run(stop))}
+                 asyncio.create_task(running.hub.run(stop)), asyncio.create_task(running.messagelog.watch(stop))}
+        if running.sealer is not None:
+            loops.add(asyncio.create_task(running.sealer.run(stop)))
         yield
         stop.set()
         await asyncio.wait(loops, timeout=10)
@@ -195,6 +209,10 @@ class _Running:
     "Its loop feeds the cabinet's live streams."
     senders: SenderDirectory
     "Closed at the end (its password-check threads)."
+    messagelog: MessageLog
+    "Its loop refreshes the cached seal status intake checks."
+    sealer: Sealer | None
+    "Its loop seals the message log (while it holds the lease); None when the log is off."
 
 
 def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clients: _Clients,
@@ -207,6 +225,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     store = ApplicationStore(redis, prefix)
     lifecycle = Lifecycle(store)
     checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
+    messagelog, sealer = _message_log(settings, loaded, clients)
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
     registry = ServiceRegistry.build(settings.services, {
@@ -215,11 +234,11 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
                         xml_limits=xml_limits, settings=settings.delivery, revocation=checker,
-                        revocation_mode=revocation.mode)
+                        revocation_mode=revocation.mode, messagelog=messagelog)
     pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
                         store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                         revocation=checker, revocation_mode=revocation.mode,
-                        quotas=QuotaCounter(redis, prefix, settings.senders))
+                        quotas=QuotaCounter(redis, prefix, settings.senders), messagelog=messagelog)
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
     app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
@@ -227,10 +246,22 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     hub = EventHub(events_client(redis_url, prefix), store.events_channel(""), settings.cabinet)
     app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
                                   events=hub, readable=loaded.readable,
-                                  access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max))
+                                  access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max,
+                                                       messagelog=messagelog))
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
-    return _Running(delivery, notifier, hub, senders)
+    return _Running(delivery, notifier, hub, senders, messagelog, sealer)
+
+
+def _message_log(settings: Settings, loaded: Loaded, clients: _Clients) -> tuple[MessageLog, Sealer | None]:
+    """The message log every room appends to, and its sealer (signing with the gateway's key, trusting the TSA
+    as the applicants' certificates are trusted)."""
+    prefix, config = settings.redis.key_prefix, settings.messagelog
+    messagelog = MessageLog(clients.redis, prefix, config, loaded.body_cipher)
+    if not config.enabled:
+        return messagelog, None
+    return messagelog, Sealer(clients.redis, prefix, config, key=loaded.signer.key, trust=loaded.verifier.trust,
+                              session=clients.session, archive_dir=config.archive(settings.state_dir))
 
 
 def _add_routes(app: web.Application) -> None:
@@ -291,6 +322,7 @@ async def health_details(request: web.Request) -> web.Response:
         "trustAnchors": len(pipeline.verifier.trust.anchors),
         "services": sorted(s.service_id for s in pipeline.registry),
         "process": os.getpid(),
+        "messagelog": pipeline.messagelog.status.to_dict() if pipeline.messagelog else None,
     }
     return web.json_response(body, status=200 if storage_ok else 503)
 

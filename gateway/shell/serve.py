@@ -33,6 +33,8 @@ def redis_for(settings: Settings) -> Iterator[str]:
         return
     with EmbeddedRedis(settings.state_dir / "redis") as server:
         log.info("embedded redis-server on %s (data in %s)", server.url, settings.state_dir / "redis")
+        # `egov-gateway log verify` reads the live tail of the message log from here.
+        (settings.state_dir / "redis" / "url").write_text(server.url + "\n", encoding="utf-8")
         yield server.url
 
 

@@ -16,6 +16,7 @@ from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
+    MessageLogSettings,
     SenderSettings,
     ServiceSettings,
     Settings,
@@ -57,6 +58,9 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
                                       crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
+        # Sealed every 100 records or 10 s, so `egov-gateway log verify` soon has segments to check.
+        messagelog=MessageLogSettings(enabled=True, tsa_url=f"{urls['tsa']}/tsa", segment_records=100,
+                                      segment_seconds=10.0, max_seal_failure_seconds=120.0),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
                                         callback_url=f"{urls['callback']}/shep/client"),
@@ -116,7 +120,7 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
 
 
 DEMO_PORTS = {"gateway": 8080, "portal": 8700, "library": 8710, "elicense": 8720, "desk": 8730, "callback": 8740,
-              "revocation": 8790}
+              "revocation": 8790, "tsa": 8750}
 "Default ports: ``portal`` is the egov portal's web site, ``callback`` the portal's SHEP callback endpoint."
 DEFAULT_DESK_CONTROL = "http://127.0.0.1:8730"
 "Where `python -m mocks.backoffice pending|approve|refuse` look for the manual desk unless given --control."
@@ -128,8 +132,9 @@ def world_dir(state_dir: Path) -> Path:
 
 
 def clear_world(state_dir: Path) -> None:
-    """``demo --fresh``: forget the world's state and the gateway's Redis data; the test PKI stays."""
-    for directory in (world_dir(state_dir), state_dir / "redis"):
+    """``demo --fresh``: forget the world's state, the gateway's Redis data and its message log (the archive and
+    the Redis tail belong together); the test PKI stays."""
+    for directory in (world_dir(state_dir), state_dir / "redis", state_dir / "messagelog"):
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -149,6 +154,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     from mocks.library import create_library_app
     from mocks.pki import ensure_pki
     from mocks.pki.revocation import create_revocation_app
+    from mocks.pki.tsa import create_tsa_app
     from mocks.portal.callback_server import create_callback_app
     from mocks.portal.web import create_portal_app
     from mocks.statefile import StateFile
@@ -173,6 +179,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
         (create_elicense_app(signer=signer("elicense"), clock=SimulatedClock(datetime.now(UTC), scale=1.0),
                              pace=elicense_pace, store=StateFile(world_state / "elicense.json")), ports["elicense"]),
         (create_callback_app(), ports["callback"]),
+        (create_tsa_app(pki), ports["tsa"]),
     ]
     desk_settings = WorkerSettings(gateway_url=urls["gateway"], library_url=urls["library"], sender=DEMO_DESK,
                                    password=passwords.desk, manual=manual_desk, poll_wait=5)
@@ -237,6 +244,10 @@ start with --fresh to begin a clean world)
   Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
+  Time stamps (TSA)  {urls['tsa']}/tsa   (RFC 3161; the message log's seals)
+  Message log        {settings.messagelog.archive(settings.state_dir)}   (sealed every 10 s)
+                     .venv/bin/egov-gateway log verify{state}
+                     .venv/bin/egov-gateway log show --message-id <messageId>{state}
   Redis              {redis_url}
   Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
   Passwords          {settings.state_dir / DEMO_SECRETS}  (made at the first start; one sender's:
