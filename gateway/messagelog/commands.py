@@ -47,6 +47,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
                             help="without --config: the demo's state dir (its PKI's trust.toml, its Redis)")
         action.add_argument("--redis-url", default=None, help="Redis holding the live tail (default: $REDIS_URL, "
                                                               "--config's redis.url, else the demo's)")
+        action.add_argument("--key-prefix", default=None, help="the gateway's [redis] key_prefix (default: "
+                                                                "--config's, else egov)")
         action.add_argument("--no-redis", action="store_true", help="check the archive only")
     verify = actions.choices["verify"]
     verify.add_argument("--from", dest="since", default=None, help="only segments sealed from DATE (ISO 8601) on")
@@ -75,7 +77,7 @@ def _where(args: argparse.Namespace, load_trust: TrustLoader) -> _Where:
         if noted.exists():
             url = noted.read_text(encoding="utf-8").strip() or None
     url = None if args.no_redis else (args.redis_url or os.environ.get("REDIS_URL") or url)
-    return _Where(args.directory or archive, trust, url, prefix)
+    return _Where(args.directory or archive, trust, url, args.key_prefix or prefix)
 
 
 def run(args: argparse.Namespace, load_trust: TrustLoader) -> int:

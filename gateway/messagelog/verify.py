@@ -121,6 +121,7 @@ def _check_segment(path: Path, lines: list[bytes], seal: Seal | None, trust: Tru
         walk.problems.append(Problem(name, None, None, f"segment {walk.segment + 1} expected here: a segment file "
                                                       "is missing or renamed"))
     start_seq, start_head = walk.seq, walk.head
+    _check_order(name, lines[:-1] if seal else lines, start_seq, walk)
     last_at: datetime | None = None
     for index, line in enumerate(lines[:-1] if seal else lines, start=1):
         record = _record(name, index, line, walk)
@@ -131,6 +132,22 @@ def _check_segment(path: Path, lines: list[bytes], seal: Seal | None, trust: Tru
     walk.segment = number or walk.segment + 1
     if seal is not None:
         _check_seal(name, len(lines), seal, start_seq, start_head, number, trust, walk, last_at)
+
+
+def _check_order(name: str, lines: list[bytes], start_seq: int, walk: Walk) -> None:
+    """All the expected records are there but not in order: say so first (the links then break too)."""
+    seqs = []
+    for line in lines:
+        try:
+            seqs.append(int(json.loads(line)["seq"]))
+        except (ValueError, KeyError, TypeError):
+            return
+    expected = list(range(start_seq + 1, start_seq + 1 + len(seqs)))
+    if seqs != expected and sorted(seqs) == expected:
+        moved = [(index, seq) for index, (seq, want) in enumerate(zip(seqs, expected, strict=True), 1) if seq != want]
+        places = ", ".join(f"line {index} holds record {seq}" for index, seq in moved[:4])
+        walk.problems.append(Problem(name, moved[0][0], expected[moved[0][0] - 1],
+                                     f"records reordered: {places}"))
 
 
 def _record(name: str, index: int, line: bytes, walk: Walk) -> dict[str, Any] | None:
