@@ -41,9 +41,11 @@ DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
 "Where `egov-gateway submit` and `dlq` look for the gateway unless given --gateway."
 
 
-def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str]) -> Settings:
+def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str],
+                  seal_seconds: float = 10.0) -> Settings:
     """Embedded defaults for `egov-gateway demo`: test PKI trust, the demo portal, desk and operator senders,
-    and the three services of the seed documents on their mock back-ends (``urls`` by back-end name)."""
+    and the three services of the seed documents on their mock back-ends (``urls`` by back-end name). With a
+    ``tsa`` among ``urls`` the message log is on, sealed every 100 records or ``seal_seconds``."""
     from mocks.pki import ensure_pki
 
     pki = ensure_pki(pki_dir)
@@ -58,9 +60,10 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
                                       crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
-        # Sealed every 100 records or 10 s, so `egov-gateway log verify` soon has segments to check.
+        # Sealed often, so `egov-gateway log verify` soon has segments to check.
         messagelog=MessageLogSettings(enabled=True, tsa_url=f"{urls['tsa']}/tsa", segment_records=100,
-                                      segment_seconds=10.0, max_seal_failure_seconds=120.0),
+                                      segment_seconds=seal_seconds, max_seal_failure_seconds=120.0)
+        if "tsa" in urls else MessageLogSettings(),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
                                         callback_url=f"{urls['callback']}/shep/client"),
@@ -139,7 +142,7 @@ def clear_world(state_dir: Path) -> None:
 
 
 async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: float = 50_000.0,
-                   manual_desk: bool = False, fresh: bool = False) -> None:
+                   manual_desk: bool = False, fresh: bool = False, seal_seconds: float = 10.0) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (working ``elicense_pace`` times faster than
     its regulated deadlines, in real time), the portal's callback endpoint, and the library commission's desk.
@@ -169,7 +172,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     def signer(name: str) -> DocumentSigner:
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
-    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
+    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls, seal_seconds=seal_seconds)
     passwords = demo_secrets(state_dir)
     loaded = load(settings)
     world = [
@@ -245,7 +248,8 @@ start with --fresh to begin a clean world)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
   Time stamps (TSA)  {urls['tsa']}/tsa   (RFC 3161; the message log's seals)
-  Message log        {settings.messagelog.archive(settings.state_dir)}   (sealed every 10 s)
+  Message log        {settings.messagelog.archive(settings.state_dir)}   (sealed every \
+{settings.messagelog.segment_seconds:g} s)
                      .venv/bin/egov-gateway log verify{state}
                      .venv/bin/egov-gateway log show --message-id <messageId>{state}
   Redis              {redis_url}
