@@ -9,6 +9,11 @@ loaded key, the whole pipeline in process (sender auth → verify → schema →
 with the gateway (`egov-gateway serve`) and the library in processes of their own, reading the
 gateway's CPU time from /proc. Everything runs on real parts: an embedded redis-server, the library
 mock and the test PKI's OCSP responder on sockets.
+
+The message log's cost (``--messagelog-only`` runs just that): the same in-process pipeline with the log off and
+on in one run (each request's five records: request, receipt, provider answer, result, answer), plus the CPU of
+sealing what was appended (signing once per 10,000-record segment, the mock TSA's token checked, the file
+written), and the log's bytes per request in Redis before sealing and in the archive after.
 """
 
 from __future__ import annotations
@@ -28,19 +33,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dataclasses import replace
+
 import aiohttp
 from lxml import etree
+from redis.asyncio import Redis
 from signxml import SignatureConfiguration, XMLVerifier
 
 from gateway.access.senders import hash_password
+from gateway.config import MessageLogSettings, RedisSettings
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import IntakeRequest, new_session_id
+from gateway.messagelog.journal import LogKeys
+from gateway.messagelog.sealer import Sealer
 from gateway.shell.app import create_app
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import generate_pki
 from mocks.pki.revocation import run_revocation
+from mocks.pki.tsa import create_tsa_app
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from signing.policy import VerificationPolicy
 from signing.signer import DocumentSigner, SigningKey
@@ -60,13 +72,16 @@ def per_second(label: str, action: Callable[[], object], seconds: float = 2.0) -
     return rate
 
 
-async def main(requests: int, concurrency: int) -> None:
+async def main(requests: int, concurrency: int, messagelog_only: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="egov-bench-"))
     pki = generate_pki(work / "pki")
     aigerim = pki.person("aigerim")
     document = signed_application(aigerim, READER_TICKET_SERVICE)
     raw = etree.tostring(document)
     print(f"signed application: {len(raw)} bytes; python {sys.version.split()[0]}; pid {os.getpid()}\n")
+    if messagelog_only:
+        await _message_log_cost(work, pki, raw, requests)
+        return
 
     certificate = aigerim.sign.load_certificate()
     config = SignatureConfiguration(location="./")
@@ -96,6 +111,79 @@ async def main(requests: int, concurrency: int) -> None:
             await library.cleanup()
         await _separate_processes(work, pki, redis.url, revocation_url, raw, requests, concurrency)
     await revocation.cleanup()
+    await _message_log_cost(work, pki, raw, requests)
+
+
+async def _message_log_cost(work: Path, pki, raw: bytes, requests: int) -> None:  # type: ignore[no-untyped-def]
+    """CPU per request with the message log off and on (appends and sealing), and its bytes per request."""
+    tsa_port, library_port = free_port(), free_port()
+    tsa = await start_site(create_tsa_app(pki), "127.0.0.1", tsa_port)
+    library = await start_site(create_library_app(), "127.0.0.1", library_port)
+    cpu: dict[str, float] = {}
+    with EmbeddedRedis(work / "redis-messagelog") as redis:
+        for mode in ("off", "on") * 3:  # interleaved, best of three: a busy machine favours neither
+            # Never sealed during the run (the sealing is timed on its own below, as one sealer process does it).
+            log_settings = MessageLogSettings(enabled=mode == "on", tsa_url=f"http://127.0.0.1:{tsa_port}/tsa",
+                                              segment_records=1_000_000, segment_seconds=3600)
+            settings = replace(make_settings(work, pki, port=free_port(),
+                                             library_url=f"http://127.0.0.1:{library_port}"),
+                               messagelog=log_settings, redis=RedisSettings(key_prefix=f"bench-{mode}"))
+            runner = await start_site(create_app(settings, redis_url=redis.url), "127.0.0.1", settings.listen.port)
+            try:
+                spent = await _pipeline_cpu(runner.app[INTAKE].pipeline, raw, requests)
+                cpu[mode] = min(cpu.get(mode, spent), spent)
+                if mode == "on" and "sealed" not in cpu:
+                    cpu["sealed"], sizes = await _seal_all(settings, runner, work, requests, redis.url)
+            finally:
+                await runner.cleanup()
+    await library.cleanup()
+    await tsa.cleanup()
+    on = cpu["on"] + cpu["sealed"]
+    print(f"\nmessage log, in-process pipeline, {requests} sequential requests, best of three runs each")
+    print(f"  CPU per request: off {1000 * cpu['off'] / requests:.3f} ms, on {1000 * on / requests:.3f} ms "
+          f"(appending {1000 * cpu['on'] / requests:.3f} + sealing {1000 * cpu['sealed'] / requests:.3f}): "
+          f"+{100 * (on - cpu['off']) / cpu['off']:.1f}%")
+    print(f"  bytes per request: Redis before sealing {sizes[0] / requests:,.0f} (record values; "
+          f"{sizes[1] / requests:,.0f} by MEMORY USAGE), archive after {sizes[2] / requests:,.0f}")
+
+
+async def _pipeline_cpu(pipeline, raw: bytes, requests: int) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds of ``requests`` requests through the pipeline, the answer logged as an intake logs it."""
+    def request() -> IntakeRequest:
+        return IntakeRequest(channel="rest", message_id=str(uuid.uuid4()), service_id=READER_TICKET_SERVICE,
+                             message_date=datetime.now(UTC), sender_id=PORTAL, password=PORTAL_PASSWORD,
+                             document=etree.fromstring(raw))
+
+    await pipeline.process(request(), new_session_id(), raw=raw)
+    start = time.process_time()
+    for _ in range(requests):
+        intake = request()
+        outcome = await pipeline.process(intake, new_session_id(), raw=raw)
+        answer = (outcome.result or b"") + (outcome.application.receipt or "").encode()  # about the REST answer
+        await pipeline.log_answer(intake, outcome, answer)
+    return time.process_time() - start
+
+
+async def _seal_all(settings, runner, work: Path, requests: int,  # type: ignore[no-untyped-def]
+                    redis_url: str) -> tuple[float, tuple[int, int, int]]:
+    """Seal everything appended in 10,000-record segments; its CPU seconds and the bytes before and after."""
+    keys = LogKeys.under(settings.redis.key_prefix)
+    client = Redis.from_url(redis_url)
+    values = sum([int(await client.hstrlen(keys.records, field)) for field in await client.hkeys(keys.records)])
+    memory = int(await client.memory_usage(keys.records) or 0)
+    pipeline = runner.app[INTAKE].pipeline
+    archive = work / f"archive-{uuid.uuid4().hex[:6]}"
+    sealer = Sealer(client, settings.redis.key_prefix, replace(settings.messagelog, segment_records=10_000),
+                    key=pipeline.signer.key, trust=pipeline.verifier.trust, session=aiohttp.ClientSession(),
+                    archive_dir=archive)
+    start = time.process_time()
+    async with sealer.session:
+        while (state := await sealer.state()).seq < int(await client.get(keys.seq) or 0):
+            await sealer.seal(state, min(state.seq + 10_000, int(await client.get(keys.seq))))
+    spent = time.process_time() - start
+    await client.aclose()
+    written = sum(path.stat().st_size for path in archive.iterdir())
+    return spent * requests / max(1, requests + 1), (values, memory, written)
 
 
 async def _in_process(pipeline, raw: bytes, requests: int) -> None:  # type: ignore[no-untyped-def]
@@ -210,5 +298,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--messagelog-only", action="store_true", help="only the message log's cost")
     options = parser.parse_args()
-    asyncio.run(main(options.requests, options.concurrency))
+    asyncio.run(main(options.requests, options.concurrency, options.messagelog_only))

@@ -20,7 +20,7 @@ from gateway.access.senders import AuthenticatedSender
 from gateway.delivery.callbacks import INBOX_LEASE_SECONDS
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
-from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
+from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime
 from gateway.intake.soap_io import (
     RAW_BODY,
@@ -42,9 +42,10 @@ log = logging.getLogger("egov.async")
 _NAMESPACES = (schemas.ASYNC_TYPES_NS, schemas.ASYNC_TYPES_NS_UPPER)
 _OPERATIONS = ("sendMessage", "getMessages", "getMessageStatus", "sendDeliveryNotification")
 _MAX_BATCH = 100
-_LOGGED = "egov.async_logged"
 _DEFAULT_BATCH = 10
 _SCHEMAS: dict[str, etree.XMLSchema] = {}
+_LOGGED = web.RequestKey("async_logged", tuple[IntakeRequest, Outcome])
+"A sendMessage's request and outcome, for logging its answer once it is built."
 _STATUS_MESSAGES = {
     "ON_DELIVERY": "The message is being delivered", "DELIVERED": "The message was delivered",
     "NOT_DELIVERED": "The message could not be delivered", "DELIVERY_STOPPED": "Delivery was stopped",

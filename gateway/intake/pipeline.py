@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
+from redis.asyncio.client import Pipeline as RedisPipeline
 from redis.exceptions import RedisError
 
 from gateway.access.quotas import QuotaCounter
@@ -188,10 +190,11 @@ class Pipeline:
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
         synchronous = mode is DeliveryMode.SYNC
         try:
-            await self._log_received(request, app, raw)
-            # Recorded with its delivery lease in one durable write, before any ack (see Delivery.lease_for).
+            # Recorded with its delivery lease and its message log records in one durable write, before any ack
+            # (see Delivery.lease_for).
             await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
-                f"sent to the back-end over {service.settings.connector}" if synchronous else None))
+                f"sent to the back-end over {service.settings.connector}" if synchronous else None),
+                also=self._log_received(request, app, raw))
         except RedisError:
             await self._release_quietly(request, session_id)
             raise
@@ -203,16 +206,19 @@ class Pipeline:
         signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
 
-    async def _log_received(self, request: IntakeRequest, app: Application, raw: bytes | None) -> None:
-        """The request as received and its receipt, in the message log before anything is acknowledged."""
-        if self.messagelog is None or not self.messagelog.enabled:
-            return
+    def _log_received(self, request: IntakeRequest, app: Application,
+                      raw: bytes | None) -> Callable[[RedisPipeline], None] | None:
+        """The request as received and its receipt for the message log, written in the same transaction as the
+        application (so one is recorded exactly when the other is), before anything is acknowledged."""
+        messagelog = self.messagelog
+        if messagelog is None or not messagelog.enabled:
+            return None
         body = raw if raw is not None else etree.tostring(request.document) if request.document is not None else b""
-        await self.messagelog.append(
-            Entry(Kind.REQUEST, request.sender_id, request.service_id, request.message_id, app.id,
-                  {"request": body}, note=request.channel),
-            Entry(Kind.RECEIPT, request.sender_id, request.service_id, request.message_id, app.id,
-                  {"receipt": (app.receipt or "").encode()}))
+        entries = (Entry(Kind.REQUEST, request.sender_id, request.service_id, request.message_id, app.id,
+                         {"request": body}, note=request.channel),
+                   Entry(Kind.RECEIPT, request.sender_id, request.service_id, request.message_id, app.id,
+                         {"receipt": (app.receipt or "").encode()}))
+        return lambda pipe: messagelog.append_in(pipe, *entries)
 
     async def log_answer(self, request: IntakeRequest, outcome: Outcome, body: bytes) -> None:
         """The answer about to be sent (the HTTP body), in the message log; GatewayError when it cannot be

@@ -17,7 +17,7 @@ from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits, detach
 
 XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
-RAW_BODY = "egov.raw_body"
+RAW_BODY = web.RequestKey("raw_body", bytes)
 "The request's body as received (``request[RAW_BODY]``), kept by :func:`read_operation` for the message log."
 
 

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from gateway.lifecycle.application import Application, Status
 
@@ -100,11 +102,12 @@ class ApplicationStore:
                 await pipe.execute()
 
     async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None,
-                     due_at: float | None = None) -> None:
+                     due_at: float | None = None, also: Callable[[Pipeline], None] | None = None) -> None:
         """Record a new application with its first history events, atomically, in one round trip.
 
         ``schedule`` names a delivery schedule (sorted set) the application joins in the same transaction,
         due at ``due_at`` (epoch seconds; default now): an acknowledged application is never recorded but forgotten.
+        ``also`` adds its own commands to the same transaction (the message log's request and receipt records).
         """
         score = datetime.fromisoformat(app.created_at).timestamp()
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
@@ -121,6 +124,8 @@ class ApplicationStore:
                 pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
             for owner in app.owners:
                 pipe.publish(self.events_channel(owner), self._event(app, None))
+            if also is not None:
+                also(pipe)
             await pipe.execute()
 
     async def save(self, app: Application, note: str, *, step: str | None = None, at: str | None = None,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.config import MessageLogSettings
@@ -146,6 +147,15 @@ class MessageLog:
         records = [make_record(entry, self.cipher) for entry in entries]
         return int(await self._append(keys=[self.keys.seq, self.keys.records, self.keys.pending_since],
                                       args=[records[0]["at"], *(canonical(r) for r in records)]))
+
+    def append_in(self, pipe: Pipeline, *entries: Entry) -> None:
+        """Add the append of ``entries`` to ``pipe`` (another write's transaction, sparing a round trip). The
+        script goes as EVAL, not EVALSHA: a server that lost its script cache cannot fail it inside the write."""
+        if not self.settings.enabled or not entries:
+            return
+        records = [make_record(entry, self.cipher) for entry in entries]
+        pipe.eval(_APPEND, 3, self.keys.seq, self.keys.records, self.keys.pending_since, records[0]["at"],
+                  *(canonical(r) for r in records))
 
     def check_open(self) -> None:
         """Refuse new requests (503 GATEWAY_MESSAGELOG_UNSEALED, Retry-After) when records have stayed unsealed
