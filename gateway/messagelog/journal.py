@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
@@ -198,3 +199,7 @@ class MessageLog:
                     log.warning("message log status not refreshed: %s", type(exc).__name__)
                 failing = True
             await sleep_unless(stop, self.settings.check_seconds)
+
+
+MESSAGELOG = web.AppKey("messagelog", MessageLog)
+"The process's message log on the aiohttp application: ``app[MESSAGELOG].status`` is its :class:`SealStatus`."

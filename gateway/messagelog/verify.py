@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from gateway.messagelog import tsp
 from gateway.messagelog.archive import Seal, read_lines, segment_files, segment_number
-from gateway.messagelog.records import GENESIS, canonical, sha256_hex
+from gateway.messagelog.records import GENESIS, canonical, chain_line, sha256_hex, stored_form
 from signing.trust import TrustStore, UntrustedCertificateError
 
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -170,7 +170,7 @@ def _record(name: str, index: int, line: bytes, walk: Walk) -> dict[str, Any] | 
     if record.get("prev") != walk.head:
         walk.problems.append(Problem(name, index, seq, f"its prev does not match the SHA-256 of the line before "
                                                        f"(record {walk.seq} changed, or records moved)"))
-    if canonical(record) != line:
+    if chain_line(stored_form(record), seq, str(record.get("prev"))) != line:
         walk.problems.append(Problem(name, index, seq, "the line is not in its canonical form (edited?)"))
     walk.seq, walk.head = max(walk.seq, seq), sha256_hex(line)
     return record

@@ -46,7 +46,7 @@ from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
-from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.journal import MESSAGELOG, MessageLog
 from gateway.messagelog.records import BodyCipher, BodyKeyError
 from gateway.messagelog.sealer import Sealer
 from gateway.web.problems import guarded
@@ -248,6 +248,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                                   events=hub, readable=loaded.readable,
                                   access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max,
                                                        messagelog=messagelog))
+    app[MESSAGELOG] = messagelog  # its status feeds /health/details (and the metrics and readiness checks)
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
     return _Running(delivery, notifier, hub, senders, messagelog, sealer)
