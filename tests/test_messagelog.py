@@ -28,10 +28,12 @@ from gateway.messagelog import tsp
 from gateway.messagelog.archive import segment_files
 from gateway.messagelog.journal import LogKeys, MessageLog
 from gateway.messagelog.records import BodyCipher, Entry, Kind, RecordError, make_record
+from gateway.messagelog.sealer import Sealer, SealError
 from gateway.shell.cli import main
 from gateway.shell.serve import start_site
 from mocks.pki.tsa import create_tsa_app
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
+from signing.signer import SigningKey
 from signing.trust import TrustStore
 from tests.helpers import (
     OPERATOR,
@@ -332,3 +334,51 @@ def test_settings_require_a_tsa_when_enabled() -> None:
         check_settings(settings_from_dict({"messagelog": {"enabled": True}}))
     with pytest.raises(ConfigError, match=r"messagelog\.segment_seconds"):
         check_settings(settings_from_dict({"messagelog": {"segment_seconds": 0}}))
+
+
+def _sealer(gw: GatewayUnderTest, redis: Redis, prefix: str, settings: MessageLogSettings, archive: Path,
+            http: aiohttp.ClientSession) -> Sealer:
+    keys = gw.pki.systems["gateway"]
+    return Sealer(redis, prefix, settings, key=SigningKey.from_pem(keys.cert, keys.key),
+                  trust=TrustStore.from_files(gw.pki.trust_anchors, gw.pki.intermediates), session=http,
+                  archive_dir=archive)
+
+
+async def test_a_deleted_waiting_record_stops_sealing_and_verify_names_it(
+        gw: GatewayUnderTest, redis: Redis, prefix: str, tsa: str, tmp_path: Path, http: aiohttp.ClientSession,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = MessageLogSettings(enabled=True, tsa_url=f"{tsa}/tsa", segment_records=2, segment_seconds=60)
+    log, keys = MessageLog(redis, prefix, settings), LogKeys.under(prefix)
+    entry = Entry(Kind.CABINET_READ, PORTAL, "", "", "", {}, note="list of 9001********")
+    await log.append(entry, entry, entry, entry, entry)
+    sealer = _sealer(gw, redis, prefix, settings, tmp_path / "archive", http)
+    assert await sealer.seal_if_due()  # records 1..2
+    await redis.hdel(keys.records, "4")
+    with pytest.raises(SealError, match="record 4 is missing from Redis"):
+        await sealer.seal_if_due()
+    assert await redis.get(keys.failing_since)
+    assert await redis.hlen(keys.records) == 2  # nothing sealed over the gap
+    code, out = await run_cli(capsys, "log", "verify", str(tmp_path / "archive"), "--state-dir",
+                              str(gw.settings.state_dir), "--redis-url", gw.redis_url, "--key-prefix", prefix)
+    assert code == 1, out
+    assert "first break at redis record 4: 1 unsealed record(s) missing from Redis" in out
+
+
+async def test_a_segment_written_before_a_crash_is_adopted_not_sealed_twice(
+        gw: GatewayUnderTest, redis: Redis, prefix: str, tsa: str, tmp_path: Path,
+        http: aiohttp.ClientSession) -> None:
+    settings = MessageLogSettings(enabled=True, tsa_url=f"{tsa}/tsa", segment_records=3, segment_seconds=60)
+    log, keys = MessageLog(redis, prefix, settings), LogKeys.under(prefix)
+    entry = Entry(Kind.CABINET_READ, PORTAL, "", "", "", {}, note="read")
+    await log.append(entry, entry, entry)
+    before = {k: v for k, v in (await redis.hgetall(keys.records)).items()}
+    sealer = _sealer(gw, redis, prefix, settings, tmp_path / "archive", http)
+    assert await sealer.seal_if_due()
+    # The state a sealer leaves when it dies after writing the file, before recording the seal in Redis:
+    await redis.delete(keys.sealed)
+    await redis.hset(keys.records, mapping=before)
+    stamps = (await (await http.get(f"{tsa}/_control/tsa")).json())["stamps"]
+    assert await sealer.seal_if_due()
+    assert (await (await http.get(f"{tsa}/_control/tsa")).json())["stamps"] == stamps  # not stamped again
+    assert len(segment_files(tmp_path / "archive")) == 1
+    assert await redis.hlen(keys.records) == 0 and (await sealer.state()).seq == 3
