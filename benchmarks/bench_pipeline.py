@@ -120,47 +120,54 @@ async def _message_log_cost(work: Path, pki, raw: bytes, requests: int) -> None:
     tsa = await start_site(create_tsa_app(pki), "127.0.0.1", tsa_port)
     library = await start_site(create_library_app(), "127.0.0.1", library_port)
     cpu: dict[str, float] = {}
+    runs = [(mode, 1) for mode in ("off", "on") * 3] + [(mode, 16) for mode in ("off", "on") * 2]
     with EmbeddedRedis(work / "redis-messagelog") as redis:
-        for mode in ("off", "on") * 3:  # interleaved, best of three: a busy machine favours neither
+        for mode, clients in runs:  # interleaved, best of each: a busy machine favours neither
             # Never sealed during the run (the sealing is timed on its own below, as one sealer process does it).
             log_settings = MessageLogSettings(enabled=mode == "on", tsa_url=f"http://127.0.0.1:{tsa_port}/tsa",
                                               segment_records=1_000_000, segment_seconds=3600)
             settings = replace(make_settings(work, pki, port=free_port(),
                                              library_url=f"http://127.0.0.1:{library_port}"),
-                               messagelog=log_settings, redis=RedisSettings(key_prefix=f"bench-{mode}"))
+                               messagelog=log_settings, redis=RedisSettings(key_prefix=f"bench-{mode}-{clients}"))
             runner = await start_site(create_app(settings, redis_url=redis.url), "127.0.0.1", settings.listen.port)
             try:
-                spent = await _pipeline_cpu(runner.app[INTAKE].pipeline, raw, requests)
-                cpu[mode] = min(cpu.get(mode, spent), spent)
+                spent = await _pipeline_cpu(runner.app[INTAKE].pipeline, raw, requests, clients)
+                key = mode if clients == 1 else f"{mode}-{clients}"
+                cpu[key] = min(cpu.get(key, spent), spent)
                 if mode == "on" and "sealed" not in cpu:
                     cpu["sealed"], sizes = await _seal_all(settings, runner, work, requests, redis.url)
             finally:
                 await runner.cleanup()
     await library.cleanup()
     await tsa.cleanup()
-    on = cpu["on"] + cpu["sealed"]
-    print(f"\nmessage log, in-process pipeline, {requests} sequential requests, best of three runs each")
-    print(f"  CPU per request: off {1000 * cpu['off'] / requests:.3f} ms, on {1000 * on / requests:.3f} ms "
-          f"(appending {1000 * cpu['on'] / requests:.3f} + sealing {1000 * cpu['sealed'] / requests:.3f}): "
-          f"+{100 * (on - cpu['off']) / cpu['off']:.1f}%")
+    print(f"\nmessage log, in-process pipeline, {requests} requests, best of three runs (sequential) / two (16 "
+          "concurrent clients)")
+    for label, suffix in (("sequential", ""), ("16 clients", "-16")):
+        off, on = cpu[f"off{suffix}"], cpu[f"on{suffix}"] + cpu["sealed"]
+        print(f"  {label}: CPU per request off {1000 * off / requests:.3f} ms, on {1000 * on / requests:.3f} ms "
+              f"(with sealing {1000 * cpu['sealed'] / requests:.3f}): {100 * (on - off) / off:+.1f}%")
     print(f"  bytes per request: Redis before sealing {sizes[0] / requests:,.0f} (record values; "
           f"{sizes[1] / requests:,.0f} by MEMORY USAGE), archive after {sizes[2] / requests:,.0f}")
 
 
-async def _pipeline_cpu(pipeline, raw: bytes, requests: int) -> float:  # type: ignore[no-untyped-def]
-    """CPU seconds of ``requests`` requests through the pipeline, the answer logged as an intake logs it."""
+async def _pipeline_cpu(pipeline, raw: bytes, requests: int, clients: int) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds of ``requests`` requests through the pipeline from ``clients`` concurrent callers, each answer
+    logged as an intake logs it."""
     def request() -> IntakeRequest:
         return IntakeRequest(channel="rest", message_id=str(uuid.uuid4()), service_id=READER_TICKET_SERVICE,
                              message_date=datetime.now(UTC), sender_id=PORTAL, password=PORTAL_PASSWORD,
                              document=etree.fromstring(raw))
 
-    await pipeline.process(request(), new_session_id(), raw=raw)
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            intake = request()
+            outcome = await pipeline.process(intake, new_session_id(), raw=raw)
+            answer = (outcome.result or b"") + (outcome.application.receipt or "").encode()  # about the REST answer
+            await pipeline.log_answer(intake, outcome, answer)
+
+    await caller(1)
     start = time.process_time()
-    for _ in range(requests):
-        intake = request()
-        outcome = await pipeline.process(intake, new_session_id(), raw=raw)
-        answer = (outcome.result or b"") + (outcome.application.receipt or "").encode()  # about the REST answer
-        await pipeline.log_answer(intake, outcome, answer)
+    await asyncio.gather(*(caller(requests // clients) for _ in range(clients)))
     return time.process_time() - start
 
 
