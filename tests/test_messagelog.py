@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ from tests.helpers import (
     PORTAL,
     PORTAL_PASSWORD,
     GatewayUnderTest,
+    async_envelope_bytes,
     message_id,
     second_gateway,
     wait_for,
@@ -382,3 +384,32 @@ async def test_a_segment_written_before_a_crash_is_adopted_not_sealed_twice(
     assert (await (await http.get(f"{tsa}/_control/tsa")).json())["stamps"] == stamps  # not stamped again
     assert len(segment_files(tmp_path / "archive")) == 1
     assert await redis.hlen(keys.records) == 0 and (await sealer.state()).seq == 3
+
+
+async def test_an_async_channel_message_is_logged_through_to_its_result(
+        gw: GatewayUnderTest, tmp_path: Path, prefix: str, tsa: str, http: aiohttp.ClientSession) -> None:
+    runner, logged = await logged_gateway(gw, tmp_path, prefix, tsa, segment_records=1000, segment_seconds=60)
+    try:
+        body = async_envelope_bytes(signed_application(gw.pki.person("aigerim"), READER_TICKET_SERVICE))
+        mid = etree.fromstring(body).findtext(".//messageId")
+        async with http.post(f"{logged.url}/shep/async", data=body,
+                             headers={"Content-Type": "text/xml; charset=utf-8"}) as response:
+            answer = await response.read()
+        assert response.status == 200, answer
+
+        async def kinds() -> list[str] | None:
+            stored = [json.loads(v) for _, v in sorted((int(k), v) for k, v in
+                                                       (await gw.redis.hgetall(logged.keys.records)).items())]
+            found = [r["kind"] for r in stored if r["messageId"] == mid]
+            return found if "result" in found else None
+
+        found = await wait_for(kinds)
+    finally:
+        await runner.cleanup()
+    assert found[:3] == ["request", "receipt", "answer"] and found[3:] == ["provider-answer", "result"]
+    stored = [json.loads(v) for v in (await gw.redis.hgetall(logged.keys.records)).values()]
+    request = next(r for r in stored if r["messageId"] == mid and r["kind"] == "request")
+    answered = next(r for r in stored if r["messageId"] == mid and r["kind"] == "answer")
+    assert request["parts"]["request"] == hashlib.sha256(body).hexdigest()  # the body as received
+    assert answered["parts"]["answer"] == hashlib.sha256(answer).hexdigest()  # the bytes sent
+    assert request["note"] == "soap-async"

@@ -140,14 +140,18 @@ def _show(args: argparse.Namespace, where: _Where) -> int:
     found = 0
     for path in segment_files(where.archive):
         lines = read_lines(path)
-        matches = [json.loads(line) for line in lines[:-1] if args.message_id.encode() in line]
-        matches = [r for r in matches if r.get("messageId") == args.message_id]
+        matches = [r for r in (_parsed(line) for line in lines[:-1] if args.message_id.encode() in line)
+                   if r.get("messageId") == args.message_id]
         if not matches:
             continue
-        seal = Seal.parse(lines[-1])
         for record in matches:
             found += 1
             print(_describe(record))
+        try:
+            seal = Seal.parse(lines[-1])
+        except (ValueError, KeyError, TypeError):
+            print(f"  in {path.name}, whose seal cannot be read: run `egov-gateway log verify`")
+            continue
         stamp = _stamp_text(seal, where.trust)
         statement = seal.statement
         print(f"  sealed in {path.name}: records {statement['first']}..{statement['last']}, head {statement['head']}"
@@ -159,6 +163,14 @@ def _show(args: argparse.Namespace, where: _Where) -> int:
         print(f"nothing logged for messageId {args.message_id!r}")
         return 1
     return 0
+
+
+def _parsed(line: bytes) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _stamp_text(seal: Seal, trust: TrustStore) -> str:
