@@ -122,7 +122,8 @@ def cli_args(gw: GatewayUnderTest, logged: LoggedGateway, archive: Path | None =
 async def test_requests_are_logged_sealed_and_verified(gw: GatewayUnderTest, tmp_path: Path, prefix: str, tsa: str,
                                                        http: aiohttp.ClientSession,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    runner, logged = await logged_gateway(gw, tmp_path, prefix, tsa)
+    # Sealed by count only here (segments of exactly four records); sealing by time: the next test.
+    runner, logged = await logged_gateway(gw, tmp_path, prefix, tsa, segment_seconds=60)
     try:
         mids = [message_id() for _ in range(3)]
         for mid, person in zip(mids, ("aigerim", "saule", "daniyar"), strict=True):
@@ -131,22 +132,21 @@ async def test_requests_are_logged_sealed_and_verified(gw: GatewayUnderTest, tmp
         async with http.get(f"{logged.url}/api/v1/cabinet/{gw.pki.person('saule').iin}/applications",
                             headers={"Authorization": aiohttp.encode_basic_auth(PORTAL, PORTAL_PASSWORD)}) as response:
             assert response.status == 200
-        # 3 x (request, receipt, provider answer, result, answer) + 1 cabinet read = 16: four segments of four
-        # by count; none is left for the time rule, so one more record shows sealing by time.
+        # 3 x (request, receipt, provider answer, result, answer) + 1 cabinet read = 16: four segments of four.
         await wait_for(lambda: _files(logged.archive, 4))
         await wait_for(lambda: _none_left(logged))
         status, body, _ = await logged.post(http, "aigerim", None, gw.pki)
         assert status == 200, body
-        await wait_for(lambda: _files(logged.archive, 6))  # 5 records: one segment by count, one by time
-        await wait_for(lambda: _none_left(logged))
+        await wait_for(lambda: _files(logged.archive, 5))  # 5 records: one segment, one left waiting
         health = await logged.health(http)
-        assert health["onTime"] and health["unsealedRecords"] == 0 and health["lastSealAgeSeconds"] is not None
+        assert health["onTime"] and health["lastSealAgeSeconds"] is not None
+        assert await logged.unsealed() == 1
     finally:
         await runner.cleanup()
 
     records = [json.loads(line) for path in segment_files(logged.archive)
                for line in path.read_bytes().splitlines()[:-1]]
-    assert [r["seq"] for r in records] == list(range(1, 22))
+    assert [r["seq"] for r in records] == list(range(1, 21))
     first = [r for r in records if r["messageId"] == mids[0]]
     assert [r["kind"] for r in first] == ["request", "receipt", "provider-answer", "result", "answer"]
     assert all(len(digest) == 64 for r in first for digest in r["parts"].values())
@@ -157,7 +157,8 @@ async def test_requests_are_logged_sealed_and_verified(gw: GatewayUnderTest, tmp
 
     code, out = await run_cli(capsys, "log", "verify", *cli_args(gw, logged))
     assert code == 0, out
-    assert "6 segment(s), 21 record(s)" in out and "OK" in out
+    assert "5 segment(s), 20 record(s)" in out and "live tail in Redis: 1 unsealed record(s), up to record 21" in out
+    assert "OK" in out
     code, out = await run_cli(capsys, "log", "show", "--message-id", mids[0], *cli_args(gw, logged))
     assert code == 0, out
     for kind in ("request", "receipt", "provider-answer", "result", "answer"):
@@ -249,7 +250,9 @@ async def test_sealing_failing_too_long_refuses_intake_until_the_tsa_returns(
         assert status == 200, body
     finally:
         await runner.cleanup()
-    assert len(segment_files(logged.archive)) == 1
+    # Sealed by time (segment_records is 1000): the first request's five records in the first segment.
+    first = segment_files(logged.archive)[0].read_bytes().splitlines()
+    assert [json.loads(line)["seq"] for line in first[:-1]] == [1, 2, 3, 4, 5]
 
 
 async def _late(logged: LoggedGateway, http: aiohttp.ClientSession) -> dict[str, Any] | None:
