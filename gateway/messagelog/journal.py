@@ -239,9 +239,10 @@ class MessageLog:
             try:
                 await self.refresh()
                 failing = False
-            except RedisError as exc:
+            except Exception as exc:  # storage trouble above all; never let the loop die (CancelledError ends it)
                 if not failing:
-                    log.warning("message log status not refreshed: %s", type(exc).__name__)
+                    log.warning("message log status not refreshed: %s", type(exc).__name__,
+                                exc_info=not isinstance(exc, RedisError | OSError))
                 failing = True
             await sleep_unless(stop, self.settings.check_seconds)
 

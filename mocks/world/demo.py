@@ -213,6 +213,18 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
                     await task
 
 
+def _message_log_lines(settings: Settings, urls: dict[str, str], state: str) -> str:
+    """The banner's lines on the TSA and the message log (none when the log is off)."""
+    if not settings.messagelog.enabled:
+        return ""
+    return f"""  Time stamps (TSA)  {urls['tsa']}/tsa   (RFC 3161; the message log's seals)
+  Message log        {settings.messagelog.archive(settings.state_dir)}   (sealed every \
+{settings.messagelog.segment_seconds:g} s)
+                     .venv/bin/egov-gateway log verify{state}
+                     .venv/bin/egov-gateway log show --message-id <messageId>{state}
+"""
+
+
 def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str], passwords: DemoSecrets, *,
                   manual_desk: bool = False, elicense_pace: float = 50_000.0) -> None:
     base = settings.base_url
@@ -247,12 +259,7 @@ start with --fresh to begin a clean world)
   Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
-  Time stamps (TSA)  {urls['tsa']}/tsa   (RFC 3161; the message log's seals)
-  Message log        {settings.messagelog.archive(settings.state_dir)}   (sealed every \
-{settings.messagelog.segment_seconds:g} s)
-                     .venv/bin/egov-gateway log verify{state}
-                     .venv/bin/egov-gateway log show --message-id <messageId>{state}
-  Redis              {redis_url}
+{_message_log_lines(settings, urls, state)}  Redis              {redis_url}
   Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
   Passwords          {settings.state_dir / DEMO_SECRETS}  (made at the first start; one sender's:
                      .venv/bin/egov-gateway demo --print-password operator{state})
