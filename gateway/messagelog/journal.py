@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -154,6 +155,8 @@ class MessageLog:
         self.keys = LogKeys.under(prefix)
         self._append = redis.register_script(_APPEND)
         self._waiting: list[_Waiting] = []
+        self._busy = False
+        "An append is on its way: the next ones wait and go together after it."
         self._sending: asyncio.Task[None] | None = None
         self.status = SealStatus(settings.enabled, 0, None, None, None, 0.0,
                                  settings.segment_seconds + settings.max_seal_failure_seconds)
@@ -167,23 +170,43 @@ class MessageLog:
         if not self.settings.enabled or not entries:
             return 0
         records = [make_record(entry, self.cipher) for entry in entries]
-        waiting = _Waiting(records[0]["at"], tuple(canonical(r) for r in records),
-                           asyncio.get_running_loop().create_future())
+        at, lines = records[0]["at"], tuple(canonical(r) for r in records)
+        if not self._busy:  # nothing on its way: straight to Redis, no task, no future
+            self._busy = True
+            try:
+                return await self._call(at, lines)
+            finally:
+                self._hand_over()
+        waiting = _Waiting(at, lines, asyncio.get_running_loop().create_future())
         waiting.done.add_done_callback(_retrieve)  # a caller that went away leaves no unretrieved error behind
         self._waiting.append(waiting)
-        if self._sending is None or self._sending.done():
-            self._sending = asyncio.create_task(self._send())
         # shield: a caller that goes away does not cancel the round trip the others share.
         return await asyncio.shield(waiting.done)
 
+    async def _call(self, at: str, lines: Sequence[bytes]) -> int:
+        return int(await self._append(keys=[self.keys.seq, self.keys.records, self.keys.pending_since],
+                                      args=[at, *lines]))
+
+    def _hand_over(self) -> None:
+        """After a round trip: the appends that waited for it go next, together; else the way is free."""
+        if self._waiting:
+            self._sending = asyncio.create_task(self._send())
+        else:
+            self._busy = False
+
     async def _send(self) -> None:
-        """Send what waits, batch after batch, until nothing does."""
+        """Send what waits, batch after batch, until nothing does; then free the way."""
+        try:
+            await self._send_batches()
+        finally:
+            self._busy = False
+
+    async def _send_batches(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             records = [record for waiting in batch for record in waiting.records]
             try:
-                last = int(await self._append(keys=[self.keys.seq, self.keys.records, self.keys.pending_since],
-                                              args=[batch[0].at, *records]))
+                last = await self._call(batch[0].at, records)
             except Exception as exc:  # RedisError, OSError: each caller gets it
                 for waiting in batch:
                     if not waiting.done.done():
