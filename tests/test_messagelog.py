@@ -159,6 +159,12 @@ async def test_requests_are_logged_sealed_and_verified(gw: GatewayUnderTest, tmp
     assert code == 0, out
     assert "5 segment(s), 20 record(s)" in out and "live tail in Redis: 1 unsealed record(s), up to record 21" in out
     assert "OK" in out
+    code, out = await run_cli(capsys, "log", "verify", "--from", "2999-01-01", *cli_args(gw, logged))
+    assert code == 0 and "0 segment(s), 0 record(s) checked, 5 outside --from/--to" in out, out
+    code, out = await run_cli(capsys, "log", "verify", "--to", "2000-01-01T00:00:00", *cli_args(gw, logged))
+    assert code == 0 and "1 segment(s), 4 record(s) checked, 4 outside --from/--to" in out, out
+    code, out = await run_cli(capsys, "log", "verify", "--from", "yesterday", *cli_args(gw, logged))
+    assert code == 2
     code, out = await run_cli(capsys, "log", "show", "--message-id", mids[0], *cli_args(gw, logged))
     assert code == 0, out
     for kind in ("request", "receipt", "provider-answer", "result", "answer"):

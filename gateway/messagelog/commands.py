@@ -51,8 +51,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
                                                                 "--config's, else egov)")
         action.add_argument("--no-redis", action="store_true", help="check the archive only")
     verify = actions.choices["verify"]
-    verify.add_argument("--from", dest="since", default=None, help="only segments sealed from DATE (ISO 8601) on")
-    verify.add_argument("--to", dest="until", default=None, help="only up to the segment holding DATE's records")
+    verify.add_argument("--from", dest="since", metavar="DATE", default=None,
+                        help="only segments sealed from DATE (ISO 8601) on")
+    verify.add_argument("--to", dest="until", metavar="DATE", default=None,
+                        help="only up to the segment holding DATE's records")
     actions.choices["show"].add_argument("--message-id", required=True)
 
 
@@ -72,7 +74,11 @@ def _where(args: argparse.Namespace, load_trust: TrustLoader) -> _Where:
         archive = settings.messagelog.archive(settings.state_dir)
         url, prefix = settings.redis.url, settings.redis.key_prefix
     else:
-        trust, archive, url, prefix = load_trust(state / "pki" / "trust.toml"), state / "messagelog", None, "egov"
+        trust_file = state / "pki" / "trust.toml"
+        if not trust_file.exists():
+            raise ConfigError(f"{trust_file} does not exist: give --config FILE (its [trust] checks the seals), "
+                              "or --state-dir of the demo")
+        trust, archive, url, prefix = load_trust(trust_file), state / "messagelog", None, "egov"
         noted = state / REDIS_URL_FILE
         if noted.exists():
             url = noted.read_text(encoding="utf-8").strip() or None
@@ -96,13 +102,22 @@ def run(args: argparse.Namespace, load_trust: TrustLoader) -> int:
 def _date(text: str | None) -> datetime | None:
     if text is None:
         return None
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--from/--to: {text!r} is not an ISO 8601 date (e.g. 2026-12-01 or "
+                          "2026-12-01T10:00+05:00)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _verify(args: argparse.Namespace, where: _Where) -> int:
     walk = verify_archive(where.archive, where.trust, since=_date(args.since), until=_date(args.until))
-    tail_note = asyncio.run(_check_live_tail(walk, where)) if where.redis_url else "not checked (--no-redis)"
+    if args.until:  # the archive's end was not walked: Redis's last seal is not to be compared with it
+        tail_note = "not checked (--to)"
+    elif where.redis_url:
+        tail_note = asyncio.run(_check_live_tail(walk, where))
+    else:
+        tail_note = "not checked (no Redis)"
     print(f"archive {where.archive}: {walk.segments} segment(s), {walk.records} record(s) checked"
           + (f", {walk.skipped} outside --from/--to" if walk.skipped else ""))
     print(f"live tail in Redis: {tail_note}")
