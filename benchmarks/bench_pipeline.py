@@ -1,6 +1,6 @@
 """Speed of the hot path, measured (never asserted in tests).
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--requests 2000] [--concurrency 16]
+    .venv/bin/python benchmarks/bench_pipeline.py [--requests 2000] [--concurrency 16] [--appendfsync always]
 
 Prints operations per second of one core for: raw signxml verification (the baseline),
 the gateway's DocumentVerifier (structure + certificate path + crypto), signing a result with a
@@ -71,7 +71,7 @@ def per_second(label: str, action: Callable[[], object], seconds: float = 2.0) -
     return rate
 
 
-async def main(requests: int, concurrency: int, messagelog_only: bool = False) -> None:
+async def main(requests: int, concurrency: int, appendfsync: str = "everysec", messagelog_only: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="egov-bench-"))
     pki = generate_pki(work / "pki")
     aigerim = pki.person("aigerim")
@@ -97,7 +97,8 @@ async def main(requests: int, concurrency: int, messagelog_only: bool = False) -
     revocation_port = free_port()
     revocation = await run_revocation(pki, port=revocation_port)
     revocation_url = f"http://127.0.0.1:{revocation_port}"
-    with EmbeddedRedis(work / "redis") as redis:
+    print(f"embedded redis-server: appendfsync {appendfsync}")
+    with EmbeddedRedis(work / "redis", appendfsync=appendfsync) as redis:
         library_port, port = free_port(), free_port()
         library = await start_site(create_library_app(), "127.0.0.1", library_port)
         settings = make_settings(work, pki, port=port, library_url=f"http://127.0.0.1:{library_port}",
@@ -319,6 +320,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
+                        help="the embedded Redis's fsync policy (redis.appendfsync)")
     parser.add_argument("--messagelog-only", action="store_true", help="only the message log's cost")
     options = parser.parse_args()
-    asyncio.run(main(options.requests, options.concurrency, options.messagelog_only))
+    asyncio.run(main(options.requests, options.concurrency, options.appendfsync, options.messagelog_only))

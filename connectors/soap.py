@@ -25,6 +25,8 @@ from zeep.exceptions import Fault, TransportError, XMLSyntaxError
 from zeep.transports import AsyncTransport
 
 from connectors.base import Answer, ConnectorError, Step, Submission
+from signing.signer import SigningKey
+from signing.wssecurity_sign import sign_envelope
 
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 log = logging.getLogger("egov.connectors")
@@ -38,10 +40,29 @@ def any_type(element: etree._Element) -> xsd.AnyObject:
     return xsd.AnyObject(_ANY_CONTENT, {"_value_1": copy.deepcopy(element)})
 
 
-class SoapConnector:
-    """One per gateway process; clients per WSDL URL are built once and kept."""
+class WsSecuritySigning:
+    """zeep's ``wsse`` hook: every outgoing envelope is signed with WS-Security (Body and Timestamp, X.509 token)."""
 
-    def __init__(self, *, timeout: float = 30.0) -> None:
+    def __init__(self, key: SigningKey) -> None:
+        self.key = key
+
+    def apply(self, envelope: etree._Element, headers: dict[str, str]) -> tuple[etree._Element, dict[str, str]]:
+        return sign_envelope(envelope, self.key), headers
+
+    def verify(self, envelope: etree._Element) -> None:
+        """Answers are not WS-Security-signed: the provider's result document carries its own signature."""
+
+
+class SoapConnector:
+    """One per gateway process; clients per WSDL URL are built once and kept. Calls to the endpoints in
+    ``signed_endpoints`` are signed with WS-Security by ``ws_security_key`` (the gateway's key)."""
+
+    def __init__(self, *, timeout: float = 30.0, ws_security_key: SigningKey | None = None,
+                 signed_endpoints: frozenset[str] = frozenset()) -> None:
+        if signed_endpoints and ws_security_key is None:
+            raise ValueError("signed endpoints need a WS-Security key")
+        self._wsse = WsSecuritySigning(ws_security_key) if ws_security_key is not None else None
+        self._signed_endpoints = signed_endpoints
         self._timeout = timeout
         self._clients: dict[str, zeep.AsyncClient] = {}
         self._loading: dict[str, asyncio.Lock] = {}
@@ -54,7 +75,9 @@ class SoapConnector:
             if wsdl_url not in self._clients:
                 transport = AsyncTransport(timeout=self._timeout, operation_timeout=self._timeout)
                 try:
-                    self._clients[wsdl_url] = await asyncio.to_thread(zeep.AsyncClient, wsdl_url, transport=transport)
+                    wsse = self._wsse if wsdl_url in self._signed_endpoints else None
+                    self._clients[wsdl_url] = await asyncio.to_thread(zeep.AsyncClient, wsdl_url, transport=transport,
+                                                                      wsse=wsse)
                 except (OSError, httpx.HTTPError, TransportError, XMLSyntaxError) as exc:
                     log.warning("session %s: cannot load the WSDL %s: %s: %s", session, wsdl_url,
                                 type(exc).__name__, exc)

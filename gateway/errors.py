@@ -162,6 +162,9 @@ _add("PROVIDER_BAD_RESPONSE", 502, P, "Қызмет жеткізушісінің
      "Некорректный ответ поставщика услуги.", "The service provider's answer is not valid.")
 _add("GATEWAY_STORAGE_UNAVAILABLE", 503, G, "Шлюз қоймасы қолжетімсіз, кейінірек қайталаңыз.",
      "Хранилище шлюза недоступно, повторите позже.", "The gateway's storage is unavailable; try again later.")
+_add("GATEWAY_STORAGE_NOT_DURABLE", 503, G, "Шлюз қоймасы деректерді дискіге жаза алмай тұр, кейінірек қайталаңыз.",
+     "Хранилище шлюза не может записать данные на диск, повторите позже.",
+     "The gateway's storage cannot write to disk; try again later.")
 _add("GATEWAY_OVERLOADED", 503, G, "Шлюз толы, кейінірек қайталаңыз.", "Шлюз перегружен, повторите позже.",
      "The gateway is at capacity; try again later.")
 # The message log could not be sealed (signed and timestamped) for too long: nothing new is accepted unproven.
@@ -208,6 +211,31 @@ _add("CLIENT_TOO_MANY_STREAMS", 429, C,
 _add("GATEWAY_STREAMS_FULL", 503, G, "Шлюз қазір тағы бір оқиғалар ағынын аша алмайды, кейінірек қайталаңыз.",
      "Шлюз сейчас не может открыть ещё один поток событий, повторите позже.",
      "The gateway cannot open another live event stream now; try again later.")
+
+# WS-Security (SOAP senders that authenticate with a system certificate; see docs/ws-security.md)
+_add("CLIENT_MUST_UNDERSTAND", 400, C, "Шлюз mustUnderstand деп белгіленген SOAP тақырыбын өңдемейді.",
+     "Шлюз не обрабатывает заголовок SOAP, помеченный mustUnderstand.",
+     "The gateway does not process a SOAP header marked mustUnderstand.")
+_add("CLIENT_WSS_REQUIRED", 401, C, "Бұл жіберуші сұранымға WS-Security арқылы қол қоюы тиіс.",
+     "Этот отправитель должен подписывать запрос по WS-Security.",
+     "This sender must sign the request with WS-Security.")
+_add("CLIENT_WSS_INVALID", 401, C, "WS-Security тақырыбы немесе оның сілтемелері қабылданбайды.",
+     "Заголовок WS-Security или его ссылки не принимаются.",
+     "The WS-Security header or its references are not acceptable.")
+_add("CLIENT_WSS_TIMESTAMP_EXPIRED", 401, C, "WS-Security уақыт белгісінің мерзімі өтті.",
+     "Срок метки времени WS-Security истёк.", "The WS-Security Timestamp has expired.")
+_add("CLIENT_WSS_TIMESTAMP_INVALID", 401, C,
+     "WS-Security уақыт белгісі болашақта жасалған немесе тым ұзақ жарамды.",
+     "Метка времени WS-Security создана в будущем или действует слишком долго.",
+     "The WS-Security Timestamp was created in the future or lives too long.")
+_add("CLIENT_WSS_REPLAY", 401, C, "Бұл WS-Security қолтаңбасы бұрын қолданылған.",
+     "Эта подпись WS-Security уже использовалась.", "This WS-Security signature was already used.")
+_add("CLIENT_WSS_BIN_MISMATCH", 403, C, "WS-Security сертификатының БСН жіберушінің БСН-іне сәйкес емес.",
+     "БИН сертификата WS-Security не совпадает с БИН отправителя.",
+     "The BIN of the WS-Security certificate is not the sender's BIN.")
+_add("CLIENT_WSS_NOT_SYSTEM_CERTIFICATE", 403, C, "WS-Security үшін ұйымның жүйелік сертификаты қажет.",
+     "Для WS-Security нужен системный сертификат организации.",
+     "WS-Security needs a system certificate of an organisation.")
 
 del C, G, P
 
@@ -289,3 +317,11 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print(markdown_table())
+
+
+def storage_refusal(exc: BaseException, detail: str | None = None) -> GatewayError:
+    """The refusal for a storage error: GATEWAY_STORAGE_NOT_DURABLE when Redis refused a write because it cannot
+    persist it (its ``MISCONF`` reply: the append-only file's last write failed), else GATEWAY_STORAGE_UNAVAILABLE."""
+    if "MISCONF " in str(exc):  # also inside a script's error: "Error running script ... -MISCONF Errors writing"
+        return GatewayError("GATEWAY_STORAGE_NOT_DURABLE", detail)
+    return GatewayError("GATEWAY_STORAGE_UNAVAILABLE", detail)

@@ -16,6 +16,8 @@ from pathlib import Path
 DEMO_SENDER = "portal"
 DEMO_DESK = "commission-desk"
 DEMO_OPERATOR = "operator"
+DEMO_WSS_SENDER = "portal-wss"
+"A demo sender that authenticates with WS-Security by the test PKI's portal system certificate (no password)."
 DEMO_SECRETS = "demo-secrets.json"
 "The file under the state directory (mode 0600)."
 

@@ -23,12 +23,17 @@ if TYPE_CHECKING:  # the resolver's return type exists only in the lxml stubs
     from lxml.etree._docloader import _InputDocument
 
 __all__ = [
+    "ASYNC_CLIENT_NS",
     "ASYNC_CLIENT_WSDL",
+    "ASYNC_CLIENT_XSD",
+    "ASYNC_OPERATIONS_NS",
+    "ASYNC_OPERATIONS_XSD",
     "ASYNC_TYPES_NS",
-    "ASYNC_TYPES_NS_UPPER",
     "ASYNC_TYPES_XSD",
     "ASYNC_WSDL",
     "ASYNC_WSDL_NS",
+    "COMMON_TYPES_NS",
+    "COMMON_TYPES_XSD",
     "SYNC_TYPES_NS",
     "SYNC_TYPES_NS_LOWER",
     "SYNC_TYPES_XSD",
@@ -50,12 +55,20 @@ SYNC_WSDL_NS = "http://bip.bee.kz/SyncChannel/v10/Interfaces"
 SYNC_TYPES_XSD = "shep/SyncChannel_v10_types.xsd"
 SYNC_WSDL = "shep/SyncChannel_v10.wsdl"
 
+#: AsyncChannel v10 operations and faults (sendMessage, ..., sendMessageFault1_sendMessageFault).
+ASYNC_OPERATIONS_NS = "http://bip.bee.kz/AsyncChannel/v10/Types"
+#: AsyncChannel v10 complex types (AsyncMessageInfo, ...); real clients also send operations in this spelling.
 ASYNC_TYPES_NS = "http://bip.bee.kz/AsyncChannel/v10/types"
-#: The other spelling of the AsyncChannel types namespace; accepted on intake via ``namespace_alias``.
-ASYNC_TYPES_NS_UPPER = "http://bip.bee.kz/AsyncChannel/v10/Types"
+#: The client side (IAsyncChannelClient): the callbacks sendMessage and changeMassageStatusNotification.
+ASYNC_CLIENT_NS = "http://bip.bee.kz/AsyncChannel/v10/Types/Client"
+#: SHEP v10 common types: SenderInfo, Property, ErrorInfo.
+COMMON_TYPES_NS = "http://bip.bee.kz/common/v10/types"
 ASYNC_WSDL_NS = "http://bip.bee.kz/AsyncChannel/v10/Interfaces"
 
+COMMON_TYPES_XSD = "shep/common_v10_types.xsd"
 ASYNC_TYPES_XSD = "shep/AsyncChannel_v10_types.xsd"
+ASYNC_OPERATIONS_XSD = "shep/AsyncChannel_v10_operations.xsd"
+ASYNC_CLIENT_XSD = "shep/AsyncChannelClient_v10_operations.xsd"
 #: The interface the gateway serves (sendMessage, getMessages, getMessageStatus, sendDeliveryNotification).
 ASYNC_WSDL = "shep/AsyncChannel_v10.wsdl"
 #: The callback interface a portal implements (sendMessage, changeMassageStatusNotification).
@@ -165,28 +178,35 @@ def load_xml_schema(relative: str, *, namespace_alias: tuple[str, str] | None = 
 
 
 _wsdl_lock = threading.Lock()
-# Keyed by (wsdl, types xsd) package paths; filled lazily, never mutated once stored.
-_wsdl_templates: dict[tuple[str, str], etree._ElementTree] = {}
+# Keyed by (wsdl, types xsds) package paths; filled lazily, never mutated once stored.
+_wsdl_templates: dict[tuple[str, tuple[str, ...]], etree._ElementTree] = {}
+_XSD_IMPORT = "{http://www.w3.org/2001/XMLSchema}import"
 
 
-def _build_wsdl_template(wsdl_relative: str, types_relative: str) -> etree._ElementTree:
-    """Parse a package WSDL and replace its importing wsdl:types with the inlined types schema."""
+def _build_wsdl_template(wsdl_relative: str, types_relatives: tuple[str, ...]) -> etree._ElementTree:
+    """Parse a package WSDL and replace its importing wsdl:types with the inlined types schemas.
+
+    Several schemas (one per namespace) import each other by namespace only once inlined: a WSDL reader
+    finds them in the same wsdl:types, and never fetches a schemaLocation the served WSDL cannot offer."""
     wsdl = _parse_package_doc(wsdl_relative)
-    types_schema = _parse_package_doc(types_relative).getroot()
     types = wsdl.getroot().find(f"{{{_WSDL_NS}}}types")
     if types is None:
         raise RuntimeError(f"{wsdl_relative}: no wsdl:types")
     for child in list(types):
         types.remove(child)
-    # Re-create the schema root with its full nsmap instead of appending it: on a move lxml drops
-    # declarations the new parent seems to cover, and xmlns:tns would then silently resolve to the
-    # WSDL's own tns, breaking the QName references (type="tns:...") held in attribute text.
-    inlined = etree.SubElement(
-        types, types_schema.tag, attrib=dict(types_schema.attrib), nsmap=types_schema.nsmap
-    )
-    inlined.text = types_schema.text
-    for child in list(types_schema):
-        inlined.append(child)
+    for types_relative in types_relatives:
+        types_schema = _parse_package_doc(types_relative).getroot()
+        # Re-create the schema root with its full nsmap instead of appending it: on a move lxml drops
+        # declarations the new parent seems to cover, and xmlns:tns would then silently resolve to the
+        # WSDL's own tns, breaking the QName references (type="tns:...") held in attribute text.
+        inlined = etree.SubElement(
+            types, types_schema.tag, attrib=dict(types_schema.attrib), nsmap=types_schema.nsmap
+        )
+        inlined.text = types_schema.text
+        for child in list(types_schema):
+            if child.tag == _XSD_IMPORT:
+                child.attrib.pop("schemaLocation", None)
+            inlined.append(child)
     if _find_soap_address(wsdl) is None:
         raise RuntimeError(f"{wsdl_relative}: no soap:address")
     return wsdl
@@ -196,17 +216,17 @@ def _find_soap_address(wsdl: etree._ElementTree) -> etree._Element | None:
     return wsdl.getroot().find(f"{{{_WSDL_NS}}}service/{{{_WSDL_NS}}}port/{{{_SOAP_NS}}}address")
 
 
-def _self_contained_wsdl(wsdl_relative: str, types_relative: str, address: str) -> bytes:
+def _self_contained_wsdl(wsdl_relative: str, types_relatives: tuple[str, ...], address: str) -> bytes:
     """Copy of the cached self-contained template for ``wsdl_relative`` with ``soap:address`` set."""
     if not isinstance(address, str) or not address:
         raise ValueError("address must be a non-empty string")
-    key = (wsdl_relative, types_relative)
+    key = (wsdl_relative, types_relatives)
     template = _wsdl_templates.get(key)
     if template is None:
         with _wsdl_lock:
             template = _wsdl_templates.get(key)
             if template is None:
-                template = _wsdl_templates[key] = _build_wsdl_template(wsdl_relative, types_relative)
+                template = _wsdl_templates[key] = _build_wsdl_template(wsdl_relative, types_relatives)
     doc = copy.deepcopy(template)
     soap_address = _find_soap_address(doc)
     assert soap_address is not None  # checked when the template was built
@@ -220,16 +240,16 @@ def sync_channel_wsdl(address: str) -> bytes:
     This is what ``GET /shep/sync?wsdl`` serves. The template is built once; each call only copies it
     and sets the address (lxml escapes it and rejects characters not allowed in XML).
     """
-    return _self_contained_wsdl(SYNC_WSDL, SYNC_TYPES_XSD, address)
+    return _self_contained_wsdl(SYNC_WSDL, (SYNC_TYPES_XSD,), address)
 
 
 def async_channel_wsdl(address: str) -> bytes:
     """Self-contained AsyncChannel v10 WSDL (``IAsyncChannel``, types inlined), ``soap:address`` = ``address``.
 
-    This is the interface the gateway serves to portals. Built once and copied per call, like
-    :func:`sync_channel_wsdl`.
+    This is the interface the gateway serves to portals; its operation, type and common schemas are inlined.
+    Built once and copied per call, like :func:`sync_channel_wsdl`.
     """
-    return _self_contained_wsdl(ASYNC_WSDL, ASYNC_TYPES_XSD, address)
+    return _self_contained_wsdl(ASYNC_WSDL, (ASYNC_OPERATIONS_XSD, ASYNC_TYPES_XSD, COMMON_TYPES_XSD), address)
 
 
 def async_client_wsdl(address: str) -> bytes:
@@ -239,4 +259,5 @@ def async_client_wsdl(address: str) -> bytes:
     ``changeMassageStatusNotification``); ``address`` is the portal's endpoint. Built once and copied
     per call, like :func:`sync_channel_wsdl`.
     """
-    return _self_contained_wsdl(ASYNC_CLIENT_WSDL, ASYNC_TYPES_XSD, address)
+    return _self_contained_wsdl(ASYNC_CLIENT_WSDL, (ASYNC_CLIENT_XSD, ASYNC_TYPES_XSD, COMMON_TYPES_XSD),
+                                address)

@@ -103,6 +103,20 @@ class VerifiedDocument:
     "The validated certificate path, signer first, trust anchor last (revocation needs the issuer)."
 
 
+@dataclass(frozen=True)
+class CheckedCertificate:
+    """A certificate that has a valid path to a trust anchor (:meth:`DocumentVerifier.check_certificate`)."""
+
+    identity: CertificateIdentity
+    "Everything read from the certificate."
+    path: TrustedPath
+    "The validated path, the certificate first, the trust anchor last."
+    signer: SignerInfo
+    "The report's view of the certificate's holder."
+    chain: tuple[ChainElement, ...]
+    "The report's view of the path."
+
+
 def _is_signature_property(target: etree._Element, signature: etree._Element) -> bool:
     """A XAdES SignedProperties or the KeyInfo, inside this very Signature."""
     inside = any(ancestor is signature for ancestor in target.iterancestors())
@@ -151,16 +165,24 @@ class DocumentVerifier:
         try:
             return self._verify(document, now, found)
         except _Failure as failure:
-            report = ValidationReport(
-                indication=(Indication.TOTAL_FAILED if failure.sub in _TOTAL_FAILED
-                            else Indication.INDETERMINATE),
-                sub_indication=failure.sub,
-                error_code=failure.code or ERROR_CODES[failure.sub],
-                validation_time=now,
-                errors=(failure.reason,),
-                **found,
-            )
-            raise SignatureRejected(report) from None
+            raise SignatureRejected(_failed_report(failure, now, found)) from None
+
+    def check_certificate(self, certificate: x509.Certificate, untrusted: Sequence[x509.Certificate] = (),
+                          *, now: datetime | None = None) -> CheckedCertificate:
+        """A signer's certificate read and validated as :meth:`verify` does it (validity, path to a trust anchor,
+        the same memos), for signatures that are not enveloped documents (WS-Security); raises
+        :class:`SignatureRejected`. The key purpose is left to the caller."""
+        now = now or self.clock()
+        found: _Found = {}
+        try:
+            leaf_fingerprint = fingerprint(certificate)
+            identity = self._identity(certificate, leaf_fingerprint)
+            found["signer"] = _signer_info(identity)
+            path, _ = self._trusted_path(certificate, untrusted, leaf_fingerprint, now)
+            found["chain"] = self._chain(path, leaf_fingerprint)
+        except _Failure as failure:
+            raise SignatureRejected(_failed_report(failure, now, found)) from None
+        return CheckedCertificate(identity, path, found["signer"], found["chain"])
 
     def _verify(self, document: etree._Element, now: datetime, found: _Found) -> VerifiedDocument:
         structure = self._check_structure(document)
@@ -333,6 +355,17 @@ class DocumentVerifier:
                 self._chains.clear()
             cached = self._chains[key] = (path, _chain(path))
         return cached[1]
+
+
+def _failed_report(failure: _Failure, now: datetime, found: _Found) -> ValidationReport:
+    return ValidationReport(
+        indication=Indication.TOTAL_FAILED if failure.sub in _TOTAL_FAILED else Indication.INDETERMINATE,
+        sub_indication=failure.sub,
+        error_code=failure.code or ERROR_CODES[failure.sub],
+        validation_time=now,
+        errors=(failure.reason,),
+        **found,
+    )
 
 
 def _required(parent: etree._Element, path: str) -> etree._Element:

@@ -26,7 +26,7 @@ from tests.helpers import (
     wait_for,
 )
 
-ASYNC = "http://bip.bee.kz/AsyncChannel/v10/types"
+ASYNC = "http://bip.bee.kz/AsyncChannel/v10/Types"
 
 
 def envelope(operation: str, body: str) -> bytes:
@@ -65,28 +65,36 @@ async def test_async_conversation_get_messages_status_and_notification(gw, http)
     correlation = answer.findtext("response/correlationId")
     session = answer.findtext("response/sessionId")
     assert correlation and session.startswith("{")
+    assert answer.findtext("response/messageId") == mid, "the answer names the sender's message"
 
     messages = await wait_for(lambda: get_messages(http, gw.url))
     assert len(messages) == 1
     info = messages[0].find("messageInfo")
     assert info.findtext("messageType") == "RESPONSE"
     assert info.findtext("correlationId") == correlation
-    assert info.findtext("SenderCorrelationId") == mid
+    assert info.find("SenderCorrelationId") is None
+    properties = {p.findtext("key"): p.findtext("value") for p in info.iterfind("properties")}
+    assert properties == {"status": "completed", "requestMessageId": mid}
     ticket = etree.fromstring(etree.tostring(messages[0].find("messageData/data")[0]))
     assert parse_ticket(trusting_verifier(gw.pki).verify(ticket).signed)["iin"] == saule.iin
 
     status = await call(http, gw.url, envelope("getMessageStatus", f"<messageId>{mid}</messageId>"
                                                f"<requestDate>{datetime.now(UTC).isoformat()}</requestDate>{SENDER}"))
     assert status.findtext("response/messageState") == "DELIVERED"
-    assert status.findtext("response/status/code") == "SCSS001"
+    assert status.findtext("response/status/statusCode") == "SCSS001"
+    assert status.findtext("response/status/statusMessage").startswith("The message was delivered")
+    assert status.findtext("response/status/statusDate")
+    assert status.findtext("response/sessionId") == session
 
     assert await get_messages(http, gw.url) == [], "a leased message is not handed out twice"
-    notification = envelope("sendDeliveryNotification", f"""{SENDER}<notification>
+    notification = envelope("sendDeliveryNotification", f"""<notification>
         <messageId>{info.findtext('messageId')}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
         <notificationDate>{datetime.now(UTC).isoformat()}</notificationDate><deliveryStatus>
         <receiveStatus>MESSAGE_ACCEPTED</receiveStatus><statusDate>{datetime.now(UTC).isoformat()}</statusDate>
-        <resendMessage>NOT_RESEND</resendMessage></deliveryStatus></notification>""")
-    assert (await call(http, gw.url, notification)).findtext("response/responseDate")
+        <resendMessage>NOT_RESEND</resendMessage></deliveryStatus></notification>
+        <requestDate>{datetime.now(UTC).isoformat()}</requestDate>{SENDER}""")
+    acknowledged = (await call(http, gw.url, notification)).find("response")
+    assert [child.tag for child in acknowledged] == ["notificationId", "responseDate", "sessionId"]
     assert await gw.redis.zcard(f"egov:inbox:{PULL}:{READER_TICKET_SERVICE}") == 0
 
 
@@ -99,7 +107,7 @@ async def test_answer_is_pushed_to_the_portals_callback_even_after_failures(gw, 
     await call(http, gw.url, send_message(signed_application(aigerim, READER_TICKET_SERVICE), mid=mid, sender=PUSHED))
 
     async def pushed():  # type: ignore[no-untyped-def]
-        return [a for a in received.answers[before:] if a["senderCorrelationId"] == mid]
+        return [a for a in received.answers[before:] if a["requestMessageId"] == mid]
 
     answers = await wait_for(pushed, seconds=20)
     assert answers[0]["messageType"] == "RESPONSE"
@@ -115,7 +123,9 @@ async def test_status_changes_are_notified_to_the_portal(gw, http) -> None:
     async def delivered():  # type: ignore[no-untyped-def]
         return [s for s in received.statuses if s["messageId"] == mid and s["messageState"] == "DELIVERED"]
 
-    assert await wait_for(delivered)
+    statuses = await wait_for(delivered)
+    assert statuses[0]["statusCode"] == "SCSS001" and statuses[0]["notificationId"]
+    assert received.invalid == [], "every callback conforms to the client-side schema"
 
 
 async def test_backend_down_for_a_while_nothing_is_lost(gw, http) -> None:

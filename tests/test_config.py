@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,16 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, ""))
     assert settings.listen.port == 8080 and settings.senders == {} and settings.services == {}
     assert settings.base_url == "http://127.0.0.1:8080"
+    assert settings.shep.local_time_zone == "Asia/Almaty"
+
+
+def test_the_local_time_zone_is_kazakhstans_utc_plus_5(tmp_path: Path) -> None:
+    """Asia/Almaty moved from UTC+6 to UTC+5 on 1 March 2024: the zone data in use must know it."""
+    zone = load_settings(write(tmp_path, "")).shep.zone()
+    assert datetime(2024, 3, 1, 12, tzinfo=zone).utcoffset() == timedelta(hours=5)
+    assert datetime(2024, 2, 29, 12, tzinfo=zone).utcoffset() == timedelta(hours=6)
+    chosen = load_settings(write(tmp_path, "[shep]\nlocal_time_zone = 'Asia/Aqtobe'\n")).shep.zone()
+    assert chosen.key == "Asia/Aqtobe"
 
 
 def test_relative_paths_resolve_against_the_file_not_the_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,6 +209,8 @@ def test_missing_required_key(tmp_path: Path, text: str, key: str) -> None:
     (MINIMAL_SERVICE + "connector = 'ftp'\n", "services.x.connector"),
     (MINIMAL_SERVICE + "applicant = 'anyone'\n", "services.x.applicant"),
     ("[limits]\nmax_body_bytes = 100\n", "limits.max_body_bytes"),
+    ("[shep]\nlocal_time_zone = 'Asia/Nowhere'\n", "shep.local_time_zone"),
+    ("[shep]\nlocal_time_zone = '../etc/passwd'\n", "shep.local_time_zone"),
 ])
 def test_cross_field_rules(tmp_path: Path, text: str, key: str) -> None:
     assert config_error(tmp_path, text).startswith(f"{key}:")

@@ -150,7 +150,7 @@ async def test_callbacks_keep_going_after_storage_fails_in_a_push(own, http, mon
 
     def answered(mid: str) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
-            return any(a["senderCorrelationId"] == mid for a in own.received.answers)
+            return any(a["requestMessageId"] == mid for a in own.received.answers)
         return check
 
     await wait_for(answered(first))
@@ -185,7 +185,7 @@ async def test_the_notifier_gives_up_after_its_attempts_and_the_answer_stays_in_
             "</request></a:getMessages></soap:Body></soap:Envelope>").encode()
     async with http.post(f"{own.url}/shep/async", data=body, headers={"Content-Type": "text/xml"}) as response:
         answer = etree.fromstring(await response.read())
-    ids = [m.findtext("messageInfo/SenderCorrelationId") for m in answer.iter("messages")]
+    ids = [m.findtext("messageInfo/properties[key='requestMessageId']/value") for m in answer.iter("messages")]
     assert ids == [mid]
 
 

@@ -29,6 +29,7 @@ from tests.helpers import (
 )
 
 TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
+FAULT = "SendMessageFault1_SendMessageFault"
 
 
 def envelope(data: str = "", *, service: str = READER_TICKET_SERVICE, date: str | None = None,
@@ -54,7 +55,7 @@ async def post_soap(gw, http, body: bytes, content_type: str = "text/xml; charse
 def fault_code(answer: etree._Element) -> str:
     fault = answer.find(f".//{{{SOAP_ENV}}}Fault")
     assert fault is not None, etree.tostring(answer)
-    info = fault.find(f"detail/{{{TYPES}}}SendMessageFault")
+    info = fault.find(f"detail/{{{TYPES}}}{FAULT}")
     assert info.findtext("sessionId", "").startswith("{")
     return info.findtext("errorCode")
 
@@ -178,7 +179,7 @@ async def test_malformed_requests(gw, http, case, body, content_type, code, stat
 
 async def test_fault_message_follows_accept_language(gw, http) -> None:
     _, answer = await post_soap(gw, http, b"<hello/>", language="kk, ru;q=0.5")
-    assert answer.findtext(f".//{{{TYPES}}}SendMessageFault/errorMessage") == "SOAP 1.1 конверті күтілген."
+    assert answer.findtext(f".//{{{TYPES}}}{FAULT}/errorMessage") == "SOAP 1.1 конверті күтілген."
     _, answer = await post_soap(gw, http, b"<hello/>", language="ru")
     assert answer.findtext(".//faultstring") == "Ожидался конверт SOAP 1.1."
 

@@ -147,11 +147,11 @@ def test_valid_response_and_fault(types_schema: etree.XMLSchema) -> None:
         <sessionId>{SESSION_ID}</sessionId></responseInfo>
       <responseData><data><r:Result xmlns:r="urn:r">ok</r:Result></data></responseData>
     </response></t:SendMessageResponse>"""
-    fault = f"""<t:SendMessageFault xmlns:t="{SYNC_TYPES_NS}">
+    fault = f"""<t:SendMessageFault1_SendMessageFault xmlns:t="{SYNC_TYPES_NS}">
       <errorCode>E1</errorCode><errorMessage>outer</errorMessage><errorDate>2024-05-01T10:00:01Z</errorDate>
       <subError><errorCode>E2</errorCode><errorMessage>inner</errorMessage><errorData>d</errorData>
         <errorDate>2024-05-01T10:00:01Z</errorDate></subError>
-      <sessionId>{SESSION_ID}</sessionId></t:SendMessageFault>"""
+      <sessionId>{SESSION_ID}</sessionId></t:SendMessageFault1_SendMessageFault>"""
     types_schema.assertValid(_parse(response))
     types_schema.assertValid(_parse(fault))
 
@@ -161,15 +161,19 @@ def _replace(old: str, new: str) -> str:
     return VALID_SEND_MESSAGE.replace(old, new, 1)
 
 
+@pytest.mark.parametrize("session_id", [SESSION_ID.strip("{}"), "MSG-1733068800123456789", "s" * 200])
+def test_a_senders_session_id_is_any_id_up_to_200(types_schema: etree.XMLSchema, session_id: str) -> None:
+    types_schema.assertValid(_parse(_replace(SESSION_ID, session_id)))
+
+
 @pytest.mark.parametrize(
     "instance",
     [
         pytest.param(_replace("<serviceId>APPLICATION_INTAKE</serviceId>", ""), id="missing-serviceId"),
         pytest.param(_replace("<key>channel</key>", f"<key>{'k' * 31}</key>"), id="property-key-31"),
         pytest.param(_replace("<value>web</value>", f"<value>{'v' * 501}</value>"), id="property-value-501"),
-        pytest.param(_replace(SESSION_ID, SESSION_ID.strip("{}")), id="sessionId-no-braces"),
-        pytest.param(_replace(SESSION_ID, "{0f8fad5b-d9cb-469f-a165-70867728950g}"), id="sessionId-non-hex"),
-        pytest.param(_replace("<messageId>", f"<messageId>{'x' * 100}"), id="messageId-too-long"),
+        pytest.param(_replace(SESSION_ID, "s" * 201), id="sessionId-201"),
+        pytest.param(_replace("<messageId>", f"<messageId>{'x' * 165}"), id="messageId-201"),
         pytest.param(
             _replace("<messageDate>2024-05-01T10:00:00+05:00", "<messageDate>yesterday"), id="bad-date"
         ),

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from gateway.access.passwords import PasswordChecks, check_password, hash_password
 from gateway.access.throttle import FailureThrottle
-from gateway.config import AuthSettings, SenderSettings
+from gateway.config import AuthSettings, SenderAuth, SenderSettings
 from gateway.errors import GatewayError
 
 __all__ = ["AuthenticatedSender", "SenderDirectory", "check_password", "hash_password"]
@@ -60,12 +60,24 @@ class SenderDirectory:
         """A configured sender's settings (no authentication)."""
         return self._senders.get(sender_id)
 
-    async def authenticate(self, sender_id: str, password: str | None, *, client: str | None) -> AuthenticatedSender:
+    async def authenticate(self, sender_id: str, password: str | None, *, client: str | None,
+                           signed_by: str | None = None) -> AuthenticatedSender:
         """The sender, or a refusal: CLIENT_BAD_CREDENTIALS (unknown id, wrong or missing password alike),
         429 CLIENT_TOO_MANY_ATTEMPTS / CLIENT_LOCKED_OUT (throttled, before any check), 503 when the
-        password checks are at capacity. ``client`` is the caller's network address."""
+        password checks are at capacity. ``client`` is the caller's network address. ``signed_by`` is the BIN
+        of the system certificate whose WS-Security signature over this request verified (None: no such
+        signature): a sender with auth 'ws-security' needs it to be its ``ws_security_bin``
+        (CLIENT_WSS_REQUIRED, CLIENT_WSS_BIN_MISMATCH); one without 'password' needs no password."""
         admission = await self.throttle.admit(sender_id, client or "")
         settings = self._senders.get(sender_id)
+        if settings is not None and SenderAuth.WS_SECURITY in settings.auth:
+            if signed_by is None or signed_by != settings.ws_security_bin:
+                await self.throttle.failed(admission)
+                log.info("WS-Security authentication failed for %r from %s", sender_id[:64], client)
+                raise GatewayError("CLIENT_WSS_REQUIRED" if signed_by is None else "CLIENT_WSS_BIN_MISMATCH")
+            if SenderAuth.PASSWORD not in settings.auth:
+                await self.throttle.succeeded(admission)
+                return AuthenticatedSender(sender_id, settings)
         if not password:
             await self.throttle.failed(admission)
             raise GatewayError("CLIENT_BAD_CREDENTIALS", "no password given")

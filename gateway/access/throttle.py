@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import AuthSettings
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, storage_refusal
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,8 @@ class FailureThrottle:
                     pipe.ttl(key)
                 pipe.exists(self._trusted_key(admission))
                 lock_a, lock_s, fails_a, ttl_a, fails_s, ttl_s, trusted = await pipe.execute()
-        except RedisError:
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
+        except RedisError as exc:
+            raise storage_refusal(exc, "sign-in attempts cannot be counted") from None
         admission = Admission(admission.address_key, admission.sender_key, bool(trusted))
         if lock_a > 0 or (lock_s > 0 and not trusted):
             seconds = math.ceil(max(lock_a, lock_s if not trusted else 0) / 1000)
@@ -84,8 +84,8 @@ class FailureThrottle:
                                        (s, fails_s, self.settings.sender_failures)):
                 if fails >= 2 * limit:
                     await self.redis.set(keys["lock"], 1, ex=self.settings.lockout_seconds, nx=True)
-        except RedisError:
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
+        except RedisError as exc:
+            raise storage_refusal(exc, "sign-in attempts cannot be counted") from None
 
     async def succeeded(self, admission: Admission) -> None:
         """Remember the address as this sender's (no write when it already is)."""
@@ -93,8 +93,8 @@ class FailureThrottle:
             return
         try:
             await self.redis.set(self._trusted_key(admission), 1, ex=self.settings.trusted_address_seconds)
-        except RedisError:
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
+        except RedisError as exc:
+            raise storage_refusal(exc, "sign-in attempts cannot be counted") from None
 
     async def _refuse(self, keys: dict[str, str], limit: int, ttl: int, whose: str) -> None:
         """A throttled attempt: counted, locking out at twice the limit, and refused with the window's rest."""
@@ -108,8 +108,8 @@ class FailureThrottle:
                 seconds = self.settings.lockout_seconds
                 raise GatewayError("CLIENT_LOCKED_OUT", f"too many failed sign-ins {whose}; try again in "
                                                         f"{seconds} s", retry_after=seconds)
-        except RedisError:
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "sign-in attempts cannot be counted") from None
+        except RedisError as exc:
+            raise storage_refusal(exc, "sign-in attempts cannot be counted") from None
         seconds = max(ttl, 1)
         raise GatewayError("CLIENT_TOO_MANY_ATTEMPTS", f"too many failed sign-ins {whose}; try again in {seconds} s",
                            retry_after=seconds)

@@ -39,7 +39,7 @@ from gateway.access.senders import AuthenticatedSender
 from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS, name
 from gateway.cabinet.context import CABINET
 from gateway.cabinet.events import refusal, serve
-from gateway.errors import CATALOGUE, GatewayError
+from gateway.errors import CATALOGUE, GatewayError, storage_refusal
 from gateway.lifecycle.application import Application
 from gateway.web.problems import guarded, language_of
 from gateway.web.reading import basic_auth_sender
@@ -123,8 +123,8 @@ async def _authorise_stream(request: web.Request) -> Reader:
     try:  # the stream handler answers GatewayErrors only
         allowed = reader.scope is None or await store.has_applications(reader.owner, reader.scope)
         await reader.register(request, "events", (), found=allowed)
-    except RedisError:
-        raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE") from None
+    except RedisError as exc:
+        raise storage_refusal(exc) from None
     if not allowed:  # as for a missing application: whether other senders have some is not revealed
         raise GatewayError("CLIENT_NOT_FOUND", "no applications of this owner from this sender")
     return reader

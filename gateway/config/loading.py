@@ -16,6 +16,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from zoneinfo import ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -26,6 +27,7 @@ from gateway.config.settings import (
     DeliveryMode,
     MessageLogSettings,
     ProviderSignature,
+    SenderAuth,
     ServiceSettings,
     Settings,
 )
@@ -57,6 +59,14 @@ def settings_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> 
 
 def check_settings(settings: Settings) -> None:
     """Cross-field rules that types alone cannot say."""
+    if settings.redis.appendfsync not in ("everysec", "always"):
+        raise ConfigError("redis.appendfsync: must be 'everysec' or 'always'")
+    listen = settings.listen
+    for key in ("header_timeout_seconds", "keepalive_timeout_seconds", "error_log_seconds"):
+        if not (math.isfinite(getattr(listen, key)) and getattr(listen, key) > 0):
+            raise ConfigError(f"listen.{key}: must be positive")
+    if listen.max_connections is not None and listen.max_connections < 1:
+        raise ConfigError("listen.max_connections: must be at least 1")
     for service_id, service in settings.services.items():
         where = f"services.{service_id}"
         if service.connector is not ConnectorKind.QUEUE and not service.endpoint.startswith(("http://", "https://")):
@@ -105,6 +115,11 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)
     _check_messagelog(settings.messagelog)
+    try:
+        settings.shep.zone()
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(f"shep.local_time_zone: {settings.shep.local_time_zone!r} is not a known IANA time zone") \
+            from None
 
 
 def _check_cabinet(cabinet: CabinetSettings) -> None:
@@ -129,9 +144,14 @@ def _check_messagelog(messagelog: MessageLogSettings) -> None:
 
 def _check_senders(settings: Settings) -> None:
     for sender_id, sender in settings.senders.items():
-        if not sender.password_hash.startswith("scrypt$"):
+        if not sender.auth:
+            raise ConfigError(f"senders.{sender_id}.auth: name at least one of 'password', 'ws-security'")
+        if SenderAuth.PASSWORD in sender.auth and not sender.password_hash.startswith("scrypt$"):
             raise ConfigError(f"senders.{sender_id}.password_hash: expected a hash from "
-                              "`egov-gateway hash-password`")
+                              "`egov-gateway hash-password` (required with auth 'password', the default)")
+        if SenderAuth.WS_SECURITY in sender.auth and not _is_bin(sender.ws_security_bin):
+            raise ConfigError(f"senders.{sender_id}.ws_security_bin: the 12-digit BIN of the sender's system "
+                              "certificate is required with auth 'ws-security'")
         if sender.cabinet_reads_all and not sender.cabinet:
             raise ConfigError(f"senders.{sender_id}.cabinet_reads_all: needs cabinet = true")
         for service_id, quota in sender.quotas.items():
@@ -142,6 +162,14 @@ def _check_senders(settings: Settings) -> None:
                 limit = getattr(quota, key)
                 if limit is not None and limit < 1:
                     raise ConfigError(f"{where}.{key}: must be at least 1")
+    wss = settings.ws_security
+    unknown = sorted(set(wss.endpoints) - {"sync", "async"})
+    if unknown:
+        raise ConfigError(f"ws_security.endpoints: unknown endpoint(s) {unknown}; known: ['async', 'sync']")
+    if wss.max_lifetime_seconds < 1 or wss.max_concurrent_checks < 1:
+        raise ConfigError("ws_security.max_lifetime_seconds and max_concurrent_checks: must be at least 1")
+    if not (math.isfinite(wss.queue_seconds) and wss.queue_seconds >= 0):
+        raise ConfigError("ws_security.queue_seconds: must not be negative")
     auth = settings.auth
     for key in ("max_concurrent_checks", "window_seconds", "address_failures", "sender_failures",
                 "lockout_seconds", "trusted_address_seconds"):
@@ -157,13 +185,18 @@ def _check_provider(where: str, service: ServiceSettings) -> None:
         # Without it any trusted NCA SIGN certificate (a citizen's too) would pass as the provider's signature.
         raise ConfigError(f"{where}.provider_bin: required with provider_signature = 'required': "
                           "the BIN of the provider whose certificate signs the results")
-    if service.provider_bin is not None and not (len(service.provider_bin) == 12 and service.provider_bin.isascii()
-                                                 and service.provider_bin.isdigit()):
+    if service.ws_security and service.connector is not ConnectorKind.SOAP:
+        raise ConfigError(f"{where}.ws_security: only the soap connector signs its calls with WS-Security")
+    if service.provider_bin is not None and not _is_bin(service.provider_bin):
         raise ConfigError(f"{where}.provider_bin: a BIN is 12 digits")
     if service.bind_results:
         for key in ("result_iin_element", "result_bin_element", "result_reference_element"):
             if not re.fullmatch(r"[A-Za-z_][\w.-]*", getattr(service, key)):
                 raise ConfigError(f"{where}.{key}: the local name of an XML element is expected")
+
+
+def _is_bin(value: str | None) -> bool:
+    return value is not None and len(value) == 12 and value.isascii() and value.isdigit()
 
 
 _Table = TypeVar("_Table", bound="DataclassInstance")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from connectors.queue import QueueSettings
 from signing.applicant import ApplicantKind
@@ -22,6 +23,17 @@ class ListenSettings:
     "TCP port."
     public_url: str | None = None
     "Base URL written into served WSDLs; defaults to http://host:port."
+    header_timeout_seconds: float = 10.0
+    """A connection that has not sent a complete request head this long after it opened (or after its last
+    answer, for a kept-alive one) is closed: slowloris connections do not pile up."""
+    keepalive_timeout_seconds: float = 15.0
+    "An idle kept-alive connection is closed after this long."
+    max_connections: int | None = None
+    """Open client connections per process; the next one is answered with a minimal 503 (Retry-After) and
+    closed. Unset: the open-files limit (RLIMIT_NOFILE) less a reserve for Redis, back-ends and files, so the
+    process never runs out of descriptors (and asyncio's accept loop never fails)."""
+    error_log_seconds: float = 60.0
+    "The listener's repeated errors (accept() out of descriptors, refused connections) are logged once this often."
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,12 @@ class RedisSettings:
     the background loops, cabinet and job API calls each find one."""
     pool_timeout_seconds: float = 2.0
     "How long a command waits for a free pooled connection before it fails (GATEWAY_STORAGE_UNAVAILABLE)."
+    appendfsync: str = "everysec"
+    """The embedded Redis's fsync policy: ``everysec`` (a power loss may cost the last second of acknowledged
+    writes) or ``always`` (fsync before every answer: nothing acknowledged is lost, at a cost; docs/recovery.md)."""
+    require_aof: bool = True
+    """Refuse acknowledgements (503 GATEWAY_STORAGE_NOT_DURABLE) when the Redis server's append-only file is off.
+    A failed append-only write (full disk, I/O error) is refused whatever this says."""
 
     def pool_size(self, limits: LimitSettings, delivery: DeliverySettings) -> int:
         """``max_connections``, or the size derived from the in-flight bound and delivery concurrency."""
@@ -205,10 +223,38 @@ class QuotaSettings:
     "Requests per day, Kazakhstan time (UTC+5) (unset: no limit); beyond: 429 until midnight."
 
 
+class SenderAuth(StrEnum):
+    """A way a sender proves who it is on SOAP (the REST channel and the job API take the password only)."""
+
+    PASSWORD = "password"
+    "senderId + password in the request (scrypt hash in ``password_hash``)."
+    WS_SECURITY = "ws-security"
+    "A WS-Security signature over the Body and a Timestamp by the system certificate with ``ws_security_bin``."
+
+
+@dataclass(frozen=True)
+class WsSecuritySettings:
+    """WS-Security on the SOAP intakes (docs/ws-security.md). The certificate path, revocation and algorithms
+    follow ``[trust]``, ``[revocation]`` and the documents' policy."""
+
+    endpoints: tuple[str, ...] = ("sync", "async")
+    """SOAP endpoints (sync = /shep/sync, async = /shep/async) that process wsse:Security; elsewhere a
+    mustUnderstand one is refused with the SOAP MustUnderstand fault."""
+    max_lifetime_seconds: int = 300
+    """Longest Timestamp lifetime (Expires − Created) accepted; a Created older than this plus the clock skew is
+    expired. Seen signatures are remembered (Redis) this long plus the skew, to refuse replays."""
+    max_concurrent_checks: int = 2
+    "Signature checks running at once per process (worker threads, off the event loop)."
+    queue_seconds: float = 1.0
+    "How long a check waits for a free slot; then 503 GATEWAY_OVERLOADED (Retry-After)."
+    actor: str | None = None
+    "SOAP 1.1 actor URI of this gateway: a Security header for another actor is not ours (unset: no actor)."
+
+
 @dataclass(frozen=True)
 class SenderSettings:
-    password_hash: str
-    "scrypt hash made by `egov-gateway hash-password`."
+    password_hash: str = ""
+    "scrypt hash made by `egov-gateway hash-password` (required when ``auth`` has 'password')."
     services: tuple[str, ...] = ("*",)
     "Services this sender may call; '*' for all."
     cabinet: bool = False
@@ -224,6 +270,13 @@ class SenderSettings:
     # Cabinet reading beyond one's own submissions: an explicit grant, never a default.
     cabinet_reads_all: bool = False
     "With cabinet = true: may read every sender's applications of an owner (the national portal of record)."
+    auth: tuple[SenderAuth, ...] = (SenderAuth.PASSWORD,)
+    "How the sender authenticates on SOAP: ['password'], ['ws-security'] or both (each one listed is required)."
+    ws_security_bin: str | None = None
+    "With 'ws-security': the BIN (OU=BIN…) of the system certificate that must sign the sender's requests."
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "auth", tuple(SenderAuth(a) for a in self.auth))
 
 
 class ConnectorKind(StrEnum):
@@ -309,6 +362,8 @@ class ServiceSettings:
     "Organisation services: the signer needs one of these roles (first_head, can_sign, ...); empty: any."
     timeout_seconds: float = 10.0
     "Deadline for one back-end call."
+    ws_security: bool = False
+    "soap: sign every call to the provider with WS-Security (the gateway's key; docs/ws-security.md)."
     title: str = ""
     "Human-readable service name."
 
@@ -317,6 +372,19 @@ class ServiceSettings:
         for name, kind in (("connector", ConnectorKind), ("mode", DeliveryMode),
                            ("provider_signature", ProviderSignature), ("applicant", ApplicantKind)):
             object.__setattr__(self, name, kind(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class ShepSettings:
+    """How SHEP's SOAP intakes read what real clients send."""
+
+    local_time_zone: str = "Asia/Almaty"
+    """IANA zone of a ``messageDate`` (or REST ``messageDate``) sent without an offset: Kazakh clients send local
+    time. Asia/Almaty is UTC+5, the one zone of Kazakhstan since 1 March 2024 (tzdata 2024a or later)."""
+
+    def zone(self) -> ZoneInfo:
+        """The zone (``zoneinfo``; the ``tzdata`` package stands in where the system has none)."""
+        return ZoneInfo(self.local_time_zone)
 
 
 @dataclass(frozen=True)
@@ -349,10 +417,14 @@ class Settings:
     "Sender authentication: bounded password checks, throttling and lock-out of failed attempts."
     messagelog: MessageLogSettings = field(default_factory=MessageLogSettings)
     "The tamper-evident message log: hash chain, seals (signature + RFC 3161 timestamp), archive files."
+    ws_security: WsSecuritySettings = field(default_factory=WsSecuritySettings)
+    "WS-Security on the SOAP intakes: endpoints, Timestamp lifetime, bounded checks."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)
     "Service registry, by serviceId."
+    shep: ShepSettings = field(default_factory=ShepSettings)
+    "SHEP intake tolerance: the time zone of dates sent without an offset."
 
     @property
     def base_url(self) -> str:

@@ -29,12 +29,13 @@ from gateway.delivery.schedule import LeaseSchedule
 from gateway.lifecycle.application import Application
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
-from gateway.shep.envelope import BODY, ENVELOPE, SOAP_ENV, now_iso
-from gateway.shep.messages import async_message, message_state
+from gateway.shep.envelope import BODY, ENVELOPE, SOAP_ENV
+from gateway.shep.messages import async_message, change_status_notification
 from gateway.supervise import FailureBurst, SupervisorSettings, backoff_delay, guard, sleep_unless, spawn, supervise
 
 log = logging.getLogger("egov.notifications")
-NS = schemas.ASYNC_TYPES_NS
+CLIENT_NS = schemas.ASYNC_CLIENT_NS
+"The sender's IAsyncChannelClient: both callbacks are in .../AsyncChannel/v10/Types/Client."
 CALLBACK_ATTEMPTS = 20
 INBOX_LEASE_SECONDS = 300.0
 _IDLE_POLL_SECONDS = 0.25
@@ -90,16 +91,8 @@ class Notifier:
             spawn(self._tasks, self._status_notification(sender.callback_url, app), self._status_failures, app.id)
 
     async def _status_notification(self, url: str, app: Application) -> None:
-        E = etree.SubElement
-        root = etree.Element(f"{{{NS}}}changeMassageStatusNotification", nsmap={"ns": NS})
-        request = E(root, "request")
-        E(request, "messageId").text = app.message_id
-        E(request, "correlationId").text = app.gateway_correlation_id or app.id
-        E(request, "messageState").text = message_state(app)
-        status = E(request, "status")
-        E(status, "code").text = app.error_code or "SCSS001"
-        E(status, "message").text = str(app.status)
-        E(request, "statusDate").text = now_iso()
+        root = etree.Element(f"{{{CLIENT_NS}}}changeMassageStatusNotification", nsmap={"ns": CLIENT_NS})
+        change_status_notification(root, app)
         try:
             await self._post(url, root)
         except (aiohttp.ClientError, TimeoutError) as exc:  # best effort: the answer itself is retried
@@ -135,7 +128,7 @@ class Notifier:
         if app is None or sender is None or not sender.callback_url:
             await self.callbacks.done(app_id)
             return
-        root = etree.Element(f"{{{NS}}}sendMessage", nsmap={"ns": NS})
+        root = etree.Element(f"{{{CLIENT_NS}}}sendMessage", nsmap={"ns": CLIENT_NS})
         async_message(root, "request", app)
         try:
             await self._post(sender.callback_url, root)

@@ -22,6 +22,16 @@ end
 return due
 """
 
+# Lease the member ARGV[1] until ARGV[3] if it is due by ARGV[2]; 1 when taken.
+_LEASE_ONE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 
 class LeaseSchedule:
     """Due times and leases of members on the sorted set ``key``.
@@ -35,6 +45,7 @@ class LeaseSchedule:
         self.key = key
         self.clock = clock
         self._lease = redis.register_script(_LEASE)
+        self._lease_one = redis.register_script(_LEASE_ONE)
 
     async def schedule(self, member: str, delay_seconds: float = 0.0) -> None:
         """Make ``member`` due after ``delay_seconds`` (replacing any earlier due time or lease)."""
@@ -45,6 +56,16 @@ class LeaseSchedule:
         now = self.clock()
         members = await self._lease(keys=[self.key], args=[now, now + lease_seconds, count])
         return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+    async def lease_member(self, member: str, *, lease_seconds: float) -> bool:
+        """Take ``member`` alone if it is due (atomically, as :meth:`lease`); False when absent or leased."""
+        now = self.clock()
+        return bool(await self._lease_one(keys=[self.key], args=[member, now, now + lease_seconds]))
+
+    async def due(self, *, count: int) -> list[str]:
+        """Up to ``count`` due members, oldest first, without leasing them."""
+        members = await self.redis.zrangebyscore(self.key, "-inf", self.clock(), start=0, num=count)
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def done(self, member: str) -> bool:
         """Remove ``member`` (finished for good); False when it was not scheduled."""

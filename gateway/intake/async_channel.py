@@ -1,16 +1,18 @@
 """SHEP AsyncChannel v10 intake at ``/shep/async``: sendMessage, getMessages, getMessageStatus,
-sendDeliveryNotification (WSDL at ``?wsdl``).
+sendDeliveryNotification (WSDL at ``?wsdl``), shaped as the public v10 schema (docs/shep.md).
 
-``sendMessage`` accepts any service for background delivery and answers at once with the gateway's
-``correlationId``; the answer comes back through ``getMessages`` (or the sender's callback), its
-progress through ``getMessageStatus``. Both spellings of the types namespace are accepted.
+``sendMessage`` accepts any service for background delivery and answers at once with the message's
+``messageId`` (assigned when the sender sent none) and the exchange's ``correlationId``; the answer comes
+back through ``getMessages`` (or the sender's callback), its progress through ``getMessageStatus``.
+Operations are read in ``.../v10/Types`` and, as real clients mix them, in ``.../v10/types``; the answer
+and the fault (``<op>Fault1_<op>Fault``) use the request's spelling.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
-from datetime import UTC, datetime
 
 from aiohttp import web
 from lxml import etree
@@ -19,49 +21,52 @@ import schemas
 from gateway.access.senders import AuthenticatedSender
 from gateway.delivery.callbacks import INBOX_LEASE_SECONDS
 from gateway.errors import GatewayError
-from gateway.intake.context import INTAKE
-from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, Outcome, new_session_id
+from gateway.intake.context import INTAKE, IntakeContext
+from gateway.intake.pipeline import IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime
 from gateway.intake.soap_io import (
     RAW_BODY,
     body_of,
     document_in,
+    drop_data_type,
     fault,
-    read_operation,
+    read_message,
     required,
     required_text,
     respond,
     validate,
 )
+from gateway.intake.ws_security import signed_by
+from gateway.lifecycle.application import Application
 from gateway.shep.envelope import now_iso
-from gateway.shep.messages import async_message, message_state
+from gateway.shep.messages import answer_correlation_id, async_message, message_state, status_info
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.async")
-_NAMESPACES = (schemas.ASYNC_TYPES_NS, schemas.ASYNC_TYPES_NS_UPPER)
+_NAMESPACES = (schemas.ASYNC_OPERATIONS_NS, schemas.ASYNC_TYPES_NS)
 _OPERATIONS = ("sendMessage", "getMessages", "getMessageStatus", "sendDeliveryNotification")
 _MAX_BATCH = 100
 _DEFAULT_BATCH = 10
-_SCHEMAS: dict[str, etree.XMLSchema] = {}
+_SCAN = 1000
+"Most due answers a getMessages filtered by correlationId looks through."
 _LOGGED = web.RequestKey("async_logged", tuple[IntakeRequest, Outcome])
 "A sendMessage's request and outcome, for logging its answer once it is built."
-_STATUS_MESSAGES = {
-    "ON_DELIVERY": "The message is being delivered", "DELIVERED": "The message was delivered",
-    "NOT_DELIVERED": "The message could not be delivered", "DELIVERY_STOPPED": "Delivery was stopped",
-}
 
 
-def _schema_for(namespace: str) -> etree.XMLSchema:
-    if namespace not in _SCHEMAS:
-        alias = None if namespace == schemas.ASYNC_TYPES_NS else (schemas.ASYNC_TYPES_NS, namespace)
-        _SCHEMAS[namespace] = schemas.load_xml_schema(schemas.ASYNC_TYPES_XSD, namespace_alias=alias)
-    return _SCHEMAS[namespace]
+@functools.cache
+def _schema() -> etree.XMLSchema:
+    """The operations schema (it imports the types and the common types), compiled once per process."""
+    return schemas.load_xml_schema(schemas.ASYNC_OPERATIONS_XSD)
 
 
 def preload_schemas() -> None:
-    for namespace in _NAMESPACES:
-        _schema_for(namespace)
+    _schema()
+
+
+def fault_name(operation: str) -> str:
+    """The fault detail element of an operation, as the public v10 schema names it."""
+    return f"{operation}Fault1_{operation}Fault"
 
 
 async def handle_wsdl(request: web.Request) -> web.Response:
@@ -76,44 +81,52 @@ async def handle(request: web.Request) -> web.Response:
     components = request.app[INTAKE]
     limits = components.settings.limits
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-    language, session_id, namespace = language_of(request), new_session_id(), schemas.ASYNC_TYPES_NS
+    language, session_id = language_of(request), new_session_id()
+    namespace, name = schemas.ASYNC_OPERATIONS_NS, "sendMessage"  # the fault of a request not understood
     try:
         # The in-flight gate, before anything is read. The operation is only known from the body (soapAction
         # is ""), so every AsyncChannel call takes a slot; the ones other than sendMessage are short.
         with components.pipeline.admit():
-            operation = await read_operation(request, xml_limits, _NAMESPACES, _OPERATIONS)
-            namespace = etree.QName(operation).namespace or namespace
+            message = await read_message(request, xml_limits, _NAMESPACES, _OPERATIONS)
+            operation = message.operation
+            qname = etree.QName(operation)
+            namespace, name = qname.namespace or namespace, qname.localname
             answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
             response = respond(answer)
             if _LOGGED in request:
                 intake, outcome = request[_LOGGED]
                 await components.pipeline.log_answer(intake, outcome, body_of(response))
     except GatewayError as error:
-        return fault(error, language, session_id, f"{{{namespace}}}AsyncChannelFault")
+        return fault(error, language, session_id, f"{{{namespace}}}{fault_name(name)}")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}AsyncChannelFault")
+        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}{fault_name(name)}")
     return response
 
 
 async def _dispatch(request: web.Request, operation: etree._Element, namespace: str, session_id: str,
                     limits: XmlLimits) -> etree._Element:
-    validate(_schema_for(namespace), operation)
-    name, body = etree.QName(operation).localname, required(operation, "request")
+    name = etree.QName(operation).localname
+    # One schema, in the public spelling: a request in .../v10/types is read as if it were in .../v10/Types.
+    operation.tag = f"{{{schemas.ASYNC_OPERATIONS_NS}}}{name}"
+    drop_data_type(operation.find("request/messageData/data"))
+    validate(_schema(), operation)
+    body = required(operation, "request")
     if name == "sendMessage":
         return await _send_message(request, body, namespace, session_id, limits)
     if name == "getMessages":
         return await _get_messages(request, body, namespace, session_id)
     if name == "getMessageStatus":
         return await _get_message_status(request, body, namespace)
-    return await _delivery_notification(request, body, namespace)
+    return await _delivery_notification(request, body, namespace, session_id)
 
 
 async def _authenticate(request: web.Request, sender: etree._Element | None) -> AuthenticatedSender:
     if sender is None:
         raise GatewayError("CLIENT_BAD_CREDENTIALS", "sender is required")
     return await request.app[INTAKE].senders.authenticate(sender.findtext("senderId", ""),
-                                                          sender.findtext("password"), client=request.remote)
+                                                          sender.findtext("password"), client=request.remote,
+                                                          signed_by=signed_by(request))
 
 
 def _wrapper(namespace: str, name: str) -> tuple[etree._Element, etree._Element]:
@@ -126,25 +139,26 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
     info = required(body, "messageInfo")
     if info.findtext("messageType") != "REQUEST":
         raise GatewayError("CLIENT_UNKNOWN_OPERATION", "only messageType REQUEST is accepted from senders")
+    components = request.app[INTAKE]
     intake = IntakeRequest(
         channel="soap-async",
-        message_id=required_text(info, "messageId"),
-        correlation_id=info.findtext("SenderCorrelationId") or info.findtext("correlationId"),
+        message_id=info.findtext("messageId") or str(uuid.uuid4()),  # optional: the gateway names it then
+        correlation_id=info.findtext("correlationId"),
         service_id=required_text(info, "serviceId"),
-        message_date=parse_datetime(required_text(info, "messageDate")),
+        message_date=parse_datetime(required_text(info, "messageDate"), components.settings.shep.zone()),
         sender_id=required_text(info, "sender/senderId"),
         password=info.findtext("sender/password"),
         properties={p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")},
         document=document_in(body.find("messageData/data"), limits),
     )
-    outcome = await request.app[INTAKE].pipeline.process(intake, session_id, asynchronous=True, client=request.remote,
-                                                         raw=request.get(RAW_BODY))
+    outcome = await components.pipeline.process(intake, session_id, asynchronous=True, client=request.remote,
+                                                signed_by=signed_by(request), raw=request.get(RAW_BODY))
     request[_LOGGED] = (intake, outcome)  # its answer goes into the message log once it is built
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement
-    E(response, "messageId").text = str(uuid.uuid4())
-    E(response, "correlationId").text = app.gateway_correlation_id or app.id
+    E(response, "messageId").text = app.message_id
+    E(response, "correlationId").text = answer_correlation_id(app)
     E(response, "responseDate").text = now_iso()
     E(response, "sessionId").text = app.id
     return root
@@ -161,18 +175,51 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
     if not (sender.may_call(service_id) and service.admits(sender.sender_id)):
         raise GatewayError("CLIENT_ACCESS_DENIED")
     amount = min(_MAX_BATCH, int(body.findtext("amount") or _DEFAULT_BATCH))
-    inbox = components.notifier.inbox(sender.sender_id, service_id)
     root, response = _wrapper(namespace, "getMessagesResponse")
     E = etree.SubElement
     E(response, "responseDate").text = now_iso()
     E(response, "sessionId").text = session_id
-    for app_id in await inbox.lease(lease_seconds=INBOX_LEASE_SECONDS, count=amount):
-        app = await components.store.get(app_id)
-        if app is None or app.sender_id != sender.sender_id:
-            await inbox.done(app_id)
-            continue
+    for app in await _take_answers(components, sender.sender_id, service_id, body, amount):
         async_message(response, "messages", app)
     return root
+
+
+async def _take_answers(components: IntakeContext, sender_id: str, service_id: str, body: etree._Element,
+                        amount: int) -> list[Application]:
+    """Lease up to ``amount`` answers of the inbox; ``messageId`` / ``correlationId`` narrow them down.
+
+    ``messageId`` is the answer's (the session id) or the sender's own request's; ``correlationId`` the
+    exchange's or the sender's own. ``requestDate`` is only the request's date: it selects nothing."""
+    inbox = components.notifier.inbox(sender_id, service_id)
+    message_id, correlation_id = body.findtext("messageId"), body.findtext("correlationId")
+    if message_id is None and correlation_id is None:
+        apps = []
+        for app_id in await inbox.lease(lease_seconds=INBOX_LEASE_SECONDS, count=amount):
+            app = await components.store.get(app_id)
+            if app is None or app.sender_id != sender_id:
+                await inbox.done(app_id)
+                continue
+            apps.append(app)
+        return apps
+    if message_id is not None:
+        app = await components.store.get(message_id) or await components.store.find_by_message(sender_id, message_id)
+        candidates = [app.id] if app is not None else []
+    else:
+        candidates = await inbox.due(count=_SCAN)
+    taken: list[Application] = []
+    for app_id in candidates:
+        app = await components.store.get(app_id)
+        if app is None or app.sender_id != sender_id or app.service_id != service_id:
+            continue
+        if message_id is not None and message_id not in (app.id, app.message_id):
+            continue
+        if correlation_id is not None and correlation_id not in (answer_correlation_id(app), app.correlation_id):
+            continue
+        if await inbox.lease_member(app.id, lease_seconds=INBOX_LEASE_SECONDS):
+            taken.append(app)
+            if len(taken) >= amount:
+                break
+    return taken
 
 
 async def _get_message_status(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
@@ -181,18 +228,17 @@ async def _get_message_status(request: web.Request, body: etree._Element, namesp
     app = await components.store.find_by_message(sender.sender_id, body.findtext("messageId", ""))
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND", "no message with this messageId from this sender")
-    state = message_state(app)
     root, response = _wrapper(namespace, "getMessageStatusResponse")
     E = etree.SubElement
-    E(response, "messageState").text = state
-    status = E(response, "status")
-    E(status, "code").text = app.error_code or SUCCESS_CODE
-    E(status, "message").text = f"{_STATUS_MESSAGES[state]} (application {app.status})"[:250]
+    E(response, "messageState").text = message_state(app)
+    status_info(response, "status", app)
     E(response, "responseDate").text = now_iso()
+    E(response, "sessionId").text = app.id
     return root
 
 
-async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
+async def _delivery_notification(request: web.Request, body: etree._Element, namespace: str,
+                                 session_id: str) -> etree._Element:
     components = request.app[INTAKE]
     sender = await _authenticate(request, body.find("sender"))
     notification = required(body, "notification")
@@ -211,5 +257,8 @@ async def _delivery_notification(request: web.Request, body: etree._Element, nam
         await inbox.done(app.id)
         await components.lifecycle.note(app, "the sender refused the answer and asked not to resend it")
     root, response = _wrapper(namespace, "sendDeliveryNotificationResponse")
-    etree.SubElement(response, "responseDate").text = datetime.now(UTC).isoformat(timespec="milliseconds")
+    E = etree.SubElement
+    E(response, "notificationId").text = str(uuid.uuid4())
+    E(response, "responseDate").text = now_iso()
+    E(response, "sessionId").text = session_id
     return root

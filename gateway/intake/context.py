@@ -11,6 +11,7 @@ from gateway.config import Settings
 from gateway.delivery.callbacks import Notifier
 from gateway.delivery.registry import ServiceRegistry
 from gateway.intake.pipeline import Pipeline
+from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
 
@@ -35,6 +36,8 @@ class IntakeContext:
     "The AsyncChannel inboxes."
     sync_wsdl: bytes
     "The served SyncChannel WSDL (address filled in)."
+    ws_security: WsSecurityGate | None = None
+    "WS-Security verification for the SOAP intakes (None: no endpoint processes wsse:Security)."
 
 
 INTAKE = web.AppKey("intake", IntakeContext)

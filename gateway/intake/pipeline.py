@@ -23,13 +23,15 @@ from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.messagelog.journal import MessageLog
 from gateway.messagelog.records import Entry, Kind
+from gateway.supervise import describe
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
 from signing.policy import RevocationMode
@@ -110,6 +112,7 @@ class Pipeline:
         revocation_mode: RevocationMode = RevocationMode.OFF,
         quotas: QuotaCounter | None = None,
         messagelog: MessageLog | None = None,
+        durability: DurabilityProbe | None = None,
     ) -> None:
         self.senders = senders
         self.registry = registry
@@ -121,6 +124,7 @@ class Pipeline:
         self.delivery = delivery
         self.revocation = revocation
         self.revocation_mode = revocation_mode
+        self.durability = durability
         self.quotas = quotas
         self.messagelog = messagelog
         self.limiter = InFlightLimiter(limits.max_in_flight)
@@ -137,25 +141,31 @@ class Pipeline:
         return self.limiter
 
     async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False,
-                      client: str | None = None, raw: bytes | None = None) -> Outcome:
+                      client: str | None = None, signed_by: str | None = None,
+                      raw: bytes | None = None) -> Outcome:
         """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
 
         The caller holds a slot of :meth:`admit`. ``asynchronous`` (the AsyncChannel) accepts every service
         for background delivery; otherwise a service's own mode decides whether the answer comes within the
-        request. ``client`` is the caller's network address: failed sign-ins are throttled by it. ``raw`` is
+        request. ``client`` is the caller's network address: failed sign-ins are throttled by it. ``signed_by`` is the
+        BIN of a verified WS-Security signature over the request (:mod:`gateway.intake.ws_security`). ``raw`` is
         the request's body as received, for the message log (the document's bytes stand in when absent).
         """
         try:
             if self.messagelog is not None:  # a cached status, no round trip: refused before any work
                 self.messagelog.check_open()
-            return await self._process(request, session_id, asynchronous, client, raw)
+            outcome = await self._process(request, session_id, asynchronous, client, signed_by, raw)
+            if self.durability is not None:  # acknowledge only what reached the append-only file
+                await self.durability.confirm()
+            return outcome
         except RedisError as exc:
-            log.warning("storage unavailable in %s: %s", session_id, type(exc).__name__)
-            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
+            log.warning("storage unavailable in %s: %s", session_id, describe(exc))
+            raise storage_refusal(exc, type(exc).__name__) from None
 
     async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
-                       client: str | None, raw: bytes | None) -> Outcome:
-        sender = await self.senders.authenticate(request.sender_id, request.password, client=client)
+                       client: str | None, signed_by: str | None, raw: bytes | None) -> Outcome:
+        sender = await self.senders.authenticate(request.sender_id, request.password, client=client,
+                                                 signed_by=signed_by)
         service = self.registry.get(request.service_id)
         if service is None:
             raise GatewayError("CLIENT_UNKNOWN_SERVICE", f"serviceId {request.service_id!r} is not registered")

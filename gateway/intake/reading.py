@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, tzinfo
 
 from lxml import etree
 
@@ -21,10 +21,12 @@ def parse_xml(data: bytes, limits: XmlLimits, where: str = "") -> etree._Element
         raise GatewayError(code, f"{where}{exc.detail}") from None
 
 
-def parse_datetime(value: str) -> datetime:
-    """xsd:dateTime to an aware datetime; a value without offset is taken as UTC."""
+def parse_datetime(value: str, local_zone: tzinfo) -> datetime:
+    """xsd:dateTime to an aware datetime; a value without offset is local time in ``local_zone``.
+
+    Kazakh clients send their local time without an offset (``shep.local_time_zone``, Asia/Almaty by default)."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", f"messageDate {value!r} is not an ISO dateTime") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=local_zone)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,7 @@ from signing.xmlsafe import XmlLimits
 log = logging.getLogger("egov.rest")
 
 # Same bounds as the SyncChannel XSD, so both channels accept exactly the same requests.
-_ID_MAX, _PASSWORD_MAX, _KEY_MAX, _VALUE_MAX = 100, 200, 30, 500
+_ID_MAX, _PASSWORD_MAX, _KEY_MAX, _VALUE_MAX = 200, 200, 30, 500
 
 
 async def handle_request(request: web.Request) -> web.Response:
@@ -48,7 +48,7 @@ async def handle_request(request: web.Request) -> web.Response:
             body = await read_body(request, limits.max_body_bytes)
             envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-            intake = _read_envelope(envelope, xml_limits)
+            intake = _read_envelope(envelope, xml_limits, components.settings.shep.zone())
             outcome = await components.pipeline.process(intake, session_id, client=request.remote, raw=body)
             response = _answer(intake, outcome)
             await components.pipeline.log_answer(intake, outcome, body_of(response))
@@ -86,7 +86,7 @@ def _field(obj: Any, name: str, where: str, *, required: bool = True, limit: int
     return value
 
 
-def _read_envelope(envelope: Any, limits: XmlLimits) -> IntakeRequest:
+def _read_envelope(envelope: Any, limits: XmlLimits, local_zone: tzinfo) -> IntakeRequest:
     if not isinstance(envelope, dict) or not isinstance(envelope.get("requestInfo"), dict):
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "requestInfo is required")
     info = envelope["requestInfo"]
@@ -112,7 +112,7 @@ def _read_envelope(envelope: Any, limits: XmlLimits) -> IntakeRequest:
         message_id=_field(info, "messageId", "requestInfo") or "",
         correlation_id=_field(info, "correlationId", "requestInfo", required=False),
         service_id=_field(info, "serviceId", "requestInfo") or "",
-        message_date=parse_datetime(_field(info, "messageDate", "requestInfo") or ""),
+        message_date=parse_datetime(_field(info, "messageDate", "requestInfo") or "", local_zone),
         sender_id=_field(sender, "senderId", "requestInfo.sender") or "",
         password=_field(sender, "password", "requestInfo.sender", required=False, limit=_PASSWORD_MAX),
         properties=properties,

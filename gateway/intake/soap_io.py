@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from aiohttp import web
 from lxml import etree
 
 from gateway.errors import GatewayError
+from gateway.intake.context import INTAKE
 from gateway.intake.reading import parse_xml
+from gateway.intake.ws_security import inspect_envelope
 from gateway.shep.envelope import BODY, ENVELOPE, FAULT, HEADER, SOAP_ENV, now_iso
 from gateway.web.problems import RETRY_AFTER_SECONDS
 from gateway.web.reading import read_body
@@ -18,13 +21,31 @@ from signing.xmlsafe import XmlLimits, detach
 
 XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 RAW_BODY = web.RequestKey("raw_body", bytes)
-"The request's body as received (``request[RAW_BODY]``), kept by :func:`read_operation` for the message log."
+"The request's body as received (``request[RAW_BODY]``), kept by :func:`read_message` for the message log."
 
 
-async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Collection[str],
-                         operations: Collection[str]) -> etree._Element:
-    """The one element in soap:Body, checked to be one of ``operations`` in one of ``namespaces``."""
-    if request.content_type not in XML_CONTENT_TYPES:
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+
+
+@dataclass(frozen=True)
+class SoapMessage:
+    """One SOAP 1.1 request as read off the wire, before any business check."""
+
+    envelope: etree._Element
+    "The whole soap:Envelope (a header processor, e.g. WS-Security, needs it to find signed parts)."
+    header: etree._Element | None
+    "soap:Header, when present: the place for a header processor to hook in before the body is used."
+    operation: etree._Element
+    "The one element of soap:Body, checked to be an operation of the channel."
+
+
+async def read_message(request: web.Request, limits: XmlLimits, namespaces: Collection[str],
+                       operations: Collection[str]) -> SoapMessage:
+    """Read the envelope; its one element in soap:Body must be one of ``operations`` in one of ``namespaces``.
+
+    A request with no Content-Type at all is read as SOAP (some clients send none); any other type
+    than the XML ones is refused."""
+    if "Content-Type" in request.headers and request.content_type not in XML_CONTENT_TYPES:
         raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "SOAP 1.1 requires text/xml")
     body = await read_body(request, limits.max_bytes)
     request[RAW_BODY] = body
@@ -40,7 +61,15 @@ async def read_operation(request: web.Request, limits: XmlLimits, namespaces: Co
     qname = etree.QName(children[0])
     if qname.localname not in operations or qname.namespace is None or qname.namespace not in namespaces:
         raise GatewayError("CLIENT_UNKNOWN_OPERATION", f"{qname.text} is not an operation of this channel")
-    return children[0]
+    await inspect_envelope(request, envelope, request.app[INTAKE].ws_security)  # mustUnderstand, WS-Security
+    return SoapMessage(envelope, envelope.find(HEADER), children[0])
+
+
+def drop_data_type(data: etree._Element | None) -> None:
+    """Forget an ``xsi:type`` on ``data``: real clients name their generated type there, but the business
+    document has its own schema (checked later), and ``data`` is ``xsd:anyType`` whatever they call it."""
+    if data is not None:
+        data.attrib.pop(XSI_TYPE, None)
 
 
 def validate(schema: etree.XMLSchema, element: etree._Element) -> None:
@@ -102,10 +131,11 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     keeps 500 and carries its code in errorCode, with a ``Retry-After`` header as the REST answer has."""
     E = etree.SubElement
     element = etree.Element(FAULT)
-    E(element, "faultcode").text = "soap:Server" if error.spec.party != "client" else "soap:Client"
+    E(element, "faultcode").text = ("soap:MustUnderstand" if error.code == "CLIENT_MUST_UNDERSTAND" else
+                                    "soap:Server" if error.spec.party != "client" else "soap:Client")
     E(element, "faultstring").text = error.message(language)
     namespace = etree.QName(detail_tag).namespace
-    info = E(E(element, "detail"), detail_tag, nsmap={"ns": namespace} if namespace else None)
+    info = etree.Element(detail_tag, nsmap={"ns": namespace} if namespace else None)
     E(info, "errorCode").text = error.code
     E(info, "errorMessage").text = error.message(language)
     data: dict[str, object] = {"messages": error.spec.messages, "party": str(error.spec.party)}
@@ -120,7 +150,11 @@ def fault(error: GatewayError, language: str, session_id: str, detail_tag: str) 
     E(info, "errorData").text = json.dumps(data, ensure_ascii=False)
     E(info, "errorDate").text = now_iso()
     E(info, "sessionId").text = session_id
-    response = respond(element)
+    # SOAP 1.1 §4.4: detail is for Body errors only, so a header's ErrorInfo travels as a header entry.
+    header_error = error.code == "CLIENT_MUST_UNDERSTAND"
+    if not header_error:
+        E(element, "detail").append(info)
+    response = respond(element, info if header_error else None)
     if error.retry_after is not None:  # throttling and quotas: SOAP callers may honour it too
         response.headers["Retry-After"] = str(error.retry_after)
     elif error.spec.http_status == 503:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import tzinfo
 
 from aiohttp import web
 from lxml import etree
@@ -22,13 +23,15 @@ from gateway.intake.soap_io import (
     RAW_BODY,
     body_of,
     document_in,
+    drop_data_type,
     fault,
-    read_operation,
+    read_message,
     required,
     required_text,
     respond,
     validate,
 )
+from gateway.intake.ws_security import signed_by
 from gateway.shep.envelope import now_iso, own_xml
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
@@ -36,6 +39,8 @@ from signing.xmlsafe import XmlLimits
 log = logging.getLogger("egov.soap")
 
 _NAMESPACES = (schemas.SYNC_TYPES_NS, schemas.SYNC_TYPES_NS_LOWER)
+FAULT_NAME = "SendMessageFault1_SendMessageFault"
+"The fault detail element, as the public v10 schema names it (JAX-WS clients map faults by it)."
 
 # Compiled once per process for both spellings of the types namespace.
 _SCHEMAS: dict[str, etree.XMLSchema] = {}
@@ -68,22 +73,24 @@ async def handle_send_message(request: web.Request) -> web.Response:
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-            operation = await read_operation(request, xml_limits, _NAMESPACES, ("SendMessage",))
+            operation = (await read_message(request, xml_limits, _NAMESPACES, ("SendMessage",))).operation
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
-            intake = _read_send_message(operation, namespace, xml_limits)
+            intake = _read_send_message(operation, namespace, xml_limits, components.settings.shep.zone())
             outcome = await components.pipeline.process(intake, session_id, client=request.remote,
-                                                        raw=request.get(RAW_BODY))
+                                                        signed_by=signed_by(request), raw=request.get(RAW_BODY))
             response = _response(outcome, namespace, intake.message_id)
             await components.pipeline.log_answer(intake, outcome, body_of(response))
     except GatewayError as error:
-        return fault(error, language, session_id, f"{{{namespace}}}SendMessageFault")
+        return fault(error, language, session_id, f"{{{namespace}}}{FAULT_NAME}")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}SendMessageFault")
+        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}{FAULT_NAME}")
     return response
 
 
-def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits) -> IntakeRequest:
+def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits,
+                       local_zone: tzinfo) -> IntakeRequest:
+    drop_data_type(operation.find("request/requestData/data"))
     validate(_schema_for(namespace), operation)
     info = required(operation, "request/requestInfo")
     properties = {
@@ -94,7 +101,7 @@ def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLim
         message_id=required_text(info, "messageId"),
         correlation_id=info.findtext("correlationId"),
         service_id=required_text(info, "serviceId"),
-        message_date=parse_datetime(required_text(info, "messageDate")),
+        message_date=parse_datetime(required_text(info, "messageDate"), local_zone),
         sender_id=required_text(info, "sender/senderId"),
         password=info.findtext("sender/password"),
         properties=properties,

@@ -44,11 +44,14 @@ from gateway.intake import rest as rest_api
 from gateway.intake import sync_channel as soap
 from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
+from gateway.intake.ws_security import WsSecurityGate
+from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.messagelog.journal import MESSAGELOG, MessageLog
 from gateway.messagelog.records import BodyCipher, BodyKeyError
 from gateway.messagelog.sealer import Sealer
+from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
@@ -57,9 +60,12 @@ from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner, SignerKeyError, SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
+from signing.wssecurity import EnvelopeVerifier, WsSecurityPolicy
 from signing.xmlsafe import XmlLimits
 
 log = logging.getLogger("egov.app")
+EMBEDDED_REDIS = web.AppKey("embedded_redis", SupervisorBoard)
+"The embedded Redis's supervisor board (absent with an external Redis)."
 
 
 class MaskingAccessLogger(AbstractAccessLogger):
@@ -144,8 +150,10 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
 
 
-def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None) -> web.Application:
-    """Build the application (calling :func:`load` unless given its result)."""
+def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None,
+               supervisor: SupervisorBoard | None = None) -> web.Application:
+    """Build the application (calling :func:`load` unless given its result); ``supervisor`` is the embedded
+    Redis's restart board, shown on ``/health/details``."""
     loaded = loaded or load(settings)
     # aiohttp refuses a request.read()/post() body *larger* than client_max_size; read_body enforces the same
     # limit while streaming, and the job API its own (it reads request.content, which this does not bound).
@@ -164,8 +172,12 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         await asyncio.wait(loops, timeout=10)
         await running.hub.aclose()
         running.senders.close()
+        if running.ws_security is not None:
+            running.ws_security.close()
         await clients.aclose()
 
+    if supervisor is not None:
+        app[EMBEDDED_REDIS] = supervisor
     app.cleanup_ctx.append(resources)
     app.on_shutdown.append(_end_streams)
     _add_routes(app)
@@ -209,6 +221,8 @@ class _Running:
     "Its loop feeds the cabinet's live streams."
     senders: SenderDirectory
     "Closed at the end (its password-check threads)."
+    ws_security: WsSecurityGate | None
+    "Closed at the end (its signature-check threads)."
     messagelog: MessageLog
     "Its loop refreshes the cached seal status intake checks."
     sealer: Sealer | None
@@ -229,7 +243,9 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
     registry = ServiceRegistry.build(settings.services, {
-        ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(),
+        ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(
+            ws_security_key=loaded.signer.key,
+            signed_endpoints=frozenset(s.endpoint for s in settings.services.values() if s.ws_security)),
         ConnectorKind.QUEUE: QueueConnector(jobs)})
     delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
@@ -238,11 +254,15 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
                         store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                         revocation=checker, revocation_mode=revocation.mode,
-                        quotas=QuotaCounter(redis, prefix, settings.senders), messagelog=messagelog)
+                        quotas=QuotaCounter(redis, prefix, settings.senders),
+                        durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
+                        messagelog=messagelog)
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
+    gate = ws_security_gate(settings, loaded.verifier, redis, checker)
     app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
-                                store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=loaded.wsdl)
+                                store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=loaded.wsdl,
+                                ws_security=gate)
     hub = EventHub(events_client(redis_url, prefix), store.events_channel(""), settings.cabinet)
     app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
                                   events=hub, readable=loaded.readable,
@@ -251,7 +271,19 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     app[MESSAGELOG] = messagelog  # its status feeds /health/details (and the metrics and readiness checks)
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
-    return _Running(delivery, notifier, hub, senders, messagelog, sealer)
+    return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer)
+
+
+def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redis,
+                     checker: RevocationChecker | None) -> WsSecurityGate | None:
+    """WS-Security for the SOAP intakes, with the documents' verifier (trust, algorithms, skew) and revocation."""
+    wss = settings.ws_security
+    if not wss.endpoints:
+        return None
+    policy = WsSecurityPolicy(max_lifetime=timedelta(seconds=wss.max_lifetime_seconds),
+                              clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds), actor=wss.actor)
+    return WsSecurityGate(EnvelopeVerifier(verifier, policy), wss, redis=redis, prefix=settings.redis.key_prefix,
+                          revocation=checker, revocation_mode=settings.revocation.mode)
 
 
 def _message_log(settings: Settings, loaded: Loaded, clients: _Clients) -> tuple[MessageLog, Sealer | None]:
@@ -315,7 +347,7 @@ async def health_details(request: web.Request) -> web.Response:
     pipeline = components.pipeline
     storage_ok = await _storage_ok(request)
     certificate = pipeline.signer.certificate
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if storage_ok else "degraded",
         "storage": "ok" if storage_ok else "unreachable",
         "signer": {"subject": certificate.subject.rfc4514_string(),
@@ -325,6 +357,8 @@ async def health_details(request: web.Request) -> web.Response:
         "process": os.getpid(),
         "messagelog": pipeline.messagelog.status.to_dict() if pipeline.messagelog else None,
     }
+    if EMBEDDED_REDIS in request.app:
+        body["embeddedRedis"] = request.app[EMBEDDED_REDIS].report()
     return web.json_response(body, status=200 if storage_ok else 503)
 
 

@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.workers > 1:
             from gateway.shell.workers import serve_workers
 
-            serve_workers(settings, args.workers)
+            return serve_workers(settings, args.workers)
         else:
             asyncio.run(serve(settings))
         return 0

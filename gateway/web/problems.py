@@ -12,7 +12,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.errors import GatewayError, pick_language
+from gateway.errors import GatewayError, pick_language, storage_refusal
 from signing.idnumbers import mask_url
 
 RETRY_AFTER_SECONDS = 5
@@ -69,8 +69,8 @@ def guarded(
             return await handler(request, *args, **kwargs)
         except GatewayError as error:
             return problem(error, language_of(request))
-        except RedisError:
-            return problem(GatewayError("GATEWAY_STORAGE_UNAVAILABLE"), language_of(request))
+        except RedisError as exc:
+            return problem(storage_refusal(exc), language_of(request))
         except Exception:
             logging.getLogger("egov.http").exception("unexpected error in %s", mask_url(request.raw_path))
             return problem(GatewayError("GATEWAY_INTERNAL"), language_of(request))

@@ -16,6 +16,7 @@ from aiohttp import web
 from mocks.elicense.app import create_elicense_app
 from mocks.elicense.clock import SimulatedClock
 from mocks.elicense.steps import KZ_TIME
+from mocks.elicense.wss import gateway_calls_only
 from signing.signer import DocumentSigner, SigningKey
 
 
@@ -35,18 +36,26 @@ def main(argv: list[str] | None = None) -> None:
                         help="simulated seconds per real second (default: %(default)g, 1 s = 1 h; 0 stops time)")
     parser.add_argument("--start", type=_start, default=None,
                         help="simulated start time, ISO 8601 (default: now; no offset means +05:00)")
+    parser.add_argument("--require-ws-security", action="store_true",
+                        help="refuse calls not WS-Security-signed by the PKI's 'gateway' system certificate "
+                             "(needs --pki; the gateway's service entry then sets ws_security = true)")
     args = parser.parse_args(argv)
+    if args.require_ws_security and args.pki is None:
+        parser.error("--require-ws-security needs --pki")
     logging.basicConfig(level=logging.INFO)
-    signer = None
+    signer, ws_security = None, None
     if args.pki is not None:
         from mocks.pki import ensure_pki  # only the demo needs the PKI generator
 
-        keys = ensure_pki(args.pki).systems["elicense"]
+        pki = ensure_pki(args.pki)
+        keys = pki.systems["elicense"]
         signer = DocumentSigner(SigningKey.from_pem(keys.cert, keys.key))
+        ws_security = gateway_calls_only(pki) if args.require_ws_security else None
     else:
         logging.getLogger("mocks.elicense").warning("no --pki: results will NOT be signed")
     clock = SimulatedClock(args.start or datetime.now(KZ_TIME), args.scale)
-    web.run_app(create_elicense_app(signer=signer, clock=clock), host=args.host, port=args.port)
+    web.run_app(create_elicense_app(signer=signer, clock=clock, ws_security=ws_security), host=args.host,
+                port=args.port)
 
 
 if __name__ == "__main__":

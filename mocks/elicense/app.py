@@ -50,6 +50,7 @@ from mocks.elicense.forms import (
 )
 from mocks.elicense.persist import canonical, read_results, registration_fields, registration_json, results_json
 from mocks.elicense.steps import KZ_TIME, StepTiming, WorkingCalendar, progress, schedule
+from mocks.elicense.wss import RequiredWsSecurity
 from mocks.faults import read_limited
 from mocks.statefile import StateFile, StateFileError
 from schemas import load_xml_schema, read_schema_bytes
@@ -115,6 +116,8 @@ class ElicenseState:
     "How many times faster than its regulated deadlines the provider works (fixed per registration)."
     store: StateFile | None = None
     "Where registrations, results and counters are kept between runs; None keeps them in memory only."
+    ws_security: RequiredWsSecurity | None = None
+    "When set, every call must be WS-Security-signed by the gateway (checked before the operation)."
 
     def save(self) -> None:
         """Write everything to :attr:`store` (after every change; nothing without a store)."""
@@ -306,6 +309,9 @@ async def soap_endpoint(request: web.Request) -> web.Response:
     body_element = envelope.find(f"{{{SOAP_ENV_NS}}}Body")
     if envelope.tag != f"{{{SOAP_ENV_NS}}}Envelope" or body_element is None:
         return fault_response("EL_INVALID_REQUEST", "expected a SOAP 1.1 Envelope with a Body")
+    refusal = state.ws_security.refusal(envelope) if state.ws_security is not None else None
+    if refusal is not None:
+        return fault_response("EL_WS_SECURITY", refusal)
     operation = next((c for c in body_element if isinstance(c.tag, str)), None)
     handler = None if operation is None else _OPERATIONS.get(operation.tag)
     if operation is None or handler is None:
@@ -357,13 +363,15 @@ def create_elicense_app(
     calendar: WorkingCalendar | None = None,
     pace: float = 1.0,
     store: StateFile | None = None,
+    ws_security: RequiredWsSecurity | None = None,
 ) -> web.Application:
     """Build the E-licensing mock.
 
     ``signer`` signs the results (the provider's key: ``pki.systems["elicense"]``); None leaves them
     unsigned (development only). ``clock`` defaults to real time (scale 1) starting now; ``calendar`` to
     the packaged Kazakhstan holidays. ``pace`` (at least 1) makes the provider work that many times faster than
-    its regulated deadlines; ``store`` keeps its state between runs (read here). Schemas and the WSDL are loaded
+    its regulated deadlines; ``store`` keeps its state between runs (read here); ``ws_security`` makes it
+    refuse calls not WS-Security-signed by the gateway. Schemas and the WSDL are loaded
     here, once.
     """
     if pace < 1:
@@ -380,6 +388,7 @@ def create_elicense_app(
         calendar=calendar or WorkingCalendar.load(),
         pace=pace,
         store=store,
+        ws_security=ws_security,
     )
     app[ELICENSE_STATE].restore()
     app.router.add_post(SOAP_PATH, soap_endpoint)

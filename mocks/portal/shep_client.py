@@ -18,7 +18,8 @@ import zeep
 from lxml import etree
 from zeep.exceptions import Fault
 
-from connectors.soap import any_type
+from connectors.soap import WsSecuritySigning, any_type
+from signing.signer import SigningKey
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,18 @@ class SendResult:
     "Parsed errorData of a fault (messages, subIndication, validationReport)."
 
 
-class SyncChannelClient:
-    """Blocking client (zeep); call it from a thread in async code."""
+def _wsse(key: SigningKey | None) -> WsSecuritySigning | None:
+    """With a key (a system certificate's, e.g. the test PKI's ``portal``), every request is WS-Security-signed."""
+    return WsSecuritySigning(key) if key is not None else None
 
-    def __init__(self, wsdl_url: str, *, timeout: float = 30.0) -> None:
+
+class SyncChannelClient:
+    """Blocking client (zeep); call it from a thread in async code. ``ws_security_key`` signs every envelope
+    with WS-Security (for a sender whose entry has ``auth = ["ws-security"]``)."""
+
+    def __init__(self, wsdl_url: str, *, timeout: float = 30.0, ws_security_key: SigningKey | None = None) -> None:
         transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
-        self._client = zeep.Client(wsdl_url, transport=transport)
+        self._client = zeep.Client(wsdl_url, transport=transport, wsse=_wsse(ws_security_key))
         self._service = self._client.service
 
     def send(
@@ -105,9 +112,9 @@ def _from_fault(fault: Fault) -> SendResult:
 class AsyncChannelClient:
     """The portal's AsyncChannel sendMessage (zeep, blocking; call it from a thread in async code)."""
 
-    def __init__(self, wsdl_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, wsdl_url: str, *, timeout: float = 30.0, ws_security_key: SigningKey | None = None) -> None:
         transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
-        self._service = zeep.Client(wsdl_url, transport=transport).service
+        self._service = zeep.Client(wsdl_url, transport=transport, wsse=_wsse(ws_security_key)).service
 
     def send(self, *, service_id: str, sender_id: str, password: str | None, document: etree._Element,
              message_id: str | None = None) -> SendResult:

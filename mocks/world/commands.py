@@ -103,8 +103,11 @@ def submit(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits at most")
     parser.add_argument("--items", choices=["ordinary", "heritage", "treasure"], default=None,
                         help="E-licensing: which cultural values to apply for (treasure is refused)")
+    parser.add_argument("--ws-security", metavar="SYSTEM", default=None,
+                        help="sign the SOAP envelope with WS-Security by this test-PKI system certificate "
+                             "(e.g. portal, for the demo's sender portal-wss)")
     args = parser.parse_args(argv)
-    if args.password is None:
+    if args.password is None and args.ws_security is None:
         kept = read_demo_secrets(args.state_dir)
         args.password = kept.of(args.sender) if kept else None
         if args.password is None:  # sent without one, the gateway refuses it with CLIENT_BAD_CREDENTIALS

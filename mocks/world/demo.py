@@ -17,6 +17,7 @@ from gateway.config import (
     LimitSettings,
     ListenSettings,
     MessageLogSettings,
+    SenderAuth,
     SenderSettings,
     ServiceSettings,
     Settings,
@@ -30,6 +31,7 @@ from mocks.demo_secrets import (
     DEMO_OPERATOR,
     DEMO_SECRETS,
     DEMO_SENDER,
+    DEMO_WSS_SENDER,
     DemoSecrets,
     demo_secrets,
 )
@@ -71,6 +73,8 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
                                       jobs=(FUND_SUBMISSION_SERVICE,)),
             DEMO_OPERATOR: SenderSettings(password_hash=hash_password(passwords.operator), services=(),
                                           operator=True),
+            # SOAP only, signed with WS-Security by the portal's system certificate (`submit --ws-security portal`).
+            DEMO_WSS_SENDER: SenderSettings(auth=(SenderAuth.WS_SECURITY,), ws_security_bin=pki.system_bins["portal"]),
         },
         services={
             READER_TICKET_SERVICE: ServiceSettings(
@@ -81,7 +85,7 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
             ),
             FUND_SUBMISSION_SERVICE: fund_submission_service(pki.system_bins.get("library")),
             ELICENSE_SERVICE: elicense_service(urls["elicense"], poll_seconds=1.0,
-                                               provider_bin=pki.system_bins.get("elicense")),
+                                               provider_bin=pki.system_bins.get("elicense"), ws_security=True),
         },
     )
 
@@ -104,8 +108,9 @@ def fund_submission_service(provider_bin: str | None = None) -> ServiceSettings:
 
 
 def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
-                     provider_bin: str | None = None) -> ServiceSettings:
-    """E-licensing: certificate for the temporary export of cultural values (SOAP, long-running, polled)."""
+                     provider_bin: str | None = None, ws_security: bool = False) -> ServiceSettings:
+    """E-licensing: certificate for the temporary export of cultural values (SOAP, long-running, polled);
+    ``ws_security`` signs the calls with the gateway's key (the demo's provider requires it)."""
     return ServiceSettings(
         connector="soap",
         mode="async",
@@ -119,6 +124,7 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
         deadline_hours=2 + 35 / 60,
         retry_base_seconds=0.2,
         title="E-licensing: certificate for the temporary export of cultural values",
+        ws_security=ws_security,
     )
 
 
@@ -154,6 +160,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     from mocks.backoffice.worker import CommissionDesk, WorkerSettings
     from mocks.elicense import create_elicense_app
     from mocks.elicense.clock import SimulatedClock
+    from mocks.elicense.wss import gateway_calls_only
     from mocks.library import create_library_app
     from mocks.pki import ensure_pki
     from mocks.pki.revocation import create_revocation_app
@@ -180,7 +187,8 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
         (create_library_app(signer=signer("library"), store=StateFile(world_state / "library.json")),
          ports["library"]),
         (create_elicense_app(signer=signer("elicense"), clock=SimulatedClock(datetime.now(UTC), scale=1.0),
-                             pace=elicense_pace, store=StateFile(world_state / "elicense.json")), ports["elicense"]),
+                             pace=elicense_pace, store=StateFile(world_state / "elicense.json"),
+                             ws_security=gateway_calls_only(pki)), ports["elicense"]),
         (create_callback_app(), ports["callback"]),
         (create_tsa_app(pki), ports["tsa"]),
     ]

@@ -27,6 +27,7 @@ from mocks.pki import Person, TestPki, ensure_pki
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, signed_application
 from mocks.portal.shep_client import AsyncChannelClient, SendResult, SyncChannelClient
 from signing.policy import VerificationPolicy
+from signing.signer import SigningKey
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected
 from signing.xmlsafe import XmlLimits, parse_untrusted
@@ -74,7 +75,12 @@ def submit(args: argparse.Namespace) -> int:
         return Exit.USAGE
     channel = "async" if args.channel == "async" else "sync"
     try:
-        client = open_client(args.gateway, channel)
+        files = pki.systems[args.ws_security] if getattr(args, "ws_security", None) else None
+    except KeyError:
+        print(f"error: no system {args.ws_security!r} in the test PKI; known: {sorted(pki.systems)}", file=sys.stderr)
+        return Exit.USAGE
+    try:
+        client = open_client(args.gateway, channel, SigningKey.from_pem(files.cert, files.key) if files else None)
     except GatewayUnreachable as exc:  # connection refused, bad WSDL: say it plainly, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return Exit.UNREACHABLE
@@ -110,11 +116,15 @@ class GatewayUnreachable(Exception):
     """The gateway's WSDL could not be loaded."""
 
 
-def open_client(gateway: str, channel: str) -> SyncChannelClient | AsyncChannelClient:
-    """A zeep client for the gateway's SyncChannel or AsyncChannel; raises :class:`GatewayUnreachable`."""
+def open_client(gateway: str, channel: str,
+                ws_security_key: SigningKey | None = None) -> SyncChannelClient | AsyncChannelClient:
+    """A zeep client for the gateway's SyncChannel or AsyncChannel (WS-Security-signing with ``ws_security_key``);
+    raises :class:`GatewayUnreachable`."""
     wsdl = f"{gateway.rstrip('/')}/shep/{channel}?wsdl"
     try:
-        return AsyncChannelClient(wsdl) if channel == "async" else SyncChannelClient(wsdl)
+        if channel == "async":
+            return AsyncChannelClient(wsdl, ws_security_key=ws_security_key)
+        return SyncChannelClient(wsdl, ws_security_key=ws_security_key)
     except Exception as exc:
         raise GatewayUnreachable(f"cannot load the gateway's WSDL from {wsdl}: {exc}") from exc
 

@@ -1,0 +1,238 @@
+"""Gateway processes for the fault tests: `egov-gateway serve` as a process of its own, its descendants read
+from /proc, the library mock as its back-end, and signed REST applications to send it. Not a test module."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from lxml import etree
+
+from gateway.access.senders import hash_password
+from gateway.shell.serve import start_site
+from mocks.library import create_library_app
+from mocks.pki import TestPki
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
+from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, free_port, system_signer
+
+OPS_PASSWORD = "faults-ops-password"
+OPS = {"Authorization": aiohttp.encode_basic_auth("ops", OPS_PASSWORD)}
+PORTAL_AUTH = {"Authorization": aiohttp.encode_basic_auth(PORTAL, PORTAL_PASSWORD)}
+PEOPLE = ("daniyar", "saule", "aigerim")
+
+
+# --- a gateway process ------------------------------------------------------------------------------------
+
+
+def write_config(directory: Path, pki: TestPki, port: int, library_url: str, *, listen: str = "",
+                 redis: str = "") -> Path:
+    """A real configuration: embedded Redis under ``directory/state``, the library mock as reader-ticket back-end."""
+    keys = pki.systems["gateway"]
+    config = directory / "gateway.toml"
+    config.write_text(f"""
+state_dir = "{directory / 'state'}"
+[listen]
+port = {port}
+{listen}
+[redis]
+{redis}
+[trust]
+anchors = ["{pki.trust_anchors[0]}"]
+intermediates = ["{pki.intermediates[0]}"]
+[signer]
+cert = "{keys.cert}"
+key = "{keys.key}"
+[revocation]
+mode = "off"
+[senders.portal]
+password_hash = "{hash_password(PORTAL_PASSWORD)}"
+cabinet = true
+[senders.ops]
+password_hash = "{hash_password(OPS_PASSWORD)}"
+operator = true
+[services."{READER_TICKET_SERVICE}"]
+endpoint = "{library_url}/api/v1/readers"
+document_schema = "kazneb/reader-registration.xsd"
+retry_attempts = 2
+retry_base_seconds = 0.05
+""")
+    return config
+
+
+class GatewayProcess:
+    """`egov-gateway serve` in a process of its own; its output goes to a file (never a pipe that can fill)."""
+
+    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None,
+                 preexec: Callable[[], None] | None = None) -> None:
+        self.port = int(next(line for line in config.read_text().splitlines() if line.startswith("port = "))[7:])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = config.parent / f"gateway-{uuid.uuid4().hex[:6]}.log"
+        self.crashed: list[tuple[int, str | None]] = []
+        environment = {**os.environ, **(env or {})}
+        if env is None:
+            environment.pop("REDIS_URL", None)
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen([*CLI, "serve", "--config", str(config), *args], env=environment,
+                                            stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def up(self, seconds: float = 40) -> None:
+        await wait_until(self._healthy, seconds, f"{self.url}/health did not answer 200", process=self)
+
+    async def _healthy(self) -> bool:
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http, \
+                    http.get(f"{self.url}/health") as response:
+                return response.status == 200
+        return False
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL; also kills whatever of its descendants outlived it (never left behind)."""
+        family = [(pid, started(pid)) for pid in descendants(self.process.pid)] + self.crashed
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pid, start in family:
+            if start is not None and started(pid) == start:  # the same process, not a reused pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def crash(self, *, settle: bool = True) -> list[int]:
+        """SIGKILL the gateway; returns the pids of its descendants as they were. ``settle``: wait (bounded)
+        until they are gone too, so the next gateway never shares the data directory with an old server."""
+        family = descendants(self.process.pid)
+        self.crashed += [(pid, started(pid)) for pid in family]
+        self.process.kill()
+        self.process.wait()
+        deadline = time.monotonic() + 10
+        while settle and any(alive(pid) for pid in family) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return family
+
+
+async def wait_until(check: Callable[[], Any], seconds: float, what: str, *,
+                     process: GatewayProcess | None = None) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process is not None and process.process.poll() is not None:
+            raise AssertionError(f"the gateway exited with {process.process.returncode}:\n{process.output()[-3000:]}")
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living descendant of ``pid``, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def started(pid: int) -> str | None:
+    """The process's start time (field 22 of /proc/PID/stat): tells a process from a later one with its pid."""
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return ""
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.asynccontextmanager
+async def library(pki: TestPki) -> AsyncIterator[str]:
+    """The KazNEB mock, the reader-ticket back-end, on a real socket in this process."""
+    port = free_port()
+    runner = await start_site(create_library_app(signer=system_signer(pki, "library")), "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+# --- applications -----------------------------------------------------------------------------------------
+
+
+def application(pki: TestPki, n: int) -> tuple[str, str, bytes]:
+    """(owner IIN, messageId, REST body) of a freshly signed reader registration."""
+    person = pki.person(PEOPLE[n % len(PEOPLE)])
+    mid = str(uuid.uuid4())
+    document = signed_application(person, READER_TICKET_SERVICE)
+    body = json.dumps({
+        "requestInfo": {"messageId": mid, "serviceId": READER_TICKET_SERVICE,
+                        "messageDate": datetime.now(UTC).isoformat(),
+                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
+        "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
+    return person.iin, mid, body
+
+
+async def submit(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """POST one application; (status, JSON body, headers); status 0 when the connection failed."""
+    try:
+        async with http.post(f"{url}/api/v1/requests", data=body,
+                             headers={"Content-Type": "application/json"}) as response:
+            return response.status, await response.json(content_type=None), dict(response.headers)
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return 0, {}, {}
+
+
+async def final_status(http: aiohttp.ClientSession, url: str, owner: str, mid: str) -> str | None:
+    """The application's status in the cabinet, or None if the gateway does not know it (lost)."""
+    async with http.get(f"{url}/api/v1/cabinet/{owner}/applications/{mid}", headers=PORTAL_AUTH) as response:
+        if response.status == 404:
+            return None
+        assert response.status == 200, await response.text()
+        return str((await response.json())["status"])
+
+
+async def assert_none_lost(http: aiohttp.ClientSession, url: str, acked: list[tuple[str, str]]) -> None:
+    statuses = [await final_status(http, url, owner, mid) for owner, mid in acked]
+    lost = [mid for (_owner, mid), status in zip(acked, statuses, strict=True) if status is None]
+    assert not lost, f"{len(lost)} of {len(acked)} acknowledged applications are lost"
+    assert set(statuses) == {"completed"}, statuses
