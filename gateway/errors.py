@@ -167,6 +167,10 @@ _add("GATEWAY_STORAGE_NOT_DURABLE", 503, G, "Шлюз қоймасы дерек�
      "The gateway's storage cannot write to disk; try again later.")
 _add("GATEWAY_OVERLOADED", 503, G, "Шлюз толы, кейінірек қайталаңыз.", "Шлюз перегружен, повторите позже.",
      "The gateway is at capacity; try again later.")
+# The message log could not be sealed (signed and timestamped) for too long: nothing new is accepted unproven.
+_add("GATEWAY_MESSAGELOG_UNSEALED", 503, G, "Шлюз хабарлар журналын мөрлей алмай тұр, кейінірек қайталаңыз.",
+     "Шлюз не может заверить журнал сообщений, повторите позже.",
+     "The gateway cannot seal its message log; try again later.")
 _add("PROVIDER_SIGNATURE_INVALID", 502, P, "Қызмет жеткізушісінің жауабындағы қолтаңба расталмады.",
      "Подпись поставщика услуги в ответе не подтверждена.",
      "The service provider's signature on its answer did not verify.")

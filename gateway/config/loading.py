@@ -25,6 +25,7 @@ from gateway.config.settings import (
     CabinetSettings,
     ConnectorKind,
     DeliveryMode,
+    MessageLogSettings,
     MonitorSettings,
     ProviderSignature,
     SenderAuth,
@@ -114,6 +115,7 @@ def check_settings(settings: Settings) -> None:
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)
+    _check_messagelog(settings.messagelog)
     try:
         settings.shep.zone()
     except (ValueError, ZoneInfoNotFoundError):
@@ -143,6 +145,16 @@ def _check_monitor(monitor: MonitorSettings) -> None:
         value = getattr(monitor, key)
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"monitor.{key}: must be positive and finite")
+
+
+def _check_messagelog(messagelog: MessageLogSettings) -> None:
+    if messagelog.enabled and not (messagelog.tsa_url or "").startswith(("http://", "https://")):
+        raise ConfigError("messagelog.tsa_url: an http(s) URL of a time-stamping authority is required when enabled")
+    if not 1 <= messagelog.segment_records <= 1_000_000:
+        raise ConfigError("messagelog.segment_records: must be 1..1000000")
+    for key in ("segment_seconds", "max_seal_failure_seconds", "tsa_timeout_seconds", "check_seconds"):
+        if not (math.isfinite(getattr(messagelog, key)) and getattr(messagelog, key) > 0):
+            raise ConfigError(f"messagelog.{key}: must be positive and finite")
 
 
 def _check_senders(settings: Settings) -> None:

@@ -42,6 +42,8 @@ from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lease, Lifecycle
+from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.records import Entry, Kind
 from gateway.monitor.metrics import BREAKER_OPEN, observe_backend
 from gateway.supervise import FailureBurst, SupervisorSettings, spawn, supervise
 from signing.policy import RevocationMode
@@ -68,12 +70,14 @@ class Delivery:
                  registry: ServiceRegistry, signer: DocumentSigner, provider_verifier: DocumentVerifier,
                  xml_limits: XmlLimits, settings: DeliverySettings | None = None,
                  revocation: RevocationChecker | None = None,
-                 revocation_mode: RevocationMode = RevocationMode.OFF) -> None:
-        """``revocation``/``revocation_mode``: how providers' certificates are checked (as applicants')."""
+                 revocation_mode: RevocationMode = RevocationMode.OFF, messagelog: MessageLog | None = None) -> None:
+        """``revocation``/``revocation_mode``: how providers' certificates are checked (as applicants');
+        ``messagelog``: where providers' answers and the results filed are logged."""
         self.store, self.lifecycle, self.registry = store, lifecycle, registry
         self.answers = AnswerCheck(signer, provider_verifier, xml_limits, revocation=revocation,
                                    revocation_mode=revocation_mode)
         self.settings = settings or DeliverySettings()
+        self.messagelog = messagelog
         self.outbox = LeaseSchedule(redis, f"{prefix}:outbox")
         self.breakers: dict[str, CircuitBreaker] = {}
         self._wake = asyncio.Event()
@@ -293,6 +297,12 @@ class Delivery:
                 "result signed by the provider, signature checked" if checked.provider_signed else
                 "result signed by the gateway and placed in the cabinet")
         finish = self.lifecycle.refuse if refused else self.lifecycle.complete
+        if self.messagelog is not None:  # before it is filed: nothing reaches the cabinet unlogged
+            await self.messagelog.append(
+                Entry(Kind.PROVIDER_ANSWER, app.sender_id, app.service_id, app.message_id, app.id,
+                      {"answer": answer}, note="refusal" if refused else ""),
+                Entry(Kind.RESULT, app.sender_id, app.service_id, app.message_id, app.id, {"result": checked.signed},
+                      note=note))
         written = await finish(app, checked.signed.decode(), note)
         await self.outbox.done(app.id)
         if not written:  # another process finished it first: its stored outcome stands, not this answer

@@ -23,9 +23,11 @@ from gateway.access.senders import AuthenticatedSender
 from gateway.delivery.callbacks import INBOX_LEASE_SECONDS
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE, IntakeContext
-from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, new_session_id
+from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime, service_label
 from gateway.intake.soap_io import (
+    RAW_BODY,
+    body_of,
     document_in,
     drop_data_type,
     fault,
@@ -50,6 +52,8 @@ _MAX_BATCH = 100
 _DEFAULT_BATCH = 10
 _SCAN = 1000
 "Most due answers a getMessages filtered by correlationId looks through."
+_LOGGED = web.RequestKey("async_logged", tuple[IntakeRequest, Outcome])
+"A sendMessage's request and outcome, for logging its answer once it is built."
 
 
 @functools.cache
@@ -93,7 +97,11 @@ async def handle(request: web.Request) -> web.Response:
             # The metrics' service label: sendMessage names it in messageInfo, getMessages in the request.
             service_id = operation.findtext("request/messageInfo/serviceId") or operation.findtext("request/serviceId")
             answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
-        return respond(answer)
+            response = respond(answer)
+            if _LOGGED in request:
+                intake, outcome = request[_LOGGED]
+                await components.pipeline.log_answer(intake, outcome, body_of(response))
+        return response
     except GatewayError as error:
         code = error.code
         return fault(error, language, session_id, f"{{{namespace}}}{fault_name(name)}")
@@ -153,7 +161,8 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         document=document_in(body.find("messageData/data"), limits),
     )
     outcome = await components.pipeline.process(intake, session_id, asynchronous=True, client=request.remote,
-                                                signed_by=signed_by(request))
+                                                signed_by=signed_by(request), raw=request.get(RAW_BODY))
+    request[_LOGGED] = (intake, outcome)  # its answer goes into the message log once it is built
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement

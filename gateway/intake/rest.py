@@ -25,6 +25,7 @@ from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime, parse_xml, service_label
+from gateway.intake.soap_io import body_of
 from gateway.monitor.metrics import observe_request
 from gateway.web.json_body import loads_bounded
 from gateway.web.problems import language_of, problem
@@ -51,8 +52,10 @@ async def handle_request(request: web.Request) -> web.Response:
             envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
             intake = _read_envelope(envelope, xml_limits, components.settings.shep.zone())
-            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
-        return _answer(intake, outcome)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote, raw=body)
+            response = _answer(intake, outcome)
+            await components.pipeline.log_answer(intake, outcome, body_of(response))
+        return response
     except GatewayError as error:
         code = error.code
         return problem(error, language, session_id)

@@ -21,6 +21,8 @@ from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
 from gateway.intake.reading import parse_datetime, service_label
 from gateway.intake.soap_io import (
+    RAW_BODY,
+    body_of,
     document_in,
     drop_data_type,
     fault,
@@ -78,8 +80,10 @@ async def handle_send_message(request: web.Request) -> web.Response:
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
             intake = _read_send_message(operation, namespace, xml_limits, components.settings.shep.zone())
             outcome = await components.pipeline.process(intake, session_id, client=request.remote,
-                                                         signed_by=signed_by(request))
-        return _response(outcome, namespace, intake.message_id)
+                                                        signed_by=signed_by(request), raw=request.get(RAW_BODY))
+            response = _response(outcome, namespace, intake.message_id)
+            await components.pipeline.log_answer(intake, outcome, body_of(response))
+        return response
     except GatewayError as error:
         code = error.code
         return fault(error, language, session_id, f"{{{namespace}}}{FAULT_NAME}")

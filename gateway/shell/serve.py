@@ -42,6 +42,8 @@ def storage_for(settings: Settings) -> Iterator[tuple[str, SupervisorBoard | Non
     with RedisSupervisor(server) as supervisor:
         log.info("embedded redis-server on %s (data in %s, appendfsync %s), supervised", server.url,
                  settings.state_dir / "redis", settings.redis.appendfsync)
+        # `egov-gateway log verify` reads the live tail of the message log from here.
+        (settings.state_dir / "redis" / "url").write_text(server.url + "\n", encoding="utf-8")
         yield server.url, supervisor.board
 
 

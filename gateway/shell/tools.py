@@ -130,6 +130,11 @@ TRUST_FILE = "trust.toml"
 "A configuration fragment holding ``[trust]`` and ``[revocation]``; a test PKI writes one beside its certificates."
 
 
+def trust_store_file(path: Path) -> TrustStore:
+    """The trust store of a ``trust.toml`` (as `verify` reads it); ConfigError when unusable."""
+    return _trust_file(path)[0]
+
+
 def _trust_file(path: Path) -> tuple[TrustStore, RevocationSettings]:
     """The trust anchors named by the ``[trust]`` table of ``path`` (paths relative to its folder) and the
     revocation settings of its ``[revocation]`` (the gateway's defaults where it has none)."""
