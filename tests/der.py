@@ -48,12 +48,12 @@ def der_replace_spki(certificate_der: bytes, spki: bytes) -> bytes:
     """The certificate with its SubjectPublicKeyInfo replaced by ``spki`` (its own signature no longer verifies:
     for tests whose path validator does not check it)."""
 
-    def tlv(data: bytes, i: int) -> tuple[int, int, int]:  # (start of contents, end, header length)
+    def tlv(data: bytes, i: int) -> tuple[int, int]:  # (start of contents, end)
         size, j = data[i + 1], i + 2
         if size & 0x80:
             count = size & 0x7F
             size, j = int.from_bytes(data[j:j + count], "big"), j + count
-        return j, j + size, j - i
+        return j, j + size
 
     def wrap(tag: int, body: bytes) -> bytes:
         size = len(body)
@@ -61,11 +61,11 @@ def der_replace_spki(certificate_der: bytes, spki: bytes) -> bytes:
             (size.bit_length() + 7) // 8, "big")
         return bytes([tag]) + head + body
 
-    cert_start, cert_end, _ = tlv(certificate_der, 0)
-    tbs_start, tbs_end, _ = tlv(certificate_der, cert_start)
+    cert_start, cert_end = tlv(certificate_der, 0)
+    tbs_start, tbs_end = tlv(certificate_der, cert_start)
     fields, i = [], tbs_start
     while i < tbs_end:
-        start, end, header = tlv(certificate_der, i)
+        _, end = tlv(certificate_der, i)
         fields.append(certificate_der[i:end])
         i = end
     index = (1 if fields[0][0] == 0xA0 else 0) + 5
