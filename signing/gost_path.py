@@ -57,8 +57,8 @@ def _extension(certificate: x509.Certificate, kind: type[x509.ExtensionType]) ->
 
 def _check_validity(certificate: x509.Certificate, at: datetime) -> None:
     if not certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc:
-        raise _Rejected(f"{_subject(certificate)} is not valid at {at.isoformat()} (valid "
-                        f"{certificate.not_valid_before_utc.isoformat()} to {certificate.not_valid_after_utc.isoformat()})")
+        start, end = certificate.not_valid_before_utc.isoformat(), certificate.not_valid_after_utc.isoformat()
+        raise _Rejected(f"{_subject(certificate)} is not valid at {at.isoformat()} (valid {start} to {end})")
 
 
 def _check_issuer_role(issuer: x509.Certificate, cas_below: int) -> None:
@@ -135,7 +135,7 @@ class GostPathValidator:
                 _check_validity(issuer, at)
                 if not gost_x509.issued_by(current, issuer):
                     raise _Rejected(f"the GOST signature of {_subject(current)} by {_subject(issuer)} does not verify")
-            except _Rejected as exc:
+            except (_Rejected, gost_x509.GostKeyError) as exc:
                 reasons.append(str(exc))
                 continue
             if printed in self._anchor_prints:

@@ -124,7 +124,8 @@ def public_key(certificate: x509.Certificate) -> tuple[GostAlgorithm, bytes]:
 
 def verify_signature(signer: x509.Certificate, signature_oid: str, signature: bytes, data: bytes) -> bool:
     """Whether ``signature`` (r‖s little-endian) over ``data`` verifies with the signer's GOST key under the
-    signature algorithm ``signature_oid``; False for a mismatched algorithm or an unusable key, never raises."""
+    signature algorithm ``signature_oid``; False for a mismatched algorithm or an unusable key.
+    :class:`GostKeyError` only when this host cannot check GOST signatures at all (no GOST provider)."""
     algorithm = _BY_SIGNATURE.get(signature_oid)
     try:
         key_algorithm, point = public_key(signer)
@@ -132,7 +133,10 @@ def verify_signature(signer: x509.Certificate, signature_oid: str, signature: by
         return False
     if algorithm is None or algorithm is not key_algorithm or len(signature) != 2 * algorithm.size:
         return False
-    return gost.verify(algorithm.curve, point, algorithm.digest(data), signature)
+    try:
+        return gost.verify(algorithm.curve, point, algorithm.digest(data), signature)
+    except gost.GostUnavailable as exc:
+        raise GostKeyError(f"GOST signatures cannot be checked on this host: {exc}") from None
 
 
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:

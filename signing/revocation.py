@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from signing import gost_x509
 from signing.policy import RevocationMode
 from signing.report import Indication, RevocationInfo, SubIndication, ValidationReport
 from signing.revocation_fields import (
@@ -194,8 +195,8 @@ class RevocationChecker:
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise _SourceFailed(f"{url} answered {response.response_status.name}")
         now = self.clock()
-        _verify(self._ocsp_signer(response, issuer, key[0], now), response.signature,
-                response.tbs_response_bytes, response.signature_hash_algorithm, f"the OCSP response from {url}")
+        _verify(self._ocsp_signer(response, issuer, key[0], now), response, response.tbs_response_bytes,
+                f"the OCSP response from {url}")
         cert_id = (cert.serial_number, request.issuer_key_hash, request.issuer_name_hash)
         single = next((r for r in response.responses
                        if (r.serial_number, r.issuer_key_hash, r.issuer_name_hash) == cert_id), None)
@@ -231,10 +232,8 @@ class RevocationChecker:
         for candidate in response.certificates:
             if not _names(response, candidate, None):
                 continue
-            try:
-                candidate.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, InvalidSignature):
-                raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer") from None
+            if not _issued_by(candidate, issuer):
+                raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer")
             usages = _extension(candidate.extensions, x509.ExtendedKeyUsage) or ()
             valid = candidate.not_valid_before_utc - self._skew <= now <= candidate.not_valid_after_utc + self._skew
             if ExtendedKeyUsageOID.OCSP_SIGNING not in usages or not valid:
@@ -288,14 +287,15 @@ class RevocationChecker:
         cached = self._crls.get(url)
         if cached is None or self.clock() >= cached.expires:
             cached = await self._fetches.run(url, lambda: self._fetch_crl(url))
-        key = issuer.public_key()  # RSA and ECDSA only, as for OCSP answers (_verify)
-        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        if not gost_x509.is_gost(issuer) and not isinstance(issuer.public_key(),
+                                                            rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
             raise _SourceFailed(f"the CRL from {url} has an issuer with an unsupported key type")
         # One list of URLs serves the whole path: a CRL another CA issued is no answer for this certificate.
         key_hash = self._issuer_key_hash(issuer)
         if key_hash not in cached.signers:
-            if cached.crl.issuer != issuer.subject or not cached.crl.is_signature_valid(key):
+            if cached.crl.issuer != issuer.subject:
                 raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
+            _verify(issuer, cached.crl, cached.crl.tbs_certlist_bytes, f"the CRL from {url}")
             cached.signers.add(key_hash)
         return cached
 
@@ -383,9 +383,27 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
     raise _SourceFailed("; ".join(failures))
 
 
-def _verify(signer: x509.Certificate, signature: bytes, data: bytes,
-            algorithm: hashes.HashAlgorithm | None, what: str) -> None:
-    key = signer.public_key()
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if gost_x509.is_gost(issuer):
+        return gost_x509.issued_by(certificate, issuer)
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _verify(signer: x509.Certificate, signed: ocsp.OCSPResponse | x509.CertificateRevocationList, data: bytes,
+            what: str) -> None:
+    """Check ``signed``'s signature over ``data``: RSA and ECDSA with ``cryptography``, GOST with
+    :mod:`signing.gost_x509` (the GOST hierarchy signs its CRLs and OCSP answers with GOST), else
+    :class:`_SourceFailed`."""
+    oid, signature = signed.signature_algorithm_oid.dotted_string, signed.signature
+    if gost_x509.is_gost(signer) or gost_x509.signature_algorithm(oid):
+        if not gost_x509.verify_signature(signer, oid, signature, data):
+            raise _SourceFailed(f"the signature of {what} does not verify")
+        return
+    key, algorithm = signer.public_key(), signed.signature_hash_algorithm
     try:
         if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
             key.verify(signature, data, padding.PKCS1v15(), algorithm)
@@ -395,3 +413,4 @@ def _verify(signer: x509.Certificate, signature: bytes, data: bytes,
             raise _SourceFailed(f"{what} uses an unsupported signature algorithm")
     except InvalidSignature:
         raise _SourceFailed(f"the signature of {what} does not verify") from None
+

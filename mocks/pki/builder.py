@@ -42,9 +42,11 @@ from signing.nca import (
 INDEX_VERSION = 2
 # Placeholders on loopback; the mock revocation service binds here.
 OCSP_URL = "http://127.0.0.1:8790/ocsp"
+# root: its CRL lists the intermediates it revoked; gost-*: the GOST hierarchy's, GOST-signed (NCA's real GOST CRL
+# is http://crl.pki.gov.kz/nca_gost_2022.crl, delta nca_d_gost_2022.crl).
 CRL_URLS = {"nca": "http://127.0.0.1:8790/crl/nca.crl", "foreign": "http://127.0.0.1:8790/crl/foreign.crl",
-            "root": "http://127.0.0.1:8790/crl/root.crl",  # GOST: NCA's real ones are crl.pki.gov.kz/nca_gost_2022.crl
-            "gost-nca": "http://127.0.0.1:8790/crl/gost-nca.crl", "gost-root": "http://127.0.0.1:8790/crl/gost-root.crl"}  # root: its CRL lists the intermediates it revoked
+            "root": "http://127.0.0.1:8790/crl/root.crl",
+            "gost-nca": "http://127.0.0.1:8790/crl/gost-nca.crl", "gost-root": "http://127.0.0.1:8790/crl/gost-root.crl"}
 
 Purpose = Literal["sign", "auth"]
 _DAY = datetime.timedelta(days=1)
