@@ -19,36 +19,30 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import AuthorityInformationAccessOID as AiaOID
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from mocks.pki import gost_issue
 from mocks.pki.people import ORGANISATIONS, PEOPLE, SYSTEM_ROLES, SYSTEMS, PersonSpec
+from mocks.pki.profile import OCSP_URL, Purpose, leaf_builder
 from signing.idnumbers import make_bin, make_iin
 from signing.nca import (
-    POLICY_INDIVIDUAL_AUTH,
-    POLICY_INDIVIDUAL_SIGN,
-    POLICY_LEGAL_AUTH,
-    POLICY_LEGAL_SIGN,
-    ROLE_OIDS,
     SignerRole,
 )
 
 INDEX_VERSION = 2
 # Placeholders on loopback; the mock revocation service binds here.
-OCSP_URL = "http://127.0.0.1:8790/ocsp"
 # root: its CRL lists the intermediates it revoked; gost-*: the GOST hierarchy's, GOST-signed (NCA's real GOST CRL
 # is http://crl.pki.gov.kz/nca_gost_2022.crl, delta nca_d_gost_2022.crl).
 CRL_URLS = {"nca": "http://127.0.0.1:8790/crl/nca.crl", "foreign": "http://127.0.0.1:8790/crl/foreign.crl",
             "root": "http://127.0.0.1:8790/crl/root.crl",
             "gost-nca": "http://127.0.0.1:8790/crl/gost-nca.crl", "gost-root": "http://127.0.0.1:8790/crl/gost-root.crl"}
 
-Purpose = Literal["sign", "auth"]
 _DAY = datetime.timedelta(days=1)
 _YEAR = datetime.timedelta(days=365)
 
@@ -114,54 +108,6 @@ def _make_ca(
         )
     cert = builder.sign(signer_key, hashes.SHA256())
     return _Ca(name=name, cert=cert, key=key, chain=(cert, *(issuer.chain if issuer else ())))
-
-
-def _key_usage(purpose: Purpose) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=purpose == "sign",  # nonRepudiation
-        key_encipherment=purpose == "auth",
-        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False,
-    )
-
-
-def _policy(purpose: Purpose, legal: bool) -> x509.ObjectIdentifier:
-    if legal:
-        return POLICY_LEGAL_SIGN if purpose == "sign" else POLICY_LEGAL_AUTH
-    return POLICY_INDIVIDUAL_SIGN if purpose == "sign" else POLICY_INDIVIDUAL_AUTH
-
-
-def leaf_builder(
-    issuer: x509.Name, crl_url: str, subject: x509.Name, purpose: Purpose, legal: bool, roles: tuple[SignerRole, ...],
-    not_before: datetime.datetime, not_after: datetime.datetime, key_id: bytes, issuer_key_id: bytes,
-) -> x509.CertificateBuilder:
-    """An NCA-profile end-entity certificate without its key (RSA and GOST leaves alike)."""
-    ocsp = x509.AccessDescription(AiaOID.OCSP, x509.UniformResourceIdentifier(OCSP_URL))
-    usage = ExtendedKeyUsageOID.EMAIL_PROTECTION if purpose == "sign" else ExtendedKeyUsageOID.CLIENT_AUTH
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(purpose), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage, *(ROLE_OIDS[r] for r in roles)]), critical=False)
-        .add_extension(
-            x509.CertificatePolicies([x509.PolicyInformation(_policy(purpose, legal), None)]), critical=False
-        )
-        .add_extension(x509.SubjectKeyIdentifier(key_id), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier(issuer_key_id, None, None), False)
-        .add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
-        .add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
-            ),
-            critical=False,
-        )
-    )
 
 
 def _issue_leaf(
@@ -251,8 +197,6 @@ def _person_subject(spec: PersonSpec, iin: str, org: dict[str, str] | None) -> x
 def _gost_authorities(writer: _Writer, authorities: dict[str, Any], kz: tuple[x509.ObjectIdentifier, str],
                       start: datetime.datetime) -> tuple[Any, Any]:
     """The GOST 34.10-2015 root and NCA intermediate, written to ca/gost-root.pem and ca/gost-nca.pem."""
-    from mocks.pki import gost_issue  # it builds on this module's leaf_builder
-
     root = gost_issue.make_ca("gost-root", _name((NameOID.COMMON_NAME, "KZ TEST ROOT CA (GOST 2015)"), kz), None,
                               start, start + 20 * _YEAR)
     nca = gost_issue.make_ca("gost-nca", _name((NameOID.COMMON_NAME, "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (GOST) TEST"),
@@ -267,8 +211,6 @@ def _gost_authorities(writer: _Writer, authorities: dict[str, Any], kz: tuple[x5
 def _gost_person(writer: _Writer, ca: Any, spec: PersonSpec, subject: x509.Name, legal: bool,
                  not_before: datetime.datetime, not_after: datetime.datetime) -> dict[str, Any]:
     """GOST SIGN and AUTH certificates (PEM certificate and key, no PKCS#12) beside the person's RSA ones."""
-    from mocks.pki import gost_issue
-
     files = {}
     for purpose in ("sign", "auth"):
         cert, scalar = gost_issue.issue_leaf(ca, CRL_URLS["gost-nca"], subject, purpose, legal, spec.roles,  # type: ignore[arg-type]

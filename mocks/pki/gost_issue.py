@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from mocks.pki import gost
-from mocks.pki.builder import Purpose, leaf_builder
+from mocks.pki.profile import Purpose, leaf_builder
 from signing import gost_x509
 from signing.gost_x509 import GOST2015_512
 from signing.nca import SignerRole
