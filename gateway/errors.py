@@ -129,6 +129,13 @@ _add("SIG_CONSTRAINTS_FAILURE", 422, C, "Қолтаңба саясат тала�
 _add("SIG_UNSUPPORTED_ALGORITHM", 422, C, "Бұл қолтаңба алгоритмін тексеру мүмкін емес.",
      "Этот алгоритм подписи не поддерживается.",
      "This signature algorithm is not supported by the verification backend.")
+_add("SIG_GOST_UNAVAILABLE", 503, G,
+     "ГОСТ қолтаңбасын тексеру бұл серверде қолжетімсіз (ГОСТ кітапханасы орнатылмаған).",
+     "Проверка подписи ГОСТ на этом сервере недоступна (не установлена библиотека ГОСТ).",
+     "GOST signatures cannot be verified on this server: the GOST library is not installed.")
+_add("SIG_GOST_PATH_UNAVAILABLE", 503, G, "ГОСТ сертификаттар тізбегін тексеру бұл серверде әзірге қолжетімсіз.",
+     "Проверка цепочки сертификатов ГОСТ на этом сервере пока недоступна.",
+     "GOST certificate paths cannot be validated on this server yet.")
 # Identity
 _add("ID_IIN_INVALID", 422, C, "Өтінімдегі ЖСН дұрыс емес.", "ИИН в заявлении некорректен.",
      "The IIN in the application is not a valid IIN.")

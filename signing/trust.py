@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -42,6 +43,18 @@ class TrustedPath:
     "Latest not_before along the path."
     valid_until: datetime
     "Earliest not_after along the path."
+
+
+class PathValidator(Protocol):
+    """What the verifier asks of a trust store. :class:`TrustStore` is one (RSA/ECDSA chains); GOST chains,
+    whose signatures ``cryptography`` cannot check, plug in another (``DocumentVerifier(gost_paths=...)``)."""
+
+    def validate(
+        self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime,
+        *, leaf_fingerprint: bytes | None = None,
+    ) -> TrustedPath:
+        """The path for ``leaf`` valid at ``at``, or raise :class:`UntrustedCertificateError`."""
+        ...
 
 
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
