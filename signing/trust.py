@@ -46,8 +46,8 @@ class TrustedPath:
 
 
 class PathValidator(Protocol):
-    """What the verifier asks of a trust store. :class:`TrustStore` is one (RSA/ECDSA chains); GOST chains,
-    whose signatures ``cryptography`` cannot check, plug in another (``DocumentVerifier(gost_paths=...)``)."""
+    """What the verifier asks of a trust store. :class:`TrustStore` is one, for RSA/ECDSA chains and (through
+    :class:`signing.gost_path.GostPathValidator`) GOST ones: ``DocumentVerifier(policy, trust, gost_paths=trust)``."""
 
     def validate(
         self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,24 +17,41 @@ import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from lxml import etree
 
+from gateway.config import SignerSettings
+from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+from mocks.library import parse_fund_decision, parse_ticket
 from mocks.pki import TestPki, gost_issue
 from mocks.pki.builder import CRL_URLS
 from mocks.pki.revocation import run_revocation
+from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
 from signing import der, gost, gost_x509
 from signing.nca import KeyPurpose, SignerRole, read_identity
 from signing.policy import VerificationPolicy
 from signing.revocation import RevocationChecker, RevocationSettings, RevocationUnavailable
 from signing.trust import TrustStore
-from signing.verifier import DocumentVerifier, SignatureRejected
-from tests.helpers import free_port, mock_control
+from signing.verifier import DS, DocumentVerifier, SignatureRejected
+from tests.helpers import (
+    DESK,
+    DESK_PASSWORD,
+    GatewayUnderTest,
+    free_port,
+    message_id,
+    mock_control,
+    rest_request_bytes,
+    second_gateway,
+    send_soap,
+    trusting_verifier,
+)
 
 pytestmark = pytest.mark.skipif(not gost.available(), reason="the GOST provider is not installed (make gost)")
 
 
 @pytest.fixture(scope="module")
 def verifier(pki: TestPki) -> DocumentVerifier:
-    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    trust = TrustStore.from_files(pki.trust_anchors, pki.intermediates)
+    return DocumentVerifier(VerificationPolicy(), trust, gost_paths=trust)
 
 
 def gost_cert(pki: TestPki, handle: str, purpose: str = "sign") -> x509.Certificate:
@@ -87,7 +105,7 @@ def test_a_gost_chain_validates_to_the_gost_root(pki: TestPki, verifier: Documen
 
 def test_a_trusted_gost_intermediate_is_an_anchor_on_its_own(pki: TestPki) -> None:
     nca = pki.authorities["gost-nca"].load_certificate()
-    alone = DocumentVerifier(VerificationPolicy(), TrustStore([nca]))
+    alone = DocumentVerifier(VerificationPolicy(), TrustStore([nca]), gost_paths=TrustStore([nca]))
     assert alone.check_certificate(gost_cert(pki, "saule")).path.certificates[-1] == nca
 
 
@@ -138,8 +156,8 @@ def test_path_length_of_the_gost_intermediate_is_enforced(pki: TestPki, verifier
 
 
 def test_an_rsa_certificate_does_not_chain_to_a_gost_anchor(pki: TestPki) -> None:
-    gost_only = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(
-        [pki.authorities["gost-root"].cert], [pki.authorities["gost-nca"].cert]))
+    trust = TrustStore.from_files([pki.authorities["gost-root"].cert], [pki.authorities["gost-nca"].cert])
+    gost_only = DocumentVerifier(VerificationPolicy(), trust, gost_paths=trust)
     assert rejected_code(gost_only, pki.person("aigerim").sign.load_certificate()) == "SIG_NO_CERTIFICATE_CHAIN_FOUND"
 
 
@@ -226,3 +244,85 @@ async def test_an_rsa_signed_crl_is_no_answer_for_a_gost_certificate(pki: TestPk
     with pytest.raises(RevocationUnavailable) as caught:
         await checker(http, responder, crl_urls=(f"{responder}/crl/nca.crl",)).check(*pair(pki))
     assert "is not signed by the certificate's issuer" in caught.value.reason
+
+
+# --- end to end: GOST-signed applications through the real gateway over its sockets ---------------------------
+
+GOST_2015_METHOD = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-512"
+
+
+def signature_method(document: etree._Element) -> str | None:
+    return document.find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod").get("Algorithm")
+
+
+async def test_an_organisation_application_signed_with_gost_passes_and_is_decided(gw: GatewayUnderTest, shep,
+                                                                                  http: aiohttp.ClientSession) -> None:
+    signer = gw.pki.person("kitap-signer")
+    document = signed_application(signer, FUND_SUBMISSION_SERVICE, key="gost-sign")
+    assert signature_method(document) == GOST_2015_METHOD
+    mid = message_id()
+    result = await send_soap(shep, document, service_id=FUND_SUBMISSION_SERVICE, message_id=mid)
+    assert result.ok, result
+    assert trusting_verifier(gw.pki).verify(result.document).identity.common_name == "gateway"  # the receipt
+    desk = CommissionDesk(WorkerSettings(gateway_url=gw.url, library_url=gw.library_url, sender=DESK,
+                                         password=DESK_PASSWORD, poll_wait=5))
+    async with desk:
+        assert await desk.run_once()
+    async with http.get(f"{gw.url}/api/v1/cabinet/{signer.bin}/applications/{mid}", headers=gw.auth()) as response:
+        item = await response.json()
+    assert item["status"] == "completed", item
+    report = item["validationReport"]
+    assert (report["indication"], report["signature_algorithm"]) == ("TOTAL_PASSED", GOST_2015_METHOD)
+    assert report["signer"]["bin"] == signer.bin and report["signer"]["key_purpose"] == "sign"
+    assert (report["revocation"]["status"], report["revocation"]["source"]) == ("good", "ocsp")  # GOST-signed OCSP
+    assert "GOST" in report["chain"][-1]["subject"]
+    decision = trusting_verifier(gw.pki).verify(etree.fromstring(item["result"].encode()))
+    assert decision.identity.common_name == "library"
+    assert parse_fund_decision(decision.signed)["decision"] == "include"
+
+
+async def test_a_citizen_application_signed_with_gost_comes_back_signed(gw: GatewayUnderTest, shep) -> None:
+    aigerim = gw.pki.person("aigerim")
+    result = await send_soap(shep, signed_application(aigerim, READER_TICKET_SERVICE, key="gost-sign"))
+    assert result.ok, result
+    assert parse_ticket(trusting_verifier(gw.pki).verify(result.document).signed)["iin"] == aigerim.iin
+
+
+@pytest.mark.parametrize(("handle", "key", "code"), [
+    ("aigerim", "gost-auth", "SIG_NOT_SIGNING_KEY"),
+    ("expired", "gost-sign", "SIG_EXPIRED"),
+])
+async def test_gost_signatures_the_gateway_refuses(gw: GatewayUnderTest, shep, handle: str, key: str,
+                                                   code: str) -> None:
+    calls = gw.library_calls
+    result = await send_soap(shep, signed_application(gw.pki.person(handle), READER_TICKET_SERVICE, key=key))
+    assert (result.ok, result.status_code) == (False, code), result
+    assert gw.library_calls == calls
+
+
+async def test_a_revoked_gost_certificate_is_refused_by_the_gateway(gw: GatewayUnderTest, shep,
+                                                                    http: aiohttp.ClientSession,
+                                                                    revocation_url: str) -> None:
+    await mock_control(http, revocation_url, "revoke", {"person": "saule", "gost": True, "reason": "key_compromise"})
+    result = await send_soap(shep, signed_application(gw.pki.person("saule"), READER_TICKET_SERVICE, key="gost-sign"))
+    assert (result.ok, result.status_code) == (False, "SIG_REVOKED"), result
+    assert result.error_data["subIndication"] == "REVOKED"
+
+
+async def test_a_gateway_with_a_gost_key_signs_its_results_with_gost(gw: GatewayUnderTest, tmp_path: Path,
+                                                                     http: aiohttp.ClientSession) -> None:
+    keys = gw.pki.gost_systems["gateway"]
+    runner, url = await second_gateway(gw, tmp_path, signer=SignerSettings(cert=keys.cert, key=keys.key))
+    try:
+        document = signed_application(gw.pki.person("aigerim"), READER_TICKET_SERVICE, key="gost-sign")
+        async with http.post(f"{url}/api/v1/requests", data=rest_request_bytes(document),
+                             headers={"Content-Type": "application/json"}) as response:
+            body = await response.json()
+    finally:
+        await runner.cleanup()
+    assert response.status == 200, body
+    signed = etree.fromstring(body["responseData"]["data"].encode())
+    assert signature_method(signed) == GOST_2015_METHOD
+    verified = trusting_verifier(gw.pki).verify(signed)
+    assert verified.identity.common_name == "gateway" and verified.identity.public_key_algorithm == "gost2015"
+    assert parse_ticket(verified.signed)["iin"] == gw.pki.person("aigerim").iin

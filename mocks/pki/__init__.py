@@ -179,6 +179,8 @@ class TestPki:
     """CAs by name: root, nca, gost-root, gost-nca (trusted) and foreign-root, foreign-ca (not trusted)."""
     system_bins: dict[str, str] = field(default_factory=dict)
     """BIN in each system certificate's subject OU, by system name."""
+    gost_systems: dict[str, GostKeyFiles] = field(default_factory=dict)
+    """Each system's GOST 34.10-2015 SIGN certificate and key (same subject), e.g. for a GOST-signing gateway."""
 
     def person(self, handle: str) -> Person:
         """The person with this handle; KeyError lists the known handles."""
@@ -235,6 +237,8 @@ def load_pki(out_dir: Path) -> TestPki:
         systems={name: _key_files(root, s) for name, s in index["systems"].items()},
         authorities={name: CaFiles(root / a["cert"], root / a["key"]) for name, a in authorities.items()},
         system_bins={name: s["bin"] for name, s in index["systems"].items()},
+        gost_systems={name: GostKeyFiles(root / s["gost"]["cert"], root / s["gost"]["key"])
+                      for name, s in index["systems"].items() if "gost" in s},
     )
 
 

@@ -307,6 +307,11 @@ def build(out_dir: Path, p12_password: str) -> dict[str, Any]:
             "organisation": system.organisation,
             "description": system.description,
         }
+        gost_cert, scalar = gost_issue.issue_leaf(gost_cas[1], CRL_URLS["gost-nca"], subject, "sign", True,
+                                                  SYSTEM_ROLES, not_before, not_after)
+        systems[system.name]["gost"] = {  # the same system with a GOST key (a gateway signing with GOST)
+            "cert": writer.cert(f"systems/{system.name}.gost.cert.pem", gost_cert),
+            "key": writer.raw(f"systems/{system.name}.gost.key.pem", gost_issue.key_pem(scalar))}
 
     index = {
         "version": INDEX_VERSION,

@@ -84,7 +84,8 @@ async def _cleanup(app: web.Application) -> None:
 
 def create_portal_app(*, pki: TestPki, gateway_url: str, sender: str, password: str) -> web.Application:
     """The portal's web application, talking to the gateway at ``gateway_url`` as ``sender``."""
-    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    trust = TrustStore.from_files(pki.trust_anchors, pki.intermediates)
+    verifier = DocumentVerifier(VerificationPolicy(), trust, gost_paths=trust)  # a GOST-signing gateway's results
     state = PortalState(pki=pki, gateway_url=gateway_url.rstrip("/"), sender=sender, password=password,
                         verifier=verifier, cast=classify(pki))
     app = web.Application(middlewares=[language_middleware, login_middleware(state.session_key, pki.people)])
