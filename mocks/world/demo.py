@@ -57,7 +57,8 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         limits=LimitSettings(),
         trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
-                                      crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
+                                      crl_urls=tuple(f"{revocation_url}/crl/{name}.crl"
+                                                     for name in ("nca", "root", "gost-nca", "gost-root"))),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
