@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py [--requests 2000] [--concurrency 16] [--appendfsync always]
 
-Prints operations per second of one core for: raw signxml verification (the baseline),
+Prints the crypto floor first (bare RSA and GOST signatures and hashes, bench_gost.py), then operations per
+second of one core for: raw signxml verification (the baseline),
 the gateway's DocumentVerifier (structure + certificate path + crypto), signing a result with a
 loaded key, the whole pipeline in process (sender auth → verify → schema → identity → revocation
 (cached OCSP) → signed receipt → Redis → library over loopback → sign → Redis), and REST end to end
@@ -32,6 +33,7 @@ import aiohttp
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
+from benchmarks.bench_gost import crypto_floor
 from gateway.access.senders import hash_password
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import IntakeRequest, new_session_id
@@ -67,6 +69,8 @@ async def main(requests: int, concurrency: int, appendfsync: str = "everysec") -
     document = signed_application(aigerim, READER_TICKET_SERVICE)
     raw = etree.tostring(document)
     print(f"signed application: {len(raw)} bytes; python {sys.version.split()[0]}; pid {os.getpid()}\n")
+    crypto_floor()
+    print()
 
     certificate = aigerim.sign.load_certificate()
     config = SignatureConfiguration(location="./")

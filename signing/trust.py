@@ -58,10 +58,14 @@ class PathValidator(Protocol):
 
 
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
-    """Read every certificate from PEM files (several per file allowed)."""
+    """Read every certificate from PEM files (several per file allowed) or DER files (one each)."""
     certificates: list[x509.Certificate] = []
     for path in paths:
-        certificates.extend(x509.load_pem_x509_certificates(Path(path).read_bytes()))
+        data = Path(path).read_bytes()
+        if b"-----BEGIN" in data:
+            certificates.extend(x509.load_pem_x509_certificates(data))
+        else:
+            certificates.append(x509.load_der_x509_certificate(data))
     return certificates
 
 
