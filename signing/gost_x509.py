@@ -18,17 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from signing import der, gost
+from signing import gost
+from signing.gost import der, keys
 
-GOST2015_SIGNATURE = "1.2.398.3.10.1.1.2.3.2"
-GOST2015_KEY = "1.2.398.3.10.1.1.2.2"
-GOST2015_CURVE = "1.2.398.3.10.1.1.2.2.1"  # TC26 512 paramSetA under NCA's arc
-STREEBOG512 = "1.2.398.3.10.1.3.3"
-GOST2004_SIGNATURE = "1.2.398.3.10.1.1.1.2"
-GOST2004_KEY = "1.2.398.3.10.1.1.1.1"
-GOST94_TEST = "1.2.398.3.10.1.3.1"
+GOST2015_SIGNATURE = keys.SIGNATURE_2015_512
+GOST2015_KEY = keys.KEY_2015
+GOST2015_CURVE = keys.CURVE_512A_OID  # TC26 512 paramSetA under NCA's arc
+STREEBOG512 = keys.HASH_STREEBOG512
+GOST2004_SIGNATURE = keys.SIGNATURE_2004
+GOST2004_KEY = keys.KEY_2004
+GOST94_TEST = keys.HASH_GOST94
 _PEM_LABEL = "PRIVATE KEY"
 
 
@@ -80,21 +80,31 @@ def is_gost(certificate: x509.Certificate) -> bool:
             or certificate.public_key_algorithm_oid.dotted_string in _BY_KEY)
 
 
-def _spki(certificate: x509.Certificate) -> list[der.Tlv]:
-    """The children of the certificate's SubjectPublicKeyInfo (algorithm, subjectPublicKey)."""
-    tbs = der.children(der.one(certificate.tbs_certificate_bytes).content)
-    fields = tbs[1:] if tbs and tbs[0].tag == 0xA0 else tbs  # [0] version
-    if len(fields) < 6:
-        raise GostKeyError("tbsCertificate is too short")
-    return der.children(fields[5].content)
+def read_one(data: bytes) -> der.Tlv:
+    """The single element ``data`` holds (nothing may follow it)."""
+    element = der.read(data)
+    if element.end != len(data):
+        raise der.DerError("trailing bytes after the element")
+    return element
+
+
+def reencode(element: der.Tlv) -> bytes:
+    """The element re-encoded (DER is canonical: the bytes it was read from)."""
+    return der.encode(element.tag, element.value)
 
 
 def subject_public_key_bits(certificate: x509.Certificate) -> bytes:
     """The subjectPublicKey BIT STRING's bytes (what OCSP key hashes and key identifiers are computed over)."""
     try:
-        return der.bit_string_bytes(_spki(certificate)[1])
+        tbs = der.children(der.expect(read_one(certificate.tbs_certificate_bytes), der.SEQUENCE, "TBSCertificate"))
+        fields = tbs[1:] if tbs and tbs[0].tag == 0xA0 else tbs  # [0] version
+        spki = der.children(der.expect(fields[5], der.SEQUENCE, "SubjectPublicKeyInfo"))
+        bits = der.expect(spki[1], der.BIT_STRING, "subjectPublicKey")
     except (der.DerError, IndexError) as exc:
         raise GostKeyError(f"the certificate's public key cannot be read: {exc}") from None
+    if not bits or bits[0] != 0:
+        raise GostKeyError("the certificate's public key BIT STRING has unused bits")
+    return bits[1:]
 
 
 def key_hash(certificate: x509.Certificate) -> bytes:
@@ -103,23 +113,16 @@ def key_hash(certificate: x509.Certificate) -> bytes:
 
 
 def public_key(certificate: x509.Certificate) -> tuple[GostAlgorithm, bytes]:
-    """The certificate's GOST algorithm and public key X‖Y (little-endian each), or :class:`GostKeyError`."""
+    """The certificate's GOST algorithm and public key X‖Y (little-endian each), or :class:`GostKeyError`
+    (read by :func:`signing.gost.keys.certificate_key`, which refuses a key naming another curve)."""
     try:
-        spki = _spki(certificate)
-        algorithm_id = der.children(spki[0].content)
-        algorithm = _BY_KEY.get(der.read_oid(algorithm_id[0]))
-        if algorithm is None:
-            raise GostKeyError("the certificate's key is not a GOST key")
-        if algorithm.curve_oid is not None and len(algorithm_id) > 1:
-            params = der.children(algorithm_id[1].content)
-            if not params or der.read_oid(params[0]) != algorithm.curve_oid:
-                raise GostKeyError(f"the {algorithm.name} key names a curve other than {algorithm.curve_oid}")
-        point = der.one(der.bit_string_bytes(spki[1]))
-    except (der.DerError, IndexError) as exc:
-        raise GostKeyError(f"the certificate's GOST key cannot be read: {exc}") from None
-    if point.tag != 0x04 or len(point.content) != 2 * algorithm.size:
-        raise GostKeyError(f"the {algorithm.name} public key is not an OCTET STRING of {2 * algorithm.size} bytes")
-    return algorithm, point.content
+        key = keys.certificate_key(certificate)
+    except keys.UnsupportedGostKey as exc:
+        raise GostKeyError(str(exc)) from None
+    algorithm = _BY_KEY.get(key.algorithm)
+    if algorithm is None or key.curve != algorithm.curve:
+        raise GostKeyError(f"the certificate's key ({key.algorithm} on {key.curve.name}) is not one NCA issues")
+    return algorithm, key.xy_le
 
 
 def verify_signature(signer: x509.Certificate, signature_oid: str, signature: bytes, data: bytes) -> bool:
@@ -153,27 +156,30 @@ def sign(algorithm: GostAlgorithm, private_scalar: int, data: bytes) -> bytes:
 
 def algorithm_identifier(algorithm: GostAlgorithm) -> bytes:
     """The DER AlgorithmIdentifier of the signature algorithm (no parameters, as NCA writes it)."""
-    return der.sequence(der.oid(algorithm.signature_oid))
+    return der.sequence(der.encode_oid(algorithm.signature_oid))
 
 
 def subject_public_key_info(algorithm: GostAlgorithm, point: bytes) -> bytes:
-    """The DER SubjectPublicKeyInfo of a GOST key X‖Y (little-endian each)."""
-    params = der.sequence(der.oid(algorithm.curve_oid or ""), der.oid(algorithm.hash_oid)) \
-        if algorithm.curve_oid else b""
-    return der.sequence(der.sequence(der.oid(algorithm.key_oid), params), der.bit_string(der.octet_string(point)))
+    """The DER SubjectPublicKeyInfo of a GOST key X‖Y (little-endian each), in the NCA profile."""
+    return keys.encode_spki(keys.new_public_key(algorithm.curve, point))
+
+
+def bit_string(value: bytes) -> bytes:
+    return der.encode(der.BIT_STRING, b"\x00" + value)  # no unused bits
 
 
 def signed(tbs: bytes, algorithm: GostAlgorithm, private_scalar: int) -> bytes:
     """A signed structure as X.509 lays them out: SEQUENCE { tbs, signatureAlgorithm, signatureValue }."""
-    return der.sequence(tbs, algorithm_identifier(algorithm), der.bit_string(sign(algorithm, private_scalar, tbs)))
+    return der.sequence(tbs, algorithm_identifier(algorithm), bit_string(sign(algorithm, private_scalar, tbs)))
 
 
 def private_key_pem(algorithm: GostAlgorithm, private_scalar: int) -> bytes:
     """A PKCS#8 PrivateKeyInfo PEM: the scalar as a little-endian OCTET STRING (as GOST PKCS#8 keys store it)."""
-    algorithm_id = der.sequence(der.oid(algorithm.key_oid), der.sequence(
-        der.oid(algorithm.curve_oid or ""), der.oid(algorithm.hash_oid)) if algorithm.curve_oid else b"")
-    raw = private_scalar.to_bytes(algorithm.size, "little")
-    body = der.sequence(der.integer(0), algorithm_id, der.octet_string(der.octet_string(raw)))
+    params = der.sequence(der.encode_oid(algorithm.curve_oid), der.encode_oid(algorithm.hash_oid)) \
+        if algorithm.curve_oid else b""
+    algorithm_id = der.sequence(der.encode_oid(algorithm.key_oid), params)
+    raw = der.encode(der.OCTET_STRING, private_scalar.to_bytes(algorithm.size, "little"))
+    body = der.sequence(der.encode(der.INTEGER, b"\x00"), algorithm_id, der.encode(der.OCTET_STRING, raw))
     text = base64.encodebytes(body).decode().replace("\n", "")
     lines = [text[i:i + 64] for i in range(0, len(text), 64)]
     return (f"-----BEGIN {_PEM_LABEL}-----\n" + "\n".join(lines) + f"\n-----END {_PEM_LABEL}-----\n").encode()
@@ -187,20 +193,12 @@ def load_private_key_pem(data: bytes) -> tuple[GostAlgorithm, int]:
         raise GostKeyError("not a PEM private key")
     try:
         body = base64.b64decode("".join(text.split(begin, 1)[1].split(end, 1)[0].split()), validate=True)
-        fields = der.children(der.one(body).content)
-        algorithm = _BY_KEY.get(der.read_oid(der.children(fields[1].content)[0]))
-        raw = der.one(fields[2].content).content
+        fields = der.children(der.expect(read_one(body), der.SEQUENCE, "PrivateKeyInfo"))
+        algorithm_id = der.children(der.expect(fields[1], der.SEQUENCE, "AlgorithmIdentifier"))
+        algorithm = _BY_KEY.get(der.decode_oid(der.expect(algorithm_id[0], der.OID, "algorithm")))
+        raw = der.expect(read_one(der.expect(fields[2], der.OCTET_STRING, "privateKey")), der.OCTET_STRING, "scalar")
     except (ValueError, IndexError) as exc:
         raise GostKeyError(f"the private key cannot be read: {exc}") from None
     if algorithm is None or len(raw) != algorithm.size:
         raise GostKeyError("the private key is not a GOST key")
     return algorithm, int.from_bytes(raw, "little")
-
-
-def certificate_from_der(data: bytes) -> x509.Certificate:
-    """Load a DER certificate (cryptography parses GOST ones; it only cannot use their keys)."""
-    return x509.load_der_x509_certificate(data)
-
-
-def certificate_pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(Encoding.PEM)

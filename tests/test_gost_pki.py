@@ -26,7 +26,8 @@ from mocks.pki import TestPki, gost_issue
 from mocks.pki.builder import CRL_URLS
 from mocks.pki.revocation import run_revocation
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
-from signing import der, gost, gost_x509
+from signing import gost, gost_x509
+from signing.gost import der
 from signing.nca import KeyPurpose, SignerRole, read_identity
 from signing.policy import VerificationPolicy
 from signing.revocation import RevocationChecker, RevocationSettings, RevocationUnavailable
@@ -83,7 +84,7 @@ def test_the_gost_profile_matches_nca(pki: TestPki) -> None:
     assert algorithm is gost_x509.GOST2015_512 and len(point) == 128
     # SPKI parameters: SEQUENCE { the Kazakh TC26-512-A OID, Streebog-512 }
     spki = cert.tbs_certificate_bytes
-    assert der.oid("1.2.398.3.10.1.1.2.2.1") + der.oid("1.2.398.3.10.1.3.3") in spki
+    assert der.encode_oid("1.2.398.3.10.1.1.2.2.1") + der.encode_oid("1.2.398.3.10.1.3.3") in spki
     identity = read_identity(cert)
     person = pki.person("kitap-signer")
     assert (identity.iin, identity.bin, identity.key_purpose) == (person.iin, person.bin, KeyPurpose.SIGN)

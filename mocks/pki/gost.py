@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from signing import der, gost, gost_x509
-from signing.gost_x509 import GOST2015_512, GostAlgorithm
+from signing import gost, gost_x509
+from signing.gost import der
+from signing.gost_x509 import GOST2015_512, GostAlgorithm, read_one, reencode
 
 _OCSP_BASIC = "1.3.6.1.5.5.7.48.1.1"
 
@@ -40,7 +41,7 @@ def new_key(algorithm: GostAlgorithm = GOST2015_512) -> tuple[int, bytes]:
 
 def key_identifier(point: bytes, algorithm: GostAlgorithm = GOST2015_512) -> bytes:
     """RFC 5280 method 1: SHA-1 of the subjectPublicKey BIT STRING (the OCTET STRING holding X‖Y)."""
-    return hashlib.sha1(der.octet_string(point), usedforsecurity=False).digest()
+    return hashlib.sha1(der.encode(der.OCTET_STRING, point), usedforsecurity=False).digest()
 
 
 def certificate(builder: x509.CertificateBuilder, point: bytes, issuer_scalar: int,
@@ -48,7 +49,7 @@ def certificate(builder: x509.CertificateBuilder, point: bytes, issuer_scalar: i
     """The certificate ``builder`` describes, for the GOST key ``point``, signed by ``issuer_scalar``."""
     throwaway = _throwaway()
     draft = builder.public_key(throwaway.public_key()).sign(throwaway, hashes.SHA256())
-    fields = [f.raw for f in der.children(der.one(draft.tbs_certificate_bytes).content)]
+    fields = [reencode(f) for f in der.children(read_one(draft.tbs_certificate_bytes).value)]
     # version, serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, extensions
     fields[2] = gost_x509.algorithm_identifier(algorithm)
     fields[6] = gost_x509.subject_public_key_info(algorithm, point)
@@ -60,7 +61,7 @@ def crl(builder: x509.CertificateRevocationListBuilder, issuer_scalar: int,
         algorithm: GostAlgorithm = GOST2015_512) -> bytes:
     """The DER CRL ``builder`` describes, signed by ``issuer_scalar``."""
     draft = builder.sign(_throwaway(), hashes.SHA256())
-    fields = [f.raw for f in der.children(der.one(draft.tbs_certlist_bytes).content)]
+    fields = [reencode(f) for f in der.children(read_one(draft.tbs_certlist_bytes).value)]
     fields[1] = gost_x509.algorithm_identifier(algorithm)  # version, signature, issuer, ...
     return gost_x509.signed(der.sequence(*fields), algorithm, issuer_scalar)
 
@@ -82,14 +83,15 @@ def ocsp_response(builder: ocsp.OCSPResponseBuilder, responder: x509.Certificate
     ``tamper`` alters a signed byte."""
     draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _throwaway_certificate()).sign(
         _throwaway(), hashes.SHA256())
-    fields = [f.raw for f in der.children(der.one(draft.tbs_response_bytes).content)]
+    fields = [reencode(f) for f in der.children(read_one(draft.tbs_response_bytes).value)]
     at = 1 if fields[0][0] == 0xA0 else 0  # [0] version, then responderID
-    fields[at] = der.tlv(0xA2, der.octet_string(gost_x509.key_hash(responder)))  # [2] byKey
+    fields[at] = der.encode(0xA2, der.encode(der.OCTET_STRING, gost_x509.key_hash(responder)))  # [2] byKey
     tbs = der.sequence(*fields)
     signature = gost_x509.sign(algorithm, signer_scalar, tbs)
     if tamper:
         signature = bytes([signature[0] ^ 1]) + signature[1:]
-    certs = der.tlv(0xA0, der.sequence(*(c.public_bytes(Encoding.DER) for c in certificates))) if certificates else b""
-    basic = der.sequence(tbs, gost_x509.algorithm_identifier(algorithm), der.bit_string(signature), certs)
-    response_bytes = der.sequence(der.oid(_OCSP_BASIC), der.octet_string(basic))
-    return der.sequence(der.tlv(0x0A, b"\x00"), der.tlv(0xA0, response_bytes))
+    certs = der.encode(0xA0, der.sequence(*(c.public_bytes(Encoding.DER) for c in certificates))) if certificates \
+        else b""
+    basic = der.sequence(tbs, gost_x509.algorithm_identifier(algorithm), gost_x509.bit_string(signature), certs)
+    response_bytes = der.sequence(der.encode_oid(_OCSP_BASIC), der.encode(der.OCTET_STRING, basic))
+    return der.sequence(der.encode(0x0A, b"\x00"), der.encode(0xA0, response_bytes))  # successful
