@@ -23,6 +23,7 @@ from gateway.config import SignerSettings
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.library import parse_fund_decision, parse_ticket
 from mocks.pki import TestPki, gost_issue
+from mocks.pki import gost as mock_gost
 from mocks.pki.builder import CRL_URLS
 from mocks.pki.revocation import run_revocation
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
@@ -327,3 +328,25 @@ async def test_a_gateway_with_a_gost_key_signs_its_results_with_gost(gw: Gateway
     verified = trusting_verifier(gw.pki).verify(signed)
     assert verified.identity.common_name == "gateway" and verified.identity.public_key_algorithm == "gost2015"
     assert parse_ticket(verified.signed)["iin"] == gw.pki.person("aigerim").iin
+
+
+def test_an_older_gost_2004_chain_validates_too() -> None:
+    """GOST 34.310-2004 (CryptoPro-A, GOST R 34.11-94): NCA's older hierarchy, still met in archives."""
+    now, algorithm = datetime.now(UTC), gost_x509.GOST2004
+    root_scalar, root_point = mock_gost.new_key(algorithm)
+    _, leaf_point = mock_gost.new_key(algorithm)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "GOST 2004 ROOT TEST")])
+    start, end = now - timedelta(days=1), now + timedelta(days=30)
+    root = mock_gost.certificate(
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).serial_number(1)
+        .not_valid_before(start).not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(gost_issue.ca_usage(), critical=True), root_point, root_scalar, algorithm)
+    leaf = mock_gost.certificate(
+        x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "LEAF")]))
+        .issuer_name(name).serial_number(2).not_valid_before(start).not_valid_after(end), leaf_point, root_scalar,
+        algorithm)
+    assert leaf.signature_algorithm_oid.dotted_string == "1.2.398.3.10.1.1.1.2"
+    assert gost_x509.public_key(leaf) == (algorithm, leaf_point)
+    trust = TrustStore([root])
+    assert trust.validate(leaf, [], now).certificates == (leaf, root)
