@@ -27,9 +27,9 @@ from typing import TypeVar
 
 import aiohttp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -56,6 +56,7 @@ from signing.revocation_fields import (
     reason as _reason,
 )
 from signing.revocation_settings import RevocationSettings
+from signing.revocation_signatures import issued_by, signature_problem
 from signing.single_flight import Once
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
@@ -232,7 +233,7 @@ class RevocationChecker:
         for candidate in response.certificates:
             if not _names(response, candidate, None):
                 continue
-            if not _issued_by(candidate, issuer):
+            if not issued_by(candidate, issuer):
                 raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer")
             usages = _extension(candidate.extensions, x509.ExtendedKeyUsage) or ()
             valid = candidate.not_valid_before_utc - self._skew <= now <= candidate.not_valid_after_utc + self._skew
@@ -383,34 +384,8 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
     raise _SourceFailed("; ".join(failures))
 
 
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    if gost_x509.is_gost(issuer):
-        return gost_x509.issued_by(certificate, issuer)
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
 def _verify(signer: x509.Certificate, signed: ocsp.OCSPResponse | x509.CertificateRevocationList, data: bytes,
             what: str) -> None:
-    """Check ``signed``'s signature over ``data``: RSA and ECDSA with ``cryptography``, GOST with
-    :mod:`signing.gost_x509` (the GOST hierarchy signs its CRLs and OCSP answers with GOST), else
-    :class:`_SourceFailed`."""
-    oid, signature = signed.signature_algorithm_oid.dotted_string, signed.signature
-    if gost_x509.is_gost(signer) or gost_x509.signature_algorithm(oid):
-        if not gost_x509.verify_signature(signer, oid, signature, data):
-            raise _SourceFailed(f"the signature of {what} does not verify")
-        return
-    key, algorithm = signer.public_key(), signed.signature_hash_algorithm
-    try:
-        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-            key.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-            key.verify(signature, data, ec.ECDSA(algorithm))
-        else:
-            raise _SourceFailed(f"{what} uses an unsupported signature algorithm")
-    except InvalidSignature:
-        raise _SourceFailed(f"the signature of {what} does not verify") from None
-
+    problem = signature_problem(signer, signed, data, what)
+    if problem is not None:
+        raise _SourceFailed(problem)
