@@ -84,7 +84,7 @@ class _Gost94Test:
         self._ctx = ctypes.create_string_buffer(_GOST94_CTX_SIZE)
         if provider.init_gost_hash_ctx(ctypes.addressof(self._ctx), self._lib.test_sbox) != 1:
             raise MemoryError("init_gost_hash_ctx")
-        weakref.finalize(self, provider.done_gost_hash_ctx, ctypes.addressof(self._ctx))
+        weakref.finalize(self, _free_gost94, provider, self._ctx)  # holds the buffer until the C side is freed
         provider.start_hash(ctypes.addressof(self._ctx))
 
     def update(self, data: bytes) -> None:
@@ -96,6 +96,10 @@ class _Gost94Test:
         # finish_hash works on copies of the running state, so more input may still follow.
         self._lib.provider.finish_hash(ctypes.addressof(self._ctx), out)
         return out.raw
+
+
+def _free_gost94(provider: ctypes.CDLL, buffer: ctypes.Array[ctypes.c_char]) -> None:
+    provider.done_gost_hash_ctx(ctypes.addressof(buffer))
 
 
 def new_hash(name: str) -> GostHash:
