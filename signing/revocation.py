@@ -27,13 +27,14 @@ from typing import TypeVar
 
 import aiohttp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from signing import gost_x509
 from signing.policy import RevocationMode
 from signing.report import Indication, RevocationInfo, SubIndication, ValidationReport
 from signing.revocation_fields import (
@@ -55,6 +56,7 @@ from signing.revocation_fields import (
     reason as _reason,
 )
 from signing.revocation_settings import RevocationSettings
+from signing.revocation_signatures import issued_by, signature_problem
 from signing.single_flight import Once
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
@@ -203,8 +205,8 @@ class RevocationChecker:
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
             raise _SourceFailed(f"{url} answered {response.response_status.name}")
         now = self.clock()
-        _verify(self._ocsp_signer(response, issuer, key[0], now), response.signature,
-                response.tbs_response_bytes, response.signature_hash_algorithm, f"the OCSP response from {url}")
+        _verify(self._ocsp_signer(response, issuer, key[0], now), response, response.tbs_response_bytes,
+                f"the OCSP response from {url}")
         cert_id = (cert.serial_number, request.issuer_key_hash, request.issuer_name_hash)
         single = next((r for r in response.responses
                        if (r.serial_number, r.issuer_key_hash, r.issuer_name_hash) == cert_id), None)
@@ -240,10 +242,8 @@ class RevocationChecker:
         for candidate in response.certificates:
             if not _names(response, candidate, None):
                 continue
-            try:
-                candidate.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, InvalidSignature):
-                raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer") from None
+            if not issued_by(candidate, issuer):
+                raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer")
             usages = _extension(candidate.extensions, x509.ExtendedKeyUsage) or ()
             valid = candidate.not_valid_before_utc - self._skew <= now <= candidate.not_valid_after_utc + self._skew
             if ExtendedKeyUsageOID.OCSP_SIGNING not in usages or not valid:
@@ -297,14 +297,15 @@ class RevocationChecker:
         cached = self._crls.get(url)
         if cached is None or self.clock() >= cached.expires:
             cached = await self._fetches.run(url, lambda: self._fetch_crl(url))
-        key = issuer.public_key()  # RSA and ECDSA only, as for OCSP answers (_verify)
-        if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        if not gost_x509.is_gost(issuer) and not isinstance(issuer.public_key(),
+                                                            rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
             raise _SourceFailed(f"the CRL from {url} has an issuer with an unsupported key type")
         # One list of URLs serves the whole path: a CRL another CA issued is no answer for this certificate.
         key_hash = self._issuer_key_hash(issuer)
         if key_hash not in cached.signers:
-            if cached.crl.issuer != issuer.subject or not cached.crl.is_signature_valid(key):
+            if cached.crl.issuer != issuer.subject:
                 raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
+            _verify(issuer, cached.crl, cached.crl.tbs_certlist_bytes, f"the CRL from {url}")
             cached.signers.add(key_hash)
         return cached
 
@@ -392,15 +393,8 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
     raise _SourceFailed("; ".join(failures))
 
 
-def _verify(signer: x509.Certificate, signature: bytes, data: bytes,
-            algorithm: hashes.HashAlgorithm | None, what: str) -> None:
-    key = signer.public_key()
-    try:
-        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-            key.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-            key.verify(signature, data, ec.ECDSA(algorithm))
-        else:
-            raise _SourceFailed(f"{what} uses an unsupported signature algorithm")
-    except InvalidSignature:
-        raise _SourceFailed(f"the signature of {what} does not verify") from None
+def _verify(signer: x509.Certificate, signed: ocsp.OCSPResponse | x509.CertificateRevocationList, data: bytes,
+            what: str) -> None:
+    problem = signature_problem(signer, signed, data, what)
+    if problem is not None:
+        raise _SourceFailed(problem)

@@ -9,11 +9,15 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from signing import gost_x509
+
 E = TypeVar("E", bound=x509.ExtensionType)
 
 
 def key_hash(certificate: x509.Certificate) -> bytes:
     # SHA-1 of the subjectPublicKey BIT STRING: OCSP's issuerKeyHash and ResponderID byKey (RFC 6960 4.1.1).
+    if gost_x509.is_gost(certificate):  # cryptography cannot load GOST keys; the BIT STRING is read from the DER
+        return gost_x509.key_hash(certificate)
     return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
 
 

@@ -1,4 +1,4 @@
-"""Enveloped XMLDSig signing with a key loaded once.
+"""Enveloped XMLDSig signing with a key loaded once (RSA/ECDSA through signxml, GOST through signing.gost).
 
 Loading and checking a PEM RSA key costs tens of milliseconds; signing with a loaded key object
 costs about half a millisecond. A :class:`DocumentSigner` is therefore built once at start-up and
@@ -18,6 +18,9 @@ from lxml import etree
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.signer import XMLSigner
 from signxml.xades.xades import XAdESSigner
+
+from signing import gost_x509
+from signing.gost.xmldsig_sign import GostDocumentSigner, GostSigningKey
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -66,6 +69,26 @@ class SigningKey:
         return cls(key, certificate, chain)
 
 
+def load_pem_signing_key(cert_path: Path, key_path: Path, password: bytes | None = None) -> SigningKey | GostSigningKey:
+    """The key and certificate of PEM files: a GOST key when the certificate is a GOST one (NCA's GOST 34.10-2015
+    keys, as PKCS#8 with the scalar little-endian), else RSA/ECDSA (:meth:`SigningKey.from_pem`)."""
+    try:
+        certificate = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise SignerKeyError(f"cannot load signing certificate {cert_path}: {exc}") from None
+    if not gost_x509.is_gost(certificate):
+        return SigningKey.from_pem(cert_path, key_path, password)
+    if password:
+        raise SignerKeyError(f"{key_path}: encrypted GOST keys are not supported; give an unencrypted PKCS#8 key")
+    try:
+        _, scalar = gost_x509.load_private_key_pem(Path(key_path).read_bytes())
+        key = GostSigningKey(scalar, certificate)
+        key.public()  # the scalar must belong to the certificate
+    except (OSError, ValueError) as exc:
+        raise SignerKeyError(f"cannot load GOST signing key {key_path} / {cert_path}: {exc}") from None
+    return key
+
+
 def _spki(key: CertificatePublicKeyTypes) -> bytes:
     """The DER SubjectPublicKeyInfo: equal for the same key whatever its algorithm."""
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
@@ -75,12 +98,19 @@ class DocumentSigner:
     """Signs XML documents (enveloped signature over the whole document, exclusive C14N).
 
     With ``xades=True`` the signature is XAdES-BES: signed properties carry SigningTime and
-    SigningCertificateV2 (the SHA-256 digest of the signer's certificate).
+    SigningCertificateV2 (the SHA-256 digest of the signer's certificate). A GOST key signs in Kalkan's layout
+    (:class:`signing.gost.xmldsig_sign.GostDocumentSigner`, plain XMLDSig only).
     """
 
-    def __init__(self, key: SigningKey, *, xades: bool = False) -> None:
+    def __init__(self, key: SigningKey | GostSigningKey, *, xades: bool = False) -> None:
         self.key = key
         self.xades = xades
+        self._gost: GostDocumentSigner | None = None
+        if isinstance(key, GostSigningKey):
+            if xades:
+                raise SignerKeyError("XAdES is not supported with a GOST key; set signer.xades = false")
+            self._gost = GostDocumentSigner(key)
+            return
         algorithm = (SignatureMethod.RSA_SHA256 if isinstance(key.private_key, rsa.RSAPrivateKey)
                      else SignatureMethod.ECDSA_SHA256)
         signer_class = XAdESSigner if xades else XMLSigner
@@ -97,6 +127,9 @@ class DocumentSigner:
 
     def sign(self, document: etree._Element) -> etree._Element:
         """Return a signed copy of ``document``; the input is not modified."""
+        if self._gost is not None:
+            return self._gost.sign(document)
+        assert isinstance(self.key, SigningKey)
         signed = self._signer.sign(document, key=self.key.private_key, cert=self._certificates)
         if isinstance(self._signer, XAdESSigner):
             # XAdESSigner remembers every Id token it ever issued; uniqueness is only needed per signature.

@@ -4,6 +4,10 @@ Path building and signature checks are done by ``cryptography.x509.verification`
 with the web PKI's CA rules). Its end-entity rules are for TLS, so the end-entity extension policy
 is relaxed to "permit all": the NCA-specific checks (key usage, roles) are ours, in the verifier.
 
+GOST certificates (NCA's GOST 34.10-2015 hierarchy) go to :class:`signing.gost_path.GostPathValidator`, which
+applies the same CA rules with the GOST primitives: anchors and intermediates are split by algorithm when the
+store is loaded, and a leaf is validated by the validator of its own algorithm family.
+
 Only good paths are cached, keyed by the leaf's fingerprint, and only used while the validation
 time falls inside every certificate's validity: an untrusted chain is never remembered as good.
 """
@@ -20,6 +24,9 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
+
+from signing.gost_path import GostPathError, GostPathValidator
+from signing.gost_x509 import is_gost
 
 
 class UntrustedCertificateError(ValueError):
@@ -39,8 +46,8 @@ class TrustedPath:
 
 
 class PathValidator(Protocol):
-    """What the verifier asks of a trust store. :class:`TrustStore` is one (RSA/ECDSA chains); GOST chains,
-    whose signatures ``cryptography`` cannot check, plug in another (``DocumentVerifier(gost_paths=...)``)."""
+    """What the verifier asks of a trust store. :class:`TrustStore` is one, for RSA/ECDSA chains and (through
+    :class:`signing.gost_path.GostPathValidator`) GOST ones: ``DocumentVerifier(policy, trust, gost_paths=trust)``."""
 
     def validate(
         self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime,
@@ -81,7 +88,11 @@ class TrustStore:
             raise ValueError("at least one trust anchor is required")
         self.anchors = tuple(anchors)
         self.intermediates = tuple(intermediates)
-        self._store = Store(list(self.anchors))
+        plain = [a for a in self.anchors if not is_gost(a)]
+        self._store = Store(plain) if plain else None  # a GOST-only store
+        self._gost = GostPathValidator([a for a in self.anchors if is_gost(a)],
+                                       [c for c in self.intermediates if is_gost(c)],
+                                       cache_size=cache_size, max_depth=max_depth)
         self._max_depth = max_depth
         self._cache: OrderedDict[bytes, TrustedPath] = OrderedDict()
         self._cache_size = cache_size
@@ -100,6 +111,10 @@ class TrustStore:
         if cached is not None and cached.valid_from <= at <= cached.valid_until:
             self._cache.move_to_end(key)
             return cached
+        if is_gost(leaf):
+            return self._validate_gost(leaf, untrusted, at, key)
+        if self._store is None:
+            raise UntrustedCertificateError("no RSA/ECDSA trust anchor is configured")
         verifier = (
             PolicyBuilder()
             .store(self._store)
@@ -111,7 +126,7 @@ class TrustStore:
             .build_client_verifier()
         )
         try:
-            verified = verifier.verify(leaf, [*untrusted, *self.intermediates])
+            verified = verifier.verify(leaf, [*untrusted, *(c for c in self.intermediates if not is_gost(c))])
         except VerificationError as exc:
             raise UntrustedCertificateError(str(exc)) from None
         chain = tuple(verified.chain)
@@ -121,6 +136,18 @@ class TrustStore:
             valid_until=min(c.not_valid_after_utc for c in chain),
         )
         self._cache[key] = path
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return path
+
+    def _validate_gost(self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime,
+                       key: bytes) -> TrustedPath:
+        try:
+            chain, valid_from, valid_until = self._gost.validate(leaf, untrusted, at, leaf_fingerprint=key)
+        except GostPathError as exc:
+            raise UntrustedCertificateError(str(exc)) from None
+        path = TrustedPath(certificates=chain, valid_from=valid_from, valid_until=valid_until)
+        self._cache[key] = path  # the GOST validator caches too; this keeps the RSA fast path's object identity
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return path

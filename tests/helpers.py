@@ -124,7 +124,8 @@ def system_signer(pki: TestPki, name: str) -> DocumentSigner:
 
 def trusting_verifier(pki: TestPki) -> DocumentVerifier:
     """A verifier that trusts the test PKI, with the default policy (revocation off)."""
-    return DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+    trust = TrustStore.from_files(pki.trust_anchors, pki.intermediates)
+    return DocumentVerifier(VerificationPolicy(), trust, gost_paths=trust)
 
 
 # --- the system under test -----------------------------------------------------------------------------
@@ -160,7 +161,8 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
     """The test system's configuration; revocation is hard-fail (the default) against ``revocation_url``."""
     gateway_keys = pki.systems["gateway"]
     revocation = (RevocationSettings(ocsp_url=f"{revocation_url}/ocsp", crl_urls=(
-        f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl"))
+        f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl", f"{revocation_url}/crl/gost-nca.crl",
+        f"{revocation_url}/crl/gost-root.crl"))
                   if revocation_url else RevocationSettings(mode=RevocationMode.OFF))
     return Settings(
         revocation=revocation,

@@ -147,7 +147,7 @@ async def test_health_details_for_operators_report_storage_signer_and_trust(gw: 
     assert response.status == 200
     assert body["storage"] == "ok" and body["process"] > 0
     assert "CN=gateway" in body["signer"]["subject"]
-    assert body["trustAnchors"] == 1
+    assert body["trustAnchors"] == 2  # the RSA and the GOST test roots
     assert READER_TICKET_SERVICE in body["services"]
 
 

@@ -247,14 +247,14 @@ def test_keys_match_and_p12(pki: TestPki) -> None:
 
 def test_index(pki: TestPki) -> None:
     index = json.loads((pki.root / "index.json").read_text(encoding="utf-8"))
-    assert index["version"] == 1
+    assert index["version"] == 2
     assert index["p12_password"] == "egov-test"
-    assert index["trust_anchors"] == ["ca/root.pem"]
-    assert index["intermediates"] == ["ca/nca.pem"]
+    assert index["trust_anchors"] == ["ca/root.pem", "ca/gost-root.pem"]
+    assert index["intermediates"] == ["ca/nca.pem", "ca/gost-nca.pem"]
     assert set(index["people"]) == set(HANDLES)
     assert set(index["organisations"]) == {"kitap", "murager"}
     assert set(index["systems"]) == {"gateway", "library", "elicense", "portal"}
-    for name in ("root", "nca", "foreign-root", "foreign-ca"):
+    for name in ("root", "nca", "foreign-root", "foreign-ca", "gost-root", "gost-nca"):
         assert (pki.root / f"ca/{name}.pem").is_file()
         assert (pki.root / f"ca/{name}.key.pem").is_file()
     for entry in index["people"].values():
@@ -265,6 +265,9 @@ def test_index(pki: TestPki) -> None:
         assert entry["kind"] in ("individual", "employee")
         assert (entry["bin"] is None) is (entry["kind"] == "individual")
     assert index["people"]["aigerim"]["sign"]["p12"] == "people/aigerim/sign.p12"
+    assert index["people"]["aigerim"]["gost"]["sign"]["cert"] == "people/aigerim/gost-sign.cert.pem"
+    assert {h for h, e in index["people"].items() if "gost" in e} == {
+        "aigerim", "saule", "expired", *(h for h in HANDLES if h.startswith(("kitap-", "murager-")))}
     assert index["systems"]["gateway"]["cert"] == "systems/gateway.cert.pem"
     assert load_pki(pki.root) == pki
 

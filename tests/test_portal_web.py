@@ -197,6 +197,8 @@ async def test_fund_submission_goes_to_the_organisations_cabinet(portal: Any, gw
     doc = await page(response)
     assert one(doc, "status-badge").get("data-status") in ("accepted", "routed", "in_progress", "completed")
     assert "FundSubmission" in text_of(one(doc, "signed-xml"))
+    # The employee's GOST 34.10-2015 key signs an organisation's application, as NCA's employees' keys do.
+    assert "gostr34102015-gostr34112015-512" in text_of(one(doc, "signed-xml"))
 
 
 async def test_export_certificate_arrives_and_its_provider_signature_is_checked(

@@ -61,7 +61,7 @@ from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.revocation import RevocationChecker
-from signing.signer import DocumentSigner, SignerKeyError, SigningKey
+from signing.signer import DocumentSigner, SignerKeyError, SigningKey, load_pem_signing_key
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier
 from signing.wssecurity import EnvelopeVerifier, WsSecurityPolicy
@@ -89,7 +89,8 @@ def load_signer(settings: Settings) -> DocumentSigner:
     if signer.p12 is not None:
         return DocumentSigner(SigningKey.from_pkcs12(signer.p12, secret), xades=signer.xades)
     if signer.cert is not None and signer.key is not None:
-        return DocumentSigner(SigningKey.from_pem(signer.cert, signer.key, secret), xades=signer.xades)
+        # A GOST certificate makes it a GOST key (results and receipts then carry GOST signatures).
+        return DocumentSigner(load_pem_signing_key(signer.cert, signer.key, secret), xades=signer.xades)
     raise SignerKeyError("signer: set either p12, or cert and key")
 
 
@@ -99,7 +100,7 @@ def build_verifier(settings: Settings) -> DocumentVerifier:
     trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
     policy = VerificationPolicy(clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds),
                                 revocation=settings.revocation.mode)
-    return DocumentVerifier(policy, trust)
+    return DocumentVerifier(policy, trust, gost_paths=trust)  # the trust store validates GOST paths too
 
 
 @dataclass(frozen=True)
@@ -248,9 +249,11 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     messagelog, sealer = _message_log(settings, loaded, clients)
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
+    if not isinstance(loaded.signer.key, SigningKey) and any(s.ws_security for s in settings.services.values()):
+        raise ConfigError("signer: WS-Security needs an RSA/ECDSA key; a GOST signer cannot sign ws_security services")
     registry = ServiceRegistry.build(settings.services, {
         ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(
-            ws_security_key=loaded.signer.key,
+            ws_security_key=loaded.signer.key if isinstance(loaded.signer.key, SigningKey) else None,  # RSA only
             signed_endpoints=frozenset(s.endpoint for s in settings.services.values() if s.ws_security)),
         ConnectorKind.QUEUE: QueueConnector(jobs)})
     delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,

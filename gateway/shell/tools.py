@@ -25,10 +25,11 @@ import aiohttp
 from lxml import etree
 
 from gateway.config import ConfigError, load_settings, settings_from_dict
+from signing.gost.xmldsig_sign import GostSigningKey
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.report import SubIndication, ValidationReport
 from signing.revocation import RevocationChecker, RevocationSettings, apply_revocation
-from signing.signer import DocumentSigner, SigningKey
+from signing.signer import DocumentSigner, SigningKey, load_pem_signing_key
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
@@ -69,10 +70,11 @@ def sign(args: argparse.Namespace) -> int:
     if args.p12 and password is None and sys.stdin.isatty():
         password = getpass.getpass("PKCS#12 password: ")
     secret = password.encode() if password else None
+    key: SigningKey | GostSigningKey
     if args.p12:
         key = SigningKey.from_pkcs12(args.p12, secret)
     elif args.key:
-        key = SigningKey.from_pem(args.cert, args.key, secret)
+        key = load_pem_signing_key(args.cert, args.key, secret)  # a GOST certificate: a GOST signature
     else:
         print("error: --cert needs --key", file=sys.stderr)
         return 2
@@ -109,7 +111,8 @@ def verify(args: argparse.Namespace) -> int:
         return 2
     at = args.at
     clock = (lambda: at) if at is not None else (lambda: datetime.now(UTC))
-    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation.mode), trust, clock=clock)
+    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation.mode), trust, clock=clock,
+                                gost_paths=trust)  # the trust store validates GOST paths too
     try:
         verified = verifier.verify(document)
         verified = asyncio.run(_with_revocation(verified, revocation))

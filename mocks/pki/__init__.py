@@ -34,6 +34,7 @@ __all__ = [
     "CRL_URLS",
     "OCSP_URL",
     "CaFiles",
+    "GostKeyFiles",
     "KeyFiles",
     "Person",
     "TestPki",
@@ -68,6 +69,30 @@ class KeyFiles:
         return _load_pem_key(self.key)
 
 
+def _load_gost_scalar(path: Path) -> int:
+    from signing.gost_x509 import load_private_key_pem
+
+    return load_private_key_pem(path.read_bytes())[1]
+
+
+@dataclass(frozen=True)
+class GostKeyFiles:
+    """One GOST 34.10-2015 certificate with its private key, as PEM files (no PKCS#12 for GOST)."""
+
+    cert: Path
+    """PEM certificate (GOST-signed, GOST key)."""
+    key: Path
+    """Unencrypted PKCS#8 PEM private key (the scalar little-endian, as GOST PKCS#8 keys store it)."""
+
+    def load_certificate(self) -> x509.Certificate:
+        """Parse :attr:`cert`."""
+        return x509.load_pem_x509_certificate(self.cert.read_bytes())
+
+    def load_private_scalar(self) -> int:
+        """The private key (read afresh on each call), for :func:`signing.gost.sign`."""
+        return _load_gost_scalar(self.key)
+
+
 @dataclass(frozen=True)
 class CaFiles:
     """A CA certificate and its key (the key is for the mock OCSP responder and CRL issuer)."""
@@ -84,6 +109,10 @@ class CaFiles:
     def load_private_key(self) -> PrivateKeyTypes:
         """Parse :attr:`key` (read afresh on each call)."""
         return _load_pem_key(self.key)
+
+    def load_private_scalar(self) -> int:
+        """A GOST CA's private key (gost-root, gost-nca)."""
+        return _load_gost_scalar(self.key)
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,10 @@ class Person:
     """Signing certificate (keyUsage digitalSignature + nonRepudiation)."""
     auth: KeyFiles
     """Authentication certificate (keyUsage digitalSignature + keyEncipherment)."""
+    gost_sign: GostKeyFiles | None = None
+    """GOST 34.10-2015 signing certificate from the GOST NCA intermediate, for the people who hold one."""
+    gost_auth: GostKeyFiles | None = None
+    """GOST 34.10-2015 authentication certificate, beside :attr:`gost_sign`."""
 
 
 @dataclass(frozen=True)
@@ -143,9 +176,11 @@ class TestPki:
     systems: dict[str, KeyFiles]
     """System certificates by name: gateway, library, elicense, portal."""
     authorities: dict[str, CaFiles] = field(default_factory=dict)
-    """CAs by name: root, nca (trusted) and foreign-root, foreign-ca (not trusted)."""
+    """CAs by name: root, nca, gost-root, gost-nca (trusted) and foreign-root, foreign-ca (not trusted)."""
     system_bins: dict[str, str] = field(default_factory=dict)
     """BIN in each system certificate's subject OU, by system name."""
+    gost_systems: dict[str, GostKeyFiles] = field(default_factory=dict)
+    """Each system's GOST 34.10-2015 SIGN certificate and key (same subject), e.g. for a GOST-signing gateway."""
 
     def person(self, handle: str) -> Person:
         """The person with this handle; KeyError lists the known handles."""
@@ -183,6 +218,10 @@ def load_pki(out_dir: Path) -> TestPki:
             description=p["description"],
             sign=_key_files(root, p["sign"]),
             auth=_key_files(root, p["auth"]),
+            gost_sign=GostKeyFiles(root / p["gost"]["sign"]["cert"], root / p["gost"]["sign"]["key"])
+            if "gost" in p else None,
+            gost_auth=GostKeyFiles(root / p["gost"]["auth"]["cert"], root / p["gost"]["auth"]["key"])
+            if "gost" in p else None,
         )
         for handle, p in index["people"].items()
     }
@@ -198,6 +237,8 @@ def load_pki(out_dir: Path) -> TestPki:
         systems={name: _key_files(root, s) for name, s in index["systems"].items()},
         authorities={name: CaFiles(root / a["cert"], root / a["key"]) for name, a in authorities.items()},
         system_bins={name: s["bin"] for name, s in index["systems"].items()},
+        gost_systems={name: GostKeyFiles(root / s["gost"]["cert"], root / s["gost"]["key"])
+                      for name, s in index["systems"].items() if "gost" in s},
     )
 
 
@@ -210,7 +251,7 @@ def _write_trust_file(root: Path, index: dict[str, Any]) -> None:
     intermediates = ", ".join(json.dumps(p) for p in index["intermediates"])
     # The demo's gateway asks its OCSP responder about every certificate of the path (the NCA intermediate names
     # no responder or CRL of its own), and so does `verify` with this file.
-    crls = ", ".join(json.dumps(url) for url in (CRL_URLS["nca"], CRL_URLS["root"]))
+    crls = ", ".join(json.dumps(CRL_URLS[name]) for name in ("nca", "root", "gost-nca", "gost-root"))
     text = f"# The test PKI's trust, as a gateway configuration names it.\n[trust]\nanchors = [{anchors}]\n" \
            f"intermediates = [{intermediates}]\n[revocation]\nocsp_url = {json.dumps(OCSP_URL)}\n" \
            f"crl_urls = [{crls}]\n"

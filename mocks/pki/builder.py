@@ -19,33 +19,30 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import AuthorityInformationAccessOID as AiaOID
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
+from mocks.pki import gost_issue
 from mocks.pki.people import ORGANISATIONS, PEOPLE, SYSTEM_ROLES, SYSTEMS, PersonSpec
+from mocks.pki.profile import OCSP_URL, Purpose, leaf_builder
 from signing.idnumbers import make_bin, make_iin
 from signing.nca import (
-    POLICY_INDIVIDUAL_AUTH,
-    POLICY_INDIVIDUAL_SIGN,
-    POLICY_LEGAL_AUTH,
-    POLICY_LEGAL_SIGN,
-    ROLE_OIDS,
     SignerRole,
 )
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 # Placeholders on loopback; the mock revocation service binds here.
-OCSP_URL = "http://127.0.0.1:8790/ocsp"
+# root: its CRL lists the intermediates it revoked; gost-*: the GOST hierarchy's, GOST-signed (NCA's real GOST CRL
+# is http://crl.pki.gov.kz/nca_gost_2022.crl, delta nca_d_gost_2022.crl).
 CRL_URLS = {"nca": "http://127.0.0.1:8790/crl/nca.crl", "foreign": "http://127.0.0.1:8790/crl/foreign.crl",
-            "root": "http://127.0.0.1:8790/crl/root.crl"}  # root: its CRL lists the intermediates it revoked
+            "root": "http://127.0.0.1:8790/crl/root.crl",
+            "gost-nca": "http://127.0.0.1:8790/crl/gost-nca.crl", "gost-root": "http://127.0.0.1:8790/crl/gost-root.crl"}
 
-Purpose = Literal["sign", "auth"]
 _DAY = datetime.timedelta(days=1)
 _YEAR = datetime.timedelta(days=365)
 
@@ -113,22 +110,6 @@ def _make_ca(
     return _Ca(name=name, cert=cert, key=key, chain=(cert, *(issuer.chain if issuer else ())))
 
 
-def _key_usage(purpose: Purpose) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=purpose == "sign",  # nonRepudiation
-        key_encipherment=purpose == "auth",
-        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False,
-    )
-
-
-def _policy(purpose: Purpose, legal: bool) -> x509.ObjectIdentifier:
-    if legal:
-        return POLICY_LEGAL_SIGN if purpose == "sign" else POLICY_LEGAL_AUTH
-    return POLICY_INDIVIDUAL_SIGN if purpose == "sign" else POLICY_INDIVIDUAL_AUTH
-
-
 def _issue_leaf(
     ca: _Ca,
     crl_url: str,
@@ -140,33 +121,9 @@ def _issue_leaf(
     not_after: datetime.datetime,
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
     key = _new_key()
-    ocsp = x509.AccessDescription(AiaOID.OCSP, x509.UniformResourceIdentifier(OCSP_URL))
-    usage = ExtendedKeyUsageOID.EMAIL_PROTECTION if purpose == "sign" else ExtendedKeyUsageOID.CLIENT_AUTH
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(purpose), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage, *(ROLE_OIDS[r] for r in roles)]), critical=False)
-        .add_extension(
-            x509.CertificatePolicies([x509.PolicyInformation(_policy(purpose, legal), None)]), critical=False
-        )
-        .add_extension(_ski(key), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), False)
-        .add_extension(x509.AuthorityInformationAccess([ocsp]), critical=False)
-        .add_extension(
-            x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
-            ),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
+    issuer_id = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()).key_identifier or b""
+    cert = leaf_builder(ca.cert.subject, crl_url, subject, purpose, legal, roles, not_before, not_after,
+                        _ski(key).digest, issuer_id).public_key(key.public_key()).sign(ca.key, hashes.SHA256())
     return cert, key
 
 
@@ -194,6 +151,10 @@ class _Writer:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         return self._write(rel, data, private=True)
+
+    def raw(self, rel: str, key_pem: bytes) -> str:
+        """A private key already in PEM (GOST keys)."""
+        return self._write(rel, key_pem, private=True)
 
     def p12(self, rel: str, label: str, cert: x509.Certificate, key: rsa.RSAPrivateKey, ca: _Ca) -> str:
         data = pkcs12.serialize_key_and_certificates(
@@ -233,6 +194,33 @@ def _person_subject(spec: PersonSpec, iin: str, org: dict[str, str] | None) -> x
     return _name(*pairs)
 
 
+def _gost_authorities(writer: _Writer, authorities: dict[str, Any], kz: tuple[x509.ObjectIdentifier, str],
+                      start: datetime.datetime) -> tuple[Any, Any]:
+    """The GOST 34.10-2015 root and NCA intermediate, written to ca/gost-root.pem and ca/gost-nca.pem."""
+    root = gost_issue.make_ca("gost-root", _name((NameOID.COMMON_NAME, "KZ TEST ROOT CA (GOST 2015)"), kz), None,
+                              start, start + 20 * _YEAR)
+    nca = gost_issue.make_ca("gost-nca", _name((NameOID.COMMON_NAME, "ҰЛТТЫҚ КУӘЛАНДЫРУШЫ ОРТАЛЫҚ (GOST) TEST"),
+                                               (NameOID.ORGANIZATION_NAME, "NCA TEST"), kz),
+                             root, start, start + 10 * _YEAR)
+    for ca in (root, nca):
+        authorities[ca.name] = {"cert": writer.cert(f"ca/{ca.name}.pem", ca.cert),
+                                "key": writer.raw(f"ca/{ca.name}.key.pem", gost_issue.key_pem(ca.scalar))}
+    return root, nca
+
+
+def _gost_person(writer: _Writer, ca: Any, spec: PersonSpec, subject: x509.Name, legal: bool,
+                 not_before: datetime.datetime, not_after: datetime.datetime) -> dict[str, Any]:
+    """GOST SIGN and AUTH certificates (PEM certificate and key, no PKCS#12) beside the person's RSA ones."""
+    files = {}
+    for purpose in ("sign", "auth"):
+        cert, scalar = gost_issue.issue_leaf(ca, CRL_URLS["gost-nca"], subject, purpose, legal, spec.roles,  # type: ignore[arg-type]
+                                             not_before, not_after)
+        stem = f"people/{spec.handle}/gost-{purpose}"
+        files[purpose] = {"cert": writer.cert(f"{stem}.cert.pem", cert),
+                          "key": writer.raw(f"{stem}.key.pem", gost_issue.key_pem(scalar))}
+    return files
+
+
 def build(out_dir: Path, p12_password: str) -> dict[str, Any]:
     """Generate every key and certificate into ``out_dir`` and return the index written there."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -270,6 +258,7 @@ def build(out_dir: Path, p12_password: str) -> dict[str, Any]:
         for org in ORGANISATIONS
     }
 
+    gost_cas = _gost_authorities(writer, authorities, kz, ca_start)
     people: dict[str, Any] = {}
     for spec in PEOPLE:
         iin = make_iin(spec.birth_date, spec.sex, spec.serial)
@@ -295,6 +284,8 @@ def build(out_dir: Path, p12_password: str) -> dict[str, Any]:
                                     org is not None, spec.roles, not_before, not_after)
             entry[purpose] = writer.bundle(f"people/{spec.handle}/{purpose}", f"{spec.handle}-{purpose}",
                                            cert, key, issuers[spec.issuer])
+        if spec.gost:
+            entry["gost"] = _gost_person(writer, gost_cas[1], spec, subject, org is not None, not_before, not_after)
         people[spec.handle] = entry
 
     systems: dict[str, Any] = {}
@@ -316,13 +307,18 @@ def build(out_dir: Path, p12_password: str) -> dict[str, Any]:
             "organisation": system.organisation,
             "description": system.description,
         }
+        gost_cert, scalar = gost_issue.issue_leaf(gost_cas[1], CRL_URLS["gost-nca"], subject, "sign", True,
+                                                  SYSTEM_ROLES, not_before, not_after)
+        systems[system.name]["gost"] = {  # the same system with a GOST key (a gateway signing with GOST)
+            "cert": writer.cert(f"systems/{system.name}.gost.cert.pem", gost_cert),
+            "key": writer.raw(f"systems/{system.name}.gost.key.pem", gost_issue.key_pem(scalar))}
 
     index = {
         "version": INDEX_VERSION,
         "created": now.isoformat(),
         "p12_password": p12_password,
-        "trust_anchors": [authorities["root"]["cert"]],
-        "intermediates": [authorities["nca"]["cert"]],
+        "trust_anchors": [authorities["root"]["cert"], authorities["gost-root"]["cert"]],
+        "intermediates": [authorities["nca"]["cert"], authorities["gost-nca"]["cert"]],
         "authorities": authorities,
         "ocsp_url": OCSP_URL,
         "crl_urls": CRL_URLS,

@@ -59,6 +59,8 @@ class PersonSpec:
     """current: now-1 day .. +1 year; expired: -2 years .. -1 year; future: +30 days .. +1 year 30 days."""
     issuer: Issuer = "nca"
     """nca is trusted by the gateway; foreign chains to a root the gateway does not trust."""
+    gost: bool = False
+    """Also holds GOST 34.10-2015 SIGN and AUTH certificates from the GOST NCA intermediate (same subject)."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +89,13 @@ _date = datetime.date
 
 PEOPLE: tuple[PersonSpec, ...] = (
     PersonSpec("aigerim", "ЖАКСЫБЕКОВА", "АЙГЕРИМ", "СЕРИКОВНА", "female", _date(1988, 3, 14), 512,
-               "individual citizen, the default applicant"),
+               "individual citizen, the default applicant", gost=True),
     PersonSpec("daniyar", "ОМАРОВ", "ДАНИЯР", "АСКАРОВИЧ", "male", _date(1992, 7, 2), 1309,
                "individual citizen, a second applicant (e.g. someone else's IIN in a document)"),
     PersonSpec("saule", "ТОҚТАРОВА", "САУЛЕ", "НҰРЛАНҚЫЗЫ", "female", _date(2001, 11, 25), 77,
-               "individual born in the 2000s, Kazakh letters in every name field"),
+               "individual born in the 2000s, Kazakh letters in every name field", gost=True),
     PersonSpec("expired", "ЕСЕНОВ", "ЕРЛАН", "БОЛАТОВИЧ", "male", _date(1979, 1, 30), 4410,
-               "individual whose certificates expired a year ago (reject: EXPIRED)", validity="expired"),
+               "individual whose certificates expired a year ago (reject: EXPIRED)", validity="expired", gost=True),
     PersonSpec("future", "КАЛИЕВА", "ЖАНАР", "МАРАТОВНА", "female", _date(1995, 9, 9), 3021,
                "individual whose certificates start in 30 days (reject: NOT_YET_VALID)", validity="future"),
     PersonSpec("stranger", "БЕКОВ", "БЕРИК", "ТИМУРОВИЧ", "male", _date(1985, 4, 21), 6650,
@@ -101,22 +103,22 @@ PEOPLE: tuple[PersonSpec, ...] = (
                issuer="foreign"),
     PersonSpec("kitap-head", "САРСЕНБАЕВА", "ГУЛЬНАР", "ЕРЖАНОВНА", "female", _date(1970, 6, 5), 2150,
                "director of the kitap library (first head)", org="kitap",
-               roles=(*_ORG, SignerRole.FIRST_HEAD)),
+               roles=(*_ORG, SignerRole.FIRST_HEAD), gost=True),
     PersonSpec("kitap-signer", "ИСМАИЛОВ", "НУРЛАН", "КАЙРАТОВИЧ", "male", _date(1983, 12, 17), 918,
                "kitap library employee with the right to sign", org="kitap",
-               roles=(*_ORG, SignerRole.CAN_SIGN)),
+               roles=(*_ORG, SignerRole.CAN_SIGN), gost=True),
     PersonSpec("kitap-clerk", "АХМЕТОВА", "ДИНАРА", "ЖАНБОЛАТҚЫЗЫ", "female", _date(1998, 2, 28), 3377,
                "kitap library employee without signing rights (reject for org requests)", org="kitap",
-               roles=(*_ORG, SignerRole.EMPLOYEE)),
+               roles=(*_ORG, SignerRole.EMPLOYEE), gost=True),
     PersonSpec("murager-head", "ЖУМАБЕКОВ", "БАУЫРЖАН", "САКЕНОВИЧ", "male", _date(1965, 10, 11), 1024,
                "director of the murager museum (first head)", org="murager",
-               roles=(*_ORG, SignerRole.FIRST_HEAD)),
+               roles=(*_ORG, SignerRole.FIRST_HEAD), gost=True),
     PersonSpec("murager-signer", "КАСЫМОВА", "АЛИЯ", "ДАУРЕНОВНА", "female", _date(1987, 8, 3), 5155,
                "murager museum employee with the right to sign", org="murager",
-               roles=(*_ORG, SignerRole.CAN_SIGN)),
+               roles=(*_ORG, SignerRole.CAN_SIGN), gost=True),
     PersonSpec("murager-clerk", "ТУРСЫНОВ", "АЛИБЕК", "ЕРЛАНҰЛЫ", "male", _date(2000, 1, 1), 240,
                "murager museum employee without signing rights (reject for org requests)", org="murager",
-               roles=(*_ORG, SignerRole.EMPLOYEE)),
+               roles=(*_ORG, SignerRole.EMPLOYEE), gost=True),
 )
 
 SYSTEMS: tuple[SystemSpec, ...] = (

@@ -2,7 +2,8 @@
 
 THIS IS A TEST SERVICE. The responder is the CA itself: responses are signed directly with the issuing CA's
 key (no delegated responder) unless a test asks otherwise. It answers for certificates of the NCA
-intermediate and of the root (another issuer gets ``unauthorized``); every certificate in the PKI
+intermediates and of the roots, RSA and GOST (another issuer gets ``unauthorized``); the GOST hierarchy's
+answers and CRLs are GOST 34.10-2015 signed, as NCA's are; every certificate in the PKI
 directory counts as issued (the NCA intermediate too, by the root): ``good``, ``revoked`` once revoked,
 ``unknown`` for other serials; thisUpdate now, nextUpdate now + 10 minutes, a nonce echoed (unless the fault
 ``nonce: false`` makes it a responder that ignores nonces; ``replay: true`` sends the last answer made for the
@@ -14,8 +15,9 @@ FreshestCRL; the delta (``/crl/nca-delta.crl``, ...; nextUpdate now + 10 minutes
 DeltaCRLIndicator = the base's CRLNumber.
 
 Control (JSON; 400 for a bad body, 404 for a serial never issued or an unknown person): ``POST /_control/revoke``
-``{"serial": "<hex>"``, ``"person": "<handle>"`` (that person's SIGN certificate) or ``"ca": "nca"`` (the NCA
-intermediate's certificate, revoked at the root's OCSP and CRLs), ``"reason": "key_compromise",
+``{"serial": "<hex>"``, ``"person": "<handle>"`` (that person's SIGN certificate; with ``"gost": true`` their GOST
+SIGN certificate) or ``"ca": "nca"`` / ``"gost-nca"`` (the intermediate's certificate, revoked at its root's OCSP
+and CRLs), ``"reason": "key_compromise",
 "where": "both" | "crl_only" (OCSP keeps saying good) | "ocsp_only"}``;
 ``POST /_control/ocsp`` and ``/_control/crl`` with :class:`Faults` fields, e.g. ``{"down": true}``;
 ``POST /_control/publish-base``; ``POST /_control/reset``; ``GET /_control/state`` (with request counts).
@@ -47,10 +49,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mocks.pki import TestPki, load_pki
+from mocks.pki import TestPki, gost, load_pki
 from mocks.statefile import StateFile, StateFileError
+from signing import gost_x509
 
-SERVED_CAS = ("nca", "root")
+SERVED_CAS = ("nca", "root", "gost-nca", "gost-root")
 "CAs this service answers for (OCSP and CRLs)."
 OCSP_VALIDITY = timedelta(minutes=10)
 CRL_VALIDITY = timedelta(hours=1)
@@ -69,11 +72,11 @@ class Authority:
     "Name in :attr:`TestPki.authorities` (nca, root)."
     cert: x509.Certificate
     "The CA certificate."
-    key: CertificateIssuerPrivateKeyTypes
-    "The CA's key: signs OCSP responses and CRLs."
+    key: CertificateIssuerPrivateKeyTypes | int
+    "The CA's key: signs OCSP responses and CRLs (a GOST CA's is its private scalar: it signs with GOST)."
     cert_ids: frozenset[tuple[str, bytes, bytes]]
     "(hash name, issuerNameHash, issuerKeyHash) for every CertID hash algorithm accepted."
-    delegated: tuple[x509.Certificate, rsa.RSAPrivateKey] | None = None
+    delegated: tuple[x509.Certificate, rsa.RSAPrivateKey | int] | None = None
     "A delegated responder certificate (EKU OCSPSigning) and key, made on first use."
     base_number: int = 1
     "CRLNumber of the base CRL (and DeltaCRLIndicator of the delta)."
@@ -155,6 +158,8 @@ class RevocationState:
     "Requests received per endpoint (``ocsp``, ``nca.crl``, ``nca-delta.crl``, ...)."
     people: dict[str, int] = field(default_factory=dict)
     "Person handle -> serial of their SIGN certificate, for revocations by ``person``."
+    gost_people: dict[str, int] = field(default_factory=dict)
+    "Person handle -> serial of their GOST SIGN certificate, for revocations by ``person`` with ``gost: true``."
     store: StateFile | None = None
     "Where revocations and CRL numbers are kept between runs; None keeps them in memory only."
     answered: dict[int, bytes] = field(default_factory=dict)
@@ -211,7 +216,8 @@ def _authority(pki: TestPki, name: str) -> Authority:
         name_hash = hashes.Hash(algorithm)
         name_hash.update(cert.subject.public_bytes())
         ids.add((algorithm.name, name_hash.finalize(), key_hash))
-    return Authority(name, cert, files.load_private_key(), frozenset(ids))  # type: ignore[arg-type]
+    key = files.load_private_scalar() if gost_x509.is_gost(cert) else files.load_private_key()
+    return Authority(name, cert, key, frozenset(ids))  # type: ignore[arg-type]
 
 
 def _issued_serials(pki: TestPki, authorities: dict[str, Authority]) -> dict[int, str]:
@@ -221,20 +227,24 @@ def _issued_serials(pki: TestPki, authorities: dict[str, Authority]) -> dict[int
     return {cert.serial_number: by_subject[cert.issuer] for cert in certificates if cert.issuer in by_subject}
 
 
-def _delegated_responder(state: RevocationState, ca: Authority) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+def _delegated_responder(state: RevocationState, ca: Authority) -> tuple[x509.Certificate, rsa.RSAPrivateKey | int]:
     if ca.delegated is None:
-        key, now = rsa.generate_private_key(public_exponent=65537, key_size=2048), state.now()
-        cert = (
+        now = state.now()
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"OCSP RESPONDER ({ca.name}) TEST")]))
-            .issuer_name(ca.cert.subject).public_key(key.public_key())
+            .issuer_name(ca.cert.subject)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
             .add_extension(x509.OCSPNoCheck(), critical=False)
-            .sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]
         )
-        ca.delegated = (cert, key)
+        if isinstance(ca.key, int):  # a GOST CA delegates to a GOST responder
+            scalar, point = gost.new_key()
+            ca.delegated = (gost.certificate(builder, point, ca.key), scalar)
+        else:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            ca.delegated = (builder.public_key(key.public_key()).sign(ca.key, hashes.SHA256()), key)  # type: ignore[arg-type]
     return ca.delegated
 
 
@@ -269,14 +279,17 @@ def _answer(state: RevocationState, der: bytes) -> web.Response:
     signers = {"ca": lambda: (ca.cert, ca.key), "foreign": lambda: state.foreign,
                "delegated": lambda: _delegated_responder(state, ca)}
     responder, key = signers[faults.signer]()
-    if responder is not ca.cert:
-        builder = builder.certificates([responder])
-    builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
     for extension in request.extensions if faults.nonce else ():
         if isinstance(extension.value, x509.OCSPNonce):
             builder = builder.add_extension(extension.value, critical=False)
-    response = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
-    body = response.public_bytes(Encoding.DER)
+    extra = [responder] if responder is not ca.cert else []
+    if isinstance(key, int):  # the GOST hierarchy answers with GOST signatures
+        body = gost.ocsp_response(builder, responder, key, extra)
+        response = ocsp.load_der_ocsp_response(body)
+    else:
+        builder = builder.certificates(extra) if extra else builder
+        response = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder).sign(key, hashes.SHA256())  # type: ignore[arg-type]
+        body = response.public_bytes(Encoding.DER)
     if faults.tamper:
         # Move producedAt by one second: still well-formed, but no longer what was signed.
         produced = b"\x18\x0f" + response.produced_at_utc.strftime("%Y%m%d%H%M%SZ").encode()
@@ -310,7 +323,7 @@ async def crl(request: web.Request) -> web.Response:
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject).last_update(now).next_update(now + (DELTA_VALIDITY if delta else CRL_VALIDITY))
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), critical=False)  # type: ignore[arg-type]
+        .add_extension(_authority_key_id(ca.cert), critical=False)
     )
     if delta:
         builder = builder.add_extension(x509.CRLNumber(ca.next_number), critical=False)
@@ -328,8 +341,17 @@ async def crl(request: web.Request) -> web.Response:
         if revocation.reason is not x509.ReasonFlags.unspecified:  # RFC 5280: omit rather than say unspecified
             entry = entry.add_extension(x509.CRLReason(revocation.reason), critical=False)
         builder = builder.add_revoked_certificate(entry.build())
-    body = builder.sign(ca.key, hashes.SHA256()).public_bytes(Encoding.DER)  # type: ignore[arg-type]
+    if isinstance(ca.key, int):  # a GOST CA signs its CRLs with GOST
+        body = gost.crl(builder, ca.key)
+    else:
+        body = builder.sign(ca.key, hashes.SHA256()).public_bytes(Encoding.DER)  # type: ignore[arg-type]
     return web.Response(body=body, content_type="application/pkix-crl")
+
+
+def _authority_key_id(cert: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    if gost_x509.is_gost(cert):
+        return x509.AuthorityKeyIdentifier(gost_x509.key_hash(cert), None, None)
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(cert.public_key())  # type: ignore[arg-type]
 
 
 @web.middleware
@@ -370,11 +392,12 @@ def _revoke(state: RevocationState, data: dict[str, Any]) -> web.Response:
     if len({"serial", "person", "ca"} & set(data)) > 1:
         raise ValueError('give one of "serial", "person" or "ca", not both')
     if "person" in data:
-        if data["person"] not in state.people:
+        people = state.gost_people if data.get("gost") is True else state.people
+        if data["person"] not in people:
             return web.json_response({"error": f"no person {data['person']!r} in the test PKI"}, status=404)
-        serial = state.people[data["person"]]
+        serial = people[data["person"]]
     elif "ca" in data:
-        if data["ca"] not in state.authorities or data["ca"] == "root":
+        if data["ca"] not in state.authorities or data["ca"] in ("root", "gost-root"):
             return web.json_response({"error": f"no intermediate CA {data['ca']!r} here"}, status=404)
         serial = state.authorities[data["ca"]].cert.serial_number
     else:
@@ -439,6 +462,8 @@ def create_revocation_app(pki: TestPki, *, clock: Callable[[], datetime] | None 
                             (foreign.load_certificate(), foreign.load_private_key()),  # type: ignore[arg-type]
                             clock or (lambda: datetime.now(UTC)),
                             people={p.handle: p.sign.load_certificate().serial_number for p in pki.people.values()},
+                            gost_people={p.handle: p.gost_sign.load_certificate().serial_number
+                                         for p in pki.people.values() if p.gost_sign is not None},
                             store=store)
     state.reset()
     state.restore()

@@ -13,7 +13,7 @@ from mocks.elicense.forms import build_export_application
 from mocks.elicense.forms import sample_items as sample_export_items
 from mocks.library.forms import build_fund_submission, build_reader_registration, sample_fund_objects
 from mocks.pki import Person
-from signing.signer import DocumentSigner, SigningKey
+from signing.signer import DocumentSigner, SigningKey, load_pem_signing_key
 
 READER_TICKET_SERVICE = "kazneb.reader-ticket"
 FUND_SUBMISSION_SERVICE = "kazneb.fund-submission"
@@ -66,10 +66,19 @@ SAMPLE_DOCUMENTS: dict[str, Callable[..., etree._Element]] = {
 }
 
 
+KEYS = ("sign", "auth", "gost-sign", "gost-auth")
+"The keys a person may sign with: the RSA SIGN and AUTH keys, and the GOST 34.10-2015 ones (for those holding them)."
+
+
 def signer_for(person: Person, *, key: str = "sign") -> DocumentSigner:
-    """A signer holding the person's SIGN (default) or AUTH key, loaded once."""
-    files = person.sign if key == "sign" else person.auth
-    return DocumentSigner(SigningKey.from_pem(files.cert, files.key))
+    """A signer holding the person's SIGN (default) or AUTH key, RSA or (``gost-sign``, ``gost-auth``) GOST."""
+    if key.startswith("gost-"):
+        files = person.gost_sign if key == "gost-sign" else person.gost_auth
+        if files is None:
+            raise KeyError(f"{person.handle} holds no GOST certificates")
+        return DocumentSigner(load_pem_signing_key(files.cert, files.key))
+    plain = person.sign if key == "sign" else person.auth
+    return DocumentSigner(SigningKey.from_pem(plain.cert, plain.key))
 
 
 def signed_application(person: Person, service_id: str, *, key: str = "sign", **overrides: str) -> etree._Element:

@@ -93,7 +93,8 @@ def submit(argv: list[str]) -> int:
                              "STATE_DIR/demo-secrets.json)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--message-id", default=None, help="reuse a messageId (to see idempotency)")
-    parser.add_argument("--key", choices=["sign", "auth"], default="sign", help="which of the person's keys")
+    parser.add_argument("--key", choices=["sign", "auth", "gost-sign", "gost-auth"], default="sign",
+                        help="which of the person's keys (gost-*: their GOST 34.10-2015 key, for those holding one)")
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON (with the result XML)")
     parser.add_argument("--out", type=Path, default=None, help="save the signed result document here")
     parser.add_argument("--channel", choices=["sync", "async"], default="sync",

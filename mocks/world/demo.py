@@ -61,7 +61,8 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         limits=LimitSettings(),
         trust=TrustSettings(anchors=pki.trust_anchors, intermediates=pki.intermediates),
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
-                                      crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
+                                      crl_urls=tuple(f"{revocation_url}/crl/{name}.crl"
+                                                     for name in ("nca", "root", "gost-nca", "gost-root"))),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
         monitor=MonitorSettings(probe_interval_seconds=5.0),  # the demo's OCSP/CRL outages show within seconds
         # Sealed often, so `egov-gateway log verify` soon has segments to check.

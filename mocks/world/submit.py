@@ -199,7 +199,8 @@ def _follow(gateway: str, args: argparse.Namespace, owner: str, message_id: str,
 
 def _check_result(result: SendResult, anchors: tuple[Path, ...], intermediates: tuple[Path, ...]) -> dict[str, Any]:
     """Verify the gateway's signature on the result and list the result's fields."""
-    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(anchors, intermediates))
+    trust = TrustStore.from_files(anchors, intermediates)
+    verifier = DocumentVerifier(VerificationPolicy(), trust, gost_paths=trust)
     try:
         verified = verifier.verify(result.document)
     except SignatureRejected as rejected:

@@ -82,11 +82,15 @@ async def _cleanup(app: web.Application) -> None:
         await session.close()
 
 
-def create_portal_app(*, pki: TestPki, gateway_url: str, sender: str, password: str) -> web.Application:
-    """The portal's web application, talking to the gateway at ``gateway_url`` as ``sender``."""
-    verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
+def create_portal_app(*, pki: TestPki, gateway_url: str, sender: str, password: str,
+                      gost_for_organisations: bool = True) -> web.Application:
+    """The portal's web application, talking to the gateway at ``gateway_url`` as ``sender``; an employee who holds
+    a GOST key signs an organisation's application with it (as NCA's employees mostly do), unless
+    ``gost_for_organisations`` is False."""
+    trust = TrustStore.from_files(pki.trust_anchors, pki.intermediates)
+    verifier = DocumentVerifier(VerificationPolicy(), trust, gost_paths=trust)  # a GOST-signing gateway's results
     state = PortalState(pki=pki, gateway_url=gateway_url.rstrip("/"), sender=sender, password=password,
-                        verifier=verifier, cast=classify(pki))
+                        verifier=verifier, cast=classify(pki), gost_for_organisations=gost_for_organisations)
     app = web.Application(middlewares=[language_middleware, login_middleware(state.session_key, pki.people)])
     app[STATE] = state
     app.router.add_get("/login", login.login_page)

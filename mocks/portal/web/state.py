@@ -117,6 +117,8 @@ class PortalState:
     streams: set[aiohttp.ClientResponse] = field(default_factory=set)
     session_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     "Signs the session cookies (per process: a restart signs everyone out)."
+    gost_for_organisations: bool = True
+    "An employee holding a GOST key signs organisation applications with it (GOST 34.10-2015, Kalkan's layout)."
 
     @property
     def auth(self) -> dict[str, str]:
@@ -131,8 +133,11 @@ class PortalState:
         """The gateway's event stream of one owner's applications."""
         return f"{self.gateway_url}/api/v1/cabinet/{owner}/events"
 
-    def signer(self, person: Person, key: str) -> DocumentSigner:
-        """The person's SIGN or AUTH key, loaded once."""
+    def signer(self, person: Person, key: str, *, organisation: bool = False) -> DocumentSigner:
+        """The person's SIGN or AUTH key, loaded once: their GOST one for an organisation's service when they hold
+        one (and :attr:`gost_for_organisations`), else RSA."""
+        if organisation and self.gost_for_organisations and person.gost_sign is not None:
+            key = f"gost-{key}"
         cached = self.signers.get((person.handle, key))
         if cached is None:
             cached = self.signers[(person.handle, key)] = signer_for(person, key=key)

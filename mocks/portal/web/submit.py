@@ -145,7 +145,7 @@ async def submit(request: web.Request) -> web.Response:
     message_id = str(uuid.uuid4())
     subject = other or person
     key = "auth" if values["bad_case"] == "auth" else "sign"
-    signer = state.signer(person, key)
+    signer = state.signer(person, key, organisation=spec.organisation)
     signed = signer.sign(forms.build(spec.id, person, values, subject=subject))
     notes: list[tuple[str, dict[str, str]]] = []
     if other is not None:
