@@ -34,7 +34,7 @@ from gateway.shell.cli import main
 from gateway.shell.serve import start_site
 from mocks.pki.tsa import create_tsa_app
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from signing.signer import SigningKey
+from signing.signer import SigningKey, load_pem_signing_key
 from signing.trust import TrustStore
 from tests.helpers import (
     OPERATOR,
@@ -422,3 +422,30 @@ async def test_an_async_channel_message_is_logged_through_to_its_result(
     assert request["parts"]["request"] == hashlib.sha256(body).hexdigest()  # the body as received
     assert answered["parts"]["answer"] == hashlib.sha256(answer).hexdigest()  # the bytes sent
     assert request["note"] == "soap-async"
+
+
+async def test_a_gateway_with_a_gost_key_seals_with_gost_and_verify_checks_it(
+        gw: GatewayUnderTest, redis: Redis, prefix: str, tsa: str, tmp_path: Path, http: aiohttp.ClientSession,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    settings = MessageLogSettings(enabled=True, tsa_url=f"{tsa}/tsa", segment_records=2, segment_seconds=60)
+    log, archive = MessageLog(redis, prefix, settings), tmp_path / "archive"
+    entry = Entry(Kind.CABINET_READ, PORTAL, "", "", "", {}, note="read")
+    await log.append(entry, entry)
+    keys = gw.pki.gost_systems["gateway"]
+    sealer = Sealer(redis, prefix, settings, key=load_pem_signing_key(keys.cert, keys.key),
+                    trust=TrustStore.from_files(gw.pki.trust_anchors, gw.pki.intermediates), session=http,
+                    archive_dir=archive)
+    assert await sealer.seal_if_due()
+    (segment,) = segment_files(archive)
+    seal = json.loads(segment.read_bytes().splitlines()[-1])
+    assert seal["algorithm"] == "gost2015-512-streebog512"
+    args = ("log", "verify", str(archive), "--state-dir", str(gw.settings.state_dir), "--no-redis")
+    code, out = await run_cli(capsys, *args)
+    assert code == 0, out
+    signature = bytearray(base64.b64decode(seal["signature"]))
+    signature[0] ^= 1  # one bit of the GOST signature: the seal no longer holds
+    seal["signature"] = base64.b64encode(bytes(signature)).decode()
+    lines = segment.read_bytes().splitlines()[:-1] + [json.dumps(seal).encode()]
+    segment.write_bytes(b"\n".join(lines) + b"\n")
+    code, out = await run_cli(capsys, *args)
+    assert code == 1 and "the gateway's signature does not hold" in out, out

@@ -33,7 +33,7 @@ class Seal:
     signature: bytes
     "The gateway's signature over the canonical statement."
     algorithm: str
-    "rsa-pkcs1v15-sha256 or ecdsa-sha256."
+    "rsa-pkcs1v15-sha256, ecdsa-sha256, gost2015-512-streebog512 or gost2004-gost94."
     certificate: bytes
     "The gateway's certificate, DER."
     timestamp: bytes

@@ -39,6 +39,8 @@ from gateway.messagelog.archive import FORMAT, Seal, last_seal, segment_path, wr
 from gateway.messagelog.journal import LogKeys
 from gateway.messagelog.records import GENESIS, RecordError, canonical, chain_line, sha256_hex, utc_iso
 from gateway.supervise import sleep_unless, supervise
+from signing import gost
+from signing.gost.xmldsig_sign import GostSigningKey
 from signing.signer import SigningKey
 from signing.trust import TrustStore
 
@@ -87,7 +89,11 @@ class SealState:
     "Its segment number (0: none yet)."
 
 
-def sign_statement(key: SigningKey, data: bytes) -> tuple[bytes, str]:
+def sign_statement(key: SigningKey | GostSigningKey, data: bytes) -> tuple[bytes, str]:
+    if isinstance(key, GostSigningKey):  # the gateway signs with a GOST key: its curve names the hash
+        curve = key.public().curve
+        digest = gost.streebog512(data) if curve == gost.CURVE_512A else gost.gost94_test(data)
+        return gost.sign(curve, key.private_scalar, digest), GOST_SEAL_ALGORITHMS[curve == gost.CURVE_512A]
     private = key.private_key
     if isinstance(private, rsa.RSAPrivateKey):
         return private.sign(data, padding.PKCS1v15(), hashes.SHA256()), "rsa-pkcs1v15-sha256"
@@ -96,10 +102,14 @@ def sign_statement(key: SigningKey, data: bytes) -> tuple[bytes, str]:
     raise SealError(f"cannot sign with a {type(private).__name__}")  # pragma: no cover - SigningKey refuses others
 
 
+GOST_SEAL_ALGORITHMS = {True: "gost2015-512-streebog512", False: "gost2004-gost94"}
+"A seal's algorithm name for a GOST key, by whether it is on the 2015 512-bit curve."
+
+
 class Sealer:
     """Seals the message log of one Redis prefix into ``archive_dir``."""
 
-    def __init__(self, redis: Redis, prefix: str, settings: MessageLogSettings, *, key: SigningKey,
+    def __init__(self, redis: Redis, prefix: str, settings: MessageLogSettings, *, key: SigningKey | GostSigningKey,
                  trust: TrustStore, session: aiohttp.ClientSession, archive_dir: Path) -> None:
         self.redis, self.settings, self.key, self.trust, self.session = redis, settings, key, trust, session
         self.archive_dir = archive_dir

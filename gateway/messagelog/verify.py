@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from gateway.messagelog import tsp
 from gateway.messagelog.archive import Seal, read_lines, segment_files, segment_number
 from gateway.messagelog.records import GENESIS, canonical, chain_line, sha256_hex, stored_form
+from signing import gost
+from signing.gost.keys import certificate_key
 from signing.trust import TrustStore, UntrustedCertificateError
 
 _CLOCK_SKEW = timedelta(minutes=5)
@@ -212,7 +214,15 @@ def _check_seal(name: str, line_no: int, seal: Seal, start_seq: int, start_head:
 
 
 def _verify_signature(certificate: x509.Certificate, seal: Seal) -> None:
-    key, data = certificate.public_key(), canonical(seal.statement)
+    data = canonical(seal.statement)
+    if seal.algorithm in ("gost2015-512-streebog512", "gost2004-gost94"):
+        gost_key = certificate_key(certificate)  # raises UnsupportedGostKey (a ValueError) for other keys
+        want = gost.CURVE_512A if seal.algorithm.startswith("gost2015") else gost.CURVE_CRYPTOPRO_A
+        digest = gost.streebog512(data) if want == gost.CURVE_512A else gost.gost94_test(data)
+        if gost_key.curve != want or not gost.verify(want, gost_key.xy_le, digest, seal.signature):
+            raise InvalidSignature("the GOST signature does not verify")
+        return
+    key = certificate.public_key()
     if isinstance(key, rsa.RSAPublicKey) and seal.algorithm == "rsa-pkcs1v15-sha256":
         key.verify(seal.signature, data, padding.PKCS1v15(), hashes.SHA256())
     elif isinstance(key, ec.EllipticCurvePublicKey) and seal.algorithm == "ecdsa-sha256":
