@@ -445,7 +445,7 @@ async def test_a_gateway_with_a_gost_key_seals_with_gost_and_verify_checks_it(
     signature = bytearray(base64.b64decode(seal["signature"]))
     signature[0] ^= 1  # one bit of the GOST signature: the seal no longer holds
     seal["signature"] = base64.b64encode(bytes(signature)).decode()
-    lines = segment.read_bytes().splitlines()[:-1] + [json.dumps(seal).encode()]
+    lines = [*segment.read_bytes().splitlines()[:-1], json.dumps(seal).encode()]
     segment.write_bytes(b"\n".join(lines) + b"\n")
     code, out = await run_cli(capsys, *args)
     assert code == 1 and "the gateway's signature does not hold" in out, out
