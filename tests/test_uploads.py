@@ -30,10 +30,12 @@ from gateway.shell.serve import start_site
 from gateway.uploads.client import UploadError, create_upload, upload_offset, upload_package
 from mocks.pki import TestPki
 from tests.helpers import (
+    CLI,
     PORTAL,
     PORTAL_B,
     PORTAL_B_PASSWORD,
     PORTAL_PASSWORD,
+    ROOT,
     assert_problem,
     free_port,
     make_settings,
@@ -416,3 +418,23 @@ def test_the_package_directory_defaults_under_the_state_dir(tmp_path: Path) -> N
     assert settings.uploads.path_under(settings.state_dir) == tmp_path / "packages"
     config.write_text('[uploads]\ndirectory = "pk"\n')
     assert load_settings(config).uploads.directory == tmp_path / "pk"
+
+
+async def test_the_upload_command_streams_a_file_and_reports_a_refusal(gateway: UploadGateway, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 5 * 1024 * 1024, name="deposit.tar")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "EGOV_SENDER_PASSWORD": PORTAL_PASSWORD}
+    command = [*CLI, "upload", str(path), "--url", gateway.url, "--sender", PORTAL]
+    done = await asyncio.create_subprocess_exec(*command, env=environment, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await done.communicate()
+    assert done.returncode == 0, err.decode()
+    url = out.decode().strip()
+    assert url.startswith(f"{gateway.url}/api/v1/uploads/") and digest in err.decode()
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None and stored.filename == "deposit.tar"
+    await stored.release()
+    wrong = await asyncio.create_subprocess_exec(*command, "--sha256", "00" * 32, env=environment,
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await wrong.communicate()
+    assert wrong.returncode == 1 and "422 UPLOAD_DIGEST_MISMATCH" in err.decode()
+    assert "Traceback" not in err.decode()
