@@ -11,6 +11,8 @@ import asyncio
 import base64
 import hashlib
 import os
+import resource
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -438,3 +440,27 @@ async def test_the_upload_command_streams_a_file_and_reports_a_refusal(gateway: 
     _out, err = await wrong.communicate()
     assert wrong.returncode == 1 and "422 UPLOAD_DIGEST_MISMATCH" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_a_full_disk_keeps_what_was_written_and_the_upload_resumes(
+        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 4 * 1024 * 1024)
+    data = path.read_bytes()
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    # The process may write no file past 2 MiB (EFBIG, as ENOSPC would come from a full disk) for one PATCH.
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 1024 * 1024, limits[1]))
+    try:
+        async with http.patch(url, headers={**patch_headers(0), **MINE}, data=data) as answer:
+            await assert_problem(answer, 503, "GATEWAY_STORAGE_UNAVAILABLE")
+            assert answer.headers["Retry-After"] == "30"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    offset, _ = await upload_offset(http, url, AUTH)  # the whole buffers (of at least 1 MiB) written before
+    assert 1024 * 1024 <= offset <= 2 * 1024 * 1024
+    assert await upload_package(http, gateway.url, AUTH, path, resume_url=url) == url
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None
+    await stored.release()
