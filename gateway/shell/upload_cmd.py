@@ -25,7 +25,7 @@ def add_commands(commands: Any) -> None:
     upload.add_argument("--password-env", default=PASSWORD_ENV,
                         help=f"environment variable holding the sender's password (default {PASSWORD_ENV}; "
                              "unset: asked for)")
-    upload.add_argument("--resume", metavar="UPLOAD_URL", default=None,
+    upload.add_argument("--resume", metavar="URL", default=None,
                         help="continue this upload from the offset the gateway holds")
     upload.add_argument("--sha256", default=None, help="the file's SHA-256 in hex (computed when absent)")
 
