@@ -55,8 +55,8 @@ from gateway.messagelog.sealer import Sealer
 from gateway.monitor import metrics
 from gateway.monitor.context import MONITOR, MonitorContext
 from gateway.monitor.messagelog import register_message_log
-from gateway.shell import monitoring
 from gateway.packages.packages import PACKAGES, Packages
+from gateway.shell import monitoring
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.supervise import supervise
 from gateway.uploads import api as uploads_api
