@@ -26,6 +26,7 @@ from gateway.config.settings import (
     ShepSettings,
     SignerSettings,
     TrustSettings,
+    UploadSettings,
     WsSecuritySettings,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "ShepSettings",
     "SignerSettings",
     "TrustSettings",
+    "UploadSettings",
     "WsSecuritySettings",
     "check_settings",
     "load_settings",

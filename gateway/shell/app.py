@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,8 +55,12 @@ from gateway.messagelog.sealer import Sealer
 from gateway.monitor import metrics
 from gateway.monitor.context import MONITOR, MonitorContext
 from gateway.monitor.messagelog import register_message_log
+from gateway.packages.packages import PACKAGES, Packages
 from gateway.shell import monitoring
 from gateway.shell.redis_supervisor import SupervisorBoard
+from gateway.supervise import supervise
+from gateway.uploads import api as uploads_api
+from gateway.uploads.context import UPLOADS, PatchSlots, UploadContext
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
@@ -170,7 +175,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         running = _add_contexts(app, settings, loaded, clients, redis_url)
         stop = asyncio.Event()
         loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
-                 asyncio.create_task(running.hub.run(stop)), asyncio.create_task(running.messagelog.watch(stop))}
+                 asyncio.create_task(running.hub.run(stop)), asyncio.create_task(running.messagelog.watch(stop)),
+                 asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop))}
         if running.sealer is not None:
             loops.add(asyncio.create_task(running.sealer.run(stop)))
         yield
@@ -280,6 +286,9 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     app[MESSAGELOG] = messagelog  # its status feeds /health/details (and the metrics and readiness checks)
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
+    app[PACKAGES] = packages = Packages.build(redis, settings)
+    app[UPLOADS] = UploadContext(settings=settings.uploads, senders=senders, packages=packages,
+                                 slots=PatchSlots(settings.uploads.max_concurrent_patches))
     monitoring.register_gateway(app[MONITOR], settings, redis=redis, session=session, signer=loaded.signer,
                                 trust=loaded.verifier.trust, outbox_key=delivery.outbox.key, jobs=jobs,
                                 registry=registry)
@@ -288,6 +297,17 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
         register_message_log(app[MONITOR], messagelog,
                              max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2)
     return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer)
+
+
+def _sweeper(packages: Packages, settings: Settings, stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """One round of the sweep of expired uploads' files, then the wait until the next."""
+
+    async def step() -> None:
+        await packages.sweep()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.uploads.sweep_interval_seconds)
+
+    return step
 
 
 def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redis,
@@ -329,6 +349,7 @@ def _add_routes(app: web.Application) -> None:
     access_api.add_routes(app)
     discovery.add_routes(app)
     usage_api.add_routes(app)
+    uploads_api.add_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/health/details", health_details)
     monitoring.add_routes(app)  # /metrics, /health/live, /health/ready
