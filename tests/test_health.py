@@ -74,8 +74,9 @@ async def test_ready_details_only_for_operators(gw: GatewayUnderTest, http: aioh
     assert status == 200
     assert set(body["checks"]) == CHECKS
     assert all(check["ok"] for check in body["checks"].values()), body
-    assert "2 of 2" not in body["checks"]["revocation"]["detail"]  # one OCSP responder and two CRLs
-    assert body["checks"]["revocation"]["detail"] == "3 of 3 sources answer"
+    sources = 1 + len(gw.settings.revocation.crl_urls)  # the OCSP responder and every CRL (RSA and GOST)
+    assert sources == 5
+    assert body["checks"]["revocation"]["detail"] == f"{sources} of {sources} sources answer"
     async with http.get(f"{gw.url}/health/ready", headers=gw.auth()) as response:
         await assert_problem(response, 403, "CLIENT_ACCESS_DENIED")
 
