@@ -156,6 +156,10 @@ _add("PROVIDER_UNAVAILABLE", 502, P, "Қызмет жеткізушісі қол
      "The service provider is unavailable.")
 _add("PROVIDER_TIMEOUT", 504, P, "Қызмет жеткізушісі уақытында жауап бермеді.",
      "Поставщик услуги не ответил вовремя.", "The service provider did not answer in time.")
+_add("DEPOSIT_PACKAGE_MISSING", 422, C,
+     "Өтінімде аталған пакет (SHA-256) осы жіберушіден толық жүктелмеген: алдымен пакетті жүктеңіз.",
+     "Пакет, указанный в заявке (SHA-256), не загружен этим отправителем полностью: сначала загрузите пакет.",
+     "The package the application names (by SHA-256) is not a complete upload of this sender: upload it first.")
 _add("PROVIDER_REJECTED", 422, P, "Қызмет жеткізушісі өтінімді қабылдамады.",
      "Поставщик услуги отклонил заявление.", "The service provider rejected the application.")
 _add("PROVIDER_BAD_RESPONSE", 502, P, "Қызмет жеткізушісінің жауабы дұрыс емес.",

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 import schemas
 from connectors.backoffice import QueueConnector
+from connectors.package import PackageConnector
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
@@ -227,7 +228,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
         ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(
             ws_security_key=loaded.signer.key,
             signed_endpoints=frozenset(s.endpoint for s in settings.services.values() if s.ws_security)),
-        ConnectorKind.QUEUE: QueueConnector(jobs)})
+        ConnectorKind.QUEUE: QueueConnector(jobs), ConnectorKind.PACKAGE: PackageConnector(session)})
     delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
                         xml_limits=xml_limits, settings=settings.delivery, revocation=checker,

@@ -98,6 +98,10 @@ def submit(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits at most")
     parser.add_argument("--items", choices=["ordinary", "heritage", "treasure"], default=None,
                         help="E-licensing: which cultural values to apply for (treasure is refused)")
+    parser.add_argument("--package", type=Path, default=None,
+                        help="egov.software-deposit: the package (from `deposit pack`) to upload and deposit")
+    parser.add_argument("--software-code", default=None,
+                        help="egov.software-deposit: the architecture-portal code (default: the demo's registered one)")
     parser.add_argument("--ws-security", metavar="SYSTEM", default=None,
                         help="sign the SOAP envelope with WS-Security by this test-PKI system certificate "
                              "(e.g. portal, for the demo's sender portal-wss)")
@@ -116,6 +120,13 @@ def submit(argv: list[str]) -> int:
     from mocks.world.submit import submit as submit_one
 
     return submit_one(args)
+
+
+def deposit(argv: list[str]) -> int:
+    """`egov-gateway deposit pack DIR --name NAME --version V [--out FILE]`: the deposit's package and act tables."""
+    from mocks.world.deposit import pack_command
+
+    return pack_command(argv)
 
 
 def pki(argv: list[str]) -> int:
