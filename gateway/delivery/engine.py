@@ -117,6 +117,18 @@ class Delivery:
                                  transient=False) from None
         return dataclasses.replace(submission, package=package)
 
+    async def _release_package(self, app: Application, service: Service) -> None:
+        """The operator answered: the stored package is deleted (kept until then, so a redelivery can send it)."""
+        if service.settings.package_element is None:
+            return
+        try:
+            document = parse_untrusted(app.document.encode(), self.answers.xml_limits)
+            package = await find_named_package(self.packages, service, app.sender_id, document)
+        except LookupError:
+            return
+        if package is not None:
+            await package.release()
+
     # ------------------------------------------------------------------------------------------ sync
     async def deliver_now(self, app: Application, service: Service) -> bytes:
         """Call a sync back-end within the request; returns the signed result or raises GatewayError.
@@ -259,6 +271,7 @@ class Delivery:
                 await self.lifecycle.progress(app, step.name, step=step.code, at=step.completed_at)
         if answer.document is not None:
             await self.complete(app, service, answer.document, refused=answer.refused)
+            await self._release_package(app, service)
         elif answer.polled:
             await self.outbox.schedule(app.id, settings.poll_seconds)
         else:  # the back-end pushes its answer (desks post it through the job API): nothing to wait for here

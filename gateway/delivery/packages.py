@@ -17,10 +17,18 @@ from gateway.delivery.registry import Service
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+class StoredPackage(PackageSource, Protocol):
+    """A complete upload: streamed to the back-end, then released."""
+
+    async def release(self) -> None:
+        """Delete it (the back-end has it)."""
+        ...
+
+
 class PackageFinder(Protocol):
     """The uploads' storage, as delivery and intake use it."""
 
-    async def find_package(self, sender_id: str, sha256_hex: str) -> PackageSource | None:
+    async def find_package(self, sender_id: str, sha256_hex: str) -> StoredPackage | None:
         """The sender's complete upload with this digest, or None."""
         ...
 
@@ -37,7 +45,7 @@ def package_digest(service: Service, document: etree._Element) -> str | None:
 
 
 async def find_named_package(packages: PackageFinder | None, service: Service, sender_id: str,
-                             document: etree._Element) -> PackageSource | None:
+                             document: etree._Element) -> StoredPackage | None:
     """The package ``document`` names for ``service``, None if the service takes none. Raises LookupError when it
     takes one and there is no such complete upload of ``sender_id`` (or no uploads storage at all)."""
     digest = package_digest(service, document)
