@@ -3,7 +3,7 @@
 Codes are part of the public contract (SOAP ``ErrorInfo/errorCode``, REST ``code``): never rename one,
 only add. The prefix says who failed, as in X-Road: ``CLIENT_`` (the caller sent something wrong),
 ``SIG_`` / ``ID_`` (the applicant's signature or identity was refused), ``PROVIDER_`` (the back-end),
-``GATEWAY_`` (us).
+``GATEWAY_`` (us). ``UPLOAD_`` codes are the caller's refusals of the package upload API (tus, docs/uploads.md).
 """
 
 from __future__ import annotations
@@ -237,12 +237,29 @@ _add("CLIENT_WSS_NOT_SYSTEM_CERTIFICATE", 403, C, "WS-Security үшін ұйым
      "Для WS-Security нужен системный сертификат организации.",
      "WS-Security needs a system certificate of an organisation.")
 
+# Package uploads over tus (see docs/uploads.md)
+_add("UPLOAD_DIGEST_MISMATCH", 422, C, "Пакеттің SHA-256 дайджесті жарияланғанға сәйкес емес; жүктеу жойылды.",
+     "SHA-256 пакета не совпадает с заявленным; загрузка удалена.",
+     "The package's SHA-256 does not match the declared one; the upload was discarded.")
+_add("UPLOAD_OFFSET_MISMATCH", 409, C, "Upload-Offset серверде сақталған ығысуға сәйкес емес.",
+     "Upload-Offset не совпадает со смещением на сервере.", "Upload-Offset does not match the server's offset.")
+_add("UPLOAD_TOO_LARGE", 413, C, "Пакет рұқсат етілген өлшемнен үлкен.", "Пакет больше допустимого размера.",
+     "The package is larger than allowed.")
+_add("UPLOAD_NOT_FOUND", 404, C, "Жүктеу табылмады.", "Загрузка не найдена.", "The upload was not found.")
+_add("UPLOAD_TUS_VERSION", 412, C, "Tus-Resumable: 1.0.0 тақырыбы қажет.", "Требуется заголовок Tus-Resumable: 1.0.0.",
+     "The Tus-Resumable: 1.0.0 header is required.")
+_add("UPLOAD_HEADERS_INVALID", 400, C, "Жүктеу тақырыптары дұрыс емес.", "Некорректные заголовки загрузки.",
+     "The upload headers are invalid.")
+_add("UPLOAD_LOCKED", 423, C, "Бұл жүктеуге басқа сұраным жазып жатыр.", "В эту загрузку пишет другой запрос.",
+     "Another request is writing to this upload.")
+
 del C, G, P
 
 RETRYABLE = frozenset({
     "GATEWAY_OVERLOADED", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_STREAMS_FULL", "PROVIDER_UNAVAILABLE",
     "PROVIDER_TIMEOUT", "PROVIDER_SIGNATURE_UNCHECKED", "SIG_TRY_LATER", "CLIENT_DUPLICATE_IN_PROGRESS",
     "CLIENT_TOO_MANY_ATTEMPTS", "CLIENT_LOCKED_OUT", "CLIENT_QUOTA_EXCEEDED", "CLIENT_TOO_MANY_STREAMS",
+    "UPLOAD_LOCKED",
 })
 """Refusals after which the same request may be sent again and succeed: each carries Retry-After on both
 channels, and none is stored as an application's final state."""

@@ -24,6 +24,7 @@ from gateway.config.settings import (
     ShepSettings,
     SignerSettings,
     TrustSettings,
+    UploadSettings,
     WsSecuritySettings,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "ShepSettings",
     "SignerSettings",
     "TrustSettings",
+    "UploadSettings",
     "WsSecuritySettings",
     "check_settings",
     "load_settings",

@@ -361,6 +361,38 @@ class ShepSettings:
 
 
 @dataclass(frozen=True)
+class UploadSettings:
+    """Packages uploaded over tus (``/api/v1/uploads``, see docs/uploads.md): where they are kept, how big, how long."""
+
+    directory: Path | None = None
+    "Where package files are written; unset: ``<state_dir>/packages``."
+    max_package_bytes: int = 8 * 1024**3
+    "Largest ``Upload-Length`` accepted (Tus-Max-Size); larger gets 413 UPLOAD_TOO_LARGE."
+    incomplete_ttl_seconds: int = 86_400
+    """An upload not completed this long after its last PATCH (or its creation) expires: its record vanishes
+    from Redis and the sweep deletes its file."""
+    sweep_interval_seconds: float = 600.0
+    "How often each process deletes the files of expired or discarded uploads under ``directory``."
+    write_buffer_bytes: int = 4 * 1024**2
+    """Bytes gathered from the socket before one write (and hash update) in a worker thread; two such buffers
+    per running PATCH are the upload's memory."""
+    max_concurrent_patches: int = 16
+    "PATCH requests streaming at once per process; the next gets 503 GATEWAY_OVERLOADED with Retry-After."
+    idle_timeout_seconds: float = 20.0
+    """A PATCH whose body sends nothing for this long is ended, keeping what arrived (shorter than the write
+    lock's 30 s, so a stalled request never outlives its lock)."""
+    fsync: bool = True
+    "Flush a package to disk (fsync) before its upload is reported complete."
+    lock_wait_seconds: float = 5.0
+    """A HEAD, PATCH or DELETE that finds another PATCH of the same upload still running (say, a cut connection
+    not yet noticed) waits this long for it to end before PATCH and DELETE get 423 UPLOAD_LOCKED."""
+
+    def path_under(self, state_dir: Path) -> Path:
+        """The package directory: ``directory`` or ``<state_dir>/packages``."""
+        return self.directory or state_dir / "packages"
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = Path(".egov")
     "Where the embedded Redis keeps its data and the demo its PKI (default: .egov in the working directory)."
@@ -396,6 +428,8 @@ class Settings:
     "Service registry, by serviceId."
     shep: ShepSettings = field(default_factory=ShepSettings)
     "SHEP intake tolerance: the time zone of dates sent without an offset."
+    uploads: UploadSettings = field(default_factory=UploadSettings)
+    "Packages uploaded over tus: directory, size limit, expiry of incomplete uploads."
 
     @property
     def base_url(self) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -49,7 +50,11 @@ from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.packages.packages import PACKAGES, Packages
 from gateway.shell.redis_supervisor import SupervisorBoard
+from gateway.supervise import supervise
+from gateway.uploads import api as uploads_api
+from gateway.uploads.context import UPLOADS, PatchSlots, UploadContext
 from gateway.web.problems import guarded
 from gateway.web.reading import operator_sender
 from signing.idnumbers import mask_url
@@ -153,7 +158,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         running = _add_contexts(app, settings, loaded, clients, redis_url)
         stop = asyncio.Event()
         loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
-                 asyncio.create_task(running.hub.run(stop))}
+                 asyncio.create_task(running.hub.run(stop)),
+                 asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop))}
         yield
         stop.set()
         await asyncio.wait(loops, timeout=10)
@@ -250,7 +256,21 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                                   access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max))
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
+    app[PACKAGES] = packages = Packages.build(redis, settings)
+    app[UPLOADS] = UploadContext(settings=settings.uploads, senders=senders, packages=packages,
+                                 slots=PatchSlots(settings.uploads.max_concurrent_patches))
     return _Running(delivery, notifier, hub, senders, gate)
+
+
+def _sweeper(packages: Packages, settings: Settings, stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+    """One round of the sweep of expired uploads' files, then the wait until the next."""
+
+    async def step() -> None:
+        await packages.sweep()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.uploads.sweep_interval_seconds)
+
+    return step
 
 
 def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redis,
@@ -281,6 +301,7 @@ def _add_routes(app: web.Application) -> None:
     access_api.add_routes(app)
     discovery.add_routes(app)
     usage_api.add_routes(app)
+    uploads_api.add_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/health/details", health_details)
 

@@ -1,0 +1,320 @@
+"""Package uploads over tus 1.0.0 (issue 17, item 2): a real gateway on a socket with the session's real Redis.
+
+Created, resumed after a cut connection without re-sending what arrived, refused with its exact code on every
+wrong request, checked against its SHA-256 at the last byte (a mismatch leaves nothing behind), invisible to
+other senders, expired and swept, and read back from storage in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from connectors.streaming import StreamedBody, content_digest, send_stream
+from gateway.config import UploadSettings
+from gateway.packages.packages import PACKAGES, Packages
+from gateway.shell.app import create_app
+from gateway.shell.serve import start_site
+from gateway.uploads.client import UploadError, create_upload, upload_offset, upload_package
+from mocks.pki import TestPki
+from tests.helpers import (
+    PORTAL,
+    PORTAL_B,
+    PORTAL_B_PASSWORD,
+    PORTAL_PASSWORD,
+    assert_problem,
+    free_port,
+    make_settings,
+)
+
+MAX_BYTES = 64 << 20
+AUTH = aiohttp.encode_basic_auth(PORTAL, PORTAL_PASSWORD)
+TUS = {"Tus-Resumable": "1.0.0"}
+MINE = {"Authorization": AUTH}
+THEIRS = {"Authorization": aiohttp.encode_basic_auth(PORTAL_B, PORTAL_B_PASSWORD)}
+
+
+@dataclass
+class UploadGateway:
+    url: str
+    app: web.Application
+    directory: Path
+
+    @property
+    def packages(self) -> Packages:
+        return self.app[PACKAGES]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory, pki: TestPki, redis_url: str
+                  ) -> AsyncIterator[UploadGateway]:
+    """A gateway of its own (its own key prefix and state directory) with a 64 MB package limit."""
+    state = tmp_path_factory.mktemp("uploads")
+    port = free_port()
+    base = make_settings(state, pki, port=port, library_url=f"http://127.0.0.1:{free_port()}")
+    settings = replace(base, redis=replace(base.redis, key_prefix=f"up{uuid.uuid4().hex[:6]}"),
+                       uploads=UploadSettings(max_package_bytes=MAX_BYTES, lock_wait_seconds=1.0,
+                                              write_buffer_bytes=1 << 20))
+    app = create_app(settings, redis_url=redis_url)
+    runner = await start_site(app, "127.0.0.1", port)
+    try:
+        yield UploadGateway(settings.base_url, app, state / "packages")
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def package(tmp_path: Path, size: int, name: str = "package.zip") -> tuple[Path, str]:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def metadata(**pairs: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in pairs.items())
+
+
+def patch_headers(offset: int, **extra: str) -> dict[str, str]:
+    return {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset), **extra}
+
+
+async def cut_patch(url: str, offset: int, declared: int, body: bytes) -> None:
+    """A PATCH over a bare socket that declares ``declared`` bytes, sends ``body`` and closes the connection."""
+    address = urlsplit(url)
+    _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    head = (f"PATCH {address.path} HTTP/1.1\r\nHost: {address.netloc}\r\nTus-Resumable: 1.0.0\r\n"
+            f"Authorization: {AUTH}\r\nContent-Type: application/offset+octet-stream\r\n"
+            f"Upload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n")
+    writer.write(head.encode() + body)
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_options_advertise_the_protocol(gateway: UploadGateway, http: aiohttp.ClientSession) -> None:
+    async with http.options(f"{gateway.url}/api/v1/uploads") as answer:
+        assert answer.status == 204
+        assert answer.headers["Tus-Version"] == "1.0.0"
+        assert set(answer.headers["Tus-Extension"].split(",")) >= {"creation", "termination"}
+        assert answer.headers["Tus-Max-Size"] == str(MAX_BYTES)
+
+
+async def test_create_head_patch_find_and_read_back(gateway: UploadGateway, http: aiohttp.ClientSession,
+                                                     tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 3 * 1024 * 1024 + 17)
+    data = path.read_bytes()
+    headers = {**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": metadata(filename="app.zip", sha256=digest)}
+    async with http.post(f"{gateway.url}/api/v1/uploads", headers={**headers, **MINE}) as answer:
+        assert answer.status == 201, await answer.text()
+        assert answer.headers["Tus-Resumable"] == "1.0.0"
+        location = answer.headers["Location"]
+        assert location.startswith("/api/v1/uploads/")
+        assert "Upload-Expires" in answer.headers
+    url = gateway.url + location
+    async with http.head(url, headers={**TUS, **MINE}) as answer:
+        assert answer.status == 200
+        assert (answer.headers["Upload-Offset"], answer.headers["Upload-Length"]) == ("0", str(len(data)))
+        assert answer.headers["Cache-Control"] == "no-store"
+    middle = 1_000_001
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=data[:middle]) as answer:
+        assert answer.status == 204, await answer.text()
+        assert answer.headers["Upload-Offset"] == str(middle)
+    assert await gateway.packages.find_package(PORTAL, digest) is None  # not complete yet
+    async with http.patch(url, headers={**patch_headers(middle), **MINE}, data=data[middle:]) as answer:
+        assert answer.status == 204, await answer.text()
+        assert answer.headers["Upload-Offset"] == str(len(data))
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None
+    assert (stored.sender_id, stored.sha256, stored.size, stored.filename) == (PORTAL, digest, len(data), "app.zip")
+    assert stored.path.is_file()
+    chunks = [chunk async for chunk in stored.chunks(chunk_size=1 << 20)]
+    assert b"".join(chunks) == data and max(map(len, chunks)) == 1 << 20
+    assert await gateway.packages.find_package(PORTAL_B, digest) is None  # another sender's digest index
+    assert await gateway.packages.records.expires_in(stored.upload_id) is None  # complete: no expiry
+    await stored.release()
+    assert not stored.path.exists()
+    assert await gateway.packages.find_package(PORTAL, digest) is None
+    async with http.head(url, headers={**TUS, **MINE}) as answer:
+        assert answer.status == 404
+
+
+async def test_a_cut_patch_keeps_what_arrived_and_resumes_without_resending_it(
+        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 8 * 1024 * 1024)
+    data = path.read_bytes()
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    half = len(data) // 2
+    await cut_patch(url, 0, len(data), data[:half])
+    offset, length = await upload_offset(http, url, AUTH)  # waits for the cut PATCH to have ended
+    assert (offset, length) == (half, len(data))
+    progress: list[int] = []
+    assert await upload_package(http, gateway.url, AUTH, path, resume_url=url, chunk_size=1 << 20,
+                                on_progress=lambda done, _total: progress.append(done)) == url
+    sent = progress[-1] - half  # on_progress reports the file position after each chunk sent
+    assert progress[0] == half + (1 << 20) and sent == len(data) - half
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None
+    assert hashlib.sha256(b"".join([c async for c in stored.chunks()])).hexdigest() == digest
+    await stored.release()
+
+
+async def test_a_digest_mismatch_is_refused_and_leaves_nothing(gateway: UploadGateway, http: aiohttp.ClientSession,
+                                                                tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 2 * 1024 * 1024)
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    before = set(gateway.packages.storage.ids())
+    with pytest.raises(UploadError) as refused:
+        await upload_package(http, gateway.url, AUTH, path, sha256=wrong)
+    assert (refused.value.status, refused.value.code) == (422, "UPLOAD_DIGEST_MISMATCH")
+    assert set(gateway.packages.storage.ids()) == before
+    assert await gateway.packages.find_package(PORTAL, wrong) is None
+    assert await gateway.packages.find_package(PORTAL, digest) is None
+    # the same through the raw protocol: the problem document, and the upload gone
+    url = await create_upload(http, gateway.url, AUTH, length=path.stat().st_size, sha256=wrong, filename="x.zip")
+    upload_id = url.rsplit("/", 1)[1]
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=path.read_bytes()) as answer:
+        problem = await assert_problem(answer, 422, "UPLOAD_DIGEST_MISMATCH")
+        assert set(problem["messages"]) == {"kk", "ru", "en"}
+    assert gateway.packages.storage.size(upload_id) is None
+    assert await gateway.packages.records.get(upload_id) is None
+    async with http.head(url, headers={**TUS, **MINE}) as answer:
+        assert answer.status == 404
+
+
+async def test_each_refusal_has_its_code(gateway: UploadGateway, http: aiohttp.ClientSession) -> None:
+    uploads = f"{gateway.url}/api/v1/uploads"
+    good = {**TUS, "Upload-Length": "100", "Upload-Metadata": metadata(filename="a.zip", sha256="ab" * 32)}
+    unversioned = {k: v for k, v in good.items() if k != "Tus-Resumable"}
+    async with http.post(uploads, headers={**unversioned, **MINE}) as answer:
+        await assert_problem(answer, 412, "UPLOAD_TUS_VERSION")
+        assert answer.headers["Tus-Version"] == "1.0.0"
+    async with http.post(uploads, headers=good) as answer:
+        await assert_problem(answer, 401, "CLIENT_BAD_CREDENTIALS")
+    async with http.post(uploads, headers={**good, **MINE, "Upload-Length": str(MAX_BYTES + 1)}) as answer:
+        await assert_problem(answer, 413, "UPLOAD_TOO_LARGE")
+    for bad in ({"Upload-Length": "-1"}, {"Upload-Length": "0"}, {"Upload-Metadata": metadata(filename="a.zip")},
+                {"Upload-Metadata": metadata(filename="a.zip", sha256="AB" * 32)},
+                {"Upload-Metadata": metadata(filename="../a.zip", sha256="ab" * 32)},
+                {"Upload-Metadata": "filename !!!,sha256 x"}, {"Upload-Defer-Length": "1"}):
+        async with http.post(uploads, headers={**good, **bad, **MINE}) as answer:
+            await assert_problem(answer, 400, "UPLOAD_HEADERS_INVALID")
+    async with http.post(uploads, headers={**good, **MINE}) as answer:
+        assert answer.status == 201
+        url = gateway.url + answer.headers["Location"]
+    async with http.patch(url, headers={**patch_headers(0), **MINE, "Content-Type": "application/octet-stream"},
+                          data=b"x" * 10) as answer:
+        await assert_problem(answer, 415, "CLIENT_UNSUPPORTED_MEDIA_TYPE")
+    async with http.patch(url, headers={**patch_headers(5), **MINE}, data=b"x" * 10) as answer:
+        await assert_problem(answer, 409, "UPLOAD_OFFSET_MISMATCH")
+    async with http.patch(url, headers={**patch_headers(0), **MINE, "Upload-Offset": "one"}, data=b"x") as answer:
+        await assert_problem(answer, 400, "UPLOAD_HEADERS_INVALID")
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=b"x" * 101) as answer:
+        await assert_problem(answer, 413, "UPLOAD_TOO_LARGE")
+    for missing in (f"{uploads}/{'0' * 32}", f"{uploads}/not-an-id"):
+        async with http.head(missing, headers={**TUS, **MINE}) as answer:
+            assert answer.status == 404
+        async with http.patch(missing, headers={**patch_headers(0), **MINE}, data=b"x") as answer:
+            await assert_problem(answer, 404, "UPLOAD_NOT_FOUND")
+    upload_id = url.rsplit("/", 1)[1]
+    token = await gateway.packages.records.lock(upload_id)  # a PATCH of another process still writing
+    assert token is not None
+    try:
+        async with http.patch(url, headers={**patch_headers(0), **MINE}, data=b"x" * 10) as answer:
+            await assert_problem(answer, 423, "UPLOAD_LOCKED")
+            assert answer.headers["Retry-After"]
+    finally:
+        await gateway.packages.records.unlock(upload_id, token)
+    async with http.head(url, headers={**TUS, **MINE}) as answer:  # nothing of the refused PATCHes was kept
+        assert answer.headers["Upload-Offset"] == "0"
+
+
+async def test_another_sender_can_neither_see_nor_touch_an_upload(gateway: UploadGateway,
+                                                                  http: aiohttp.ClientSession) -> None:
+    url = await create_upload(http, gateway.url, AUTH, length=10, sha256="cd" * 32, filename="a.zip")
+    async with http.head(url, headers={**TUS, **THEIRS}) as answer:
+        assert answer.status == 404
+    async with http.patch(url, headers={**patch_headers(0), **THEIRS}, data=b"y" * 10) as answer:
+        await assert_problem(answer, 404, "UPLOAD_NOT_FOUND")
+    async with http.delete(url, headers={**TUS, **THEIRS}) as answer:
+        await assert_problem(answer, 404, "UPLOAD_NOT_FOUND")
+    assert await upload_offset(http, url, AUTH) == (0, 10)
+
+
+async def test_termination_deletes_the_upload(gateway: UploadGateway, http: aiohttp.ClientSession) -> None:
+    url = await create_upload(http, gateway.url, AUTH, length=10, sha256="cd" * 32, filename="a.zip")
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=b"z" * 4) as answer:
+        assert answer.status == 204
+    upload_id = url.rsplit("/", 1)[1]
+    assert gateway.packages.storage.size(upload_id) == 4
+    async with http.delete(url, headers={**TUS, **MINE}) as answer:
+        assert answer.status == 204
+    assert gateway.packages.storage.size(upload_id) is None
+    async with http.head(url, headers={**TUS, **MINE}) as answer:
+        assert answer.status == 404
+
+
+async def test_an_incomplete_upload_expires_and_its_file_is_swept(gateway: UploadGateway,
+                                                                 http: aiohttp.ClientSession) -> None:
+    url = await create_upload(http, gateway.url, AUTH, length=10, sha256="ef" * 32, filename="a.zip")
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=b"w" * 3) as answer:
+        assert answer.status == 204
+    upload_id = url.rsplit("/", 1)[1]
+    records = gateway.packages.records
+    ttl = await records.expires_in(upload_id)
+    assert ttl is not None and 86_000 < ttl <= 86_400
+    await records.redis.pexpire(records.key(upload_id), 1)  # a day passes, as far as Redis can tell
+    while await records.redis.exists(records.key(upload_id)):
+        await asyncio.sleep(0.01)
+    async with http.head(url, headers={**TUS, **MINE}) as answer:
+        assert answer.status == 404
+    assert gateway.packages.storage.size(upload_id) == 3
+    assert await gateway.packages.sweep() >= 1
+    assert gateway.packages.storage.size(upload_id) is None
+
+
+async def test_a_32_mb_package_streams_in_one_patch_and_on_to_a_receiver(
+        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 32 * 1024 * 1024)
+    url = await upload_package(http, gateway.url, AUTH, path)
+    assert await upload_offset(http, url, AUTH) == (32 * 1024 * 1024, 32 * 1024 * 1024)
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None and stored.size == 32 * 1024 * 1024
+    received: list[tuple[int, str, str]] = []
+
+    async def operator(request: web.Request) -> web.Response:  # a loopback receiver, reading as bytes arrive
+        hasher, count = hashlib.sha256(), 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            hasher.update(chunk)
+            count += len(chunk)
+        received.append((count, hasher.hexdigest(), request.headers["Content-Digest"]))
+        return web.Response(status=201)
+
+    receiver = web.Application()
+    receiver.router.add_put("/deposits", operator)
+    port = free_port()
+    runner = await start_site(receiver, "127.0.0.1", port)
+    try:
+        answer = await send_stream(http, f"http://127.0.0.1:{port}/deposits",
+                                   StreamedBody(stored.chunks(), stored.size, stored.sha256))
+    finally:
+        await runner.cleanup()
+    assert answer.status == 201
+    assert received == [(stored.size, digest, content_digest(digest))]
+    await stored.release()
