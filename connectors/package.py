@@ -2,8 +2,9 @@
 
 ``submit`` POSTs the document (``application/xml``, ``Idempotency-Key`` = the application id) to the endpoint
 (e.g. ``.../api/v1/deposits``), which registers it and answers JSON ``{"reference"}``; then PUTs the package to
-``<endpoint>/<reference>/package``, streamed from the gateway's storage with a known Content-Length, never held
-in memory. A retry repeats both: the back-end answers the repeated POST with the first registration and a
+``<endpoint>/<reference>/package``, streamed from the gateway's storage with its Content-Length and Content-Digest
+(:func:`connectors.streaming.send_stream`), never held in memory; the call timeout bounds each wait on the socket,
+not the whole transfer. A retry repeats both: the back-end answers the repeated POST with the first registration and a
 repeated PUT once it has the package. ``poll`` GETs ``<endpoint>/<reference>``: JSON ``{"steps": [...],
 "final", "refused", "document"}``.
 """
@@ -13,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
-from connectors.base import Answer, ConnectorError, PackageSource, Step, Submission
+from connectors.base import Answer, ConnectorError, Step, Submission
 from connectors.rest import IDEMPOTENCY_HEADER, MAX_ANSWER_BYTES, UNREACHABLE, _problem_detail, _read_bounded
+from connectors.streaming import StreamedBody, send_stream
 
 log = logging.getLogger("egov.connectors")
 CHUNK = 256 * 1024
-PACKAGE_TIMEOUT_PER_MIB = 2.0
-"Seconds allowed per MiB of package on top of the call timeout (a slow link still finishes a large package)."
 
 
 class PackageConnector:
@@ -47,11 +46,9 @@ class PackageConnector:
             raise ConnectorError("PROVIDER_BAD_RESPONSE", "no reference in the back-end's answer",
                                  transient=False) from None
         package = submission.package
-        timeout = submission.timeout + PACKAGE_TIMEOUT_PER_MIB * package.size / (1024 * 1024)
-        await self._call("PUT", f"{submission.endpoint.rstrip('/')}/{quote(reference, safe='')}/package",
-                         submission.application_id, timeout, data=_stream(package),
-                         headers={"Content-Type": "application/octet-stream", "Content-Length": str(package.size),
-                                  IDEMPOTENCY_HEADER: f"{submission.application_id}:package"})
+        url = f"{submission.endpoint.rstrip('/')}/{quote(reference, safe='')}/package"
+        await send_stream(self._session, url, StreamedBody(package.chunks(CHUNK), package.size, package.sha256),
+                          idempotency_key=f"{submission.application_id}:package", read_timeout=submission.timeout)
         return Answer(reference=reference, polled=True,
                       note=f"registered by the operator as {reference}; package of {package.size} bytes delivered")
 
@@ -88,11 +85,6 @@ class PackageConnector:
         if status >= 400:
             raise ConnectorError("PROVIDER_REJECTED", _problem_detail(body, status), transient=False)
         return body
-
-
-async def _stream(package: PackageSource) -> AsyncIterator[bytes]:
-    async for chunk in package.chunks(CHUNK):
-        yield chunk
 
 
 def _step(item: dict[str, Any]) -> Step:

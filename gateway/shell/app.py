@@ -235,12 +235,13 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
             ws_security_key=loaded.signer.key,
             signed_endpoints=frozenset(s.endpoint for s in settings.services.values() if s.ws_security)),
         ConnectorKind.QUEUE: QueueConnector(jobs), ConnectorKind.PACKAGE: PackageConnector(session)})
-    delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
+    packages = Packages.build(redis, settings)  # uploads; a package service's document names one by SHA-256
+    delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle, packages=packages,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
                         xml_limits=xml_limits, settings=settings.delivery, revocation=checker,
                         revocation_mode=revocation.mode)
     pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
-                        store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
+                        packages=packages, store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof))
@@ -256,7 +257,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                                   access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max))
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
-    app[PACKAGES] = packages = Packages.build(redis, settings)
+    app[PACKAGES] = packages
     app[UPLOADS] = UploadContext(settings=settings.uploads, senders=senders, packages=packages,
                                  slots=PatchSlots(settings.uploads.max_concurrent_patches))
     return _Running(delivery, notifier, hub, senders, gate)

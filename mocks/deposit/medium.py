@@ -5,6 +5,7 @@ compared with what is really there (§16: a mismatch or an unreadable medium is 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import tarfile
 import zlib
@@ -61,7 +62,9 @@ def read_medium(path: Path) -> dict[str, Member]:
     a thread."""
     members: dict[str, Member] = {}
     try:
-        with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar:
+        # gzip decompressed here, not by tarfile: read to its end, it checks the CRC and length of everything, while
+        # tarfile alone stops quietly at a damaged header after the first member and never reads the trailer.
+        with gzip.GzipFile(path, "rb") as unpacked, tarfile.open(fileobj=unpacked, mode="r|") as tar:
             for info in tar:
                 if len(members) >= MAX_MEMBERS:
                     raise MediumUnreadable(f"more than {MAX_MEMBERS} members")
@@ -77,6 +80,8 @@ def read_medium(path: Path) -> dict[str, Member]:
                 if size != info.size:
                     raise MediumUnreadable(f"member {info.name!r} is truncated")
                 members[info.name] = Member(info.name, size, int(info.mtime), digest.hexdigest())
+            while unpacked.read(CHUNK):  # the rest (end-of-archive blocks, padding) up to the gzip trailer
+                pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise MediumUnreadable(f"{type(exc).__name__}: {exc}") from None
     return members

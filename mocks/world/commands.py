@@ -66,7 +66,8 @@ def demo_parser() -> argparse.ArgumentParser:
 
 _PORT_HELP = {"gateway": "the gateway", "portal": "the egov portal's web site", "library": "KazNEB library",
               "elicense": "E-licensing", "desk": "the manual desk's control API",
-              "callback": "the portal's SHEP callback endpoint", "deposit": "the software deposit operator", "revocation": "the test PKI's OCSP/CRL service"}
+              "callback": "the portal's SHEP callback endpoint", "deposit": "the software deposit operator",
+              "revocation": "the test PKI's OCSP/CRL service"}
 
 
 def submit(argv: list[str]) -> int:
