@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,10 +34,12 @@ from mocks.world.demo import deposit_service
 from mocks.world.deposit import DEPOSIT_SERVICE, deposit_application, file_sha256
 from signing.xmlsafe import XmlLimits, parse_untrusted
 from tests.helpers import (
+    CLI,
     PORTAL,
     PORTAL_B,
     PORTAL_B_PASSWORD,
     PORTAL_PASSWORD,
+    ROOT,
     GatewayUnderTest,
     cabinet_item,
     free_port,
@@ -290,3 +293,22 @@ async def test_a_repeated_application_id_gets_the_first_registration(world: Depo
     assert answers[0] == answers[1]
     assert answers[0][0] == 201
     assert len(world.operator[OPERATOR].deposits) == 1
+
+
+async def test_submit_with_a_package_runs_the_whole_flow(world: DepositWorld, tmp_path: Path) -> None:
+    """`egov-gateway submit --service egov.software-deposit --package FILE --wait`, in its own process: upload,
+    sign, send, and the operator's signed act, whose tables are the package's."""
+    package = tmp_path / "signing.tar.gz"
+    tables = pack(SIGNING_DIR, package, name="egov-signing", version="1.0")
+    (tmp_path / "signing.tar.gz.tables.json").write_text(json.dumps(tables.as_json()), encoding="utf-8")
+    done = await asyncio.to_thread(subprocess.run, [
+        *CLI, "submit", "--as", "kitap-signer", "--service", DEPOSIT_SERVICE, "--package", str(package), "--wait",
+        "--json", "--sender", PORTAL, "--gateway", world.url, "--state-dir", str(world.system.pki.root.parent),
+        "--software-code", SOFTWARE_CODE], capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "EGOV_SENDER_PASSWORD": PORTAL_PASSWORD})
+    assert done.returncode == 0, done.stdout + done.stderr
+    outcome = json.loads(done.stdout.splitlines()[-1])
+    assert outcome["resultSignature"]["indication"] == "TOTAL_PASSED"
+    act = outcome["result"]["act"]
+    assert [row["sha256"] for row in act["tables"]["sourceFiles"]["file"]] == [r.sha256 for r in tables.source_files]
+    assert outcome["result"]["outcome"] == "accepted"
