@@ -4,6 +4,7 @@ Codes are part of the public contract (SOAP ``ErrorInfo/errorCode``, REST ``code
 only add. The prefix says who failed, as in X-Road: ``CLIENT_`` (the caller sent something wrong),
 ``SIG_`` / ``ID_`` (the applicant's signature or identity was refused), ``PROVIDER_`` (the back-end),
 ``GATEWAY_`` (us). ``UPLOAD_`` codes are the caller's refusals of the package upload API (tus, docs/uploads.md).
+``DEPOSIT_`` codes are the caller's refusals of a software deposit (docs/services.md).
 """
 
 from __future__ import annotations
