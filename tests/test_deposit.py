@@ -197,7 +197,7 @@ async def test_a_deposit_ends_with_the_signed_act_whose_tables_match(world: Depo
     item = await _final(world, mid)
     assert item["status"] == "completed", item
     steps = [event.get("step") for event in item["history"] if event.get("step")]
-    assert steps == ["registered", "repository-formed", "deposit-taken", "act-checked", "signed"]
+    assert steps == ["application-registered", "repository-formed", "deposit-taken", "act-checked", "signed"]
     answer = _result(item)
     assert _text(answer, "r:outcome") == ["accepted"]
     assert _text(answer, "r:act/r:tables/r:sourceFiles/r:file/r:sha256") == [row.sha256 for row in tables.source_files]

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from mocks.elicense.steps import WorkingCalendar
 
-REGISTERED, REPOSITORY, TAKEN, CHECKED, SIGNED = ("registered", "repository-formed", "deposit-taken",
+REGISTERED, REPOSITORY, TAKEN, CHECKED, SIGNED = ("application-registered", "repository-formed", "deposit-taken",
                                                   "act-checked", "signed")
 NAMES = {
     REGISTERED: "Өтінім тіркелді / Заявка зарегистрирована / Application registered (§8, appendix 2)",
