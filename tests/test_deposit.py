@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -34,6 +35,7 @@ from mocks.world.demo import deposit_service
 from mocks.world.deposit import DEPOSIT_SERVICE, deposit_application, file_sha256
 from signing.xmlsafe import XmlLimits, parse_untrusted
 from tests.helpers import (
+    ARTIFACTS,
     CLI,
     PORTAL,
     PORTAL_B,
@@ -312,3 +314,79 @@ async def test_submit_with_a_package_runs_the_whole_flow(world: DepositWorld, tm
     act = outcome["result"]["act"]
     assert [row["sha256"] for row in act["tables"]["sourceFiles"]["file"]] == [r.sha256 for r in tables.source_files]
     assert outcome["result"]["outcome"] == "accepted"
+
+
+# ---------------------------------------------------------------------------------------------- browser
+
+
+@pytest_asyncio.fixture
+async def page(browser):  # type: ignore[no-untyped-def]
+    """A tab that records console errors and uncaught exceptions: any fails the test."""
+    context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    tab = await context.new_page()
+    tab.set_default_timeout(30_000)
+    problems: list[str] = []
+    tab.on("console", lambda message: problems.append(f"console.{message.type}: {message.text}")
+           if message.type == "error" else None)
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    yield tab
+    seen = list(problems)
+    await context.close()
+    assert not seen, f"the page logged errors: {seen}"
+
+
+PROGRESS_RECORDER = """
+document.addEventListener('DOMContentLoaded', function () {
+  var percent = document.getElementById('upload-percent');
+  if (!percent) return;
+  new MutationObserver(function () {
+    var seen = JSON.parse(sessionStorage.getItem('progress') || '[]');
+    seen.push(percent.textContent);
+    sessionStorage.setItem('progress', JSON.stringify(seen));
+  }).observe(percent, {childList: true, characterData: true, subtree: true});
+});
+"""
+
+
+async def test_the_portal_form_uploads_with_progress_and_the_cabinet_shows_the_act(
+        world: DepositWorld, page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from mocks.portal.web import run_portal
+
+    root = _tree(tmp_path, big=9 << 20)
+    package = tmp_path / "software.tar.gz"
+    assert deposit_command(["pack", str(root), "--name", "test-system", "--version", "3.1", "--out",
+                            str(package)]) == 0
+    tables = Tables.from_json(json.loads((tmp_path / "software.tar.gz.tables.json").read_text(encoding="utf-8")))
+    port = free_port()
+    runner = await run_portal(pki=world.system.pki, gateway_url=world.url, sender=PORTAL, password=PORTAL_PASSWORD,
+                              port=port)
+    patches: list[str] = []
+    page.on("request", lambda request: patches.append(request.headers.get("upload-offset", ""))
+            if request.method == "PATCH" else None)
+    try:
+        await page.add_init_script(PROGRESS_RECORDER)
+        portal = f"http://127.0.0.1:{port}"
+        await page.goto(f"{portal}/deposit?lang=en")
+        await page.get_by_test_id("person-kitap-head").click()
+        await page.get_by_test_id("deposit-form").wait_for()
+        await page.get_by_test_id("software-code").fill(SOFTWARE_CODE)
+        await page.get_by_test_id("tables-file").set_input_files(str(tmp_path / "software.tar.gz.tables.json"))
+        await page.get_by_test_id("package-file").set_input_files(str(package))
+        await page.get_by_test_id("deposit-send").click()
+        await page.wait_for_url(re.compile(r"/cabinet/\d{12}/"))
+        await page.locator('[data-testid="status-badge"][data-status="completed"]').first.wait_for(timeout=60_000)
+        assert await page.get_by_test_id("deposit-outcome").get_attribute("data-outcome") == "accepted"
+        assert await page.locator('[data-testid="act-files"] tbody tr').count() == len(tables.source_files)
+        assert await page.locator('[data-testid="act-libraries"] tbody tr').count() == len(tables.libraries)
+        assert "TOTAL_PASSED" in await page.get_by_test_id("result-signature-indication").inner_text()
+        await page.screenshot(path=str(ARTIFACTS / "deposit-cabinet.png"), full_page=True)
+        async with page.expect_download() as download:
+            await page.get_by_test_id("result-link").click()
+        signed_act = Path(await (await download.value).path())
+        assert b"SoftwareDepositResult" in signed_act.read_bytes() and b"Signature" in signed_act.read_bytes()
+        progress = json.loads(await page.evaluate("sessionStorage.getItem('progress') || '[]'"))
+    finally:
+        await runner.cleanup()
+    size = package.stat().st_size
+    assert len(patches) == -(-size // (4 << 20)) and patches[0] == "0"  # 4 MiB chunks, from offset 0
+    assert progress[-1] == "100%" and len(progress) == len(patches), progress

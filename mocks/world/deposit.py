@@ -47,11 +47,14 @@ def pack_command(argv: list[str]) -> int:
         parser.error(f"{args.directory} is not a directory")
     out = args.out or Path(f"{args.name}-{args.version}.tar.gz")
     tables = pack(args.directory, out, name=args.name, version=args.version)
-    tables_path(out).write_text(json.dumps(tables.as_json(), ensure_ascii=False, indent=1), encoding="utf-8")
+    sha256 = file_sha256(out)
+    # The package too: the portal's form reads its digest from here (a browser cannot hash a huge file in steps).
+    kept = {**tables.as_json(), "package": {"fileName": out.name, "sizeBytes": out.stat().st_size, "sha256": sha256}}
+    tables_path(out).write_text(json.dumps(kept, ensure_ascii=False, indent=1), encoding="utf-8")
     if args.json:
-        print(json.dumps(tables.as_json(), ensure_ascii=False))
+        print(json.dumps(kept, ensure_ascii=False))
         return 0
-    print(f"package  {out}  ({out.stat().st_size} bytes, sha256 {file_sha256(out)})")
+    print(f"package  {out}  ({out.stat().st_size} bytes, sha256 {sha256})")
     print(f"tables   {tables_path(out)}  ({len(tables.source_files)} files, {len(tables.libraries)} libraries)")
     print_tables(tables)
     return 0
