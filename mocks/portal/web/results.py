@@ -153,7 +153,8 @@ def _generic(view: View, root: etree._Element) -> Html:
 def _table(view: View, rows: list[etree._Element], columns: tuple[tuple[str, str], ...], testid: str) -> Html:
     head = tag("tr", *[tag("th", view.t(label) if has(label) else label) for label, _ in columns])
     body = [tag("tr", *[tag("td", _text(row, name) or "") for _, name in columns]) for row in rows]
-    return tag("table", tag("thead", head), tag("tbody", *body), class_="grid-table", data_testid=testid)
+    table = tag("table", tag("thead", head), tag("tbody", *body), class_="grid-table", data_testid=testid)
+    return tag("div", table, style="overflow-x:auto; font-size:12px; word-break:break-all")  # digests are long
 
 
 _FILE_COLUMNS = (("dep_col_no", "number"), ("dep_col_label", "diskLabel"), ("dep_col_directory", "directory"),
