@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_uploads.py
 
 clean:
 	rm -rf $(VENV) .egov .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -11,6 +11,8 @@ import asyncio
 import base64
 import hashlib
 import os
+import resource
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -23,20 +25,23 @@ import pytest_asyncio
 from aiohttp import web
 
 from connectors.streaming import StreamedBody, content_digest, send_stream
-from gateway.config import UploadSettings
+from gateway.config import ConfigError, Settings, UploadSettings, load_settings
 from gateway.packages.packages import PACKAGES, Packages
 from gateway.shell.app import create_app
 from gateway.shell.serve import start_site
 from gateway.uploads.client import UploadError, create_upload, upload_offset, upload_package
 from mocks.pki import TestPki
 from tests.helpers import (
+    CLI,
     PORTAL,
     PORTAL_B,
     PORTAL_B_PASSWORD,
     PORTAL_PASSWORD,
+    ROOT,
     assert_problem,
     free_port,
     make_settings,
+    wait_for,
 )
 
 MAX_BYTES = 64 << 20
@@ -51,6 +56,7 @@ class UploadGateway:
     url: str
     app: web.Application
     directory: Path
+    settings: Settings
 
     @property
     def packages(self) -> Packages:
@@ -70,7 +76,7 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory, pki: TestPki, redis_
     app = create_app(settings, redis_url=redis_url)
     runner = await start_site(app, "127.0.0.1", port)
     try:
-        yield UploadGateway(settings.base_url, app, state / "packages")
+        yield UploadGateway(settings.base_url, app, state / "packages", settings)
     finally:
         await runner.cleanup()
 
@@ -317,4 +323,144 @@ async def test_a_32_mb_package_streams_in_one_patch_and_on_to_a_receiver(
         await runner.cleanup()
     assert answer.status == 201
     assert received == [(stored.size, digest, content_digest(digest))]
+    await stored.release()
+
+
+@pytest_asyncio.fixture
+async def sibling(gateway: UploadGateway, redis_url: str) -> AsyncIterator[UploadGateway]:
+    """Another gateway process's twin: the same Redis, key prefix and package directory (no hashers of the
+    first one's), one PATCH at a time, a 2 s idle timeout."""
+    port = free_port()
+    settings = replace(gateway.settings, listen=replace(gateway.settings.listen, port=port),
+                       uploads=replace(gateway.settings.uploads, idle_timeout_seconds=2.0, lock_wait_seconds=5.0,
+                                       max_concurrent_patches=1))
+    app = create_app(settings, redis_url=redis_url)
+    runner = await start_site(app, "127.0.0.1", port)
+    try:
+        yield UploadGateway(settings.base_url, app, gateway.directory, settings)
+    finally:
+        await runner.cleanup()
+
+
+async def stalled_patch(url: str, offset: int, declared: int, body: bytes) -> asyncio.StreamWriter:
+    """A PATCH that sends ``body`` of the ``declared`` bytes and then nothing (the caller closes it)."""
+    address = urlsplit(url)
+    _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    writer.write((f"PATCH {address.path} HTTP/1.1\r\nHost: {address.netloc}\r\nTus-Resumable: 1.0.0\r\n"
+                  f"Authorization: {AUTH}\r\nContent-Type: application/offset+octet-stream\r\n"
+                  f"Upload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n").encode() + body)
+    await writer.drain()
+    return writer
+
+
+async def test_a_stalled_patch_in_another_process_ends_and_the_first_resumes_by_rehashing(
+        gateway: UploadGateway, sibling: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 3 * 1024 * 1024)
+    data = path.read_bytes()
+    third = len(data) // 3
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=data[:third]) as answer:
+        assert answer.status == 204
+    there = sibling.url + urlsplit(url).path
+    writer = await stalled_patch(there, third, len(data) - third, data[third:2 * third])
+    try:
+        upload_id = url.rsplit("/", 1)[1]
+        await wait_for(lambda: sibling.packages.records.locked(upload_id))
+        other = await create_upload(http, sibling.url, AUTH, length=10, sha256="aa" * 32, filename="b.zip")
+        async with http.patch(other, headers={**patch_headers(0), **MINE}, data=b"x" * 10) as answer:
+            await assert_problem(answer, 503, "GATEWAY_OVERLOADED")  # the one PATCH slot is the stalled one
+        assert await upload_offset(http, there, AUTH) == (2 * third, len(data))  # after the idle timeout
+    finally:
+        writer.close()
+    # the first process kept a digest at 1/3; the bytes up to 2/3 came through the other: it re-hashes them
+    async with http.patch(url, headers={**patch_headers(2 * third), **MINE}, data=data[2 * third:]) as answer:
+        assert answer.status == 204, await answer.text()
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None
+    await stored.release()
+
+
+async def test_bytes_stored_but_never_recorded_are_cut_off_on_resume(gateway: UploadGateway,
+                                                                     http: aiohttp.ClientSession,
+                                                                     tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 2 * 1024 * 1024)
+    data = path.read_bytes()
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    async with http.patch(url, headers={**patch_headers(0), **MINE}, data=data[:1000]) as answer:
+        assert answer.status == 204
+    upload_id = url.rsplit("/", 1)[1]
+    with open(gateway.packages.storage.location(upload_id), "ab") as stream:  # written before a crash, unrecorded
+        stream.write(b"garbage" * 100)
+    assert await upload_offset(http, url, AUTH) == (1000, len(data))
+    assert await upload_package(http, gateway.url, AUTH, path, resume_url=url) == url
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None and stored.path.stat().st_size == len(data)
+    await stored.release()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("max_package_bytes = 0", "uploads.max_package_bytes"),
+    ("incomplete_ttl_seconds = 5", "uploads.incomplete_ttl_seconds"),
+    ("write_buffer_bytes = 100", "uploads.write_buffer_bytes"),
+    ("idle_timeout_seconds = 30.0", "uploads.idle_timeout_seconds"),
+    ("lock_wait_seconds = -1.0", "uploads.lock_wait_seconds"),
+    ("sweep_interval_seconds = inf", "uploads.sweep_interval_seconds"),
+])
+def test_upload_settings_are_checked(tmp_path: Path, line: str, message: str) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"[uploads]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
+def test_the_package_directory_defaults_under_the_state_dir(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'state_dir = "{tmp_path}"\n')
+    settings = load_settings(config)
+    assert settings.uploads.path_under(settings.state_dir) == tmp_path / "packages"
+    config.write_text('[uploads]\ndirectory = "pk"\n')
+    assert load_settings(config).uploads.directory == tmp_path / "pk"
+
+
+async def test_the_upload_command_streams_a_file_and_reports_a_refusal(gateway: UploadGateway, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 5 * 1024 * 1024, name="deposit.tar")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "EGOV_SENDER_PASSWORD": PORTAL_PASSWORD}
+    command = [*CLI, "upload", str(path), "--url", gateway.url, "--sender", PORTAL]
+    done = await asyncio.create_subprocess_exec(*command, env=environment, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    out, err = await done.communicate()
+    assert done.returncode == 0, err.decode()
+    url = out.decode().strip()
+    assert url.startswith(f"{gateway.url}/api/v1/uploads/") and digest in err.decode()
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None and stored.filename == "deposit.tar"
+    await stored.release()
+    wrong = await asyncio.create_subprocess_exec(*command, "--sha256", "00" * 32, env=environment,
+                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await wrong.communicate()
+    assert wrong.returncode == 1 and "422 UPLOAD_DIGEST_MISMATCH" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_a_full_disk_keeps_what_was_written_and_the_upload_resumes(
+        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    path, digest = package(tmp_path, 4 * 1024 * 1024)
+    data = path.read_bytes()
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    # The process may write no file past 2 MiB (EFBIG, as ENOSPC would come from a full disk) for one PATCH.
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 1024 * 1024, limits[1]))
+    try:
+        async with http.patch(url, headers={**patch_headers(0), **MINE}, data=data) as answer:
+            await assert_problem(answer, 503, "GATEWAY_STORAGE_UNAVAILABLE")
+            assert answer.headers["Retry-After"] == "30"
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    offset, _ = await upload_offset(http, url, AUTH)  # the whole buffers (of at least 1 MiB) written before
+    assert 1024 * 1024 <= offset <= 2 * 1024 * 1024
+    assert await upload_package(http, gateway.url, AUTH, path, resume_url=url) == url
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None
     await stored.release()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 from gateway.config.settings import (
+    UPLOAD_LOCK_SECONDS,
     CabinetSettings,
     ConnectorKind,
     DeliveryMode,
@@ -29,6 +30,7 @@ from gateway.config.settings import (
     SenderAuth,
     ServiceSettings,
     Settings,
+    UploadSettings,
 )
 from signing.nca import SignerRole
 
@@ -115,11 +117,29 @@ def check_settings(settings: Settings) -> None:
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)
+    _check_uploads(settings.uploads)
     try:
         settings.shep.zone()
     except (ValueError, ZoneInfoNotFoundError):
         raise ConfigError(f"shep.local_time_zone: {settings.shep.local_time_zone!r} is not a known IANA time zone") \
             from None
+
+
+def _check_uploads(uploads: UploadSettings) -> None:
+    for key in ("max_package_bytes", "max_concurrent_patches"):
+        if getattr(uploads, key) < 1:
+            raise ConfigError(f"uploads.{key}: must be at least 1")
+    if uploads.incomplete_ttl_seconds < 60:
+        raise ConfigError("uploads.incomplete_ttl_seconds: must be at least 60")
+    if not 64 * 1024 <= uploads.write_buffer_bytes <= 64 * 1024 * 1024:
+        raise ConfigError("uploads.write_buffer_bytes: must be 64 KiB to 64 MiB")
+    if not (math.isfinite(uploads.sweep_interval_seconds) and uploads.sweep_interval_seconds > 0):
+        raise ConfigError("uploads.sweep_interval_seconds: must be positive and finite")
+    if not 0 < uploads.idle_timeout_seconds < UPLOAD_LOCK_SECONDS:
+        raise ConfigError(f"uploads.idle_timeout_seconds: must be positive and below the write lock's "
+                          f"{UPLOAD_LOCK_SECONDS} s")
+    if not (math.isfinite(uploads.lock_wait_seconds) and uploads.lock_wait_seconds >= 0):
+        raise ConfigError("uploads.lock_wait_seconds: must not be negative")
 
 
 def _check_cabinet(cabinet: CabinetSettings) -> None:

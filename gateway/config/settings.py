@@ -360,6 +360,10 @@ class ShepSettings:
         return ZoneInfo(self.local_time_zone)
 
 
+UPLOAD_LOCK_SECONDS = 30
+"Lifetime of an upload's write lock in Redis; its writer renews it while bytes arrive (docs/uploads.md)."
+
+
 @dataclass(frozen=True)
 class UploadSettings:
     """Packages uploaded over tus (``/api/v1/uploads``, see docs/uploads.md): where they are kept, how big, how long."""
@@ -380,7 +384,7 @@ class UploadSettings:
     "PATCH requests streaming at once per process; the next gets 503 GATEWAY_OVERLOADED with Retry-After."
     idle_timeout_seconds: float = 20.0
     """A PATCH whose body sends nothing for this long is ended, keeping what arrived (shorter than the write
-    lock's 30 s, so a stalled request never outlives its lock)."""
+    lock's 30 s, UPLOAD_LOCK_SECONDS, so a stalled request never outlives its lock)."""
     fsync: bool = True
     "Flush a package to disk (fsync) before its upload is reported complete."
     lock_wait_seconds: float = 5.0

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-LOCK_SECONDS = 30
+from gateway.config.settings import UPLOAD_LOCK_SECONDS
+
+LOCK_SECONDS = UPLOAD_LOCK_SECONDS
 "A lock's lifetime; the writer renews it while bytes arrive, so only a dead process's lock runs out."
 
 _RECORD_OFFSET = """

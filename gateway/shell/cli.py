@@ -1,4 +1,4 @@
-"""The ``egov-gateway`` command: serve, hash-password, sign, verify, dlq, and plugged-in commands.
+"""The ``egov-gateway`` command: serve, hash-password, sign, verify, dlq, upload, and plugged-in commands.
 
 Commands registered under the ``egov_gateway.commands`` entry point group (the test world's ``demo``,
 ``submit`` and ``pki``) are listed by name from the package metadata and imported only when run, so the
@@ -19,7 +19,7 @@ from pathlib import Path
 from gateway.access.published import refuse_published_hashes
 from gateway.access.senders import hash_password
 from gateway.config import ConfigError, load_settings
-from gateway.shell import dlq, tools
+from gateway.shell import dlq, tools, upload_cmd
 from gateway.shell.redis_embedded import EmbeddedRedisError
 from gateway.shell.serve import DEFAULT_STATE_DIR, serve, with_port
 from signing.signer import SignerKeyError
@@ -46,6 +46,7 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     commands.add_parser("hash-password", help="hash a sender password for the configuration (reads stdin)")
     tools.add_commands(commands, DEFAULT_STATE_DIR)
     dlq.add_commands(commands)
+    upload_cmd.add_commands(commands)
     for name, point in sorted(plugins.items()):
         # Its own parser reads the rest of the command line; `egov-gateway NAME --help` shows it.
         origin = point.value.split(":")[0]
@@ -98,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "dlq":
         return dlq.run(args)
+    if args.command == "upload":
+        return upload_cmd.run(args)
     if args.command == "sign":
         return tools.sign(args)
     if args.command == "verify":

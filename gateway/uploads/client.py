@@ -46,15 +46,15 @@ def file_sha256(path: Path, chunk_size: int = 8 << 20) -> str:
 
 
 async def _refusal(response: aiohttp.ClientResponse) -> UploadError:
+    """The refusal's status, problem code and detail (a problem document's, else the start of the body)."""
     text = await response.text() if response.method != "HEAD" else ""
-    code = None
     if response.content_type == "application/problem+json":
         try:
             body: Any = await response.json(content_type=None)
-            code = body.get("code")
-        except ValueError:
+            return UploadError(response.status, body.get("code"), str(body.get("detail") or body.get("title")))
+        except (ValueError, AttributeError):
             pass
-    return UploadError(response.status, code, text[:500])
+    return UploadError(response.status, None, text[:500])
 
 
 async def file_chunks(path: Path, offset: int, chunk_size: int,

@@ -126,9 +126,16 @@ async def receive(request: web.Request, packages: Packages, settings: UploadSett
     stream = await asyncio.to_thread(storage.open_append, upload_id, record.offset)
     pump = _Pump(packages, record, token, stream, hasher)
     try:
-        overflow = await _stream_body(request, pump, settings)
-    finally:
-        await asyncio.to_thread(_finish, stream, settings.fsync and pump.stored == record.length)
+        try:
+            overflow = await _stream_body(request, pump, settings)
+        finally:
+            await asyncio.to_thread(_finish, stream, settings.fsync and pump.stored == record.length)
+    except OSError as exc:  # the disk (full, failing): keep what was written, the client resumes later
+        log.warning("upload %s: the package storage failed: %s", upload_id, exc)
+        if pump.stored < record.length and await packages.records.record_offset(upload_id, pump.stored):
+            packages.keep_hasher(upload_id, pump.stored, hasher)
+        raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", "the package could not be stored: HEAD and resume later",
+                           retry_after=30) from None
     if overflow:
         await packages.discard(record)
         raise GatewayError("UPLOAD_TOO_LARGE", f"the body runs past Upload-Length {record.length}; upload discarded")
