@@ -82,6 +82,8 @@ class OperatorState:
     "API requests received."
     packages: int = 0
     "Media received."
+    checks: set[asyncio.Task[None]] = field(default_factory=set)
+    "Media being checked (§15), off the event loop."
 
 
 OPERATOR = web.AppKey("deposit_operator", OperatorState)
@@ -149,7 +151,9 @@ async def receive_package(request: web.Request) -> web.Response:
     partial.replace(target)
     state.packages += 1
     deposit.package_at = state.clock()
-    asyncio.get_running_loop().create_task(_check(state, deposit, target))
+    check = asyncio.get_running_loop().create_task(_check(state, deposit, target))
+    state.checks.add(check)  # a reference until it is done (the loop keeps only weak ones)
+    check.add_done_callback(state.checks.discard)
     return web.Response(status=204)
 
 
