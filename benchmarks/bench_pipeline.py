@@ -2,13 +2,21 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py [--requests 2000] [--concurrency 16] [--appendfsync always]
 
-Prints operations per second of one core for: raw signxml verification (the baseline),
+Prints the crypto floor first (bare RSA and GOST signatures and hashes, bench_gost.py), then operations per
+second of one core for: raw signxml verification (the baseline),
 the gateway's DocumentVerifier (structure + certificate path + crypto), signing a result with a
 loaded key, the whole pipeline in process (sender auth → verify → schema → identity → revocation
 (cached OCSP) → signed receipt → Redis → library over loopback → sign → Redis), and REST end to end
 with the gateway (`egov-gateway serve`) and the library in processes of their own, reading the
 gateway's CPU time from /proc. Everything runs on real parts: an embedded redis-server, the library
-mock and the test PKI's OCSP responder on sockets.
+mock and the test PKI's OCSP responder on sockets. The metrics one request records are timed alone too, in memory
+(one `serve`) and in prometheus_client's multi-process mode (`serve --workers N`), to compare with the CPU per
+request.
+
+The message log's cost (``--messagelog-only`` runs just that): the same in-process pipeline with the log off and
+on in one run (each request's five records: request, receipt, provider answer, result, answer), plus the CPU of
+sealing what was appended (signing once per 10,000-record segment, the mock TSA's token checked, the file
+written), and the log's bytes per request in Redis before sealing and in the archive after.
 """
 
 from __future__ import annotations
@@ -28,13 +36,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dataclasses import replace
+
 import aiohttp
 from lxml import etree
+from redis.asyncio import Redis
 from signxml import SignatureConfiguration, XMLVerifier
 
+from benchmarks.bench_gost import crypto_floor
 from gateway.access.senders import hash_password
+from gateway.config import MessageLogSettings, RedisSettings
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import IntakeRequest, new_session_id
+from gateway.messagelog.journal import LogKeys
+from gateway.messagelog.sealer import Sealer
+from gateway.monitor import metrics
 from gateway.shell.app import create_app
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
@@ -60,13 +76,18 @@ def per_second(label: str, action: Callable[[], object], seconds: float = 2.0) -
     return rate
 
 
-async def main(requests: int, concurrency: int, appendfsync: str = "everysec") -> None:
+async def main(requests: int, concurrency: int, appendfsync: str = "everysec", messagelog_only: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="egov-bench-"))
     pki = generate_pki(work / "pki")
     aigerim = pki.person("aigerim")
     document = signed_application(aigerim, READER_TICKET_SERVICE)
     raw = etree.tostring(document)
     print(f"signed application: {len(raw)} bytes; python {sys.version.split()[0]}; pid {os.getpid()}\n")
+    if messagelog_only:
+        await _message_log_cost(work, pki, raw, requests)
+        return
+    crypto_floor()
+    print()
 
     certificate = aigerim.sign.load_certificate()
     config = SignatureConfiguration(location="./")
@@ -79,6 +100,10 @@ async def main(requests: int, concurrency: int, appendfsync: str = "everysec") -
     signer = DocumentSigner(SigningKey.from_pem(pki.systems["gateway"].cert, pki.systems["gateway"].key))
     ticket = etree.fromstring(b"<ReaderTicket xmlns='urn:egov:kazneb:reader-ticket:v1'><iin>1</iin></ReaderTicket>")
     per_second("DocumentSigner.sign (key loaded once)", lambda: signer.sign(ticket))
+    metrics_cost()
+    with tempfile.TemporaryDirectory(prefix="egov-bench-metrics-") as files:  # chosen at import: a process of its own
+        subprocess.run([sys.executable, __file__, "--metrics-cost"], check=True,
+                       env={**os.environ, metrics.MULTIPROC_ENV: files})
 
     revocation_port = free_port()
     revocation = await run_revocation(pki, port=revocation_port)
@@ -97,6 +122,117 @@ async def main(requests: int, concurrency: int, appendfsync: str = "everysec") -
             await library.cleanup()
         await _separate_processes(work, pki, redis.url, revocation_url, raw, requests, concurrency)
     await revocation.cleanup()
+    await _message_log_cost(work, pki, raw, requests)
+
+
+async def _message_log_cost(work: Path, pki, raw: bytes, requests: int) -> None:  # type: ignore[no-untyped-def]
+    """CPU per request with the message log off and on (appends and sealing), and its bytes per request.
+
+    Both gateways run side by side in this process and take turns in slices of 48 requests, so a machine whose
+    load changes during the run (other work on the cores) weighs on both alike."""
+    tsa_port, library_port = free_port(), free_port()
+    # The TSA in a process of its own, as it is remote in production: its signing is not the gateway's CPU.
+    tsa = subprocess.Popen([sys.executable, "-m", "mocks.pki.tsa", "--pki", str(pki.root), "--port", str(tsa_port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    library = await start_site(create_library_app(), "127.0.0.1", library_port)
+    cpu = {key: 0.0 for key in ("off", "on", "off-16", "on-16")}
+    await _wait_ready(f"http://127.0.0.1:{tsa_port}/_control/tsa")
+    with EmbeddedRedis(work / "redis-messagelog") as redis:
+        runners, settings = {}, {}
+        for mode in ("off", "on"):
+            # Never sealed during the run (the sealing is timed on its own below, as one sealer process does it).
+            log_settings = MessageLogSettings(enabled=mode == "on", tsa_url=f"http://127.0.0.1:{tsa_port}/tsa",
+                                              segment_records=1_000_000, segment_seconds=3600)
+            settings[mode] = replace(make_settings(work, pki, port=free_port(),
+                                                   library_url=f"http://127.0.0.1:{library_port}"),
+                                     messagelog=log_settings, redis=RedisSettings(key_prefix=f"bench-{mode}"))
+            runners[mode] = await start_site(create_app(settings[mode], redis_url=redis.url), "127.0.0.1",
+                                             settings[mode].listen.port)
+        try:
+            for clients, suffix in ((1, ""), (16, "-16")):
+                for _ in range(max(1, requests // 48)):
+                    for mode in ("off", "on"):
+                        cpu[mode + suffix] += await _pipeline_cpu(runners[mode].app[INTAKE].pipeline, raw, 48,
+                                                                  clients)
+                if clients == 1:  # what the sequential turns appended: 5 records per request (and the warm-ups)
+                    sealed, sizes = await _seal_all(settings["on"], runners["on"], work, redis.url)
+        finally:
+            for runner in runners.values():
+                await runner.cleanup()
+    await library.cleanup()
+    tsa.terminate()
+    tsa.wait()
+    done = 48 * max(1, requests // 48)
+    appended = sizes[3]
+    per_request = sealed / appended * 5  # sealing CPU per request's five records
+    print(f"\nmessage log, in-process pipeline, {done} requests per mode, the two gateways taking turns")
+    for label, suffix in (("sequential", ""), ("16 concurrent callers", "-16")):
+        off, on = cpu[f"off{suffix}"] / done, cpu[f"on{suffix}"] / done + per_request
+        print(f"  {label}: CPU per request off {1000 * off:.3f} ms, on {1000 * on:.3f} ms "
+              f"(sealing {1000 * per_request:.3f} of it): {100 * (on - off) / off:+.1f}%")
+    print(f"  bytes per request: Redis before sealing {5 * sizes[0] / appended:,.0f} (record values; "
+          f"{5 * sizes[1] / appended:,.0f} by MEMORY USAGE), archive after {5 * sizes[2] / appended:,.0f}")
+
+
+async def _pipeline_cpu(pipeline, raw: bytes, requests: int, clients: int) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds of ``requests`` requests through the pipeline from ``clients`` concurrent callers, each answer
+    logged as an intake logs it."""
+    def request() -> IntakeRequest:
+        return IntakeRequest(channel="rest", message_id=str(uuid.uuid4()), service_id=READER_TICKET_SERVICE,
+                             message_date=datetime.now(UTC), sender_id=PORTAL, password=PORTAL_PASSWORD,
+                             document=etree.fromstring(raw))
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            intake = request()
+            outcome = await pipeline.process(intake, new_session_id(), raw=raw)
+            answer = (outcome.result or b"") + (outcome.application.receipt or "").encode()  # about the REST answer
+            await pipeline.log_answer(intake, outcome, answer)
+
+    await caller(1)
+    start = time.process_time()
+    await asyncio.gather(*(caller(requests // clients) for _ in range(clients)))
+    return time.process_time() - start
+
+
+async def _seal_all(settings, runner, work: Path,  # type: ignore[no-untyped-def]
+                    redis_url: str) -> tuple[float, tuple[int, int, int, int]]:
+    """Seal everything appended in 10,000-record segments; its CPU seconds and the bytes before and after."""
+    keys = LogKeys.under(settings.redis.key_prefix)
+    client = Redis.from_url(redis_url)
+    fields = await client.hkeys(keys.records)
+    appended = len(fields)
+    values = sum([int(await client.hstrlen(keys.records, field)) for field in fields])
+    memory = int(await client.memory_usage(keys.records) or 0)
+    pipeline = runner.app[INTAKE].pipeline
+    archive = work / f"archive-{uuid.uuid4().hex[:6]}"
+    sealer = Sealer(client, settings.redis.key_prefix, replace(settings.messagelog, segment_records=10_000),
+                    key=pipeline.signer.key, trust=pipeline.verifier.trust, session=aiohttp.ClientSession(),
+                    archive_dir=archive)
+    start = time.process_time()
+    async with sealer.session:
+        while (state := await sealer.state()).seq < int(await client.get(keys.seq) or 0):
+            await sealer.seal(state, min(state.seq + 10_000, int(await client.get(keys.seq))))
+    spent = time.process_time() - start
+    await client.aclose()
+    written = sum(path.stat().st_size for path in archive.iterdir())
+    return spent, (values, memory, written, appended)
+
+
+def record_request_metrics() -> None:
+    """What one sync request records: the request, its signature, two revocation answers, a back-end call."""
+    started = time.perf_counter()
+    metrics.observe_signature("TOTAL_PASSED", None)
+    metrics.observe_revocation("cache", "good")
+    metrics.observe_revocation("ocsp", "good")
+    metrics.observe_backend(READER_TICKET_SERVICE, "ok", started)
+    metrics.BREAKER_OPEN.labels(READER_TICKET_SERVICE).set(0)
+    metrics.observe_request("rest", READER_TICKET_SERVICE, "SCSS001", started)
+
+
+def metrics_cost() -> None:
+    mode = "multi-process files" if metrics.multiprocess() else "in memory"
+    per_second(f"metrics of one request ({mode})", record_request_metrics)
 
 
 async def _in_process(pipeline, raw: bytes, requests: int) -> None:  # type: ignore[no-untyped-def]
@@ -213,5 +349,10 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--appendfsync", choices=("everysec", "always"), default="everysec",
                         help="the embedded Redis's fsync policy (redis.appendfsync)")
+    parser.add_argument("--metrics-cost", action="store_true", help="only time the metrics of one request")
+    parser.add_argument("--messagelog-only", action="store_true", help="only the message log's cost")
     options = parser.parse_args()
-    asyncio.run(main(options.requests, options.concurrency, options.appendfsync))
+    if options.metrics_cost:
+        metrics_cost()
+    else:
+        asyncio.run(main(options.requests, options.concurrency, options.appendfsync, options.messagelog_only))

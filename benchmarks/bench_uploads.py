@@ -52,6 +52,12 @@ def status_kb(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and its finished threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak(pid: int) -> None:
     """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -70,7 +76,7 @@ def generate(path: Path, size: int) -> str:
     return hasher.hexdigest()
 
 
-def write_config(work: Path, pki, port: int) -> Path:  # type: ignore[no-untyped-def]
+def write_config(work: Path, pki, port: int, uploads: str) -> Path:  # type: ignore[no-untyped-def]
     config = work / "gateway.toml"
     config.write_text(f"""state_dir = "{work / 'state'}"
 log_level = "WARNING"
@@ -88,6 +94,7 @@ key = "{pki.systems['gateway'].key}"
 password_hash = "{hash_password(PORTAL_PASSWORD)}"
 [uploads]
 max_package_bytes = {8 * 1024 * MB}
+{uploads}
 """)
     return config
 
@@ -126,14 +133,16 @@ async def upload_leg(url: str, path: Path, digest: str, pid: int, chunk: int) ->
     idle = status_kb(pid, "VmRSS")
     reset_peak(pid)
     async with aiohttp.ClientSession() as session:
-        start = time.perf_counter()
+        start, cpu, own = time.perf_counter(), cpu_seconds(pid), cpu_seconds(os.getpid())
         with RssWatch(pid) as watch:
             location = await upload_package(session, url, AUTH, path, sha256=digest, chunk_size=chunk)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu, own = time.perf_counter() - start, cpu_seconds(pid) - cpu, cpu_seconds(os.getpid()) - own
     size = path.stat().st_size
     peak = max(status_kb(pid, "VmHWM"), watch.peak_kb)
     print(f"upload   {size / MB:,.0f} MB in {elapsed:.2f} s: {size / MB / elapsed:,.0f} MB/s "
           f"(client and gateway sharing {os.cpu_count()} cores)")
+    print(f"         CPU: gateway {cpu:.2f} s ({size / MB / cpu:,.0f} MB per CPU second), client {own:.2f} s; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"         gateway RSS idle {idle / 1024:.1f} MB, peak {peak / 1024:.1f} MB: "
           f"+{(peak - idle) / 1024:.1f} MB above idle (target <= 64)")
     return location
@@ -214,13 +223,13 @@ async def resume_leg(url: str, path: Path, digest: str, chunk: int) -> None:
     print(f"         bytes sent in total {total / MB:,.0f} MB = {total / size:.3f}x the package (target ~1.0x)")
 
 
-async def run(work: Path, size: int, chunk: int) -> None:
+async def run(work: Path, size: int, chunk: int, uploads: str) -> None:
     print(f"generating a {size / MB:,.0f} MB package in {work}")
     path = work / "package.bin"
     digest = generate(path, size)
     pki = generate_pki(work / "pki")
     port = free_port()
-    config = write_config(work, pki, port)
+    config = write_config(work, pki, port, uploads)
     with EmbeddedRedis(work / "redis") as redis_server:
         environment = {**os.environ, "REDIS_URL": redis_server.url,
                        "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -249,10 +258,15 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--chunk-mb", type=int, default=8, help="the client's read and send chunk")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--write-buffer-kb", type=int, default=None, help="[uploads] write_buffer_bytes / 1024")
+    parser.add_argument("--no-fsync", action="store_true", help="[uploads] fsync = false")
     args = parser.parse_args()
+    uploads = "\n".join(([f"write_buffer_bytes = {args.write_buffer_kb * 1024}"] if args.write_buffer_kb else [])
+                         + (["fsync = false"] if args.no_fsync else []))
+    print(f"[uploads] {uploads or 'defaults'}; client chunk {args.chunk_mb} MB")
     work = Path(tempfile.mkdtemp(prefix="bench-uploads-", dir=args.work))
     try:
-        asyncio.run(run(work, args.size_mb * MB, args.chunk_mb * MB))
+        asyncio.run(run(work, args.size_mb * MB, args.chunk_mb * MB, uploads))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -447,3 +447,22 @@ class JobQueue:
             if isinstance(value, Exception):
                 raise value
         return {"length": int(length), "pending": int(pending["pending"]), "dead": int(dead)}
+
+    async def backlog(self, service_id: str, *, count_limit: int = 10_000) -> int:
+        """Jobs not yet acknowledged: claimed by a worker or waiting for one. Redis 7 reports the waiting ones
+        (the group's lag); on older servers they are counted after the last delivered id, up to ``count_limit``."""
+        key = self._stream(service_id)
+        try:
+            groups = await self.redis.xinfo_groups(key)
+        except ResponseError as exc:  # no stream yet: nothing queued
+            if "no such key" in str(exc):
+                return 0
+            raise
+        group = next((g for g in groups if text(g["name"]) == GROUP), None)
+        if group is None:
+            return int(await self.redis.xlen(key))
+        if group.get("lag") is not None:
+            return int(group["pending"]) + int(group["lag"])
+        after = f"({text(group['last-delivered-id'])}"
+        waiting = await self.redis.xrange(key, min=after, max="+", count=count_limit)
+        return int(group["pending"]) + len(waiting or ())

@@ -130,6 +130,13 @@ _add("SIG_CONSTRAINTS_FAILURE", 422, C, "Қолтаңба саясат тала�
 _add("SIG_UNSUPPORTED_ALGORITHM", 422, C, "Бұл қолтаңба алгоритмін тексеру мүмкін емес.",
      "Этот алгоритм подписи не поддерживается.",
      "This signature algorithm is not supported by the verification backend.")
+_add("SIG_GOST_UNAVAILABLE", 503, G,
+     "ГОСТ қолтаңбасын тексеру бұл серверде қолжетімсіз (ГОСТ кітапханасы орнатылмаған).",
+     "Проверка подписи ГОСТ на этом сервере недоступна (не установлена библиотека ГОСТ).",
+     "GOST signatures cannot be verified on this server: the GOST library is not installed.")
+_add("SIG_GOST_PATH_UNAVAILABLE", 503, G, "ГОСТ сертификаттар тізбегін тексеру бұл серверде әзірге қолжетімсіз.",
+     "Проверка цепочки сертификатов ГОСТ на этом сервере пока недоступна.",
+     "GOST certificate paths cannot be validated on this server yet.")
 # Identity
 _add("ID_IIN_INVALID", 422, C, "Өтінімдегі ЖСН дұрыс емес.", "ИИН в заявлении некорректен.",
      "The IIN in the application is not a valid IIN.")
@@ -172,6 +179,10 @@ _add("GATEWAY_STORAGE_NOT_DURABLE", 503, G, "Шлюз қоймасы дерек�
      "The gateway's storage cannot write to disk; try again later.")
 _add("GATEWAY_OVERLOADED", 503, G, "Шлюз толы, кейінірек қайталаңыз.", "Шлюз перегружен, повторите позже.",
      "The gateway is at capacity; try again later.")
+# The message log could not be sealed (signed and timestamped) for too long: nothing new is accepted unproven.
+_add("GATEWAY_MESSAGELOG_UNSEALED", 503, G, "Шлюз хабарлар журналын мөрлей алмай тұр, кейінірек қайталаңыз.",
+     "Шлюз не может заверить журнал сообщений, повторите позже.",
+     "The gateway cannot seal its message log; try again later.")
 _add("PROVIDER_SIGNATURE_INVALID", 502, P, "Қызмет жеткізушісінің жауабындағы қолтаңба расталмады.",
      "Подпись поставщика услуги в ответе не подтверждена.",
      "The service provider's signature on its answer did not verify.")

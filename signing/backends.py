@@ -2,9 +2,9 @@
 
 The verifier checks structure, policy and the certificate path itself, then hands the cryptography to
 the first backend that supports the signer's key algorithm. The default backend is signxml (RSA and
-ECDSA over ``cryptography``). GOST 34.310 keys have no backend here, so a GOST-signed document comes
-out INDETERMINATE ("not supported by this backend"), never passed; a deployment with a GOST provider
-adds a backend for it without touching the verifier.
+ECDSA over ``cryptography``); GOST keys go to :class:`signing.gost.xmldsig.GostBackend`. A backend that cannot
+work on this machine (a missing C library) says so through ``unavailable()``, and its signatures come out
+INDETERMINATE with the reason, never passed.
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class SignatureBackend(Protocol):
         """Whether this backend can verify signatures made with keys of ``key_algorithm``."""
         ...
 
+    def unavailable(self) -> str | None:
+        """Why this backend cannot verify anything on this machine (e.g. a missing library); None when it can."""
+        ...
+
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
                at: datetime) -> etree._Element:
         """Check digests, signature value and signed properties; return the signed data (re-parsed from the
@@ -86,13 +90,17 @@ class SignxmlBackend:
             require_x509=True,
             location="./",
             expect_references=1,
-            signature_methods=frozenset(SignatureMethod(m) for m in policy.signature_methods),
-            digest_algorithms=frozenset(DigestAlgorithm(d) for d in policy.digest_algorithms),
+            # The policy also names other backends' algorithms (GOST): signxml gets the ones it knows.
+            signature_methods=frozenset(m for m in SignatureMethod if m.value in policy.signature_methods),
+            digest_algorithms=frozenset(d for d in DigestAlgorithm if d.value in policy.digest_algorithms),
             ignore_ambiguous_key_info=False,
         )
 
     def supports(self, key_algorithm: str) -> bool:
         return key_algorithm in ("rsa", "ec")
+
+    def unavailable(self) -> str | None:
+        return None
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
                at: datetime) -> etree._Element:

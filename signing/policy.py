@@ -15,6 +15,15 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from signing.nca import KeyPurpose
 
 ENVELOPED_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+# The GOST URIs Kalkan (NCA's SDK) writes; the backend is signing/gost/xmldsig.py (kept in sync by a test).
+_KZ = "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:"
+GOST_SIGNATURE_METHODS = frozenset({
+    _KZ + "gostr34102015-gostr34112015-512", _KZ + "gostr34102015-gostr34112015-256",
+    "http://www.w3.org/2001/04/xmldsig-more#gost34310-gost34311",
+})
+GOST_DIGEST_METHODS = frozenset({
+    _KZ + "gostr34112015-512", _KZ + "gostr34112015-256", "http://www.w3.org/2001/04/xmldsig-more#gost34311",
+})
 
 
 class RevocationMode(StrEnum):
@@ -42,16 +51,16 @@ class VerificationPolicy:
             SignatureMethod.RSA_SHA256, SignatureMethod.RSA_SHA384, SignatureMethod.RSA_SHA512,
             SignatureMethod.ECDSA_SHA256, SignatureMethod.ECDSA_SHA384, SignatureMethod.ECDSA_SHA512,
         )
-    )
-    "Allowed SignatureMethod URIs. No SHA-1, no HMAC."
+    ) | GOST_SIGNATURE_METHODS
+    "Allowed SignatureMethod URIs: RSA/ECDSA with SHA-2 and the GOST ones NCA keys use. No SHA-1, no HMAC."
     digest_algorithms: frozenset[str] = frozenset(
         d.value for d in (DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512)
-    )
-    "Allowed DigestMethod URIs."
-    transforms: frozenset[str] = frozenset(
-        {ENVELOPED_TRANSFORM} | {c.value for c in CanonicalizationMethod if "COMMENTS" not in c.name}
-    )
-    "Allowed Transform algorithms: enveloped-signature and C14N without comments (no XSLT, no XPath)."
+    ) | GOST_DIGEST_METHODS
+    "Allowed DigestMethod URIs (SHA-2, Streebog, GOST 34.311-95)."
+    transforms: frozenset[str] = frozenset({ENVELOPED_TRANSFORM} | {c.value for c in CanonicalizationMethod})
+    """Allowed Transform algorithms: enveloped-signature and C14N (no XSLT, no XPath). C14N with comments is
+    allowed (Kalkan writes it): comments are then digested, and the verified document, re-parsed from the signed
+    bytes, has them merged out, so a comment can never cut a value."""
     required_key_purpose: KeyPurpose = KeyPurpose.SIGN
     "Applications must be signed with a SIGN key (digitalSignature + nonRepudiation)."
     clock_skew: timedelta = timedelta(minutes=5)

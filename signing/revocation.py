@@ -58,13 +58,17 @@ from signing.revocation_settings import RevocationSettings
 from signing.single_flight import Once
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
-__all__ = ["RevocationChecker", "RevocationSettings", "RevocationUnavailable", "apply_revocation"]
+__all__ = ["LookupObserver", "RevocationChecker", "RevocationSettings", "RevocationUnavailable", "apply_revocation"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NOT_CHECKED = "revocation status was not checked"  # prefix of the verifier's warning, replaced here
 _MAX_ANSWERS = 100_000  # cached OCSP answers
 _MAX_CRL_BYTES = 20 * 1024 * 1024
+
+LookupObserver = Callable[[str, str], None]
+"""Told of every lookup as (source, result): ("cache", status) for an answer from the OCSP cache, else ("ocsp" or
+"crl", "good" | "revoked" | "unavailable") for each source asked. Must be quick and must not raise (metrics)."""
 
 
 class RevocationUnavailable(Exception):
@@ -101,8 +105,10 @@ class RevocationChecker:
     """Answers "is this certificate revoked?" from OCSP and CRLs, with caching; one per process."""
 
     def __init__(self, settings: RevocationSettings, session: aiohttp.ClientSession, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 on_lookup: LookupObserver = lambda _source, _result: None) -> None:
         self.settings = settings
+        self.on_lookup = on_lookup
         self.session = session
         self.clock = clock
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
@@ -119,6 +125,7 @@ class RevocationChecker:
         key = (self._issuer_key_hash(issuer), certificate.serial_number)
         cached = self._answers.get(key)
         if cached is not None and self.clock() < cached[1]:
+            self.on_lookup("cache", cached[0].status)
             return cached[0]
         return await self._checks.run(key, lambda: self._lookup(key, certificate, issuer))
 
@@ -147,7 +154,9 @@ class RevocationChecker:
                 info = await source(key, cert, issuer)
             except (_SourceFailed, ValueError, UnsupportedAlgorithm) as exc:  # a malformed answer is no answer
                 failures.append(f"{name}: {exc}")
+                self.on_lookup(name.lower(), "unavailable")
             else:
+                self.on_lookup(name.lower(), info.status)
                 return replace(info, detail="; ".join(failures)) if failures else info
         reason = "; ".join(failures)
         log.warning("revocation status of serial %x unavailable: %s", cert.serial_number, reason)

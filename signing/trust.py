@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -37,11 +38,27 @@ class TrustedPath:
     "Earliest not_after along the path."
 
 
+class PathValidator(Protocol):
+    """What the verifier asks of a trust store. :class:`TrustStore` is one (RSA/ECDSA chains); GOST chains,
+    whose signatures ``cryptography`` cannot check, plug in another (``DocumentVerifier(gost_paths=...)``)."""
+
+    def validate(
+        self, leaf: x509.Certificate, untrusted: Sequence[x509.Certificate], at: datetime,
+        *, leaf_fingerprint: bytes | None = None,
+    ) -> TrustedPath:
+        """The path for ``leaf`` valid at ``at``, or raise :class:`UntrustedCertificateError`."""
+        ...
+
+
 def load_certificates(paths: Iterable[Path]) -> list[x509.Certificate]:
-    """Read every certificate from PEM files (several per file allowed)."""
+    """Read every certificate from PEM files (several per file allowed) or DER files (one each)."""
     certificates: list[x509.Certificate] = []
     for path in paths:
-        certificates.extend(x509.load_pem_x509_certificates(Path(path).read_bytes()))
+        data = Path(path).read_bytes()
+        if b"-----BEGIN" in data:
+            certificates.extend(x509.load_pem_x509_certificates(data))
+        else:
+            certificates.append(x509.load_der_x509_certificate(data))
     return certificates
 
 

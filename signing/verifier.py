@@ -24,6 +24,7 @@ from cryptography import x509
 from lxml import etree
 
 from signing.backends import CryptoFailure, CryptoFailureKind, SignatureBackend, SignatureLayout, SignxmlBackend
+from signing.gost.xmldsig import GostBackend
 from signing.idnumbers import mask_ids
 from signing.nca import CertificateIdentity, KeyPurpose, read_identity
 from signing.policy import VerificationPolicy
@@ -35,7 +36,8 @@ from signing.report import (
     SubIndication,
     ValidationReport,
 )
-from signing.trust import TrustedPath, TrustStore, UntrustedCertificateError, fingerprint
+from signing.trust import PathValidator, TrustedPath, TrustStore, UntrustedCertificateError, fingerprint
+from signing.xmlsafe import without_comments
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 NS = {"ds": DS}
@@ -44,6 +46,7 @@ _MEMO_SIZE = 10_000
 SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
 XADES = "http://uri.etsi.org/01903/v1.3.2#"
 GOST_KEY_OIDS = frozenset({"1.2.398.3.10.1.1.1.1", "1.2.398.3.10.1.1.2.3.1", "1.2.398.3.10.1.1.2.3.2"})
+GOST_KEY_ALGORITHMS = frozenset({"gost2004", "gost2015"})
 
 # Gateway error code for each sub-indication; a few checks refine it (see _fail callers).
 ERROR_CODES: dict[SubIndication, str] = {
@@ -68,6 +71,8 @@ ERROR_CODES: dict[SubIndication, str] = {
 REFINED_CODES: dict[str, SubIndication] = {
     "SIG_UNSUPPORTED_ALGORITHM": SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
     "SIG_NOT_SIGNING_KEY": SubIndication.CHAIN_CONSTRAINTS_FAILURE,
+    "SIG_GOST_UNAVAILABLE": SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
+    "SIG_GOST_PATH_UNAVAILABLE": SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
 }
 _CRYPTO_SUB_INDICATIONS = {
     CryptoFailureKind.HASH: SubIndication.HASH_FAILURE,
@@ -141,7 +146,12 @@ class _Failure(Exception):
 
 
 class DocumentVerifier:
-    """Verifies enveloped signatures against one policy and trust store (both loaded once)."""
+    """Verifies enveloped signatures against one policy and trust store (both loaded once).
+
+    ``trust`` validates RSA/ECDSA certificate paths; ``gost_paths`` validates GOST ones (``cryptography`` cannot
+    check GOST certificate signatures). Without ``gost_paths`` a GOST signer's path cannot be validated, and the
+    answer is INDETERMINATE/NO_CERTIFICATE_CHAIN_FOUND (SIG_GOST_PATH_UNAVAILABLE), never a pass.
+    """
 
     def __init__(
         self,
@@ -150,11 +160,14 @@ class DocumentVerifier:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         backends: Sequence[SignatureBackend] = (),
+        gost_paths: PathValidator | None = None,
     ) -> None:
         self.policy = policy
         self.trust = trust
+        self.gost_paths = gost_paths
         self.clock = clock
-        self.backends: tuple[SignatureBackend, ...] = tuple(backends) if backends else (SignxmlBackend(policy),)
+        self.backends: tuple[SignatureBackend, ...] = (
+            tuple(backends) if backends else (SignxmlBackend(policy), GostBackend(policy)))
         self._identities: dict[bytes, CertificateIdentity] = {}
         self._chains: dict[bytes, tuple[TrustedPath, tuple[ChainElement, ...]]] = {}
 
@@ -178,7 +191,8 @@ class DocumentVerifier:
             leaf_fingerprint = fingerprint(certificate)
             identity = self._identity(certificate, leaf_fingerprint)
             found["signer"] = _signer_info(identity)
-            path, _ = self._trusted_path(certificate, untrusted, leaf_fingerprint, now)
+            path, _ = self._trusted_path(certificate, untrusted, leaf_fingerprint, now,
+                                         identity.public_key_algorithm)
             found["chain"] = self._chain(path, leaf_fingerprint)
         except _Failure as failure:
             raise SignatureRejected(_failed_report(failure, now, found)) from None
@@ -198,7 +212,7 @@ class DocumentVerifier:
         identity = self._identity(signer_cert, leaf_fingerprint)
         found["signer"] = _signer_info(identity)
         backend = self._backend(identity, signed_info, method)
-        path, at = self._trusted_path(signer_cert, untrusted, leaf_fingerprint, now)
+        path, at = self._trusted_path(signer_cert, untrusted, leaf_fingerprint, now, identity.public_key_algorithm)
         found["chain"] = self._chain(path, leaf_fingerprint)  # in the report even when the key purpose is wrong
         if identity.key_purpose is not self.policy.required_key_purpose:
             raise _Failure(SubIndication.CHAIN_CONSTRAINTS_FAILURE,
@@ -210,6 +224,7 @@ class DocumentVerifier:
             signed = backend.verify(document, signer_cert, structure, at)
         except CryptoFailure as failure:
             raise _Failure(_CRYPTO_SUB_INDICATIONS[failure.kind], failure.detail) from None
+        signed = without_comments(signed)  # no reader can be cut short by a comment (signed with-comments C14N)
         if etree.QName(signed).text != etree.QName(document).text:
             raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND, "the signature does not cover the document")
 
@@ -236,6 +251,11 @@ class DocumentVerifier:
             raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE,
                            f"{label} signatures are not supported by this verification backend",
                            "SIG_UNSUPPORTED_ALGORITHM")
+        reason = backend.unavailable()
+        if reason is not None:
+            gost = identity.public_key_algorithm in GOST_KEY_ALGORITHMS
+            raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"the {backend.name} backend cannot run here: "
+                           f"{reason}", "SIG_GOST_UNAVAILABLE" if gost else "SIG_UNSUPPORTED_ALGORITHM")
         if method not in self.policy.signature_methods:
             raise _Failure(SubIndication.CRYPTO_CONSTRAINTS_FAILURE, f"signature method {method} is not allowed")
         for digest_method in signed_info.iterfind("ds:Reference/ds:DigestMethod", NS):
@@ -245,8 +265,15 @@ class DocumentVerifier:
         return backend
 
     def _trusted_path(self, signer_cert: x509.Certificate, untrusted: Sequence[x509.Certificate],
-                      leaf_fingerprint: bytes, now: datetime) -> tuple[TrustedPath, datetime]:
+                      leaf_fingerprint: bytes, now: datetime, key_algorithm: str) -> tuple[TrustedPath, datetime]:
         """The signer's path to a trust anchor, and the instant (within the validity period) it was validated at."""
+        validator: PathValidator = self.trust
+        if key_algorithm in GOST_KEY_ALGORITHMS:
+            if self.gost_paths is None:
+                raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+                               "GOST certificate paths cannot be validated here yet (no GOST path validator is "
+                               "configured), so this GOST signature is not accepted", "SIG_GOST_PATH_UNAVAILABLE")
+            validator = self.gost_paths
         skew = self.policy.clock_skew
         if now + skew < signer_cert.not_valid_before_utc:
             raise _Failure(SubIndication.NOT_YET_VALID,
@@ -257,7 +284,7 @@ class DocumentVerifier:
         # Within the skew allowance, validate as of the nearest instant the certificate was valid.
         at = min(max(now, signer_cert.not_valid_before_utc), signer_cert.not_valid_after_utc)
         try:
-            path = self.trust.validate(signer_cert, untrusted, at, leaf_fingerprint=leaf_fingerprint)
+            path = validator.validate(signer_cert, untrusted, at, leaf_fingerprint=leaf_fingerprint)
         except UntrustedCertificateError as exc:
             # The library's text names certificate subjects, which carry IINs: mask them.
             raise _Failure(SubIndication.NO_CERTIFICATE_CHAIN_FOUND,

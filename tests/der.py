@@ -42,3 +42,34 @@ def encode_oid(dotted: str) -> bytes:
             chunk.insert(0, 0x80 | (arc & 0x7F))
         body += bytes(chunk)
     return bytes([0x06, len(body)]) + body
+
+
+def der_replace_spki(certificate_der: bytes, spki: bytes) -> bytes:
+    """The certificate with its SubjectPublicKeyInfo replaced by ``spki`` (its own signature no longer verifies:
+    for tests whose path validator does not check it)."""
+
+    def tlv(data: bytes, i: int) -> tuple[int, int]:  # (start of contents, end)
+        size, j = data[i + 1], i + 2
+        if size & 0x80:
+            count = size & 0x7F
+            size, j = int.from_bytes(data[j:j + count], "big"), j + count
+        return j, j + size
+
+    def wrap(tag: int, body: bytes) -> bytes:
+        size = len(body)
+        head = bytes([size]) if size < 0x80 else bytes([0x80 | ((size.bit_length() + 7) // 8)]) + size.to_bytes(
+            (size.bit_length() + 7) // 8, "big")
+        return bytes([tag]) + head + body
+
+    cert_start, cert_end = tlv(certificate_der, 0)
+    tbs_start, tbs_end = tlv(certificate_der, cert_start)
+    fields, i = [], tbs_start
+    while i < tbs_end:
+        _, end = tlv(certificate_der, i)
+        fields.append(certificate_der[i:end])
+        i = end
+    index = (1 if fields[0][0] == 0xA0 else 0) + 5
+    fields[index] = spki
+    tbs = wrap(0x30, b"".join(fields))
+    rest = certificate_der[tbs_end:cert_end]
+    return wrap(0x30, tbs + rest)

@@ -55,11 +55,11 @@ def stop(process: subprocess.Popen, signum: int = signal.SIGINT) -> int:
 async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Path) -> None:
     state = tmp_path / "state"
     shutil.copytree(pki.root, state / "pki")  # saves generating a second PKI
-    names = ("gateway", "portal", "library", "elicense", "desk", "callback", "revocation")
+    names = ("gateway", "portal", "library", "elicense", "desk", "callback", "revocation", "tsa")
     ports = {name: free_port() for name in names}
     port = ports["gateway"]
     flags = [f"--{name}-port" if name != "gateway" else "--port" for name in ports]
-    demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state),
+    demo = subprocess.Popen([*CLI, "demo", "--state-dir", str(state), "--seal-seconds", "0.5",
                              *[arg for flag, value in zip(flags, ports.values(), strict=True)
                                for arg in (flag, str(value))]],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
@@ -93,6 +93,7 @@ async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Pa
         ) as response:
             listing = await response.json()
         assert [a["sessionId"] for a in listing["applications"]] == [outcome["sessionId"]]
+        await _log_verify_holds_until_a_byte_changes(state)
     finally:
         code = stop(demo)
     output = demo.stdout.read()
@@ -102,6 +103,32 @@ async def test_demo_then_submit_shows_a_verified_signed_result(pki, tmp_path: Pa
     assert not any(port_open(p) for p in ports.values()), "every server of the demo stopped"
     assert (state / "redis" / "appendonlydir").exists() or (state / "redis" / "appendonly.aof").exists()
     assert pki.person("aigerim").iin not in output, "a full IIN reached the log"
+
+
+async def _log_verify_holds_until_a_byte_changes(state: Path) -> None:
+    """The demo's message log: sealed and archived, `log verify` exits 0; one byte changed, it names the record."""
+    archive = state / "messagelog"
+    for _ in range(100):  # the demo seals every 0.5 s
+        if sorted(archive.glob("segment-*.jsonl")) and "0 unsealed" in _log(state, "verify").stdout:
+            break
+        await asyncio.sleep(0.1)
+    verified = _log(state, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "OK: every hash link, seal signature and timestamp holds" in verified.stdout
+    first = sorted(archive.glob("segment-*.jsonl"))[0]
+    lines = first.read_bytes().split(b"\n")
+    at = lines[0].index(b'"kind":"') + 8
+    lines[0] = lines[0][:at] + b"X" + lines[0][at + 1:]  # one byte of record 1
+    first.write_bytes(b"\n".join(lines))
+    broken = _log(state, "verify")
+    assert broken.returncode == 1, broken.stdout
+    # Records 1 and 2 (a request and its receipt) are appended together, so one segment holds both.
+    assert f"first break at {first.name} line 2 record 2: its prev does not match" in broken.stdout, broken.stdout
+    assert "(record 1 changed" in broken.stdout
+
+
+def _log(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "log", *args, "--state-dir", str(state)], capture_output=True, text=True, timeout=60)
 
 
 async def test_serve_runs_from_a_toml_file_with_external_redis(pki, redis_url: str, tmp_path: Path) -> None:

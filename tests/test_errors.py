@@ -12,7 +12,7 @@ from signing.verifier import ERROR_CODES
 from tests.helpers import ROOT
 
 SOURCE_DIRS = ("gateway", "signing", "connectors")
-CODE_PATTERN = re.compile(r"""["'](?:CLIENT|SIG|ID|PROVIDER|GATEWAY|UPLOAD)_[A-Z_]*["']""")
+CODE_PATTERN = re.compile(r"""["'](?:CLIENT|SIG|ID|PROVIDER|GATEWAY|UPLOAD|DEPOSIT)_[A-Z_]*["']""")
 KAZAKH_LETTERS = re.compile("[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 CYRILLIC = re.compile("[а-яА-ЯёЁ]")
 

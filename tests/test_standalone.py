@@ -193,7 +193,7 @@ def test_demo_banner_shows_how_to_run_dlq_as_the_demo_operator(pki, tmp_path: Pa
     from mocks.world.demo import _print_banner, demo_settings
 
     urls = {name: f"http://127.0.0.1:{free_port()}"
-            for name in ("library", "elicense", "callback", "revocation", "portal", "desk", "deposit")}
+            for name in ("library", "elicense", "callback", "revocation", "portal", "desk", "tsa", "deposit")}
     port = free_port()
     settings = demo_settings(tmp_path, pki.root, port=port, urls=urls)
     passwords = demo_secrets(tmp_path)
@@ -211,3 +211,8 @@ def test_demo_banner_shows_how_to_run_dlq_as_the_demo_operator(pki, tmp_path: Pa
         assert args.sender == DEMO_OPERATOR
     submit = [line for line in out.splitlines() if " submit" in line]
     assert submit and all(f"--state-dir {tmp_path}" in line for line in submit)
+    logs = [shlex.split(line.strip())[1:] for line in out.splitlines() if "egov-gateway log " in line]
+    assert len(logs) == 2
+    for argv in logs:
+        args = _parser({}).parse_args([arg.replace("<messageId>", "M-1") for arg in argv])
+        assert (args.command, args.state_dir) == ("log", tmp_path)

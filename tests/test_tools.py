@@ -7,10 +7,12 @@ import json
 import shutil
 import socket
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.shell.cli import main
@@ -349,3 +351,88 @@ async def test_the_readme_sign_and_verify_example_runs_as_written(pki, tmp_path:
         verified = await asyncio.to_thread(run, [*lines[1][1:], "--revocation", "off"])
         assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "TOTAL_PASSED" in verified.stdout
+
+
+# -------------------------------------------------------------------------------------- verify --at
+
+
+def signed_with_certificate(pki, person_handle: str, tmp_path: Path) -> tuple[Path, object]:
+    person = pki.person(person_handle)
+    source, signed = tmp_path / f"{person_handle}.xml", tmp_path / f"{person_handle}.signed.xml"
+    source.write_bytes(etree.tostring(reader_registration(person)))
+    assert main(["sign", "--cert", str(person.sign.cert), "--key", str(person.sign.key),
+                 "--in", str(source), "--out", str(signed)]) == 0
+    return signed, person.sign.load_certificate()
+
+
+def verify_json(capsys, *argv: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["verify", "--json", *argv])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_verify_at_a_time_inside_an_expired_certificates_validity(pki, tmp_path: Path, capsys) -> None:
+    """An archived document signed by a since-expired certificate: valid as of then, refused as of now."""
+    signed, certificate = signed_with_certificate(pki, "expired", tmp_path)
+    trust = ["--trust", str(pki.trust_anchors[0]), "--intermediate", str(pki.intermediates[0])]
+    then = certificate.not_valid_before_utc + (certificate.not_valid_after_utc - certificate.not_valid_before_utc) / 2
+    code, report = verify_json(capsys, "--in", str(signed), *trust, "--at", then.isoformat())
+    assert (code, report["indication"]) == (0, "TOTAL_PASSED"), report["errors"]
+    assert report["validation_time"] == then.isoformat()
+    assert report["revocation"]["status"] == "not_checked"  # --at: revocation off unless asked
+    after = certificate.not_valid_after_utc + (certificate.not_valid_after_utc - then)
+    code, report = verify_json(capsys, "--in", str(signed), *trust, "--at", after.isoformat())
+    assert code == 1
+    assert (report["error_code"], report["sub_indication"], report["indication"]) == (
+        "SIG_EXPIRED", "OUT_OF_BOUNDS_NO_POE", "INDETERMINATE")
+    code, report = verify_json(capsys, "--in", str(signed), *trust, "--revocation", "off")  # now: expired too
+    assert (code, report["error_code"]) == (1, "SIG_EXPIRED")
+
+
+def test_verify_at_before_a_certificate_starts_is_not_yet_valid(pki, tmp_path: Path, capsys) -> None:
+    signed, certificate = signed_with_certificate(pki, "aigerim", tmp_path)
+    before = certificate.not_valid_before_utc.replace(year=certificate.not_valid_before_utc.year - 1)
+    code, report = verify_json(capsys, "--in", str(signed), "--trust", str(pki.trust_anchors[0]), "--intermediate",
+                               str(pki.intermediates[0]), "--at", before.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert code == 1
+    assert (report["error_code"], report["sub_indication"], report["indication"]) == (
+        "SIG_NOT_YET_VALID", "NOT_YET_VALID", "TOTAL_FAILED")
+    assert report["validation_time"] == before.isoformat(), "a time without a zone is UTC"
+
+
+@pytest.mark.parametrize("encoding", ["pem", "der"])
+def test_verify_with_only_the_intermediate_trusted_in_pem_or_der(pki, tmp_path: Path, capsys, encoding: str) -> None:
+    signed, _ = signed_with_certificate(pki, "aigerim", tmp_path)
+    intermediate = x509.load_pem_x509_certificate(pki.intermediates[0].read_bytes())
+    anchor = tmp_path / f"nca.{encoding}"
+    anchor.write_bytes(intermediate.public_bytes(
+        serialization.Encoding.PEM if encoding == "pem" else serialization.Encoding.DER))
+    now = datetime.now(UTC).isoformat()
+    code, report = verify_json(capsys, "--in", str(signed), "--trust", str(anchor), "--at", now)
+    assert (code, report["indication"]) == (0, "TOTAL_PASSED"), report["errors"]
+    assert report["chain"][-1]["subject"] == intermediate.subject.rfc4514_string()
+    assert len(report["chain"]) == 2, "the path ends at the trusted intermediate"
+
+
+def test_verify_with_the_root_in_der_and_pem_together(pki, tmp_path: Path, capsys) -> None:
+    signed, _ = signed_with_certificate(pki, "aigerim", tmp_path)
+    root = x509.load_pem_x509_certificate(pki.trust_anchors[0].read_bytes())
+    der = tmp_path / "root.cer"
+    der.write_bytes(root.public_bytes(serialization.Encoding.DER))
+    code, report = verify_json(capsys, "--in", str(signed), "--trust", str(der), "--trust",
+                               str(pki.authorities["foreign-root"].cert), "--intermediate",
+                               str(pki.intermediates[0]), "--revocation", "off")
+    assert (code, report["indication"]) == (0, "TOTAL_PASSED"), report["errors"]
+
+
+def test_verify_at_refuses_a_bad_time_and_a_bad_trust_file(pki, tmp_path: Path, capsys) -> None:
+    signed, _ = signed_with_certificate(pki, "aigerim", tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", "--in", str(signed), "--trust", str(pki.trust_anchors[0]), "--at", "yesterday"])
+    assert exit_.value.code == 2
+    assert "is not an ISO 8601 time" in capsys.readouterr().err
+    junk = tmp_path / "junk.cer"
+    junk.write_bytes(b"\x30\x03\x02\x01\x01")
+    assert main(["verify", "--in", str(signed), "--trust", str(junk), "--at", "2026-01-01T00:00:00Z"]) == 2
+    err = capsys.readouterr().err
+    assert "neither PEM nor DER" in err and "Traceback" not in err

@@ -178,6 +178,15 @@ async def test_tampered_body_and_timestamp(gw: GatewayUnderTest, wss_url: str, h
     assert code_of((await post(http, wss_url, etree.tostring(envelope)))[1]) == "SIG_HASH_FAILURE"
 
 
+async def test_gost_signature_method_is_not_allowed_for_ws_security(gw: GatewayUnderTest, wss_url: str,
+                                                                    http: aiohttp.ClientSession) -> None:
+    """GOST is verified for documents only: in an envelope its method is refused before any certificate work."""
+    envelope = etree.fromstring(signed_bytes(gw))
+    method = security_of(envelope).find(f"{{{DS}}}Signature/{{{DS}}}SignedInfo/{{{DS}}}SignatureMethod")
+    method.set("Algorithm", "urn:ietf:params:xml:ns:pkigovkz:xmlsec:algorithms:gostr34102015-gostr34112015-512")
+    assert code_of((await post(http, wss_url, etree.tostring(envelope)))[1]) == "SIG_CRYPTO_CONSTRAINTS_FAILURE"
+
+
 async def test_replay_is_refused(gw: GatewayUnderTest, wss_url: str, http: aiohttp.ClientSession) -> None:
     raw = signed_bytes(gw)
     assert code_of((await post(http, wss_url, raw))[1]) == "SCSS001"

@@ -19,6 +19,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.lifecycle.store import utc_now
+from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.records import Entry, Kind
 from signing.idnumbers import mask_id
 
 log = logging.getLogger("egov.cabinet.access")
@@ -57,8 +59,11 @@ class AccessRecord:
 class AccessLog:
     """Appends and lists access records (one instance per process, sharing the Redis pool)."""
 
-    def __init__(self, redis: Redis, prefix: str = "egov", *, max_len: int = 1_000_000) -> None:
+    def __init__(self, redis: Redis, prefix: str = "egov", *, max_len: int = 1_000_000,
+                 messagelog: MessageLog | None = None) -> None:
         self.redis = redis
+        self.messagelog = messagelog
+        "The same events go into the message log, the owner masked (the stream keeps it whole, for queries)."
         self.key = f"{prefix}:access-records"
         self.max_len = max_len
 
@@ -69,6 +74,10 @@ class AccessLog:
             "at": utc_now(), "sender": sender, "owner": owner, "action": action,
             "applications": " ".join(applications), "found": "1" if found else "0", "remote": remote,
         }, maxlen=self.max_len, approximate=True)
+        if self.messagelog is not None:
+            await self.messagelog.append(Entry(
+                Kind.CABINET_READ, sender, "", "", " ".join(applications), {},
+                note=f"{action} of {mask_id(owner)} from {remote or '-'}{'' if found else ', not shown'}"))
         log.debug("cabinet %s of %s by %s: %d application(s)", action, mask_id(owner), sender, len(applications))
 
     async def page(self, *, owner: str | None = None, sender: str | None = None, before: str | None = None,

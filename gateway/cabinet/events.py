@@ -31,6 +31,7 @@ from redis.asyncio.client import PubSub
 
 from gateway.config import CabinetSettings
 from gateway.errors import GatewayError
+from gateway.monitor.metrics import CABINET_STREAMS
 from gateway.supervise import STORAGE_ERRORS, FailureBurst, supervise
 from gateway.web.problems import problem
 from signing.idnumbers import mask_id
@@ -144,6 +145,7 @@ class EventHub:
         stream = Stream(owner, self.settings.stream_buffer, scope)
         mine.add(stream)
         self._total += 1
+        CABINET_STREAMS.inc()
         if self._listening:
             stream.offer(LISTENING)
         self._wanted.set()
@@ -156,6 +158,7 @@ class EventHub:
             return
         mine.discard(stream)
         self._total -= 1
+        CABINET_STREAMS.dec()
         if not mine:
             del self._streams[stream.owner]
 

@@ -26,6 +26,8 @@ from gateway.config.settings import (
     CabinetSettings,
     ConnectorKind,
     DeliveryMode,
+    MessageLogSettings,
+    MonitorSettings,
     ProviderSignature,
     SenderAuth,
     ServiceSettings,
@@ -117,12 +119,14 @@ def check_settings(settings: Settings) -> None:
     if settings.trust.clock_skew_seconds < 0:
         raise ConfigError("trust.clock_skew_seconds: must not be negative")
     _check_cabinet(settings.cabinet)
+    _check_messagelog(settings.messagelog)
     _check_uploads(settings.uploads)
     try:
         settings.shep.zone()
     except (ValueError, ZoneInfoNotFoundError):
         raise ConfigError(f"shep.local_time_zone: {settings.shep.local_time_zone!r} is not a known IANA time zone") \
             from None
+    _check_monitor(settings.monitor)
 
 
 def _check_uploads(uploads: UploadSettings) -> None:
@@ -150,6 +154,29 @@ def _check_cabinet(cabinet: CabinetSettings) -> None:
         raise ConfigError("cabinet.keep_alive_seconds: must be positive and finite")
     if cabinet.access_records_max < 1000:
         raise ConfigError("cabinet.access_records_max: must be at least 1000")
+
+
+def _check_monitor(monitor: MonitorSettings) -> None:
+    if monitor.listen is not None:
+        host, _, port = monitor.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("monitor.listen: expected host:port, for example 127.0.0.1:9464")
+    if monitor.anchor_min_days < 0 or monitor.expiry_warning_days < 0:
+        raise ConfigError("monitor.anchor_min_days and monitor.expiry_warning_days: must not be negative")
+    for key in ("probe_interval_seconds", "probe_timeout_seconds", "gauge_cache_seconds"):
+        value = getattr(monitor, key)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"monitor.{key}: must be positive and finite")
+
+
+def _check_messagelog(messagelog: MessageLogSettings) -> None:
+    if messagelog.enabled and not (messagelog.tsa_url or "").startswith(("http://", "https://")):
+        raise ConfigError("messagelog.tsa_url: an http(s) URL of a time-stamping authority is required when enabled")
+    if not 1 <= messagelog.segment_records <= 1_000_000:
+        raise ConfigError("messagelog.segment_records: must be 1..1000000")
+    for key in ("segment_seconds", "max_seal_failure_seconds", "tsa_timeout_seconds", "check_seconds"):
+        if not (math.isfinite(getattr(messagelog, key)) and getattr(messagelog, key) > 0):
+            raise ConfigError(f"messagelog.{key}: must be positive and finite")
 
 
 def _check_senders(settings: Settings) -> None:

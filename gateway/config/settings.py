@@ -153,6 +153,39 @@ class CabinetSettings:
 
 
 @dataclass(frozen=True)
+class MessageLogSettings:
+    """The tamper-evident message log (docs/messagelog.md): every request, answer, receipt, provider answer,
+    result and cabinet read appended to a hash chain, sealed (signed by the gateway, timestamped by a TSA)
+    every ``segment_records`` records or ``segment_seconds`` seconds and archived as one file per segment."""
+
+    enabled: bool = False
+    "Keep the message log; needs ``tsa_url``. When on, intake refuses (503) once sealing has failed too long."
+    tsa_url: str | None = None
+    "RFC 3161 time-stamping authority (HTTP POST of application/timestamp-query), e.g. NCA's tsp.pki.gov.kz."
+    segment_records: int = 10_000
+    "Most records sealed under one signature and timestamp (X-Road: up to 10,000 per timestamp)."
+    segment_seconds: float = 60.0
+    "A record waits at most about this long before its segment is sealed (X-Road: every 60 s)."
+    archive_dir: Path | None = None
+    "Where sealed segments are written, one file each (default: ``<state_dir>/messagelog``)."
+    store_bodies: bool = False
+    "Also keep each part's bytes, encrypted with AES-256-GCM under the key in ``body_key_env`` (else hashes only)."
+    body_key_env: str = "EGOV_MESSAGELOG_KEY"
+    "Environment variable holding the body key: 32 bytes, base64 (keys never live in the file)."
+    max_seal_failure_seconds: float = 600.0
+    """How long records may stay unsealed past ``segment_seconds`` (the TSA down, no sealer running) before
+    intake refuses new requests with 503 GATEWAY_MESSAGELOG_UNSEALED rather than accept what it cannot prove."""
+    tsa_timeout_seconds: float = 10.0
+    "Deadline of one time-stamping request."
+    check_seconds: float = 1.0
+    "How often the sealer looks for work and each process refreshes its cached seal status."
+
+    def archive(self, state_dir: Path) -> Path:
+        """The archive directory in force."""
+        return self.archive_dir if self.archive_dir is not None else state_dir / "messagelog"
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """How sender passwords are checked and failed attempts throttled.
 
@@ -397,6 +430,25 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class MonitorSettings:
+    """Metrics and health checks (docs/monitoring.md)."""
+
+    listen: str | None = None
+    """A separate ``host:port`` serving ``/metrics`` and ``/health/*`` without credentials (bind it to a private
+    address); None: they are served on the main listener only, ``/metrics`` and check details to operators."""
+    anchor_min_days: int = 30
+    "``/health/ready`` fails while a trust anchor or the gateway's own certificate expires within this many days."
+    expiry_warning_days: int = 60
+    "A trust anchor, intermediate CA, the gateway's certificate or a CRL expiring within this many days is warned of."
+    probe_interval_seconds: float = 30.0
+    "A probe of the revocation sources (OCSP responder, CRLs) is reused this long: never one per readiness check."
+    probe_timeout_seconds: float = 2.0
+    "Limit for one probe of one source, and for the Redis readings of a scrape."
+    gauge_cache_seconds: float = 2.0
+    "Scrape-time gauges read from Redis (outbox, queues, dead letters) are reused this long."
+
+
+@dataclass(frozen=True)
 class Settings:
     state_dir: Path = Path(".egov")
     "Where the embedded Redis keeps its data and the demo its PKI (default: .egov in the working directory)."
@@ -424,8 +476,12 @@ class Settings:
     "The cabinet: its live event streams (caps per owner and in total, keep-alive) and its access records."
     auth: AuthSettings = field(default_factory=AuthSettings)
     "Sender authentication: bounded password checks, throttling and lock-out of failed attempts."
+    messagelog: MessageLogSettings = field(default_factory=MessageLogSettings)
+    "The tamper-evident message log: hash chain, seals (signature + RFC 3161 timestamp), archive files."
     ws_security: WsSecuritySettings = field(default_factory=WsSecuritySettings)
     "WS-Security on the SOAP intakes: endpoints, Timestamp lifetime, bounded checks."
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    "Metrics (``/metrics``) and health checks (``/health/live``, ``/health/ready``)."
     senders: dict[str, SenderSettings] = field(default_factory=dict)
     "Systems allowed to send requests, by senderId."
     services: dict[str, ServiceSettings] = field(default_factory=dict)

@@ -28,6 +28,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Awaitable
 from typing import NoReturn
 
 from redis.asyncio import Redis
@@ -43,6 +44,9 @@ from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lease, Lifecycle
+from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.records import Entry, Kind
+from gateway.monitor.metrics import BREAKER_OPEN, observe_backend
 from gateway.supervise import FailureBurst, SupervisorSettings, spawn, supervise
 from signing.policy import RevocationMode
 from signing.revocation import RevocationChecker
@@ -68,14 +72,17 @@ class Delivery:
                  registry: ServiceRegistry, signer: DocumentSigner, provider_verifier: DocumentVerifier,
                  xml_limits: XmlLimits, settings: DeliverySettings | None = None,
                  revocation: RevocationChecker | None = None,
-                 revocation_mode: RevocationMode = RevocationMode.OFF, packages: PackageFinder | None = None) -> None:
-        """``revocation``/``revocation_mode``: how providers' certificates are checked (as applicants').
-        ``packages``: the uploads' storage, whose packages the package connector streams after the document."""
+                 revocation_mode: RevocationMode = RevocationMode.OFF, messagelog: MessageLog | None = None,
+                 packages: PackageFinder | None = None) -> None:
+        """``revocation``/``revocation_mode``: how providers' certificates are checked (as applicants');
+        ``messagelog``: where providers' answers and the results filed are logged; ``packages``: the uploads'
+        storage, whose packages the package connector streams after the document."""
         self.packages = packages
         self.store, self.lifecycle, self.registry = store, lifecycle, registry
         self.answers = AnswerCheck(signer, provider_verifier, xml_limits, revocation=revocation,
                                    revocation_mode=revocation_mode)
         self.settings = settings or DeliverySettings()
+        self.messagelog = messagelog
         self.outbox = LeaseSchedule(redis, f"{prefix}:outbox")
         self.breakers: dict[str, CircuitBreaker] = {}
         self._wake = asyncio.Event()
@@ -148,13 +155,15 @@ class Delivery:
                 await self._later(app, "PROVIDER_UNAVAILABLE", "circuit breaker open: the back-end failed repeatedly",
                                   max(breaker.retry_after(), 1.0))
             try:
-                answer = await service.connector.submit(self._submission(app, service))
+                answer = await _metered(service, service.connector.submit(self._submission(app, service)))
             except ConnectorError as exc:
                 if not exc.transient:
                     breaker.record_success()  # it answered: reachable
+                    _show_breaker(service, breaker)
                     await self._fail_now(app, exc.code, exc.detail)
                     raise GatewayError(exc.code, exc.detail) from None
                 breaker.record_failure()
+                _show_breaker(service, breaker)
                 wait = backoff_seconds(attempt, base=service.settings.retry_base_seconds, cap=_SYNC_RETRY_CAP)
                 if attempt < service.settings.retry_attempts and breaker.state is BreakerState.CLOSED:
                     await asyncio.sleep(wait)
@@ -163,6 +172,7 @@ class Delivery:
                     attempt, base=service.settings.retry_base_seconds, cap=service.settings.retry_max_seconds)
                 await self._later(app, exc.code, exc.detail, max(later, 1.0))
             breaker.record_success()
+            _show_breaker(service, breaker)
             if answer.document is None:  # the configuration keeps long-running connectors async
                 await self._fail_now(app, "PROVIDER_BAD_RESPONSE", "a sync back-end gave no answer")
                 raise GatewayError("PROVIDER_BAD_RESPONSE", "a sync back-end gave no answer")
@@ -240,15 +250,19 @@ class Delivery:
         try:
             await self._step(app, service)
             breaker.record_success()
+            _show_breaker(service, breaker)
         except ConnectorError as exc:
             if not exc.transient:
                 breaker.record_success()  # it answered: reachable
+                _show_breaker(service, breaker)
                 await self._finish_failed(app, exc.code, exc.detail)
                 return
             breaker.record_failure()
+            _show_breaker(service, breaker)
             await self._retry_later(app, service, exc.code, exc.detail)
         except GatewayError as exc:
             breaker.record_success()  # the back-end answered; the answer is what failed
+            _show_breaker(service, breaker)
             if exc.code == CHECK_LATER:  # the back-end answered; our revocation check could not finish
                 await self._retry_later(app, service, exc.code, exc.detail or "")
                 return
@@ -259,13 +273,14 @@ class Delivery:
         answer = Answer(reference=app.provider_ref, polled=app.polled)
         if app.provider_ref is None or not app.polled:
             app.attempts += 1
-            answer = await connector.submit(await self._with_package(app, service))
+            answer = await _metered(service, connector.submit(await self._with_package(app, service)))
             if answer.document is None and answer.polled:
                 await self.lifecycle.take(app, answer.note, reference=answer.reference, polled=True)
             elif answer.document is None:
                 await self.lifecycle.route(app, answer.note, reference=answer.reference)
         if answer.document is None and answer.polled and app.provider_ref is not None:
-            answer = await connector.poll(settings.endpoint, app.provider_ref, timeout=settings.timeout_seconds)
+            answer = await _metered(service, connector.poll(settings.endpoint, app.provider_ref,
+                                                            timeout=settings.timeout_seconds))
         for step in answer.steps:
             if step.completed_at and step.code not in app.steps_seen:
                 await self.lifecycle.progress(app, step.name, step=step.code, at=step.completed_at)
@@ -314,6 +329,12 @@ class Delivery:
                 "result signed by the provider, signature checked" if checked.provider_signed else
                 "result signed by the gateway and placed in the cabinet")
         finish = self.lifecycle.refuse if refused else self.lifecycle.complete
+        if self.messagelog is not None:  # before it is filed: nothing reaches the cabinet unlogged
+            await self.messagelog.append(
+                Entry(Kind.PROVIDER_ANSWER, app.sender_id, app.service_id, app.message_id, app.id,
+                      {"answer": answer}, note="refusal" if refused else ""),
+                Entry(Kind.RESULT, app.sender_id, app.service_id, app.message_id, app.id, {"result": checked.signed},
+                      note=note))
         written = await finish(app, checked.signed.decode(), note)
         await self.outbox.done(app.id)
         if not written:  # another process finished it first: its stored outcome stands, not this answer
@@ -327,3 +348,22 @@ class Delivery:
         if not app.status.final:
             await self.lifecycle.fail(app, code, detail)
         await self.outbox.done(app.id)
+
+
+async def _metered(service: Service, call: Awaitable[Answer]) -> Answer:
+    """One back-end call, counted by outcome ("ok" or the connector's error code) and timed."""
+    started, outcome = time.perf_counter(), "ok"
+    try:
+        return await call
+    except ConnectorError as exc:
+        outcome = exc.code
+        raise
+    except BaseException:
+        outcome = "error"
+        raise
+    finally:
+        observe_backend(service.service_id, outcome, started)
+
+
+def _show_breaker(service: Service, breaker: CircuitBreaker) -> None:
+    BREAKER_OPEN.labels(service.service_id).set(0 if breaker.state is BreakerState.CLOSED else 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import uuid
 
 from aiohttp import web
@@ -22,9 +23,11 @@ from gateway.access.senders import AuthenticatedSender
 from gateway.delivery.callbacks import INBOX_LEASE_SECONDS
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE, IntakeContext
-from gateway.intake.pipeline import IntakeRequest, new_session_id
-from gateway.intake.reading import parse_datetime
+from gateway.intake.pipeline import SUCCESS_CODE, IntakeRequest, Outcome, new_session_id
+from gateway.intake.reading import parse_datetime, service_label
 from gateway.intake.soap_io import (
+    RAW_BODY,
+    body_of,
     document_in,
     drop_data_type,
     fault,
@@ -36,6 +39,7 @@ from gateway.intake.soap_io import (
 )
 from gateway.intake.ws_security import signed_by
 from gateway.lifecycle.application import Application
+from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import answer_correlation_id, async_message, message_state, status_info
 from gateway.web.problems import language_of
@@ -48,6 +52,8 @@ _MAX_BATCH = 100
 _DEFAULT_BATCH = 10
 _SCAN = 1000
 "Most due answers a getMessages filtered by correlationId looks through."
+_LOGGED = web.RequestKey("async_logged", tuple[IntakeRequest, Outcome])
+"A sendMessage's request and outcome, for logging its answer once it is built."
 
 
 @functools.cache
@@ -79,6 +85,7 @@ async def handle(request: web.Request) -> web.Response:
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
     language, session_id = language_of(request), new_session_id()
     namespace, name = schemas.ASYNC_OPERATIONS_NS, "sendMessage"  # the fault of a request not understood
+    started, code, service_id = time.perf_counter(), SUCCESS_CODE, None
     try:
         # The in-flight gate, before anything is read. The operation is only known from the body (soapAction
         # is ""), so every AsyncChannel call takes a slot; the ones other than sendMessage are short.
@@ -87,13 +94,23 @@ async def handle(request: web.Request) -> web.Response:
             operation = message.operation
             qname = etree.QName(operation)
             namespace, name = qname.namespace or namespace, qname.localname
+            # The metrics' service label: sendMessage names it in messageInfo, getMessages in the request.
+            service_id = operation.findtext("request/messageInfo/serviceId") or operation.findtext("request/serviceId")
             answer = await _dispatch(request, operation, namespace, session_id, xml_limits)
+            response = respond(answer)
+            if _LOGGED in request:
+                intake, outcome = request[_LOGGED]
+                await components.pipeline.log_answer(intake, outcome, body_of(response))
+        return response
     except GatewayError as error:
+        code = error.code
         return fault(error, language, session_id, f"{{{namespace}}}{fault_name(name)}")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}{fault_name(name)}")
-    return respond(answer)
+        code = "GATEWAY_INTERNAL"
+        return fault(GatewayError(code), language, session_id, f"{{{namespace}}}{fault_name(name)}")
+    finally:
+        observe_request("soap-async", service_label(components.registry, service_id), code, started)
 
 
 async def _dispatch(request: web.Request, operation: etree._Element, namespace: str, session_id: str,
@@ -144,7 +161,8 @@ async def _send_message(request: web.Request, body: etree._Element, namespace: s
         document=document_in(body.find("messageData/data"), limits),
     )
     outcome = await components.pipeline.process(intake, session_id, asynchronous=True, client=request.remote,
-                                                signed_by=signed_by(request))
+                                                signed_by=signed_by(request), raw=request.get(RAW_BODY))
+    request[_LOGGED] = (intake, outcome)  # its answer goes into the message log once it is built
     app = outcome.application
     root, response = _wrapper(namespace, "sendMessageResponse")
     E = etree.SubElement

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
+from redis.asyncio.client import Pipeline as RedisPipeline
 from redis.exceptions import RedisError
 
 from gateway.access.quotas import QuotaCounter
@@ -29,6 +31,9 @@ from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.messagelog.journal import MessageLog
+from gateway.messagelog.records import Entry, Kind
+from gateway.monitor.metrics import observe_signature
 from gateway.supervise import describe
 from signing.applicant import Applicant, IdentityRejected, check_applicant
 from signing.idnumbers import mask_id
@@ -109,6 +114,7 @@ class Pipeline:
         revocation: RevocationChecker | None = None,
         revocation_mode: RevocationMode = RevocationMode.OFF,
         quotas: QuotaCounter | None = None,
+        messagelog: MessageLog | None = None,
         durability: DurabilityProbe | None = None,
         packages: PackageFinder | None = None,
     ) -> None:
@@ -126,6 +132,7 @@ class Pipeline:
         self.durability = durability
         self.quotas = quotas
         self.packages = packages
+        self.messagelog = messagelog
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
@@ -140,16 +147,20 @@ class Pipeline:
         return self.limiter
 
     async def process(self, request: IntakeRequest, session_id: str, *, asynchronous: bool = False,
-                      client: str | None = None, signed_by: str | None = None) -> Outcome:
+                      client: str | None = None, signed_by: str | None = None,
+                      raw: bytes | None = None) -> Outcome:
         """Run the whole pipeline; storage trouble anywhere is one clear, retryable error.
 
         The caller holds a slot of :meth:`admit`. ``asynchronous`` (the AsyncChannel) accepts every service
         for background delivery; otherwise a service's own mode decides whether the answer comes within the
         request. ``client`` is the caller's network address: failed sign-ins are throttled by it. ``signed_by`` is the
-        BIN of a verified WS-Security signature over the request (:mod:`gateway.intake.ws_security`).
+        BIN of a verified WS-Security signature over the request (:mod:`gateway.intake.ws_security`). ``raw`` is
+        the request's body as received, for the message log (the document's bytes stand in when absent).
         """
         try:
-            outcome = await self._process(request, session_id, asynchronous, client, signed_by)
+            if self.messagelog is not None:  # a cached status, no round trip: refused before any work
+                self.messagelog.check_open()
+            outcome = await self._process(request, session_id, asynchronous, client, signed_by, raw)
             if self.durability is not None:  # acknowledge only what reached the append-only file
                 await self.durability.confirm()
             return outcome
@@ -158,7 +169,7 @@ class Pipeline:
             raise storage_refusal(exc, type(exc).__name__) from None
 
     async def _process(self, request: IntakeRequest, session_id: str, asynchronous: bool,
-                       client: str | None, signed_by: str | None) -> Outcome:
+                       client: str | None, signed_by: str | None, raw: bytes | None) -> Outcome:
         sender = await self.senders.authenticate(request.sender_id, request.password, client=client,
                                                  signed_by=signed_by)
         service = self.registry.get(request.service_id)
@@ -201,10 +212,11 @@ class Pipeline:
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
         synchronous = mode is DeliveryMode.SYNC
-        # The messageId claim and the record with its delivery lease are one durable write, before any ack
-        # (see Delivery.lease_for): a crash leaves both or neither, never a claim without its application.
+        # The messageId claim, the record with its delivery lease and the message log's request and receipt
+        # records are one durable write, before any ack (see Delivery.lease_for): a crash leaves all or none.
         earlier = await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
-            f"sent to the back-end over {service.settings.connector}" if synchronous else None))
+            f"sent to the back-end over {service.settings.connector}" if synchronous else None),
+            also=self._log_received(request, app, raw))
         if earlier is not None:  # the same messageId came in at the same time: the first one's answer
             return await self._replay(earlier, request.document)
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
@@ -214,6 +226,33 @@ class Pipeline:
             return Outcome(application=app, result=None, replayed=False)
         signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
+
+    def _log_received(self, request: IntakeRequest, app: Application,
+                      raw: bytes | None) -> Callable[[RedisPipeline], None] | None:
+        """The request as received and its receipt for the message log, written in the same transaction as the
+        application (so one is recorded exactly when the other is), before anything is acknowledged."""
+        messagelog = self.messagelog
+        if messagelog is None or not messagelog.enabled:
+            return None
+        body = raw if raw is not None else etree.tostring(request.document) if request.document is not None else b""
+        entries = (Entry(Kind.REQUEST, request.sender_id, request.service_id, request.message_id, app.id,
+                         {"request": body}, note=request.channel),
+                   Entry(Kind.RECEIPT, request.sender_id, request.service_id, request.message_id, app.id,
+                         {"receipt": (app.receipt or "").encode()}))
+        return lambda pipe: messagelog.append_in(pipe, *entries)
+
+    async def log_answer(self, request: IntakeRequest, outcome: Outcome, body: bytes) -> None:
+        """The answer about to be sent (the HTTP body), in the message log; GatewayError when it cannot be
+        logged (GATEWAY_STORAGE_UNAVAILABLE instead; a repeat of the messageId gets the same answer)."""
+        if self.messagelog is None or not self.messagelog.enabled:
+            return
+        try:
+            await self.messagelog.append(Entry(Kind.ANSWER, request.sender_id, request.service_id,
+                                               request.message_id, outcome.application.id, {"answer": body},
+                                               note="replayed" if outcome.replayed else ""))
+        except RedisError as exc:
+            log.warning("answer of %s not logged: %s", outcome.application.id, type(exc).__name__)
+            raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
     def _check_freshness(self, message_date: datetime) -> None:
         now = datetime.now(UTC)
@@ -226,13 +265,17 @@ class Pipeline:
         try:
             return self.verifier.verify(document)
         except SignatureRejected as rejected:
+            observe_signature(rejected.report.indication, rejected.report.sub_indication)
             raise _refusal(rejected) from None
 
     async def _check_revocation(self, verified: VerifiedDocument) -> VerifiedDocument:
         try:
-            return await apply_revocation(verified, self.revocation, self.revocation_mode)
+            checked = await apply_revocation(verified, self.revocation, self.revocation_mode)
         except SignatureRejected as rejected:
+            observe_signature(rejected.report.indication, rejected.report.sub_indication)
             raise _refusal(rejected) from None
+        observe_signature(checked.report.indication, checked.report.sub_indication)  # the final word on it
+        return checked
 
     @staticmethod
     def _check_document(service: Service, signed: etree._Element) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from gateway.errors import GatewayError
+from gateway.monitor.metrics import UNKNOWN
 from signing.xmlsafe import UnsafeXmlError, XmlLimits, parse_untrusted
+
+if TYPE_CHECKING:
+    from gateway.delivery.registry import ServiceRegistry
 
 _XML_ERROR_CODES = {"too_large": "CLIENT_BODY_TOO_LARGE", "forbidden": "CLIENT_FORBIDDEN_XML"}
 
@@ -30,3 +35,10 @@ def parse_datetime(value: str, local_zone: tzinfo) -> datetime:
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", f"messageDate {value!r} is not an ISO dateTime") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=local_zone)
+
+
+def service_label(registry: ServiceRegistry, service_id: str | None) -> str:
+    """The metrics' service label: a registered serviceId, else "unknown" (a caller cannot grow the label set)."""
+    if service_id is None or registry.get(service_id) is None:
+        return UNKNOWN
+    return service_id

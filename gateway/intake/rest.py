@@ -14,6 +14,7 @@ The answer mirrors ``SendMessageResponse``; refusals are RFC 9457 problem docume
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -22,8 +23,10 @@ from aiohttp import web
 
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
-from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, new_session_id
-from gateway.intake.reading import parse_datetime, parse_xml
+from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
+from gateway.intake.reading import parse_datetime, parse_xml, service_label
+from gateway.intake.soap_io import body_of
+from gateway.monitor.metrics import observe_request
 from gateway.web.json_body import loads_bounded
 from gateway.web.problems import language_of, problem
 from gateway.web.reading import read_body
@@ -40,6 +43,7 @@ async def handle_request(request: web.Request) -> web.Response:
     limits = components.settings.limits
     language = language_of(request)
     session_id = new_session_id()
+    started, intake, code = time.perf_counter(), None, SUCCESS_CODE
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
             if request.content_type != "application/json":
@@ -48,12 +52,23 @@ async def handle_request(request: web.Request) -> web.Response:
             envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
             intake = _read_envelope(envelope, xml_limits, components.settings.shep.zone())
-            outcome = await components.pipeline.process(intake, session_id, client=request.remote)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote, raw=body)
+            response = _answer(intake, outcome)
+            await components.pipeline.log_answer(intake, outcome, body_of(response))
+        return response
     except GatewayError as error:
+        code = error.code
         return problem(error, language, session_id)
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return problem(GatewayError("GATEWAY_INTERNAL"), language, session_id)
+        code = "GATEWAY_INTERNAL"
+        return problem(GatewayError(code), language, session_id)
+    finally:
+        service = service_label(components.registry, intake.service_id if intake else None)
+        observe_request("rest", service, code, started)
+
+
+def _answer(intake: IntakeRequest, outcome: Outcome) -> web.Response:
     return web.json_response({
         "responseInfo": {
             "messageId": str(uuid.uuid4()),

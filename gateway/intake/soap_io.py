@@ -20,6 +20,8 @@ from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits, detach
 
 XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
+RAW_BODY = web.RequestKey("raw_body", bytes)
+"The request's body as received (``request[RAW_BODY]``), kept by :func:`read_message` for the message log."
 
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -45,7 +47,9 @@ async def read_message(request: web.Request, limits: XmlLimits, namespaces: Coll
     than the XML ones is refused."""
     if "Content-Type" in request.headers and request.content_type not in XML_CONTENT_TYPES:
         raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "SOAP 1.1 requires text/xml")
-    envelope = parse_xml(await read_body(request, limits.max_bytes), limits)
+    body = await read_body(request, limits.max_bytes)
+    request[RAW_BODY] = body
+    envelope = parse_xml(body, limits)
     if envelope.tag != ENVELOPE:
         raise GatewayError("CLIENT_NOT_SOAP", f"root element is {etree.QName(envelope).text}")
     bodies = envelope.findall(BODY)
@@ -103,6 +107,11 @@ def document_in(data: etree._Element | None, limits: XmlLimits) -> etree._Elemen
     if not text:
         return None
     return parse_xml(text.encode(), limits, "data: ")  # the escaped-XML-string form
+
+
+def body_of(response: web.Response) -> bytes:
+    """The bytes an answer sends (for the message log)."""
+    return response.body if isinstance(response.body, bytes) else b""
 
 
 def respond(payload: etree._Element, header: etree._Element | None = None) -> web.Response:

@@ -8,6 +8,7 @@ zeep and most SHEP clients send it) or as escaped XML text.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import tzinfo
 
@@ -18,8 +19,10 @@ import schemas
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest, Outcome, new_session_id
-from gateway.intake.reading import parse_datetime
+from gateway.intake.reading import parse_datetime, service_label
 from gateway.intake.soap_io import (
+    RAW_BODY,
+    body_of,
     document_in,
     drop_data_type,
     fault,
@@ -30,6 +33,7 @@ from gateway.intake.soap_io import (
     validate,
 )
 from gateway.intake.ws_security import signed_by
+from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso, own_xml
 from gateway.web.problems import language_of
 from signing.xmlsafe import XmlLimits
@@ -68,6 +72,7 @@ async def handle_send_message(request: web.Request) -> web.Response:
     language = language_of(request)
     session_id = new_session_id()
     namespace = schemas.SYNC_TYPES_NS
+    started, intake, code = time.perf_counter(), None, SUCCESS_CODE
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
             xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
@@ -75,13 +80,20 @@ async def handle_send_message(request: web.Request) -> web.Response:
             namespace = etree.QName(operation).namespace or schemas.SYNC_TYPES_NS
             intake = _read_send_message(operation, namespace, xml_limits, components.settings.shep.zone())
             outcome = await components.pipeline.process(intake, session_id, client=request.remote,
-                                                         signed_by=signed_by(request))
+                                                        signed_by=signed_by(request), raw=request.get(RAW_BODY))
+            response = _response(outcome, namespace, intake.message_id)
+            await components.pipeline.log_answer(intake, outcome, body_of(response))
+        return response
     except GatewayError as error:
+        code = error.code
         return fault(error, language, session_id, f"{{{namespace}}}{FAULT_NAME}")
     except Exception:  # never a stack trace to the caller
         log.exception("unexpected error in %s", session_id)
-        return fault(GatewayError("GATEWAY_INTERNAL"), language, session_id, f"{{{namespace}}}{FAULT_NAME}")
-    return _response(outcome, namespace, intake.message_id)
+        code = "GATEWAY_INTERNAL"
+        return fault(GatewayError(code), language, session_id, f"{{{namespace}}}{FAULT_NAME}")
+    finally:
+        service = service_label(components.registry, intake.service_id if intake else None)
+        observe_request("soap", service, code, started)
 
 
 def _read_send_message(operation: etree._Element, namespace: str, limits: XmlLimits,

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from gateway.lifecycle.application import Application, Status
@@ -103,7 +105,7 @@ class ApplicationStore:
                 await pipe.execute()
 
     async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None,
-                     due_at: float | None = None) -> str | None:
+                     due_at: float | None = None, also: Callable[[Pipeline], None] | None = None) -> str | None:
         """Claim the application's messageId and record it with its first history events, in one transaction.
 
         Returns None when recorded, else the id of the application that already holds the messageId (then
@@ -111,6 +113,7 @@ class ApplicationStore:
         crash can leave a claim without its application. ``schedule`` names a delivery schedule (sorted set)
         the application joins in the same transaction, due at ``due_at`` (epoch seconds; default now): an
         acknowledged application is never recorded but forgotten.
+        ``also`` adds its own commands to the same transaction (the message log's request and receipt records).
         """
         claim = self._msg(app.sender_id, app.message_id)
         score = datetime.fromisoformat(app.created_at).timestamp()
@@ -126,6 +129,8 @@ class ApplicationStore:
                     pipe.multi()
                     pipe.set(claim, app.id)
                     self._record(pipe, app, history, score, schedule, due_at)
+                    if also is not None:
+                        also(pipe)
                     await pipe.execute()
                     return None
                 except WatchError:  # another request claimed it between our read and our write: look again

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from redis.asyncio.client import Pipeline
+
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.store import ApplicationStore
 
@@ -105,20 +107,22 @@ class Lifecycle:
         self.listeners: list[Listener] = []
         "Called after every write that changed an application's status."
 
-    async def accept(self, app: Application, *, lease: Lease, route_note: str | None = None) -> str | None:
+    async def accept(self, app: Application, *, lease: Lease, route_note: str | None = None,
+                     also: Callable[[Pipeline], None] | None = None) -> str | None:
         """Claim its messageId and record a new application as accepted, with its lease, atomically, before
         anyone is answered. Returns None, or (nothing written) the id of the application holding the messageId.
 
         With ``route_note`` (a sync application, delivered within the request) it is recorded as accepted and
         then routed in the same write. Either way it sits in the lease schedule, so if this process dies before
-        the answer is stored, the delivery loop takes it when the lease falls due.
+        the answer is stored, the delivery loop takes it when the lease falls due. ``also`` adds commands of
+        its own to that write (see :meth:`ApplicationStore.create`).
         """
         events = [(Status.ACCEPTED, "signature verified, application recorded")]
         app.status = Status.ACCEPTED
         if route_note is not None:
             app.status = Status.ROUTED
             events.append((Status.ROUTED, route_note))
-        return await self.store.create(app, events, schedule=lease.schedule, due_at=lease.due_at)
+        return await self.store.create(app, events, schedule=lease.schedule, due_at=lease.due_at, also=also)
 
     async def route(self, app: Application, note: str, *, reference: str | None = None) -> bool:
         self._check(app, Transition.ROUTE)

@@ -50,7 +50,14 @@ from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.messagelog.journal import MESSAGELOG, MessageLog
+from gateway.messagelog.records import BodyCipher, BodyKeyError
+from gateway.messagelog.sealer import Sealer
+from gateway.monitor import metrics
+from gateway.monitor.context import MONITOR, MonitorContext
+from gateway.monitor.messagelog import register_message_log
 from gateway.packages.packages import PACKAGES, Packages
+from gateway.shell import monitoring
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.supervise import supervise
 from gateway.uploads import api as uploads_api
@@ -115,6 +122,8 @@ class Loaded:
     "Kazakhstan working days (public holidays and the day-swaps file), for cabinet deadlines."
     readable: ReadableDocuments
     "Each service's schemas compiled for decoding documents and results into the cabinet's JSON fields."
+    body_cipher: BodyCipher | None = None
+    "The message log's body key (``[messagelog] store_bodies``), read from its environment variable."
 
 
 def load(settings: Settings) -> Loaded:
@@ -125,8 +134,15 @@ def load(settings: Settings) -> Loaded:
     async_channel.preload_schemas()
     ServiceRegistry.check_schemas(settings.services)
     calendar = WorkingCalendar.load(settings.calendar.swaps_file)
+    messagelog = settings.messagelog
+    cipher = None
+    if messagelog.enabled and messagelog.store_bodies:
+        try:
+            cipher = BodyCipher.from_base64(os.environ.get(messagelog.body_key_env))
+        except BodyKeyError as exc:
+            raise ConfigError(f"messagelog.store_bodies: {exc} (${messagelog.body_key_env})") from None
     return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"), calendar,
-                  ReadableDocuments.build(settings.services))
+                  ReadableDocuments.build(settings.services), cipher)
 
 
 def redis_client(url: str, settings: Settings, *, socket_timeout: float, **options: Any) -> Redis:
@@ -152,14 +168,17 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
     # aiohttp refuses a request.read()/post() body *larger* than client_max_size; read_body enforces the same
     # limit while streaming, and the job API its own (it reads request.content, which this does not bound).
     app = web.Application(client_max_size=settings.limits.max_body_bytes)
+    app[MONITOR] = MonitorContext.build(settings.monitor)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         clients = _Clients.open(redis_url, settings)
         running = _add_contexts(app, settings, loaded, clients, redis_url)
         stop = asyncio.Event()
         loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
-                 asyncio.create_task(running.hub.run(stop)),
+                 asyncio.create_task(running.hub.run(stop)), asyncio.create_task(running.messagelog.watch(stop)),
                  asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop))}
+        if running.sealer is not None:
+            loops.add(asyncio.create_task(running.sealer.run(stop)))
         yield
         stop.set()
         await asyncio.wait(loops, timeout=10)
@@ -216,6 +235,10 @@ class _Running:
     "Closed at the end (its password-check threads)."
     ws_security: WsSecurityGate | None
     "Closed at the end (its signature-check threads)."
+    messagelog: MessageLog
+    "Its loop refreshes the cached seal status intake checks."
+    sealer: Sealer | None
+    "Its loop seals the message log (while it holds the lease); None when the log is off."
 
 
 def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clients: _Clients,
@@ -227,7 +250,9 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     senders = SenderDirectory(settings.senders, redis=redis, prefix=prefix, settings=settings.auth)
     store = ApplicationStore(redis, prefix)
     lifecycle = Lifecycle(store)
-    checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(revocation, session)
+    checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(
+        revocation, session, on_lookup=metrics.observe_revocation)
+    messagelog, sealer = _message_log(settings, loaded, clients)
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
     registry = ServiceRegistry.build(settings.services, {
@@ -239,12 +264,13 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle, packages=packages,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
                         xml_limits=xml_limits, settings=settings.delivery, revocation=checker,
-                        revocation_mode=revocation.mode)
+                        revocation_mode=revocation.mode, messagelog=messagelog)
     pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
                         packages=packages, store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
-                        durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof))
+                        durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
+                        messagelog=messagelog)
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)
@@ -254,13 +280,22 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     hub = EventHub(events_client(redis_url, prefix), store.events_channel(""), settings.cabinet)
     app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
                                   events=hub, readable=loaded.readable,
-                                  access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max))
+                                  access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max,
+                                                       messagelog=messagelog))
+    app[MESSAGELOG] = messagelog  # its status feeds /health/details (and the metrics and readiness checks)
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
     app[PACKAGES] = packages
     app[UPLOADS] = UploadContext(settings=settings.uploads, senders=senders, packages=packages,
                                  slots=PatchSlots(settings.uploads.max_concurrent_patches))
-    return _Running(delivery, notifier, hub, senders, gate)
+    monitoring.register_gateway(app[MONITOR], settings, redis=redis, session=session, signer=loaded.signer,
+                                trust=loaded.verifier.trust, outbox_key=delivery.outbox.key, jobs=jobs,
+                                registry=registry)
+    if settings.messagelog.enabled:  # not ready at half the allowance after which intake refuses
+        config = settings.messagelog
+        register_message_log(app[MONITOR], messagelog,
+                             max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2)
+    return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer)
 
 
 def _sweeper(packages: Packages, settings: Settings, stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
@@ -286,6 +321,17 @@ def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redi
                           revocation=checker, revocation_mode=settings.revocation.mode)
 
 
+def _message_log(settings: Settings, loaded: Loaded, clients: _Clients) -> tuple[MessageLog, Sealer | None]:
+    """The message log every room appends to, and its sealer (signing with the gateway's key, trusting the TSA
+    as the applicants' certificates are trusted)."""
+    prefix, config = settings.redis.key_prefix, settings.messagelog
+    messagelog = MessageLog(clients.redis, prefix, config, loaded.body_cipher)
+    if not config.enabled:
+        return messagelog, None
+    return messagelog, Sealer(clients.redis, prefix, config, key=loaded.signer.key, trust=loaded.verifier.trust,
+                              session=clients.session, archive_dir=config.archive(settings.state_dir))
+
+
 def _add_routes(app: web.Application) -> None:
     app.router.add_get("/shep/sync", soap.handle_wsdl)
     app.router.add_post("/shep/sync", soap.handle_send_message)
@@ -305,6 +351,7 @@ def _add_routes(app: web.Application) -> None:
     uploads_api.add_routes(app)
     app.router.add_get("/health", health)
     app.router.add_get("/health/details", health_details)
+    monitoring.add_routes(app)  # /metrics, /health/live, /health/ready
 
 
 def events_client(redis_url: str, key_prefix: str) -> Redis:
@@ -345,6 +392,7 @@ async def health_details(request: web.Request) -> web.Response:
         "trustAnchors": len(pipeline.verifier.trust.anchors),
         "services": sorted(s.service_id for s in pipeline.registry),
         "process": os.getpid(),
+        "messagelog": pipeline.messagelog.status.to_dict() if pipeline.messagelog else None,
     }
     if EMBEDDED_REDIS in request.app:
         body["embeddedRedis"] = request.app[EMBEDDED_REDIS].report()

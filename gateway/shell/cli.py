@@ -19,6 +19,7 @@ from pathlib import Path
 from gateway.access.published import refuse_published_hashes
 from gateway.access.senders import hash_password
 from gateway.config import ConfigError, load_settings
+from gateway.messagelog import commands as log_commands
 from gateway.shell import dlq, tools, upload_cmd
 from gateway.shell.redis_embedded import EmbeddedRedisError
 from gateway.shell.serve import DEFAULT_STATE_DIR, serve, with_port
@@ -46,6 +47,7 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     commands.add_parser("hash-password", help="hash a sender password for the configuration (reads stdin)")
     tools.add_commands(commands, DEFAULT_STATE_DIR)
     dlq.add_commands(commands)
+    log_commands.add_commands(commands, DEFAULT_STATE_DIR)
     upload_cmd.add_commands(commands)
     for name, point in sorted(plugins.items()):
         # Its own parser reads the rest of the command line; `egov-gateway NAME --help` shows it.
@@ -99,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "dlq":
         return dlq.run(args)
+    if args.command == "log":
+        return log_commands.run(args, tools.trust_store_file)
     if args.command == "upload":
         return upload_cmd.run(args)
     if args.command == "sign":

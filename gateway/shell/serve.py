@@ -18,6 +18,7 @@ from gateway.config import (
 )
 from gateway.shell.app import MaskingAccessLogger, create_app, load
 from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
+from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.redis_supervisor import RedisSupervisor, SupervisorBoard
 
@@ -41,6 +42,8 @@ def storage_for(settings: Settings) -> Iterator[tuple[str, SupervisorBoard | Non
     with RedisSupervisor(server) as supervisor:
         log.info("embedded redis-server on %s (data in %s, appendfsync %s), supervised", server.url,
                  settings.state_dir / "redis", settings.redis.appendfsync)
+        # `egov-gateway log verify` reads the live tail of the message log from here.
+        (settings.state_dir / "redis" / "url").write_text(server.url + "\n", encoding="utf-8")
         yield server.url, supervisor.board
 
 
@@ -97,7 +100,12 @@ async def serve(settings: Settings) -> None:
         app = create_app(settings, redis_url=redis_url, loaded=loaded, supervisor=board)
         async with gateway_site(app, settings):
             log.info("gateway listening on %s", settings.base_url)
-            await wait_for_stop()
+            monitor = await start_monitor_site(app, settings)
+            try:
+                await wait_for_stop()
+            finally:
+                if monitor is not None:
+                    await monitor.cleanup()
 
 
 def with_port(settings: Settings, port: int | None) -> Settings:

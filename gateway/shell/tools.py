@@ -2,7 +2,9 @@
 
 ``verify`` runs exactly the gateway's verifier (same policy, same trust store class, the same revocation
 check: hard_fail unless the configuration says otherwise) and prints the whole validation report; its exit
-code is 0 only for TOTAL_PASSED, 1 for any other indication, 2 for unusable input.
+code is 0 only for TOTAL_PASSED, 1 for any other indication, 2 for unusable input. With ``--at TIME`` it
+validates as of that time (signature, path and validity periods; revocation off unless ``--revocation`` asks),
+as DSS does, so an archived document whose certificate has since expired can still be checked.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import sys
 import tomllib
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +49,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
     verify = commands.add_parser("verify", help="verify a signed XML document and print the report")
     verify.add_argument("--in", dest="source", type=Path, required=True)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
-    verify.add_argument("--trust", type=Path, action="append", default=[], help="trusted root PEM (repeatable)")
-    verify.add_argument("--intermediate", type=Path, action="append", default=[], help="intermediate CA PEM")
+    verify.add_argument("--trust", type=Path, action="append", default=[],
+                        help="trusted CA certificate, PEM or DER (repeatable; an intermediate CA is a valid anchor)")
+    verify.add_argument("--intermediate", type=Path, action="append", default=[],
+                        help="intermediate CA certificate, PEM or DER")
+    verify.add_argument("--at", type=_instant, default=None, metavar="ISO-8601-TIME",
+                        help="validate as of this time (e.g. 2025-03-01T12:00:00+05:00; no zone means UTC); "
+                             "revocation is then off unless --revocation is given")
     verify.add_argument("--config", type=Path, help="take trust anchors (and revocation) from this configuration")
     verify.add_argument("--state-dir", type=Path, default=default_state_dir,
                         help="without --trust/--config: trust the demo PKI in STATE_DIR/pki")
@@ -78,12 +85,31 @@ def sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instant(text: str) -> datetime:
+    """An ISO 8601 time for ``--at`` (a bad one is a usage error, exit 2)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2025-03-01T12:00:00+05:00") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def verify(args: argparse.Namespace) -> int:
     document = _read(args.source)
     if document is None:
         return 2
-    trust, revocation = _trust_and_revocation(args)
-    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation.mode), trust)
+    if args.at is not None and args.revocation is None:
+        args.revocation = RevocationMode.OFF.value  # a past instant: today's OCSP answer is not about it
+    try:
+        trust, revocation = _trust_and_revocation(args)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"error: a trust certificate is neither PEM nor DER: {exc}", file=sys.stderr)
+        return 2
+    at = args.at
+    clock = (lambda: at) if at is not None else (lambda: datetime.now(UTC))
+    verifier = DocumentVerifier(VerificationPolicy(revocation=revocation.mode), trust, clock=clock)
     try:
         verified = verifier.verify(document)
         verified = asyncio.run(_with_revocation(verified, revocation))
@@ -128,6 +154,11 @@ def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, Revocat
 
 TRUST_FILE = "trust.toml"
 "A configuration fragment holding ``[trust]`` and ``[revocation]``; a test PKI writes one beside its certificates."
+
+
+def trust_store_file(path: Path) -> TrustStore:
+    """The trust store of a ``trust.toml`` (as `verify` reads it); ConfigError when unusable."""
+    return _trust_file(path)[0]
 
 
 def _trust_file(path: Path) -> tuple[TrustStore, RevocationSettings]:

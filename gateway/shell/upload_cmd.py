@@ -25,7 +25,7 @@ def add_commands(commands: Any) -> None:
     upload.add_argument("--password-env", default=PASSWORD_ENV,
                         help=f"environment variable holding the sender's password (default {PASSWORD_ENV}; "
                              "unset: asked for)")
-    upload.add_argument("--resume", metavar="UPLOAD_URL", default=None,
+    upload.add_argument("--resume", metavar="URL", default=None,
                         help="continue this upload from the offset the gateway holds")
     upload.add_argument("--sha256", default=None, help="the file's SHA-256 in hex (computed when absent)")
 
@@ -48,7 +48,8 @@ async def _upload(args: argparse.Namespace, auth: str) -> int:
                 print(f"upload {url} (sha256 {digest})", file=sys.stderr)
             await upload_package(session, args.url, auth, path, resume_url=url)
         except UploadError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            retry = exc.status in (423, 503) and url is not None  # a cut PATCH still running; storage trouble
+            print(f"error: {exc}" + (f"; try again with --resume {url}" if retry else ""), file=sys.stderr)
             return 1
         except (aiohttp.ClientError, TimeoutError) as exc:
             hint = f"; resume with --resume {url}" if url else ""

@@ -28,8 +28,10 @@ import time
 from multiprocessing.process import BaseProcess
 
 from gateway.config import Settings
+from gateway.monitor import metrics
 from gateway.shell.app import create_app, load
 from gateway.shell.connections import check_descriptor_limit
+from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.shell.serve import gateway_site, storage_for
 
@@ -51,6 +53,7 @@ class _Workers:
         self.children: list[BaseProcess] = [self._start(n) for n in range(count)]
         self.restarts: list[float] = []
         self.stopping = False
+        self.exited: set[int] = set()
 
     def _start(self, n: int) -> BaseProcess:
         child = self.context.Process(target=_worker, args=self.args, name=f"egov-gateway-{n}")
@@ -68,7 +71,12 @@ class _Workers:
         while any(child.is_alive() for child in self.children) or not self.stopping:
             for n, child in enumerate(self.children):
                 child.join(timeout=0.5 / len(self.children))
-                if child.is_alive() or self.stopping:
+                if child.is_alive():
+                    continue
+                if child.pid is not None and child.pid not in self.exited:
+                    self.exited.add(child.pid)
+                    metrics.process_exited(child.pid)  # its live gauges leave the summed view
+                if self.stopping:
                     continue
                 now = time.monotonic()
                 self.restarts = [t for t in self.restarts if now - t < RESTART_WINDOW_SECONDS]
@@ -87,6 +95,9 @@ def serve_workers(settings: Settings, workers: int) -> int:
     """Run ``workers`` gateway processes; returns the exit status."""
     load(settings)
     check_descriptor_limit(settings)
+    # Before any worker starts (each imports prometheus_client afresh): their metrics go to files there, summed
+    # by whichever worker answers /metrics. Emptied now, so counts start at zero with the service.
+    metrics.prepare_multiprocess_dir(settings.state_dir / "metrics")
     with storage_for(settings) as (redis_url, board):
         group = _Workers(settings, redis_url, board, workers)
         log.info("%d gateway processes listening on %s", workers, settings.base_url)
@@ -120,8 +131,12 @@ async def _serve_one(settings: Settings, redis_url: str, board: SupervisorBoard 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     watchdog = asyncio.create_task(_watch_parent(parent, stop))
-    async with gateway_site(create_app(settings, redis_url=redis_url, supervisor=board), settings, reuse_port=True):
+    app = create_app(settings, redis_url=redis_url, supervisor=board)
+    async with gateway_site(app, settings, reuse_port=True):
+        monitor = await start_monitor_site(app, settings, reuse_port=True)
         await stop.wait()
+        if monitor is not None:
+            await monitor.cleanup()
     watchdog.cancel()
 
 

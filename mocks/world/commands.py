@@ -30,13 +30,15 @@ def demo(argv: list[str]) -> int:
             parser.error(f"--print-password: the demo has no sender {args.print_password!r}")
         print(password)
         return 0
+    if not 0 < args.seal_seconds < 86_400:
+        parser.error("--seal-seconds must be positive")
     if args.elicense_scale < 1:
         parser.error("--elicense-scale must be at least 1")
     from mocks.world.demo import run_demo
 
     ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
     asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_pace=args.elicense_scale,
-                         manual_desk=args.manual_desk, fresh=args.fresh))
+                         manual_desk=args.manual_desk, fresh=args.fresh, seal_seconds=args.seal_seconds))
     return 0
 
 
@@ -56,6 +58,8 @@ def demo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--elicense-scale", type=float, default=50_000.0,
                         help="how many times faster than its regulated deadlines E-licensing works, in real time "
                              "(default 50000: two working days take a few seconds)")
+    parser.add_argument("--seal-seconds", type=float, default=10.0,
+                        help="how often the message log is sealed (signed, timestamped, archived) (default 10)")
     parser.add_argument("--manual-desk", action="store_true",
                         help="the library commission waits for decisions from `python -m mocks.backoffice`")
     parser.add_argument("--print-password", metavar="SENDER", default=None,
@@ -66,8 +70,8 @@ def demo_parser() -> argparse.ArgumentParser:
 
 _PORT_HELP = {"gateway": "the gateway", "portal": "the egov portal's web site", "library": "KazNEB library",
               "elicense": "E-licensing", "desk": "the manual desk's control API",
-              "callback": "the portal's SHEP callback endpoint", "deposit": "the software deposit operator",
-              "revocation": "the test PKI's OCSP/CRL service"}
+              "callback": "the portal's SHEP callback endpoint", "revocation": "the test PKI's OCSP/CRL service",
+              "tsa": "the test PKI's time-stamping authority (RFC 3161)", "deposit": "the software deposit operator"}
 
 
 def submit(argv: list[str]) -> int:

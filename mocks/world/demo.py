@@ -16,6 +16,8 @@ from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
+    MessageLogSettings,
+    MonitorSettings,
     SenderAuth,
     SenderSettings,
     ServiceSettings,
@@ -43,9 +45,11 @@ DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
 "Where `egov-gateway submit` and `dlq` look for the gateway unless given --gateway."
 
 
-def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str]) -> Settings:
+def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str],
+                  seal_seconds: float = 10.0) -> Settings:
     """Embedded defaults for `egov-gateway demo`: test PKI trust, the demo portal, desk and operator senders,
-    and the three services of the seed documents on their mock back-ends (``urls`` by back-end name)."""
+    and the three services of the seed documents on their mock back-ends (``urls`` by back-end name). With a
+    ``tsa`` among ``urls`` the message log is on, sealed every 100 records or ``seal_seconds``."""
     from mocks.pki import ensure_pki
 
     pki = ensure_pki(pki_dir)
@@ -60,6 +64,11 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         revocation=RevocationSettings(mode=RevocationMode.HARD_FAIL, ocsp_url=f"{revocation_url}/ocsp",
                                       crl_urls=(f"{revocation_url}/crl/nca.crl", f"{revocation_url}/crl/root.crl")),
         signer=SignerSettings(cert=gateway_keys.cert, key=gateway_keys.key),
+        monitor=MonitorSettings(probe_interval_seconds=5.0),  # the demo's OCSP/CRL outages show within seconds
+        # Sealed often, so `egov-gateway log verify` soon has segments to check.
+        messagelog=MessageLogSettings(enabled=True, tsa_url=f"{urls['tsa']}/tsa", segment_records=100,
+                                      segment_seconds=seal_seconds, max_seal_failure_seconds=120.0)
+        if "tsa" in urls else MessageLogSettings(),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
                                         callback_url=f"{urls['callback']}/shep/client"),
@@ -149,7 +158,7 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
 
 
 DEMO_PORTS = {"gateway": 8080, "portal": 8700, "library": 8710, "elicense": 8720, "desk": 8730, "callback": 8740,
-              "deposit": 8750, "revocation": 8790}
+              "revocation": 8790, "tsa": 8750, "deposit": 8760}
 "Default ports: ``portal`` is the egov portal's web site, ``callback`` the portal's SHEP callback endpoint."
 DEFAULT_DESK_CONTROL = "http://127.0.0.1:8730"
 "Where `python -m mocks.backoffice pending|approve|refuse` look for the manual desk unless given --control."
@@ -161,13 +170,14 @@ def world_dir(state_dir: Path) -> Path:
 
 
 def clear_world(state_dir: Path) -> None:
-    """``demo --fresh``: forget the world's state and the gateway's Redis data; the test PKI stays."""
-    for directory in (world_dir(state_dir), state_dir / "redis"):
+    """``demo --fresh``: forget the world's state, the gateway's Redis data and its message log (the archive and
+    the Redis tail belong together); the test PKI stays."""
+    for directory in (world_dir(state_dir), state_dir / "redis", state_dir / "messagelog"):
         shutil.rmtree(directory, ignore_errors=True)
 
 
 async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: float = 50_000.0,
-                   manual_desk: bool = False, fresh: bool = False) -> None:
+                   manual_desk: bool = False, fresh: bool = False, seal_seconds: float = 10.0) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (working ``elicense_pace`` times faster than
     its regulated deadlines, in real time), the portal's callback endpoint, and the library commission's desk.
@@ -184,6 +194,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     from mocks.library import create_library_app
     from mocks.pki import ensure_pki
     from mocks.pki.revocation import create_revocation_app
+    from mocks.pki.tsa import create_tsa_app
     from mocks.portal.callback_server import create_callback_app
     from mocks.portal.web import create_portal_app
     from mocks.statefile import StateFile
@@ -198,7 +209,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     def signer(name: str) -> DocumentSigner:
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
-    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls)
+    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls, seal_seconds=seal_seconds)
     passwords = demo_secrets(state_dir)
     loaded = load(settings)
     world = [
@@ -209,6 +220,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
                              pace=elicense_pace, store=StateFile(world_state / "elicense.json"),
                              ws_security=gateway_calls_only(pki)), ports["elicense"]),
         (create_callback_app(), ports["callback"]),
+        (create_tsa_app(pki), ports["tsa"]),
         (create_deposit_app(storage=world_state / "deposit", signer=signer("operator"), pace=elicense_pace,
                             software={DEMO_SOFTWARE_CODE: "egov-gateway"}), ports["deposit"]),
     ]
@@ -241,6 +253,18 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
                     await task
 
 
+def _message_log_lines(settings: Settings, urls: dict[str, str], state: str) -> str:
+    """The banner's lines on the TSA and the message log (none when the log is off)."""
+    if not settings.messagelog.enabled:
+        return ""
+    return f"""  Time stamps (TSA)  {urls['tsa']}/tsa   (RFC 3161; the message log's seals)
+  Message log        {settings.messagelog.archive(settings.state_dir)}   (sealed every \
+{settings.messagelog.segment_seconds:g} s)
+                     .venv/bin/egov-gateway log verify{state}
+                     .venv/bin/egov-gateway log show --message-id <messageId>{state}
+"""
+
+
 def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str], passwords: DemoSecrets, *,
                   manual_desk: bool = False, elicense_pace: float = 50_000.0) -> None:
     base = settings.base_url
@@ -267,7 +291,8 @@ start with --fresh to begin a clean world)
   Services           {base}/api/v1/services
   Cabinet API        {base}/api/v1/cabinet/<IIN or BIN>/applications   (HTTP Basic {DEMO_SENDER}:{passwords.portal})
   Operator           {base}/api/v1/admin/dead-letters   (HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
-  Health             {base}/health
+  Health             {base}/health/live   {base}/health/ready   (details: HTTP Basic as the operator)
+  Metrics            {base}/metrics   (Prometheus text format; HTTP Basic {DEMO_OPERATOR}:{passwords.operator})
   KazNEB library     {urls['library']}
   Commission desk    {desk}
   E-licensing (SOAP) {urls['elicense']}/soap?wsdl   (real dates; each step takes 1/{elicense_pace:,.0f} of the time
@@ -276,7 +301,7 @@ start with --fresh to begin a clean world)
   Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
-  Redis              {redis_url}
+{_message_log_lines(settings, urls, state)}  Redis              {redis_url}
   Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
   Passwords          {settings.state_dir / DEMO_SECRETS}  (made at the first start; one sender's:
                      .venv/bin/egov-gateway demo --print-password operator{state})
