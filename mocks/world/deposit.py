@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lxml import etree
 
 from mocks.deposit.forms import PackageInfo, build_application
 from mocks.deposit.medium import read_medium
-from mocks.deposit.pack import SourceFile, Tables, mb, pack
+from mocks.deposit.pack import SourceFile, Tables, pack
 from mocks.pki import Person
 
 DEPOSIT_SERVICE = "egov.software-deposit"
@@ -94,8 +94,6 @@ def package_tables(package: Path, *, name: str, version: str) -> Tables:
     rows = []
     for number, member in enumerate(sorted(read_medium(package).values(), key=lambda m: m.path), start=1):
         directory, _, file_name = member.path.rpartition("/")
-        from datetime import UTC, datetime
-
         rows.append(SourceFile(number, label, directory or ".", file_name, member.size, None,
                                datetime.fromtimestamp(member.mtime, UTC).isoformat(), member.sha256))
     return Tables(label, tuple(rows), ())
@@ -111,19 +109,6 @@ def deposit_application(person: Person, package: Path, *, tables: Tables | None 
         software_version=version or "1", architecture_code=architecture_code,
         contact_person=f"{person.surname} {person.name}",
         package=PackageInfo(package.name, package.stat().st_size, sha256 or file_sha256(package)), tables=tables)
-
-
-def summary(tables: Tables) -> str:
-    size = sum(row.size_bytes for row in tables.source_files)
-    return f"{len(tables.source_files)} files, {mb(size)} MB, {len(tables.libraries)} libraries"
-
-
-def main() -> None:  # pragma: no cover - `python -m mocks.world.deposit`
-    sys.exit(pack_command(sys.argv[1:]))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
 
 
 async def upload(gateway: str, sender: str, password: str, package: Path, sha256: str,
