@@ -9,6 +9,7 @@ are checked by the caller) and never import the gateway.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,24 @@ class ConnectorError(Exception):
         self.code = code
         self.detail = detail
         self.transient = transient
+
+
+class PackageSource(Protocol):
+    """A package stored by the gateway (an upload) that a connector streams to the back-end after the document."""
+
+    @property
+    def sha256(self) -> str:
+        """Its SHA-256, lowercase hex."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """Its size in bytes."""
+        ...
+
+    def chunks(self, chunk_size: int) -> AsyncIterator[bytes]:
+        """Its bytes, read from storage ``chunk_size`` at a time (never all in memory)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,8 @@ class Submission:
     "Deadline for one call, in seconds."
     metadata: dict[str, str] = field(default_factory=dict)
     "Who applied and under which messageId (the queue passes these to the desk; REST and SOAP ignore them)."
+    package: PackageSource | None = None
+    "The package the document names, for the package connector (None for every other service)."
 
 
 @dataclass(frozen=True)

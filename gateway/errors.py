@@ -4,6 +4,7 @@ Codes are part of the public contract (SOAP ``ErrorInfo/errorCode``, REST ``code
 only add. The prefix says who failed, as in X-Road: ``CLIENT_`` (the caller sent something wrong),
 ``SIG_`` / ``ID_`` (the applicant's signature or identity was refused), ``PROVIDER_`` (the back-end),
 ``GATEWAY_`` (us). ``UPLOAD_`` codes are the caller's refusals of the package upload API (tus, docs/uploads.md).
+``DEPOSIT_`` codes are the caller's refusals of a software deposit (docs/services.md).
 """
 
 from __future__ import annotations
@@ -163,6 +164,10 @@ _add("PROVIDER_UNAVAILABLE", 502, P, "Қызмет жеткізушісі қол
      "The service provider is unavailable.")
 _add("PROVIDER_TIMEOUT", 504, P, "Қызмет жеткізушісі уақытында жауап бермеді.",
      "Поставщик услуги не ответил вовремя.", "The service provider did not answer in time.")
+_add("DEPOSIT_PACKAGE_MISSING", 422, C,
+     "Өтінімде аталған пакет (SHA-256) осы жіберушіден толық жүктелмеген: алдымен пакетті жүктеңіз.",
+     "Пакет, указанный в заявке (SHA-256), не загружен этим отправителем полностью: сначала загрузите пакет.",
+     "The package the application names (by SHA-256) is not a complete upload of this sender: upload it first.")
 _add("PROVIDER_REJECTED", 422, P, "Қызмет жеткізушісі өтінімді қабылдамады.",
      "Поставщик услуги отклонил заявление.", "The service provider rejected the application.")
 _add("PROVIDER_BAD_RESPONSE", 502, P, "Қызмет жеткізушісінің жауабы дұрыс емес.",

@@ -301,7 +301,7 @@ def test_choices_are_enums(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "choices"), [
-    ("connector", "ftp", "['rest', 'soap', 'queue']"),
+    ("connector", "ftp", "['rest', 'soap', 'queue', 'package']"),
     ("mode", "later", "['sync', 'async']"),
     ("applicant", "anyone", "['individual', 'organisation']"),
     ("provider_signature", "sometimes", "['required', 'optional']"),
@@ -316,3 +316,12 @@ def test_bad_choice_names_the_key_and_the_choices(tmp_path: Path, key: str, valu
 def test_long_running_connectors_must_be_async(tmp_path: Path) -> None:
     message = config_error(tmp_path, MINIMAL_SERVICE + "connector = 'soap'\n")
     assert message.startswith("services.x.mode:") and "use 'async'" in message
+
+
+def test_a_package_service_names_its_package_element(tmp_path: Path) -> None:
+    """The package connector streams the upload the document names: without package_element it has none (and
+    package_element without the package connector would check uploads nobody sends)."""
+    message = config_error(tmp_path, MINIMAL_SERVICE + "connector = 'package'\nmode = 'async'\n")
+    assert message == "services.x.package_element: required with the package connector, and only with it"
+    message = config_error(tmp_path, MINIMAL_SERVICE + "package_element = 'packageInfo'\n")
+    assert message == "services.x.package_element: required with the package connector, and only with it"

@@ -75,7 +75,8 @@ def test_the_demo_makes_its_own_passwords_once_and_keeps_them_private(tmp_path: 
 def test_demo_settings_use_the_kept_passwords(pki, tmp_path: Path) -> None:
     from mocks.world.demo import demo_settings
 
-    urls = {name: f"http://127.0.0.1:{free_port()}" for name in ("library", "elicense", "callback", "revocation")}
+    urls = {name: f"http://127.0.0.1:{free_port()}"
+            for name in ("library", "elicense", "callback", "revocation", "deposit")}
     settings = demo_settings(tmp_path, pki.root, port=free_port(), urls=urls)
     made = demo_secrets(tmp_path)
     senders = settings.senders

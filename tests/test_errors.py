@@ -12,7 +12,7 @@ from signing.verifier import ERROR_CODES
 from tests.helpers import ROOT
 
 SOURCE_DIRS = ("gateway", "signing", "connectors")
-CODE_PATTERN = re.compile(r"""["'](?:CLIENT|SIG|ID|PROVIDER|GATEWAY|UPLOAD)_[A-Z_]*["']""")
+CODE_PATTERN = re.compile(r"""["'](?:CLIENT|SIG|ID|PROVIDER|GATEWAY|UPLOAD|DEPOSIT)_[A-Z_]*["']""")
 KAZAKH_LETTERS = re.compile("[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 CYRILLIC = re.compile("[а-яА-ЯёЁ]")
 
@@ -35,7 +35,7 @@ def test_catalogue_is_not_empty() -> None:
 def test_entry_is_complete(code: str) -> None:
     spec = CATALOGUE[code]
     assert spec.code == code
-    assert re.fullmatch(r"(CLIENT|SIG|ID|PROVIDER|GATEWAY|UPLOAD)_[A-Z_]+", code)
+    assert re.fullmatch(r"(CLIENT|SIG|ID|PROVIDER|GATEWAY|UPLOAD|DEPOSIT)_[A-Z_]+", code)
     assert set(spec.messages) == set(LANGUAGES)
     texts = [spec.messages[language] for language in LANGUAGES]
     assert all(text and text.strip() == text for text in texts), texts
@@ -54,12 +54,12 @@ def test_party_matches_prefix_and_status(code: str) -> None:
     spec = CATALOGUE[code]
     if spec.party is Party.CLIENT:
         assert 400 <= spec.http_status < 500
-        assert code.startswith(("CLIENT_", "SIG_", "ID_", "UPLOAD_"))
+        assert code.startswith(("CLIENT_", "SIG_", "ID_", "UPLOAD_", "DEPOSIT_"))
     elif spec.party is Party.PROVIDER:
         assert code.startswith("PROVIDER_")
     else:
         assert spec.http_status >= 500
-    if code.startswith(("CLIENT_", "ID_", "UPLOAD_")):
+    if code.startswith(("CLIENT_", "ID_", "UPLOAD_", "DEPOSIT_")):
         assert spec.party is Party.CLIENT
     if code.startswith("GATEWAY_"):
         assert spec.party is Party.GATEWAY

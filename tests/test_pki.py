@@ -253,7 +253,7 @@ def test_index(pki: TestPki) -> None:
     assert index["intermediates"] == ["ca/nca.pem", "ca/gost-nca.pem"]
     assert set(index["people"]) == set(HANDLES)
     assert set(index["organisations"]) == {"kitap", "murager"}
-    assert set(index["systems"]) == {"gateway", "library", "elicense", "portal"}
+    assert set(index["systems"]) == {"gateway", "library", "elicense", "portal", "operator"}
     for name in ("root", "nca", "foreign-root", "foreign-ca", "gost-root", "gost-nca"):
         assert (pki.root / f"ca/{name}.pem").is_file()
         assert (pki.root / f"ca/{name}.key.pem").is_file()

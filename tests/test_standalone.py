@@ -193,7 +193,7 @@ def test_demo_banner_shows_how_to_run_dlq_as_the_demo_operator(pki, tmp_path: Pa
     from mocks.world.demo import _print_banner, demo_settings
 
     urls = {name: f"http://127.0.0.1:{free_port()}"
-            for name in ("library", "elicense", "callback", "revocation", "portal", "desk", "tsa")}
+            for name in ("library", "elicense", "callback", "revocation", "portal", "desk", "tsa", "deposit")}
     port = free_port()
     settings = demo_settings(tmp_path, pki.root, port=port, urls=urls)
     passwords = demo_secrets(tmp_path)

@@ -43,6 +43,19 @@ STEPS: dict[str, dict[str, str]] = {
     # KazNEB fund: the library commission's desk
     "registered": {"kk": "ҚазҰЭК-те тіркелді", "ru": "Зарегистрировано в КазНЭБ", "en": "Registered with KazNEB"},
     "commission": {"kk": "Комиссияның шешімі", "ru": "Решение комиссии", "en": "The commission's decision"},
+    # Software deposit with the operator (rules No. 146/НҚ, §8, §9, §15–17)
+    "application-registered": {"kk": "Өтінім өтінімдер тізілімінде тіркелді",
+                               "ru": "Заявка зарегистрирована в реестре заявок",
+                               "en": "Application registered in the register of applications"},
+    "repository-formed": {"kk": "Репозиторий қалыптастырылды", "ru": "Репозиторий сформирован",
+                          "en": "Repository formed"},
+    "deposit-taken": {"kk": "Бағдарламалық қамтылым мен жеткізгіш қабылданды", "ru": "ПО и носитель приняты",
+                      "en": "Software and medium taken"},
+    "act-checked": {"kk": "Акт жеткізгіштегі мәліметтермен салыстырылды", "ru": "Акт сверен с содержимым носителя",
+                    "en": "Act checked against the medium"},
+    "signed": {"kk": "Акт пен келісімге немесе дәлелді бас тартуға қол қойылды",
+               "ru": "Подписаны акт и соглашение или мотивированный отказ",
+               "en": "Act and agreement, or the reasoned refusal, signed"},
 }
 
 SERVICES: dict[str, dict[str, str]] = {
@@ -55,6 +68,9 @@ SERVICES: dict[str, dict[str, str]] = {
     "elicense.cultural-export": {"kk": "Мәдени құндылықтарды уақытша әкету құқығына куәлік беру",
                                  "ru": "Выдача свидетельства на право временного вывоза культурных ценностей",
                                  "en": "Certificate for the right of temporary export of cultural values"},
+    "egov.software-deposit": {"kk": "Бағдарламалық қамтылым мен бастапқы кодтарды есепке алуға және сақтауға беру",
+                              "ru": "Передача ПО и исходных кодов на учёт и хранение оператору",
+                              "en": "Software and source code deposit with the operator"},
 }
 
 

@@ -76,6 +76,8 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"{where}.endpoint: an http(s) URL is required for the {service.connector} connector")
         if service.connector is not ConnectorKind.REST and service.mode is not DeliveryMode.ASYNC:
             raise ConfigError(f"{where}.mode: the {service.connector} connector is long-running: use 'async'")
+        if (service.package_element is None) != (service.connector is not ConnectorKind.PACKAGE):
+            raise ConfigError(f"{where}.package_element: required with the package connector, and only with it")
         for key in ("retry_attempts", "breaker_failures"):
             if getattr(service, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be at least 1")

@@ -288,6 +288,8 @@ class ConnectorKind(StrEnum):
     "Submit/status profile (E-licensing): submit once, then poll the provider's steps."
     QUEUE = "queue"
     "A job on the back-office queue; desks post the answer through the job API."
+    PACKAGE = "package"
+    "REST with a package: POST the document, stream the uploaded package after it (PUT), then poll the steps."
 
 
 class DeliveryMode(StrEnum):
@@ -366,6 +368,10 @@ class ServiceSettings:
     "soap: sign every call to the provider with WS-Security (the gateway's key; docs/ws-security.md)."
     title: str = ""
     "Human-readable service name."
+    package_element: str | None = None
+    """Local name of the document's element describing a package uploaded to ``/api/v1/uploads`` (its ``sha256``
+    child names the upload). Set: at intake the package must be a complete upload of the same sender
+    (else DEPOSIT_PACKAGE_MISSING), and the package connector streams it to the back-end after the document."""
 
     def __post_init__(self) -> None:
         # Settings built in code (tests, the demo world) may spell the choices as plain strings.

@@ -24,6 +24,7 @@ through :class:`~gateway.lifecycle.transitions.Lifecycle`; which transport is us
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -35,6 +36,7 @@ from redis.asyncio import Redis
 from connectors.base import Answer, ConnectorError, Submission
 from gateway.config import DeliverySettings
 from gateway.delivery.answers import AnswerCheck
+from gateway.delivery.packages import PackageFinder, find_named_package
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import BreakerState, CircuitBreaker, backoff_seconds
 from gateway.delivery.schedule import LeaseSchedule
@@ -50,7 +52,7 @@ from signing.policy import RevocationMode
 from signing.revocation import RevocationChecker
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier
-from signing.xmlsafe import XmlLimits
+from signing.xmlsafe import XmlLimits, parse_untrusted
 
 log = logging.getLogger("egov.delivery")
 _SYNC_RETRY_CAP = 1.0  # seconds: a sync caller is waiting, so retries within the request stay short
@@ -70,9 +72,12 @@ class Delivery:
                  registry: ServiceRegistry, signer: DocumentSigner, provider_verifier: DocumentVerifier,
                  xml_limits: XmlLimits, settings: DeliverySettings | None = None,
                  revocation: RevocationChecker | None = None,
-                 revocation_mode: RevocationMode = RevocationMode.OFF, messagelog: MessageLog | None = None) -> None:
+                 revocation_mode: RevocationMode = RevocationMode.OFF, messagelog: MessageLog | None = None,
+                 packages: PackageFinder | None = None) -> None:
         """``revocation``/``revocation_mode``: how providers' certificates are checked (as applicants');
-        ``messagelog``: where providers' answers and the results filed are logged."""
+        ``messagelog``: where providers' answers and the results filed are logged; ``packages``: the uploads'
+        storage, whose packages the package connector streams after the document."""
+        self.packages = packages
         self.store, self.lifecycle, self.registry = store, lifecycle, registry
         self.answers = AnswerCheck(signer, provider_verifier, xml_limits, revocation=revocation,
                                    revocation_mode=revocation_mode)
@@ -104,6 +109,32 @@ class Delivery:
                       "applicant_bin": app.applicant_bin or "", "applicant_name": app.applicant_name,
                       "organisation": app.organisation or ""},
         )
+
+    async def _with_package(self, app: Application, service: Service) -> Submission:
+        """The submission, with the package its document names for a package service (looked up again at each
+        attempt: an upload that expired since intake fails the application, it is never sent without one)."""
+        submission = self._submission(app, service)
+        if service.settings.package_element is None:
+            return submission
+        try:
+            document = parse_untrusted(submission.document, self.answers.xml_limits)
+            package = await find_named_package(self.packages, service, app.sender_id, document)
+        except LookupError:
+            raise ConnectorError("DEPOSIT_PACKAGE_MISSING", "the uploaded package is no longer stored",
+                                 transient=False) from None
+        return dataclasses.replace(submission, package=package)
+
+    async def _release_package(self, app: Application, service: Service) -> None:
+        """The operator answered: the stored package is deleted (kept until then, so a redelivery can send it)."""
+        if service.settings.package_element is None:
+            return
+        try:
+            document = parse_untrusted(app.document.encode(), self.answers.xml_limits)
+            package = await find_named_package(self.packages, service, app.sender_id, document)
+        except LookupError:
+            return
+        if package is not None:
+            await package.release()
 
     # ------------------------------------------------------------------------------------------ sync
     async def deliver_now(self, app: Application, service: Service) -> bytes:
@@ -242,7 +273,7 @@ class Delivery:
         answer = Answer(reference=app.provider_ref, polled=app.polled)
         if app.provider_ref is None or not app.polled:
             app.attempts += 1
-            answer = await _metered(service, connector.submit(self._submission(app, service)))
+            answer = await _metered(service, connector.submit(await self._with_package(app, service)))
             if answer.document is None and answer.polled:
                 await self.lifecycle.take(app, answer.note, reference=answer.reference, polled=True)
             elif answer.document is None:
@@ -255,6 +286,7 @@ class Delivery:
                 await self.lifecycle.progress(app, step.name, step=step.code, at=step.completed_at)
         if answer.document is not None:
             await self.complete(app, service, answer.document, refused=answer.refused)
+            await self._release_package(app, service)
         elif answer.polled:
             await self.outbox.schedule(app.id, settings.poll_seconds)
         else:  # the back-end pushes its answer (desks post it through the job API): nothing to wait for here

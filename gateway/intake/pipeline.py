@@ -22,6 +22,7 @@ from gateway.access.quotas import QuotaCounter
 from gateway.access.senders import SenderDirectory
 from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
+from gateway.delivery.packages import PackageFinder, find_named_package
 from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError, storage_refusal
@@ -115,7 +116,9 @@ class Pipeline:
         quotas: QuotaCounter | None = None,
         messagelog: MessageLog | None = None,
         durability: DurabilityProbe | None = None,
+        packages: PackageFinder | None = None,
     ) -> None:
+        """``packages``: the uploads' storage, for services whose document names a package (``package_element``)."""
         self.senders = senders
         self.registry = registry
         self.verifier = verifier
@@ -128,6 +131,7 @@ class Pipeline:
         self.revocation_mode = revocation_mode
         self.durability = durability
         self.quotas = quotas
+        self.packages = packages
         self.messagelog = messagelog
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
@@ -194,6 +198,7 @@ class Pipeline:
             earlier = None
         if earlier is not None:
             return await self._replay(earlier, request.document)
+        await self._check_package(service, request.sender_id, verified.signed)  # a repeat above needs none
         now = utc_now()
         mode = DeliveryMode.ASYNC if asynchronous or service.settings.mode is DeliveryMode.ASYNC else DeliveryMode.SYNC
         app = Application(
@@ -278,6 +283,15 @@ class Pipeline:
         if schema is not None and not schema.validate(signed):
             error = schema.error_log.last_error
             raise GatewayError("CLIENT_DOCUMENT_INVALID", f"line {error.line}: {error.message}" if error else None)
+
+    async def _check_package(self, service: Service, sender_id: str, signed: etree._Element) -> None:
+        """The package the document names must be a complete upload of the same sender, before anything is
+        recorded or reaches the back-end."""
+        try:
+            await find_named_package(self.packages, service, sender_id, signed)
+        except LookupError as missing:
+            raise GatewayError("DEPOSIT_PACKAGE_MISSING",
+                               f"no complete upload with SHA-256 {missing.args[0] or '(none given)'}") from None
 
     @staticmethod
     def _check_identity(service: Service, verified: VerifiedDocument) -> Applicant:

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 import schemas
 from connectors.backoffice import QueueConnector
+from connectors.package import PackageConnector
 from connectors.queue import JobQueue
 from connectors.rest import RestConnector
 from connectors.soap import SoapConnector
@@ -261,13 +262,14 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
         ConnectorKind.REST: RestConnector(session), ConnectorKind.SOAP: SoapConnector(
             ws_security_key=loaded.signer.key if isinstance(loaded.signer.key, SigningKey) else None,  # RSA only
             signed_endpoints=frozenset(s.endpoint for s in settings.services.values() if s.ws_security)),
-        ConnectorKind.QUEUE: QueueConnector(jobs)})
-    delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle,
+        ConnectorKind.QUEUE: QueueConnector(jobs), ConnectorKind.PACKAGE: PackageConnector(session)})
+    packages = Packages.build(redis, settings)  # uploads; a package service's document names one by SHA-256
+    delivery = Delivery(redis=redis, prefix=prefix, store=store, lifecycle=lifecycle, packages=packages,
                         registry=registry, signer=loaded.signer, provider_verifier=loaded.verifier,
                         xml_limits=xml_limits, settings=settings.delivery, revocation=checker,
                         revocation_mode=revocation.mode, messagelog=messagelog)
     pipeline = Pipeline(senders=senders, registry=registry, verifier=loaded.verifier, signer=loaded.signer,
-                        store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
+                        packages=packages, store=store, lifecycle=lifecycle, limits=settings.limits, delivery=delivery,
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
@@ -286,7 +288,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     app[MESSAGELOG] = messagelog  # its status feeds /health/details (and the metrics and readiness checks)
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
-    app[PACKAGES] = packages = Packages.build(redis, settings)
+    app[PACKAGES] = packages
     app[UPLOADS] = UploadContext(settings=settings.uploads, senders=senders, packages=packages,
                                  slots=PatchSlots(settings.uploads.max_concurrent_patches))
     monitoring.register_gateway(app[MONITOR], settings, redis=redis, session=session, signer=loaded.signer,

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from mocks.pki.builder import CRL_URLS, INDEX_VERSION, OCSP_URL, build
+from mocks.pki.people import SYSTEMS
 
 __all__ = [
     "CRL_URLS",
@@ -293,7 +294,8 @@ def ensure_pki(out_dir: Path, *, max_age: datetime.timedelta = datetime.timedelt
         try:
             index = json.loads((out_dir / "index.json").read_text(encoding="utf-8"))
             created = datetime.datetime.fromisoformat(index["created"])
-            if datetime.datetime.now(datetime.UTC) - created <= max_age:
+            current = {spec.name for spec in SYSTEMS} <= set(index["systems"])  # a system added since: remade
+            if datetime.datetime.now(datetime.UTC) - created <= max_age and current:
                 return load_pki(out_dir)
         except (OSError, ValueError, KeyError):
             pass

@@ -130,6 +130,8 @@ SYSTEMS: tuple[SystemSpec, ...] = (
                "E-licensing permits back-end (SOAP)"),
     SystemSpec("portal", "EGOV PORTAL TEST", (2006, 12), 6304,
                "the egov portal that forwards citizens' signed requests"),
+    SystemSpec("operator", "EGOV ICT INFRASTRUCTURE OPERATOR TEST", (2004, 3), 7405,
+               "the e-government ICT infrastructure operator's software deposit back-end (REST)"),
 )
 # Systems sign as their organisation, so they carry the right to sign.
 SYSTEM_ROLES: tuple[SignerRole, ...] = (SignerRole.ORGANISATION, SignerRole.CAN_SIGN)

@@ -71,7 +71,7 @@ def demo_parser() -> argparse.ArgumentParser:
 _PORT_HELP = {"gateway": "the gateway", "portal": "the egov portal's web site", "library": "KazNEB library",
               "elicense": "E-licensing", "desk": "the manual desk's control API",
               "callback": "the portal's SHEP callback endpoint", "revocation": "the test PKI's OCSP/CRL service",
-              "tsa": "the test PKI's time-stamping authority (RFC 3161)"}
+              "tsa": "the test PKI's time-stamping authority (RFC 3161)", "deposit": "the software deposit operator"}
 
 
 def submit(argv: list[str]) -> int:
@@ -104,6 +104,10 @@ def submit(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds --wait waits at most")
     parser.add_argument("--items", choices=["ordinary", "heritage", "treasure"], default=None,
                         help="E-licensing: which cultural values to apply for (treasure is refused)")
+    parser.add_argument("--package", type=Path, default=None,
+                        help="egov.software-deposit: the package (from `deposit pack`) to upload and deposit")
+    parser.add_argument("--software-code", default=None,
+                        help="egov.software-deposit: the architecture-portal code (default: the demo's registered one)")
     parser.add_argument("--ws-security", metavar="SYSTEM", default=None,
                         help="sign the SOAP envelope with WS-Security by this test-PKI system certificate "
                              "(e.g. portal, for the demo's sender portal-wss)")
@@ -122,6 +126,13 @@ def submit(argv: list[str]) -> int:
     from mocks.world.submit import submit as submit_one
 
     return submit_one(args)
+
+
+def deposit(argv: list[str]) -> int:
+    """`egov-gateway deposit pack DIR --name NAME --version V [--out FILE]`: the deposit's package and act tables."""
+    from mocks.world.deposit import pack_command
+
+    return pack_command(argv)
 
 
 def pki(argv: list[str]) -> int:

@@ -37,6 +37,7 @@ from mocks.demo_secrets import (
     demo_secrets,
 )
 from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from mocks.world.deposit import DEMO_SOFTWARE_CODE, DEPOSIT_SERVICE
 from signing.policy import RevocationMode
 from signing.revocation import RevocationSettings
 
@@ -89,6 +90,7 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
             FUND_SUBMISSION_SERVICE: fund_submission_service(pki.system_bins.get("library")),
             ELICENSE_SERVICE: elicense_service(urls["elicense"], poll_seconds=1.0,
                                                provider_bin=pki.system_bins.get("elicense"), ws_security=True),
+            DEPOSIT_SERVICE: deposit_service(urls["deposit"], provider_bin=pki.system_bins.get("operator")),
         },
     )
 
@@ -107,6 +109,31 @@ def fund_submission_service(provider_bin: str | None = None) -> ServiceSettings:
         provider_bin=provider_bin,
         deadline_working_days=10,  # §10: included within 10 working days of the commission's positive decision
         title="KazNEB: submission of objects to the national e-library fund",
+    )
+
+
+def deposit_service(operator_url: str, *, provider_bin: str | None = None,
+                    poll_seconds: float = 1.0) -> ServiceSettings:
+    """Software deposit (rules No. 146/НҚ): a state body's first head or can-sign employee applies with the act's
+    tables; the package, uploaded before, is streamed to the operator after the application; polled for the
+    operator's steps until its signed act and agreement or reasoned refusal."""
+    return ServiceSettings(
+        connector="package",
+        mode="async",
+        endpoint=f"{operator_url}/api/v1/deposits",
+        document_schema="deposit/deposit-application.xsd",
+        result_schema="deposit/deposit-result.xsd",
+        applicant="organisation",
+        required_roles=("first_head", "can_sign"),
+        provider_signature="required",
+        provider_bin=provider_bin,
+        package_element="packageInfo",
+        poll_seconds=poll_seconds,
+        timeout_seconds=30.0,
+        retry_base_seconds=0.2,
+        deadline_working_days=11,  # 3 (repository, §8) + 3 (taking the deposit, §9) + 5 (checking the act, §15)
+        deadline_hours=10 / 60,  # signing the act and the agreement (§17)
+        title="Software deposit with the e-government operator",
     )
 
 
@@ -132,7 +159,7 @@ def elicense_service(elicense_url: str, *, poll_seconds: float = 5.0,
 
 
 DEMO_PORTS = {"gateway": 8080, "portal": 8700, "library": 8710, "elicense": 8720, "desk": 8730, "callback": 8740,
-              "revocation": 8790, "tsa": 8750}
+              "revocation": 8790, "tsa": 8750, "deposit": 8760}
 "Default ports: ``portal`` is the egov portal's web site, ``callback`` the portal's SHEP callback endpoint."
 DEFAULT_DESK_CONTROL = "http://127.0.0.1:8730"
 "Where `python -m mocks.backoffice pending|approve|refuse` look for the manual desk unless given --control."
@@ -161,6 +188,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     in reverse order: the desk, the portal, the gateway (its workers), the mocks, then Redis."""
     from mocks.backoffice.cli import control_app
     from mocks.backoffice.worker import CommissionDesk, WorkerSettings
+    from mocks.deposit import create_deposit_app
     from mocks.elicense import create_elicense_app
     from mocks.elicense.clock import SimulatedClock
     from mocks.elicense.wss import gateway_calls_only
@@ -194,6 +222,8 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
                              ws_security=gateway_calls_only(pki)), ports["elicense"]),
         (create_callback_app(), ports["callback"]),
         (create_tsa_app(pki), ports["tsa"]),
+        (create_deposit_app(storage=world_state / "deposit", signer=signer("operator"), pace=elicense_pace,
+                            software={DEMO_SOFTWARE_CODE: "egov-gateway"}), ports["deposit"]),
     ]
     desk_settings = WorkerSettings(gateway_url=urls["gateway"], library_url=urls["library"], sender=DEMO_DESK,
                                    password=passwords.desk, manual=manual_desk, poll_wait=5)
@@ -268,6 +298,7 @@ start with --fresh to begin a clean world)
   Commission desk    {desk}
   E-licensing (SOAP) {urls['elicense']}/soap?wsdl   (real dates; each step takes 1/{elicense_pace:,.0f} of the time
                      to its regulated deadline)
+  Deposit operator   {urls['deposit']}   (software deposit; its register of software has {DEMO_SOFTWARE_CODE})
   Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
@@ -281,6 +312,8 @@ Try, in another terminal:
   {submit} --as kitap-head --service {FUND_SUBMISSION_SERVICE} --wait
   {submit} --as daniyar --service {ELICENSE_SERVICE} --wait
   {submit} --as saule --service {READER_TICKET_SERVICE} --channel async --wait
+  .venv/bin/egov-gateway deposit pack signing --name egov-signing --version 1.0 --out /tmp/signing.tar.gz
+  {submit} --as kitap-head --service {DEPOSIT_SERVICE} --package /tmp/signing.tar.gz --wait
 
 Dead letters and stopped applications, as the operator:
   {dlq} list

@@ -33,7 +33,7 @@ from signing.verifier import DocumentVerifier, SignatureRejected
 from signing.xmlsafe import XmlLimits, parse_untrusted
 
 FINAL = ("completed", "refused", "failed", "stopped")
-ORGANISATION_SERVICES = (FUND_SUBMISSION_SERVICE,)
+ORGANISATION_SERVICES = (FUND_SUBMISSION_SERVICE, "egov.software-deposit")
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 
 
@@ -99,6 +99,10 @@ def _document(args: argparse.Namespace, person: Person) -> etree._Element:
     ``STATE_DIR/sent/``), so a repeat is the portal retrying the same message: the gateway gives the first
     answer and calls the back-end once. A new signature would make a new document (``CLIENT_DUPLICATE_MISMATCH``).
     Raises KeyError for an unknown person or service."""
+    if args.service == "egov.software-deposit":  # the package is uploaded first, the application names it
+        from mocks.world.deposit import signed_deposit
+
+        return signed_deposit(args, person)
     extra = {"items": args.items} if args.items and args.service == ELICENSE_SERVICE else {}
     if not args.message_id:
         return signed_application(person, args.service, key=args.key, **extra)

@@ -12,6 +12,7 @@ Routes::
     GET  /cabinet/{owner}/{messageId}           one application
     GET  /cabinet/{owner}/{messageId}/result.xml, /receipt.xml   signed downloads, proxied
     GET  /static/portal.css, /static/portal.js, /static/emblem.svg
+    /deposit, /deposit/uploads[/{id}], /static/deposit.js   the software deposit (mocks.portal.web.deposit)
 
 The language comes from ``?lang=`` (remembered in a cookie), then the cookie, then Kazakh. Every page but
 the login page and the static files needs a session (:mod:`mocks.portal.web.session`), and a cabinet shows
@@ -29,7 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from mocks.pki import TestPki
-from mocks.portal.web import cabinet, home, login, submit
+from mocks.portal.web import cabinet, deposit, home, login, submit
 from mocks.portal.web.assets import CSS, EMBLEM_SVG, JS
 from mocks.portal.web.i18n import DEFAULT_LANGUAGE, language
 from mocks.portal.web.session import login_middleware
@@ -103,6 +104,7 @@ def create_portal_app(*, pki: TestPki, gateway_url: str, sender: str, password: 
     app.router.add_get("/cabinet/{owner}/events", cabinet.events)
     app.router.add_get("/cabinet/{owner}/{message_id}", cabinet.application)
     app.router.add_get(r"/cabinet/{owner}/{message_id}/{kind:result|receipt}.xml", cabinet.download)
+    deposit.add_routes(app)
     app.router.add_get("/static/portal.css", _static(CSS, "text/css"))
     app.router.add_get("/static/portal.js", _static(JS, "application/javascript"))
     app.router.add_get("/static/emblem.svg", _static(EMBLEM_SVG, "image/svg+xml"))

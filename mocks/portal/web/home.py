@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mocks.portal.web import forms
+from mocks.portal.web import deposit, forms
 from mocks.portal.web.forms import SERVICES
 from mocks.portal.web.layout import Html, View, page, tag
 from mocks.portal.web.session import PERSON
@@ -26,6 +26,8 @@ def _services(view: View, member: CastMember) -> Html:
             cards.append(tag("a", *content, tag("span", view.t("apply"), " →", class_="button"),
                              href=f"/apply/{spec.id}", class_="card",
                              data_testid=f"service-{spec.id}"))
+    if deposit.may_deposit(member.person):
+        cards.append(deposit.card(view))
     links: list[Html] = [tag("a", view.t("open_cabinet"), href=f"/cabinet/{member.person.iin}",
                              class_="button secondary", data_testid="open-cabinet")]
     if member.person.bin:

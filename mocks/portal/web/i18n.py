@@ -9,6 +9,7 @@ and merged in here, so this is the one catalogue to look things up in.
 from __future__ import annotations
 
 from gateway.cabinet.catalogue import SERVICES
+from mocks.portal.web.deposit_terms import DEPOSIT_TERMS
 from mocks.portal.web.terms import TERMS
 
 LANGUAGES = ("kk", "ru", "en")
@@ -322,7 +323,7 @@ _SERVICE_NAMES: dict[str, tuple[str, str, str]] = {
     f"svc_{service_id}": (names["kk"], names["ru"], names["en"]) for service_id, names in SERVICES.items()}
 "One name per service, everywhere: the gateway's catalogue, which the cabinet API also answers with."
 
-CATALOGUE: dict[str, tuple[str, str, str]] = {**_PAGES, **TERMS, **_SERVICE_NAMES}
+CATALOGUE: dict[str, tuple[str, str, str]] = {**_PAGES, **TERMS, **DEPOSIT_TERMS, **_SERVICE_NAMES}
 "Every text of the portal: key -> (kk, ru, en)."
 
 COUNTRIES: dict[str, tuple[str, str, str]] = {

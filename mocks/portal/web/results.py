@@ -150,7 +150,56 @@ def _generic(view: View, root: etree._Element) -> Html:
     return facts(rows, data_testid="result-fields", data_kind=etree.QName(root).localname)
 
 
-_READERS = {"ReaderTicket": _ticket, "FundDecision": _decision, "CulturalExportResult": _export}
+def _table(view: View, rows: list[etree._Element], columns: tuple[tuple[str, str], ...], testid: str) -> Html:
+    head = tag("tr", *[tag("th", view.t(label) if has(label) else label) for label, _ in columns])
+    body = [tag("tr", *[tag("td", _text(row, name) or "") for _, name in columns]) for row in rows]
+    table = tag("table", tag("thead", head), tag("tbody", *body), class_="grid-table", data_testid=testid)
+    return tag("div", table, style="overflow-x:auto; font-size:12px; word-break:break-all")  # digests are long
+
+
+_FILE_COLUMNS = (("dep_col_no", "number"), ("dep_col_label", "diskLabel"), ("dep_col_directory", "directory"),
+                 ("dep_col_file", "fileName"), ("dep_col_mb", "sizeMb"), ("dep_col_language", "language"),
+                 ("dep_col_changed", "modifiedAt"), ("SHA-256", "sha256"))
+_LIBRARY_COLUMNS = (("dep_col_no", "number"), ("dep_col_label", "diskLabel"), ("dep_col_directory", "directory"),
+                    ("dep_col_name", "name"), ("dep_col_mb", "sizeMb"), ("dep_col_language", "language"),
+                    ("dep_col_version", "version"))
+_MISMATCH_COLUMNS = (("dep_col_no", "row"), ("dep_col_file", "path"), ("dep_col_field", "field"),
+                     ("dep_col_declared", "declared"), ("dep_col_actual", "actual"))
+
+
+def _deposit(view: View, root: etree._Element) -> Html:
+    """The operator's act and agreement with the act's two tables, or its reasoned refusal (rules No. 146/НҚ)."""
+    accepted = _text(root, "outcome") == "accepted"
+    entry, act, refusal = root.find("{*}registerEntry"), root.find("{*}act"), root.find("{*}refusal")
+    rows: list[tuple[str, object]] = [
+        (view.t("dep_outcome"), tag("strong", view.t("dep_accepted" if accepted else "dep_refused"),
+                                    data_testid="deposit-outcome", data_outcome=_text(root, "outcome"))),
+        (view.t("dep_register_entry"), f"{_text(entry, 'number')} ({_text(entry, 'applicationNumber')})"),
+        (view.t("dep_repository"), _text(root, "repositoryId")),
+    ]
+    parts: list[object] = []
+    if accepted and act is not None:
+        agreement = root.find("{*}agreement")
+        rows += [(view.t("dep_act"), f"{_text(act, 'actNumber')}, {_text(act, 'date')}, {_text(act, 'place')}"),
+                 (view.t("dep_agreement"), f"{_text(agreement, 'agreementNumber')}, {_text(agreement, 'date')}"),
+                 (view.t("dep_notify_by"), _text(root, "authorityNotifyBy"))]
+        parts += [tag("h3", view.t("dep_table_files")),
+                  _table(view, act.findall("{*}tables/{*}sourceFiles/{*}file"), _FILE_COLUMNS, "act-files"),
+                  tag("h3", view.t("dep_table_libraries")),
+                  _table(view, act.findall("{*}tables/{*}libraries/{*}library"), _LIBRARY_COLUMNS, "act-libraries")]
+    elif refusal is not None:
+        reason = _text(refusal, {"kk": "reasonKk", "ru": "reasonRu"}.get(view.lang, "reasonEn"))
+        rows += [(view.t("dep_ground"), tag("span", f"{reason} ({_text(refusal, 'legalBasis')})",
+                                            data_testid="deposit-ground", data_ground=_text(refusal, "ground")))]
+        mismatches = refusal.findall("{*}mismatch")
+        if mismatches:
+            parts += [tag("h3", view.t("dep_mismatches")),
+                      _table(view, mismatches, _MISMATCH_COLUMNS, "act-mismatches")]
+    return tag("div", facts(rows), *parts, data_testid="result-fields", data_kind="SoftwareDepositResult")
+
+
+_READERS = {"ReaderTicket": _ticket, "FundDecision": _decision, "CulturalExportResult": _export,
+            "SoftwareDepositResult": _deposit}
 
 
 def result_fields(view: View, root: etree._Element) -> Html:
