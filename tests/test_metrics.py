@@ -152,7 +152,7 @@ class SealState:
     """The message log's two readings, as the real log will give them (it is built on another branch)."""
 
     def __init__(self) -> None:
-        self.unsealed, self.age, self.broken = 0, None, False
+        self.unsealed, self.age, self.oldest, self.broken = 0, None, None, False
 
     async def unsealed_records(self) -> int:
         if self.broken:
@@ -161,6 +161,9 @@ class SealState:
 
     async def last_seal_age_seconds(self) -> float | None:
         return self.age
+
+    async def oldest_unsealed_age_seconds(self) -> float | None:
+        return self.oldest
 
 
 async def test_message_log_hook(gw: GatewayUnderTest, http: aiohttp.ClientSession, tmp_path: Path) -> None:
@@ -176,7 +179,10 @@ async def test_message_log_hook(gw: GatewayUnderTest, http: aiohttp.ClientSessio
         found = await scrape(http, url)
         assert value(found, "egov_messagelog_unsealed_records") == 0
         assert ("egov_messagelog_last_seal_age_seconds", frozenset()) not in found  # nothing sealed yet
-        state.unsealed, state.age = 7, 12.5
+        state.unsealed, state.oldest = 7, 30.0  # records wait before the first seal: still ready
+        async with http.get(f"{url}/health/ready") as response:
+            assert response.status == 200, await response.text()
+        state.age = 12.5
 
         async def moved() -> Samples | None:  # a scrape later than gauge_cache_seconds reads afresh
             found = await scrape(http, url)
@@ -186,12 +192,12 @@ async def test_message_log_hook(gw: GatewayUnderTest, http: aiohttp.ClientSessio
         assert value(found, "egov_messagelog_last_seal_age_seconds") == 12.5
         async with http.get(f"{url}/health/ready") as response:
             assert response.status == 200, await response.text()
-        state.age = 61.0
+        state.oldest = 61.0
         async with http.get(f"{url}/health/ready", headers=OPS) as response:
             assert response.status == 503
             body = await response.json()
         assert body["failing"] == ["messagelog"]
-        assert "61 s old" in body["checks"]["messagelog"]["detail"]
+        assert "the oldest for 61 s (limit 60 s)" in body["checks"]["messagelog"]["detail"]
         state.broken = True  # a reading that fails: its gauge is left out, its check fails closed
 
         async def left_out() -> bool:

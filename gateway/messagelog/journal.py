@@ -234,6 +234,11 @@ class MessageLog:
         """Monitoring's reading: seconds since the last seal (as of the cached status), None before the first."""
         return self.status.last_seal_age_seconds
 
+    async def oldest_unsealed_age_seconds(self) -> float | None:
+        """Monitoring's reading: how long the oldest unsealed record has waited (cached status), None if none."""
+        pending = self.status.pending_since
+        return None if pending is None else max(0.0, time.time() - pending.timestamp())
+
     def check_open(self) -> None:
         """Refuse new requests (503 GATEWAY_MESSAGELOG_UNSEALED, Retry-After) when records have stayed unsealed
         past their allowance: better refuse than accept what cannot be proven. Reads the cached status only."""

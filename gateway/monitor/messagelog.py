@@ -29,6 +29,10 @@ class MessageLogStatus(Protocol):
         """Seconds since the last seal was made; None when nothing has been sealed yet."""
         ...
 
+    async def oldest_unsealed_age_seconds(self) -> float | None:
+        """Seconds the oldest unsealed record has waited; None when nothing waits."""
+        ...
+
 
 def register_message_log(monitor: MonitorContext, status: MessageLogStatus, *, max_seal_age_seconds: float) -> None:
     """Register ``egov_messagelog_unsealed_records``, ``egov_messagelog_last_seal_age_seconds`` and the
@@ -43,17 +47,18 @@ def register_message_log(monitor: MonitorContext, status: MessageLogStatus, *, m
 
 
 def sealing_check(status: MessageLogStatus, max_seal_age_seconds: float) -> ReadinessCheck:
-    """Ready while nothing waits for a seal, or the last seal is younger than ``max_seal_age_seconds``."""
+    """Ready while no record has waited for its seal longer than ``max_seal_age_seconds`` (so the first
+    records after a start, before any seal, do not flap readiness)."""
 
     async def check() -> CheckResult:
-        waiting, age = await status.unsealed_records(), await status.last_seal_age_seconds()
-        if waiting == 0:
-            return CheckResult(True, "no record waits for a seal")
-        if age is None:
-            return CheckResult(False, f"{waiting} records wait and nothing has been sealed yet")
-        if age > max_seal_age_seconds:
-            return CheckResult(False, f"{waiting} records wait; the last seal is {age:.0f} s old "
-                                      f"(limit {max_seal_age_seconds:.0f} s)")
-        return CheckResult(True, f"{waiting} records wait; the last seal is {age:.0f} s old")
+        waiting, oldest = await status.unsealed_records(), await status.oldest_unsealed_age_seconds()
+        age = await status.last_seal_age_seconds()
+        sealed = "nothing sealed yet" if age is None else f"the last seal is {age:.0f} s old"
+        if waiting == 0 or oldest is None:
+            return CheckResult(True, f"no record waits for a seal; {sealed}")
+        if oldest > max_seal_age_seconds:
+            return CheckResult(False, f"{waiting} records wait, the oldest for {oldest:.0f} s "
+                                      f"(limit {max_seal_age_seconds:.0f} s); {sealed}")
+        return CheckResult(True, f"{waiting} records wait, the oldest for {oldest:.0f} s; {sealed}")
 
     return check
