@@ -20,7 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from connectors.base import Answer, ConnectorError, Step, Submission
-from connectors.rest import IDEMPOTENCY_HEADER, MAX_ANSWER_BYTES, UNREACHABLE, _problem_detail, _read_bounded
+from connectors.rest import IDEMPOTENCY_HEADER, MAX_ANSWER_BYTES, UNREACHABLE, _read_bounded, check_answer
 from connectors.streaming import StreamedBody, send_stream
 
 log = logging.getLogger("egov.connectors")
@@ -78,12 +78,7 @@ class PackageConnector:
             raise ConnectorError("PROVIDER_UNAVAILABLE", UNREACHABLE, transient=True) from None
         except asyncio.CancelledError:
             raise
-        if len(body) > MAX_ANSWER_BYTES:
-            raise ConnectorError("PROVIDER_BAD_RESPONSE", "answer larger than 4 MiB", transient=False)
-        if status >= 500:
-            raise ConnectorError("PROVIDER_UNAVAILABLE", f"back-end answered HTTP {status}", transient=True)
-        if status >= 400:
-            raise ConnectorError("PROVIDER_REJECTED", _problem_detail(body, status), transient=False)
+        check_answer(body, status)
         return body
 
 

@@ -63,16 +63,22 @@ class RestConnector:
             raise ConnectorError("PROVIDER_UNAVAILABLE", UNREACHABLE, transient=True) from None
         except asyncio.CancelledError:
             raise
-        if len(body) > MAX_ANSWER_BYTES:
-            raise ConnectorError("PROVIDER_BAD_RESPONSE", "answer larger than 4 MiB", transient=False)
-        if status >= 500:
-            raise ConnectorError("PROVIDER_UNAVAILABLE", f"back-end answered HTTP {status}", transient=True)
-        if status >= 400:
-            raise ConnectorError("PROVIDER_REJECTED", _problem_detail(body, status), transient=False)
+        check_answer(body, status)
         if content_type not in ("application/xml", "text/xml"):
             raise ConnectorError("PROVIDER_BAD_RESPONSE", f"unexpected content type {content_type}",
                                  transient=False)
         return body
+
+
+def check_answer(body: bytes, status: int) -> None:
+    """Refuse an answer read with :func:`_read_bounded` (up to ``MAX_ANSWER_BYTES + 1``) that is too large,
+    a 5xx (transient: retried) or a 4xx (the back-end's refusal, final)."""
+    if len(body) > MAX_ANSWER_BYTES:
+        raise ConnectorError("PROVIDER_BAD_RESPONSE", "answer larger than 4 MiB", transient=False)
+    if status >= 500:
+        raise ConnectorError("PROVIDER_UNAVAILABLE", f"back-end answered HTTP {status}", transient=True)
+    if status >= 400:
+        raise ConnectorError("PROVIDER_REJECTED", _problem_detail(body, status), transient=False)
 
 
 async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
