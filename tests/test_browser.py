@@ -11,6 +11,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest_asyncio
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from mocks.backoffice.worker import CommissionDesk, WorkerSettings
 from mocks.portal.web import run_portal
@@ -76,7 +77,12 @@ async def apply(page, portal: str, handle: str, service: str, *, language: str =
 
 async def expect_completed(page, name: str) -> None:  # type: ignore[no-untyped-def]
     badge = page.locator('[data-testid="status-badge"][data-status="completed"]').first
-    await badge.wait_for()
+    try:
+        await badge.wait_for()
+    except PlaywrightTimeout:  # tell a missed live update (completed after a reload) from a stuck application
+        await page.reload()
+        status = await page.locator('[data-testid="status-badge"]').first.get_attribute("data-status")
+        raise AssertionError(f"not completed within {TIMEOUT_MS} ms; after a reload: {status!r}") from None
     await page.get_by_test_id("result-signature-indication").wait_for()
     assert "TOTAL_PASSED" in await page.get_by_test_id("result-signature-indication").inner_text()
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -94,7 +94,7 @@ async def test_status_changes_are_pushed_to_open_pages(gw, shep, http) -> None:
             event = None
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
-                if line == ": connected":  # sent once the stream listens to the owner's channel
+                if line == "event: connected":  # sent once the stream listens to the owner's channel
                     subscribed.set()
                 elif line.startswith("event: "):
                     event = line[7:]

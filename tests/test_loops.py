@@ -215,7 +215,7 @@ async def test_the_cabinet_stream_resubscribes_after_redis_fails_under_it(own, h
         assert response.status == 200
         lines = _lines(response)
         assert await anext(lines) == "retry: 3000"
-        assert await _next_line(lines, ": connected") == ": connected"
+        assert await _next_line(lines, "event: connected") == "event: connected"
         reads.left = 3  # the next three reads fail: each time the hub drops its subscription and makes a new one
         assert await _next_line(lines, "event:") == "event: resync"  # changes may have been missed: reload
         for n in (1, 2):  # the stream is whole again: every change arrives

@@ -98,11 +98,14 @@ class Listener:
     async def read(self, http: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> None:
         async with http.get(url, headers=headers) as response:
             assert response.status == 200, await response.text()
+            event = None
             async for raw in response.content:
                 line = raw.decode().rstrip("\n")
-                if line == ": connected":
-                    self.connected.set()
-                elif line.startswith("data: {"):
+                if line.startswith("event: "):
+                    event = line[7:]
+                    if event == "connected":
+                        self.connected.set()
+                elif line.startswith("data: {") and event == "application":
                     self.events.append(json.loads(line[6:]))
                     self.arrived.set()
 
@@ -236,7 +239,7 @@ async def test_a_closed_page_is_noticed_and_its_place_freed(start, http) -> None
     response = await http.get(own.events_url(owner), headers=own.system.auth(NATIONAL, NATIONAL_PASSWORD))
     assert response.status == 200
     async with asyncio.timeout(10):
-        while (await response.content.readline()).strip() != b": connected":
+        while (await response.content.readline()).strip() != b"event: connected":
             pass
     assert own.hub.count(owner) == 1
     response.close()  # the page goes away without a word

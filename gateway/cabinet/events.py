@@ -11,7 +11,8 @@ A page that reads too slowly never holds up the hub: when its queue is full its 
 browser reconnects after ``retry:`` and reloads). Streams are capped per owner and in total
 (:class:`~gateway.config.CabinetSettings`); the refusals carry Retry-After.
 
-Wire format (:func:`serve`): ``retry:`` first; ``: connected`` once the page is listening; one
+Wire format (:func:`serve`): ``retry:`` first; a ``connected`` event once the page is listening (a page
+re-reads what it shows then: a change made between its render and this moment was not sent); one
 ``application`` event per change; a ``resync`` event after the hub resubscribed (changes made during
 the outage were missed: reload); ``: keep-alive`` when idle, which is also how a gone page is noticed.
 """
@@ -305,6 +306,6 @@ async def serve(request: web.Request, hub: EventHub, stream: Stream) -> web.Stre
 
 def _chunk(notice: Notice, heard: bool) -> bytes:
     if notice.kind is Kind.LISTENING:
-        return b"event: resync\ndata: {}\n\n" if heard else b": connected\n\n"
+        return b"event: resync\ndata: {}\n\n" if heard else b"event: connected\ndata: {}\n\n"
     lines = "".join(f"data: {line}\n" for line in notice.data.splitlines() or [""])
     return f"event: application\n{lines}\n".encode()

@@ -226,7 +226,11 @@ JS = """
       clearTimeout(timer);
       timer = setTimeout(refresh, 150);
     });
-    source.addEventListener("resync", function () { clearTimeout(timer); timer = setTimeout(refresh, 150); });
+    // connected: the gateway listens from now on; a change made after this page was rendered and before
+    // that moment was never sent, so read the page once more. resync: changes were missed in an outage.
+    var reread = function () { clearTimeout(timer); timer = setTimeout(refresh, 150); };
+    source.addEventListener("connected", reread);
+    source.addEventListener("resync", reread);
     source.addEventListener("open", function () { document.body.dataset.liveConnected = "1"; });
   }
 })();
