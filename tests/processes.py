@@ -37,8 +37,9 @@ PEOPLE = ("daniyar", "saule", "aigerim")
 
 
 def write_config(directory: Path, pki: TestPki, port: int, library_url: str, *, listen: str = "",
-                 redis: str = "") -> Path:
-    """A real configuration: embedded Redis under ``directory/state``, the library mock as reader-ticket back-end."""
+                 redis: str = "", service: str = "", extra: str = "") -> Path:
+    """A real configuration: embedded Redis under ``directory/state``, the library mock as reader-ticket back-end.
+    ``listen``, ``redis`` and ``service`` are lines added to those tables; ``extra``, tables of its own."""
     keys = pki.systems["gateway"]
     config = directory / "gateway.toml"
     config.write_text(f"""
@@ -67,6 +68,8 @@ endpoint = "{library_url}/api/v1/readers"
 document_schema = "kazneb/reader-registration.xsd"
 retry_attempts = 2
 retry_base_seconds = 0.05
+{service}
+{extra}
 """)
     return config
 

@@ -1,0 +1,291 @@
+"""Several gateway nodes, one truth (issue 15, items 3 and 5): two `egov-gateway serve` processes on their own
+ports and state directories, as two hosts behind a load balancer, share one Redis and one back-end; one of them,
+or a Redis primary, is SIGKILLed under a steady load of async applications.
+
+What is counted: applications acknowledged (200 ``accepted``), completed, lost (acknowledged, unknown or not
+completed in the end), duplicated at the gateway (more applications stored than messageIds sent) and duplicated
+at the back-end (the library mock processed one application id more than once, ``IdempotencyMemory.processed``).
+
+Why exactly once holds at the back-end: the library answers late (``{"late": ...}``), so when a node dies it
+holds leases on applications whose registration the library has already made. Those leases expire
+(``lease_seconds`` is short here) and the surviving node's delivery loop takes the applications over; it sends
+each again with the same ``Idempotency-Key`` (the application id), and the library answers the repeat with its
+first answer without registering again (``replayed``). The test asserts that such orphans existed, that the
+repeats were replayed, and that no application id was processed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.shell.serve import start_site
+from mocks.library import LIBRARY_STATE, create_library_app
+from mocks.library.state import LibraryState
+from mocks.pki import TestPki
+from tests.helpers import FINAL, free_port, system_signer
+from tests.processes import PORTAL_AUTH, GatewayProcess, application, submit, write_config
+
+pytestmark = pytest.mark.faults
+
+RATE = 15.0
+"Applications offered per second, spread over the live nodes in turn (a load balancer's round robin)."
+COUNT = 150
+"Applications in a run: about ten seconds of load."
+KILL_AFTER = 50
+"The fault is injected once this many applications are acknowledged (an event, not a time)."
+LATE = 0.6
+"Seconds the library holds every answer back after registering: a killed node leaves registered orphans."
+NODE = """
+[delivery]
+lease_seconds = 2.0
+idle_poll_seconds = 0.1
+delivery_attempts = 100
+"""
+SERVICE = 'mode = "async"\ntimeout_seconds = 1.5\nretry_max_seconds = 0.3'
+RETRYABLE = {0, 409, 429, 502, 503, 504}
+"What the load balancer's client resends (to the next live node): no answer at all, or a retryable refusal."
+
+
+@dataclass
+class Tally:
+    """What one run counted."""
+
+    offered: int = 0
+    "Applications (messageIds) the clients sent."
+    acked: dict[str, tuple[str, str]] = field(default_factory=dict)
+    "messageId -> (owner IIN, application id) of each acknowledged application."
+    acked_by: dict[str, str] = field(default_factory=dict)
+    "messageId -> the URL of the node that acknowledged it."
+    resent: int = 0
+    "Requests sent again after no answer or a retryable refusal."
+    refusals: list[tuple[int, str]] = field(default_factory=list)
+    "(HTTP status, code) of every refusal."
+    orphans: list[str] = field(default_factory=list)
+    "Application ids acknowledged by the killed node and not final when it died."
+    orphans_at_backend: list[str] = field(default_factory=list)
+    "Those of the orphans the library had already registered when the node died."
+    completed: int = 0
+    lost: list[str] = field(default_factory=list)
+    stored: int = 0
+    "Applications stored in Redis under the run's prefix."
+    backend_twice: list[str] = field(default_factory=list)
+    "Application ids the library processed more than once."
+    replayed: int = 0
+    "Repeats the library answered from its idempotency memory."
+
+    def line(self) -> str:
+        return (f"offered {self.offered}, acknowledged {len(self.acked)}, completed {self.completed}, "
+                f"lost {len(self.lost)}, stored {self.stored} (duplicated {self.stored - self.offered}), "
+                f"back-end twice {len(self.backend_twice)}, orphans {len(self.orphans)} "
+                f"({len(self.orphans_at_backend)} already registered), replayed {self.replayed}, "
+                f"resent {self.resent}, refusals {sorted({code for _s, code in self.refusals})}")
+
+
+@contextlib.asynccontextmanager
+async def library(pki: TestPki) -> AsyncIterator[tuple[str, LibraryState]]:
+    """The KazNEB mock in this process, and its state (to read what it processed, per application id)."""
+    app = create_library_app(signer=system_signer(pki, "library"))
+    port = free_port()
+    runner = await start_site(app, "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}", app[LIBRARY_STATE]
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Nodes:
+    """Two gateway nodes sharing a Redis (``env`` names it) and a key prefix."""
+
+    a: GatewayProcess
+    b: GatewayProcess
+    prefix: str
+    live: list[str]
+    "URLs the load balancer still sends to."
+
+    def stop(self) -> None:
+        self.a.stop()
+        self.b.stop()
+
+    def output(self) -> str:
+        return f"--- node a\n{self.a.output()[-3000:]}\n--- node b\n{self.b.output()[-3000:]}"
+
+
+async def start_nodes(pki: TestPki, tmp_path: Path, library_url: str, env: dict[str, str]) -> Nodes:
+    prefix = f"nodes-{uuid.uuid4().hex[:8]}"
+    started = []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        config = write_config(directory, pki, free_port(), library_url, redis=f'key_prefix = "{prefix}"',
+                              service=SERVICE, extra=NODE)
+        started.append(GatewayProcess(config, env=env))
+    nodes = Nodes(started[0], started[1], prefix, [started[0].url, started[1].url])
+    try:
+        await asyncio.gather(nodes.a.up(), nodes.b.up())
+    except BaseException:
+        nodes.stop()
+        raise
+    return nodes
+
+
+async def offer(http: aiohttp.ClientSession, nodes: Nodes, tally: Tally, n: int, owner: str, mid: str,
+                body: bytes) -> None:
+    """One application through the load balancer: the next live node, and on no answer or a retryable refusal
+    the same body again (same messageId) to the next one, until it is acknowledged (bounded)."""
+    deadline = time.monotonic() + 40
+    turn = n
+    while time.monotonic() < deadline:
+        url = nodes.live[turn % len(nodes.live)]
+        status, answer, _headers = await submit(http, url, body)
+        if status == 200:
+            assert answer["applicationStatus"] == "accepted", answer
+            session = answer["responseInfo"]["sessionId"]
+            assert tally.acked.setdefault(mid, (owner, session)) == (owner, session), "one messageId, two ids"
+            tally.acked_by.setdefault(mid, url)
+            return
+        assert status in RETRYABLE and answer.get("code") != "CLIENT_DUPLICATE_MISMATCH", (status, answer)
+        tally.refusals.append((status, str(answer.get("code", "no answer"))))
+        tally.resent += 1
+        turn += 1
+        await asyncio.sleep(0.1)  # a client's pause before resending
+    raise AssertionError(f"{mid} was never acknowledged: {tally.refusals[-5:]}")
+
+
+async def run_load(pki: TestPki, http: aiohttp.ClientSession, nodes: Nodes, tally: Tally,
+                   fault: Callable[[], Awaitable[None]]) -> None:
+    """COUNT applications at RATE per second over the live nodes; ``fault`` runs once KILL_AFTER are acked."""
+    bodies = [application(pki, n) for n in range(COUNT)]  # signed before the clock starts
+    reached = asyncio.Event()
+    start = time.monotonic()
+
+    async def one(n: int) -> None:
+        await asyncio.sleep(max(0.0, start + n / RATE - time.monotonic()))  # the offered rate, not a wait
+        owner, mid, body = bodies[n]
+        tally.offered += 1
+        await offer(http, nodes, tally, n, owner, mid, body)
+        if len(tally.acked) >= KILL_AFTER:
+            reached.set()
+
+    async def inject() -> None:
+        await reached.wait()
+        await fault()
+
+    load = asyncio.gather(*(one(n) for n in range(COUNT)))
+    await asyncio.wait_for(asyncio.gather(load, inject()), 90)
+
+
+async def statuses(http: aiohttp.ClientSession, url: str, apps: list[tuple[str, str]]) -> dict[str, str | None]:
+    """messageId -> status in the cabinet of the node at ``url`` (None: the gateway does not know it)."""
+    async def one(owner: str, mid: str) -> tuple[str, str | None]:
+        async with http.get(f"{url}/api/v1/cabinet/{owner}/applications/{mid}", headers=PORTAL_AUTH) as response:
+            if response.status == 404:
+                return mid, None
+            assert response.status == 200, await response.text()
+            return mid, str((await response.json())["status"])
+    return dict(await asyncio.gather(*(one(owner, mid) for owner, mid in apps)))
+
+
+async def settle(http: aiohttp.ClientSession, url: str, tally: Tally, mids: dict[str, str],
+                 seconds: float = 30) -> dict[str, str | None]:
+    """Wait (polling, bounded) until every acknowledged application is final on the node at ``url``."""
+    pending = dict(mids)
+    final: dict[str, str | None] = {}
+    deadline = time.monotonic() + seconds
+    while pending and time.monotonic() < deadline:
+        now = await statuses(http, url, [(pending[mid], mid) for mid in pending])
+        for mid, status in now.items():
+            if status in FINAL:
+                final[mid] = status
+                del pending[mid]
+        if pending:
+            await asyncio.sleep(0.2)
+    final.update(await statuses(http, url, [(pending[mid], mid) for mid in pending]))
+    return final
+
+
+async def stored_applications(http: aiohttp.ClientSession, url: str, owners: set[str]) -> int:
+    """Applications the gateway holds for ``owners`` (their cabinets' totals: every copy would be listed)."""
+    total = 0
+    for owner in owners:
+        async with http.get(f"{url}/api/v1/cabinet/{owner}/applications?limit=1", headers=PORTAL_AUTH) as response:
+            assert response.status == 200, await response.text()
+            total += int((await response.json())["total"])
+    return total
+
+
+async def account(http: aiohttp.ClientSession, tally: Tally, url: str, backend: LibraryState) -> Tally:
+    """Fill in completed, lost, stored and the back-end's duplicates once everything settled."""
+    final = await settle(http, url, tally, {mid: owner for mid, (owner, _id) in tally.acked.items()})
+    tally.completed = sum(status == "completed" for status in final.values())
+    tally.lost = [mid for mid, status in final.items() if status != "completed"]
+    tally.stored = await stored_applications(http, url, {owner for owner, _id in tally.acked.values()})
+    ids = {app_id for _owner, app_id in tally.acked.values()}
+    processed = backend.idempotency.processed
+    tally.backend_twice = sorted(app_id for app_id in ids if processed[app_id] > 1)
+    tally.replayed = backend.idempotency.replayed
+    return tally
+
+
+def assert_exactly_once(tally: Tally, processed: dict[str, int]) -> None:
+    print(tally.line())
+    assert tally.offered == COUNT and len(tally.acked) == COUNT, tally.line()
+    assert not tally.lost, f"lost: {tally.lost[:5]}; {tally.line()}"
+    assert tally.completed == COUNT, tally.line()
+    assert tally.stored == COUNT, f"duplicated at the gateway: {tally.line()}"
+    assert not tally.backend_twice, f"processed twice at the back-end: {tally.backend_twice[:5]}"
+    missing = [app_id for _owner, app_id in tally.acked.values() if processed.get(app_id, 0) != 1]
+    assert not missing, f"not processed exactly once at the back-end: {missing[:5]}"
+
+
+def kill_node(nodes: Nodes, tally: Tally, backend: LibraryState,
+              http: aiohttp.ClientSession) -> Callable[[], Awaitable[None]]:
+    """The fault: SIGKILL node a, then take it out of the balancer, and note its orphans (read on node b before
+    their leases can have expired: ``lease_seconds`` is 2 s and this takes a fraction of it)."""
+    async def fault() -> None:
+        await asyncio.to_thread(nodes.a.crash)
+        nodes.live.remove(nodes.a.url)  # the balancer notices after the fact: requests in flight are cut off
+        registered = set(backend.idempotency.processed)
+        mine = {mid: tally.acked[mid] for mid, url in list(tally.acked_by.items()) if url == nodes.a.url}
+        now = await statuses(http, nodes.b.url, [(owner, mid) for mid, (owner, _id) in mine.items()])
+        tally.orphans = [mine[mid][1] for mid, status in now.items() if status not in FINAL]
+        tally.orphans_at_backend = [app_id for app_id in tally.orphans if app_id in registered]
+    return fault
+
+
+async def two_nodes_one_killed(pki: TestPki, tmp_path: Path, env: dict[str, str]) -> Tally:
+    async with library(pki) as (library_url, backend), aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10)) as http:
+        async with http.post(f"{library_url}/_control/fail", json={"late": LATE}) as response:
+            assert response.status == 200
+        nodes = await start_nodes(pki, tmp_path, library_url, env)
+        try:
+            done = Tally()
+            await run_load(pki, http, nodes, done, kill_node(nodes, done, backend, http))
+            await account(http, done, nodes.b.url, backend)
+            assert nodes.b.process.poll() is None, nodes.output()
+            assert_exactly_once(done, dict(backend.idempotency.processed))
+            assert done.orphans, f"the kill left no application in flight: {done.line()}"
+            assert done.orphans_at_backend, f"no orphan had reached the library: {done.line()}"
+            assert done.replayed >= len(done.orphans_at_backend), done.line()
+            assert "Traceback" not in nodes.b.output()
+            return done
+        finally:
+            nodes.stop()
+
+
+# --- the tests --------------------------------------------------------------------------------------------
+
+
+async def test_one_of_two_nodes_killed_under_load_the_other_delivers_its_work_once(
+        pki: TestPki, redis_url: str, tmp_path: Path) -> None:
+    await two_nodes_one_killed(pki, tmp_path, {"REDIS_URL": redis_url})
