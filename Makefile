@@ -46,6 +46,7 @@ lint: $(STAMP)
 bench: $(STAMP) $(GOSTPROV)
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_uploads.py
+	$(BIN)/python benchmarks/bench_soak.py
 
 clean:
 	rm -rf $(VENV) .egov .pytest_cache .ruff_cache .mypy_cache *.egg-info
