@@ -73,7 +73,7 @@ def retention_table(seconds: float) -> str:
 
     if seconds <= 0 or not hasattr(config, "RetentionSettings"):
         return ""
-    return f"[retention]\nfinished_seconds = {seconds}\nsweep_seconds = {max(0.5, seconds / 10)}\n"
+    return f"[retention]\nfinished_seconds = {seconds}\nsweep_interval_seconds = {max(0.5, seconds / 10)}\n"
 
 
 def write_config(work: Path, pki: TestPki, port: int, library_port: int, retention: str) -> Path:
