@@ -1,0 +1,57 @@
+"""The local Redis Cluster the demo, the tests and the benchmarks run on (gateway/shell/redis_cluster.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from redis.asyncio import RedisCluster
+
+from gateway.shell.redis_cluster import ClusterError, LocalRedisCluster
+
+
+async def test_the_cluster_serves_every_slot_with_a_replica_per_primary(redis_cluster: LocalRedisCluster,
+                                                                       cluster_client: RedisCluster) -> None:
+    assert len(redis_cluster.ports) == 6 and len(redis_cluster.primary_ports()) == 3
+    keys = [f"k{n}" for n in range(50)]
+    for key in keys:
+        await cluster_client.set(key, key)
+    assert {redis_cluster.primary_for(key) for key in keys} == set(redis_cluster.primary_ports())
+    for key in keys:
+        assert await cluster_client.get(key) == key.encode()
+
+
+async def test_a_killed_primary_is_replaced_by_its_replica_and_rejoins(tmp_path: Path) -> None:
+    """Its own small cluster: killing a node of the session's cluster would disturb other tests."""
+    cluster = LocalRedisCluster(tmp_path / "c", node_timeout_ms=1000)
+    await asyncio.to_thread(cluster.start)
+    try:
+        client = RedisCluster.from_url(cluster.url)
+        await client.set("{kept}:a", "1")
+        await client.wait(1, 2000)  # type: ignore[no-untyped-call]
+        victim = cluster.primary_for("{kept}:a")
+        cluster.kill(victim)
+        await asyncio.to_thread(cluster.wait_healthy, 30.0)
+        assert cluster.primary_for("{kept}:a") != victim
+        await client.aclose()
+        client = RedisCluster.from_url(cluster.url)
+        assert await client.get("{kept}:a") == b"1", "the promoted replica has what the primary acknowledged"
+        await asyncio.to_thread(cluster.restart, victim)
+        await asyncio.to_thread(cluster.wait_healthy, 30.0)
+        assert victim not in cluster.primary_ports(), "the old primary came back as a replica"
+        await client.aclose()
+    finally:
+        await asyncio.to_thread(cluster.stop)
+
+
+def test_a_cluster_needs_three_primaries(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 3 primaries"):
+        LocalRedisCluster(tmp_path, primaries=2)
+
+
+def test_a_data_dir_of_another_shape_is_refused(tmp_path: Path) -> None:
+    with LocalRedisCluster(tmp_path / "c", primaries=3, replicas=0):
+        pass
+    with pytest.raises(ClusterError, match="holds a cluster of 3 nodes, not 6"):
+        LocalRedisCluster(tmp_path / "c", primaries=3, replicas=1).start()
