@@ -24,7 +24,7 @@ KAZAKHSTAN = timezone(timedelta(hours=5))
 _NO_QUOTA = QuotaSettings()
 
 # Atomic for all workers: the second's window first, then the day's; a refusal by the day's limit is not
-# counted, so the day's count is what was let through.
+# counted, so the day's count is what was let through. Both keys carry the tag {<sender>:<service>}: one slot.
 _COUNT = """
 local per_second = tonumber(ARGV[1])
 if per_second > 0 then
@@ -110,15 +110,18 @@ class QuotaCounter:
         services = [s for s in service_ids if self.quota_for(sender_id, s) != _NO_QUOTA]
         keys = [key for service_id in services for key in (self._second_key(sender_id, service_id, now),
                                                              self._day_key(sender_id, service_id, day))]
-        values = await self.redis.mget(keys) if keys else []
+        async with self.redis.pipeline(transaction=False) as pipe:  # GETs, not MGET: several services' slots
+            for key in keys:
+                pipe.get(key)
+            values = await pipe.execute() if keys else []
         return [Usage(service_id, self.quota_for(sender_id, service_id), int(values[2 * i] or 0),
                       int(values[2 * i + 1] or 0), math.ceil(left)) for i, service_id in enumerate(services)]
 
     def _second_key(self, sender_id: str, service_id: str, now: float) -> str:
-        return f"{self.prefix}:{sender_id}:{service_id}:s:{int(now)}"
+        return f"{self.prefix}:{{{sender_id}:{service_id}}}:s:{int(now)}"
 
     def _day_key(self, sender_id: str, service_id: str, day: str) -> str:
-        return f"{self.prefix}:{sender_id}:{service_id}:d:{day}"
+        return f"{self.prefix}:{{{sender_id}:{service_id}}}:d:{day}"
 
 
 def _day(now: float) -> tuple[str, float]:

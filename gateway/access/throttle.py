@@ -19,6 +19,12 @@ from redis.exceptions import RedisError
 from gateway.config import AuthSettings
 from gateway.errors import GatewayError, storage_refusal
 
+# Count one failure on KEYS[1], starting its window (ARGV[1] seconds) if it is the first: one key, one slot.
+_COUNT = """
+redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])
+"""
+
 
 @dataclass(frozen=True)
 class Admission:
@@ -44,6 +50,7 @@ class FailureThrottle:
         self.redis = redis
         self.prefix = f"{prefix}:auth"
         self.settings = settings
+        self._count = redis.register_script(_COUNT)
 
     async def admit(self, sender_id: str, address: str) -> Admission:
         """Raise 429 when the address or the sender id is throttled or locked out; else the admission."""
@@ -75,11 +82,10 @@ class FailureThrottle:
         a, s = self._keys(admission)
         window = self.settings.window_seconds
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with self.redis.pipeline(transaction=False) as pipe:  # two slots on a cluster: a script each
                 for key in (a["fail"], s["fail"]):
-                    pipe.set(key, 0, ex=window, nx=True)
-                    pipe.incr(key)
-                _, fails_a, _, fails_s = await pipe.execute()
+                    pipe.eval(_COUNT, 1, key, window)  # EVAL: a short script, and no NOSCRIPT inside a pipeline
+                fails_a, fails_s = await pipe.execute()
             for keys, fails, limit in ((a, fails_a, self.settings.address_failures),
                                        (s, fails_s, self.settings.sender_failures)):
                 if fails >= 2 * limit:
@@ -99,10 +105,7 @@ class FailureThrottle:
     async def _refuse(self, keys: dict[str, str], limit: int, ttl: int, whose: str) -> None:
         """A throttled attempt: counted, locking out at twice the limit, and refused with the window's rest."""
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(keys["fail"], 0, ex=self.settings.window_seconds, nx=True)
-                pipe.incr(keys["fail"])
-                _, fails = await pipe.execute()
+            fails = await self._count(keys=[keys["fail"]], args=[self.settings.window_seconds])
             if fails >= 2 * limit:
                 await self.redis.set(keys["lock"], 1, ex=self.settings.lockout_seconds, nx=True)
                 seconds = self.settings.lockout_seconds

@@ -191,13 +191,13 @@ class Pipeline:
 
         earlier = await self.store.holder(request.sender_id, request.message_id)  # a repeat skips the receipt
         if earlier is not None and await self.store.get(earlier) is None:
-            # A claim without its record, left by a crash of a version that claimed in a separate write: released,
-            # so the messageId is never blocked (today's claim and record are one write, so none is made now).
+            # A claim without its record, left by a crash of a version that claimed before recording: released, so
+            # the messageId is never blocked (today the record is written before the claim, so none is made now).
             log.warning("released the orphaned messageId claim of %s", earlier)
             await self.store.release_message(request.sender_id, request.message_id, earlier)
             earlier = None
         if earlier is not None:
-            return await self._replay(earlier, request.document)
+            return await self._replay(earlier, request, raw)
         await self._check_package(service, request.sender_id, verified.signed)  # a repeat above needs none
         now = utc_now()
         mode = DeliveryMode.ASYNC if asynchronous or service.settings.mode is DeliveryMode.ASYNC else DeliveryMode.SYNC
@@ -212,13 +212,14 @@ class Pipeline:
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
         synchronous = mode is DeliveryMode.SYNC
-        # The messageId claim, the record with its delivery lease and the message log's request and receipt
-        # records are one durable write, before any ack (see Delivery.lease_for): a crash leaves all or none.
+        # The record, the messageId claim, the delivery lease, the cabinet indexes and the message log's request
+        # and receipt records are written in ordered steps before any ack (ApplicationStore.create, and
+        # Delivery.lease_for): a crash between them is finished by a repeat of the messageId (_replay).
         earlier = await self.lifecycle.accept(app, lease=self.delivery.lease_for(app), route_note=(
             f"sent to the back-end over {service.settings.connector}" if synchronous else None),
             also=self._log_received(request, app, raw))
         if earlier is not None:  # the same messageId came in at the same time: the first one's answer
-            return await self._replay(earlier, request.document)
+            return await self._replay(earlier, request, raw)
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
                  request.sender_id, mode, verified.report.log_summary())
         if not synchronous:
@@ -227,18 +228,22 @@ class Pipeline:
         signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
 
-    def _log_received(self, request: IntakeRequest, app: Application,
-                      raw: bytes | None) -> Callable[[RedisPipeline], None] | None:
-        """The request as received and its receipt for the message log, written in the same transaction as the
-        application (so one is recorded exactly when the other is), before anything is acknowledged."""
+    def _log_received(self, request: IntakeRequest, app: Application, raw: bytes | None, *,
+                      repair: bool = False) -> Callable[[RedisPipeline], None] | None:
+        """The request as received and its receipt for the message log: step 5 of ApplicationStore.create, before
+        anything is acknowledged. Before Redis Cluster they were in the application's own transaction (exactly
+        once); now the log has its own slot, so they are a step of their own: never missing for an acknowledged
+        application, and after a crash during the create steps the repair logs them again (``repair``: marked
+        so; at least once), from the repeat's body."""
         messagelog = self.messagelog
         if messagelog is None or not messagelog.enabled:
             return None
         body = raw if raw is not None else etree.tostring(request.document) if request.document is not None else b""
+        mark = " repair" if repair else ""
         entries = (Entry(Kind.REQUEST, request.sender_id, request.service_id, request.message_id, app.id,
-                         {"request": body}, note=request.channel),
+                         {"request": body}, note=request.channel + mark),
                    Entry(Kind.RECEIPT, request.sender_id, request.service_id, request.message_id, app.id,
-                         {"receipt": (app.receipt or "").encode()}))
+                         {"receipt": (app.receipt or "").encode()}, note=mark.strip()))
         return lambda pipe: messagelog.append_in(pipe, *entries)
 
     async def log_answer(self, request: IntakeRequest, outcome: Outcome, body: bytes) -> None:
@@ -301,20 +306,24 @@ class Pipeline:
             log.info("identity refused: %s (signer %s)", exc.code, mask_id(verified.identity.iin or ""))
             raise GatewayError(exc.code, exc.detail) from None
 
-    async def _replay(self, app_id: str, document: etree._Element) -> Outcome:
+    async def _replay(self, app_id: str, request: IntakeRequest, raw: bytes | None) -> Outcome:
         """A repeated messageId gets the first answer, and the back-end is not called again.
 
         Only for the same document: its digest (as in the receipt: exc-C14N, SHA-256) must be the first one's,
         or the repeat is refused with CLIENT_DUPLICATE_MISMATCH, never answered with another applicant's result.
-        A first record without a receipt digest cannot be compared, so it is refused too.
+        A first record without a receipt digest cannot be compared, so it is refused too. A first one whose
+        create steps a crash left unfinished is finished first (:meth:`ApplicationStore.finish`).
         """
         app = await self.store.get(app_id)
-        if app is None:  # a claim of an older version, whose record was never written
+        if app is None or request.document is None:  # a claim of an older version, whose record was never written
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS", retry_after=1)
-        if app.receipt is None or receipt_request_digest(app.receipt) != request_digest(document):
+        if app.receipt is None or receipt_request_digest(app.receipt) != request_digest(request.document):
             log.info("messageId of %s repeated with a different document", app.id)
             raise GatewayError("CLIENT_DUPLICATE_MISMATCH", "this messageId was used for a different document; "
                                                             "send a new document under a new messageId")
+        if not await self.store.finish(app, also=self._log_received(request, app, raw, repair=True)):
+            raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS", "the first request with this messageId is still "
+                               "being recorded", retry_after=1)
         if app.status in (Status.FAILED, Status.STOPPED):
             raise GatewayError(app.error_code or "GATEWAY_INTERNAL", app.error_detail)
         if app.mode == DeliveryMode.ASYNC:  # the same acknowledgement; the result follows as for the first

@@ -4,11 +4,16 @@ Keys (``P`` is the configured prefix; ``{id}`` hash-tags an application's keys t
 
 - ``P:app:{id}``          JSON of :class:`Application`
 - ``P:app:{id}:history``  list of JSON events, oldest first
+- ``P:app:{id}:open``     what the create steps after the record need, until they are all done (not acknowledged)
 - ``P:msg:<sender>:<messageId>``  the application id that first used this messageId (idempotency)
 - ``P:cabinet:<iin|bin>``     sorted set of application ids by creation time (every sender's)
 - ``P:cabinet:<iin|bin>:by:<sender>``  the same, of one sender's applications (what that sender may list)
 - ``P:cabinet:<iin|bin>:msg:<sender>`` hash messageId -> application id, of one sender's applications
 - ``P:cabinet:<iin|bin>:indexed``  marker: records older than the per-sender indexes were added to them
+
+Redis Cluster: every MULTI and script touches one application's keys (one slot); what spans owners (the claim,
+the schedule, the cabinet indexes) is written by single-key commands in the ordered, idempotent steps of
+:meth:`ApplicationStore.create` (docs/storage.md has the whole key table).
 
 Every write that acknowledges something happens before the acknowledgement is sent. The store is storage
 only: which status may follow which is decided by :mod:`gateway.lifecycle.transitions`, the one caller of
@@ -22,12 +27,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from gateway.lifecycle.application import Application, Status
 
@@ -45,6 +50,36 @@ redis.call('SET', KEYS[3], ARGV[4])
 for i = 6, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[5]) end
 return 1
 """
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# A history event and its announcement, one key (PUBLISH in a script is allowed on a cluster).
+_NOTE = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+for i = 3, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[2]) end
+return 1
+"""
+
+REPAIR_AFTER_SECONDS = 5.0
+"How old an unfinished create must be before a repeat of its messageId finishes it (the first surely died)."
+
+
+@dataclass(frozen=True)
+class OpenSteps:
+    """What the create steps after the record need (the ``:open`` marker, JSON), so a repair can run them."""
+
+    schedule: str | None
+    "The delivery schedule the application joins, if any."
+    due_at: float
+    "When it falls due there (epoch seconds)."
+    at: float
+    "When the create began (epoch seconds): a younger one may still be running."
+
+    def to_json(self) -> str:
+        return json.dumps({"schedule": self.schedule, "due_at": self.due_at, "at": self.at})
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> OpenSteps:
+        data = json.loads(raw)
+        return cls(data.get("schedule"), float(data["due_at"]), float(data["at"]))
 
 
 def utc_now() -> str:
@@ -57,10 +92,14 @@ class ApplicationStore:
     Reads never block writers; each write is atomic (MULTI or one script) and touches one application's keys.
     """
 
-    def __init__(self, redis: Redis, prefix: str = "egov") -> None:
+    def __init__(self, redis: Redis, prefix: str = "egov", *,
+                 repair_after_seconds: float = REPAIR_AFTER_SECONDS) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.repair_after_seconds = repair_after_seconds
         self._save = redis.register_script(_SAVE)
+        self._release = redis.register_script(_RELEASE)
+        self._note = redis.register_script(_NOTE)
 
     def _app(self, app_id: str) -> str:
         return f"{self.prefix}:app:{{{app_id}}}"
@@ -70,6 +109,9 @@ class ApplicationStore:
 
     def _history(self, app_id: str) -> str:
         return f"{self.prefix}:app:{{{app_id}}}:history"
+
+    def _open(self, app_id: str) -> str:
+        return f"{self.prefix}:app:{{{app_id}}}:open"
 
     def _msg(self, sender_id: str, message_id: str) -> str:
         return f"{self.prefix}:msg:{sender_id}:{message_id}"
@@ -86,7 +128,7 @@ class ApplicationStore:
     async def claim_message(self, sender_id: str, message_id: str, app_id: str) -> str | None:
         """Reserve ``message_id`` for ``app_id``. Returns None if reserved now, else the earlier owner.
 
-        Not used by intake any more (:meth:`create` claims and records in one step); kept for tools and tests."""
+        Not used by intake (:meth:`create` claims as its step 2); kept for tools and tests."""
         key = self._msg(sender_id, message_id)
         if await self.redis.set(key, app_id, nx=True):
             return None
@@ -94,61 +136,99 @@ class ApplicationStore:
         return existing.decode() if isinstance(existing, bytes) else existing
 
     async def release_message(self, sender_id: str, message_id: str, app_id: str) -> None:
-        """Undo a claim whose application could not be recorded (only if still ours)."""
-        key = self._msg(sender_id, message_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(key)
-            current = await pipe.get(key)
-            if (current.decode() if isinstance(current, bytes) else current) == app_id:
-                pipe.multi()
-                pipe.delete(key)
-                await pipe.execute()
+        """Undo a claim whose application could not be recorded (only if still ours: one script, one key)."""
+        await self._release(keys=[self._msg(sender_id, message_id)], args=[app_id])
 
     async def create(self, app: Application, events: list[tuple[Status, str]], *, schedule: str | None = None,
                      due_at: float | None = None, also: Callable[[Pipeline], None] | None = None) -> str | None:
-        """Claim the application's messageId and record it with its first history events, in one transaction.
+        """Record a new application with its first history events, claim its messageId, schedule and index it.
 
-        Returns None when recorded, else the id of the application that already holds the messageId (then
-        nothing is written). The claim and the record are one step (WATCH on the claim, then MULTI), so no
-        crash can leave a claim without its application. ``schedule`` names a delivery schedule (sorted set)
-        the application joins in the same transaction, due at ``due_at`` (epoch seconds; default now): an
-        acknowledged application is never recorded but forgotten.
-        ``also`` adds its own commands to the same transaction (the message log's request and receipt records).
+        Returns None when recorded (every step done: it may be acknowledged now), else the id of the application
+        that already holds the messageId (then nothing of ours is left). ``schedule`` names the delivery schedule
+        (sorted set) it joins, due at ``due_at`` (epoch seconds; default now). ``also`` adds its own commands to
+        step 5 (the message log's request and receipt records).
+
+        The steps (see docs/storage.md), each within one Redis Cluster slot and each idempotent, in an order that
+        a crash between two of them cannot leave an acknowledged application unscheduled or unfindable:
+        (1) :meth:`_record_own`: the record, status, history and the ``:open`` marker, one MULTI under ``{id}``;
+        (2) the messageId claim, SET NX: lost, our own keys go and the holder is answered;
+        (3)-(5) :meth:`_spread`: schedule, cabinet indexes, message log; (6) the ``:open`` marker goes.
+        Until (6) the marker says what (3)-(5) need, so a repeat of the messageId after a crash re-runs them
+        (:meth:`finish`): the claim of (2) is what makes the unfinished application reachable for that repair.
         """
-        claim = self._msg(app.sender_id, app.message_id)
-        score = datetime.fromisoformat(app.created_at).timestamp()
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
                    for status, note in events]
-        while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(claim)
-                    earlier = await pipe.get(claim)
-                    if earlier is not None:
-                        return _text(earlier)
-                    pipe.multi()
-                    pipe.set(claim, app.id)
-                    self._record(pipe, app, history, score, schedule, due_at)
-                    if also is not None:
-                        also(pipe)
-                    await pipe.execute()
-                    return None
-                except WatchError:  # another request claimed it between our read and our write: look again
-                    continue
+        steps = OpenSteps(schedule, time.time() if due_at is None else due_at, time.time())
+        await self._record_own(app, history, steps)
+        if not await self.redis.set(self._msg(app.sender_id, app.message_id), app.id, nx=True):
+            await self._forget_own(app.id)
+            holder = await self.holder(app.sender_id, app.message_id)
+            if holder is not None:
+                return holder
+            # The holder let go between our SET and our GET (a released orphan): claim afresh, once more.
+            return await self.create(app, events, schedule=schedule, due_at=due_at, also=also)
+        await self._spread(app, steps, also)
+        await self.redis.delete(self._open(app.id))
+        return None
 
-    def _record(self, pipe: Any, app: Application, history: list[str], score: float, schedule: str | None,
-                due_at: float | None) -> None:
-        pipe.set(self._app(app.id), app.to_json())
-        pipe.set(self._status(app.id), str(app.status))
-        pipe.rpush(self._history(app.id), *history)
-        if schedule:
-            pipe.zadd(schedule, {app.id: time.time() if due_at is None else due_at})
-        for owner in app.owners:
-            pipe.zadd(self._cabinet(owner), {app.id: score})
-            pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
-            pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
-        for owner in app.owners:
-            pipe.publish(self.events_channel(owner), self._event(app, None))
+    async def _record_own(self, app: Application, history: list[str], steps: OpenSteps) -> None:
+        """Step 1: the application's own keys in one MULTI under its hash tag (one slot).
+
+        The one place where a write of the record returns: a durability wait (WAIT for replicas) belongs here."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._app(app.id), app.to_json())
+            pipe.set(self._status(app.id), str(app.status))
+            pipe.rpush(self._history(app.id), *history)
+            pipe.set(self._open(app.id), steps.to_json())
+            await pipe.execute()
+
+    async def _forget_own(self, app_id: str) -> None:
+        """Undo step 1 (the claim went to another application; nothing else was written)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._app(app_id), self._status(app_id), self._history(app_id), self._open(app_id))
+            await pipe.execute()
+
+    async def _spread(self, app: Application, steps: OpenSteps, also: Callable[[Pipeline], None] | None, *,
+                      schedule: bool = True) -> None:
+        """Steps 3-5, one pipelined round trip (split by node on a cluster, so in no set order; each command
+        touches one slot). (3) schedule: ZADD NX, so a repair never moves a lease the delivery loop has taken;
+        (4) each owner's cabinet indexes and the event for open cabinets; (5) ``also`` (the message log)."""
+        score = datetime.fromisoformat(app.created_at).timestamp()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if schedule and steps.schedule:
+                pipe.zadd(steps.schedule, {app.id: steps.due_at}, nx=True)
+            for owner in app.owners:
+                pipe.zadd(self._cabinet(owner), {app.id: score})
+                pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
+                pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
+            for owner in app.owners:
+                pipe.publish(self.events_channel(owner), self._event(app, None))
+            if also is not None:
+                also(pipe)  # a ClusterPipeline on a cluster: the same command API
+            await pipe.execute()
+
+    async def finish(self, app: Application, also: Callable[[Pipeline], None] | None = None) -> bool:
+        """Finish the create steps of an application a crash left unfinished; False while they may still be
+        running (its ``:open`` marker is younger than ``repair_after_seconds``: answer "in progress").
+
+        Recovers: (3) the schedule (skipped once the application is final: delivery finished it, it must not
+        be delivered again), (4) the cabinet indexes, (5) the message log's records through ``also`` (which may
+        so appear twice after a crash right after (5): at least once, never lost), then (6) the marker.
+        (1) needs no recovery (the record is what was found) and (2) neither (the claim is how it was found).
+        True when nothing was open or it is whole now."""
+        raw = await self.redis.get(self._open(app.id))
+        if raw is None:
+            return True
+        steps = OpenSteps.from_json(raw)
+        if time.time() - steps.at < self.repair_after_seconds:
+            return False
+        await self._spread(app, steps, also, schedule=not app.status.final)
+        await self.redis.delete(self._open(app.id))
+        return True
+
+    async def is_open(self, app_id: str) -> bool:
+        """Whether the create steps of ``app_id`` are unfinished (it has not been acknowledged)."""
+        return bool(await self.redis.exists(self._open(app_id)))
 
     async def holder(self, sender_id: str, message_id: str) -> str | None:
         """The id of the application holding ``message_id`` of ``sender_id``, if any (a plain read)."""
@@ -181,11 +261,9 @@ class ApplicationStore:
         """Append a history event without rewriting the record (so a stale copy cannot undo anything), and
         announce it like any change: open cabinet pages reload the history."""
         event = {"at": utc_now(), "status": app.status, "note": note}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(self._history(app.id), json.dumps(event, ensure_ascii=False))
-            for owner in app.owners:
-                pipe.publish(self.events_channel(owner), self._event(app, None))
-            await pipe.execute()
+        await self._note(keys=[self._history(app.id)], args=[json.dumps(event, ensure_ascii=False),
+                                                              self._event(app, None),
+                                                              *(self.events_channel(o) for o in app.owners)])
 
     def events_channel(self, owner: str) -> str:
         """Pub/sub channel announcing changes to the applications of ``owner`` (an IIN or a BIN)."""
@@ -226,8 +304,16 @@ class ApplicationStore:
             total, ids = await self._page(key, offset, limit)
         if not ids:
             return total, []
-        raws = await self.redis.mget([self._app(_text(i)) for i in ids])
+        raws = await self._records([_text(i) for i in ids])
         return total, [Application.from_json(raw) for raw in raws if raw]
+
+    async def _records(self, app_ids: list[str]) -> list[Any]:
+        """The records of ``app_ids`` in one pipelined round trip: a GET each, not one MGET (the records live
+        in different cluster slots; the cluster client sends each node its share)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for app_id in app_ids:
+                pipe.get(self._app(app_id))
+            return list(await pipe.execute())
 
     async def _page(self, key: str, offset: int, limit: int) -> tuple[int, list[Any]]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -275,8 +361,8 @@ class ApplicationStore:
         added = False
         for start in range(0, len(entries), 500):
             chunk = entries[start:start + 500]
-            raws = await self.redis.mget([self._app(_text(app_id)) for app_id, _ in chunk])
-            async with self.redis.pipeline(transaction=True) as pipe:
+            raws = await self._records([_text(app_id) for app_id, _ in chunk])
+            async with self.redis.pipeline(transaction=False) as pipe:  # idempotent writes of many owners' keys
                 for (_, score), raw in zip(chunk, raws, strict=True):
                     if raw:
                         app = Application.from_json(raw)

@@ -109,13 +109,14 @@ class Lifecycle:
 
     async def accept(self, app: Application, *, lease: Lease, route_note: str | None = None,
                      also: Callable[[Pipeline], None] | None = None) -> str | None:
-        """Claim its messageId and record a new application as accepted, with its lease, atomically, before
-        anyone is answered. Returns None, or (nothing written) the id of the application holding the messageId.
+        """Record a new application as accepted, claim its messageId and schedule its lease (the ordered steps of
+        :meth:`ApplicationStore.create`), before anyone is answered. Returns None, or (nothing of it left) the id
+        of the application holding the messageId.
 
         With ``route_note`` (a sync application, delivered within the request) it is recorded as accepted and
-        then routed in the same write. Either way it sits in the lease schedule, so if this process dies before
+        then routed in the same first write. Either way it sits in the lease schedule, so if this process dies before
         the answer is stored, the delivery loop takes it when the lease falls due. ``also`` adds commands of
-        its own to that write (see :meth:`ApplicationStore.create`).
+        its own to the create's message-log step (see :meth:`ApplicationStore.create`).
         """
         events = [(Status.ACCEPTED, "signature verified, application recorded")]
         app.status = Status.ACCEPTED

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
@@ -61,8 +61,11 @@ class LogKeys:
     "The sealer's lease (one sealer at a time)."
 
     @classmethod
-    def under(cls, prefix: str) -> LogKeys:
-        base = f"{prefix}:mlog"
+    def under(cls, prefix: str, *, cluster: bool = False) -> LogKeys:
+        """The keys under ``prefix``. On a Redis Cluster they share the hash tag ``{mlog}`` (the append and seal
+        scripts take several: one slot); a single server keeps the untagged names, so a log's sequence and seal
+        state carry on across an upgrade."""
+        base = f"{prefix}:mlog:{{mlog}}" if cluster else f"{prefix}:mlog"
         return cls(f"{base}:seq", f"{base}:records", f"{base}:pending-since", f"{base}:sealed",
                    f"{base}:failing-since", f"{base}:sealer")
 
@@ -113,6 +116,11 @@ class SealStatus:
                 "reason": self.reason() or None}
 
 
+def is_cluster(redis: Redis) -> bool:
+    """Whether ``redis`` is a Redis Cluster client (the factory hands one out typed as Redis)."""
+    return isinstance(redis, RedisCluster)
+
+
 def _retrieve(future: asyncio.Future[int]) -> None:
     if not future.cancelled():
         future.exception()
@@ -152,7 +160,7 @@ class MessageLog:
     def __init__(self, redis: Redis, prefix: str, settings: MessageLogSettings,
                  cipher: BodyCipher | None = None) -> None:
         self.redis, self.settings, self.cipher = redis, settings, cipher
-        self.keys = LogKeys.under(prefix)
+        self.keys = LogKeys.under(prefix, cluster=is_cluster(redis))
         self._append = redis.register_script(_APPEND)
         self._waiting: list[_Waiting] = []
         self._busy = False

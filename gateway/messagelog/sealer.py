@@ -36,7 +36,7 @@ from redis.asyncio import Redis
 from gateway.config import MessageLogSettings
 from gateway.messagelog import tsp
 from gateway.messagelog.archive import FORMAT, Seal, last_seal, segment_path, write_segment
-from gateway.messagelog.journal import LogKeys
+from gateway.messagelog.journal import LogKeys, is_cluster
 from gateway.messagelog.records import GENESIS, RecordError, canonical, chain_line, sha256_hex, utc_iso
 from gateway.supervise import sleep_unless, supervise
 from signing import gost
@@ -113,7 +113,7 @@ class Sealer:
                  trust: TrustStore, session: aiohttp.ClientSession, archive_dir: Path) -> None:
         self.redis, self.settings, self.key, self.trust, self.session = redis, settings, key, trust, session
         self.archive_dir = archive_dir
-        self.keys = LogKeys.under(prefix)
+        self.keys = LogKeys.under(prefix, cluster=is_cluster(redis))
         self.token = secrets.token_hex(16)
         self._renew = redis.register_script(_RENEW)
         self._commit = redis.register_script(_COMMIT)

@@ -25,17 +25,19 @@ redis.call('HSET', KEYS[1], 'offset', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+# One key each (the record and its digest index are in different cluster slots): see complete() and forget().
 _COMPLETE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'offset', ARGV[1], 'complete', '1')
 redis.call('PERSIST', KEYS[1])
-redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
-_FORGET = """
-redis.call('DEL', KEYS[1])
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-return 1
+_DROP_INDEX = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+# Put back the index an unfinished completion replaced (ARGV[2]; none: delete it), if it still names ours.
+_RESTORE_INDEX = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then return redis.call('DEL', KEYS[1]) end
+return redis.call('SET', KEYS[1], ARGV[2])
 """
 _UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
@@ -110,10 +112,17 @@ class UploadRecords:
         return bool(await self.redis.eval(_RECORD_OFFSET, 1, self.key(upload_id), offset, self.ttl_seconds))
 
     async def complete(self, record: UploadRecord) -> bool:
-        """Mark it complete (no expiry any more) and findable by its sender and digest."""
-        return bool(await self.redis.eval(_COMPLETE, 2, self.key(record.upload_id),
-                                          self._index(record.sender_id, record.sha256), record.length,
-                                          record.upload_id))
+        """Make it findable by its sender and digest, then mark it complete (no expiry any more).
+
+        Two steps, index first: a finder checks the record is complete, so an index whose record is not (a crash
+        in between, or the record expired) finds nothing; a record that expired gives the index back to the
+        upload it named before."""
+        index = self._index(record.sender_id, record.sha256)
+        before = await self.redis.set(index, record.upload_id, get=True)
+        if await self.redis.eval(_COMPLETE, 1, self.key(record.upload_id), record.length):
+            return True
+        await self.redis.eval(_RESTORE_INDEX, 1, index, record.upload_id, _text(before) if isinstance(before, bytes | str) else "")
+        return False
 
     async def find(self, sender_id: str, sha256: str) -> str | None:
         upload_id = await self.redis.get(self._index(sender_id, sha256))
@@ -121,8 +130,9 @@ class UploadRecords:
 
     async def forget(self, record: UploadRecord) -> None:
         """Delete the record, and the digest index if it names this upload."""
-        await self.redis.eval(_FORGET, 2, self.key(record.upload_id), self._index(record.sender_id, record.sha256),
-                              record.upload_id)
+        # Two one-key steps: the index first (only if it names this upload), so none names a deleted record.
+        await self.redis.eval(_DROP_INDEX, 1, self._index(record.sender_id, record.sha256), record.upload_id)
+        await self.redis.delete(self.key(record.upload_id))
 
     async def exists(self, upload_ids: list[str]) -> list[bool]:
         async with self.redis.pipeline(transaction=False) as pipe:
