@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,17 @@ from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lease, Lifecycle
 from gateway.shell.cli import main
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from tests.helpers import cabinet_item, message_id, second_gateway, send_soap, wait_for
+from mocks.portal.shep_client import SyncChannelClient
+from tests.helpers import (
+    PULL,
+    PULL_PASSWORD,
+    SOAP_ENV,
+    cabinet_item,
+    message_id,
+    second_gateway,
+    send_soap,
+    wait_for,
+)
 
 IIN = "900101300001"
 
@@ -173,6 +184,11 @@ async def test_a_final_application_missed_by_the_index_is_found_by_the_reconcili
     parts.now[0] += 61
     assert (await parts.sweeper.sweep()).archived == 1
     assert await parts.in_redis(app) == 0
+    await parts.lifecycle.note(app, "the sender confirmed it received the answer")  # late: recreates the history
+    assert await parts.redis.exists(parts.store._history(app.id))
+    parts.now[0] += 86_401  # the next daily scan deletes it (its application is in the archive)
+    await parts.sweeper.sweep()
+    assert not await parts.redis.exists(parts.store._history(app.id))
 
 
 async def test_another_sweeper_holding_the_lease_sweeps_alone(parts: Parts) -> None:
@@ -184,17 +200,18 @@ async def test_another_sweeper_holding_the_lease_sweeps_alone(parts: Parts) -> N
     assert (await parts.sweeper.sweep()).archived == 1
 
 
-async def test_an_archived_application_stays_in_the_cabinet_and_a_repeat_gets_its_answer(system, gw, shep, http,
+async def test_an_archived_application_stays_in_the_cabinet_and_a_repeat_gets_its_answer(system, gw, http,
                                                                                          tmp_path: Path) -> None:
-    shared = system.settings.retention.path_under(system.settings.state_dir)  # both nodes share the archive
+    # A node of its own archive (tmp_path/archive), so the session's other tests never see what it archived.
     runner, url = await second_gateway(system, tmp_path, retention=RetentionSettings(
-        finished_seconds=1, sweep_interval_seconds=0.1, directory=shared))
+        finished_seconds=1, sweep_interval_seconds=0.1))
     try:
+        node = await asyncio.to_thread(SyncChannelClient, f"{url}/shep/sync?wsdl")
         aigerim = gw.pki.person("aigerim")
         mid, document = message_id(), signed_application(aigerim, READER_TICKET_SERVICE)
-        first = await send_soap(shep, document, message_id=mid)
+        first = await send_soap(node, document, message_id=mid)
         assert first.ok
-        item = await cabinet_item(gw, http, aigerim.iin, mid)
+        item = await cabinet_item(gw, http, aigerim.iin, mid)  # live: any node reads it
         session = item["sessionId"]
         async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}/result",
                             headers=gw.auth()) as response:
@@ -207,7 +224,7 @@ async def test_an_archived_application_stays_in_the_cabinet_and_a_repeat_gets_it
             return not await gw.redis.exists(*keys) and cabinet_entry is None
 
         await wait_for(gone, seconds=20)
-        async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications", headers=gw.auth()) as response:
+        async with http.get(f"{url}/api/v1/cabinet/{aigerim.iin}/applications", headers=gw.auth()) as response:
             listed = (await response.json())["applications"]
         assert [(a["sessionId"], a["archived"], a["status"]) for a in listed] == [(session, True, "completed")]
         async with http.get(f"{url}/api/v1/cabinet/{aigerim.iin}/applications/{mid}", headers=gw.auth()) as response:
@@ -215,15 +232,56 @@ async def test_an_archived_application_stays_in_the_cabinet_and_a_repeat_gets_it
         assert again["archived"] is True and [e["status"] for e in again["history"]] == [
             "accepted", "routed", "completed"]
         for kind, expected in (("result", result), ("receipt", item["receipt"])):
-            async with http.get(f"{gw.url}/api/v1/cabinet/{aigerim.iin}/applications/{session}/{kind}",
+            async with http.get(f"{url}/api/v1/cabinet/{aigerim.iin}/applications/{session}/{kind}",
                                 headers=gw.auth()) as response:
                 assert response.status == 200 and await response.text() == expected
         calls = gw.library_calls
-        repeat = await send_soap(shep, document, message_id=mid)  # the claim left Redis: the archive answers
+        repeat = await send_soap(node, document, message_id=mid)  # the claim left Redis: the archive answers
         assert repeat.ok and repeat.session_id == session
         assert etree.tostring(repeat.document) == etree.tostring(first.document)
         assert gw.library_calls == calls  # the back-end is not asked again
         assert not await gw.redis.exists(store._app(session))  # and nothing was recorded anew
+    finally:
+        await runner.cleanup()
+
+
+ASYNC = "http://bip.bee.kz/AsyncChannel/v10/Types"
+SENDER = f"<sender><senderId>{PULL}</senderId><password>{PULL_PASSWORD}</password></sender>"  # no callback
+
+
+async def async_call(http: Any, url: str, operation: str, body: str) -> etree._Element:
+    request = (f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:a="{ASYNC}"><soap:Body><a:{operation}><request>'
+               f"{body}</request></a:{operation}></soap:Body></soap:Envelope>")
+    async with http.post(f"{url}/shep/async", data=request.encode(), headers={"Content-Type": "text/xml"}) as answer:
+        root = etree.fromstring(await answer.read())
+    assert root.find(f".//{{{SOAP_ENV}}}Fault") is None, etree.tostring(root).decode()[-1200:]
+    return root.find(f"{{{SOAP_ENV}}}Body")[0]  # type: ignore[index]
+
+
+async def test_an_archived_async_application_keeps_its_status_and_its_acknowledgement(system, gw, http,
+                                                                                      tmp_path: Path) -> None:
+    runner, url = await second_gateway(system, tmp_path, retention=RetentionSettings(
+        finished_seconds=1, sweep_interval_seconds=0.1))
+    try:
+        mid, saule = message_id(), gw.pki.person("saule")
+        document = etree.tostring(signed_application(saule, READER_TICKET_SERVICE), encoding="unicode")
+        send = (f"<messageInfo><messageId>{mid}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>"
+                f"<messageType>REQUEST</messageType><messageDate>{datetime.now(UTC).isoformat()}</messageDate>"
+                f"{SENDER}</messageInfo><messageData><data>{document}</data></messageData>")
+        session = (await async_call(http, url, "sendMessage", send)).findtext("response/sessionId")
+        store = ApplicationStore(gw.redis, gw.settings.redis.key_prefix)
+
+        async def archived_now() -> bool:
+            return not await gw.redis.exists(store._app(session), store._msg(PULL, mid))
+
+        await wait_for(archived_now, seconds=20)
+        status = await async_call(http, url, "getMessageStatus", f"<messageId>{mid}</messageId>"
+                                  f"<requestDate>{datetime.now(UTC).isoformat()}</requestDate>{SENDER}")
+        assert status.findtext("response/sessionId") == session
+        assert status.findtext("response/status/statusCode") == "SCSS001"
+        calls = gw.library_calls
+        again = await async_call(http, url, "sendMessage", send)  # the same acknowledgement, nothing new
+        assert again.findtext("response/sessionId") == session and gw.library_calls == calls
     finally:
         await runner.cleanup()
 

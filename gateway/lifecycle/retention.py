@@ -9,7 +9,8 @@ Keys (``P`` the prefix; each is one key, so every command here is single-slot un
 The finished index is written by :meth:`FinishedIndex.on_change`, a lifecycle listener run after the final
 save (its own step: the save script stays one slot). A process that dies between the two leaves a final
 application out of the index; the reconciliation scan (every ``reconcile_interval_seconds``) finds it by its
-status key and indexes it then, so nothing final stays in Redis forever.
+status key and indexes it then, so nothing final stays in Redis forever. The same scan deletes a history key
+recreated by a note that came after its application left (a late callback or delivery confirmation).
 
 One application leaves in this order, each step idempotent, so a crash anywhere is finished by the next sweep
 and never loses it (:meth:`RetentionSweeper.retire`):
@@ -201,25 +202,38 @@ class RetentionSweeper:
         return added
 
     async def reconcile(self) -> int:
-        """Index every final application the index lacks (scored now: it leaves one retention from now).
+        """Index every final application the index lacks (scored now: it leaves one retention from now), and
+        delete the history keys of archived applications that a late note recreated (a callback's or a sender's
+        confirmation arriving after the application left). Returns how many it indexed.
 
-        SCAN over status keys (every primary of a cluster: redis-py's scan_iter covers them), then one GET and
-        one ZSCORE per key in a non-transactional pipeline; the lease is renewed every batch."""
-        pattern = self.store._status("*")
-        head, tail = pattern.split("*")
-        added, keys = 0, []
-        async for key in self.redis.scan_iter(match=pattern, count=self.settings.batch):
-            keys.append(_text(key))
-            if len(keys) >= self.settings.batch:
-                added += await self._reconcile_batch(keys, head, tail)
-                keys = []
-        return added + (await self._reconcile_batch(keys, head, tail) if keys else 0)
+        One SCAN over the applications' keys (every primary of a cluster: redis-py's scan_iter covers them),
+        then one command per key in non-transactional pipelines; the lease is renewed every batch."""
+        status_tail, history_tail = self.store._status("*").split("*")[1], self.store._history("*").split("*")[1]
+        head = self.store._app("*").split("*")[0]
+        added, statuses, histories = 0, [], []
+        async for raw in self.redis.scan_iter(match=self.store._app("*") + "*", count=self.settings.batch):
+            key = _text(raw)
+            if key.endswith(status_tail):
+                statuses.append(key[len(head):-len(status_tail)])
+            elif key.endswith(history_tail):
+                histories.append(key[len(head):-len(history_tail)])
+            if len(statuses) >= self.settings.batch or len(histories) >= self.settings.batch:
+                added += await self._reconcile_batch(statuses, histories)
+                statuses, histories = [], []
+        return added + await self._reconcile_batch(statuses, histories)
 
-    async def _reconcile_batch(self, keys: list[str], head: str, tail: str) -> int:
-        ids = [key[len(head):len(key) - len(tail)] for key in keys]
+    async def _reconcile_batch(self, statuses: list[str], histories: list[str]) -> int:
+        added = await self._index_missing(statuses)
+        await self._drop_strays(histories)
+        await self._renew(keys=[self.lease_key], args=[self.token, int(self.settings.lease_seconds * 1000)])
+        return added
+
+    async def _index_missing(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, app_id in zip(keys, ids, strict=True):
-                pipe.get(key)
+            for app_id in ids:
+                pipe.get(self.store._status(app_id))
                 pipe.zscore(self.index.key, app_id)
             answers = await pipe.execute()
         final = {status.value for status in Status if status.final}
@@ -228,8 +242,23 @@ class RetentionSweeper:
         if missing:
             await self.redis.zadd(self.index.key, missing, nx=True)
             log.warning("retention: %d final applications were missing from the finished index", len(missing))
-        await self._renew(keys=[self.lease_key], args=[self.token, int(self.settings.lease_seconds * 1000)])
         return len(missing)
+
+    async def _drop_strays(self, ids: list[str]) -> int:
+        """History keys without their record, of applications the archive holds: a note made after they left."""
+        if not ids:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for app_id in ids:
+                pipe.exists(self.store._app(app_id))
+            present = await pipe.execute()
+        dropped = 0
+        for app_id, exists in zip(ids, present, strict=True):
+            if not exists and await self.archive.get(app_id) is not None:
+                dropped += int(await self.redis.delete(self.store._history(app_id)))
+        if dropped:
+            log.info("retention: deleted %d history keys recreated after their application was archived", dropped)
+        return dropped
 
 
 def _text(value: str | bytes) -> str:
