@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from gateway.cabinet import archived
 from gateway.config import ConfigError, RetentionSettings, check_settings, settings_from_dict
+from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.archive import ArchivedApplication, FileArchive
 from gateway.lifecycle.retention import RetentionSweeper
@@ -324,3 +325,17 @@ def test_redis_memory_without_a_redis_says_so(tmp_path: Path, capsys: pytest.Cap
 def test_bad_retention_settings_are_refused(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         check_settings(settings_from_dict({"retention": table}))
+
+
+async def test_an_unreadable_archive_is_a_retryable_refusal(parts: Parts, tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")  # every path under it fails with NotADirectoryError, as a gone network mount fails
+    archive = FileArchive(blocked)
+    app = await completed(parts)
+    for read in (archived.page(parts.store, archive, IIN, sender_id="portal", offset=0, limit=5),
+                 archived.find(parts.store, archive, IIN, "unknown", sender_id="portal", scope="portal")):
+        with pytest.raises(GatewayError) as refused:
+            await read
+        assert refused.value.code == "GATEWAY_STORAGE_UNAVAILABLE"
+    found = await archived.find(parts.store, archive, IIN, app.message_id, sender_id="portal", scope="portal")
+    assert found is not None and not found.archived  # a live application needs no archive

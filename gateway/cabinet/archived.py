@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.lifecycle.application import Application
-from gateway.lifecycle.archive import ArchiveStore
+from gateway.lifecycle.archive import ArchiveStore, unreadable_refused
 from gateway.lifecycle.store import ApplicationStore
 
 
@@ -35,7 +35,8 @@ async def page(store: ApplicationStore, archive: ArchiveStore | None, owner: str
                                        limit=offset + limit if archive else limit)
     if archive is None:
         return total, [Found(app, False) for app in live]
-    archived_total, archived = await archive.page(owner, sender_id=sender_id, offset=0, limit=offset + limit)
+    with unreadable_refused():
+        archived_total, archived = await archive.page(owner, sender_id=sender_id, offset=0, limit=offset + limit)
     shown = {app.id for app in live}
     merged = [Found(app, False) for app in live] + [
         Found(item.application, True, item.history) for item in archived if item.application.id not in shown]
@@ -54,9 +55,10 @@ async def find(store: ApplicationStore, archive: ArchiveStore | None, owner: str
         return Found(app, False)
     if archive is None:
         return None
-    item = await archive.find(sender_id, wanted)
-    if item is None and session:
-        item = await archive.get(wanted)
+    with unreadable_refused():
+        item = await archive.find(sender_id, wanted)
+        if item is None and session:
+            item = await archive.get(wanted)
         if item is not None and scope is not None and item.application.sender_id != scope:
             item = None
     if item is None or owner not in item.application.owners:  # never shown under another IIN or BIN

@@ -39,6 +39,7 @@ from gateway.intake.soap_io import (
 )
 from gateway.intake.ws_security import signed_by
 from gateway.lifecycle.application import Application
+from gateway.lifecycle.archive import unreadable_refused
 from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import answer_correlation_id, async_message, message_state, status_info
@@ -238,7 +239,8 @@ async def _get_message_status(request: web.Request, body: etree._Element, namesp
     app = await components.store.find_by_message(sender.sender_id, message_id)
     archive = components.pipeline.archive
     if app is None and archive is not None:  # it left Redis after the retention
-        found = await archive.find(sender.sender_id, message_id)
+        with unreadable_refused():
+            found = await archive.find(sender.sender_id, message_id)
         app = found.application if found is not None else None
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND", "no message with this messageId from this sender")

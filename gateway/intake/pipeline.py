@@ -27,7 +27,7 @@ from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
-from gateway.lifecycle.archive import ArchiveStore
+from gateway.lifecycle.archive import ArchiveStore, unreadable_refused
 from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
@@ -309,12 +309,14 @@ class Pipeline:
             await self.store.release_message(request.sender_id, request.message_id, earlier)
             earlier = None
         if earlier is None and self.archive is not None:  # archived after the retention: its claim left with it
-            found = await self.archive.find(request.sender_id, request.message_id)
+            with unreadable_refused():
+                found = await self.archive.find(request.sender_id, request.message_id)
             earlier = found.application.id if found is not None else None
         return earlier
 
     async def _archived(self, app_id: str) -> Application | None:
-        found = await self.archive.get(app_id) if self.archive is not None else None
+        with unreadable_refused():
+            found = await self.archive.get(app_id) if self.archive is not None else None
         return found.application if found is not None else None
 
     async def _replay(self, app_id: str, document: etree._Element) -> Outcome:

@@ -27,11 +27,13 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application
 
 _NEWEST = 10**15
@@ -81,6 +83,17 @@ class ArchiveStore(Protocol):
 
     async def has(self, owner: str, sender_id: str) -> bool:
         """Whether ``sender_id`` has any archived application of ``owner``."""
+
+
+@contextlib.contextmanager
+def unreadable_refused() -> Iterator[None]:
+    """For readers answering a request: an archive that cannot be read (a network file system gone) is the
+    retryable 503 GATEWAY_STORAGE_UNAVAILABLE, like Redis down, never a stack trace."""
+    try:
+        yield
+    except OSError as exc:
+        raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", f"the archive cannot be read: {type(exc).__name__}") \
+            from None
 
 
 def _sha(*parts: str) -> str:
