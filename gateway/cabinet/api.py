@@ -36,6 +36,8 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.access.senders import AuthenticatedSender
+from gateway.cabinet import archived
+from gateway.cabinet.archived import Found
 from gateway.cabinet.catalogue import SERVICES, STATUSES, STEPS, name
 from gateway.cabinet.context import CABINET
 from gateway.cabinet.events import refusal, serve
@@ -48,7 +50,7 @@ from signing.idnumbers import is_valid_bin, is_valid_iin
 log = logging.getLogger("egov.cabinet")
 
 
-def _summary(request: web.Request, app: Application, language: str) -> dict[str, Any]:
+def _summary(request: web.Request, app: Application, language: str, *, archived: bool = False) -> dict[str, Any]:
     components = request.app[CABINET]
     service = components.registry.get(app.service_id)
     deadline = overdue = None
@@ -77,6 +79,7 @@ def _summary(request: web.Request, app: Application, language: str) -> dict[str,
         "errorCode": app.error_code,
         "errorMessage": error.message(language) if error else None,
         "hasResult": app.result is not None,
+        "archived": archived,
     }
 
 
@@ -119,9 +122,10 @@ async def _reader(request: web.Request) -> Reader:
 async def _authorise_stream(request: web.Request) -> Reader:
     """Who opens a live stream of whose cabinet: an owner it submitted applications of, unless granted all."""
     reader = await _reader(request)
-    store = request.app[CABINET].store
+    store, archive = request.app[CABINET].store, request.app[CABINET].archive
     try:  # the stream handler answers GatewayErrors only
-        allowed = reader.scope is None or await store.has_applications(reader.owner, reader.scope)
+        allowed = reader.scope is None or await store.has_applications(reader.owner, reader.scope) or bool(
+            archive and await archive.has(reader.owner, reader.scope))
         await reader.register(request, "events", (), found=allowed)
     except RedisError as exc:
         raise storage_refusal(exc) from None
@@ -130,17 +134,16 @@ async def _authorise_stream(request: web.Request) -> Reader:
     return reader
 
 
-async def _find(request: web.Request, reader: Reader, action: str) -> Application:
-    """The application in the path, if this reader may see it; registered either way."""
-    store, wanted = request.app[CABINET].store, request.match_info["message_id"]
-    app = await store.find_for(reader.owner, wanted, sender_id=reader.sender.sender_id)
-    if app is None and wanted.startswith("{") and wanted.endswith("}"):  # a sessionId
-        app = await store.find_session_for(reader.owner, wanted, sender_id=reader.scope)
-    await reader.register(request, action, [app] if app else (), found=app is not None)
-    if app is None:  # the same words whether it is missing or another sender's
+async def _find(request: web.Request, reader: Reader, action: str) -> Found:
+    """The application in the path (live or archived), if this reader may see it; registered either way."""
+    components, wanted = request.app[CABINET], request.match_info["message_id"]
+    found = await archived.find(components.store, components.archive, reader.owner, wanted,
+                                sender_id=reader.sender.sender_id, scope=reader.scope)
+    await reader.register(request, action, [found.application] if found else (), found=found is not None)
+    if found is None:  # the same words whether it is missing or another sender's
         raise GatewayError("CLIENT_NOT_FOUND", "no application with this messageId or sessionId in this cabinet "
                                                "from this sender")
-    return app
+    return found
 
 
 @guarded
@@ -151,19 +154,22 @@ async def list_applications(request: web.Request) -> web.Response:
         limit = min(200, max(1, int(request.query.get("limit", "50"))))
     except ValueError:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "offset and limit must be integers") from None
-    total, apps = await request.app[CABINET].store.list_for(reader.owner, sender_id=reader.scope, offset=offset,
-                                                            limit=limit)
-    await reader.register(request, "list", apps)
+    components = request.app[CABINET]
+    total, apps = await archived.page(components.store, components.archive, reader.owner, sender_id=reader.scope,
+                                      offset=offset, limit=limit)
+    await reader.register(request, "list", [found.application for found in apps])
     language = language_of(request)
     return web.json_response({"iin": reader.owner, "total": total, "offset": offset,
-                              "applications": [_summary(request, a, language) for a in apps]},
+                              "applications": [_summary(request, f.application, language, archived=f.archived)
+                                               for f in apps]},
                              dumps=_dumps_for(request))
 
 
 @guarded
 async def get_application(request: web.Request) -> web.Response:
-    app = await _find(request, await _reader(request), "application")
-    history = await request.app[CABINET].store.history(app.id)
+    found = await _find(request, await _reader(request), "application")
+    app = found.application
+    history = found.history if found.history is not None else await request.app[CABINET].store.history(app.id)
     language = language_of(request)
     readable = request.app[CABINET].readable
     for event in history:
@@ -171,7 +177,7 @@ async def get_application(request: web.Request) -> web.Response:
         if event.get("step"):
             event["stepName"] = name(STEPS, event["step"], language, event.get("note"))
     return web.json_response({
-        **_summary(request, app, language),
+        **_summary(request, app, language, archived=found.archived),
         "errorDetail": app.error_detail,
         "history": history,
         "validationReport": app.report,
@@ -200,7 +206,7 @@ async def get_receipt(request: web.Request) -> web.Response:
 @guarded
 async def _signed_document(request: web.Request, kind: str) -> web.Response:
     """The signed result or receipt as a downloadable XML file."""
-    app = await _find(request, await _reader(request), kind)
+    app = (await _find(request, await _reader(request), kind)).application
     document = getattr(app, kind)
     if document is None:
         raise GatewayError("CLIENT_NOT_FOUND", f"the application has no {kind} yet")

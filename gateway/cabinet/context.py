@@ -12,6 +12,7 @@ from gateway.cabinet.calendar import WorkingCalendar
 from gateway.cabinet.events import EventHub
 from gateway.cabinet.readable import ReadableDocuments
 from gateway.delivery.registry import ServiceRegistry
+from gateway.lifecycle.archive import ArchiveStore
 from gateway.lifecycle.store import ApplicationStore
 
 
@@ -33,6 +34,8 @@ class CabinetContext:
     "Each service's compiled schemas, to give documents and results as JSON fields."
     access_log: AccessLog
     "The register of cabinet reads (who read whose data, when)."
+    archive: ArchiveStore | None = None
+    "Applications that left Redis after the retention (listed and served marked archived); None: none."
 
 
 CABINET = web.AppKey("cabinet", CabinetContext)

@@ -5,6 +5,7 @@ The settings themselves live in :mod:`gateway.config.settings`; reading and chec
 """
 
 from gateway.config.loading import ConfigError, check_settings, load_settings, settings_from_dict
+from gateway.config.retention import RetentionSettings
 from gateway.config.settings import (
     AuthSettings,
     CabinetSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "ProviderSignature",
     "QuotaSettings",
     "RedisSettings",
+    "RetentionSettings",
     "SenderAuth",
     "SenderSettings",
     "ServiceSettings",

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfoNotFoundError
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+from gateway.config.retention import RetentionSettings
 from gateway.config.settings import (
     UPLOAD_LOCK_SECONDS,
     CabinetSettings,
@@ -121,6 +122,7 @@ def check_settings(settings: Settings) -> None:
     _check_cabinet(settings.cabinet)
     _check_messagelog(settings.messagelog)
     _check_uploads(settings.uploads)
+    _check_retention(settings.retention)
     try:
         settings.shep.zone()
     except (ValueError, ZoneInfoNotFoundError):
@@ -144,6 +146,15 @@ def _check_uploads(uploads: UploadSettings) -> None:
                           f"{UPLOAD_LOCK_SECONDS} s")
     if not (math.isfinite(uploads.lock_wait_seconds) and uploads.lock_wait_seconds >= 0):
         raise ConfigError("uploads.lock_wait_seconds: must not be negative")
+
+
+def _check_retention(retention: RetentionSettings) -> None:
+    for key in ("finished_seconds", "sweep_interval_seconds", "lease_seconds", "reconcile_interval_seconds"):
+        value = getattr(retention, key)
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"retention.{key}: must be positive and finite")
+    if not 1 <= retention.batch <= 100_000:
+        raise ConfigError("retention.batch: must be 1..100000")
 
 
 def _check_cabinet(cabinet: CabinetSettings) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors.queue import QueueSettings
+from gateway.config.retention import RetentionSettings
 from signing.applicant import ApplicantKind
 from signing.revocation import RevocationSettings
 
@@ -490,6 +491,8 @@ class Settings:
     "SHEP intake tolerance: the time zone of dates sent without an offset."
     uploads: UploadSettings = field(default_factory=UploadSettings)
     "Packages uploaded over tus: directory, size limit, expiry of incomplete uploads."
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    "How long finished applications stay in Redis before the archive takes them (docs/storage.md)."
 
     @property
     def base_url(self) -> str:

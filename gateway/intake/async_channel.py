@@ -39,6 +39,7 @@ from gateway.intake.soap_io import (
 )
 from gateway.intake.ws_security import signed_by
 from gateway.lifecycle.application import Application
+from gateway.lifecycle.archive import unreadable_refused
 from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import answer_correlation_id, async_message, message_state, status_info
@@ -234,7 +235,13 @@ async def _take_answers(components: IntakeContext, sender_id: str, service_id: s
 async def _get_message_status(request: web.Request, body: etree._Element, namespace: str) -> etree._Element:
     components = request.app[INTAKE]
     sender = await _authenticate(request, body.find("sender"))
-    app = await components.store.find_by_message(sender.sender_id, body.findtext("messageId", ""))
+    message_id = body.findtext("messageId", "")
+    app = await components.store.find_by_message(sender.sender_id, message_id)
+    archive = components.pipeline.archive
+    if app is None and archive is not None:  # it left Redis after the retention
+        with unreadable_refused():
+            found = await archive.find(sender.sender_id, message_id)
+        app = found.application if found is not None else None
     if app is None:
         raise GatewayError("CLIENT_NOT_FOUND", "no message with this messageId from this sender")
     root, response = _wrapper(namespace, "getMessageStatusResponse")

@@ -27,6 +27,7 @@ from gateway.delivery.registry import Service, ServiceRegistry
 from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.archive import ArchiveStore, unreadable_refused
 from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
 from gateway.lifecycle.store import ApplicationStore, utc_now
@@ -117,8 +118,10 @@ class Pipeline:
         messagelog: MessageLog | None = None,
         durability: DurabilityProbe | None = None,
         packages: PackageFinder | None = None,
+        archive: ArchiveStore | None = None,
     ) -> None:
-        """``packages``: the uploads' storage, for services whose document names a package (``package_element``)."""
+        """``packages``: the uploads' storage, for services whose document names a package (``package_element``).
+        ``archive``: where finished applications go after the retention; a repeat of theirs is answered from it."""
         self.senders = senders
         self.registry = registry
         self.verifier = verifier
@@ -133,6 +136,7 @@ class Pipeline:
         self.quotas = quotas
         self.packages = packages
         self.messagelog = messagelog
+        self.archive = archive
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
@@ -189,13 +193,7 @@ class Pipeline:
         # Last of the checks: on a cache miss it is the only one that waits on the network.
         verified = await self._check_revocation(verified)
 
-        earlier = await self.store.holder(request.sender_id, request.message_id)  # a repeat skips the receipt
-        if earlier is not None and await self.store.get(earlier) is None:
-            # A claim without its record, left by a crash of a version that claimed before recording: released, so
-            # the messageId is never blocked (today the record is written before the claim, so none is made now).
-            log.warning("released the orphaned messageId claim of %s", earlier)
-            await self.store.release_message(request.sender_id, request.message_id, earlier)
-            earlier = None
+        earlier = await self._earlier(request)  # a repeat skips the receipt
         if earlier is not None:
             return await self._replay(earlier, request, raw)
         await self._check_package(service, request.sender_id, verified.signed)  # a repeat above needs none
@@ -306,6 +304,26 @@ class Pipeline:
             log.info("identity refused: %s (signer %s)", exc.code, mask_id(verified.identity.iin or ""))
             raise GatewayError(exc.code, exc.detail) from None
 
+    async def _earlier(self, request: IntakeRequest) -> str | None:
+        """The id of the application that already holds this messageId, live or archived; None if it is new."""
+        earlier = await self.store.holder(request.sender_id, request.message_id)
+        if earlier is not None and await self.store.get(earlier) is None and await self._archived(earlier) is None:
+            # A claim without its record, left by a crash of a version that claimed in a separate write: released,
+            # so the messageId is never blocked (today's claim and record are one write, so none is made now).
+            log.warning("released the orphaned messageId claim of %s", earlier)
+            await self.store.release_message(request.sender_id, request.message_id, earlier)
+            earlier = None
+        if earlier is None and self.archive is not None:  # archived after the retention: its claim left with it
+            with unreadable_refused():
+                found = await self.archive.find(request.sender_id, request.message_id)
+            earlier = found.application.id if found is not None else None
+        return earlier
+
+    async def _archived(self, app_id: str) -> Application | None:
+        with unreadable_refused():
+            found = await self.archive.get(app_id) if self.archive is not None else None
+        return found.application if found is not None else None
+
     async def _replay(self, app_id: str, request: IntakeRequest, raw: bytes | None) -> Outcome:
         """A repeated messageId gets the first answer, and the back-end is not called again.
 
@@ -314,7 +332,7 @@ class Pipeline:
         A first record without a receipt digest cannot be compared, so it is refused too. A first one whose
         create steps a crash left unfinished is finished first (:meth:`ApplicationStore.finish`).
         """
-        app = await self.store.get(app_id)
+        app = await self.store.get(app_id) or await self._archived(app_id)
         if app is None or request.document is None:  # a claim of an older version, whose record was never written
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS", retry_after=1)
         if app.receipt is None or receipt_request_digest(app.receipt) != request_digest(request.document):

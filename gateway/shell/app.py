@@ -47,7 +47,9 @@ from gateway.intake import sync_channel as soap
 from gateway.intake.context import INTAKE, IntakeContext
 from gateway.intake.pipeline import Pipeline
 from gateway.intake.ws_security import WsSecurityGate
+from gateway.lifecycle.archive import FileArchive
 from gateway.lifecycle.durability import DurabilityProbe
+from gateway.lifecycle.retention import RetentionSweeper
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.messagelog.journal import MESSAGELOG, MessageLog
@@ -180,6 +182,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
                  asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop))}
         if running.sealer is not None:
             loops.add(asyncio.create_task(running.sealer.run(stop)))
+        if settings.retention.enabled:
+            loops.add(asyncio.create_task(supervise("retention", running.retention.step(stop), stop)))
         yield
         stop.set()
         await asyncio.wait(loops, timeout=10)
@@ -240,6 +244,8 @@ class _Running:
     "Its loop refreshes the cached seal status intake checks."
     sealer: Sealer | None
     "Its loop seals the message log (while it holds the lease); None when the log is off."
+    retention: RetentionSweeper
+    "Its loop archives applications final for longer than the retention (while it holds the lease)."
 
 
 def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clients: _Clients,
@@ -251,6 +257,9 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     senders = SenderDirectory(settings.senders, redis=redis, prefix=prefix, settings=settings.auth)
     store = ApplicationStore(redis, prefix)
     lifecycle = Lifecycle(store)
+    archive = FileArchive(settings.retention.path_under(settings.state_dir), fsync=settings.retention.fsync)
+    retention = RetentionSweeper(redis, store, archive, settings.retention)
+    lifecycle.listeners.append(retention.index.on_change)  # final applications join the finished index
     checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(
         revocation, session, on_lookup=metrics.observe_revocation)
     messagelog, sealer = _message_log(settings, loaded, clients)
@@ -273,7 +282,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
-                        messagelog=messagelog)
+                        messagelog=messagelog, archive=archive)
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)
@@ -284,7 +293,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
                                   events=hub, readable=loaded.readable,
                                   access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max,
-                                                       messagelog=messagelog))
+                                                       messagelog=messagelog), archive=archive)
     app[MESSAGELOG] = messagelog  # its status feeds /health/details (and the metrics and readiness checks)
     app[DESKS] = DeskContext(jobs=jobs, store=store, lifecycle=lifecycle, senders=senders, registry=registry,
                              delivery=delivery)
@@ -298,7 +307,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
         config = settings.messagelog
         register_message_log(app[MONITOR], messagelog,
                              max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2)
-    return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer)
+    return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer, retention)
 
 
 def _sweeper(packages: Packages, settings: Settings, stop: asyncio.Event) -> Callable[[], Awaitable[None]]:

@@ -1,4 +1,4 @@
-"""The ``egov-gateway`` command: serve, hash-password, sign, verify, dlq, upload, and plugged-in commands.
+"""The ``egov-gateway`` command: serve, hash-password, sign, verify, dlq, upload, redis-memory, and plugged-in commands.
 
 Commands registered under the ``egov_gateway.commands`` entry point group (the test world's ``demo``,
 ``submit`` and ``pki``) are listed by name from the package metadata and imported only when run, so the
@@ -20,7 +20,7 @@ from gateway.access.published import refuse_published_hashes
 from gateway.access.senders import hash_password
 from gateway.config import ConfigError, load_settings
 from gateway.messagelog import commands as log_commands
-from gateway.shell import dlq, tools, upload_cmd
+from gateway.shell import dlq, memory, tools, upload_cmd
 from gateway.shell.redis_embedded import EmbeddedRedisError
 from gateway.shell.serve import DEFAULT_STATE_DIR, serve, with_port
 from signing.signer import SignerKeyError
@@ -49,6 +49,7 @@ def _parser(plugins: dict[str, EntryPoint]) -> argparse.ArgumentParser:
     dlq.add_commands(commands)
     log_commands.add_commands(commands, DEFAULT_STATE_DIR)
     upload_cmd.add_commands(commands)
+    memory.add_commands(commands, DEFAULT_STATE_DIR)
     for name, point in sorted(plugins.items()):
         # Its own parser reads the rest of the command line; `egov-gateway NAME --help` shows it.
         origin = point.value.split(":")[0]
@@ -103,6 +104,8 @@ def _run(args: argparse.Namespace) -> int:
         return dlq.run(args)
     if args.command == "log":
         return log_commands.run(args, tools.trust_store_file)
+    if args.command == "redis-memory":
+        return memory.run(args)
     if args.command == "upload":
         return upload_cmd.run(args)
     if args.command == "sign":

@@ -87,6 +87,8 @@ button.link { background: none; color: var(--red); padding: 2px 6px; }
 .badge.stopped, .badge.indeterminate { background: #ede7f6; color: #4a2d8a; }
 .overdue { background: var(--red); color: #fff; border-radius: 4px; padding: 1px 6px; font-size: .75rem;
   font-weight: 700; margin-left: 6px; }
+.archived { border: 1px solid #999; color: #555; border-radius: 4px; padding: 0 6px; font-size: .75rem;
+  margin-left: 6px; }
 form .field { margin: 0 0 14px; }
 form label { display: block; font-weight: 600; margin-bottom: 4px; }
 form label.inline { display: flex; gap: 8px; align-items: flex-start; font-weight: 400; }

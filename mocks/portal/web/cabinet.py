@@ -81,7 +81,10 @@ def _status_name(view: View, item: dict[str, Any]) -> str:
 
 
 def _status(view: View, item: dict[str, Any]) -> Html:
-    return badge(str(item.get("status")), _status_name(view, item))
+    """The status badge; an application the gateway moved to its archive (after the retention) says so."""
+    archived = (tag("span", view.t("archived"), class_="archived", data_testid="archived-marker")
+                if item.get("archived") else "")
+    return join(badge(str(item.get("status")), _status_name(view, item)), archived)
 
 
 def _deadline(view: View, item: dict[str, Any]) -> Html:

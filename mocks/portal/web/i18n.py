@@ -284,6 +284,7 @@ _PAGES: dict[str, tuple[str, str, str]] = {
     "col_status": ("Мәртебесі", "Статус", "Status"),
     "col_deadline": ("Орындау мерзімі", "Срок исполнения", "Deadline"),
     "overdue": ("МЕРЗІМІ ӨТКЕН", "ПРОСРОЧЕНО", "OVERDUE"),
+    "archived": ("мұрағатта", "в архиве", "archived"),
     "no_applications": ("Әзірге өтініштер жоқ.", "Заявлений пока нет.", "No applications yet."),
     "live_hint": ("Мәртебелер бетті жаңартпай-ақ өзгереді.", "Статусы обновляются без перезагрузки страницы.",
                   "Statuses update without reloading the page."),
