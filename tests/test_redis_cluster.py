@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
+from typing import cast
 
 import pytest
-from redis.asyncio import RedisCluster
+from redis.asyncio import Redis, RedisCluster
 
+from gateway.config import ConfigError, check_settings, settings_from_dict
+from gateway.lifecycle.durability import DurabilityProbe
+from gateway.shell.redis_clients import cluster_mode
 from gateway.shell.redis_cluster import ClusterError, LocalRedisCluster
+from gateway.shell.serve import storage_for
 
 
 async def test_the_cluster_serves_every_slot_with_a_replica_per_primary(redis_cluster: LocalRedisCluster,
@@ -55,3 +61,40 @@ def test_a_data_dir_of_another_shape_is_refused(tmp_path: Path) -> None:
         pass
     with pytest.raises(ClusterError, match="holds a cluster of 3 nodes, not 6"):
         LocalRedisCluster(tmp_path / "c", primaries=3, replicas=1).start()
+
+
+async def test_the_durability_probe_asks_every_primary(redis_cluster: LocalRedisCluster,
+                                                       cluster_client: RedisCluster) -> None:
+    probe = DurabilityProbe(cast(Redis, cluster_client))
+    await probe.confirm()  # every node runs with its append-only file
+    assert probe.reads == 1
+
+
+@pytest.mark.parametrize(("redis", "problem"), [
+    ({"cluster": True, "sentinel_urls": ["redis://127.0.0.1:26379"], "sentinel_master": "egov"},
+     "redis.sentinel_urls: Sentinel and cluster exclude each other"),
+    ({"sentinel_urls": ["redis://127.0.0.1:26379"]}, "redis.sentinel_master: required with sentinel_urls"),
+    ({"sentinel_master": "egov"}, "redis.sentinel_urls: required with sentinel_master"),
+    ({"sentinel_urls": ["127.0.0.1:26379"], "sentinel_master": "egov"}, "not a redis://host:port address"),
+])
+def test_redis_topology_settings_are_checked(redis: dict[str, object], problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        check_settings(settings_from_dict({"redis": redis}))
+
+
+def test_the_environment_switch_turns_cluster_mode_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from_dict({})
+    assert not cluster_mode(settings)
+    monkeypatch.setenv("REDIS_CLUSTER", "true")
+    assert cluster_mode(settings)
+    monkeypatch.setenv("REDIS_CLUSTER", "0")
+    assert not cluster_mode(settings)
+
+
+def test_a_cluster_without_a_url_is_refused_before_anything_starts(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    settings = settings_from_dict({"redis": {"cluster": True}, "state_dir": str(tmp_path)})
+    with pytest.raises(ConfigError, match=re.escape("needs redis.url")), storage_for(settings):
+        pass
+    assert not (tmp_path / "redis").exists(), "no embedded server was started"
