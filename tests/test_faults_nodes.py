@@ -21,12 +21,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from gateway.config import RedisSettings
+from gateway.shell.redis_cluster import LocalRedisCluster
 from gateway.shell.serve import start_site
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.library.state import LibraryState
@@ -81,13 +83,16 @@ class Tally:
     "Application ids the library processed more than once."
     replayed: int = 0
     "Repeats the library answered from its idempotency memory."
+    internal: int = 0
+    "Answers 500 GATEWAY_INTERNAL (resent only where ``Nodes.internal_resent``)."
 
     def line(self) -> str:
         return (f"offered {self.offered}, acknowledged {len(self.acked)}, completed {self.completed}, "
                 f"lost {len(self.lost)}, stored {self.stored} (duplicated {self.stored - self.offered}), "
                 f"back-end twice {len(self.backend_twice)}, orphans {len(self.orphans)} "
                 f"({len(self.orphans_at_backend)} already registered), replayed {self.replayed}, "
-                f"resent {self.resent}, refusals {sorted({code for _s, code in self.refusals})}")
+                f"resent {self.resent}, refusals {sorted({code for _s, code in self.refusals})}, "
+                f"internal errors {self.internal}")
 
 
 @contextlib.asynccontextmanager
@@ -111,6 +116,10 @@ class Nodes:
     prefix: str
     live: list[str]
     "URLs the load balancer still sends to."
+    internal_resent: bool = False
+    """Resend after 500 GATEWAY_INTERNAL too (counted apart): while a cluster primary dies, redis-py 8.1's cluster
+    pipeline can fail with AttributeError ('NoneType' object has no attribute 'writelines') instead of a
+    ConnectionError, which the gateway then answers 500, not 503 (a known gap, see the primary test)."""
 
     def stop(self) -> None:
         self.a.stop()
@@ -120,13 +129,14 @@ class Nodes:
         return f"--- node a\n{self.a.output()[-3000:]}\n--- node b\n{self.b.output()[-3000:]}"
 
 
-async def start_nodes(pki: TestPki, tmp_path: Path, library_url: str, env: dict[str, str]) -> Nodes:
+async def start_nodes(pki: TestPki, tmp_path: Path, library_url: str, env: dict[str, str], *,
+                      redis: str = "") -> Nodes:
     prefix = f"nodes-{uuid.uuid4().hex[:8]}"
     started = []
     for name in ("a", "b"):
         directory = tmp_path / name
         directory.mkdir()
-        config = write_config(directory, pki, free_port(), library_url, redis=f'key_prefix = "{prefix}"',
+        config = write_config(directory, pki, free_port(), library_url, redis=f'key_prefix = "{prefix}"\n{redis}',
                               service=SERVICE, extra=NODE)
         started.append(GatewayProcess(config, env=env))
     nodes = Nodes(started[0], started[1], prefix, [started[0].url, started[1].url])
@@ -153,7 +163,10 @@ async def offer(http: aiohttp.ClientSession, nodes: Nodes, tally: Tally, n: int,
             assert tally.acked.setdefault(mid, (owner, session)) == (owner, session), "one messageId, two ids"
             tally.acked_by.setdefault(mid, url)
             return
-        assert status in RETRYABLE and answer.get("code") != "CLIENT_DUPLICATE_MISMATCH", (status, answer)
+        if nodes.internal_resent and (status, answer.get("code")) == (500, "GATEWAY_INTERNAL"):
+            tally.internal += 1
+        else:
+            assert status in RETRYABLE and answer.get("code") != "CLIENT_DUPLICATE_MISMATCH", (status, answer)
         tally.refusals.append((status, str(answer.get("code", "no answer"))))
         tally.resent += 1
         turn += 1
@@ -289,3 +302,59 @@ async def two_nodes_one_killed(pki: TestPki, tmp_path: Path, env: dict[str, str]
 async def test_one_of_two_nodes_killed_under_load_the_other_delivers_its_work_once(
         pki: TestPki, redis_url: str, tmp_path: Path) -> None:
     await two_nodes_one_killed(pki, tmp_path, {"REDIS_URL": redis_url})
+
+
+# --- on a local Redis Cluster (3 primaries, 3 replicas) ---------------------------------------------------
+
+
+def cluster_env(cluster: LocalRedisCluster) -> dict[str, str]:
+    return {"REDIS_URL": cluster.url, "REDIS_CLUSTER": "1"}
+
+
+async def test_one_of_two_nodes_on_a_cluster_killed_under_load_the_other_delivers_its_work_once(
+        pki: TestPki, redis_cluster: LocalRedisCluster, tmp_path: Path) -> None:
+    await two_nodes_one_killed(pki, tmp_path, cluster_env(redis_cluster))
+
+
+def replica_acks() -> str:
+    """``min_replica_acks = 1`` where the gateway has it: an acknowledged application is on a replica too."""
+    return "min_replica_acks = 1" if "min_replica_acks" in {f.name for f in fields(RedisSettings)} else ""
+
+
+async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_nothing_acknowledged_is_lost(
+        pki: TestPki, tmp_path: Path) -> None:
+    """SIGKILL the primary serving the outbox while both nodes take applications: its replica is promoted
+    (``node_timeout_ms`` 2 s), the nodes refuse with 503 and Retry-After meanwhile and the clients resend;
+    every acknowledged application completes, once at the library. With ``min_replica_acks = 1`` (where the
+    gateway has it) nothing acknowledged can be lost with the primary; without it, an acknowledgement the
+    replica had not yet received when the primary died would be lost and this test would say so."""
+    with LocalRedisCluster(tmp_path / "cluster", node_timeout_ms=2000) as cluster:
+        cluster.wait_healthy(30)
+        async with library(pki) as (library_url, backend), aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=10)) as http:
+            nodes = await start_nodes(pki, tmp_path, library_url, cluster_env(cluster), redis=replica_acks())
+            nodes.internal_resent = True
+            victim = cluster.primary_for(f"{nodes.prefix}:outbox")
+            try:
+                tally = Tally()
+
+                async def fault() -> None:
+                    await asyncio.to_thread(cluster.kill, victim)
+
+                await run_load(pki, http, nodes, tally, fault)
+                await account(http, tally, nodes.b.url, backend)
+                assert_exactly_once(tally, dict(backend.idempotency.processed))
+                assert victim not in cluster.primary_ports(), "the replica was not promoted"
+                codes = {code for _status, code in tally.refusals}
+                # GATEWAY_INTERNAL: the redis-py race named at Nodes.internal_resent, and only that (intermittent)
+                assert codes <= {"no answer", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_OVERLOADED",
+                                 "GATEWAY_INTERNAL"}, tally.refusals
+                for node in (nodes.a, nodes.b):
+                    output = node.output()
+                    assert node.process.poll() is None, nodes.output()
+                    # Known, logged with a traceback while the slot has no primary: the redis-py race above, and a
+                    # status listener (retention's finished index) that met the dead primary; nothing else.
+                    known = output.count("has no attribute 'writelines'") + output.count("status listener failed")
+                    assert output.count("Traceback") <= known, output[-3000:]
+            finally:
+                nodes.stop()

@@ -201,11 +201,11 @@ class ApplicationStore:
                 pipe.zadd(self._cabinet(owner), {app.id: score})
                 pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
                 pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
-            for owner in app.owners:
-                pipe.publish(self.events_channel(owner), self._event(app, None))
             if also is not None:
                 also(pipe)  # a ClusterPipeline on a cluster: the same command API
             await pipe.execute()
+        for owner in app.owners:  # after the indexes; a cluster pipeline refuses PUBLISH
+            await self.redis.publish(self.events_channel(owner), self._event(app, None))
 
     async def finish(self, app: Application, also: Callable[[Pipeline], None] | None = None) -> bool:
         """Finish the create steps of an application a crash left unfinished; False while they may still be
