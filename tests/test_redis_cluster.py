@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from pathlib import Path
 from typing import cast
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterPubSub
+from redis.exceptions import RedisError
 
-from gateway.config import ConfigError, check_settings, settings_from_dict
+from gateway.cabinet.events import EventHub, Kind
+from gateway.config import CabinetSettings, ConfigError, check_settings, settings_from_dict
 from gateway.lifecycle.durability import DurabilityProbe
-from gateway.shell.redis_clients import cluster_mode
+from gateway.shell.redis_clients import cluster_mode, events_client
 from gateway.shell.redis_cluster import ClusterError, LocalRedisCluster
 from gateway.shell.serve import storage_for
 
@@ -98,3 +102,39 @@ def test_a_cluster_without_a_url_is_refused_before_anything_starts(tmp_path: Pat
     with pytest.raises(ConfigError, match=re.escape("needs redis.url")), storage_for(settings):
         pass
     assert not (tmp_path / "redis").exists(), "no embedded server was started"
+
+
+async def test_the_cabinet_event_hub_moves_to_a_live_node_when_its_node_dies(tmp_path: Path) -> None:
+    """Pub/sub reaches every node of a cluster; the hub listens on one. When that node is killed, the hub
+    subscribes on another, tells its streams to resync, and the next change arrives."""
+    cluster = LocalRedisCluster(tmp_path / "c", node_timeout_ms=1000)
+    await asyncio.to_thread(cluster.start)
+    settings = settings_from_dict({"redis": {"url": cluster.url, "cluster": True}})
+    hub = EventHub(events_client(cluster.url, settings), "egov:events:", CabinetSettings())
+    publisher = cast(Redis, RedisCluster.from_url(cluster.url))
+    stop = asyncio.Event()
+    running = asyncio.create_task(hub.run(stop))
+    try:
+        stream = hub.open("030540011870")
+        async with asyncio.timeout(20):
+            assert (await stream.queue.get()).kind is Kind.LISTENING
+            await publisher.publish("egov:events:030540011870", '{"n": 1}')
+            assert (await stream.queue.get()).data == '{"n": 1}'
+            assert hub._pubsub is not None
+            node = cast(ClusterPubSub, hub._pubsub).node
+            assert node is not None
+            cluster.kill(int(node.port))
+            assert (await stream.queue.get()).kind is Kind.LISTENING, "resubscribed elsewhere: a resync"
+            assert int(cast(ClusterPubSub, hub._pubsub).node.port) != int(node.port)  # type: ignore[union-attr]
+            while True:  # the publisher's client finds the live nodes too (a failover may be under way)
+                with contextlib.suppress(RedisError, OSError):
+                    await publisher.publish("egov:events:030540011870", '{"n": 2}')
+                    break
+                await asyncio.sleep(0.2)
+            assert (await stream.queue.get()).data == '{"n": 2}'
+    finally:
+        stop.set()
+        await asyncio.wait({running}, timeout=10)
+        await hub.aclose()
+        await publisher.aclose()
+        await asyncio.to_thread(cluster.stop)
