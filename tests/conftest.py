@@ -13,9 +13,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from gateway.shell.app import create_app
+from gateway.shell.redis_cluster import LocalRedisCluster
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
 from mocks.elicense import create_elicense_app
@@ -42,6 +43,26 @@ def pki(state_dir: Path) -> TestPki:
 def redis_url(state_dir: Path) -> Iterator[str]:
     with EmbeddedRedis(state_dir / "redis") as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(state_dir: Path) -> Iterator[LocalRedisCluster]:
+    """A local Redis Cluster (3 primaries, one replica each) from the bundled redis-server, started on first use."""
+    with LocalRedisCluster(state_dir / "redis-cluster") as cluster:
+        yield cluster
+
+
+@pytest_asyncio.fixture
+async def cluster_client(redis_cluster: LocalRedisCluster) -> AsyncIterator[RedisCluster]:
+    """A cluster client of the session's local cluster, every primary flushed first (a healthy cluster: a test
+    that killed a node waits for :meth:`LocalRedisCluster.wait_healthy` before it ends)."""
+    await asyncio.to_thread(redis_cluster.wait_healthy, 30.0)
+    client = RedisCluster.from_url(redis_cluster.url)
+    try:
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        yield client
+    finally:
+        await client.aclose()
 
 
 @pytest_asyncio.fixture(scope="session")

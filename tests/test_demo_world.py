@@ -194,3 +194,44 @@ def test_port_flags_portal_callback_and_the_old_web_port(capsys: Any) -> None:
         demo(["--elicense-scale", "0.5"])
     assert exited.value.code == 2
     assert "--elicense-scale must be at least 1" in capsys.readouterr().err
+
+
+async def test_the_demo_on_a_local_redis_cluster_runs_the_readme_commands(pki: TestPki, tmp_path: Path) -> None:
+    """`demo --redis-cluster 3`: three primaries and three replicas; the README's journeys (sync, the queued
+    commission, E-licensing's polled steps, AsyncChannel, the smoke scenario), the operator's dead-letter list and
+    the message log all work on it, and the state is spread over the primaries."""
+    state = tmp_path / "state"
+    shutil.copytree(pki.root, state / "pki")
+    demo = Demo(state, "--redis-cluster", "3")
+    try:
+        await demo.up()
+        for argv in (("--as", "aigerim", "--service", "kazneb.reader-ticket"),
+                     ("--as", "kitap-head", "--service", "kazneb.fund-submission", "--wait"),
+                     ("--as", "daniyar", "--service", "elicense.cultural-export", "--wait"),
+                     ("--as", "aigerim", "--service", "kazneb.reader-ticket", "--channel", "async", "--wait")):
+            done = await demo.run("submit", *argv)
+            assert done.returncode == 0, (argv, done.stdout + done.stderr)
+        smoke = await demo.run("submit", "--scenario", str(SMOKE))
+        assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+        ports = (state / "redis" / "cluster").read_text().split()
+        assert len(ports) == 6
+        password = (await asyncio.to_thread(subprocess.run, [*CLI, "demo", "--state-dir", str(state),
+                                                             "--print-password", "operator"],
+                                            capture_output=True, text=True, cwd=ROOT)).stdout.strip()
+        listing = await asyncio.to_thread(subprocess.run, [*CLI, "dlq", "--gateway", demo.url["gateway"], "list"],
+                                          capture_output=True, text=True, cwd=ROOT,
+                                          env={**os.environ, "EGOV_OPERATOR_PASSWORD": password})
+        assert listing.returncode == 0, listing.stdout + listing.stderr
+        keys_per_node = []
+        for port in ports:
+            info = await asyncio.to_thread(subprocess.run, [str(ROOT / ".venv" / "bin" / "redis-cli"), "-p", port,
+                                                            "dbsize"], capture_output=True, text=True)
+            keys_per_node.append(int(info.stdout.strip() or 0))
+        assert sum(1 for count in keys_per_node if count) >= 3, f"keys on every primary (and replica): {keys_per_node}"
+        verified = await asyncio.to_thread(subprocess.run, [*CLI, "log", "verify", "--state-dir", str(state)],
+                                           capture_output=True, text=True, cwd=ROOT)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        output = demo.interrupt()
+    no_trouble(output)
+    assert "Redis Cluster" in output, output

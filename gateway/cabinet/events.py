@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import PubSub
 
 from gateway.config import CabinetSettings
@@ -112,7 +112,8 @@ class EventHub:
     ``redis`` must be a client of the hub's own (its pool is held by the subscription); ``channel_prefix``
     is the store's channel name without the owner. The hub connects when the first stream opens, runs
     under :func:`~gateway.supervise.supervise` (:meth:`run`) and, after a Redis error, subscribes again
-    after a backoff and tells every stream to ``resync``. Changes published meanwhile are missed.
+    after a backoff and tells every stream to ``resync``. Changes published meanwhile are missed. On a Redis
+    Cluster the hub listens on one node (any: pub/sub is broadcast), moving to the next after a failure.
     """
 
     def __init__(self, redis: Redis, channel_prefix: str, settings: CabinetSettings) -> None:
@@ -132,6 +133,7 @@ class EventHub:
         self._closed = False
         self._wanted = asyncio.Event()
         self._burst = FailureBurst("cabinet event hub", logger=log)
+        self._turn = -1
 
     def open(self, owner: str, scope: str | None = None) -> Stream:
         """A new stream for ``owner``'s changes (of the applications ``scope`` sent, unless None); refused with
@@ -211,7 +213,16 @@ class EventHub:
                 wait.cancel()
 
     async def _subscribe(self) -> None:
-        pubsub = self.redis.pubsub()
+        client: Redis | RedisCluster = self.redis  # a cluster client comes typed as Redis (shell/redis_clients.py)
+        if isinstance(client, RedisCluster):
+            # Classic pub/sub reaches every node of a cluster: listen on one, the next one after each failure,
+            # so a dead node is left behind on the next try.
+            await client.initialize()
+            nodes = sorted(client.get_nodes(), key=lambda node: node.name)
+            self._turn += 1
+            pubsub: PubSub = client.pubsub(node=nodes[self._turn % len(nodes)])
+        else:
+            pubsub = self.redis.pubsub()
         try:
             await pubsub.psubscribe(self.pattern)
         except BaseException:

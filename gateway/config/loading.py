@@ -16,6 +16,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("delivery.concurrency and delivery.delivery_attempts: must be at least 1")
     if not settings.delivery.lease_seconds > max((s.timeout_seconds for s in settings.services.values()), default=0):
         raise ConfigError("delivery.lease_seconds: must exceed every service's timeout_seconds")
+    _check_redis_topology(settings)
     if settings.redis.max_connections is not None and settings.redis.max_connections < 1:
         raise ConfigError("redis.max_connections: must be at least 1")
     if not (math.isfinite(settings.redis.pool_timeout_seconds) and settings.redis.pool_timeout_seconds > 0):
@@ -127,6 +129,20 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"shep.local_time_zone: {settings.shep.local_time_zone!r} is not a known IANA time zone") \
             from None
     _check_monitor(settings.monitor)
+
+
+def _check_redis_topology(settings: Settings) -> None:
+    redis = settings.redis
+    if redis.sentinel_urls and redis.cluster:
+        raise ConfigError("redis.sentinel_urls: Sentinel and cluster exclude each other (a cluster fails over itself)")
+    if redis.sentinel_urls and not redis.sentinel_master:
+        raise ConfigError("redis.sentinel_master: required with sentinel_urls (the primary's name at the Sentinels)")
+    if redis.sentinel_master and not redis.sentinel_urls:
+        raise ConfigError("redis.sentinel_urls: required with sentinel_master")
+    for url in redis.sentinel_urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ConfigError(f"redis.sentinel_urls: not a redis://host:port address: {url!r}")
 
 
 def _check_uploads(uploads: UploadSettings) -> None:

@@ -74,6 +74,15 @@ class RedisSettings:
     require_aof: bool = True
     """Refuse acknowledgements (503 GATEWAY_STORAGE_NOT_DURABLE) when the Redis server's append-only file is off.
     A failed append-only write (full disk, I/O error) is refused whatever this says."""
+    cluster: bool = False
+    """``url`` names one node of a Redis Cluster (the client learns the rest and follows failovers); also the
+    environment switch ``REDIS_CLUSTER=1`` beside ``REDIS_URL``. Every key scheme keeps atomic work in one slot
+    (docs/storage.md)."""
+    sentinel_urls: tuple[str, ...] = ()
+    """Sentinels (``redis://host:port``) watching a single primary with replicas: the gateway asks them for the
+    current primary, also after a failover. Excludes ``cluster``; needs ``sentinel_master``; ``url`` is unused."""
+    sentinel_master: str | None = None
+    "The name the Sentinels know the primary by (``sentinel monitor <name> ...``)."
 
     def pool_size(self, limits: LimitSettings, delivery: DeliverySettings) -> int:
         """``max_connections``, or the size derived from the in-flight bound and delivery concurrency."""

@@ -8,10 +8,11 @@ before acknowledging, the gateway reads the persistence status with a read *sent
 answered*: if that says the last write failed, or the file is off, the request is refused with
 GATEWAY_STORAGE_NOT_DURABLE (503, Retry-After) instead of acknowledging data that lives only in memory.
 
-Cost: concurrent requests share one read (a single-flight probe: every request waits for the first read
-that starts after it asked), so under load the reads number at most one per Redis round trip, not one per
-request. Caveat: with ``everysec``, Redis may postpone a write by up to two seconds while a slow fsync is
-still running; the status cannot see that window (``always`` has none).
+Cost: concurrent requests share one read (a single-flight probe: every request waits for the first read that
+starts after it asked), so under load the reads number at most one per Redis round trip, not one per request. On
+a Redis Cluster every primary is asked (in parallel, still one read per batch). Caveat: with ``everysec``, Redis
+may postpone a write by up to two seconds while a slow fsync is still running; the status cannot see that window
+(``always`` has none).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from gateway.errors import GatewayError
@@ -63,13 +64,22 @@ class DurabilityProbe:
             batch, self._waiting = self._waiting, []
             try:
                 self.reads += 1
-                info = await self.redis.info("persistence")
+                reason = await self._read()
             except RedisError as exc:
                 for waiter in batch:
                     if not waiter.done():
                         waiter.set_exception(exc)
                 continue
-            reason = judge(info, require_aof=self.require_aof)
             for waiter in batch:
                 if not waiter.done():
                     waiter.set_result(reason)
+
+    async def _read(self) -> str | None:
+        """The reason to refuse, from the server, or on a cluster from every primary (any one of them may hold
+        the application's slot, and the read is shared by all waiting requests)."""
+        client: Redis | RedisCluster = self.redis  # a cluster client comes typed as Redis (shell/redis_clients.py)
+        if isinstance(client, RedisCluster):
+            per_node = await client.info("persistence", target_nodes=RedisCluster.PRIMARIES)
+            reasons = (judge(info, require_aof=self.require_aof) for info in per_node.values())
+            return next((reason for reason in reasons if reason is not None), None)
+        return judge(await self.redis.info("persistence"), require_aof=self.require_aof)

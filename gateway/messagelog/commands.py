@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import RedisError
 
 from gateway.config import ConfigError, Settings, load_settings
@@ -30,6 +30,8 @@ from signing.trust import TrustStore
 TrustLoader = Callable[[Path], TrustStore]
 "Reads ``<state dir>/pki/trust.toml`` (the shell's, as `egov-gateway verify` uses it)."
 REDIS_URL_FILE = Path("redis") / "url"
+REDIS_CLUSTER_FILE = Path("redis") / "cluster"
+"Present when the URL beside it names a node of a Redis Cluster (``demo --redis-cluster``)."
 "Under the state dir: where the gateway notes its embedded Redis's URL, for these commands."
 
 
@@ -64,6 +66,14 @@ class _Where:
     trust: TrustStore
     redis_url: str | None
     prefix: str
+    cluster: bool = False
+    "The URL names a node of a Redis Cluster (``[redis] cluster``, REDIS_CLUSTER, or the demo's marker file)."
+
+    def client(self) -> Redis:
+        options: dict[str, Any] = {"socket_connect_timeout": 2, "socket_timeout": 10}
+        if self.cluster:  # the log's keys share one hash tag: one slot, same commands
+            return cast(Redis, RedisCluster.from_url(self.redis_url or "", **options))
+        return Redis.from_url(self.redis_url or "", **options)
 
 
 def _where(args: argparse.Namespace, load_trust: TrustLoader) -> _Where:
@@ -73,6 +83,7 @@ def _where(args: argparse.Namespace, load_trust: TrustLoader) -> _Where:
         trust = TrustStore.from_files(settings.trust.anchors, settings.trust.intermediates)
         archive = settings.messagelog.archive(settings.state_dir)
         url, prefix = settings.redis.url, settings.redis.key_prefix
+        cluster = settings.redis.cluster
     else:
         trust_file = state / "pki" / "trust.toml"
         if not trust_file.exists():
@@ -82,8 +93,10 @@ def _where(args: argparse.Namespace, load_trust: TrustLoader) -> _Where:
         noted = state / REDIS_URL_FILE
         if noted.exists():
             url = noted.read_text(encoding="utf-8").strip() or None
+        cluster = (state / REDIS_CLUSTER_FILE).exists()
+    cluster = cluster or os.environ.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes", "on")
     url = None if args.no_redis else (args.redis_url or os.environ.get("REDIS_URL") or url)
-    return _Where(args.directory or archive, trust, url, args.key_prefix or prefix)
+    return _Where(args.directory or archive, trust, url, args.key_prefix or prefix, cluster)
 
 
 def run(args: argparse.Namespace, load_trust: TrustLoader) -> int:
@@ -134,7 +147,7 @@ def _verify(args: argparse.Namespace, where: _Where) -> int:
 
 async def _check_live_tail(walk: Walk, where: _Where) -> str:
     keys = LogKeys.under(where.prefix)
-    redis = Redis.from_url(where.redis_url or "", socket_connect_timeout=2, socket_timeout=10)
+    redis = where.client()
     try:
         sealed = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.sealed)).items()}
         head = int(await redis.get(keys.seq) or 0)
@@ -206,7 +219,7 @@ def _describe(record: dict[str, Any]) -> str:
 
 async def _show_tail(message_id: str, where: _Where) -> int:
     keys = LogKeys.under(where.prefix)
-    redis = Redis.from_url(where.redis_url or "", socket_connect_timeout=2, socket_timeout=10)
+    redis = where.client()
     try:
         stored = await redis.hgetall(keys.records)
     except (RedisError, OSError) as exc:

@@ -9,14 +9,11 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 import schemas
@@ -58,6 +55,7 @@ from gateway.monitor.context import MONITOR, MonitorContext
 from gateway.monitor.messagelog import register_message_log
 from gateway.packages.packages import PACKAGES, Packages
 from gateway.shell import monitoring
+from gateway.shell.redis_clients import events_client, redis_client
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.supervise import supervise
 from gateway.uploads import api as uploads_api
@@ -144,21 +142,6 @@ def load(settings: Settings) -> Loaded:
             raise ConfigError(f"messagelog.store_bodies: {exc} (${messagelog.body_key_env})") from None
     return Loaded(signer, verifier, schemas.sync_channel_wsdl(f"{settings.base_url}/shep/sync"), calendar,
                   ReadableDocuments.build(settings.services), cipher)
-
-
-def redis_client(url: str, settings: Settings, *, socket_timeout: float, **options: Any) -> Redis:
-    """A client with its own pool sized from the configuration (``[redis] max_connections``).
-
-    The pool is a blocking one: a command that finds every connection busy waits up to
-    ``pool_timeout_seconds`` for one instead of failing at once (redis-py's default pool raises past 100
-    connections, which under load turned admitted requests into storage errors). Few, quick retries:
-    a blip is ridden out, an outage is reported at once (503, Retry-After).
-    """
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=settings.redis.pool_size(settings.limits, settings.delivery),
-        timeout=settings.redis.pool_timeout_seconds, socket_timeout=socket_timeout, socket_connect_timeout=2,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2), **options)
-    return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
 
 
 def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = None,
@@ -280,7 +263,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
                                 store=store, lifecycle=lifecycle, notifier=notifier, sync_wsdl=loaded.wsdl,
                                 ws_security=gate)
-    hub = EventHub(events_client(redis_url, prefix), store.events_channel(""), settings.cabinet)
+    hub = EventHub(events_client(redis_url, settings), store.events_channel(""), settings.cabinet)
     app[CABINET] = CabinetContext(store=store, registry=registry, senders=senders, calendar=loaded.calendar,
                                   events=hub, readable=loaded.readable,
                                   access_log=AccessLog(redis, prefix, max_len=settings.cabinet.access_records_max,
@@ -355,14 +338,6 @@ def _add_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/health/details", health_details)
     monitoring.add_routes(app)  # /metrics, /health/live, /health/ready
-
-
-def events_client(redis_url: str, key_prefix: str) -> Redis:
-    """The cabinet event hub's own client: one connection (its pool is the subscription), no retries (the
-    hub resubscribes and tells pages to resync), named so an operator sees it in ``CLIENT LIST``."""
-    return Redis.from_url(redis_url, max_connections=1, socket_connect_timeout=2, socket_timeout=10,
-                          socket_keepalive=True, retry=Retry(NoBackoff(), 0),
-                          client_name=f"{key_prefix}-cabinet-events")
 
 
 async def _end_streams(app: web.Application) -> None:

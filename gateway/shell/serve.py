@@ -13,12 +13,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.config import (
-    Settings,
-)
+from gateway.config import ConfigError, Settings
 from gateway.shell.app import MaskingAccessLogger, create_app, load
 from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
 from gateway.shell.monitoring import start_monitor_site
+from gateway.shell.redis_clients import cluster_mode, uses_sentinel
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.redis_supervisor import RedisSupervisor, SupervisorBoard
 
@@ -31,13 +30,17 @@ DEFAULT_STATE_DIR = Path(os.environ.get("EGOV_STATE_DIR", ".egov"))
 def storage_for(settings: Settings) -> Iterator[tuple[str, SupervisorBoard | None]]:
     """Yield a Redis URL and, for an embedded server, the board of its supervisor.
 
-    REDIS_URL or redis.url if set (an external server: redis-py reconnects per command, with backoff in its
-    retries and in the background loops), else an embedded server under state_dir, restarted if it dies.
+    REDIS_URL or redis.url if set (an external server or a node of a cluster: redis-py reconnects per command,
+    with backoff in its retries and in the background loops), Sentinel's primary when ``sentinel_urls`` are
+    set, else an embedded server under state_dir, restarted if it dies.
     """
     url = os.environ.get("REDIS_URL") or settings.redis.url
-    if url:
-        yield url, None
+    if url or uses_sentinel(settings):  # Sentinel: the clients ask the Sentinels for the primary, not this url
+        yield url or f"sentinel://{settings.redis.sentinel_master}", None
         return
+    if cluster_mode(settings):
+        raise ConfigError("redis.cluster: needs redis.url (or REDIS_URL), one node of the cluster; "
+                          "the embedded server is a single one")
     server = EmbeddedRedis(settings.state_dir / "redis", appendfsync=settings.redis.appendfsync)
     with RedisSupervisor(server) as supervisor:
         log.info("embedded redis-server on %s (data in %s, appendfsync %s), supervised", server.url,

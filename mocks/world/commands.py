@@ -34,11 +34,14 @@ def demo(argv: list[str]) -> int:
         parser.error("--seal-seconds must be positive")
     if args.elicense_scale < 1:
         parser.error("--elicense-scale must be at least 1")
+    if args.redis_cluster and not 3 <= args.redis_cluster <= 16:
+        parser.error("--redis-cluster must be 3..16 primaries (a cluster needs a majority to survive a failure)")
     from mocks.world.demo import run_demo
 
     ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
     asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_pace=args.elicense_scale,
-                         manual_desk=args.manual_desk, fresh=args.fresh, seal_seconds=args.seal_seconds))
+                         manual_desk=args.manual_desk, fresh=args.fresh, seal_seconds=args.seal_seconds,
+                         redis_cluster=args.redis_cluster))
     return 0
 
 
@@ -60,6 +63,9 @@ def demo_parser() -> argparse.ArgumentParser:
                              "(default 50000: two working days take a few seconds)")
     parser.add_argument("--seal-seconds", type=float, default=10.0,
                         help="how often the message log is sealed (signed, timestamped, archived) (default 10)")
+    parser.add_argument("--redis-cluster", metavar="N", type=int, default=0,
+                        help="keep the gateway's state on a local Redis Cluster of N primaries (at least 3), one "
+                             "replica each, made of the bundled redis-server (default: one embedded server)")
     parser.add_argument("--manual-desk", action="store_true",
                         help="the library commission waits for decisions from `python -m mocks.backoffice`")
     parser.add_argument("--print-password", metavar="SENDER", default=None,

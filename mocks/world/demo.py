@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +27,10 @@ from gateway.config import (
     SignerSettings,
     TrustSettings,
 )
+from gateway.messagelog.commands import REDIS_CLUSTER_FILE, REDIS_URL_FILE
 from gateway.shell.app import create_app, load
+from gateway.shell.redis_clients import describe
+from gateway.shell.redis_cluster import LocalRedisCluster
 from gateway.shell.serve import DEFAULT_STATE_DIR, redis_for, site_running, wait_for_stop
 from mocks.demo_secrets import (
     DEMO_DESK,
@@ -173,19 +178,43 @@ def world_dir(state_dir: Path) -> Path:
 def clear_world(state_dir: Path) -> None:
     """``demo --fresh``: forget the world's state, the gateway's Redis data and its message log (the archive and
     the Redis tail belong together); the test PKI stays."""
-    for directory in (world_dir(state_dir), state_dir / "redis", state_dir / "messagelog"):
+    for directory in (world_dir(state_dir), state_dir / "redis", state_dir / "redis-cluster", state_dir / "messagelog"):
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def demo_storage(settings: Settings, primaries: int) -> Iterator[tuple[Settings, str]]:
+    """The settings pointed at the demo's Redis and its URL: the embedded server, or with ``primaries`` > 0 a
+    local cluster (noted under ``<state_dir>/redis`` for ``egov-gateway log``, like the embedded server's URL)."""
+    if not primaries:
+        with redis_for(settings) as redis_url:
+            yield settings, redis_url
+        return
+    with LocalRedisCluster(settings.state_dir / "redis-cluster", primaries=primaries, replicas=1,
+                           appendfsync=settings.redis.appendfsync) as cluster:
+        noted = settings.state_dir / REDIS_URL_FILE
+        noted.parent.mkdir(parents=True, exist_ok=True)
+        noted.write_text(cluster.url + "\n", encoding="utf-8")
+        (settings.state_dir / REDIS_CLUSTER_FILE).write_text("\n".join(map(str, cluster.ports)) + "\n",
+                                                             encoding="utf-8")
+        try:
+            yield replace(settings, redis=replace(settings.redis, url=cluster.url, cluster=True)), cluster.url
+        finally:
+            (settings.state_dir / REDIS_CLUSTER_FILE).unlink(missing_ok=True)
+
+
 async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: float = 50_000.0,
-                   manual_desk: bool = False, fresh: bool = False, seal_seconds: float = 10.0) -> None:
+                   manual_desk: bool = False, fresh: bool = False, seal_seconds: float = 10.0,
+                   redis_cluster: int = 0) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (working ``elicense_pace`` times faster than
     its regulated deadlines, in real time), the portal's callback endpoint, and the library commission's desk.
 
     Every mock keeps its state under ``<state_dir>/world`` and the gateway in Redis under ``<state_dir>/redis``,
-    so a restart continues the same world; ``fresh`` clears both first (not the PKI). On Ctrl-C the parts stop
-    in reverse order: the desk, the portal, the gateway (its workers), the mocks, then Redis."""
+    so a restart continues the same world; ``fresh`` clears both first (not the PKI). ``redis_cluster`` N > 0:
+    the gateway's state on a local Redis Cluster of N primaries and N replicas under ``<state_dir>/redis-cluster``.
+    On Ctrl-C the parts stop in reverse order: the desk, the portal, the gateway (its workers), the mocks, then
+    Redis."""
     from mocks.backoffice.cli import control_app
     from mocks.backoffice.worker import CommissionDesk, WorkerSettings
     from mocks.deposit import create_deposit_app
@@ -228,7 +257,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     desk_settings = WorkerSettings(gateway_url=urls["gateway"], library_url=urls["library"], sender=DEMO_DESK,
                                    password=passwords.desk, manual=manual_desk, poll_wait=5)
     desk_store = StateFile(world_state / "desk.json")
-    with redis_for(settings) as redis_url:
+    with demo_storage(settings, redis_cluster) as (settings, redis_url):
         app = create_app(settings, redis_url=redis_url, loaded=loaded)
         async with contextlib.AsyncExitStack() as stack:
             for mock, port in world:
@@ -302,7 +331,7 @@ start with --fresh to begin a clean world)
   Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
   OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
-{_message_log_lines(settings, urls, state)}  Redis              {redis_url}
+{_message_log_lines(settings, urls, state)}  Redis              {describe(redis_url, settings)}
   Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
   Passwords          {settings.state_dir / DEMO_SECRETS}  (made at the first start; one sender's:
                      .venv/bin/egov-gateway demo --print-password operator{state})
