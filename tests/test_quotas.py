@@ -54,7 +54,7 @@ async def test_per_day_until_midnight_and_the_counter_expires(redis, prefix) -> 
         await quotas.count("portal", "svc")
     refused = await refusal(quotas)
     assert refused.code == "CLIENT_QUOTA_EXCEEDED" and refused.retry_after == 12 * 3600
-    (key,) = [k async for k in redis.scan_iter(f"{prefix}:quota:portal:svc:d:*")]
+    (key,) = [k async for k in redis.scan_iter(f"{prefix}:quota:{{portal:svc}}:d:*")]
     assert key.endswith(b"2026-03-02")
     assert 0 < await redis.ttl(key) <= 12 * 3600 + 1, "the day's counter expires at midnight"
     [usage] = await quotas.usage("portal", ["svc"])

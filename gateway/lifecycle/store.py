@@ -58,6 +58,8 @@ for i = 3, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[2]) end
 return 1
 """
 
+_PUBLISH = "for i = 2, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[1]) end return 1"
+
 REPAIR_AFTER_SECONDS = 5.0
 "How old an unfinished create must be before a repeat of its messageId finishes it (the first surely died)."
 
@@ -201,11 +203,11 @@ class ApplicationStore:
                 pipe.zadd(self._cabinet(owner), {app.id: score})
                 pipe.zadd(self._cabinet_by(owner, app.sender_id), {app.id: score})
                 pipe.hset(self._cabinet_msg(owner, app.sender_id), app.message_id, app.id)
+            # PUBLISH through a keyless script: a cluster pipeline refuses PUBLISH itself (any node broadcasts it).
+            pipe.eval(_PUBLISH, 0, self._event(app, None), *(self.events_channel(o) for o in app.owners))
             if also is not None:
                 also(pipe)  # a ClusterPipeline on a cluster: the same command API
             await pipe.execute()
-        for owner in app.owners:  # after the indexes; a cluster pipeline refuses PUBLISH
-            await self.redis.publish(self.events_channel(owner), self._event(app, None))
 
     async def finish(self, app: Application, also: Callable[[Pipeline], None] | None = None) -> bool:
         """Finish the create steps of an application a crash left unfinished; False while they may still be

@@ -146,7 +146,7 @@ def _verify(args: argparse.Namespace, where: _Where) -> int:
 
 
 async def _check_live_tail(walk: Walk, where: _Where) -> str:
-    keys = LogKeys.under(where.prefix)
+    keys = LogKeys.under(where.prefix, cluster=where.cluster)
     redis = where.client()
     try:
         sealed = {_text(k): _text(v) for k, v in (await redis.hgetall(keys.sealed)).items()}
@@ -218,7 +218,7 @@ def _describe(record: dict[str, Any]) -> str:
 
 
 async def _show_tail(message_id: str, where: _Where) -> int:
-    keys = LogKeys.under(where.prefix)
+    keys = LogKeys.under(where.prefix, cluster=where.cluster)
     redis = where.client()
     try:
         stored = await redis.hgetall(keys.records)

@@ -121,7 +121,8 @@ class UploadRecords:
         before = await self.redis.set(index, record.upload_id, get=True)
         if await self.redis.eval(_COMPLETE, 1, self.key(record.upload_id), record.length):
             return True
-        await self.redis.eval(_RESTORE_INDEX, 1, index, record.upload_id, _text(before) if isinstance(before, bytes | str) else "")
+        earlier = _text(before) if isinstance(before, bytes | str) else ""
+        await self.redis.eval(_RESTORE_INDEX, 1, index, record.upload_id, earlier)
         return False
 
     async def find(self, sender_id: str, sha256: str) -> str | None:
