@@ -28,6 +28,7 @@ from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
+    RetentionSettings,
     SenderSettings,
     ServiceSettings,
     Settings,
@@ -184,6 +185,9 @@ def make_settings(state_dir: Path, pki: TestPki, *, port: int, library_url: str,
             OPERATOR: SenderSettings(password_hash=hash_password(OPERATOR_PASSWORD), services=(), operator=True),
         },
         queue=QueueSettings(visibility_timeout_ms=400, max_attempts=3),
+        # No sweeper in the session's gateway: its lease and reconciliation marker would turn up in the tests that
+        # count what Redis holds. tests/test_retention.py starts nodes that sweep.
+        retention=RetentionSettings(enabled=False),
         services={
             READER_TICKET_SERVICE: ServiceSettings(
                 endpoint=f"{library_url}/api/v1/readers",

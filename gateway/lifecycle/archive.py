@@ -199,5 +199,12 @@ class FileArchive:
         return len(markers), items
 
     async def has(self, owner: str, sender_id: str) -> bool:
-        directory = self._owner_dir(owner, sender_id)
-        return await asyncio.to_thread(lambda: directory.is_dir() and any(os.scandir(directory)))
+        return await asyncio.to_thread(self._has, self._owner_dir(owner, sender_id))
+
+    @staticmethod
+    def _has(directory: Path) -> bool:
+        try:
+            with os.scandir(directory) as entries:
+                return any(not entry.name.startswith(".") for entry in entries)
+        except FileNotFoundError:
+            return False

@@ -62,6 +62,10 @@ _RENEW = ("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXP
           "end return 0")
 
 
+_AT_ONCE = 16
+"Applications of a batch retired concurrently (each is a dozen round trips and a few file writes)."
+
+
 class ArchiveMismatch(Exception):
     """The archive did not read back what was written: nothing is deleted from Redis."""
 
@@ -126,12 +130,16 @@ class RetentionSweeper:
         archived = kept = 0
         try:
             cutoff = self.clock() - self.settings.finished_seconds
-            for app_id, finished_at in await self.index.due(cutoff, self.settings.batch):
-                if await self.retire(app_id, finished_at):
-                    archived += 1
-                else:
-                    kept += 1
+            due = await self.index.due(cutoff, self.settings.batch)
+            for start in range(0, len(due), _AT_ONCE):  # independent applications: their round trips overlap
+                done = await asyncio.gather(*(self.retire(app_id, at) for app_id, at in due[start:start + _AT_ONCE]),
+                                            return_exceptions=True)
+                archived += sum(1 for result in done if result is True)
+                kept += sum(1 for result in done if result is False)
                 await self._renew(keys=[self.lease_key], args=[self.token, lease_ms])
+                failed = next((result for result in done if isinstance(result, BaseException)), None)
+                if failed is not None:  # the rest of the batch waits for the next sweep (each step is idempotent)
+                    raise failed
             reconciled = await self._reconcile_if_due()
         finally:
             await self._del_if(keys=[self.lease_key], args=[self.token])
