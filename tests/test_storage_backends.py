@@ -21,9 +21,15 @@ from gateway.access.throttle import Admission, FailureThrottle
 from gateway.config import AuthSettings, QuotaSettings, SenderSettings
 from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
+from gateway.intake.context import INTAKE
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.store import ApplicationStore, OpenSteps, utc_now
 from gateway.messagelog.journal import LogKeys, is_cluster
+from gateway.shell.app import create_app
+from gateway.shell.serve import start_site
+from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
+from tests.helpers import PORTAL, free_port, make_settings
+from tests.test_storage import rest_request
 
 IIN, BIN = "900101300001", "123456789012"
 
@@ -216,3 +222,33 @@ async def test_the_repair_does_not_reschedule_a_finished_application(backend: tu
     await redis.zrem(outbox, first.id)  # the delivery loop's done()
     assert await store.finish(done)
     assert await redis.zcard(outbox) == 0 and not await store.is_open(first.id)
+
+
+async def test_a_gateway_on_the_cluster_accepts_a_rest_submission_and_completes_it(system, http, tmp_path,
+                                                                                    redis_cluster) -> None:
+    """End to end: ``[redis] cluster = true`` against the local cluster; the REST submission is answered with
+    its result, and the application is whole (claimed, findable in the cabinet, out of the outbox)."""
+    library_url = system.settings.services[READER_TICKET_SERVICE].endpoint.rsplit("/api/", 1)[0]
+    port = free_port()
+    settings = make_settings(tmp_path, system.pki, port=port, library_url=library_url)
+    settings = replace(settings, redis=replace(settings.redis, url=redis_cluster.url, cluster=True))
+    await asyncio.to_thread(redis_cluster.wait_healthy, 30.0)
+    runner = await start_site(create_app(settings, redis_url=redis_cluster.url), "127.0.0.1", port)
+    try:
+        aigerim = system.pki.person("aigerim")
+        request = rest_request(signed_application(aigerim, READER_TICKET_SERVICE))
+        async with http.post(f"{settings.base_url}/api/v1/requests", json=request) as response:
+            body = await response.json(content_type=None)
+        assert response.status == 200, body
+        mid = request["requestInfo"]["messageId"]
+        store = runner.app[INTAKE].store
+        assert is_cluster(store.redis)
+        app = await store.find_for(aigerim.iin, mid, sender_id=PORTAL)
+        assert app is not None and app.status == "completed" and not await store.is_open(app.id)
+        async with http.post(f"{settings.base_url}/api/v1/requests", json=request) as again:  # the repeat
+            repeated = await again.json(content_type=None)
+        assert again.status == 200
+        assert {k: v for k, v in repeated.items() if k != "responseInfo"} == \
+               {k: v for k, v in body.items() if k != "responseInfo"}, "the first answer, the back-end not called"
+    finally:
+        await runner.cleanup()
