@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
 from mocks.pki import TestPki
 from mocks.world.demo import DEMO_PORTS
@@ -224,9 +225,9 @@ async def test_the_demo_on_a_local_redis_cluster_runs_the_readme_commands(pki: T
         assert listing.returncode == 0, listing.stdout + listing.stderr
         keys_per_node = []
         for port in ports:
-            info = await asyncio.to_thread(subprocess.run, [str(ROOT / ".venv" / "bin" / "redis-cli"), "-p", port,
-                                                            "dbsize"], capture_output=True, text=True)
-            keys_per_node.append(int(info.stdout.strip() or 0))
+            node = Redis(port=int(port))
+            keys_per_node.append(int(await node.dbsize()))
+            await node.aclose()
         assert sum(1 for count in keys_per_node if count) >= 3, f"keys on every primary (and replica): {keys_per_node}"
         verified = await asyncio.to_thread(subprocess.run, [*CLI, "log", "verify", "--state-dir", str(state)],
                                            capture_output=True, text=True, cwd=ROOT)
