@@ -117,6 +117,14 @@ def kazneb_schema(name: str) -> etree.XMLSchema:
 # --- keys and signatures -------------------------------------------------------------------------------
 
 
+def rest_request(document: etree._Element) -> dict:
+    """A REST submission of ``document`` by the portal, with a fresh messageId."""
+    return {"requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
+                            "messageDate": datetime.now(UTC).isoformat(),
+                            "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
+            "requestData": {"data": etree.tostring(document, encoding="unicode")}}
+
+
 def system_signer(pki: TestPki, name: str) -> DocumentSigner:
     """The signer of one of the test PKI's organisations (``gateway``, ``library``, ``elicense``)."""
     files = pki.systems[name]
@@ -314,11 +322,7 @@ def async_envelope_bytes(document: etree._Element) -> bytes:
 
 
 def rest_request_bytes(document: etree._Element) -> bytes:
-    return json.dumps({
-        "requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
-                        "messageDate": datetime.now(UTC).isoformat(),
-                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-        "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
+    return json.dumps(rest_request(document)).encode()
 
 
 def serve_config(tmp_path: Path, pki: TestPki, port: int, *, signer: str, portal_hash: str, ops_hash: str) -> Path:

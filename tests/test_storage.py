@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-
-from lxml import etree
 
 from gateway.intake.context import INTAKE
 from gateway.shell.app import create_app
@@ -13,14 +10,7 @@ from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from mocks.portal.shep_client import SyncChannelClient
-from tests.helpers import PORTAL, PORTAL_PASSWORD, free_port, make_settings, message_id
-
-
-def rest_request(document: etree._Element) -> dict:
-    return {"requestInfo": {"messageId": message_id(), "serviceId": READER_TICKET_SERVICE,
-                            "messageDate": datetime.now(UTC).isoformat(),
-                            "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-            "requestData": {"data": etree.tostring(document, encoding="unicode")}}
+from tests.helpers import PORTAL, PORTAL_PASSWORD, free_port, make_settings, message_id, rest_request
 
 
 async def test_storage_down_means_503_and_no_backend_call(system, http, tmp_path) -> None:

@@ -28,8 +28,7 @@ from gateway.messagelog.journal import LogKeys, is_cluster
 from gateway.shell.app import create_app
 from gateway.shell.serve import start_site
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from tests.helpers import PORTAL, free_port, make_settings
-from tests.test_storage import rest_request
+from tests.helpers import PORTAL, free_port, make_settings, rest_request
 
 IIN, BIN = "900101300001", "123456789012"
 
