@@ -1,274 +1,260 @@
 """Fault tests of delivery (issue 10, part A): nothing stuck, nothing lost, nothing processed twice.
 
-Real processes: the gateway (``egov-gateway serve``) and the library mock (``python -m mocks.library``) each run
-in their own interpreter and are killed with SIGKILL; Redis is the session's embedded server, each test under its
-own key prefix. Duplicates are counted at the library (``GET /_control/stats``: a document processed more than
-once, by the gateway's request id). Every wait polls with a deadline.
+Real processes (tests/fault_world.py): the gateway (``egov-gateway serve``), the library mock
+(``python -m mocks.library``) and the commission desks each run in their own interpreter and are killed with
+SIGKILL; Redis is the session's embedded server, each test under its own key prefix. Duplicates are counted at
+the library (``GET /_control/stats``: a document processed more than once, by the gateway's application id in
+``X-Request-Id``). Every wait polls with a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
+import itertools
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from lxml import etree
 from redis.asyncio import Redis
 
-from gateway.access.senders import hash_password
-from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
-from tests.helpers import DESK, DESK_PASSWORD, FINAL, PORTAL, PORTAL_PASSWORD, ROOT, SOAP_ENV, SYNC_TYPES, free_port
+from mocks.portal.applicant import FUND_SUBMISSION_SERVICE
+from tests.fault_world import (
+    PEOPLE,
+    PORTAL_AUTH,
+    World,
+    assert_retryable,
+    delivery_world,
+    rest_body,
+    result_of,
+    soap_envelope,
+    wait_until,
+)
+from tests.helpers import FINAL, PORTAL
 
 pytestmark = pytest.mark.faults
 
-PEOPLE = ("aigerim", "daniyar", "saule")
-RETRYABLE_STATUS = (409, 429, 502, 503, 504)
-"What a client resends after (the gateway's retryable refusals); anything else is an outcome."
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **extra}
-    env.pop("EGOV_OPERATOR_PASSWORD", None)
-    return env
-
-
-@dataclass
-class Processes:
-    """The processes a test started; all killed at the end whatever happened."""
-
-    tmp_path: Path
-    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def spawn(self, name: str, args: list[str], **env: str) -> subprocess.Popen[bytes]:
-        log = (self.tmp_path / f"{name}-{len(self.started)}.log").open("wb")
-        process = subprocess.Popen([sys.executable, *args], env=_env(**env), cwd=self.tmp_path,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        self.started.append(process)
-        return process
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                         for p in sorted(self.tmp_path.glob("*.log")))
-
 
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    for process in started.started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-
-
-async def wait_until(check: Any, seconds: float, what: str, *, every: float = 0.05) -> Any:
-    """Poll ``check()`` (async) until it returns something truthy, or fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise AssertionError(f"{what}: not within {seconds} s")
-
-
-@dataclass
-class World:
-    """A library process and gateway processes sharing one Redis key prefix."""
-
-    processes: Processes
-    http: aiohttp.ClientSession
-    redis_url: str
-    config: Path
-    library_url: str
-    gateway_url: str = ""
-    gateway: subprocess.Popen[bytes] | None = None
-
-    async def start_gateway(self) -> None:
-        self.gateway = self.processes.spawn("gateway", ["-m", "gateway.shell.cli", "serve", "--config",
-                                                        str(self.config)], REDIS_URL=self.redis_url)
-        await self._healthy(f"{self.gateway_url}/health", self.gateway)
-
-    def kill_gateway(self) -> None:
-        assert self.gateway is not None
-        self.gateway.send_signal(signal.SIGKILL)
-        self.gateway.wait(10)
-
-    async def _healthy(self, url: str, process: subprocess.Popen[bytes]) -> None:
-        async def up() -> bool:
-            assert process.poll() is None, f"exited with {process.returncode}\n{self.processes.logs()}"
-            try:
-                async with self.http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    return response.status == 200
-            except (aiohttp.ClientError, TimeoutError):
-                return False
-        await wait_until(up, 60, f"{url} answering")
-
-    async def library(self, action: str, body: Any = None) -> dict[str, Any]:
-        if action == "stats":
-            async with self.http.get(f"{self.library_url}/_control/stats") as response:
-                return dict(await response.json())
-        async with self.http.post(f"{self.library_url}/_control/{action}", json=body or {}) as response:
-            assert response.status == 200, await response.text()
-            return dict(await response.json())
-
-    async def send(self, body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """One REST request: HTTP status, JSON body, headers."""
-        async with self.http.post(f"{self.gateway_url}/api/v1/requests", data=body,
-                                  headers={"Content-Type": "application/json"},
-                                  timeout=aiohttp.ClientTimeout(total=30)) as response:
-            return response.status, dict(await response.json(content_type=None)), dict(response.headers)
-
-    async def outcome(self, body: bytes, seconds: float = 40) -> tuple[int, dict[str, Any]]:
-        """Resend ``body`` (same messageId, same document) after every retryable refusal until an outcome."""
-        async def attempt() -> tuple[int, dict[str, Any]] | None:
-            try:
-                status, answer, headers = await self.send(body)
-            except (aiohttp.ClientError, TimeoutError):
-                return None
-            if status in RETRYABLE_STATUS and answer.get("code") != "CLIENT_DUPLICATE_MISMATCH":
-                assert "Retry-After" in headers, f"{answer.get('code')} without Retry-After"
-                return None
-            return status, answer
-        result: tuple[int, dict[str, Any]] = await wait_until(attempt, seconds, "the real outcome", every=0.3)
-        return result
-
-
-@pytest.fixture
-async def world(processes: Processes, pki, redis_url: str, tmp_path: Path) -> World:
-    library_port, gateway_port = free_port(), free_port()
-    processes.spawn("library", ["-m", "mocks.library", "--port", str(library_port)])
-    keys = pki.systems["gateway"]
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
-log_level = "WARNING"
-[listen]
-port = {gateway_port}
-[redis]
-key_prefix = "faults-{uuid.uuid4().hex[:8]}"
-[trust]
-anchors = ["{pki.trust_anchors[0]}"]
-intermediates = ["{pki.intermediates[0]}"]
-[signer]
-cert = "{keys.cert}"
-key = "{keys.key}"
-[revocation]
-mode = "off"
-[delivery]
-lease_seconds = 3.0
-idle_poll_seconds = 0.1
-delivery_attempts = 100
-[queue]
-visibility_timeout_ms = 1500
-max_attempts = 5
-[senders.{PORTAL}]
-password_hash = "{hash_password(PORTAL_PASSWORD)}"
-cabinet = true
-[senders.{DESK}]
-password_hash = "{hash_password(DESK_PASSWORD)}"
-services = []
-jobs = ["{FUND_SUBMISSION_SERVICE}"]
-[services."{FUND_SUBMISSION_SERVICE}"]
-connector = "queue"
-mode = "async"
-document_schema = "kazneb/fund-submission.xsd"
-result_schema = "kazneb/fund-decision.xsd"
-applicant = "organisation"
-required_roles = ["first_head", "can_sign"]
-timeout_seconds = 2.0
-[services."{READER_TICKET_SERVICE}"]
-endpoint = "http://127.0.0.1:{library_port}/api/v1/readers"
-timeout_seconds = 2.0
-retry_attempts = 2
-retry_base_seconds = 0.1
-retry_max_seconds = 0.5
-breaker_failures = 2
-breaker_reset_seconds = 1.0
-""")
-    async with aiohttp.ClientSession() as http:
-        built = World(processes, http, redis_url, config, f"http://127.0.0.1:{library_port}",
-                      f"http://127.0.0.1:{gateway_port}")
-        await built._healthy(f"{built.library_url}/health", processes.started[0])
-        await built.start_gateway()
+async def world(pki, redis_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    async with delivery_world(pki, redis_url, tmp_path) as built:
         yield built
 
 
-def rest_body(pki, handle: str, mid: str | None = None, service: str = READER_TICKET_SERVICE) -> bytes:
-    document = signed_application(pki.person(handle), service)
-    return json.dumps({
-        "requestInfo": {"messageId": mid or str(uuid.uuid4()), "serviceId": service,
-                        "messageDate": datetime.now(UTC).isoformat(),
-                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-        "requestData": {"data": etree.tostring(document, encoding="unicode")}}).encode()
+@dataclass
+class Load:
+    """The applications a test's clients offered, and what they saw."""
+
+    kind: dict[str, str] = field(default_factory=dict)
+    """messageId -> 'sync' (REST, the ticket in the answer), 'soap' (SyncChannel), 'async' (AsyncChannel) or
+    'fund' (REST, a queued fund submission the desks handle)."""
+    owner: dict[str, str] = field(default_factory=dict)
+    "messageId -> the owner whose cabinet holds it (the applicant's IIN, the organisation's BIN for 'fund')."
+    body: dict[str, bytes] = field(default_factory=dict)
+    "messageId -> the request, sent again byte for byte."
+    acked: dict[str, str] = field(default_factory=dict)
+    "messageId -> application id (sessionId) of every acknowledged application."
+    tickets: dict[str, str] = field(default_factory=dict)
+    "'sync' messageId -> the ticket in its first 200."
+    in_flight: Counter[str] = field(default_factory=Counter)
+    "Requests awaiting an answer now, by kind."
+    cut: Counter[str] = field(default_factory=Counter)
+    "Requests cut off by a kill (sent while the gateway ran, no answer), by kind."
+    refusals: Counter[str] = field(default_factory=Counter)
+    "Retryable refusals by code (each one checked for Retry-After)."
+
+    def add(self, pki, kind: str) -> str:  # type: ignore[no-untyped-def]
+        """A new application of ``kind``, signed now; its messageId."""
+        mid, handle = str(uuid.uuid4()), "murager-signer" if kind == "fund" else PEOPLE[len(self.kind) % 3]
+        self.body[mid] = (rest_body(pki, handle, mid, FUND_SUBMISSION_SERVICE) if kind == "fund"
+                          else rest_body(pki, handle, mid) if kind == "sync"
+                          else soap_envelope(pki, handle, "async" if kind == "async" else "sync", mid))
+        person = pki.person(handle)
+        self.kind[mid], self.owner[mid] = kind, person.bin if kind == "fund" else person.iin
+        return mid
+
+    def of(self, *kinds: str) -> list[str]:
+        return [mid for mid, kind in self.kind.items() if kind in kinds]
+
+    def line(self) -> str:
+        return (f"offered {Counter(self.kind.values())}, acknowledged {len(self.acked)}, cut off {dict(self.cut)}, "
+                f"refusals {dict(self.refusals)}")
 
 
-def result_of(answer: dict[str, Any]) -> str:
-    data = answer["responseData"]["data"]
-    assert data and "KAZNEB-" in data, answer
-    return str(data)
+async def attempt(world: World, load: Load, mid: str) -> bool:
+    """Send the application once: True once acknowledged; False after a retryable refusal (checked for
+    Retry-After) or no answer; any other answer fails the test."""
+    kind, kills = load.kind[mid], world.kills
+    load.in_flight[kind] += 1
+    try:
+        if kind in ("async", "soap"):
+            status, answer, headers = await world.soap(kind.replace("soap", "sync"), load.body[mid])
+            code, seconds = answer.get("errorCode"), answer["errorData"].get("retryAfterSeconds")
+            session = answer["sessionId"] if status == 200 and code is None else None
+        else:
+            status, answer, headers = await world.send(load.body[mid])
+            code, seconds = answer.get("code"), answer.get("retryAfterSeconds")
+            session = answer["responseInfo"]["sessionId"] if status == 200 else None
+    except (aiohttp.ClientError, TimeoutError):
+        if world.kills != kills:
+            load.cut[kind] += 1
+        return False
+    finally:
+        load.in_flight[kind] -= 1
+    if session is None:
+        assert_retryable(status, code, headers, seconds)
+        load.refusals[str(code)] += 1
+        return False
+    assert load.acked.setdefault(mid, session) == session, f"{mid}: one messageId, two applications"
+    if kind == "sync":
+        assert load.tickets.setdefault(mid, result_of(answer)) == result_of(answer), "a resend's other ticket"
+    elif kind == "fund":  # a resend of one acknowledged unseen answers where it has got to since
+        assert answer["applicationStatus"] in {"accepted", "routed", "in_progress", "completed"}, answer
+    return True
+
+
+async def until_acknowledged(world: World, load: Load, mid: str) -> None:
+    """A client: the same request again after every retryable refusal or lost answer (bounded)."""
+    deadline = time.monotonic() + 90
+    while not await attempt(world, load, mid):
+        assert time.monotonic() < deadline, f"{load.kind[mid]} {mid} never acknowledged: {load.line()}"
+        await asyncio.sleep(0.2)
+
+
+async def assert_all_completed_once(world: World, load: Load) -> None:
+    """acked = final, lost = 0 (every application the gateway acknowledged is completed in its cabinet, none
+    stored twice), processed twice = 0 (the library processed each exactly once, and nothing else)."""
+    assert set(load.acked) == set(load.kind), f"not acknowledged: {set(load.kind) - set(load.acked)}"
+    final = await world.settle(load.owner)
+    lost = [mid for mid, status in final.items() if status is None]
+    assert not lost, f"lost: {len(lost)} acknowledged applications unknown to the gateway; {load.line()}"
+    open_or_failed = Counter(f"{load.kind[mid]} {status}" for mid, status in final.items() if status != "completed")
+    assert not open_or_failed, f"acked = final: not completed: {open_or_failed}; {load.line()}"
+    for owner, count in Counter(load.owner.values()).items():
+        assert await world.stored(owner) == count, "an application stored twice at the gateway"
+    stats = await world.library("stats")
+    assert stats["duplicates"] == [], f"processed twice at the library: {stats['duplicates'][:5]}"
+    # each completed one was processed at least once (its ticket or receipt names it); no stray ids
+    assert stats["documents"] == len(load.kind), stats
 
 
 # ------------------------------------------------------------------------------------------ gateway killed
 
-
-async def test_gateway_killed_mid_stream_loses_nothing_and_registers_nothing_twice(world: World, pki) -> None:
-    """SIGKILL the gateway while sync calls are at the library: every application ends with its ticket, a resent
-    messageId gets it (never 409 for good), what was answered before the kill stays the answer, and the library
-    processed no document twice although the restarted gateway delivered the open ones again."""
-    await world.library("fail", {"late": 0.8})  # tickets issued, answers held back long enough to be cut off
-    bodies = [rest_body(pki, PEOPLE[i % len(PEOPLE)]) for i in range(12)]
-    sent = [asyncio.ensure_future(world.send(body)) for body in bodies]
-    await wait_until(lambda: _library_has(world, 6), 20, "calls reaching the library")
-    world.kill_gateway()
-    answered = await asyncio.gather(*sent, return_exceptions=True)
-    acked = {i: result_of(a[1]) for i, a in enumerate(answered) if isinstance(a, tuple) and a[0] == 200}
-    assert len(acked) < len(bodies), "the kill must cut some requests off"
-    await world.library("reset")
-    await world.start_gateway()
-
-    finals = await asyncio.gather(*(world.outcome(body) for body in bodies))
-    assert [status for status, _ in finals] == [200] * len(bodies), "lost = 0: every application got its ticket"
-    for i, result in acked.items():
-        assert result_of(finals[i][1]) == result, "acked = final: a resend gets the answer first given"
-    stats = await world.library("stats")
-    assert stats["duplicates"] == [], "processed twice = 0 at the library"
-    assert stats["documents"] >= len(bodies) - 1  # all reached it (one may never have left the client)
+KILLS = 3
+"SIGKILLs of the gateway under the mixed load, each followed by a restart."
+MIX = ("sync", "async", "fund", "sync", "async")
+"The order the kinds are offered in, over and over."
+RATE = 5.0
+"Applications offered per second while the gateway is killed and restarted."
+ACKS_BEFORE_KILL = 6
+"Each kill comes once this many applications were acknowledged since the gateway (re)started (an event)."
+TAIL = 10
+"Applications offered after the last restart."
 
 
-async def _library_has(world: World, requests: int) -> bool:
-    return bool((await world.library("stats"))["requests"] >= requests)
+async def test_gateway_killed_three_times_under_mixed_traffic_nothing_stuck_lost_or_registered_twice(
+        world: World, pki) -> None:
+    """Sync REST reader registrations, AsyncChannel SOAP ones and REST fund submissions (queued, two desk
+    processes handle them) offered at a steady rate; the gateway is SIGKILLed three times, each while a sync call
+    is under way, and started again. The library answers every call 0.5 s after doing the work, so a kill cuts
+    calls off there. Clients resend the same request after no answer or a retryable refusal (each with
+    Retry-After). In the end every acknowledged application is completed, stored once and processed once by the
+    library (the orphans delivered again were answered from its Idempotency-Key memory); every sync messageId
+    resent answers the ticket it first got, never 409 for good, and none is left ``routed``."""
+    await world.library("fail", {"late": 0.5})
+    desks = [world.desk(n) for n in (1, 2)]
+    load, kinds = Load(), itertools.cycle(MIX)
+    clients: list[asyncio.Future[None]] = []
+
+    async def offer(until: Callable[[], bool]) -> None:
+        start, n = time.monotonic(), 0
+        while not until():
+            await asyncio.sleep(max(0.0, start + n / RATE - time.monotonic()))  # the offered rate, not a wait
+            clients.append(asyncio.ensure_future(until_acknowledged(world, load, load.add(pki, next(kinds)))))
+            n += 1
+
+    async def kill() -> None:
+        for _ in range(KILLS):
+            since = len(load.acked)
+
+            async def under_way(since: int = since) -> bool:
+                return len(load.acked) >= since + ACKS_BEFORE_KILL and load.in_flight["sync"] > 0
+            await wait_until(under_way, 60, f"kill {world.kills + 1}: traffic under way; {load.line()}")
+            world.kill_gateway()
+            await world.start_gateway()
+
+    killer = asyncio.ensure_future(kill())
+    try:
+        await offer(killer.done)
+        await killer
+        await world.library("reset")
+        offered = len(load.kind)
+        await offer(lambda: len(load.kind) >= offered + TAIL)
+        await asyncio.wait_for(asyncio.gather(*clients), 120)
+    finally:
+        killer.cancel()
+        for client in clients:
+            client.cancel()
+    print(load.line())
+    assert load.cut["sync"] >= 1, f"the kills cut no sync call off: {load.line()}"
+
+    await assert_all_completed_once(world, load)
+    assert (await world.library("stats"))["replayed"] >= 1, "no call was repeated: no kill left an orphan"
+    # acked = final on the sync channel: a resend answers the ticket the first 200 gave, at once
+    for mid in load.of("sync"):
+        status, answer, _ = await world.send(load.body[mid])
+        assert status == 200 and result_of(answer) == load.tickets[mid], answer
+    for mid in load.of("async"):  # the same acknowledgement, no second application
+        status, answer, _ = await world.soap("async", load.body[mid])
+        assert (status, answer["sessionId"]) == (200, load.acked[mid]), answer
+    assert all(desk.poll() is None for desk in desks), world.processes.logs()
 
 
 # ------------------------------------------------------------------------------------------ library down
 
+OUTAGE_SECONDS = 6.0
+"How long the library answers 503 under load."
+OUTAGE_RATE = 5.0
+"Sync and async applications offered per second each during the outage."
 
-async def test_library_down_answers_retryable_refusals_and_the_same_message_id_then_succeeds(
+
+async def test_library_down_under_sync_and_async_load_sync_gets_retryable_refusals_then_every_message_succeeds(
         world: World, pki) -> None:
-    """The library answers 503: sync callers get PROVIDER_UNAVAILABLE with Retry-After on both channels, nothing
-    is stored as failed, the half-open breaker lets exactly one trial through, and once the library is back the
-    same messageIds get their tickets, each registered once."""
+    """The library answers 503 for six seconds while 5 sync REST and 5 AsyncChannel applications a second
+    arrive: every sync call gets 502 PROVIDER_UNAVAILABLE with Retry-After and stays open (never stored as
+    failed), a SyncChannel call gets the same as a Fault, every async one is acknowledged. The half-open breaker
+    lets exactly one trial through. Once the library is back every sync messageId, sent again, gets its result
+    and every application, async ones too, is completed, each processed once by the library."""
     await world.library("fail", {"status": 503, "count": 100_000})
-    bodies = [rest_body(pki, handle) for handle in PEOPLE[:2]]
-    for body in bodies:
-        status, answer, headers = await world.send(body)
-        assert (status, answer["code"]) == (502, "PROVIDER_UNAVAILABLE")
-        assert int(headers["Retry-After"]) >= 1 and answer["retryAfterSeconds"] == int(headers["Retry-After"])
-    status, fault, headers = await _soap(world, pki)
-    assert status == 500 and fault["errorCode"] == "PROVIDER_UNAVAILABLE"
-    assert int(headers["Retry-After"]) >= 1 and fault["errorData"]["retryAfterSeconds"] == int(headers["Retry-After"])
+    load = Load()
+
+    async def one(kind: str, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.monotonic()))  # the offered rate, not a wait
+        mid = load.add(pki, kind)
+        if kind == "async":
+            await until_acknowledged(world, load, mid)
+            return
+        status, answer, headers = await world.send(load.body[mid])
+        assert (status, answer.get("code")) == (502, "PROVIDER_UNAVAILABLE"), answer
+        assert_retryable(status, answer["code"], headers, answer["retryAfterSeconds"])
+
+    start = time.monotonic()
+    await asyncio.gather(*(one(kind, start + n / OUTAGE_RATE) for n in range(int(OUTAGE_SECONDS * OUTAGE_RATE))
+                           for kind in ("sync", "async")))
+    mid = load.add(pki, "soap")
+    status, fault, headers = await world.soap("sync", load.body[mid])
+    assert (status, fault["errorCode"]) == (500, "PROVIDER_UNAVAILABLE"), fault
+    assert_retryable(status, fault["errorCode"], headers, fault["errorData"]["retryAfterSeconds"])
+    sync = load.of("sync", "soap")
+    statuses = await asyncio.gather(*(world.status(load.owner[mid], mid) for mid in sync))
+    assert all(status is not None and status not in FINAL for status in statuses), Counter(statuses)
 
     # The breaker is open. Hold the trial at the library, then ask five times at once while it is out.
     await world.library("fail", {"status": 503, "count": 100_000, "delay": 3.0})
@@ -276,37 +262,20 @@ async def test_library_down_answers_retryable_refusals_and_the_same_message_id_t
     # The open applications are retried in the background: one of them is the trial (the old code retried none,
     # so there the burst below finds the breaker half-open itself).
     with contextlib.suppress(AssertionError):
-        await wait_until(lambda: _library_has(world, before + 1), 5, "the half-open trial call")
+        await wait_until(lambda: world.library_has(before + 1), 5, "the half-open trial call")
     started = time.monotonic()
-    burst = await asyncio.gather(*(world.send(rest_body(pki, PEOPLE[i % 3])) for i in range(5)))
+    burst = await asyncio.gather(*(world.send(load.body[load.add(pki, "sync")]) for _ in range(5)))
     assert (await world.library("stats"))["requests"] == before + 1, "half-open: exactly one trial call"
     assert time.monotonic() - started < 2.5, "refused at once while the trial is out, not sent to the library"
     assert [(s, a["code"]) for s, a, _ in burst] == [(502, "PROVIDER_UNAVAILABLE")] * 5
-    assert all(int(h["Retry-After"]) >= 1 for _, _, h in burst)
+    for status, answer, headers in burst:
+        assert_retryable(status, answer["code"], headers, answer["retryAfterSeconds"])
 
     await world.library("reset")
-    for body in bodies:
-        status, answer = await world.outcome(body)
-        assert status == 200, answer
-        result_of(answer)
-    stats = await world.library("stats")
-    assert stats["duplicates"] == []
-
-
-async def _soap(world: World, pki) -> tuple[int, dict[str, Any], dict[str, str]]:
-    document = signed_application(pki.person("saule"), READER_TICKET_SERVICE)
-    envelope = f"""<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:t="{SYNC_TYPES}"><soap:Body><t:SendMessage><request>
-        <requestInfo><messageId>{uuid.uuid4()}</messageId><serviceId>{READER_TICKET_SERVICE}</serviceId>
-        <messageDate>{datetime.now(UTC).isoformat()}</messageDate>
-        <sender><senderId>{PORTAL}</senderId><password>{PORTAL_PASSWORD}</password></sender></requestInfo>
-        <requestData><data>{etree.tostring(document, encoding="unicode")}</data></requestData></request>
-        </t:SendMessage></soap:Body></soap:Envelope>""".encode()
-    async with world.http.post(f"{world.gateway_url}/shep/sync", data=envelope,
-                               headers={"Content-Type": "text/xml; charset=utf-8"}) as response:
-        root = etree.fromstring(await response.read())
-        info = {etree.QName(e).localname: e.text for e in root.iter() if isinstance(e.tag, str)}
-        info["errorData"] = json.loads(info.get("errorData") or "{}")
-        return response.status, info, dict(response.headers)
+    await asyncio.wait_for(asyncio.gather(*(until_acknowledged(world, load, mid) for mid in load.of("sync", "soap"))),
+                           120)
+    print(load.line())
+    await assert_all_completed_once(world, load)
 
 
 # ------------------------------------------------------------------------- killed between claim and record
@@ -357,18 +326,17 @@ async def test_desks_killed_mid_job_the_next_desk_finishes_it_registered_once(wo
     await world.library("fail", {"late": 30})  # registered, the receipt held back: the desk dies waiting
     for desk in (1, 2):
         before = (await world.library("stats"))["requests"]
-        process = _desk(world, desk)
-        await wait_until(lambda b=before: _library_has(world, b + 1), 20, f"desk {desk} registering")
+        process = world.desk(desk)
+        await wait_until(lambda b=before: world.library_has(b + 1), 20, f"desk {desk} registering")
         await wait_until(lambda: _registered(world), 5, "the library handling the registration")
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     await world.library("reset")
-    _desk(world, 3)
+    world.desk(3)
 
     async def final() -> dict[str, Any] | None:
         async with world.http.get(f"{world.gateway_url}/api/v1/cabinet/{head.bin}/applications/{mid}",
-                                  headers={"Authorization": aiohttp.encode_basic_auth(PORTAL, PORTAL_PASSWORD)}
-                                  ) as response:
+                                  headers=PORTAL_AUTH) as response:
             item = dict(await response.json())
         return item if item.get("status") in FINAL else None
     item = await wait_until(final, 40, "the application final", every=0.2)
@@ -378,11 +346,6 @@ async def test_desks_killed_mid_job_the_next_desk_finishes_it_registered_once(wo
     assert stats["replayed"] >= 2, "the reclaimed jobs got the first receipt again"
 
 
-def _desk(world: World, number: int) -> subprocess.Popen[bytes]:
-    return world.processes.spawn(f"desk{number}", [
-        "-m", "mocks.backoffice", "run", "--gateway", world.gateway_url, "--library", world.library_url,
-        "--sender", DESK, "--worker", f"desk-{number}", "--poll-wait", "1", "--redis", world.redis_url],
-        BACKOFFICE_PASSWORD=DESK_PASSWORD)
 
 
 async def _registered(world: World) -> bool:
