@@ -25,7 +25,7 @@ import aiohttp
 from lxml import etree
 
 from gateway.access.senders import hash_password
-from gateway.errors import RETRYABLE
+from gateway.errors import CATALOGUE, RETRYABLE
 from mocks.pki import TestPki
 from mocks.portal.applicant import FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE, signed_application
 from schemas import ASYNC_OPERATIONS_NS
@@ -143,15 +143,8 @@ class World:
             return response.status, dict(await response.json(content_type=None)), dict(response.headers)
 
     async def soap(self, channel: str, envelope: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """One SOAP request to ``/shep/sync`` or ``/shep/async``: HTTP status, the answer's elements by local
-        name (``errorData`` parsed) and the headers."""
-        async with self.http.post(f"{self.gateway_url}/shep/{channel}", data=envelope,
-                                  headers={"Content-Type": "text/xml; charset=utf-8"},
-                                  timeout=aiohttp.ClientTimeout(total=30)) as response:
-            root = etree.fromstring(await response.read())
-            info: dict[str, Any] = {etree.QName(e).localname: e.text for e in root.iter() if isinstance(e.tag, str)}
-            info["errorData"] = json.loads(info.get("errorData") or "{}")
-            return response.status, info, dict(response.headers)
+        """One SOAP request (:func:`soap_call`)."""
+        return await soap_call(self.http, self.gateway_url, channel, envelope)
 
     async def outcome(self, body: bytes, seconds: float = 40) -> tuple[int, dict[str, Any]]:
         """Resend ``body`` (same messageId, same document) after every retryable refusal until an outcome."""
@@ -205,8 +198,9 @@ class World:
 
 
 def assert_retryable(status: int, code: str | None, headers: dict[str, str], seconds: Any) -> None:
-    """A retryable refusal says when to come back: the ``Retry-After`` header and ``retryAfterSeconds``."""
-    assert code in RETRYABLE, (status, code)
+    """A retryable refusal (a code of :data:`gateway.errors.RETRYABLE`, or any 503 code: also
+    GATEWAY_STORAGE_NOT_DURABLE) says when to come back: the ``Retry-After`` header and ``retryAfterSeconds``."""
+    assert code in RETRYABLE or (code in CATALOGUE and CATALOGUE[code].http_status == 503), (status, code)
     assert "Retry-After" in headers, f"{status} {code} without Retry-After"
     assert int(headers["Retry-After"]) >= 1 and seconds == int(headers["Retry-After"]), (headers, seconds)
 
@@ -311,6 +305,18 @@ def soap_envelope(pki: TestPki, handle: str, channel: str, mid: str | None = Non
     return (f'<soap:Envelope xmlns:soap="{SOAP_ENV}" xmlns:t="{namespace}"><soap:Body><t:{operation}><request>'
             f"<{parts[0]}>{info}</{parts[0]}><{parts[1]}><data>{document}</data></{parts[1]}>"
             f"</request></t:{operation}></soap:Body></soap:Envelope>").encode()
+
+
+async def soap_call(http: aiohttp.ClientSession, url: str, channel: str,
+                    envelope: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """POST ``envelope`` to ``/shep/sync`` or ``/shep/async``: HTTP status, the answer's elements by local name
+    (``errorData`` parsed; a Fault has ``errorCode``) and the headers."""
+    async with http.post(f"{url}/shep/{channel}", data=envelope, headers={"Content-Type": "text/xml; charset=utf-8"},
+                         timeout=aiohttp.ClientTimeout(total=30)) as response:
+        root = etree.fromstring(await response.read())
+        info: dict[str, Any] = {etree.QName(e).localname: e.text for e in root.iter() if isinstance(e.tag, str)}
+        info["errorData"] = json.loads(info.get("errorData") or "{}")
+        return response.status, info, dict(response.headers)
 
 
 def result_of(answer: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import TestPki
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
+from tests.fault_world import soap_call, soap_envelope
 from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, free_port, system_signer
 
 OPS_PASSWORD = "faults-ops-password"
@@ -223,6 +224,28 @@ async def submit(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[in
             return response.status, await response.json(content_type=None), dict(response.headers)
     except (aiohttp.ClientError, OSError, TimeoutError):
         return 0, {}, {}
+
+
+def soap_application(pki: TestPki, n: int) -> tuple[str, str, bytes]:
+    """(owner IIN, messageId, SyncChannel SendMessage envelope) of a freshly signed reader registration."""
+    mid = str(uuid.uuid4())
+    return pki.person(PEOPLE[n % len(PEOPLE)]).iin, mid, soap_envelope(pki, PEOPLE[n % len(PEOPLE)], "sync", mid)
+
+
+async def soap_submit(http: aiohttp.ClientSession, url: str, envelope: bytes) -> tuple[int, dict[str, Any],
+                                                                                      dict[str, str]]:
+    """SendMessage to ``/shep/sync`` (:func:`tests.fault_world.soap_call`); status 0 when the connection failed."""
+    try:
+        return await soap_call(http, url, "sync", envelope)
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return 0, {}, {}
+
+
+async def library_stats(http: aiohttp.ClientSession, library_url: str) -> dict[str, Any]:
+    """The library's ``GET /_control/stats``: what it processed, which documents more than once."""
+    async with http.get(f"{library_url}/_control/stats") as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
 
 
 async def final_status(http: aiohttp.ClientSession, url: str, owner: str, mid: str) -> str | None:
