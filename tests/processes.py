@@ -1,5 +1,6 @@
 """Gateway processes for the fault tests: `egov-gateway serve` as a process of its own, its descendants read
-from /proc, the library mock as its back-end, and signed REST applications to send it. Not a test module."""
+from /proc, the library mock as its back-end, signed REST and SyncChannel applications to send it, and idle
+connections to hold against it. Not a test module."""
 
 from __future__ import annotations
 
@@ -7,17 +8,20 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from lxml import etree
 
 from gateway.access.senders import hash_password
@@ -25,7 +29,7 @@ from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import TestPki
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from tests.fault_world import soap_call, soap_envelope
+from tests.fault_world import assert_retryable, soap_call, soap_envelope
 from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, free_port, system_signer
 
 OPS_PASSWORD = "faults-ops-password"
@@ -262,3 +266,101 @@ async def assert_none_lost(http: aiohttp.ClientSession, url: str, acked: list[tu
     lost = [mid for (_owner, mid), status in zip(acked, statuses, strict=True) if status is None]
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged applications are lost"
     assert set(statuses) == {"completed"}, statuses
+
+
+def redis_servers(gateway: GatewayProcess) -> list[int]:
+    return [pid for pid in descendants(gateway.process.pid) if "redis-server" in cmdline(pid) and alive(pid)]
+
+
+async def send_until_acknowledged(http: aiohttp.ClientSession, gateway: GatewayProcess, channel: str, body: bytes,
+                                  refused: Counter[tuple[str, str]]) -> None:
+    """The same request again after every refusal (each one retryable, with Retry-After) until it is answered."""
+    while True:
+        if channel == "rest":
+            status, answer, headers = await submit(http, gateway.url, body)
+            code, seconds = answer.get("code"), answer.get("retryAfterSeconds")
+        else:
+            status, answer, headers = await soap_submit(http, gateway.url, body)
+            code, seconds = answer.get("errorCode"), answer.get("errorData", {}).get("retryAfterSeconds")
+        if status == 200 and code is None:
+            return
+        if status:  # 0: no answer at all
+            assert_retryable(status, code, headers, seconds)
+            refused[channel, str(code)] += 1
+        await asyncio.sleep(0.3 if code == "CLIENT_DUPLICATE_IN_PROGRESS" else 0.05)  # Retry-After, shortened
+
+
+# --- connections ------------------------------------------------------------------------------------------
+
+
+def low_descriptor_limit(limit: int) -> Callable[[], None]:
+    def apply() -> None:  # in the child, before exec
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return apply
+
+
+@contextlib.contextmanager
+def own_descriptors(needed: int) -> Iterator[None]:
+    """This process may open ``needed`` descriptors (the soft limit raised for the test, if the hard one allows)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        yield
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the test process may open only {hard} descriptors, {needed} needed")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def answered_503(sock: socket.socket) -> bool:
+    """Whether the gateway answered this idle connection with its 503 (the connection cap's refusal)."""
+    try:
+        return sock.recv(16).startswith(b"HTTP/1.1 503 ")
+    except OSError:  # nothing came (BlockingIOError), or a reset
+        return False
+
+
+def accept_queue(port: int) -> int:
+    """Connections the kernel completed for the IPv4 listener on ``port`` that its process has not accepted yet."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+            return int(fields[4].split(":")[1], 16)  # rx_queue of a listener: its accept queue
+    return 0
+
+
+def connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+async def open_idle_paced(port: int, count: int, batch: int = 64) -> list[socket.socket]:
+    """``count`` idle connections, a batch at a time, each batch accepted before the next is opened: past the
+    listen backlog (128) the kernel drops the SYNs and the client sends them again only 1, 3, 7 s later, while
+    the header timeout closes the first ones, so all at once never has ``count`` open together."""
+    idle: list[socket.socket] = []
+    while len(idle) < count:
+        opened = open_idle(port, min(batch, count - len(idle)))
+        idle += opened
+        await wait_until(lambda o=opened: all(connected(s) for s in o) and accept_queue(port) == 0, 10,
+                         f"{len(idle)} connections not accepted")
+    return idle
+
+
+def open_idle(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that never send a byte."""
+    idle = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(("127.0.0.1", port))
+        idle.append(sock)
+    return idle

@@ -13,14 +13,12 @@ import asyncio
 import contextlib
 import itertools
 import os
-import resource
 import shutil
 import signal
 import socket
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -32,13 +30,20 @@ from tests.processes import (
     OPS,
     GatewayProcess,
     alive,
+    answered_503,
     application,
     assert_none_lost,
     cmdline,
     descendants,
     library,
     library_stats,
+    low_descriptor_limit,
+    open_idle,
+    open_idle_paced,
+    own_descriptors,
     port_open,
+    redis_servers,
+    send_until_acknowledged,
     soap_application,
     soap_submit,
     submit,
@@ -57,28 +62,6 @@ UNAVAILABLE = "GATEWAY_STORAGE_UNAVAILABLE"
 SHORT_LEASE = "[delivery]\nlease_seconds = 3.0\nidle_poll_seconds = 0.1"
 """A sync call the outage cut off after its application was recorded is delivered in the background once its
 lease falls due: after 3 s here, not the default 120 s (its resends get 409 CLIENT_DUPLICATE_IN_PROGRESS until)."""
-
-
-def redis_servers(gateway: GatewayProcess) -> list[int]:
-    return [pid for pid in descendants(gateway.process.pid) if "redis-server" in cmdline(pid) and alive(pid)]
-
-
-async def send_until_acknowledged(http: aiohttp.ClientSession, gateway: GatewayProcess, channel: str, body: bytes,
-                                  refused: Counter[tuple[str, str]]) -> None:
-    """The same request again after every refusal (each one retryable, with Retry-After) until it is answered."""
-    while True:
-        if channel == "rest":
-            status, answer, headers = await submit(http, gateway.url, body)
-            code, seconds = answer.get("code"), answer.get("retryAfterSeconds")
-        else:
-            status, answer, headers = await soap_submit(http, gateway.url, body)
-            code, seconds = answer.get("errorCode"), answer.get("errorData", {}).get("retryAfterSeconds")
-        if status == 200 and code is None:
-            return
-        if status:  # 0: no answer at all
-            assert_retryable(status, code, headers, seconds)
-            refused[channel, str(code)] += 1
-        await asyncio.sleep(0.3 if code == "CLIENT_DUPLICATE_IN_PROGRESS" else 0.05)  # Retry-After, shortened
 
 
 async def test_embedded_redis_killed_under_traffic_is_restarted_and_nothing_is_lost(pki, tmp_path: Path) -> None:
@@ -259,31 +242,8 @@ async def test_workers_die_with_their_parent(pki, tmp_path: Path) -> None:
         assert "Traceback" not in gateway.output()
 
 
-def low_descriptor_limit(limit: int) -> Callable[[], None]:
-    def apply() -> None:  # in the child, before exec
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-
-    return apply
-
-
 IDLE_LIMIT, IDLE_CONNECTIONS = 1024, 1100
 "The gateway's RLIMIT_NOFILE and the idle connections held against it (the issue's numbers)."
-
-
-@contextlib.contextmanager
-def own_descriptors(needed: int) -> Iterator[None]:
-    """This process may open ``needed`` descriptors (the soft limit raised for the test, if the hard one allows)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        yield
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"the test process may open only {hard} descriptors, {needed} needed")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def test_idle_connections_above_the_descriptor_limit_are_refused_cleanly(pki, redis_url: str,
@@ -332,56 +292,6 @@ async def test_idle_connections_above_the_descriptor_limit_are_refused_cleanly(p
         for sock in idle:
             sock.close()
         gateway.stop()
-
-
-def answered_503(sock: socket.socket) -> bool:
-    """Whether the gateway answered this idle connection with its 503 (the connection cap's refusal)."""
-    try:
-        return sock.recv(16).startswith(b"HTTP/1.1 503 ")
-    except OSError:  # nothing came (BlockingIOError), or a reset
-        return False
-
-
-def accept_queue(port: int) -> int:
-    """Connections the kernel completed for the IPv4 listener on ``port`` that its process has not accepted yet."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-            return int(fields[4].split(":")[1], 16)  # rx_queue of a listener: its accept queue
-    return 0
-
-
-def connected(sock: socket.socket) -> bool:
-    try:
-        sock.getpeername()
-    except OSError:
-        return False
-    return True
-
-
-async def open_idle_paced(port: int, count: int, batch: int = 64) -> list[socket.socket]:
-    """``count`` idle connections, a batch at a time, each batch accepted before the next is opened: past the
-    listen backlog (128) the kernel drops the SYNs and the client sends them again only 1, 3, 7 s later, while
-    the header timeout closes the first ones, so all at once never has ``count`` open together."""
-    idle: list[socket.socket] = []
-    while len(idle) < count:
-        opened = open_idle(port, min(batch, count - len(idle)))
-        idle += opened
-        await wait_until(lambda o=opened: all(connected(s) for s in o) and accept_queue(port) == 0, 10,
-                         f"{len(idle)} connections not accepted")
-    return idle
-
-
-def open_idle(port: int, count: int) -> list[socket.socket]:
-    """``count`` connections that never send a byte."""
-    idle = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            sock.connect(("127.0.0.1", port))
-        idle.append(sock)
-    return idle
 
 
 async def test_failed_accepts_are_logged_once_per_interval(pki, redis_url: str, tmp_path: Path) -> None:
