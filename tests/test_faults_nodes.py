@@ -349,15 +349,21 @@ async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_no
                 assert_exactly_once(tally, dict(backend.idempotency.processed))
                 assert victim not in cluster.primary_ports(), "the replica was not promoted"
                 codes = {code for _status, code in tally.refusals}
-                # GATEWAY_INTERNAL: the redis-py race named at Nodes.internal_resent, and only that (intermittent)
+                # GATEWAY_INTERNAL: the redis-py race named at Nodes.internal_resent, and only that (intermittent).
+                # CLIENT_DUPLICATE_IN_PROGRESS: e.g. a resend of an application recorded as the primary died answers
+                # "in progress" (retryable, Retry-After) until a repeat may finish its create steps (the store's
+                # repair_after, 5 s); seen intermittently in a full `pytest -m faults` run
                 assert codes <= {"no answer", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_OVERLOADED",
-                                 "GATEWAY_INTERNAL"}, tally.refusals
+                                 "GATEWAY_INTERNAL", "CLIENT_DUPLICATE_IN_PROGRESS"}, tally.refusals
                 for node in (nodes.a, nodes.b):
                     output = node.output()
                     assert node.process.poll() is None, nodes.output()
                     # Known, logged with a traceback while the slot has no primary: the redis-py race above, and a
                     # status listener (retention's finished index) that met the dead primary; nothing else.
                     known = output.count("has no attribute 'writelines'") + output.count("status listener failed")
-                    assert output.count("Traceback") <= known, output[-3000:]
+                    # one logged error per traceback: a chained one ("During handling ...") prints two headers
+                    logged = output.count("Traceback") - output.count("During handling of the above exception") \
+                        - output.count("The above exception was the direct cause")
+                    assert logged <= known, output[-3000:]
             finally:
                 nodes.stop()
