@@ -228,7 +228,8 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     from mocks.portal.callback_server import create_callback_app
     from mocks.portal.web import create_portal_app
     from mocks.statefile import StateFile
-    from signing.signer import DocumentSigner, SigningKey
+    from signing import gost
+    from signing.signer import DocumentSigner, SigningKey, load_pem_signing_key
 
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     if fresh:
@@ -239,12 +240,19 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     def signer(name: str) -> DocumentSigner:
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
+    def gost_signer(name: str) -> DocumentSigner:
+        """The system's GOST 34.10-2015 key, as NCA issues organisations; RSA where the GOST library is missing."""
+        keys = pki.gost_systems.get(name)
+        if keys is None or not gost.available():
+            return signer(name)
+        return DocumentSigner(load_pem_signing_key(keys.cert, keys.key))
+
     settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls, seal_seconds=seal_seconds)
     passwords = demo_secrets(state_dir)
     loaded = load(settings)
     world = [
         (create_revocation_app(pki, store=StateFile(world_state / "revocations.json")), ports["revocation"]),
-        (create_library_app(signer=signer("library"), store=StateFile(world_state / "library.json")),
+        (create_library_app(signer=gost_signer("library"), store=StateFile(world_state / "library.json")),
          ports["library"]),
         (create_elicense_app(signer=signer("elicense"), clock=SimulatedClock(datetime.now(UTC), scale=1.0),
                              pace=elicense_pace, store=StateFile(world_state / "elicense.json"),
