@@ -1,5 +1,6 @@
 """Gateway processes for the fault tests: `egov-gateway serve` as a process of its own, its descendants read
-from /proc, the library mock as its back-end, and signed REST applications to send it. Not a test module."""
+from /proc, the library mock as its back-end, and signed REST applications to send it; `egov-gateway demo` as a
+process of its own, as a tester runs it. Not a test module."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import TestPki
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, free_port, system_signer
+from mocks.world.demo import DEMO_PORTS
+from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, ROOT, free_port, system_signer, wait_for
 
 OPS_PASSWORD = "faults-ops-password"
 OPS = {"Authorization": aiohttp.encode_basic_auth("ops", OPS_PASSWORD)}
@@ -197,6 +199,62 @@ async def library(pki: TestPki) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+# --- the demo -----------------------------------------------------------------------------------------------
+
+
+class Demo:
+    """`egov-gateway demo` on free ports in its own process group, so a Ctrl-C reaches it as a terminal sends it.
+    Its output goes to a file beside ``state`` (never a pipe that can fill)."""
+
+    def __init__(self, state: Path, *extra: str) -> None:
+        self.state = state
+        self.ports = {name: free_port() for name in DEMO_PORTS}
+        self.url = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        flags = [arg for name, port in self.ports.items()
+                 for arg in ("--port" if name == "gateway" else f"--{name}-port", str(port))]
+        self.log = state.parent / f"demo-{uuid.uuid4().hex[:6]}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen([*CLI, "demo", "--state-dir", str(state), "--elicense-scale", "500000",
+                                             *flags, *extra], stdout=out, stderr=subprocess.STDOUT,
+                                            cwd=state.parent, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def up(self) -> None:
+        """Wait until the portal's site answers (the last part the demo starts before its banner)."""
+        async def answers() -> bool:
+            assert self.process.poll() is None, self.output()
+            try:
+                async with aiohttp.ClientSession() as session, session.get(f"{self.url['portal']}/") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+        await wait_for(answers, 60)
+
+    def interrupt(self) -> str:
+        """Ctrl-C to the whole process group; the demo's output."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise
+        out = self.output()
+        assert self.process.returncode == 0, out
+        return out
+
+    async def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, [
+            *CLI, *argv, "--gateway", self.url["gateway"], "--state-dir", str(self.state), "--timeout", "90",
+        ], capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    async def get(self, name: str, path: str) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session, session.get(self.url[name] + path) as response:
+            return response.status, await response.read()
 
 
 # --- applications -----------------------------------------------------------------------------------------
