@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings, settings_from_dict
 from gateway.shell.redis_clients import redis_client
 from gateway.shell.revocation_cache import RedisSharedAnswers
 from mocks.pki import TestPki
@@ -160,7 +160,7 @@ async def test_an_entry_past_its_next_update_is_not_used(http, responder, verifi
 @pytest.mark.parametrize(("damage", "why"), [
     (lambda der: der[:-1] + bytes([der[-1] ^ 0x01]), "does not verify"),  # a byte of the signature
     (lambda der: der[: len(der) // 2], "is malformed"),
-])
+], ids=["a-signature-byte-flipped", "truncated"])
 async def test_a_tampered_entry_is_refused_and_the_responder_asked(http, responder, verified, store, redis, caplog,
                                                                    damage, why) -> None:
     await Node(http, responder, store).verify(verified)
@@ -291,6 +291,13 @@ async def test_two_nodes_on_the_redis_cluster(http, responder, verified, cluster
 
 
 # ------------------------------------------------------------------------------------- two gateways
+
+def test_the_setting_is_on_by_default_and_a_toml_bool() -> None:
+    assert settings_from_dict({}).revocation.shared_cache is True
+    assert settings_from_dict({"revocation": {"shared_cache": False}}).revocation.shared_cache is False
+    with pytest.raises(ConfigError, match=r"^revocation\.shared_cache: expected bool, got str 'no'$"):
+        settings_from_dict({"revocation": {"shared_cache": "no"}})
+
 
 def shared_hits() -> float:
     return REGISTRY.get_sample_value("egov_revocation_lookups_total", {"source": "shared", "result": "good"}) or 0.0
