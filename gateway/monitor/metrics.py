@@ -37,7 +37,8 @@ REQUEST_SECONDS = Histogram("egov_request_duration_seconds", "Time to answer an 
                             ("channel", "service"), buckets=_LATENCY_BUCKETS)
 SIGNATURE_CHECKS = Counter("egov_signature_checks", "Applicants' signatures checked, by ETSI indication.",
                            ("indication", "sub_indication"))
-REVOCATION_LOOKUPS = Counter("egov_revocation_lookups", "Revocation lookups over the network, by source and result.",
+REVOCATION_LOOKUPS = Counter("egov_revocation_lookups",
+                             "Revocation lookups (OCSP, CRL, the shared cache in Redis), by source and result.",
                              ("source", "result"))
 REVOCATION_CACHE_HITS = Counter("egov_revocation_cache_hits", "Revocation checks answered from the OCSP cache.")
 BACKEND_CALLS = Counter("egov_backend_calls", "Calls to back-ends (submit and poll), by service and outcome.",

@@ -59,6 +59,7 @@ from gateway.packages.packages import PACKAGES, Packages
 from gateway.shell import monitoring
 from gateway.shell.redis_clients import events_client, redis_client
 from gateway.shell.redis_supervisor import SupervisorBoard
+from gateway.shell.revocation_cache import RedisSharedAnswers
 from gateway.supervise import supervise
 from gateway.uploads import api as uploads_api
 from gateway.uploads.context import UPLOADS, PatchSlots, UploadContext
@@ -244,7 +245,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     retention = RetentionSweeper(redis, store, archive, settings.retention)
     lifecycle.listeners.append(retention.index.on_change)  # final applications join the finished index
     checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(
-        revocation, session, on_lookup=metrics.observe_revocation)
+        revocation, session, on_lookup=metrics.observe_revocation,
+        shared=RedisSharedAnswers(redis, prefix) if revocation.shared_cache else None)
     messagelog, sealer = _message_log(settings, loaded, clients)
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
