@@ -10,7 +10,8 @@ work; each has a fresh messageId under one signed document. The two gateways tak
 requests, so a machine whose load changes during the run (other work on the cores) weighs on both alike.
 
 Printed: acknowledgement latency p50 / p99 / mean per mode, sequential (one client) and with ``--concurrency``
-clients, and the marker + WAIT round trip alone (``ReplicaAcks.confirm`` of one key, sequential), which is the
+clients, how many WAITs the primary ran per acknowledgement (concurrent ones share one), and the marker + WAIT
+round trip alone (``ReplicaAcks.confirm`` of one key, sequential), which is the
 floor of what the wait adds.
 """
 
@@ -69,6 +70,12 @@ async def slice_of(http: aiohttp.ClientSession, url: str, document: str, count: 
     return latencies
 
 
+def waits_run(pair: PrimaryReplica) -> int:
+    """WAITs the primary has run (INFO commandstats)."""
+    with pair.client() as primary:
+        return int(primary.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+
+
 def line(label: str, latencies: list[float]) -> str:
     ordered = sorted(latencies)
     p99 = ordered[max(0, int(len(ordered) * 0.99) - 1)]
@@ -113,15 +120,19 @@ async def main(requests: int, concurrency: int, slice_size: int) -> None:
                     measured: dict[int, list[float]] = {acks: [] for acks in MODES}
                     for acks in MODES:  # warm up: connections, caches
                         await slice_of(http, gateways[acks].url, document, clients * 4, clients)
+                    waits = 0
                     for _ in range(max(1, requests // slice_size)):
                         for acks in MODES:
+                            before = waits_run(pair)
                             measured[acks] += await slice_of(http, gateways[acks].url, document, slice_size,
                                                              clients)
+                            waits += waits_run(pair) - before if acks else 0
                     print(f"\n{clients} client{'s' if clients > 1 else ''}:")
                     for acks in MODES:
                         print(line(f"min_replica_acks = {acks}", measured[acks]))
                     extra = statistics.median(measured[1]) - statistics.median(measured[0])
-                    print(f"  the wait adds {1000 * extra:+.2f} ms at the median")
+                    print(f"  the wait adds {1000 * extra:+.2f} ms at the median; {waits} WAITs for "
+                          f"{len(measured[1])} acknowledgements ({waits / len(measured[1]):.2f} per acknowledgement)")
             finally:
                 for gateway in gateways.values():
                     gateway.stop()
