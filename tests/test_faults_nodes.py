@@ -320,6 +320,12 @@ async def test_one_of_two_nodes_on_a_cluster_killed_under_load_the_other_deliver
     await two_nodes_one_killed(pki, tmp_path, cluster_env(redis_cluster))
 
 
+def logged_tracebacks(output: str) -> int:
+    """Tracebacks logged, a chained one (a ConnectionError raised while handling a refused connect) counted once."""
+    return output.count("Traceback") - output.count("During handling of the above exception") - \
+        output.count("was the direct cause of the following exception")
+
+
 def waits_run(port: int) -> int:
     """WAITs the Redis on ``port`` has run (INFO commandstats)."""
     with SyncRedis(port=port, socket_timeout=5) as node:
@@ -363,9 +369,12 @@ async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_no
                 assert_exactly_once(tally, dict(backend.idempotency.processed))
                 assert victim not in cluster.primary_ports(), "the replica was not promoted"
                 codes = {code for _status, code in tally.refusals}
-                # GATEWAY_INTERNAL: the redis-py race named at Nodes.internal_resent, and only that (intermittent)
-                assert codes <= {"no answer", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_OVERLOADED",
-                                 "GATEWAY_INTERNAL", "GATEWAY_STORAGE_NOT_REPLICATED"}, tally.refusals
+                # GATEWAY_INTERNAL: the redis-py race named at Nodes.internal_resent, and only that (intermittent).
+                # CLIENT_DUPLICATE_IN_PROGRESS (409, retried): a resend within repair_after_seconds of a create whose
+                # claim was written but whose later step met the dead primary (docs/storage.md, "Repair"); it shows
+                # in runs whose sign-in keys (slots by the random prefix) live elsewhere than the outbox.
+                assert codes <= {"no answer", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_OVERLOADED", "GATEWAY_INTERNAL",
+                                 "GATEWAY_STORAGE_NOT_REPLICATED", "CLIENT_DUPLICATE_IN_PROGRESS"}, tally.refusals
                 if not replica_acks():
                     assert "GATEWAY_STORAGE_NOT_REPLICATED" not in codes, "refused for replicas nobody asked for"
                 else:  # the acknowledgements did wait (the restarted node's own counts started again)
@@ -376,6 +385,6 @@ async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_no
                     # Known, logged with a traceback while the slot has no primary: the redis-py race above, and a
                     # status listener (retention's finished index) that met the dead primary; nothing else.
                     known = output.count("has no attribute 'writelines'") + output.count("status listener failed")
-                    assert output.count("Traceback") <= known, output[-3000:]
+                    assert logged_tracebacks(output) <= known, output[-3000:]
             finally:
                 nodes.stop()

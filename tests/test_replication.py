@@ -138,7 +138,7 @@ async def test_on_a_sentinel_primary_one_marker_and_wait_serve_every_waiting_req
         await asyncio.gather(*(acks.confirm(["sentinel:app:{one}", "sentinel:msg:portal:m1"]) for _ in range(20)))
         assert acks.waits == 1, "concurrent requests share one marker and WAIT"
         assert record_on(pair.ports["replica"], "sentinel:app:{one}") == b"1"
-        assert record_on(pair.ports["replica"], "sentinel:replicated:{one}") == b"1"
+        assert record_on(pair.ports["replica"], "sentinel:replicated:{primary}") == b"1"
         pair.pause()
         with pytest.raises(GatewayError) as refused:
             await acks.confirm(["sentinel:app:{one}"])
@@ -165,6 +165,8 @@ async def test_on_a_cluster_every_primary_written_gets_its_marker_and_wait_and_n
         written = {redis_cluster.primary_for(key) for key in keys}
         assert {port for port, count in waited.items() if count} == written, (waited, written)
         assert all(waited[port] == 1 for port in written), waited
+        markers = {port: await asyncio.to_thread(_markers, port, pipeline.store.prefix) for port in primaries}
+        assert markers == {port: int(port in written) for port in primaries}, "one marker on each primary written"
         prefix = pipeline.store.prefix  # the replicas of the primaries have what was written there at the answer
         record, claim = f"{prefix}:app:{{{app.id}}}", f"{prefix}:msg:{app.sender_id}:{app.message_id}"
         assert record_on(_replica_of(redis_cluster.primary_for(record)), record, readonly=True) is not None
@@ -175,6 +177,11 @@ def _waits(port: int) -> int:
     """WAITs the server on ``port`` has run (INFO commandstats)."""
     with SyncRedis(port=port, socket_timeout=5) as node:
         return int(node.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+
+
+def _markers(port: int, prefix: str) -> int:
+    with SyncRedis(port=port, socket_timeout=5) as node:
+        return len(list(node.scan_iter(match=f"{prefix}:replicated:*")))
 
 
 def _replica_of(port: int) -> int:

@@ -7,12 +7,13 @@ it). So, after the create steps and the durability confirmation and before the a
 Redis ``WAIT N timeout``.
 
 ``WAIT`` counts the writes made *on the connection it is sent on*, and the pool hands out any connection. So on one
-connection the gateway writes a tiny marker (``P:replicated:{<tag>}``, expiring after a minute) and sends ``WAIT``
-right behind it on the same connection, without a retry in between (a retried ``WAIT`` on a fresh connection would
-count nothing and pass at once). A primary replicates in order, so a replica holding the marker holds everything
-written to that primary before it, by any connection. On a Redis Cluster the written keys are grouped by the
-primary serving their slot, and each primary gets its own marker (in the slot of one of its keys, so the node
-holds it) and ``WAIT``, all in parallel; on one server or a Sentinel primary it is one marker and one ``WAIT``.
+connection the gateway writes a tiny marker (``P:replicated:{<tag>}``, expiring after a minute, one key per primary
+that every wait overwrites) and sends ``WAIT`` right behind it on the same connection, without a retry in between
+(a retried ``WAIT`` on a fresh connection would count nothing and pass at once). A primary replicates in order, so
+a replica holding the marker holds everything written to that primary before it, by any connection. On a Redis
+Cluster the written keys are grouped by the primary serving their slot, and each primary gets its own marker (in
+the slot of one of its keys, so the node holds it; kept while that slot stays there) and ``WAIT``, all in
+parallel; on one server or a Sentinel primary it is one marker (``P:replicated:{primary}``) and one ``WAIT``.
 
 Concurrent requests share the wait (a single flight per primary, as :class:`~gateway.lifecycle.durability.
 DurabilityProbe` shares its read): each request waits for the first marker written after it asked, so under load
@@ -27,6 +28,7 @@ docs/storage.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -111,6 +113,8 @@ class ReplicaAcks:
         self.replicas = replicas
         self.timeout_ms = timeout_ms
         self._flights: dict[str, _Flight] = {}
+        self._markers: dict[str, str] = {}
+        "The marker of each primary: one key each, overwritten by every wait (markers never pile up)."
         self.waits = 0
         "Markers written and WAITs sent, each for a batch of requests (for measurements and tests)."
 
@@ -158,7 +162,7 @@ class ReplicaAcks:
             lane, key, _ = batch[-1]  # the latest view of where the primary is
             try:
                 self.waits += 1
-                acked = await self._wait_on(lane, f"{self.prefix}:replicated:{{{marker_tag(key)}}}")
+                acked = await self._wait_on(lane, self._marker(lane, key))
             except Exception as exc:  # every waiter hears it (a RedisError: 503 at the intake)
                 for *_, waiter in batch:
                     if not waiter.done():
@@ -170,6 +174,19 @@ class ReplicaAcks:
             for *_, waiter in batch:
                 if not waiter.done():
                     waiter.set_result(acked)
+
+    def _marker(self, lane: _Lane, key: str) -> str:
+        """The primary's marker key: kept while its slot stays on that primary, else one in ``key``'s slot."""
+        marker = self._markers.get(lane.name)
+        if lane.node is None:
+            return marker or self._markers.setdefault(lane.name, f"{self.prefix}:replicated:{{primary}}")
+        client: Any = self.redis  # a RedisCluster (only cluster lanes have a node)
+        kept = False
+        with contextlib.suppress(RedisClusterException):  # its slot without a primary: take the key's
+            kept = marker is not None and getattr(client.get_node_from_key(marker), "name", None) == lane.name
+        if not kept or marker is None:
+            marker = self._markers[lane.name] = f"{self.prefix}:replicated:{{{marker_tag(key)}}}"
+        return marker
 
     async def _wait_on(self, lane: _Lane, marker: str) -> int:
         """SET the marker and WAIT, pipelined on one connection; the replicas that acknowledged it."""
