@@ -48,7 +48,7 @@ log = logging.getLogger("egov.replicas")
 
 NOT_REPLICATED = "GATEWAY_STORAGE_NOT_REPLICATED"
 MARKER_MS = 60_000
-"How long a marker lives: long enough for any wait, short enough that markers never pile up."
+"How long a marker lives after a primary's last wait: far longer than any wait, and then it is gone."
 READ_SLACK_SECONDS = 5.0
 "Beyond the WAIT's own timeout, how long its answer may take before the connection is given up."
 
@@ -134,9 +134,8 @@ class ReplicaAcks:
     def _lanes(self, keys: Iterable[str]) -> list[tuple[_Lane, str]]:
         """One (lane, key) per primary the keys live on: on a cluster by the client's slot map, else one."""
         client: Redis | RedisCluster = self.redis  # a cluster client comes typed as Redis (shell/redis_clients.py)
-        if not isinstance(client, RedisCluster):
-            first = next(iter(keys), f"{self.prefix}:replicated")
-            return [(_Lane("primary", self.redis), first)]
+        if not isinstance(client, RedisCluster):  # one primary: its marker needs no slot of the keys'
+            return [(_Lane("primary", self.redis), "")]
         by_node: dict[str, tuple[_Lane, str]] = {}
         for key in keys:
             try:
@@ -177,15 +176,15 @@ class ReplicaAcks:
 
     def _marker(self, lane: _Lane, key: str) -> str:
         """The primary's marker key: kept while its slot stays on that primary, else one in ``key``'s slot."""
-        marker = self._markers.get(lane.name)
         if lane.node is None:
-            return marker or self._markers.setdefault(lane.name, f"{self.prefix}:replicated:{{primary}}")
+            return f"{self.prefix}:replicated:{{primary}}"
         client: Any = self.redis  # a RedisCluster (only cluster lanes have a node)
-        kept = False
-        with contextlib.suppress(RedisClusterException):  # its slot without a primary: take the key's
-            kept = marker is not None and getattr(client.get_node_from_key(marker), "name", None) == lane.name
-        if not kept or marker is None:
-            marker = self._markers[lane.name] = f"{self.prefix}:replicated:{{{marker_tag(key)}}}"
+        marker = self._markers.get(lane.name)
+        if marker is not None:
+            with contextlib.suppress(RedisClusterException):  # its slot without a primary now: take the key's
+                if getattr(client.get_node_from_key(marker), "name", None) == lane.name:
+                    return marker
+        marker = self._markers[lane.name] = f"{self.prefix}:replicated:{{{marker_tag(key)}}}"
         return marker
 
     async def _wait_on(self, lane: _Lane, marker: str) -> int:
