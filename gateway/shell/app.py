@@ -46,6 +46,7 @@ from gateway.intake.pipeline import Pipeline
 from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.archive import FileArchive
 from gateway.lifecycle.durability import DurabilityProbe
+from gateway.lifecycle.replicas import ReplicaAcks
 from gateway.lifecycle.retention import RetentionSweeper
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
@@ -267,7 +268,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
-                        messagelog=messagelog, archive=archive)
+                        messagelog=messagelog, archive=archive, replicas=_replica_acks(redis, settings))
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)
@@ -316,6 +317,15 @@ def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redi
                               clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds), actor=wss.actor)
     return WsSecurityGate(EnvelopeVerifier(verifier, policy), wss, redis=redis, prefix=settings.redis.key_prefix,
                           revocation=checker, revocation_mode=settings.revocation.mode)
+
+
+def _replica_acks(redis: Redis, settings: Settings) -> ReplicaAcks | None:
+    """The wait for replicas before every acknowledgement (``[redis] min_replica_acks``), or None: no wait."""
+    config = settings.redis
+    if config.min_replica_acks <= 0:
+        return None
+    return ReplicaAcks(redis, config.key_prefix, replicas=config.min_replica_acks,
+                       timeout_ms=config.replica_ack_timeout_ms)
 
 
 def _message_log(settings: Settings, loaded: Loaded, clients: _Clients) -> tuple[MessageLog, Sealer | None]:
