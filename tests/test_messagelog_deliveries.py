@@ -1,7 +1,7 @@
 """The message log from end to end: an exchange through each channel (SyncChannel, REST, AsyncChannel with
 getMessages and with a callback) leaves every record kind `log show` should list for its messageId, results
-delivered included, and the chain still verifies; a TSA that stops answering is a readiness warning (for operators)
-until it answers again."""
+delivered included, and the chain still verifies; a getMessages answer the log cannot take is refused, not sent;
+a TSA that stops answering is a readiness warning (for operators) until it answers again."""
 
 from __future__ import annotations
 
@@ -235,3 +235,23 @@ async def test_a_tsa_that_stops_answering_is_a_readiness_warning_until_it_answer
     finally:
         await runner.cleanup()
         await tsa.cleanup()
+
+
+async def test_a_get_messages_answer_the_log_cannot_take_is_refused_not_sent(
+        gw: GatewayUnderTest, tmp_path: Path, prefix: str, tsa: str, http: aiohttp.ClientSession) -> None:
+    runner, logged = await logged_gateway(gw, tmp_path, prefix, tsa, segment_records=1000)
+    pull = _sender(PULL, PULL_PASSWORD)
+    ask = _async_call("getMessages", f"<serviceId>{READER_TICKET_SERVICE}</serviceId>{pull}<amount>10</amount>")
+    try:
+        await _send_async(http, logged, gw, "daniyar", message_id(), pull)
+        await wait_for(lambda: _at_least(gw.redis.zcard(f"{prefix}:inbox:{PULL}:{READER_TICKET_SERVICE}"), 1))
+        await wait_for(lambda: _none_left(logged))  # sealed: the records hash is gone
+        await gw.redis.set(logged.keys.records, "not a hash")  # every append now fails (WRONGTYPE)
+        async with http.post(f"{logged.url}/shep/async", data=ask, headers={"Content-Type": "text/xml"}) as response:
+            answer = etree.fromstring(await response.read())
+        assert response.status == 500
+        assert answer.findtext(".//errorCode") == "GATEWAY_STORAGE_UNAVAILABLE"
+        assert answer.find(".//messages") is None, "the result was not handed over unlogged"
+    finally:
+        await runner.cleanup()
+        await gw.redis.delete(logged.keys.records)
