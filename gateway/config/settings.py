@@ -172,8 +172,8 @@ class CabinetSettings:
 @dataclass(frozen=True)
 class MessageLogSettings:
     """The tamper-evident message log (docs/messagelog.md): every request, answer, receipt, provider answer,
-    result and cabinet read appended to a hash chain, sealed (signed by the gateway, timestamped by a TSA)
-    every ``segment_records`` records or ``segment_seconds`` seconds and archived as one file per segment."""
+    result, result delivered and cabinet read appended to a hash chain, sealed (signed by the gateway, timestamped
+    by a TSA) every ``segment_records`` records or ``segment_seconds`` seconds and archived as one file per segment."""
 
     enabled: bool = False
     "Keep the message log; needs ``tsa_url``. When on, intake refuses (503) once sealing has failed too long."

@@ -269,7 +269,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
                         messagelog=messagelog, archive=archive, replicas=_replica_acks(redis, settings))
-    notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
+    notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle, messagelog=messagelog)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)
     app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
@@ -292,7 +292,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     if settings.messagelog.enabled:  # not ready at half the allowance after which intake refuses
         config = settings.messagelog
         register_message_log(app[MONITOR], messagelog,
-                             max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2)
+                             max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2,
+                             tsa_url=config.tsa_url)
     return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer, retention)
 
 
