@@ -4,6 +4,7 @@ functions to drive and inspect it. Fixtures live in conftest.py; no test module 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.resources
 import json
@@ -11,9 +12,9 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -95,6 +96,35 @@ XML = {"Content-Type": "application/xml"}
 # type is a sequence of xsd:any. It needs a qname because zeep always writes xsi:type for an AnyObject; naming
 # it xsd:anyType keeps that xsi:type truthful (and schema-valid).
 ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
+
+
+class Clock:
+    """Shared by the mock OCSP responder and the checkers, so a test moves time forward for both."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class Responder:
+    """The mock PKI's OCSP/CRL responder on a real socket, and its clock."""
+    url: str
+    clock: Clock
+
+
+@contextlib.asynccontextmanager
+async def running_responder(pki: TestPki) -> AsyncIterator[Responder]:
+    from mocks.pki.revocation import run_revocation
+
+    clock, port = Clock(), free_port()
+    runner = await run_revocation(pki, port=port, clock=clock)
+    try:
+        yield Responder(f"http://127.0.0.1:{port}", clock)
+    finally:
+        await runner.cleanup()
 
 
 def any_content(element: etree._Element) -> xsd.AnyObject:

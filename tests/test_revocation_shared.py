@@ -11,8 +11,8 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ from gateway.config import ConfigError, Settings, settings_from_dict
 from gateway.shell.redis_clients import redis_client
 from gateway.shell.revocation_cache import RedisSharedAnswers
 from mocks.pki import TestPki
-from mocks.pki.revocation import run_revocation
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.report import Indication, SubIndication
@@ -37,35 +36,23 @@ from signing.revocation_fields import key_hash
 from signing.revocation_shared import GuardedShare
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
-from tests.helpers import GatewayUnderTest, free_port, mock_control, rest_request, second_gateway
+from tests.helpers import (
+    GatewayUnderTest,
+    Responder,
+    free_port,
+    mock_control,
+    rest_request,
+    running_responder,
+    second_gateway,
+)
 
 Mode = RevocationMode
 
 
-class Clock:
-    """Shared by the responder and the checkers, so a test moves time forward for both."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-@dataclass
-class Responder:
-    url: str
-    clock: Clock
-
-
 @pytest_asyncio.fixture(scope="module")
 async def responder(pki: TestPki) -> AsyncIterator[Responder]:
-    clock, port = Clock(), free_port()
-    runner = await run_revocation(pki, port=port, clock=clock)
-    try:
-        yield Responder(f"http://127.0.0.1:{port}", clock)
-    finally:
-        await runner.cleanup()
+    async with running_responder(pki) as running:
+        yield running
 
 
 @pytest_asyncio.fixture(autouse=True)
