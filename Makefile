@@ -47,6 +47,8 @@ bench: $(STAMP) $(GOSTPROV)
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_uploads.py
 	$(BIN)/python benchmarks/bench_soak.py
+	$(BIN)/python benchmarks/bench_revocation_shared.py
+	$(BIN)/python benchmarks/bench_replica_acks.py
 
 clean:
 	rm -rf $(VENV) .egov .pytest_cache .ruff_cache .mypy_cache *.egg-info

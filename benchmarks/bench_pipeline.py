@@ -16,7 +16,9 @@ request.
 The message log's cost (``--messagelog-only`` runs just that): the same in-process pipeline with the log off and
 on in one run (each request's five records: request, receipt, provider answer, result, answer), plus the CPU of
 sealing what was appended (signing once per 10,000-record segment, the mock TSA's token checked, the file
-written), and the log's bytes per request in Redis before sealing and in the archive after.
+written), and the log's bytes per request in Redis before sealing and in the archive after. For the AsyncChannel,
+the record of a result delivered (``result-delivery``) is timed on its own: a getMessages answer of 10 results
+(one append of ten records) and a callback push (one append each), with their bytes.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ from gateway.access.senders import hash_password
 from gateway.config import MessageLogSettings, RedisSettings
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import IntakeRequest, new_session_id
+from gateway.messagelog import deliveries
 from gateway.messagelog.journal import LogKeys
 from gateway.messagelog.sealer import Sealer
 from gateway.monitor import metrics
 from gateway.shell.app import create_app
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
+from gateway.shep.messages import async_message
 from mocks.library import create_library_app
 from mocks.pki import generate_pki
 from mocks.pki.revocation import run_revocation
@@ -156,6 +160,7 @@ async def _message_log_cost(work: Path, pki, raw: bytes, requests: int) -> None:
                                                                   clients)
                 if clients == 1:  # what the sequential turns appended: 5 records per request (and the warm-ups)
                     sealed, sizes = await _seal_all(settings["on"], runners["on"], work, redis.url)
+            delivered = await _delivery_cost(runners["on"].app[INTAKE].pipeline, raw)
         finally:
             for runner in runners.values():
                 await runner.cleanup()
@@ -172,6 +177,11 @@ async def _message_log_cost(work: Path, pki, raw: bytes, requests: int) -> None:
               f"(sealing {1000 * per_request:.3f} of it): {100 * (on - off) / off:+.1f}%")
     print(f"  bytes per request: Redis before sealing {5 * sizes[0] / appended:,.0f} (record values; "
           f"{5 * sizes[1] / appended:,.0f} by MEMORY USAGE), archive after {5 * sizes[2] / appended:,.0f}")
+    off = cpu["off"] / done
+    for label, (spent, size) in delivered.items():
+        spent += sealed / appended  # its share of sealing: the record's hash (the signature is per segment)
+        print(f"  AsyncChannel, a result delivered ({label}): +{1000 * spent:.3f} ms CPU "
+              f"({100 * spent / off:+.1f}% of a request with the log off), +{size:,.0f} bytes (record value)")
 
 
 async def _pipeline_cpu(pipeline, raw: bytes, requests: int, clients: int) -> float:  # type: ignore[no-untyped-def]
@@ -217,6 +227,40 @@ async def _seal_all(settings, runner, work: Path,  # type: ignore[no-untyped-def
     await client.aclose()
     written = sum(path.stat().st_size for path in archive.iterdir())
     return spent, (values, memory, written, appended)
+
+
+async def _delivery_cost(pipeline, raw: bytes, rounds: int = 100) -> dict[str, tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """CPU seconds and record bytes per result delivered: in getMessages answers of 10 (one append of ten records,
+    as the AsyncChannel makes it before sending the answer) and in callback pushes (one append each)."""
+    apps = [(await pipeline.process(IntakeRequest(
+        channel="soap-async", message_id=str(uuid.uuid4()), service_id=READER_TICKET_SERVICE,
+        message_date=datetime.now(UTC), sender_id=PORTAL, password=PORTAL_PASSWORD, document=etree.fromstring(raw)),
+        new_session_id(), raw=raw)).application for _ in range(10)]
+    root = etree.Element("getMessagesResponse")
+    response = etree.SubElement(root, "response")
+    for app in apps:
+        async_message(response, "messages", app)
+    answer = etree.tostring(root)
+    pushes = [etree.tostring(async_message(etree.Element("sendMessage"), "request", app)) for app in apps]
+    log, results = pipeline.messagelog, {}
+
+    async def handed_over() -> None:
+        await log.append(*deliveries.handed_over(apps, answer))
+
+    async def pushed() -> None:
+        for app, body in zip(apps, pushes, strict=True):
+            await log.append(deliveries.pushed(app, body, 1))
+
+    for label, append in (("getMessages of 10", handed_over), ("callback pushes, one by one", pushed)):
+        first = int(await log.redis.get(log.keys.seq) or 0) + 1
+        start = time.process_time()
+        for _ in range(rounds):
+            await append()
+        spent = time.process_time() - start
+        last = int(await log.redis.get(log.keys.seq))
+        sizes = [int(await log.redis.hstrlen(log.keys.records, str(seq))) for seq in range(first, last + 1)]
+        results[label] = (spent / (rounds * len(apps)), sum(sizes) / len(sizes))
+    return results
 
 
 def record_request_metrics() -> None:

@@ -177,6 +177,10 @@ _add("GATEWAY_STORAGE_UNAVAILABLE", 503, G, "Шлюз қоймасы қолже�
 _add("GATEWAY_STORAGE_NOT_DURABLE", 503, G, "Шлюз қоймасы деректерді дискіге жаза алмай тұр, кейінірек қайталаңыз.",
      "Хранилище шлюза не может записать данные на диск, повторите позже.",
      "The gateway's storage cannot write to disk; try again later.")
+_add("GATEWAY_STORAGE_NOT_REPLICATED", 503, G,
+     "Шлюз қоймасы деректерді резервтік көшірмелерге уақытында жеткізе алмады, кейінірек қайталаңыз.",
+     "Хранилище шлюза не успело передать данные на реплики, повторите позже.",
+     "The gateway's storage could not copy the data to its replicas in time; try again later.")
 _add("GATEWAY_OVERLOADED", 503, G, "Шлюз толы, кейінірек қайталаңыз.", "Шлюз перегружен, повторите позже.",
      "The gateway is at capacity; try again later.")
 # The message log could not be sealed (signed and timestamped) for too long: nothing new is accepted unproven.
@@ -268,10 +272,10 @@ _add("UPLOAD_LOCKED", 423, C, "Бұл жүктеуге басқа сұраным
 del C, G, P
 
 RETRYABLE = frozenset({
-    "GATEWAY_OVERLOADED", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_STREAMS_FULL", "PROVIDER_UNAVAILABLE",
-    "PROVIDER_TIMEOUT", "PROVIDER_SIGNATURE_UNCHECKED", "SIG_TRY_LATER", "CLIENT_DUPLICATE_IN_PROGRESS",
-    "CLIENT_TOO_MANY_ATTEMPTS", "CLIENT_LOCKED_OUT", "CLIENT_QUOTA_EXCEEDED", "CLIENT_TOO_MANY_STREAMS",
-    "UPLOAD_LOCKED",
+    "GATEWAY_OVERLOADED", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_STORAGE_NOT_REPLICATED", "GATEWAY_STREAMS_FULL",
+    "PROVIDER_UNAVAILABLE", "PROVIDER_TIMEOUT", "PROVIDER_SIGNATURE_UNCHECKED", "SIG_TRY_LATER",
+    "CLIENT_DUPLICATE_IN_PROGRESS", "CLIENT_TOO_MANY_ATTEMPTS", "CLIENT_LOCKED_OUT", "CLIENT_QUOTA_EXCEEDED",
+    "CLIENT_TOO_MANY_STREAMS", "UPLOAD_LOCKED",
 })
 """Refusals after which the same request may be sent again and succeed: each carries Retry-After on both
 channels, and none is stored as an application's final state."""

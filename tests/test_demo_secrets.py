@@ -3,6 +3,7 @@ demo's own passwords made at its first start, kept in the state directory and re
 
 from __future__ import annotations
 
+import json
 import re
 import stat
 import tomllib
@@ -14,7 +15,14 @@ from gateway.access.published import PUBLISHED_HASHES, refuse_published_hashes
 from gateway.access.senders import check_password, hash_password
 from gateway.config import ConfigError, SenderSettings
 from gateway.shell.cli import main
-from mocks.demo_secrets import DEMO_DESK, DEMO_OPERATOR, DEMO_SENDER, demo_secrets, read_demo_secrets
+from mocks.demo_secrets import (
+    DEMO_DESK,
+    DEMO_OPERATOR,
+    DEMO_PULL_SENDER,
+    DEMO_SENDER,
+    demo_secrets,
+    read_demo_secrets,
+)
 from tests.helpers import ROOT, free_port
 
 EXAMPLE = ROOT / "gateway.example.toml"
@@ -64,12 +72,26 @@ def test_the_demo_makes_its_own_passwords_once_and_keeps_them_private(tmp_path: 
     made = demo_secrets(tmp_path)
     path = tmp_path / "demo-secrets.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    passwords = [made.portal, made.desk, made.operator]
-    assert len(set(passwords)) == 3 and all(len(p) >= 20 for p in passwords)
+    passwords = [made.portal, made.desk, made.operator, made.pull]
+    assert len(set(passwords)) == 4 and all(len(p) >= 20 for p in passwords)
     assert demo_secrets(tmp_path) == made == read_demo_secrets(tmp_path), "kept across starts"
     assert made.of(DEMO_SENDER) == made.portal and made.of(DEMO_OPERATOR) == made.operator
+    assert made.of(DEMO_PULL_SENDER) == made.pull
     assert made.of("nobody") is None
     assert demo_secrets(tmp_path / "other") != made, "every state directory its own"
+
+
+def test_a_state_directory_from_before_the_pull_sender_gets_its_password_and_keeps_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "demo-secrets.json"
+    old = {DEMO_SENDER: "p" * 24, DEMO_DESK: "d" * 24, DEMO_OPERATOR: "o" * 24}
+    path.write_text(json.dumps(old), encoding="utf-8")
+    path.chmod(0o600)
+    kept = read_demo_secrets(tmp_path)
+    assert kept is not None and kept.of(DEMO_PULL_SENDER) is None, "read as it is until the demo starts"
+    made = demo_secrets(tmp_path)
+    assert (made.portal, made.desk, made.operator) == ("p" * 24, "d" * 24, "o" * 24)
+    assert len(made.pull) >= 20 and demo_secrets(tmp_path) == made
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_demo_settings_use_the_kept_passwords(pki, tmp_path: Path) -> None:
@@ -83,6 +105,11 @@ def test_demo_settings_use_the_kept_passwords(pki, tmp_path: Path) -> None:
     assert check_password(made.portal, senders[DEMO_SENDER].password_hash)
     assert check_password(made.desk, senders[DEMO_DESK].password_hash)
     assert check_password(made.operator, senders[DEMO_OPERATOR].password_hash)
+    assert check_password(made.pull, senders[DEMO_PULL_SENDER].password_hash)
+    assert senders[DEMO_PULL_SENDER].callback_url is None, "its answers wait for getMessages"
+    assert senders[DEMO_SENDER].callback_url == f"{urls['callback']}/shep/client"
+    pushed = demo_settings(tmp_path, pki.root, port=free_port(), urls=urls, callback_url="http://127.0.0.1:1/c")
+    assert pushed.senders[DEMO_SENDER].callback_url == "http://127.0.0.1:1/c"
     assert not check_password(made.portal, senders[DEMO_OPERATOR].password_hash), "one password, one role"
     refuse_published_hashes(senders)
 

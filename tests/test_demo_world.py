@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,54 +19,11 @@ from redis.asyncio import Redis
 
 from mocks.pki import TestPki
 from mocks.world.demo import DEMO_PORTS
-from tests.helpers import CLI, ROOT, free_port, wait_for
+from tests.helpers import CLI, ROOT, free_port
+from tests.processes import Demo
 
 README = ROOT / "README.md"
 SMOKE = ROOT / "scenarios" / "smoke.toml"
-
-
-class Demo:
-    """`egov-gateway demo` in its own process group, so a Ctrl-C reaches it as a terminal sends it."""
-
-    def __init__(self, state: Path, *extra: str) -> None:
-        self.state = state
-        self.ports = {name: free_port() for name in DEMO_PORTS}
-        self.url = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
-        flags = [arg for name, port in self.ports.items()
-                 for arg in ("--port" if name == "gateway" else f"--{name}-port", str(port))]
-        self.process = subprocess.Popen([*CLI, "demo", "--state-dir", str(state), "--elicense-scale", "500000",
-                                         *flags, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True, cwd=state.parent, start_new_session=True)
-
-    async def up(self) -> None:
-        async def answers() -> bool:
-            assert self.process.poll() is None, self.process.stdout.read() if self.process.stdout else ""
-            try:
-                async with aiohttp.ClientSession() as session, session.get(f"{self.url['portal']}/") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-        await wait_for(answers, 60)
-
-    def interrupt(self) -> str:
-        """Ctrl-C to the whole process group; the demo's output."""
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            out, _ = self.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            raise
-        assert self.process.returncode == 0, out
-        return out
-
-    async def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(subprocess.run, [
-            *CLI, *argv, "--gateway", self.url["gateway"], "--state-dir", str(self.state), "--timeout", "90",
-        ], capture_output=True, text=True, timeout=300, cwd=ROOT)
-
-    async def get(self, name: str, path: str) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.get(self.url[name] + path) as response:
-            return response.status, await response.read()
 
 
 def readme_revocation_steps() -> list[tuple[str, str | None]]:
@@ -195,6 +151,13 @@ def test_port_flags_portal_callback_and_the_old_web_port(capsys: Any) -> None:
         demo(["--elicense-scale", "0.5"])
     assert exited.value.code == 2
     assert "--elicense-scale must be at least 1" in capsys.readouterr().err
+    assert "--callback-url URL" in help_text
+    assert demo_parser().parse_args(["--callback-url", "http://127.0.0.1:9/c"]).callback_url == "http://127.0.0.1:9/c"
+    for bad in ("127.0.0.1:9/c", "ftp://host/c", "http://"):
+        with pytest.raises(SystemExit) as exited:
+            demo(["--callback-url", bad])
+        assert exited.value.code == 2
+        assert "--callback-url must be an http:// or https:// URL" in capsys.readouterr().err
 
 
 async def test_the_demo_on_a_local_redis_cluster_runs_the_readme_commands(pki: TestPki, tmp_path: Path) -> None:

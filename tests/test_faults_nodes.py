@@ -26,6 +26,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from redis import Redis as SyncRedis
 
 from gateway.config import RedisSettings
 from gateway.shell.redis_cluster import LocalRedisCluster
@@ -33,7 +34,7 @@ from gateway.shell.serve import start_site
 from mocks.library import LIBRARY_STATE, create_library_app
 from mocks.library.state import LibraryState
 from mocks.pki import TestPki
-from tests.helpers import FINAL, free_port, system_signer
+from tests.helpers import FINAL, free_port, system_signer, wait_for
 from tests.processes import PORTAL_AUTH, GatewayProcess, application, submit, write_config
 
 pytestmark = pytest.mark.faults
@@ -263,6 +264,22 @@ def assert_exactly_once(tally: Tally, processed: dict[str, int]) -> None:
     assert not missing, f"not processed exactly once at the back-end: {missing[:5]}"
 
 
+def raised(output: str) -> list[str]:
+    """The exception line of each traceback in a process's ``output``; of a chain (an error raised while handling
+    another), only the last."""
+    lines, errors = output.splitlines(), []
+    for at, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            after = [(index, text) for index, text in enumerate(lines[at + 1:], at + 1) if text and text[0] != " "]
+            if not after:
+                continue
+            index, error = after[0]
+            following = next((text for text in lines[index + 1:] if text.strip()), "")
+            if not following.startswith(("During handling of the above exception", "The above exception was")):
+                errors.append(error)
+    return errors
+
+
 def kill_node(nodes: Nodes, tally: Tally, backend: LibraryState,
               http: aiohttp.ClientSession) -> Callable[[], Awaitable[None]]:
     """The fault: SIGKILL node a, then take it out of the balancer, and note its orphans (read on node b before
@@ -319,6 +336,12 @@ async def test_one_of_two_nodes_on_a_cluster_killed_under_load_the_other_deliver
     await two_nodes_one_killed(pki, tmp_path, cluster_env(redis_cluster))
 
 
+def waits_run(port: int) -> int:
+    """WAITs the Redis on ``port`` has run (INFO commandstats)."""
+    with SyncRedis(port=port, socket_timeout=5) as node:
+        return int(node.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+
+
 def replica_acks() -> str:
     """``min_replica_acks = 1`` where the gateway has it: an acknowledged application is on a replica too."""
     return "min_replica_acks = 1" if "min_replica_acks" in {f.name for f in fields(RedisSettings)} else ""
@@ -330,7 +353,11 @@ async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_no
     (``node_timeout_ms`` 2 s), the nodes refuse with 503 and Retry-After meanwhile and the clients resend;
     every acknowledged application completes, once at the library. With ``min_replica_acks = 1`` (where the
     gateway has it) nothing acknowledged can be lost with the primary; without it, an acknowledgement the
-    replica had not yet received when the primary died would be lost and this test would say so."""
+    replica had not yet received when the primary died would be lost and this test would say so.
+
+    Once the replica is promoted the dead node is started again, as an operator (or an orchestrator) would: it
+    rejoins as the new primary's replica. Until it has caught up, the promoted primary has no replica, so with
+    ``min_replica_acks = 1`` whatever touches its slots is refused (GATEWAY_STORAGE_NOT_REPLICATED) and resent."""
     with LocalRedisCluster(tmp_path / "cluster", node_timeout_ms=2000) as cluster:
         cluster.wait_healthy(30)
         async with library(pki) as (library_url, backend), aiohttp.ClientSession(
@@ -343,6 +370,9 @@ async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_no
 
                 async def fault() -> None:
                     await asyncio.to_thread(cluster.kill, victim)
+                    outbox = f"{nodes.prefix}:outbox"
+                    await wait_for(lambda: asyncio.to_thread(lambda: cluster.primary_for(outbox) != victim), 30)
+                    await asyncio.to_thread(cluster.restart, victim)
 
                 await run_load(pki, http, nodes, tally, fault)
                 await account(http, tally, nodes.b.url, backend)
@@ -350,20 +380,21 @@ async def test_a_cluster_primary_killed_under_load_its_replica_takes_over_and_no
                 assert victim not in cluster.primary_ports(), "the replica was not promoted"
                 codes = {code for _status, code in tally.refusals}
                 # GATEWAY_INTERNAL: the redis-py race named at Nodes.internal_resent, and only that (intermittent).
-                # CLIENT_DUPLICATE_IN_PROGRESS: e.g. a resend of an application recorded as the primary died answers
-                # "in progress" (retryable, Retry-After) until a repeat may finish its create steps (the store's
-                # repair_after, 5 s); seen intermittently in a full `pytest -m faults` run
-                assert codes <= {"no answer", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_OVERLOADED",
-                                 "GATEWAY_INTERNAL", "CLIENT_DUPLICATE_IN_PROGRESS"}, tally.refusals
+                # CLIENT_DUPLICATE_IN_PROGRESS (409, retried): a resend within repair_after_seconds of a create whose
+                # claim was written but whose later step met the dead primary (docs/storage.md, "Repair"); it shows
+                # in runs whose sign-in keys (slots by the random prefix) live elsewhere than the outbox.
+                assert codes <= {"no answer", "GATEWAY_STORAGE_UNAVAILABLE", "GATEWAY_OVERLOADED", "GATEWAY_INTERNAL",
+                                 "GATEWAY_STORAGE_NOT_REPLICATED", "CLIENT_DUPLICATE_IN_PROGRESS"}, tally.refusals
+                if not replica_acks():
+                    assert "GATEWAY_STORAGE_NOT_REPLICATED" not in codes, "refused for replicas nobody asked for"
+                else:  # the acknowledgements did wait (the restarted node's own counts started again)
+                    assert sum(map(waits_run, cluster.primary_ports())) >= KILL_AFTER, "no WAIT for replicas"
                 for node in (nodes.a, nodes.b):
                     output = node.output()
                     assert node.process.poll() is None, nodes.output()
-                    # Known, logged with a traceback while the slot has no primary: the redis-py race above, and a
-                    # status listener (retention's finished index) that met the dead primary; nothing else.
-                    known = output.count("has no attribute 'writelines'") + output.count("status listener failed")
-                    # one logged error per traceback: a chained one ("During handling ...") prints two headers
-                    logged = output.count("Traceback") - output.count("During handling of the above exception") \
-                        - output.count("The above exception was the direct cause")
-                    assert logged <= known, output[-3000:]
+                    # Known, logged with a traceback while the slot has no primary: the redis-py race above; nothing
+                    # else (storage errors are logged in one line).
+                    unknown = [error for error in raised(output) if "has no attribute 'writelines'" not in error]
+                    assert not unknown, unknown
             finally:
                 nodes.stop()

@@ -24,28 +24,21 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fault_world import assert_retryable
+from tests.fault_world import assert_retryable, library_stats, soap_application, soap_submit
 from tests.helpers import free_port
+from tests.idle_connections import answered_503, low_descriptor_limit, open_idle, open_idle_paced, own_descriptors
 from tests.processes import (
     OPS,
     GatewayProcess,
     alive,
-    answered_503,
     application,
     assert_none_lost,
     cmdline,
     descendants,
     library,
-    library_stats,
-    low_descriptor_limit,
-    open_idle,
-    open_idle_paced,
-    own_descriptors,
     port_open,
     redis_servers,
     send_until_acknowledged,
-    soap_application,
-    soap_submit,
     submit,
     wait_until,
     write_config,

@@ -10,16 +10,11 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from aiohttp import web
 from lxml import etree
 from redis.asyncio import Redis
 
@@ -30,93 +25,21 @@ from gateway.messagelog.archive import segment_files
 from gateway.messagelog.journal import LogKeys, MessageLog
 from gateway.messagelog.records import BodyCipher, Entry, Kind, RecordError, make_record
 from gateway.messagelog.sealer import Sealer, SealError
-from gateway.shell.cli import main
-from gateway.shell.serve import start_site
-from mocks.pki.tsa import create_tsa_app
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from signing.signer import SigningKey, load_pem_signing_key
 from signing.trust import TrustStore
 from tests.helpers import (
-    OPERATOR,
-    OPERATOR_PASSWORD,
     PORTAL,
     PORTAL_PASSWORD,
     GatewayUnderTest,
+    LoggedGateway,
     async_envelope_bytes,
+    cli_args,
+    logged_gateway,
     message_id,
-    second_gateway,
+    run_cli,
     wait_for,
 )
-
-
-@pytest_asyncio.fixture(scope="module")
-async def tsa_url(system: GatewayUnderTest) -> AsyncIterator[str]:
-    """The mock PKI's time-stamping authority on a real socket."""
-    from tests.helpers import free_port
-
-    port = free_port()
-    runner = await start_site(create_tsa_app(system.pki), "127.0.0.1", port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@pytest_asyncio.fixture
-async def tsa(tsa_url: str, http: aiohttp.ClientSession) -> AsyncIterator[str]:
-    """The TSA answering normally, and again so after the test."""
-    await http.post(f"{tsa_url}/_control/tsa", json={})
-    yield tsa_url
-    await http.post(f"{tsa_url}/_control/tsa", json={})
-
-
-class LoggedGateway:
-    """A gateway with the message log on, its own key prefix and archive."""
-
-    def __init__(self, url: str, prefix: str, archive: Path, redis: Redis) -> None:
-        self.url, self.prefix, self.archive, self.redis = url, prefix, archive, redis
-        self.keys = LogKeys.under(prefix)
-
-    async def post(self, http: aiohttp.ClientSession, person: str = "aigerim", mid: str | None = None,
-                   pki: Any = None) -> tuple[int, dict[str, Any], str]:
-        mid = mid or message_id()
-        envelope = {"requestInfo": {"messageId": mid, "serviceId": READER_TICKET_SERVICE,
-                                    "messageDate": datetime.now(UTC).isoformat(),
-                                    "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-                    "requestData": {"data": etree.tostring(signed_application(pki.person(person),
-                                                                              READER_TICKET_SERVICE),
-                                                           encoding="unicode")}}
-        async with http.post(f"{self.url}/api/v1/requests", json=envelope) as response:
-            return response.status, await response.json(content_type=None), response.headers.get("Retry-After", "")
-
-    async def unsealed(self) -> int:
-        return int(await self.redis.hlen(self.keys.records))
-
-    async def health(self, http: aiohttp.ClientSession) -> dict[str, Any]:
-        auth = {"Authorization": aiohttp.encode_basic_auth(OPERATOR, OPERATOR_PASSWORD)}
-        async with http.get(f"{self.url}/health/details", headers=auth) as response:
-            return (await response.json())["messagelog"]  # type: ignore[no-any-return]
-
-
-async def logged_gateway(gw: GatewayUnderTest, tmp_path: Path, prefix: str, tsa_url: str,
-                         **changes: Any) -> tuple[web.AppRunner, LoggedGateway]:
-    settings = MessageLogSettings(**{
-        "enabled": True, "tsa_url": f"{tsa_url}/tsa", "segment_records": 4, "segment_seconds": 0.5,
-        "max_seal_failure_seconds": 1.0, "check_seconds": 0.1, "tsa_timeout_seconds": 2.0, **changes})
-    runner, url = await second_gateway(gw, tmp_path, messagelog=settings,
-                                       redis=replace(gw.settings.redis, key_prefix=prefix))
-    return runner, LoggedGateway(url, prefix, tmp_path / "messagelog", gw.redis)
-
-
-async def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    """The real command line, in a thread (it runs its own event loop for the Redis tail)."""
-    code = await asyncio.to_thread(main, list(args))
-    return code, capsys.readouterr().out
-
-
-def cli_args(gw: GatewayUnderTest, logged: LoggedGateway, archive: Path | None = None) -> list[str]:
-    tail = ["--no-redis"] if archive else ["--redis-url", gw.redis_url, "--key-prefix", logged.prefix]
-    return [str(archive or logged.archive), "--state-dir", str(gw.settings.state_dir), *tail]
 
 
 async def test_requests_are_logged_sealed_and_verified(gw: GatewayUnderTest, tmp_path: Path, prefix: str, tsa: str,

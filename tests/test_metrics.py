@@ -113,7 +113,8 @@ async def test_counters_move_with_requests(gw: GatewayUnderTest, shep, http: aio
     assert moved("egov_signature_checks_total", indication="TOTAL_FAILED", sub_indication="SIG_CRYPTO_FAILURE") == 1
     assert moved("egov_backend_calls_total", service=READER_TICKET_SERVICE, outcome="ok") == 1
     assert moved("egov_backend_call_duration_seconds_count", service=READER_TICKET_SERVICE) == 1
-    network = sum(moved("egov_revocation_lookups_total", source=source, result="good") for source in ("ocsp", "crl"))
+    network = sum(moved("egov_revocation_lookups_total", source=source, result="good")
+                  for source in ("ocsp", "crl", "shared"))
     assert network + moved("egov_revocation_cache_hits_total") >= 2  # the signer and its CA, asked or cached
     assert value(after, "egov_breaker_open", service=READER_TICKET_SERVICE) == 0
 

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,42 +26,21 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from mocks.pki import TestPki
-from mocks.pki.revocation import run_revocation
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.report import Indication, SubIndication, ValidationReport
 from signing.revocation import RevocationChecker, RevocationSettings, RevocationUnavailable, apply_revocation
 from signing.trust import TrustStore
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
-from tests.helpers import free_port, mock_control
+from tests.helpers import Responder, mock_control, running_responder
 
 Mode = RevocationMode
 
 
-class Clock:
-    """Shared by the responder and the checkers, so tests can move time forward for both."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-@dataclass
-class Responder:
-    url: str
-    clock: Clock
-
-
 @pytest_asyncio.fixture(scope="module")
 async def responder(pki: TestPki) -> AsyncIterator[Responder]:
-    clock, port = Clock(), free_port()
-    runner = await run_revocation(pki, port=port, clock=clock)
-    try:
-        yield Responder(f"http://127.0.0.1:{port}", clock)
-    finally:
-        await runner.cleanup()
+    async with running_responder(pki) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

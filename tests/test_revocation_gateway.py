@@ -1,6 +1,6 @@
 """Revocation through the whole gateway: revoked and unreachable cases give their exact codes, and no
-refused application reaches the back-end. Each test gets a gateway of its own, so no OCSP answer is
-cached from another test."""
+refused application reaches the back-end. Each test gets a gateway of its own and the shared revocation cache
+is emptied first, so no OCSP answer is cached from another test."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ from tests.helpers import (
 
 @pytest_asyncio.fixture
 async def revocation(system: GatewayUnderTest, http) -> AsyncIterator[str]:
-    """The session's OCSP/CRL service, reset before and after each test."""
+    """The session's OCSP/CRL service, reset before and after each test, and no shared OCSP answer in Redis."""
     await mock_control(http, system.revocation_url, "reset")
+    async for key in system.redis.scan_iter(f"{system.settings.redis.key_prefix}:ocsp:*"):
+        await system.redis.delete(key)
     yield system.revocation_url
     await mock_control(http, system.revocation_url, "reset")
 

@@ -7,24 +7,16 @@ XMLSchema) against the test tree's schemas."""
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 import pytest_asyncio
-import zeep
-from aiohttp import web
 from lxml import etree
-from zeep import xsd
-from zeep.exceptions import Fault
-from zeep.plugins import HistoryPlugin
 
 from gateway.shell.app import create_app
 from gateway.shell.serve import start_site
@@ -43,78 +35,28 @@ from tests.helpers import (
     trusting_verifier,
     wait_for,
 )
-
-TREE = Path(__file__).resolve().parent / "conformance" / "shep_v10"
-OPS = "http://bip.bee.kz/AsyncChannel/v10/Types"
-CLIENT = "http://bip.bee.kz/AsyncChannel/v10/Types/Client"
-SYNC = "http://bip.bee.kz/SyncChannel/v10/Types"
-ALMATY = ZoneInfo("Asia/Almaty")
-# A client's own generated type for the document: zeep names it in xsi:type on data, as real clients do.
-CLIENT_DOCUMENT = xsd.ComplexType(xsd.Sequence([xsd.Any()]), qname=etree.QName("urn:client:types", "Application"))
-STRICT = zeep.Settings(strict=True, xml_huge_tree=False)
-
-
-def tree_schema(name: str) -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    return etree.XMLSchema(etree.parse(str(TREE / name), parser))
-
-
-SCHEMAS = {SYNC: tree_schema("SyncChannel_v10_Types.xsd"), OPS: tree_schema("IAsyncChannel_Types.xsd"),
-           CLIENT: tree_schema("IAsyncChannelClient_Types.xsd")}
-
-
-def strictly_valid(element: etree._Element) -> etree._Element:
-    """``element`` (a Body child or a fault detail) validated against the test tree's schema of its namespace."""
-    schema = SCHEMAS[etree.QName(element).namespace or ""]
-    copied = etree.fromstring(etree.tostring(element))
-    assert schema.validate(copied), f"{etree.QName(element).localname}: {schema.error_log.last_error}"
-    return element
-
-
-class RealClient:
-    """A blocking zeep client of one test-tree WSDL, pointed at ``address``, keeping what came back."""
-
-    def __init__(self, wsdl: str, address: str) -> None:
-        self.history = HistoryPlugin()
-        client = zeep.Client(str(TREE / wsdl), settings=STRICT, plugins=[self.history])
-        self.service = client.create_service(next(iter(client.wsdl.bindings)), address)
-
-    def call(self, operation: str, **request: Any) -> Any:
-        """Call ``operation``; the answer's Body child must be valid against the test tree's schema."""
-        answer = getattr(self.service, operation)(request=request)
-        (body,) = self.history.last_received["envelope"].find(f"{{{SOAP_ENV}}}Body")
-        strictly_valid(body)
-        return answer
-
-    def refused(self, operation: str, **request: Any) -> etree._Element:
-        """Call ``operation`` expecting a Fault; its detail element, validated."""
-        with pytest.raises(Fault) as caught:
-            getattr(self.service, operation)(request=request)
-        (detail,) = caught.value.detail
-        return strictly_valid(detail)
-
-
-def document_data(document: etree._Element) -> xsd.AnyObject:
-    return xsd.AnyObject(CLIENT_DOCUMENT, {"_value_1": copy.deepcopy(document)})
-
-
-def local_now() -> datetime:
-    """Kazakhstan wall-clock time without an offset, as Kazakh clients send messageDate."""
-    return datetime.now(ALMATY).replace(tzinfo=None)
+from tests.shep_clients import (
+    ALMATY,
+    OPS,
+    RECEIVER,
+    SYNC,
+    RealClient,
+    Receiver,
+    document_data,
+    in_thread,
+    local_now,
+    post,
+    receiver_app,
+)
+from tests.shep_clients import async_message as client_message
 
 
 def sender(sender_id: str = PULL, password: str = PULL_PASSWORD) -> dict[str, str]:
     return {"senderId": sender_id, "password": password}
 
 
-def async_message(document: etree._Element, **info: Any) -> dict[str, Any]:
-    return {"messageInfo": {"serviceId": READER_TICKET_SERVICE, "messageType": "REQUEST", "messageDate": local_now(),
-                            "sender": sender(), **info},
-            "messageData": {"data": document_data(document)}}
-
-
-async def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
-    return await asyncio.to_thread(lambda: function(*args, **kwargs))
+def async_message(document: etree._Element, sender_of: dict[str, str] | None = None, **info: Any) -> dict[str, Any]:
+    return client_message(document, sender_of or sender(), service_id=READER_TICKET_SERVICE, **info)
 
 
 # ---------------------------------------------------------------- SyncChannel
@@ -187,7 +129,7 @@ async def test_every_async_operation_as_a_real_client(gw: GatewayUnderTest) -> N
 
 @pytest.mark.parametrize(("operation", "request_of", "code"), [
     ("sendMessage", lambda gw: async_message(signed_application(gw.pki.person("saule"), READER_TICKET_SERVICE),
-                                             sender=sender(PULL, "wrong")), "CLIENT_BAD_CREDENTIALS"),
+                                             sender(PULL, "wrong")), "CLIENT_BAD_CREDENTIALS"),
     ("getMessages", lambda gw: {"serviceId": "no.such.service", "sender": sender()}, "CLIENT_UNKNOWN_SERVICE"),
     ("getMessageStatus", lambda gw: {"messageId": "never-sent", "requestDate": local_now(), "sender": sender()},
      "CLIENT_NOT_FOUND"),
@@ -217,16 +159,6 @@ def raw_send(document: etree._Element, *, mid: str | None, when: str, correlatio
             f"<password>{PULL_PASSWORD}</password></sender></messageInfo><messageData>"
             f'<data xsi:type="c:Application">{etree.tostring(document, encoding="unicode")}</data>'
             "</messageData></request></a:sendMessage></soap:Body></soap:Envelope>").encode()
-
-
-async def post(http: aiohttp.ClientSession, url: str, body: bytes, **headers: str) -> etree._Element:
-    """POST ``body`` with only ``headers`` (no Content-Type unless given); the Body child, strictly valid."""
-    async with http.post(url, data=body, headers=headers, skip_auto_headers=["Content-Type"]) as response:
-        envelope = etree.fromstring(await response.read())
-    (child,) = envelope.find(f"{{{SOAP_ENV}}}Body")
-    if child.tag == f"{{{SOAP_ENV}}}Fault":
-        (child,) = child.find("detail")
-    return strictly_valid(child)
 
 
 async def test_no_content_type_xsi_type_and_local_time_are_accepted(gw: GatewayUnderTest, http) -> None:  # type: ignore[no-untyped-def]
@@ -292,49 +224,6 @@ async def test_another_content_type_is_still_refused(gw: GatewayUnderTest, http)
 # ---------------------------------------------------------------- callbacks to a real IAsyncChannelClient
 
 
-@dataclass
-class Receiver:
-    """What a client-side endpoint built from the test tree's IAsyncChannelClient WSDL took, parsed strictly."""
-
-    answers: list[Any] = field(default_factory=list)
-    statuses: list[Any] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-
-
-RECEIVER = web.AppKey("receiver", Receiver)
-
-
-def receiver_app() -> web.Application:
-    client = zeep.Client(str(TREE / "AsyncChannelClient_v10.wsdl"), settings=STRICT)
-    binding = client.wsdl.bindings[next(iter(client.wsdl.bindings))]
-
-    async def take(request: web.Request) -> web.Response:
-        envelope = etree.fromstring(await request.read())
-        (operation,) = envelope.find(f"{{{SOAP_ENV}}}Body")
-        name = etree.QName(operation).localname
-        schema = SCHEMAS[CLIENT]
-        if etree.QName(operation).namespace != CLIENT or not schema.validate(operation):
-            request.app[RECEIVER].refused.append(f"{operation.tag}: {schema.error_log.last_error}")
-            return web.Response(status=400)
-        parsed = binding.get(name).input.deserialize(envelope)  # zeep, strict: an unknown element raises
-        now = datetime.now(UTC)
-        if name == "sendMessage":
-            request.app[RECEIVER].answers.append(parsed)
-            info = parsed.messageInfo
-            response: dict[str, Any] = {"messageId": info.messageId, "correlationId": info.correlationId,
-                                        "responseDate": now}
-        else:
-            request.app[RECEIVER].statuses.append(parsed)
-            response = {"responseDate": now, "sessionId": "client-session"}
-        answer = binding.get(name).output.serialize(response=response)
-        return web.Response(body=etree.tostring(answer.content), content_type="text/xml")
-
-    app = web.Application()
-    app[RECEIVER] = Receiver()
-    app.router.add_post("/client", take)
-    return app
-
-
 @pytest_asyncio.fixture
 async def pushed_to(system: GatewayUnderTest, tmp_path: Path) -> AsyncIterator[tuple[str, Receiver]]:
     """A gateway of its own (own key prefix) whose portal's callback_url is the test tree's receiver."""
@@ -358,7 +247,7 @@ async def test_callbacks_are_taken_by_a_real_client_endpoint(system: GatewayUnde
     saule = gw_person = system.pki.person("saule")
     mid = message_id()
     sent = await in_thread(client.call, "sendMessage", **async_message(
-        signed_application(gw_person, READER_TICKET_SERVICE), messageId=mid, sender=sender(PORTAL, PORTAL_PASSWORD)))
+        signed_application(gw_person, READER_TICKET_SERVICE), sender(PORTAL, PORTAL_PASSWORD), messageId=mid))
 
     async def answered() -> Any:
         return [a for a in receiver.answers if a.messageInfo.correlationId == sent.correlationId]

@@ -153,7 +153,7 @@ async def test_message_log_keys_share_one_slot_on_a_cluster(backend: tuple[Redis
     keys = LogKeys.under(prefix, cluster=is_cluster(redis))
     if is_cluster(redis):
         slots = {redis.keyslot(k) for k in (keys.seq, keys.records, keys.pending_since, keys.sealed,  # type: ignore[attr-defined]
-                                            keys.failing_since)}
+                                            keys.failing_since, keys.lease, keys.tsa_failing)}
         assert len(slots) == 1
     else:
         assert keys.seq == f"{prefix}:mlog:seq", "a single server keeps the names: the chain carries on"

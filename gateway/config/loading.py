@@ -141,6 +141,11 @@ def _check_redis_topology(settings: Settings) -> None:
         raise ConfigError("redis.sentinel_master: required with sentinel_urls (the primary's name at the Sentinels)")
     if redis.sentinel_master and not redis.sentinel_urls:
         raise ConfigError("redis.sentinel_urls: required with sentinel_master")
+    for key in ("min_replica_acks", "replica_ack_timeout_ms"):
+        if getattr(redis, key) < 0:
+            raise ConfigError(f"redis.{key}: must not be negative")
+    if redis.min_replica_acks > 0 and redis.replica_ack_timeout_ms == 0:  # WAIT's 0 would mean "wait for ever"
+        raise ConfigError("redis.replica_ack_timeout_ms: must be positive when min_replica_acks is")
     for url in redis.sentinel_urls:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:

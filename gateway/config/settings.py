@@ -84,6 +84,13 @@ class RedisSettings:
     current primary, also after a failover. Excludes ``cluster``; needs ``sentinel_master``; ``url`` is unused."""
     sentinel_master: str | None = None
     "The name the Sentinels know the primary by (``sentinel monitor <name> ...``)."
+    min_replica_acks: int = 0
+    """Replicas that must have an application before it is acknowledged (Redis ``WAIT``, on every primary the
+    create wrote to): with 1, a primary that dies right after an acknowledgement loses nothing. 0: no wait
+    (replication stays asynchronous). Fewer within ``replica_ack_timeout_ms``: 503
+    GATEWAY_STORAGE_NOT_REPLICATED with Retry-After; the repeated messageId is answered once replicas have it."""
+    replica_ack_timeout_ms: int = 500
+    "How long an acknowledgement waits for ``min_replica_acks`` replicas (milliseconds; positive when they are)."
 
     def pool_size(self, limits: LimitSettings, delivery: DeliverySettings) -> int:
         """``max_connections``, or the size derived from the in-flight bound and delivery concurrency."""
@@ -165,8 +172,8 @@ class CabinetSettings:
 @dataclass(frozen=True)
 class MessageLogSettings:
     """The tamper-evident message log (docs/messagelog.md): every request, answer, receipt, provider answer,
-    result and cabinet read appended to a hash chain, sealed (signed by the gateway, timestamped by a TSA)
-    every ``segment_records`` records or ``segment_seconds`` seconds and archived as one file per segment."""
+    result, result delivered and cabinet read appended to a hash chain, sealed (signed by the gateway, timestamped
+    by a TSA) every ``segment_records`` records or ``segment_seconds`` seconds and archived as one file per segment."""
 
     enabled: bool = False
     "Keep the message log; needs ``tsa_url``. When on, intake refuses (503) once sealing has failed too long."

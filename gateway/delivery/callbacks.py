@@ -7,6 +7,9 @@ with MESSAGE_ACCEPTED removes them, RESEND makes them available again). If the s
 ``CallbackSettings.attempts`` times; then it stays in the inbox only) and every status change
 (``changeMassageStatusNotification``, spelt as in SHEP, best effort). A pushed answer that the portal
 took leaves the inbox. The callback loop and every push run under :func:`gateway.supervise.supervise`.
+
+A push the sender took is a ``result-delivery`` record in the message log (:mod:`gateway.messagelog.deliveries`),
+appended after its HTTP 200 and before the push is marked done: a push that could not be logged is made again.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from gateway.delivery.schedule import LeaseSchedule
 from gateway.lifecycle.application import Application
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
+from gateway.messagelog import deliveries
+from gateway.messagelog.journal import MessageLog
 from gateway.shep.envelope import BODY, ENVELOPE, SOAP_ENV
 from gateway.shep.messages import async_message, change_status_notification
 from gateway.supervise import FailureBurst, SupervisorSettings, backoff_delay, guard, sleep_unless, spawn, supervise
@@ -64,9 +69,10 @@ class Notifier:
 
     def __init__(self, redis: Redis, prefix: str, store: ApplicationStore, senders: dict[str, SenderSettings],
                  session: aiohttp.ClientSession, *, lifecycle: Lifecycle,
-                 settings: CallbackSettings | None = None) -> None:
+                 settings: CallbackSettings | None = None, messagelog: MessageLog | None = None) -> None:
+        """``messagelog``: where the answers the senders' callbacks took are logged."""
         self.redis, self.prefix, self.store, self.senders, self.session = redis, prefix, store, senders, session
-        self.lifecycle = lifecycle
+        self.lifecycle, self.messagelog = lifecycle, messagelog
         self.settings = settings or CallbackSettings()
         self.callbacks = LeaseSchedule(redis, f"{prefix}:callbacks")
         self._attempts: dict[str, int] = {}
@@ -94,7 +100,7 @@ class Notifier:
         root = etree.Element(f"{{{CLIENT_NS}}}changeMassageStatusNotification", nsmap={"ns": CLIENT_NS})
         change_status_notification(root, app)
         try:
-            await self._post(url, root)
+            await self._post(url, _envelope(root))
         except (aiohttp.ClientError, TimeoutError) as exc:  # best effort: the answer itself is retried
             log.info("status notification to %s failed: %s", app.sender_id, type(exc).__name__)
 
@@ -130,8 +136,9 @@ class Notifier:
             return
         root = etree.Element(f"{{{CLIENT_NS}}}sendMessage", nsmap={"ns": CLIENT_NS})
         async_message(root, "request", app)
+        body = _envelope(root)
         try:
-            await self._post(sender.callback_url, root)
+            await self._post(sender.callback_url, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             attempt = self._attempts[app_id] = self._attempts.get(app_id, 0) + 1
             if attempt >= self.settings.attempts:
@@ -144,18 +151,25 @@ class Notifier:
             await self.callbacks.schedule(app_id, delay)
             log.info("callback to %s failed (%s), attempt %d", app.sender_id, type(exc).__name__, attempt)
             return
+        attempt = self._attempts.get(app_id, 0) + 1
+        if self.messagelog is not None:  # RedisError: not done, so pushed again and logged then
+            await self.messagelog.append(deliveries.pushed(app, body, attempt))
         self._attempts.pop(app_id, None)
         await self.callbacks.done(app_id)
         await self.inbox(app.sender_id, app.service_id).done(app_id)
         await self.lifecycle.note(app, "answer delivered to the sender's callback endpoint")
 
-    async def _post(self, url: str, payload: etree._Element) -> None:
-        envelope = etree.Element(ENVELOPE, nsmap={"soap": SOAP_ENV})
-        etree.SubElement(envelope, BODY).append(payload)
-        body = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    async def _post(self, url: str, body: bytes) -> None:
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""', "X-Request-Id": str(uuid.uuid4())}
         async with self.session.post(url, data=body, headers=headers,
                                      timeout=aiohttp.ClientTimeout(total=10)) as response:
             await response.read()
             if response.status != 200:
                 raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
+
+
+def _envelope(payload: etree._Element) -> bytes:
+    """The SOAP 1.1 envelope posted to a callback, as bytes (what the message log hashes is what is sent)."""
+    envelope = etree.Element(ENVELOPE, nsmap={"soap": SOAP_ENV})
+    etree.SubElement(envelope, BODY).append(payload)
+    return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")

@@ -17,6 +17,7 @@ import uuid
 
 from aiohttp import web
 from lxml import etree
+from redis.exceptions import RedisError
 
 import schemas
 from gateway.access.senders import AuthenticatedSender
@@ -40,6 +41,7 @@ from gateway.intake.soap_io import (
 from gateway.intake.ws_security import signed_by
 from gateway.lifecycle.application import Application
 from gateway.lifecycle.archive import unreadable_refused
+from gateway.messagelog import deliveries
 from gateway.monitor.metrics import observe_request
 from gateway.shep.envelope import now_iso
 from gateway.shep.messages import answer_correlation_id, async_message, message_state, status_info
@@ -55,6 +57,8 @@ _SCAN = 1000
 "Most due answers a getMessages filtered by correlationId looks through."
 _LOGGED = web.RequestKey("async_logged", tuple[IntakeRequest, Outcome])
 "A sendMessage's request and outcome, for logging its answer once it is built."
+_HANDED_OVER = web.RequestKey("async_handed_over", list[Application])
+"The applications whose results a getMessages answer holds, for logging their delivery once it is built."
 
 
 @functools.cache
@@ -102,6 +106,8 @@ async def handle(request: web.Request) -> web.Response:
             if _LOGGED in request:
                 intake, outcome = request[_LOGGED]
                 await components.pipeline.log_answer(intake, outcome, body_of(response))
+            if request.get(_HANDED_OVER):
+                await _log_handed_over(components, request[_HANDED_OVER], body_of(response))
         return response
     except GatewayError as error:
         code = error.code
@@ -189,9 +195,24 @@ async def _get_messages(request: web.Request, body: etree._Element, namespace: s
     E = etree.SubElement
     E(response, "responseDate").text = now_iso()
     E(response, "sessionId").text = session_id
-    for app in await _take_answers(components, sender.sender_id, service_id, body, amount):
+    apps = await _take_answers(components, sender.sender_id, service_id, body, amount)
+    for app in apps:
         async_message(response, "messages", app)
+    request[_HANDED_OVER] = apps  # their delivery goes into the message log once the answer is built
     return root
+
+
+async def _log_handed_over(components: IntakeContext, apps: list[Application], body: bytes) -> None:
+    """Each result of a getMessages answer as delivered, before the answer is sent; when the log cannot take
+    them the answer is GATEWAY_STORAGE_UNAVAILABLE (the leased results come back when their lease ends)."""
+    messagelog = components.pipeline.messagelog
+    if messagelog is None or not messagelog.enabled:
+        return
+    try:
+        await messagelog.append(*deliveries.handed_over(apps, body))
+    except RedisError as exc:
+        log.warning("getMessages delivery of %d result(s) not logged: %s", len(apps), type(exc).__name__)
+        raise GatewayError("GATEWAY_STORAGE_UNAVAILABLE", type(exc).__name__) from None
 
 
 async def _take_answers(components: IntakeContext, sender_id: str, service_id: str, body: etree._Element,

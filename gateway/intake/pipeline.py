@@ -30,6 +30,7 @@ from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.archive import ArchiveStore, unreadable_refused
 from gateway.lifecycle.durability import DurabilityProbe
 from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
+from gateway.lifecycle.replicas import ReplicaAcks
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
 from gateway.messagelog.journal import MessageLog
@@ -119,9 +120,11 @@ class Pipeline:
         durability: DurabilityProbe | None = None,
         packages: PackageFinder | None = None,
         archive: ArchiveStore | None = None,
+        replicas: ReplicaAcks | None = None,
     ) -> None:
         """``packages``: the uploads' storage, for services whose document names a package (``package_element``).
-        ``archive``: where finished applications go after the retention; a repeat of theirs is answered from it."""
+        ``archive``: where finished applications go after the retention; a repeat of theirs is answered from it.
+        ``replicas``: the wait for replicas (``[redis] min_replica_acks``) before every answer, a repeat's too."""
         self.senders = senders
         self.registry = registry
         self.verifier = verifier
@@ -137,6 +140,7 @@ class Pipeline:
         self.packages = packages
         self.messagelog = messagelog
         self.archive = archive
+        self.replicas = replicas
         self.limiter = InFlightLimiter(limits.max_in_flight)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
@@ -167,6 +171,8 @@ class Pipeline:
             outcome = await self._process(request, session_id, asynchronous, client, signed_by, raw)
             if self.durability is not None:  # acknowledge only what reached the append-only file
                 await self.durability.confirm()
+            if self.replicas is not None:  # ... and, when asked for, the replicas (a repeat's answer waits too)
+                await self.replicas.confirm(self._created_keys(outcome.application))
             return outcome
         except RedisError as exc:
             log.warning("storage unavailable in %s: %s", session_id, describe(exc))
@@ -243,6 +249,13 @@ class Pipeline:
                    Entry(Kind.RECEIPT, request.sender_id, request.service_id, request.message_id, app.id,
                          {"receipt": (app.receipt or "").encode()}, note=mark.strip()))
         return lambda pipe: messagelog.append_in(pipe, *entries)
+
+    def _created_keys(self, app: Application) -> list[str]:
+        """A key of each slot the create steps of ``app`` wrote (the message log's records too)."""
+        keys = self.store.created_keys(app, self.delivery.outbox.key)
+        if self.messagelog is not None and self.messagelog.enabled:
+            keys.append(self.messagelog.keys.records)
+        return keys
 
     async def log_answer(self, request: IntakeRequest, outcome: Outcome, body: bytes) -> None:
         """The answer about to be sent (the HTTP body), in the message log; GatewayError when it cannot be

@@ -173,10 +173,20 @@ class ApplicationStore:
         await self.redis.delete(self._open(app.id))
         return None
 
-    async def _record_own(self, app: Application, history: list[str], steps: OpenSteps) -> None:
-        """Step 1: the application's own keys in one MULTI under its hash tag (one slot).
+    def created_keys(self, app: Application, schedule: str | None) -> list[str]:
+        """A key of each slot the create steps (and a repair) write for ``app``, the message log's aside: what a
+        wait for replicas must cover (:mod:`gateway.lifecycle.replicas` groups them by primary)."""
+        keys = [self._app(app.id), self._msg(app.sender_id, app.message_id)]
+        if schedule:
+            keys.append(schedule)
+        for owner in app.owners:
+            keys += [self._cabinet(owner), self._cabinet_by(owner, app.sender_id),
+                     self._cabinet_msg(owner, app.sender_id)]
+        return keys
 
-        The one place where a write of the record returns: a durability wait (WAIT for replicas) belongs here."""
+    async def _record_own(self, app: Application, history: list[str], steps: OpenSteps) -> None:
+        """Step 1: the application's own keys in one MULTI under its hash tag (one slot). The wait for replicas
+        (``min_replica_acks``) comes after every step, over the keys of :meth:`created_keys`."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self._app(app.id), app.to_json())
             pipe.set(self._status(app.id), str(app.status))

@@ -32,6 +32,7 @@ from redis.asyncio.client import Pipeline
 
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.store import ApplicationStore
+from gateway.supervise import STORAGE_ERRORS
 
 log = logging.getLogger("egov.lifecycle")
 
@@ -205,5 +206,7 @@ class Lifecycle:
         for listener in self.listeners:
             try:
                 await listener(app)
+            except STORAGE_ERRORS as exc:  # storage trouble (a failover) is expected: one line, no traceback
+                log.warning("status listener failed for %s: %s: %s", app.id, type(exc).__name__, exc)
             except Exception:  # a listener (callbacks) must never break a transition
                 log.exception("status listener failed for %s", app.id)

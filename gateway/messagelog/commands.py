@@ -39,7 +39,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
     log_cmd = commands.add_parser("log", help="verify the message log, or show what it holds for one message")
     actions = log_cmd.add_subparsers(dest="log_command", required=True)
     for name, text in (("verify", "check every hash link, seal signature and timestamp; exit 0 only if all hold"),
-                       ("show", "print the records of one messageId with the proof that they were sealed")):
+                       ("show", "print the records of one messageId (and the cabinet reads that showed it) with the "
+                               "proof that they were sealed")):
         action = actions.add_parser(name, help=text)
         action.add_argument("directory", nargs="?", type=Path, default=None,
                             help="the archive (default: [messagelog] archive_dir of --config, else "
@@ -164,12 +165,32 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class _Matches:
+    """The records of one messageId, and the cabinet reads that showed its applications (records come in
+    sequence order, so the request naming a session id comes before any read of it)."""
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id, self.sessions = message_id, set[str]()
+
+    def __call__(self, line: bytes) -> dict[str, Any] | None:
+        """The record of ``line`` when it is one of them (read cheaply: only lines naming them are parsed)."""
+        if self.message_id.encode() not in line and not any(s.encode() in line for s in self.sessions):
+            return None
+        record = _parsed(line)
+        if record.get("messageId") == self.message_id:
+            if record.get("session"):
+                self.sessions.add(str(record["session"]))
+            return record
+        if record.get("kind") == "cabinet-read" and self.sessions & set(str(record.get("session", "")).split()):
+            return record
+        return None
+
+
 def _show(args: argparse.Namespace, where: _Where) -> int:
-    found = 0
+    found, matching = 0, _Matches(args.message_id)
     for path in segment_files(where.archive):
         lines = read_lines(path)
-        matches = [r for r in (_parsed(line) for line in lines[:-1] if args.message_id.encode() in line)
-                   if r.get("messageId") == args.message_id]
+        matches = [r for r in map(matching, lines[:-1]) if r is not None]
         if not matches:
             continue
         for record in matches:
@@ -186,7 +207,7 @@ def _show(args: argparse.Namespace, where: _Where) -> int:
               f"\n  signed by the gateway at {statement['sealedAt']}; {stamp}"
               f"\n  (`egov-gateway log verify` checks the links from these records to that seal)")
     if where.redis_url:
-        found += asyncio.run(_show_tail(args.message_id, where))
+        found += asyncio.run(_show_tail(matching, where))
     if not found:
         print(f"nothing logged for messageId {args.message_id!r}")
         return 1
@@ -217,7 +238,7 @@ def _describe(record: dict[str, Any]) -> str:
             f"  service={record.get('service')}  session={record.get('session')}{note}\n  {parts}{bodies}")
 
 
-async def _show_tail(message_id: str, where: _Where) -> int:
+async def _show_tail(matching: _Matches, where: _Where) -> int:
     keys = LogKeys.under(where.prefix, cluster=where.cluster)
     redis = where.client()
     try:
@@ -229,8 +250,8 @@ async def _show_tail(message_id: str, where: _Where) -> int:
         await redis.aclose()
     found = 0
     for seq, raw in sorted(((int(k), v) for k, v in stored.items()), key=lambda item: item[0]):
-        record = json.loads(raw)
-        if record.get("messageId") == message_id:
+        record = matching(raw if isinstance(raw, bytes) else str(raw).encode())
+        if record is not None:
             record["seq"] = seq
             found += 1
             print(_describe(record) + "\n  not sealed yet (waiting in Redis for the next seal)")

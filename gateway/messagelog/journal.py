@@ -59,6 +59,8 @@ class LogKeys:
     "When sealing started failing (ISO 8601); absent while it works."
     lease: str
     "The sealer's lease (one sealer at a time)."
+    tsa_failing: str
+    "Hash ``since`` (ISO 8601), ``detail``: the TSA's time-stamp requests fail; absent while it answers."
 
     @classmethod
     def under(cls, prefix: str, *, cluster: bool = False) -> LogKeys:
@@ -67,7 +69,7 @@ class LogKeys:
         state carry on across an upgrade."""
         base = f"{prefix}:mlog:{{mlog}}" if cluster else f"{prefix}:mlog"
         return cls(f"{base}:seq", f"{base}:records", f"{base}:pending-since", f"{base}:sealed",
-                   f"{base}:failing-since", f"{base}:sealer")
+                   f"{base}:failing-since", f"{base}:sealer", f"{base}:tsa-failing")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class SealStatus:
     "time.time() of the refresh this status comes from (0: never refreshed)."
     overdue_after_seconds: float
     "A record unsealed longer than this makes intake refuse (segment_seconds + max_seal_failure_seconds)."
+    tsa_failing_since: datetime | None = None
+    "Since when the TSA's time-stamp requests fail (unreachable, not 200, a refused token); None while it answers."
+    tsa_detail: str = ""
+    "How the last one failed ('' while it answers)."
 
     def overdue_seconds(self, now: float | None = None) -> float:
         """How long the oldest unsealed record is past its allowance (<= 0: on time)."""
@@ -113,7 +119,9 @@ class SealStatus:
                 "lastSealAgeSeconds": None if self.last_seal_age_seconds is None
                 else round(self.last_seal_age_seconds, 1),
                 "failingSince": self.failing_since.isoformat() if self.failing_since else None,
-                "reason": self.reason() or None}
+                "reason": self.reason() or None,
+                "tsaFailingSince": self.tsa_failing_since.isoformat() if self.tsa_failing_since else None,
+                "tsaProblem": self.tsa_detail or None}
 
 
 def is_cluster(redis: Redis) -> bool:
@@ -247,6 +255,12 @@ class MessageLog:
         pending = self.status.pending_since
         return None if pending is None else max(0.0, time.time() - pending.timestamp())
 
+    async def tsa_failure(self) -> tuple[datetime, str] | None:
+        """Monitoring's reading: since when and how the TSA's time-stamp requests fail (cached status), None
+        while it answers."""
+        since = self.status.tsa_failing_since
+        return None if since is None else (since, self.status.tsa_detail)
+
     def check_open(self) -> None:
         """Refuse new requests (503 GATEWAY_MESSAGELOG_UNSEALED, Retry-After) when records have stayed unsealed
         past their allowance: better refuse than accept what cannot be proven. Reads the cached status only."""
@@ -262,8 +276,11 @@ class MessageLog:
             pipe.hgetall(self.keys.sealed)
             pipe.get(self.keys.pending_since)
             pipe.get(self.keys.failing_since)
-            seq, sealed, pending, failing = await pipe.execute()
+            pipe.hgetall(self.keys.tsa_failing)
+            seq, sealed, pending, failing, tsa = await pipe.execute()
         sealed = {(k.decode() if isinstance(k, bytes) else k): v for k, v in (sealed or {}).items()}
+        tsa = {(k.decode() if isinstance(k, bytes) else k): v for k, v in (tsa or {}).items()}
+        detail = tsa.get("detail", b"")
         sealed_seq = int(sealed.get("seq", 0))
         sealed_at = _when(sealed.get("at"))
         now = time.time()
@@ -271,7 +288,8 @@ class MessageLog:
             enabled=self.settings.enabled, unsealed_records=max(0, int(seq or 0) - sealed_seq),
             last_seal_age_seconds=None if sealed_at is None else max(0.0, now - sealed_at.timestamp()),
             pending_since=_when(pending), failing_since=_when(failing), checked_at=now,
-            overdue_after_seconds=self.status.overdue_after_seconds)
+            overdue_after_seconds=self.status.overdue_after_seconds, tsa_failing_since=_when(tsa.get("since")),
+            tsa_detail=detail.decode() if isinstance(detail, bytes) else str(detail))
         return self.status
 
     async def watch(self, stop: asyncio.Event) -> None:

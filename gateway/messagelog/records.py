@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -41,6 +41,8 @@ class Kind(StrEnum):
     "The checked, signed result filed in the cabinet and handed to the sender."
     CABINET_READ = "cabinet-read"
     "A cabinet read: who read which applicant's data (the applicant's IIN/BIN masked)."
+    RESULT_DELIVERY = "result-delivery"
+    "A result handed to its sender: in a getMessages answer, or pushed to its callback (the body sent)."
 
 
 class BodyKeyError(ValueError):
@@ -113,11 +115,14 @@ class Entry:
     "Named parts (request, receipt, answer, result, ...): their SHA-256 is kept, their bytes only if configured."
     note: str = ""
     "Anything else worth knowing, never personal data in full (e.g. a masked owner and the action)."
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """Parts named by their SHA-256 only, their bytes being in another record (one getMessages answer hands over
+    several results: each has its record, the answer's body is kept once)."""
 
 
 def make_record(entry: Entry, cipher: BodyCipher | None, at: str | None = None) -> dict[str, Any]:
     """The record of ``entry`` as it waits in Redis (without seq and prev)."""
-    digests = {name: sha256_hex(body) for name, body in entry.parts.items()}
+    digests = {**entry.digests, **{name: sha256_hex(body) for name, body in entry.parts.items()}}
     record: dict[str, Any] = {"at": at or utc_iso(), "kind": str(entry.kind), "sender": entry.sender,
                               "service": entry.service, "messageId": entry.message_id, "session": entry.session,
                               "parts": digests}

@@ -15,6 +15,10 @@ the oldest has waited ``segment_seconds``; then it seals one segment (at most ``
 A crash between 4's file and its Redis step leaves a file Redis does not know: the next round adopts it (same
 first record, same previous head) instead of sealing the records again. A failure anywhere sets
 ``P:mlog:failing-since`` (every process sees it); the first success clears it.
+
+The TSA is watched through these requests (no probe of its own: a TSA may count the stamps it gives): one that
+fails sets ``P:mlog:tsa-failing`` (since when, how), which every process's readiness check ``tsa`` shows as a
+warning; the first answer accepted clears it. Each request is counted in ``egov_tsa_requests_total``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from gateway.messagelog import tsp
 from gateway.messagelog.archive import FORMAT, Seal, last_seal, segment_path, write_segment
 from gateway.messagelog.journal import LogKeys, is_cluster
 from gateway.messagelog.records import GENESIS, RecordError, canonical, chain_line, sha256_hex, utc_iso
+from gateway.monitor.messagelog import tsa_label
+from gateway.monitor.metrics import observe_tsa
 from gateway.supervise import sleep_unless, supervise
 from signing import gost
 from signing.gost.xmldsig_sign import GostSigningKey
@@ -214,6 +220,7 @@ class Sealer:
         return True
 
     async def _timestamp(self, signature: bytes) -> tsp.Stamp:
+        """The TSA's checked token over SHA-256 of ``signature``; the TSA's state follows the outcome."""
         digest = tsp.digest_of(signature)
         query, nonce = tsp.request_for(digest)
         url = self.settings.tsa_url or ""
@@ -222,11 +229,26 @@ class Sealer:
                                          timeout=aiohttp.ClientTimeout(total=self.settings.tsa_timeout_seconds)) \
                     as response:
                 if response.status != 200:
-                    raise SealError(f"the TSA answered HTTP {response.status}")
+                    raise await self._tsa_failed("unavailable", f"answered HTTP {response.status}")
                 body = await response.content.read(1024 * 1024)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise SealError(f"the TSA cannot be reached: {type(exc).__name__}") from None
+            raise await self._tsa_failed("unavailable", f"cannot be reached ({type(exc).__name__})") from None
         try:
-            return await asyncio.to_thread(tsp.check_response, body, digest, nonce, self.trust)
+            stamp = await asyncio.to_thread(tsp.check_response, body, digest, nonce, self.trust)
         except tsp.TimestampError as exc:
-            raise SealError(f"the TSA's answer was refused: {exc}") from None
+            raise await self._tsa_failed("refused", f"sent an answer that was refused: {exc}") from None
+        observe_tsa("ok")
+        if await self.redis.delete(self.keys.tsa_failing):  # it was failing (here or in another process)
+            log.info("TSA %s answers again", tsa_label(url))
+        return stamp
+
+    async def _tsa_failed(self, result: str, detail: str) -> SealError:
+        """Count the failed request, note it for every process's readiness check; the error to raise."""
+        observe_tsa(result)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hsetnx(self.keys.tsa_failing, "since", utc_iso())
+            pipe.hset(self.keys.tsa_failing, "detail", detail)
+            started, _ = await pipe.execute()
+        if started:  # logged once per outage; the sealer's own failure log follows every burst
+            log.warning("TSA %s is failing: %s", tsa_label(self.settings.tsa_url or ""), detail)
+        return SealError(f"the TSA {detail}")

@@ -37,9 +37,12 @@ REQUEST_SECONDS = Histogram("egov_request_duration_seconds", "Time to answer an 
                             ("channel", "service"), buckets=_LATENCY_BUCKETS)
 SIGNATURE_CHECKS = Counter("egov_signature_checks", "Applicants' signatures checked, by ETSI indication.",
                            ("indication", "sub_indication"))
-REVOCATION_LOOKUPS = Counter("egov_revocation_lookups", "Revocation lookups over the network, by source and result.",
+REVOCATION_LOOKUPS = Counter("egov_revocation_lookups",
+                             "Revocation lookups (OCSP, CRL, the shared cache in Redis), by source and result.",
                              ("source", "result"))
 REVOCATION_CACHE_HITS = Counter("egov_revocation_cache_hits", "Revocation checks answered from the OCSP cache.")
+TSA_REQUESTS = Counter("egov_tsa_requests", "Time-stamp requests to the TSA (message log seals), by result.",
+                       ("result",))
 BACKEND_CALLS = Counter("egov_backend_calls", "Calls to back-ends (submit and poll), by service and outcome.",
                         ("service", "outcome"))
 BACKEND_SECONDS = Histogram("egov_backend_call_duration_seconds", "Time of one back-end call.", ("service",),
@@ -67,6 +70,12 @@ def observe_revocation(source: str, result: str) -> None:
         REVOCATION_CACHE_HITS.inc()
     else:
         REVOCATION_LOOKUPS.labels(source, result).inc()
+
+
+def observe_tsa(result: str) -> None:
+    """One time-stamp request of the message log's sealer: ``ok``, ``unavailable`` (unreachable, slow, not HTTP
+    200) or ``refused`` (an answer that failed the token's checks)."""
+    TSA_REQUESTS.labels(result).inc()
 
 
 def observe_backend(service: str, outcome: str, started: float) -> None:

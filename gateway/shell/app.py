@@ -46,6 +46,7 @@ from gateway.intake.pipeline import Pipeline
 from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.archive import FileArchive
 from gateway.lifecycle.durability import DurabilityProbe
+from gateway.lifecycle.replicas import ReplicaAcks
 from gateway.lifecycle.retention import RetentionSweeper
 from gateway.lifecycle.store import ApplicationStore
 from gateway.lifecycle.transitions import Lifecycle
@@ -59,6 +60,7 @@ from gateway.packages.packages import PACKAGES, Packages
 from gateway.shell import monitoring
 from gateway.shell.redis_clients import events_client, redis_client
 from gateway.shell.redis_supervisor import SupervisorBoard
+from gateway.shell.revocation_cache import RedisSharedAnswers
 from gateway.supervise import supervise
 from gateway.uploads import api as uploads_api
 from gateway.uploads.context import UPLOADS, PatchSlots, UploadContext
@@ -244,7 +246,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     retention = RetentionSweeper(redis, store, archive, settings.retention)
     lifecycle.listeners.append(retention.index.on_change)  # final applications join the finished index
     checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(
-        revocation, session, on_lookup=metrics.observe_revocation)
+        revocation, session, on_lookup=metrics.observe_revocation,
+        shared=RedisSharedAnswers(redis, prefix) if revocation.shared_cache else None)
     messagelog, sealer = _message_log(settings, loaded, clients)
     jobs = JobQueue(clients.blocking, prefix=prefix, settings=settings.queue,
                     on_dead_letter=lambda _service, fields, reason: mark_stopped(lifecycle, fields, reason))
@@ -265,8 +268,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
-                        messagelog=messagelog, archive=archive)
-    notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle)
+                        messagelog=messagelog, archive=archive, replicas=_replica_acks(redis, settings))
+    notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle, messagelog=messagelog)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)
     app[INTAKE] = IntakeContext(settings=settings, pipeline=pipeline, registry=registry, senders=senders,
@@ -289,7 +292,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     if settings.messagelog.enabled:  # not ready at half the allowance after which intake refuses
         config = settings.messagelog
         register_message_log(app[MONITOR], messagelog,
-                             max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2)
+                             max_seal_age_seconds=config.segment_seconds + config.max_seal_failure_seconds / 2,
+                             tsa_url=config.tsa_url)
     return _Running(delivery, notifier, hub, senders, gate, messagelog, sealer, retention)
 
 
@@ -314,6 +318,15 @@ def ws_security_gate(settings: Settings, verifier: DocumentVerifier, redis: Redi
                               clock_skew=timedelta(seconds=settings.trust.clock_skew_seconds), actor=wss.actor)
     return WsSecurityGate(EnvelopeVerifier(verifier, policy), wss, redis=redis, prefix=settings.redis.key_prefix,
                           revocation=checker, revocation_mode=settings.revocation.mode)
+
+
+def _replica_acks(redis: Redis, settings: Settings) -> ReplicaAcks | None:
+    """The wait for replicas before every acknowledgement (``[redis] min_replica_acks``), or None: no wait."""
+    config = settings.redis
+    if config.min_replica_acks <= 0:
+        return None
+    return ReplicaAcks(redis, config.key_prefix, replicas=config.min_replica_acks,
+                       timeout_ms=config.replica_ack_timeout_ms)
 
 
 def _message_log(settings: Settings, loaded: Loaded, clients: _Clients) -> tuple[MessageLog, Sealer | None]:

@@ -4,12 +4,14 @@ checked against the client-side schema (a non-conforming one is refused with 400
 Keeps what it received, for the demo and tests.
 
 ``POST /shep/client`` SOAP; ``GET /received`` JSON of what arrived; ``POST /_control/fail {"count": N}``
-makes the next N pushes fail with 503 (to see the gateway retry).
+makes the next N pushes fail with 503 (to see the gateway retry), ``{"count": N, "answers": true}`` the next N
+answer pushes (sendMessage) only, status notifications passing.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,11 +30,14 @@ class Received:
     """Everything the gateway pushed."""
 
     answers: list[dict[str, object]] = field(default_factory=list)
-    "sendMessage calls: messageId, correlationId, serviceId, type, requestMessageId, the data document."
+    """sendMessage calls: messageId, correlationId, serviceId, type, requestMessageId, the data document, and the
+    SHA-256 of the HTTP body as it arrived."""
     statuses: list[dict[str, str]] = field(default_factory=list)
     "changeMassageStatusNotification calls."
     fail_next: int = 0
     "Pushes still to refuse with 503."
+    fail_answers: int = 0
+    "Answer pushes (sendMessage) still to refuse with 503; status notifications pass."
     invalid: list[str] = field(default_factory=list)
     "Why pushes that did not conform to the client-side schema were refused."
 
@@ -49,7 +54,7 @@ def _properties(info: etree._Element) -> dict[str, str]:
     return {p.findtext("key", ""): p.findtext("value", "") for p in info.iterfind("properties")}
 
 
-def _take_answer(received: Received, request_part: etree._Element) -> etree._Element:
+def _take_answer(received: Received, request_part: etree._Element, raw: bytes) -> etree._Element:
     info = request_part.find("messageInfo")
     data = request_part.find("messageData/data")
     document = next((detach(child) for child in data if isinstance(child.tag, str)), None) if data is not None \
@@ -59,6 +64,7 @@ def _take_answer(received: Received, request_part: etree._Element) -> etree._Ele
         "serviceId": info.findtext("serviceId"), "messageType": info.findtext("messageType"),
         "requestMessageId": _properties(info).get("requestMessageId"),
         "document": etree.tostring(document, encoding="unicode") if document is not None else None,
+        "sha256": hashlib.sha256(raw).hexdigest(),
     })
     answer = etree.Element(f"{{{CLIENT_NS}}}sendMessageResponse", nsmap={"ns": CLIENT_NS})
     response = etree.SubElement(answer, "response")
@@ -91,8 +97,9 @@ async def client_endpoint(request: web.Request) -> web.Response:
     if received.fail_next > 0:
         received.fail_next -= 1
         return web.Response(status=503, text="portal busy")
+    raw = await request.read()
     try:
-        envelope = parse_untrusted(await request.read(), XmlLimits(max_bytes=8 * 1024 * 1024))
+        envelope = parse_untrusted(raw, XmlLimits(max_bytes=8 * 1024 * 1024))
     except UnsafeXmlError as exc:
         return web.Response(status=400, text=exc.detail)
     body = envelope.find(f"{{{SOAP_ENV}}}Body")
@@ -104,8 +111,12 @@ async def client_endpoint(request: web.Request) -> web.Response:
         received.invalid.append(str(schema.error_log.last_error))
         return web.Response(status=400, text=f"not an IAsyncChannelClient message: {schema.error_log.last_error}")
     name = etree.QName(operation).localname
+    if name == "sendMessage" and received.fail_answers > 0:
+        received.fail_answers -= 1
+        return web.Response(status=503, text="portal busy")
     request_part = operation.find("request")
-    answer = _take_answer(received, request_part) if name == "sendMessage" else _take_status(received, request_part)
+    answer = _take_answer(received, request_part, raw) if name == "sendMessage" \
+        else _take_status(received, request_part)
     out = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV})
     etree.SubElement(out, f"{{{SOAP_ENV}}}Body").append(answer)
     return web.Response(body=etree.tostring(out, xml_declaration=True, encoding="UTF-8"), content_type="text/xml")
@@ -119,8 +130,12 @@ async def received_endpoint(request: web.Request) -> web.Response:
 
 async def control_fail(request: web.Request) -> web.Response:
     data = await request.json()
-    request.app[RECEIVED].fail_next = int(data.get("count", 1))
-    return web.json_response({"fail_next": request.app[RECEIVED].fail_next})
+    received = request.app[RECEIVED]
+    if data.get("answers"):
+        received.fail_answers = int(data.get("count", 1))
+    else:
+        received.fail_next = int(data.get("count", 1))
+    return web.json_response({"fail_next": received.fail_next, "fail_answers": received.fail_answers})
 
 
 def create_callback_app() -> web.Application:

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.shell.serve import DEFAULT_STATE_DIR
 from mocks.demo_secrets import DEMO_SENDER, demo_secrets, read_demo_secrets
@@ -36,13 +37,20 @@ def demo(argv: list[str]) -> int:
         parser.error("--elicense-scale must be at least 1")
     if args.redis_cluster and not 3 <= args.redis_cluster <= 16:
         parser.error("--redis-cluster must be 3..16 primaries (a cluster needs a majority to survive a failure)")
+    if args.callback_url is not None and not _http_url(args.callback_url):
+        parser.error("--callback-url must be an http:// or https:// URL")
     from mocks.world.demo import run_demo
 
     ports = {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}
     asyncio.run(run_demo(args.state_dir.resolve(), ports=ports, elicense_pace=args.elicense_scale,
                          manual_desk=args.manual_desk, fresh=args.fresh, seal_seconds=args.seal_seconds,
-                         redis_cluster=args.redis_cluster))
+                         redis_cluster=args.redis_cluster, callback_url=args.callback_url))
     return 0
+
+
+def _http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def demo_parser() -> argparse.ArgumentParser:
@@ -66,11 +74,15 @@ def demo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--redis-cluster", metavar="N", type=int, default=0,
                         help="keep the gateway's state on a local Redis Cluster of N primaries (at least 3), one "
                              "replica each, made of the bundled redis-server (default: one embedded server)")
+    parser.add_argument("--callback-url", metavar="URL", default=None,
+                        help="push the AsyncChannel callbacks of the sender portal (sendMessage and "
+                             "changeMassageStatusNotification, SOAP) to URL, your own IAsyncChannelClient "
+                             "(default: the demo's callback endpoint, http://127.0.0.1:CALLBACK_PORT/shep/client)")
     parser.add_argument("--manual-desk", action="store_true",
                         help="the library commission waits for decisions from `python -m mocks.backoffice`")
     parser.add_argument("--print-password", metavar="SENDER", default=None,
-                        help="print the demo's password of SENDER (portal, commission-desk, operator) from "
-                             "STATE_DIR/demo-secrets.json, made if missing, and exit")
+                        help="print the demo's password of SENDER (portal, portal-pull, commission-desk, operator) "
+                             "from STATE_DIR/demo-secrets.json, made if missing, and exit")
     return parser
 
 

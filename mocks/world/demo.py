@@ -35,6 +35,7 @@ from gateway.shell.serve import DEFAULT_STATE_DIR, redis_for, site_running, wait
 from mocks.demo_secrets import (
     DEMO_DESK,
     DEMO_OPERATOR,
+    DEMO_PULL_SENDER,
     DEMO_SECRETS,
     DEMO_SENDER,
     DEMO_WSS_SENDER,
@@ -51,10 +52,11 @@ DEFAULT_GATEWAY_URL = "http://127.0.0.1:8080"
 
 
 def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, str],
-                  seal_seconds: float = 10.0) -> Settings:
+                  seal_seconds: float = 10.0, callback_url: str | None = None) -> Settings:
     """Embedded defaults for `egov-gateway demo`: test PKI trust, the demo portal, desk and operator senders,
     and the three services of the seed documents on their mock back-ends (``urls`` by back-end name). With a
-    ``tsa`` among ``urls`` the message log is on, sealed every 100 records or ``seal_seconds``."""
+    ``tsa`` among ``urls`` the message log is on, sealed every 100 records or ``seal_seconds``. The portal's
+    callbacks go to ``callback_url`` (a tester's own IAsyncChannelClient), else to the demo's callback mock."""
     from mocks.pki import ensure_pki
 
     pki = ensure_pki(pki_dir)
@@ -77,7 +79,9 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
         if "tsa" in urls else MessageLogSettings(),
         senders={
             DEMO_SENDER: SenderSettings(password_hash=hash_password(passwords.portal), cabinet=True,
-                                        callback_url=f"{urls['callback']}/shep/client"),
+                                        callback_url=callback_url or portal_callback_url(urls)),
+            # No callback_url: its AsyncChannel answers wait for getMessages (the portal's are pushed, then gone).
+            DEMO_PULL_SENDER: SenderSettings(password_hash=hash_password(passwords.pull)),
             DEMO_DESK: SenderSettings(password_hash=hash_password(passwords.desk), services=(),
                                       jobs=(FUND_SUBMISSION_SERVICE,)),
             DEMO_OPERATOR: SenderSettings(password_hash=hash_password(passwords.operator), services=(),
@@ -98,6 +102,11 @@ def demo_settings(state_dir: Path, pki_dir: Path, *, port: int, urls: dict[str, 
             DEPOSIT_SERVICE: deposit_service(urls["deposit"], provider_bin=pki.system_bins.get("operator")),
         },
     )
+
+
+def portal_callback_url(urls: dict[str, str]) -> str:
+    """The demo's own IAsyncChannelClient (the portal's callback mock), where the portal's callbacks go by default."""
+    return f"{urls['callback']}/shep/client"
 
 
 def fund_submission_service(provider_bin: str | None = None) -> ServiceSettings:
@@ -205,7 +214,7 @@ def demo_storage(settings: Settings, primaries: int) -> Iterator[tuple[Settings,
 
 async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: float = 50_000.0,
                    manual_desk: bool = False, fresh: bool = False, seal_seconds: float = 10.0,
-                   redis_cluster: int = 0) -> None:
+                   redis_cluster: int = 0, callback_url: str | None = None) -> None:
     """The gateway and its whole outside world on loopback, until Ctrl-C: embedded Redis, the test PKI with its
     OCSP/CRL service, the KazNEB library, the E-licensing provider (working ``elicense_pace`` times faster than
     its regulated deadlines, in real time), the portal's callback endpoint, and the library commission's desk.
@@ -213,6 +222,7 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     Every mock keeps its state under ``<state_dir>/world`` and the gateway in Redis under ``<state_dir>/redis``,
     so a restart continues the same world; ``fresh`` clears both first (not the PKI). ``redis_cluster`` N > 0:
     the gateway's state on a local Redis Cluster of N primaries and N replicas under ``<state_dir>/redis-cluster``.
+    ``callback_url``: where the portal sender's callbacks go instead of the demo's callback endpoint.
     On Ctrl-C the parts stop in reverse order: the desk, the portal, the gateway (its workers), the mocks, then
     Redis."""
     from mocks.backoffice.cli import control_app
@@ -228,7 +238,8 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     from mocks.portal.callback_server import create_callback_app
     from mocks.portal.web import create_portal_app
     from mocks.statefile import StateFile
-    from signing.signer import DocumentSigner, SigningKey
+    from signing import gost
+    from signing.signer import DocumentSigner, SigningKey, load_pem_signing_key
 
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     if fresh:
@@ -239,12 +250,20 @@ async def run_demo(state_dir: Path, *, ports: dict[str, int], elicense_pace: flo
     def signer(name: str) -> DocumentSigner:
         return DocumentSigner(SigningKey.from_pem(pki.systems[name].cert, pki.systems[name].key))
 
-    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls, seal_seconds=seal_seconds)
+    def gost_signer(name: str) -> DocumentSigner:
+        """The system's GOST 34.10-2015 key, as NCA issues organisations; RSA where the GOST library is missing."""
+        keys = pki.gost_systems.get(name)
+        if keys is None or not gost.available():
+            return signer(name)
+        return DocumentSigner(load_pem_signing_key(keys.cert, keys.key))
+
+    settings = demo_settings(state_dir, pki.root, port=ports["gateway"], urls=urls, seal_seconds=seal_seconds,
+                             callback_url=callback_url)
     passwords = demo_secrets(state_dir)
     loaded = load(settings)
     world = [
         (create_revocation_app(pki, store=StateFile(world_state / "revocations.json")), ports["revocation"]),
-        (create_library_app(signer=signer("library"), store=StateFile(world_state / "library.json")),
+        (create_library_app(signer=gost_signer("library"), store=StateFile(world_state / "library.json")),
          ports["library"]),
         (create_elicense_app(signer=signer("elicense"), clock=SimulatedClock(datetime.now(UTC), scale=1.0),
                              pace=elicense_pace, store=StateFile(world_state / "elicense.json"),
@@ -295,6 +314,20 @@ def _message_log_lines(settings: Settings, urls: dict[str, str], state: str) -> 
 """
 
 
+def _sender_lines(settings: Settings, urls: dict[str, str]) -> str:
+    """The banner's lines on the SOAP senders and where the portal's callbacks go."""
+    pushed_to = settings.senders[DEMO_SENDER].callback_url
+    if pushed_to == portal_callback_url(urls):
+        callbacks = f"{urls['callback']}/received   (the portal's IAsyncChannelClient)"
+    else:
+        callbacks = f"pushed to {pushed_to}   (--callback-url; {urls['callback']} gets none)"
+    return f"""  Portal callbacks   {callbacks}
+  SOAP senders       {DEMO_SENDER} (password, callbacks as above), {DEMO_PULL_SENDER} (password, no callbacks:
+                     answers by getMessages), {DEMO_WSS_SENDER} (WS-Security by the test PKI's portal system
+                     certificate, no password)
+"""
+
+
 def _print_banner(settings: Settings, redis_url: str, urls: dict[str, str], passwords: DemoSecrets, *,
                   manual_desk: bool = False, elicense_pace: float = 50_000.0) -> None:
     base = settings.base_url
@@ -328,8 +361,7 @@ start with --fresh to begin a clean world)
   E-licensing (SOAP) {urls['elicense']}/soap?wsdl   (real dates; each step takes 1/{elicense_pace:,.0f} of the time
                      to its regulated deadline)
   Deposit operator   {urls['deposit']}   (software deposit; its register of software has {DEMO_SOFTWARE_CODE})
-  Portal callbacks   {urls['callback']}/received   (the portal's IAsyncChannelClient)
-  OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
+{_sender_lines(settings, urls)}  OCSP / CRL (PKI)   {urls['revocation']}/ocsp   {urls['revocation']}/crl/nca.crl
                      revoke a certificate: POST {urls['revocation']}/_control/revoke {{"person": "<handle>"}}
 {_message_log_lines(settings, urls, state)}  Redis              {describe(redis_url, settings)}
   Test PKI           {settings.state_dir / 'pki'}  (people: .venv/bin/egov-gateway pki list{people})
