@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -53,9 +54,9 @@ class _Pump:
     write and the flush in flight."""
 
     def __init__(self, packages: Packages, record: UploadRecord, token: str, stream: BinaryIO, hasher: Any,
-                 fsync: bool) -> None:
+                 fsync: bool, threads: Executor) -> None:
         self.packages, self.record, self.token, self.stream, self.hasher = packages, record, token, stream, hasher
-        self.fsync = fsync
+        self.fsync, self.threads = fsync, threads
         self.stored = self.durable = self.recorded = record.offset
         self.pending: asyncio.Future[int] | None = None
         self.settling: tuple[int, asyncio.Future[None]] | None = None
@@ -65,7 +66,7 @@ class _Pump:
         """Wait for the previous write, then start this one in a thread (the buffer is not copied: the caller
         fills it again only after the next hand-off)."""
         await self.drain()
-        self.pending = asyncio.get_running_loop().run_in_executor(None, _write, self.stream, self.hasher, view)
+        self.pending = asyncio.get_running_loop().run_in_executor(self.threads, _write, self.stream, self.hasher, view)
 
     async def drain(self) -> None:
         if self.pending is not None:
@@ -80,7 +81,7 @@ class _Pump:
             await self.settled()
         if self.fsync and self.settling is None and self.stored - self.durable >= SYNC_EVERY_BYTES:
             storage, loop = self.packages.storage, asyncio.get_running_loop()
-            flush = loop.run_in_executor(None, storage.settle, self.stream, self.durable, self.stored)
+            flush = loop.run_in_executor(self.threads, storage.settle, self.stream, self.durable, self.stored)
             self.settling = (self.stored, flush)
         if self.durable - self.recorded >= SYNC_EVERY_BYTES:
             await self.packages.records.record_offset(self.record.upload_id, self.durable)
@@ -101,7 +102,8 @@ class _Pump:
         try:
             await self.settled()
             if flush and self.fsync and self.stored > self.durable:
-                await asyncio.to_thread(self.packages.storage.settle, self.stream, self.durable, self.stored)
+                await asyncio.get_running_loop().run_in_executor(self.threads, self.packages.storage.settle,
+                                                                 self.stream, self.durable, self.stored)
                 self.durable = self.stored
         finally:
             await asyncio.to_thread(self.stream.close)
@@ -110,7 +112,7 @@ class _Pump:
 async def _stream_body(request: web.Request, pump: _Pump, settings: UploadSettings) -> bool:
     """Copy the body into the pump; True if it held more than the upload's length (nothing beyond is written)."""
     room = pump.record.length - pump.stored
-    size = min(settings.write_buffer_bytes, room)
+    size = min(settings.write_buffer_bytes, room, request.content_length or room)  # a short PATCH, small buffers
     buffers = [memoryview(bytearray(size))]  # the second one only once the first is full
     current, filled, overflow = buffers[0], 0, False
     try:
@@ -147,7 +149,7 @@ async def _stream_body(request: web.Request, pump: _Pump, settings: UploadSettin
 
 
 async def receive(request: web.Request, packages: Packages, settings: UploadSettings, record: UploadRecord,
-                  token: str) -> Received:
+                  token: str, threads: Executor) -> Received:
     """Append the PATCH body at the record's offset; check the digest once the last byte is in."""
     storage, upload_id = packages.storage, record.upload_id
     stored = await asyncio.to_thread(storage.size, upload_id)
@@ -156,7 +158,7 @@ async def receive(request: web.Request, packages: Packages, settings: UploadSett
         raise GatewayError("UPLOAD_OFFSET_MISMATCH", f"the server holds {stored or 0} bytes: HEAD and resume")
     hasher = await packages.hasher(record)
     stream = await asyncio.to_thread(storage.open_append, upload_id, record.offset)
-    pump = _Pump(packages, record, token, stream, hasher, settings.fsync)
+    pump = _Pump(packages, record, token, stream, hasher, settings.fsync, threads)
     overflow = False
     try:
         try:
