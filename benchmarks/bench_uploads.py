@@ -54,7 +54,16 @@ def status_kb(pid: int, field: str) -> int:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (and its finished threads), from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def main_thread_cpu(pid: int) -> float:
+    """utime + stime of a process's main thread (the gateway's event loop)."""
+    return cpu_seconds_of(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -134,15 +143,18 @@ async def upload_leg(url: str, path: Path, digest: str, pid: int, chunk: int) ->
     reset_peak(pid)
     async with aiohttp.ClientSession() as session:
         start, cpu, own = time.perf_counter(), cpu_seconds(pid), cpu_seconds(os.getpid())
+        loop_cpu, load = main_thread_cpu(pid), os.getloadavg()[0]
         with RssWatch(pid) as watch:
             location = await upload_package(session, url, AUTH, path, sha256=digest, chunk_size=chunk)
         elapsed, cpu, own = time.perf_counter() - start, cpu_seconds(pid) - cpu, cpu_seconds(os.getpid()) - own
+        loop_cpu = main_thread_cpu(pid) - loop_cpu
     size = path.stat().st_size
     peak = max(status_kb(pid, "VmHWM"), watch.peak_kb)
     print(f"upload   {size / MB:,.0f} MB in {elapsed:.2f} s: {size / MB / elapsed:,.0f} MB/s "
           f"(client and gateway sharing {os.cpu_count()} cores)")
-    print(f"         CPU: gateway {cpu:.2f} s ({size / MB / cpu:,.0f} MB per CPU second), client {own:.2f} s; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"         CPU: gateway {cpu:.2f} s ({size / MB / cpu:,.0f} MB per CPU second; event loop {loop_cpu:.2f} s, "
+          f"worker threads {cpu - loop_cpu:.2f} s), client {own:.2f} s")
+    print(f"         load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
     print(f"         gateway RSS idle {idle / 1024:.1f} MB, peak {peak / 1024:.1f} MB: "
           f"+{(peak - idle) / 1024:.1f} MB above idle (target <= 64)")
     return location

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -27,8 +28,10 @@ from aiohttp import web
 from connectors.streaming import StreamedBody, content_digest, send_stream
 from gateway.config import ConfigError, Settings, UploadSettings, load_settings
 from gateway.packages.packages import PACKAGES, Packages
+from gateway.packages.storage import FilesystemStorage
 from gateway.shell.app import create_app
 from gateway.shell.serve import start_site
+from gateway.uploads import receive
 from gateway.uploads.client import UploadError, create_upload, upload_offset, upload_package
 from mocks.pki import TestPki
 from tests.helpers import (
@@ -395,6 +398,51 @@ async def test_bytes_stored_but_never_recorded_are_cut_off_on_resume(gateway: Up
     assert await upload_package(http, gateway.url, AUTH, path, resume_url=url) == url
     stored = await gateway.packages.find_package(PORTAL, digest)
     assert stored is not None and stored.path.stat().st_size == len(data)
+    await stored.release()
+
+
+class SettleWatch(FilesystemStorage):
+    """The gateway's own storage, noting how far the file was flushed each time a flush returns."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.flushed = 0
+
+    def settle(self, stream: BinaryIO, start: int, end: int) -> None:
+        size = os.fstat(stream.fileno()).st_size  # at least this much was written before the fsync began
+        super().settle(stream, start, end)
+        self.flushed = max(self.flushed, size)
+
+
+async def test_an_offset_is_recorded_only_once_its_bytes_are_flushed_and_a_resume_at_any_offset_rehashes(
+        gateway: UploadGateway, sibling: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    path, digest = package(tmp_path, 12 * 1024 * 1024)
+    data = path.read_bytes()
+    watch = SettleWatch(gateway.directory)
+    recorded: list[tuple[int, int]] = []  # (offset recorded, bytes flushed to disk by then)
+    record_offset = gateway.packages.records.record_offset
+
+    async def watched(upload_id: str, offset: int) -> bool:
+        recorded.append((offset, watch.flushed))
+        return await record_offset(upload_id, offset)
+
+    monkeypatch.setattr(receive, "SYNC_EVERY_BYTES", 2 * 1024 * 1024)  # flushes mid-stream with 1 MiB buffers
+    monkeypatch.setattr(gateway.packages, "storage", watch)
+    monkeypatch.setattr(gateway.packages.records, "record_offset", watched)
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    cut = 7 * 1024 * 1024 + 12345  # not a multiple of the write buffer, the flush interval or the re-hash reads
+    await cut_patch(url, 0, len(data), data[:cut])
+    assert await upload_offset(http, url, AUTH) == (cut, len(data))
+    assert recorded[-1] == (cut, cut)  # the cut: every byte that arrived flushed, then recorded
+    assert [offset for offset, _ in recorded[:-1]] and all(0 < offset < cut for offset, _ in recorded[:-1])
+    assert all(offset <= flushed for offset, flushed in recorded)  # never a byte not on disk
+    there = sibling.url + urlsplit(url).path  # another process: no running digest, it re-hashes the cut file
+    async with http.patch(there, headers={**patch_headers(cut), **MINE}, data=data[cut:]) as answer:
+        assert answer.status == 204, await answer.text()
+        assert answer.headers["Upload-Offset"] == str(len(data))
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None and stored.path.read_bytes() == data
     await stored.release()
 
 

@@ -15,6 +15,8 @@ from typing import BinaryIO, Protocol
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 "An upload's id: 32 lowercase hex digits (a random UUID); names a file, so nothing else is ever accepted."
+DROP_BEHIND_BYTES = 32 << 20
+"A package read is let go of from the page cache this often (it is read once, to be forwarded)."
 
 
 class PackageStorage(Protocol):
@@ -26,6 +28,10 @@ class PackageStorage(Protocol):
     def open_append(self, upload_id: str, offset: int) -> BinaryIO:
         """Open for writing at ``offset``; anything stored beyond it (bytes written but never recorded as
         received, e.g. before a crash) is cut off first."""
+
+    def settle(self, stream: BinaryIO, start: int, end: int) -> None:
+        """Make everything written to ``stream`` durable (it survives a crash of the machine); bytes ``start`` to
+        ``end`` of it need not stay in memory after (the caller will not read them back soon)."""
 
     def size(self, upload_id: str) -> int | None:
         """Bytes stored, or None when there is no such package."""
@@ -69,6 +75,12 @@ class FilesystemStorage:
             raise
         return stream
 
+    def settle(self, stream: BinaryIO, start: int, end: int) -> None:
+        # Dropping the flushed pages keeps a streamed package from filling the page cache: the next writes reuse
+        # the pages just freed, and the final fsync has a window, not the whole package, to flush.
+        os.fsync(stream.fileno())
+        _drop_cached(stream.fileno(), start, end)
+
     def size(self, upload_id: str) -> int | None:
         try:
             return self.location(upload_id).stat().st_size
@@ -78,8 +90,13 @@ class FilesystemStorage:
     def read(self, upload_id: str, offset: int = 0, chunk_size: int = 1 << 20) -> Generator[bytes, None, None]:
         with open(self.location(upload_id), "rb", buffering=0) as stream:
             stream.seek(offset)
+            dropped = position = offset
             while chunk := stream.read(chunk_size):
                 yield chunk
+                position += len(chunk)
+                if position - dropped >= DROP_BEHIND_BYTES:
+                    _drop_cached(stream.fileno(), dropped, position)
+                    dropped = position
 
     def delete(self, upload_id: str) -> None:
         self.location(upload_id).unlink(missing_ok=True)
@@ -89,3 +106,9 @@ class FilesystemStorage:
             return [entry.name for entry in os.scandir(self.directory) if UPLOAD_ID.fullmatch(entry.name)]
         except FileNotFoundError:
             return []
+
+
+def _drop_cached(fd: int, start: int, end: int) -> None:
+    """Tell the kernel bytes ``start`` to ``end`` of a file will not be read again soon (clean pages are freed)."""
+    if end > start and hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)

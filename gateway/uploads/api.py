@@ -142,7 +142,7 @@ async def _append(context: UploadContext, request: web.Request, sender: Authenti
         return web.Response(status=204, headers={"Upload-Offset": str(record.offset)})
     if request.content_length is not None and offset + request.content_length > record.length:
         raise GatewayError("UPLOAD_TOO_LARGE", f"the body would run past Upload-Length {record.length}")
-    received = await receive(request, context.packages, context.settings, record, token)
+    received = await receive(request, context.packages, context.settings, record, token, context.slots.threads)
     fresh = record if received.complete else await _own(context, request, sender)
     return web.Response(status=204, headers={"Upload-Offset": str(received.offset), **await _expires(context, fresh)})
 

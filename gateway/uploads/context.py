@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -13,10 +14,13 @@ from gateway.packages.packages import Packages
 
 
 class PatchSlots:
-    """A per-process bound on PATCH requests streaming at once (each holds two write buffers)."""
+    """A per-process bound on PATCH requests streaming at once (each holds two write buffers), and the threads
+    they write and flush in: two per PATCH (a write and a flush may run at once), apart from the default
+    executor, so a slow disk's fsync never holds up the rest of the gateway's thread work."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.running = limit, 0
+        self.threads = ThreadPoolExecutor(max_workers=2 * limit, thread_name_prefix="egov-upload")
 
     def take(self) -> None:
         if self.running >= self.limit:
