@@ -8,7 +8,7 @@ CHROMIUM := /usr/bin/chromium
 # GOST (Streebog, GOST R 34.11-94, the 34.10 curves' C path) comes from Debian's GOST provider.
 GOSTPROV := /usr/lib/x86_64-linux-gnu/ossl-modules/gostprov.so
 
-.PHONY: demo test lint bench clean gost
+.PHONY: demo test lint bench bench-details clean gost
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -43,7 +43,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# One table, every figure measured in the same run (benchmarks/bench_summary.py); the details follow in bench-details.
 bench: $(STAMP) $(GOSTPROV)
+	$(BIN)/python benchmarks/bench_summary.py
+
+bench-details: $(STAMP) $(GOSTPROV)
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_uploads.py
 	$(BIN)/python benchmarks/bench_soak.py

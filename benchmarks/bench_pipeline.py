@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from redis.asyncio import Redis
 from signxml import SignatureConfiguration, XMLVerifier
 
 from benchmarks.bench_gost import crypto_floor
-from gateway.access.senders import hash_password
+from benchmarks.world import closed_loop, gateway_world, wait_ready
 from gateway.config import MessageLogSettings, RedisSettings
 from gateway.intake.context import INTAKE
 from gateway.intake.pipeline import IntakeRequest, new_session_id
@@ -124,8 +123,8 @@ async def main(requests: int, concurrency: int, appendfsync: str = "everysec", m
         finally:
             await runner.cleanup()
             await library.cleanup()
-        await _separate_processes(work, pki, redis.url, revocation_url, raw, requests, concurrency)
     await revocation.cleanup()
+    await _separate_processes(work, pki, raw, requests, concurrency)
     await _message_log_cost(work, pki, raw, requests)
 
 
@@ -140,7 +139,7 @@ async def _message_log_cost(work: Path, pki, raw: bytes, requests: int) -> None:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     library = await start_site(create_library_app(), "127.0.0.1", library_port)
     cpu = {key: 0.0 for key in ("off", "on", "off-16", "on-16")}
-    await _wait_ready(f"http://127.0.0.1:{tsa_port}/_control/tsa")
+    await wait_ready(f"http://127.0.0.1:{tsa_port}/_control/tsa")
     with EmbeddedRedis(work / "redis-messagelog") as redis:
         runners, settings = {}, {}
         for mode in ("off", "on"):
@@ -294,97 +293,16 @@ async def _in_process(pipeline, raw: bytes, requests: int) -> None:  # type: ign
     print(f"  CPU per request {1000 * cpu / requests:.3f} ms, wall per request {1000 * wall / requests:.3f} ms")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _wait_ready(url: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            try:
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-async def _separate_processes(work: Path, pki, redis_url: str, revocation_url: str,  # type: ignore[no-untyped-def]
-                              raw: bytes, requests: int, concurrency: int) -> None:
-    """The gateway (`egov-gateway serve`) and the library each in their own process; CPU read from /proc."""
-    library_port, port = free_port(), free_port()
-    config = work / "gateway.toml"
-    config.write_text(f"""state_dir = "{work}"
-log_level = "WARNING"
-[listen]
-port = {port}
-[trust]
-anchors = {[str(p) for p in pki.trust_anchors]!r}
-intermediates = {[str(p) for p in pki.intermediates]!r}
-[revocation]
-ocsp_url = "{revocation_url}/ocsp"
-crl_urls = ["{revocation_url}/crl/nca.crl", "{revocation_url}/crl/root.crl"]
-[signer]
-cert = "{pki.systems['gateway'].cert}"
-key = "{pki.systems['gateway'].key}"
-[senders.{PORTAL}]
-password_hash = "{hash_password(PORTAL_PASSWORD)}"
-[services."{READER_TICKET_SERVICE}"]
-endpoint = "http://127.0.0.1:{library_port}/api/v1/readers"
-document_schema = "kazneb/reader-registration.xsd"
-result_schema = "kazneb/reader-ticket.xsd"
-""".replace("'", '"'))
-    environment = {**os.environ, "REDIS_URL": redis_url}
-    library = subprocess.Popen([sys.executable, "-m", "mocks.library", "--port", str(library_port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway.shell.cli", "--log-level", "WARNING", "serve",
-                                "--config", str(config)], env=environment,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        await _wait_ready(f"http://127.0.0.1:{library_port}/health")
-        await _wait_ready(f"http://127.0.0.1:{port}/health")
-        await _load(f"http://127.0.0.1:{port}", raw, concurrency, concurrency)  # warm up
-        cpu = _cpu_seconds(gateway.pid)
-        done, elapsed, latencies = await _load(f"http://127.0.0.1:{port}", raw, requests, concurrency)
-        cpu = _cpu_seconds(gateway.pid) - cpu
-    finally:
-        gateway.terminate()
-        library.terminate()
-        gateway.wait()
-        library.wait()
+async def _separate_processes(work: Path, pki, raw: bytes, requests: int,  # type: ignore[no-untyped-def]
+                              concurrency: int) -> None:
+    """The gateway (`egov-gateway serve`), the library, the OCSP responder and Redis each in their own process."""
+    async with gateway_world(work / "processes", pki, document=raw) as world:
+        result = await closed_loop(world, requests, concurrency)
     print(f"\nREST end to end, gateway and library in their own processes, {concurrency} concurrent clients")
-    print(f"  {done / elapsed:,.0f} requests/s; latency p50 {1000 * statistics.median(latencies):.2f} ms, "
-          f"p99 {1000 * latencies[int(done * 0.99) - 1]:.2f} ms")
-    print(f"  gateway process CPU per request {1000 * cpu / done:.3f} ms "
-          f"(= {done / cpu:,.0f} requests/s per core)")
-
-
-async def _load(base_url: str, raw: bytes, requests: int, concurrency: int) -> tuple[int, float, list[float]]:
-    document = raw.decode()
-    latencies: list[float] = []
-
-    async def client(session: aiohttp.ClientSession, count: int) -> None:
-        for _ in range(count):
-            envelope = {"requestInfo": {"messageId": str(uuid.uuid4()), "serviceId": READER_TICKET_SERVICE,
-                                        "messageDate": datetime.now(UTC).isoformat(),
-                                        "sender": {"senderId": PORTAL, "password": PORTAL_PASSWORD}},
-                        "requestData": {"data": document}}
-            start = time.perf_counter()
-            async with session.post(f"{base_url}/api/v1/requests", json=envelope) as response:
-                await response.read()
-                assert response.status == 200, response.status
-            latencies.append(time.perf_counter() - start)
-
-    async with aiohttp.ClientSession() as session:
-        start = time.perf_counter()
-        await asyncio.gather(*(client(session, max(1, requests // concurrency)) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-    latencies.sort()
-    return len(latencies), elapsed, latencies
+    print(f"  {result.throughput:,.0f} requests/s; latency p50 {1000 * result.percentile(0.5):.2f} ms, "
+          f"p99 {1000 * result.percentile(0.99):.2f} ms; {result.failed + result.refused} failed")
+    print(f"  gateway process CPU per request {1000 * result.cpu_per_ok:.3f} ms "
+          f"(= {1 / result.cpu_per_ok:,.0f} requests/s per core)")
 
 
 if __name__ == "__main__":

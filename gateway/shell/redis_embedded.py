@@ -96,6 +96,11 @@ class EmbeddedRedis:
         return self._process is not None and self._process.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs (for its CPU and memory)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def returncode(self) -> int | None:
         return None if self._process is None else self._process.returncode
 
