@@ -209,6 +209,7 @@ def test_missing_required_key(tmp_path: Path, text: str, key: str) -> None:
     (MINIMAL_SERVICE + "connector = 'ftp'\n", "services.x.connector"),
     (MINIMAL_SERVICE + "applicant = 'anyone'\n", "services.x.applicant"),
     ("[limits]\nmax_body_bytes = 100\n", "limits.max_body_bytes"),
+    ("[listen]\nevent_loop = 'trio'\n", "listen.event_loop"),
     ("[shep]\nlocal_time_zone = 'Asia/Nowhere'\n", "shep.local_time_zone"),
     ("[shep]\nlocal_time_zone = '../etc/passwd'\n", "shep.local_time_zone"),
 ])

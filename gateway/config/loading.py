@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 from gateway.config.retention import RetentionSettings
 from gateway.config.settings import (
+    EVENT_LOOPS,
     UPLOAD_LOCK_SECONDS,
     CabinetSettings,
     ConnectorKind,
@@ -72,6 +73,8 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"listen.{key}: must be positive")
     if listen.max_connections is not None and listen.max_connections < 1:
         raise ConfigError("listen.max_connections: must be at least 1")
+    if listen.event_loop not in EVENT_LOOPS:
+        raise ConfigError(f"listen.event_loop: must be one of {', '.join(EVENT_LOOPS)}")
     for service_id, service in settings.services.items():
         where = f"services.{service_id}"
         if service.connector is not ConnectorKind.QUEUE and not service.endpoint.startswith(("http://", "https://")):

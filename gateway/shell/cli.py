@@ -8,7 +8,6 @@ product never loads them otherwise and runs without them installed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import sys
@@ -21,6 +20,7 @@ from gateway.access.senders import hash_password
 from gateway.config import ConfigError, load_settings
 from gateway.messagelog import commands as log_commands
 from gateway.shell import dlq, memory, tools, upload_cmd
+from gateway.shell.loop import run as run_loop
 from gateway.shell.redis_embedded import EmbeddedRedisError
 from gateway.shell.serve import DEFAULT_STATE_DIR, serve, with_port
 from signing.signer import SignerKeyError
@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
 
             return serve_workers(settings, args.workers)
         else:
-            asyncio.run(serve(settings))
+            run_loop(serve(settings), settings.listen.event_loop)
         return 0
     if args.command == "dlq":
         return dlq.run(args)

@@ -31,6 +31,7 @@ from gateway.config import Settings
 from gateway.monitor import metrics
 from gateway.shell.app import create_app, load
 from gateway.shell.connections import check_descriptor_limit
+from gateway.shell.loop import run as run_loop
 from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.shell.serve import gateway_site, storage_for
@@ -124,7 +125,7 @@ def _worker(settings: Settings, redis_url: str, board: SupervisorBoard | None, l
     die_with_parent(parent)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-    asyncio.run(_serve_one(settings, redis_url, board, parent))
+    run_loop(_serve_one(settings, redis_url, board, parent), settings.listen.event_loop)
 
 
 async def _serve_one(settings: Settings, redis_url: str, board: SupervisorBoard | None, parent: int) -> None:
