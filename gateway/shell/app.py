@@ -164,7 +164,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         stop = asyncio.Event()
         loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
                  asyncio.create_task(running.hub.run(stop)), asyncio.create_task(running.messagelog.watch(stop)),
-                 asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop))}
+                 asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop)),
+                 asyncio.create_task(app[INTAKE].pipeline.admit().watch(stop))}  # the event loop's lateness
         if running.sealer is not None:
             loops.add(asyncio.create_task(running.sealer.run(stop)))
         if settings.retention.enabled:
