@@ -313,11 +313,11 @@ async def _wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def _separate_processes(work: Path, pki, redis_url: str, revocation_url: str,  # type: ignore[no-untyped-def]
-                              raw: bytes, requests: int, concurrency: int) -> None:
-    """The gateway (`egov-gateway serve`) and the library each in their own process; CPU read from /proc."""
-    library_port, port = free_port(), free_port()
-    config = work / "gateway.toml"
+def write_gateway_config(work: Path, pki, *, port: int, library_port: int,  # type: ignore[no-untyped-def]
+                         revocation_url: str, extra: str = "", name: str = "gateway.toml") -> Path:
+    """A gateway.toml for `egov-gateway serve` with the reader-ticket service at the library on ``library_port``;
+    ``extra`` is TOML appended (further tables, e.g. ``[limits]``)."""
+    config = work / name
     config.write_text(f"""state_dir = "{work}"
 log_level = "WARNING"
 [listen]
@@ -337,7 +337,15 @@ password_hash = "{hash_password(PORTAL_PASSWORD)}"
 endpoint = "http://127.0.0.1:{library_port}/api/v1/readers"
 document_schema = "kazneb/reader-registration.xsd"
 result_schema = "kazneb/reader-ticket.xsd"
-""".replace("'", '"'))
+""".replace("'", '"') + extra)
+    return config
+
+
+async def _separate_processes(work: Path, pki, redis_url: str, revocation_url: str,  # type: ignore[no-untyped-def]
+                              raw: bytes, requests: int, concurrency: int) -> None:
+    """The gateway (`egov-gateway serve`) and the library each in their own process; CPU read from /proc."""
+    library_port, port = free_port(), free_port()
+    config = write_gateway_config(work, pki, port=port, library_port=library_port, revocation_url=revocation_url)
     environment = {**os.environ, "REDIS_URL": redis_url}
     library = subprocess.Popen([sys.executable, "-m", "mocks.library", "--port", str(library_port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -133,16 +133,16 @@ def test_refusals_are_logged_once_per_interval_never_per_request(caplog: pytest.
     clock.now += 10
     with pytest.raises(GatewayError):
         gate.__enter__()
-    assert len(caplog.records) == 2 and "801 refused since the last line" in caplog.records[1].getMessage()
+    assert len(caplog.records) == 2 and "since the last line 801 refused" in caplog.records[1].getMessage()
 
 
 def test_the_settings_and_their_defaults() -> None:
     limits = LimitSettings()
     assert (limits.queue_delay_target_ms, limits.queue_delay_interval_ms, limits.min_in_flight,
-            limits.overload_retry_after_seconds) == (5.0, 100.0, 16, 1)
+            limits.overload_retry_after_seconds) == (5.0, 25.0, 16, 1)
     policy = AdmissionPolicy.from_limits(replace(limits, max_in_flight=4))
     assert policy.min_in_flight == 4, "the floor never exceeds the cap"
-    assert policy.probe_period == pytest.approx(0.010)
+    assert policy.probe_period == pytest.approx(0.0025)
     loaded = settings_from_dict({"limits": {"queue_delay_target_ms": 2, "queue_delay_interval_ms": 50.5}})
     assert (loaded.limits.queue_delay_target_ms, loaded.limits.queue_delay_interval_ms) == (2.0, 50.5)
 

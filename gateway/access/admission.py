@@ -105,6 +105,10 @@ class Admission:
         "Requests holding a slot now."
         self.refused = 0
         "Requests refused since the last log line."
+        self.changes = 0
+        "Changes between shedding and admitting since the last log line."
+        self.peak = 0
+        "Most requests in flight at once since the last log line."
         self._logged_at = -LOG_EVERY_SECONDS
 
     @classmethod
@@ -115,7 +119,9 @@ class Admission:
         in_flight = self.in_flight
         if in_flight >= self.limit or (self.delay.overloaded and in_flight >= self.policy.min_in_flight):
             self._refuse(in_flight)
-        self.in_flight = in_flight + 1
+        self.in_flight = in_flight = in_flight + 1
+        if in_flight > self.peak:
+            self.peak = in_flight
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,6 +137,7 @@ class Admission:
     def observe(self, delay: float) -> None:
         """One sample of the loop's lateness (seconds), taken now."""
         if self.delay.observe(self.clock(), delay):
+            self.changes += 1
             self._maybe_log(changed=True)
 
     def _maybe_log(self, *, changed: bool = False) -> None:
@@ -139,10 +146,11 @@ class Admission:
             return
         self._logged_at = now
         state = "shedding load" if self.delay.overloaded else "admitting"
-        log.warning("admission: %s; %d refused since the last line; event-loop delay %.1f ms (target %.1f ms), "
-                    "%d in flight%s", state, self.refused, 1000 * self.delay.last_delay, 1000 * self.policy.target,
-                    self.in_flight, " (state changed)" if changed else "")
-        self.refused = 0
+        log.warning("admission: %s; since the last line %d refused, %d changes of state, at most %d in flight; "
+                    "event-loop delay %.1f ms (target %.1f ms), %d in flight%s", state, self.refused, self.changes,
+                    self.peak, 1000 * self.delay.last_delay, 1000 * self.policy.target, self.in_flight,
+                    " (state changed)" if changed else "")
+        self.refused = self.changes = self.peak = 0
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Sample the event loop's lateness every ``probe_period`` until ``stop`` is set (one task per process)."""

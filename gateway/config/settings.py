@@ -54,7 +54,7 @@ class LimitSettings:
     queue_delay_target_ms: float = 5.0
     """Acceptable queueing delay: how late the event loop may run (a probe timer's lateness, sampled ten times per
     ``queue_delay_interval_ms``) before the gateway counts itself overloaded (gateway/access/admission.py)."""
-    queue_delay_interval_ms: float = 100.0
+    queue_delay_interval_ms: float = 25.0
     """How long the delay must stay above the target before requests beyond ``min_in_flight`` are refused (503
     GATEWAY_OVERLOADED, Retry-After), and below it before they are admitted again."""
     min_in_flight: int = 16

@@ -83,6 +83,11 @@ EMBEDDED_REDIS = web.AppKey("embedded_redis", SupervisorBoard)
 class MaskingAccessLogger(AbstractAccessLogger):
     """Access log whose paths never show a full IIN/BIN (cabinet URLs carry one), percent-encoded or not."""
 
+    @property
+    def enabled(self) -> bool:
+        """Off unless INFO is logged: then aiohttp does not call :meth:`log` at all (nothing per refused request)."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = mask_url(request.raw_path)
         self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, path, response.status,
