@@ -53,6 +53,7 @@ bench-details: $(STAMP) $(GOSTPROV)
 	$(BIN)/python benchmarks/bench_soak.py
 	$(BIN)/python benchmarks/bench_revocation_shared.py
 	$(BIN)/python benchmarks/bench_replica_acks.py
+	$(BIN)/python benchmarks/bench_overload.py
 
 clean:
 	rm -rf $(VENV) .egov .pytest_cache .ruff_cache .mypy_cache *.egg-info

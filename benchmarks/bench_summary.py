@@ -4,11 +4,11 @@
 
 1. The crypto floor of a request: one XMLDSig verification of the applicant's document (signxml, certificate
    pinned) plus one XMLDSig signature (the gateway's key, loaded once), on this core, now.
-2. Saturation: a closed loop of 32 clients against `egov-gateway serve` (1 worker), with redis-server, the OCSP
+2. Saturation: a closed loop of 16 clients against `egov-gateway serve` (1 worker), with redis-server, the OCSP
    responder and the library in processes of their own (benchmarks/world.py); the gateway's CPU per request
-   read from /proc, and its ratio to the floor.
+   read from /proc, and its ratio to the floor; the CPU of one refusal (benchmarks/bench_overload.py).
 3. Open loop at fixed offered rates (½×, 1×, 2×, 4× the saturation just measured): goodput, its share of the
-   saturation throughput, refusals (503 GATEWAY_OVERLOADED), p50/p99 of the accepted requests.
+   saturation throughput, refusals (503 GATEWAY_OVERLOADED), p50/p99 of the accepted requests, CPU per OK.
 4. `serve --workers 2` against 1 worker (benchmarks/bench_workers.py).
 
 Everything shares this machine's cores: the load generator and the mocks take their part of them, so the
@@ -25,14 +25,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
+from benchmarks.bench_overload import measure_overload
 from benchmarks.bench_workers import measure_workers
-from benchmarks.world import LoadResult, closed_loop, gateway_world, open_loop
+from benchmarks.world import gateway_world
 from mocks.pki import TestPki, generate_pki
 from signing.signer import DocumentSigner, SigningKey
 
@@ -61,17 +63,26 @@ def crypto_floor(pki: TestPki, document: bytes) -> tuple[float, float]:
     return verify, seconds_per_call(lambda: signer.sign(result))
 
 
-def _ms(seconds: float) -> str:
-    return f"{1000 * seconds:.2f} ms"
-
-
-def _load_rows(label: str, result: LoadResult, saturation: float, floor: float) -> list[Row]:
-    return [(f"{label}: goodput", f"{result.throughput:,.0f}/s ({100 * result.throughput / saturation:.0f}% of "
-                                  f"saturation), refused {result.refused}, other errors {result.failed}"),
-            (f"{label}: latency of the accepted", f"p50 {_ms(result.percentile(0.5))}, "
-                                                  f"p99 {_ms(result.percentile(0.99))}"),
-            (f"{label}: gateway CPU per OK request", f"{_ms(result.cpu_per_ok)} "
-                                                     f"({result.cpu_per_ok / floor:.1f}x the floor)")]
+def _overload_rows(results: dict[str, Any], floor: float) -> list[Row]:
+    saturation = results["saturation_per_s"]
+    rows = [("saturation, closed loop, 1 worker",
+             f"{saturation:,.0f}/s ({results['concurrency']} clients), p50 {results['saturation_p50_ms']:.0f} ms, "
+             f"p99 {results['saturation_p99_ms']:.0f} ms"),
+            ("gateway CPU per request at saturation",
+             f"{results['saturation_cpu_ms_per_ok']:.2f} ms = {results['saturation_cpu_ms_per_ok'] / floor:.1f}x "
+             f"the floor")]
+    refusal = results["cpu_ms_per_refused"]
+    rows.append(("gateway CPU per refusal (503 GATEWAY_OVERLOADED)",
+                 f"{refusal:.3f} ms" if refusal is not None else "not measured (the refusal run admitted some)"))
+    for run in results["runs"]:
+        label = f"open loop {run['multiple']:g}x = {run['offered_per_s']:,.0f}/s offered"
+        other = sum(run["other"].values())
+        p50, p99, cpu = run["p50_ms"], run["p99_ms"], run["cpu_ms_per_ok"]
+        rows.append((label, f"goodput {run['goodput_per_s']:,.0f}/s ({run['goodput_pct_of_saturation']:.0f}% of "
+                            f"saturation), refused {run['refused_503']:,}, other {other}; accepted p50 "
+                            f"{p50 or float('nan'):.0f} ms, p99 {p99 or float('nan'):.0f} ms; CPU per OK "
+                            f"{cpu or float('nan'):.2f} ms ({(cpu or float('nan')) / floor:.1f}x)"))
+    return rows
 
 
 async def measure(work: Path, *, seconds: float, requests: int) -> list[Row]:
@@ -79,23 +90,15 @@ async def measure(work: Path, *, seconds: float, requests: int) -> list[Row]:
     rows: list[Row] = []
     async with gateway_world(work / "one-worker", pki) as world:
         verify, sign = crypto_floor(pki, world.document)
-        floor = verify + sign
+        floor = 1000 * (verify + sign)
         rows += [("crypto floor: signxml verify + one signature",
-                  f"{_ms(floor)} ({_ms(verify)} + {_ms(sign)}), document {len(world.document):,} bytes")]
-        saturated = await closed_loop(world, requests, 32)
-        saturation = saturated.throughput
-        rows += [("saturation, closed loop of 32 clients, 1 worker",
-                  f"{saturation:,.0f}/s, p50 {_ms(saturated.percentile(0.5))}, p99 {_ms(saturated.percentile(0.99))}"),
-                 ("  gateway CPU per request at saturation",
-                  f"{_ms(saturated.cpu_per_ok)} ({saturated.cpu_per_ok / floor:.1f}x the floor)")]
-        for multiple in RATES:
-            offered = multiple * saturation
-            result = await open_loop(world, offered, seconds)
-            rows += _load_rows(f"open loop {multiple:g}x = {offered:,.0f}/s offered", result, saturation, floor)
+                  f"{floor:.2f} ms ({1000 * verify:.2f} + {1000 * sign:.2f}), document {len(world.document):,} "
+                  f"bytes")]
+        rows += _overload_rows(await measure_overload(world, seconds=seconds, rates=RATES, concurrency=16), floor)
     workers = await measure_workers(work, pki, requests=requests, concurrency=32)
     rows += [(f"serve --workers {count}, closed loop of 32",
               f"{result.throughput:,.0f}/s ({result.throughput / workers[1].throughput:.2f}x), CPU per request "
-              f"{_ms(result.cpu_per_ok)}") for count, result in workers.items()]
+              f"{1000 * result.cpu_per_ok:.2f} ms") for count, result in workers.items()]
     return rows
 
 

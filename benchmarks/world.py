@@ -252,20 +252,3 @@ async def closed_loop(world: World, requests: int, concurrency: int) -> LoadResu
         cpu, start = world.cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(client(requests // concurrency) for _ in range(concurrency)))
         return tally.result(time.perf_counter() - start, world.cpu_seconds() - cpu)
-
-
-async def open_loop(world: World, rate: float, seconds: float) -> LoadResult:
-    """Requests sent at ``rate`` a second on a fixed schedule, whether or not earlier ones were answered (as
-    independent users do); the run ends when every request sent is answered or has timed out."""
-    tally, url, document = _Tally(), world.base_url + REQUESTS_PATH, world.document.decode()
-    count = max(1, int(rate * seconds))
-    async with _session() as session:
-        cpu, start = world.cpu_seconds(), time.perf_counter()
-        sent: list[asyncio.Task[None]] = []
-        for index in range(count):
-            delay = start + index / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent.append(asyncio.create_task(tally.send(session, url, document)))
-        await asyncio.gather(*sent)
-        return tally.result(time.perf_counter() - start, world.cpu_seconds() - cpu)

@@ -108,9 +108,12 @@ async def test_a_refused_request_gives_its_slot_back_and_the_next_is_admitted(sy
 ])
 async def test_many_more_requests_than_the_old_pool_never_fail_for_storage(system, tmp_path, case: str,
                                                                            redis: RedisSettings) -> None:
-    runner, url = await second_gateway(system, tmp_path, redis=replace(system.settings.redis,
-                                                                      max_connections=redis.max_connections,
-                                                                      pool_timeout_seconds=redis.pool_timeout_seconds))
+    # The floor at the cap: the queueing delay of 150 requests at once never sheds (test_admission.py does), so all
+    # 150 are in flight together, as many as the pools must serve.
+    limits = replace(system.settings.limits, min_in_flight=system.settings.limits.max_in_flight)
+    runner, url = await second_gateway(system, tmp_path, limits=limits,
+                                       redis=replace(system.settings.redis, max_connections=redis.max_connections,
+                                                     pool_timeout_seconds=redis.pool_timeout_seconds))
     client = runner.app[INTAKE].store.redis
     expected = redis.max_connections or system.settings.limits.max_in_flight + system.settings.delivery.concurrency + 16
     assert client.connection_pool.max_connections == expected

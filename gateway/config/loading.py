@@ -114,9 +114,12 @@ def check_settings(settings: Settings) -> None:
     if not (math.isfinite(settings.redis.pool_timeout_seconds) and settings.redis.pool_timeout_seconds > 0):
         raise ConfigError("redis.pool_timeout_seconds: must be positive")
     for key in ("max_xml_depth", "max_xml_elements", "message_max_age_seconds", "message_max_future_seconds",
-                "max_in_flight"):
+                "max_in_flight", "min_in_flight", "overload_retry_after_seconds"):
         if getattr(settings.limits, key) <= 0:
             raise ConfigError(f"limits.{key}: must be positive")
+    for key in ("queue_delay_target_ms", "queue_delay_interval_ms"):
+        if not (math.isfinite(getattr(settings.limits, key)) and getattr(settings.limits, key) > 0):
+            raise ConfigError(f"limits.{key}: must be positive and finite")
     if not (math.isfinite(settings.revocation.timeout_seconds) and settings.revocation.timeout_seconds > 0):
         raise ConfigError("revocation.timeout_seconds: must be positive")
     for key in ("ocsp_freshness_seconds", "ocsp_max_age_seconds", "crl_max_age_seconds"):

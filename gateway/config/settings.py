@@ -56,7 +56,17 @@ class LimitSettings:
     message_max_future_seconds: int = 300
     "messageDate further in the future than this is refused (clock skew allowance)."
     max_in_flight: int = 256
-    "Requests processed at once per process; the next gets 503 GATEWAY_OVERLOADED with Retry-After."
+    "Requests processed at once per process (the hard cap); the next gets 503 GATEWAY_OVERLOADED with Retry-After."
+    queue_delay_target_ms: float = 5.0
+    """Acceptable queueing delay: how late the event loop may run (a probe timer's lateness, sampled ten times per
+    ``queue_delay_interval_ms``) before the gateway counts itself overloaded (gateway/access/admission.py)."""
+    queue_delay_interval_ms: float = 25.0
+    """How long the delay must stay above the target before requests beyond ``min_in_flight`` are refused (503
+    GATEWAY_OVERLOADED, Retry-After), and below it before they are admitted again."""
+    min_in_flight: int = 16
+    "The floor: while fewer requests are in flight, a new one is admitted however late the loop is."
+    overload_retry_after_seconds: int = 1
+    "Retry-After of a request refused with GATEWAY_OVERLOADED by the in-flight cap or the queueing delay."
 
 
 _REDIS_SPARE_CONNECTIONS = 16

@@ -18,13 +18,13 @@ from lxml import etree
 from redis.asyncio.client import Pipeline as RedisPipeline
 from redis.exceptions import RedisError
 
+from gateway.access.admission import Admission
 from gateway.access.quotas import QuotaCounter
 from gateway.access.senders import SenderDirectory
 from gateway.config import DeliveryMode, LimitSettings
 from gateway.delivery.engine import Delivery
 from gateway.delivery.packages import PackageFinder, find_named_package
 from gateway.delivery.registry import Service, ServiceRegistry
-from gateway.delivery.resilience import InFlightLimiter
 from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.archive import ArchiveStore, unreadable_refused
@@ -141,11 +141,12 @@ class Pipeline:
         self.messagelog = messagelog
         self.archive = archive
         self.replicas = replicas
-        self.limiter = InFlightLimiter(limits.max_in_flight)
+        self.limiter = Admission.from_limits(limits)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
-    def admit(self) -> InFlightLimiter:
-        """The in-flight gate (``limits.max_in_flight``): an intake holds it around the whole request.
+    def admit(self) -> Admission:
+        """The admission gate (``limits.max_in_flight``, and the queueing delay beyond ``limits.min_in_flight``:
+        :mod:`gateway.access.admission`): an intake holds it around the whole request.
 
         Entered first, before the body is read, parsed or its signature verified, so excess work is refused
         with GATEWAY_OVERLOADED (503, Retry-After) at almost no cost, and the bound also caps the memory of

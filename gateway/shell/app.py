@@ -83,6 +83,11 @@ EMBEDDED_REDIS = web.AppKey("embedded_redis", SupervisorBoard)
 class MaskingAccessLogger(AbstractAccessLogger):
     """Access log whose paths never show a full IIN/BIN (cabinet URLs carry one), percent-encoded or not."""
 
+    @property
+    def enabled(self) -> bool:
+        """Off unless INFO is logged: then aiohttp does not call :meth:`log` at all (nothing per refused request)."""
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         path = mask_url(request.raw_path)
         self.logger.info('%s "%s %s" %s %.1fms', request.remote, request.method, path, response.status,
@@ -164,7 +169,8 @@ def create_app(settings: Settings, *, redis_url: str, loaded: Loaded | None = No
         stop = asyncio.Event()
         loops = {asyncio.create_task(running.delivery.run(stop)), asyncio.create_task(running.notifier.run(stop)),
                  asyncio.create_task(running.hub.run(stop)), asyncio.create_task(running.messagelog.watch(stop)),
-                 asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop))}
+                 asyncio.create_task(supervise("packages-sweep", _sweeper(app[PACKAGES], settings, stop), stop)),
+                 asyncio.create_task(app[INTAKE].pipeline.admit().watch(stop))}  # the event loop's lateness
         if running.sealer is not None:
             loops.add(asyncio.create_task(running.sealer.run(stop)))
         if settings.retention.enabled:
