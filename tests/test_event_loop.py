@@ -15,11 +15,11 @@ async def _running_loop_type() -> type:
     return type(asyncio.get_running_loop())
 
 
-def test_uvloop_is_the_default_and_runs_the_coroutine() -> None:
-    assert Settings().listen.event_loop == "uvloop"
+def test_uvloop_runs_the_coroutine() -> None:
     assert issubclass(run(_running_loop_type(), "uvloop"), uvloop.Loop)
 
 
-def test_asyncio_runs_the_standard_librarys_loop() -> None:
+def test_asyncio_is_the_default_and_runs_the_standard_librarys_loop() -> None:
+    assert Settings().listen.event_loop == "asyncio"
     assert issubclass(run(_running_loop_type(), "asyncio"), asyncio.BaseEventLoop)
     assert not issubclass(run(_running_loop_type(), "asyncio"), uvloop.Loop)

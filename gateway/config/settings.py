@@ -38,9 +38,10 @@ class ListenSettings:
     process never runs out of descriptors (and asyncio's accept loop never fails)."""
     error_log_seconds: float = 60.0
     "The listener's repeated errors (accept() out of descriptors, refused connections) are logged once this often."
-    event_loop: str = "uvloop"
-    """The event loop `serve` runs on: "uvloop" (libuv, about 6–9% less CPU per request in `make bench`) or
-    "asyncio" (the standard library's)."""
+    event_loop: str = "asyncio"
+    """The event loop `serve` runs on: "asyncio" (the standard library's) or "uvloop" (libuv, about 6–9% less CPU
+    per request in `make bench`). Caveat: with the open-files limit exhausted, uvloop resets connections over the
+    cap instead of letting asyncio's accept loop answer them the minimal 503 (docs/recovery.md)."""
 
 
 @dataclass(frozen=True)

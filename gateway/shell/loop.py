@@ -1,4 +1,4 @@
-"""The event loop `serve` runs on (``listen.event_loop``): uvloop by default, the standard library's on request.
+"""The event loop `serve` runs on (``listen.event_loop``): the standard library's by default, uvloop on request.
 
 uvloop (libuv underneath) runs the same asyncio code with less CPU per request: sockets, timers and callbacks
 are C, not Python. Nothing in the gateway depends on which loop runs it; the tests run on asyncio's.
