@@ -273,3 +273,32 @@ def test_the_big_document_benchmark_builds_a_signed_padded_document(pki: Any) ->
     verifier = DocumentVerifier(VerificationPolicy(), TrustStore.from_files(pki.trust_anchors, pki.intermediates))
     signed = verifier.verify(etree.fromstring(raw)).signed  # the padding is inside what the signature covers
     assert sum(len(p.text) for p in signed if etree.QName(p).localname == "padding") == 300_000
+
+
+def test_the_allocator_is_tuned_unless_the_environment_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from gateway.shell.malloc import tune_malloc
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    assert tune_malloc() is True  # glibc's mallopt accepted the threshold
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert tune_malloc() is False  # glibc's own setting wins
+
+
+def test_the_request_digest_is_the_same_streamed_or_whole() -> None:
+    import base64
+    import hashlib
+
+    from gateway.lifecycle.receipts import request_digest
+
+    def whole(element: etree._Element) -> str:
+        canonical = etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+        return base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+
+    big = etree.fromstring(b"<r xmlns='urn:a' xmlns:u='urn:unused'><p>" + b"x" * 200_000 + b"</p><!-- c --></r>")
+    with_siblings = etree.fromstring(b"<?pi x?><!-- c --><r xmlns='urn:a'><b/></r>")
+    inner = etree.fromstring(b"<e xmlns='urn:e' xmlns:k='urn:k'><r k:x='1'><b>t</b></r></e>")[0]
+    for element in (big, with_siblings, inner):
+        assert request_digest(element) == whole(element)

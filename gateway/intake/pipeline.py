@@ -218,6 +218,8 @@ class Pipeline:
             gateway_correlation_id=str(uuid.uuid4()) if asynchronous else None,
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
+        summary = verified.report.log_summary()
+        del verified  # its tree is no longer needed: freed before the back-end is called (big documents)
         synchronous = mode is DeliveryMode.SYNC
         # The record, the messageId claim, the delivery lease, the cabinet indexes and the message log's request
         # and receipt records are written in ordered steps before any ack (ApplicationStore.create, and
@@ -228,7 +230,7 @@ class Pipeline:
         if earlier is not None:  # the same messageId came in at the same time: the first one's answer
             return await self._replay(earlier, request, raw)
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
-                 request.sender_id, mode, verified.report.log_summary())
+                 request.sender_id, mode, summary)
         if not synchronous:
             self.delivery.wake()
             return Outcome(application=app, result=None, replayed=False)
