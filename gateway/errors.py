@@ -71,6 +71,9 @@ _add("CLIENT_ENVELOPE_INVALID", 400, C, "Сұраным конверті схе�
 _add("CLIENT_DOCUMENT_INVALID", 422, C, "Өтінім құжаты қызмет схемасына сәйкес емес.",
      "Документ заявления не соответствует схеме услуги.",
      "The application document does not match the service schema.")
+_add("CLIENT_DOCUMENT_TOO_LARGE", 413, C, "Өтінім құжаты бұл қызмет қабылдайтын көлемнен үлкен.",
+     "Документ заявления больше, чем принимает эта услуга.",
+     "The application document is larger than this service accepts.")
 _add("CLIENT_DOCUMENT_MISSING", 400, C, "requestData/data ішінде қол қойылған құжат жоқ.",
      "В requestData/data нет подписанного документа.", "No signed document in requestData/data.")
 _add("CLIENT_STALE_MESSAGE", 400, C, "messageDate тым ескі немесе болашақта.",

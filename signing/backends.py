@@ -77,6 +77,31 @@ class SignatureBackend(Protocol):
         ...
 
 
+def _own_root(data: object) -> etree._Element | None:
+    """``data`` when it is the root of a tree of its own (no parent, no top-level siblings), else None."""
+    if isinstance(data, etree._Element) and data.getparent() is None and data.getprevious() is None \
+            and data.getnext() is None:
+        return data
+    return None
+
+
+class _XMLVerifier(XMLVerifier):
+    """signxml's verifier without its first copy of the document: signxml serialises and re-parses its input
+    (``get_root``) only to detach it from a parent's namespaces; the verifier hands it a detached root (a big
+    document would cost another serialisation and another tree, on top of the copy each reference check makes
+    itself). signxml does not change that tree (the reference checks work on copies of their own)."""
+
+    def get_root(self, data: object) -> etree._Element:
+        root = _own_root(data)
+        return root if root is not None else super().get_root(data)  # type: ignore[no-untyped-call]
+
+
+class _XAdESVerifier(XAdESVerifier):
+    def get_root(self, data: object) -> etree._Element:
+        root = _own_root(data)
+        return root if root is not None else super().get_root(data)  # type: ignore[no-untyped-call]
+
+
 class SignxmlBackend:
     """RSA and ECDSA through signxml, with the algorithm allow-list of the policy."""
 
@@ -84,8 +109,8 @@ class SignxmlBackend:
 
     def __init__(self, policy: VerificationPolicy) -> None:
         self._policy = policy
-        self._xml_verifier = XMLVerifier()
-        self._xades_verifier = XAdESVerifier()
+        self._xml_verifier = _XMLVerifier()
+        self._xades_verifier = _XAdESVerifier()
         self._config = SignatureConfiguration(
             require_x509=True,
             location="./",

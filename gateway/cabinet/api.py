@@ -78,7 +78,7 @@ def _summary(request: web.Request, app: Application, language: str, *, archived:
         "organisation": app.organisation,
         "errorCode": app.error_code,
         "errorMessage": error.message(language) if error else None,
-        "hasResult": app.result is not None,
+        "hasResult": app.has_result,
         "archived": archived,
     }
 

@@ -96,6 +96,8 @@ def check_settings(settings: Settings) -> None:
         if unknown:
             raise ConfigError(f"services.{service_id}.required_roles: unknown role(s) {unknown}; "
                               f"known: {sorted(role.value for role in SignerRole)}")
+        if service.max_document_bytes is not None and service.max_document_bytes < 1:
+            raise ConfigError(f"{where}.max_document_bytes: must be at least 1")
         if not (service.timeout_seconds > 0 and math.isfinite(service.timeout_seconds)):  # TOML allows nan, inf
             raise ConfigError(f"services.{service_id}.timeout_seconds: must be positive and finite")
         _check_provider(where, service)

@@ -398,6 +398,10 @@ class ServiceSettings:
     "Organisation services: the signer needs one of these roles (first_head, can_sign, ...); empty: any."
     timeout_seconds: float = 10.0
     "Deadline for one back-end call."
+    max_document_bytes: int | None = None
+    """The largest business document the back-end accepts (bytes of the verified document as it is stored and sent,
+    without the applicant's ds:Signature); larger is refused with CLIENT_DOCUMENT_TOO_LARGE (413) after the
+    signature is verified and before anything is stored or acknowledged. None: only ``limits.max_body_bytes``."""
     ws_security: bool = False
     "soap: sign every call to the provider with WS-Security (the gateway's key; docs/ws-security.md)."
     title: str = ""

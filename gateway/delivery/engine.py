@@ -104,7 +104,7 @@ class Delivery:
     def _submission(app: Application, service: Service) -> Submission:
         return Submission(
             endpoint=service.settings.endpoint, service_id=service.service_id, application_id=app.id,
-            document=app.document.encode(), timeout=service.settings.timeout_seconds,
+            document=_document_of(app), timeout=service.settings.timeout_seconds,
             metadata={"message_id": app.message_id, "applicant_iin": app.applicant_iin,
                       "applicant_bin": app.applicant_bin or "", "applicant_name": app.applicant_name,
                       "organisation": app.organisation or ""},
@@ -129,7 +129,7 @@ class Delivery:
         if service.settings.package_element is None:
             return
         try:
-            document = parse_untrusted(app.document.encode(), self.answers.xml_limits)
+            document = parse_untrusted(_document_of(app), self.answers.xml_limits)
             package = await find_named_package(self.packages, service, app.sender_id, document)
         except LookupError:
             return
@@ -348,6 +348,14 @@ class Delivery:
         if not app.status.final:
             await self.lifecycle.fail(app, code, detail)
         await self.outbox.done(app.id)
+
+
+def _document_of(app: Application) -> bytes:
+    """The signed document to send (a copy read without its parts has none: a bug, never an empty submission)."""
+    if app.document is None:
+        raise ConnectorError("GATEWAY_INTERNAL", f"application {app.id} was read without its document",
+                             transient=True)
+    return app.document.encode()
 
 
 async def _metered(service: Service, call: Awaitable[Answer]) -> Answer:

@@ -195,6 +195,9 @@ class Pipeline:
             raise GatewayError("CLIENT_DOCUMENT_MISSING")
 
         verified = self._verify(request.document)
+        # Serialised once: the size check, the record and the submission to the back-end all start from this copy.
+        document = etree.tostring(verified.signed, encoding="unicode")
+        self._check_size(service, document)  # before any other work on it, and before anything is stored
         self._check_document(service, verified.signed)
         applicant = self._check_identity(service, verified)
         # Last of the checks: on a cache miss it is the only one that waits on the network.
@@ -211,11 +214,13 @@ class Pipeline:
             service_id=service.service_id, channel=request.channel, applicant_iin=applicant.iin,
             applicant_bin=applicant.bin, applicant_name=applicant.name, organisation=applicant.organisation,
             status=Status.ACCEPTED, created_at=now, updated_at=now,
-            document=etree.tostring(verified.signed, encoding="unicode"), report=verified.report.to_dict(),
+            document=document, report=verified.report.to_dict(),
             correlation_id=request.correlation_id, properties=dict(request.properties), mode=str(mode),
             gateway_correlation_id=str(uuid.uuid4()) if asynchronous else None,
         )
         app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
+        summary = verified.report.log_summary()
+        del verified  # its tree is no longer needed: freed before the back-end is called (big documents)
         synchronous = mode is DeliveryMode.SYNC
         # The record, the messageId claim, the delivery lease, the cabinet indexes and the message log's request
         # and receipt records are written in ordered steps before any ack (ApplicationStore.create, and
@@ -226,7 +231,7 @@ class Pipeline:
         if earlier is not None:  # the same messageId came in at the same time: the first one's answer
             return await self._replay(earlier, request, raw)
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
-                 request.sender_id, mode, verified.report.log_summary())
+                 request.sender_id, mode, summary)
         if not synchronous:
             self.delivery.wake()
             return Outcome(application=app, result=None, replayed=False)
@@ -293,6 +298,17 @@ class Pipeline:
             raise _refusal(rejected) from None
         observe_signature(checked.report.indication, checked.report.sub_indication)  # the final word on it
         return checked
+
+    @staticmethod
+    def _check_size(service: Service, document: str) -> None:
+        """The verified document (UTF-8 bytes, as stored and sent) within the service's ``max_document_bytes``."""
+        limit = service.settings.max_document_bytes
+        if limit is None:
+            return
+        size = len(document) if document.isascii() else len(document.encode())
+        if size > limit:
+            raise GatewayError("CLIENT_DOCUMENT_TOO_LARGE", f"the document is {size} bytes; "
+                               f"{service.service_id} accepts at most {limit}")
 
     @staticmethod
     def _check_document(service: Service, signed: etree._Element) -> None:

@@ -56,10 +56,12 @@ class Application:
     "ISO time it was accepted."
     updated_at: str
     "ISO time of the last change."
-    document: str
-    "The verified business document as signed (XML)."
+    document: str | None
+    """The verified business document as signed (XML). Stored under a key of its own (``P:app:{id}:document``);
+    None in a copy read without its parts (:meth:`ApplicationStore.get` with ``parts=False``)."""
     report: dict[str, Any]
-    "The signature validation report."
+    """The signature validation report. Stored under a key of its own (``P:app:{id}:report``, JSON); empty in a
+    copy read without its parts."""
     mode: str = "sync"
     "sync: answered within the request; async: delivered in the background."
     attempts: int = 0
@@ -88,22 +90,65 @@ class Application:
     "Extra English detail for a failure."
     properties: dict[str, str] = field(default_factory=dict)
     "requestInfo/properties from the sender."
+    stored_parts: list[str] = field(default_factory=list)
+    """Which of :data:`PARTS` are stored under keys of their own (written once, never again); empty for a record
+    of an older version, which holds them inline. Kept in Redis's record only (never in :meth:`to_json`)."""
 
     @property
     def owners(self) -> tuple[str, ...]:
         """Cabinets the application appears in: the signer's IIN, and the organisation's BIN."""
         return (self.applicant_iin, self.applicant_bin) if self.applicant_bin else (self.applicant_iin,)
 
+    @property
+    def has_result(self) -> bool:
+        """Whether there is a result, also in a copy read without its parts."""
+        return self.result is not None or "result" in self.stored_parts
+
     def to_json(self) -> str:
+        """The whole application, its parts inline (the archive's form, and what older versions stored)."""
         # Shallow on purpose: dataclasses.asdict deep-copies the report and costs more than the rest.
         return json.dumps({name: getattr(self, name) for name in _FIELDS}, ensure_ascii=False, separators=(",", ":"))
 
+    def record_json(self) -> str:
+        """The small record Redis keeps under ``P:app:{id}``: everything but the parts, and which parts are
+        stored under their own keys (every part this copy holds is, once the write that carries it is done)."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        data["stored_parts"] = sorted(set(self.stored_parts) | {name for name in PARTS if self._holds(name)})
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    def unstored_parts(self) -> dict[str, str]:
+        """The parts this copy holds that are not stored under their own keys yet (what the next write adds), as
+        they are stored: the XML as it is, the report as JSON."""
+        return {name: self.part_text(name) for name in PARTS if name not in self.stored_parts and self._holds(name)}
+
+    def _holds(self, name: str) -> bool:
+        return bool(self.report) if name == "report" else getattr(self, name) is not None
+
+    def part_text(self, name: str) -> str:
+        """One part as stored under its key."""
+        if name == "report":
+            return json.dumps(self.report, ensure_ascii=False, separators=(",", ":"))
+        value = getattr(self, name)
+        return "" if value is None else str(value)
+
+    def set_part(self, name: str, text: str) -> None:
+        """One part read from its key."""
+        setattr(self, name, json.loads(text) if name == "report" else text)
+
     @classmethod
     def from_json(cls, raw: str | bytes) -> Application:
+        """A record (Redis's, without the parts, or an older version's with them inline) or an archived copy."""
         data = json.loads(raw)
-        app = cls(**{k: v for k, v in data.items() if k in _FIELDS})
+        data.setdefault("document", None)
+        data.setdefault("report", {})
+        app = cls(**{k: v for k, v in data.items() if k in _ALL_FIELDS})
         app.status = Status(app.status)
         return app
 
 
-_FIELDS = tuple(f.name for f in fields(Application))
+PARTS = ("document", "report", "receipt", "result")
+"""The big parts written once under keys of their own (``P:app:{id}:<part>``), not rewritten with the record:
+the signed document, its validation report and the receipt at acceptance, the result once it exists."""
+_ALL_FIELDS = tuple(f.name for f in fields(Application))
+_FIELDS = tuple(name for name in _ALL_FIELDS if name != "stored_parts")
+_RECORD_FIELDS = tuple(name for name in _FIELDS if name not in PARTS)

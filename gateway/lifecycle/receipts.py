@@ -21,9 +21,29 @@ EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 
 
 def request_digest(document: etree._Element) -> str:
-    """Base64 SHA-256 of the exclusive C14N of the document as received."""
-    canonical = etree.tostring(document, method="c14n", exclusive=True, with_comments=False)
-    return base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+    """Base64 SHA-256 of the exclusive C14N of the document as received.
+
+    The canonical form is hashed as lxml writes it, piece by piece, never held whole (a 10 MB document would
+    need another 10 MB). Only for an element with no siblings (a root without top-level comments or processing
+    instructions, as intake hands it over): the tree writer would include those, so any other element takes
+    the one-piece way, which gives the same bytes for it."""
+    digest = hashlib.sha256()
+    if document.getprevious() is None and document.getnext() is None:
+        etree.ElementTree(document).write_c14n(_Hashing(digest), exclusive=True, with_comments=False)
+    else:
+        digest.update(etree.tostring(document, method="c14n", exclusive=True, with_comments=False))
+    return base64.b64encode(digest.digest()).decode()
+
+
+class _Hashing:
+    """A file-like sink that hashes what is written to it."""
+
+    def __init__(self, digest: hashlib._Hash) -> None:
+        self._digest = digest
+
+    def write(self, data: bytes, /) -> int:
+        self._digest.update(data)
+        return len(data)
 
 
 def receipt_request_digest(receipt: str) -> str | None:

@@ -15,9 +15,10 @@ recreated by a note that came after its application left (a late callback or del
 One application leaves in this order, each step idempotent, so a crash anywhere is finished by the next sweep
 and never loses it (:meth:`RetentionSweeper.retire`):
 
-1. read the record, its status and history (one slot); not final any more (replayed): out of the index, kept;
+1. read the record, its parts (document, report, receipt, result) and history (one slot); not final any more (replayed):
+   out of the index, kept;
 2. write it to the archive and read it back (equal, or stop);
-3. delete record, status and history in one script, only if the record and history are still what was
+3. delete record, parts, status and history in one script, only if the record and history are still what was
    archived (a writer in between wins; the next sweep looks again);
 4. delete what points to it from other slots: the cabinet indexes of each owner (all senders', the sender's
    own, the messageId map) and the messageId claim, each only if it still names this application;
@@ -42,9 +43,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from gateway.config.retention import RetentionSettings
-from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.application import PARTS, Application, Status
 from gateway.lifecycle.archive import ArchivedApplication, ArchiveStore
-from gateway.lifecycle.store import ApplicationStore, utc_now
+from gateway.lifecycle.store import ApplicationStore, utc_now, with_parts
 from gateway.supervise import sleep_unless
 
 log = logging.getLogger("egov.retention")
@@ -52,7 +53,7 @@ log = logging.getLogger("egov.retention")
 _DROP_RECORD = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if redis.call('LLEN', KEYS[3]) ~= tonumber(ARGV[2]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', unpack(KEYS))
 return 1
 """
 _DEL_IF = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -162,14 +163,15 @@ class RetentionSweeper:
         async with self.redis.pipeline(transaction=True) as pipe:  # one slot: the application's hash tag
             pipe.get(self.store._app(app_id))
             pipe.lrange(self.store._history(app_id), 0, -1)
-            raw, history = await pipe.execute()
+            pipe.mget([self.store._part(app_id, part) for part in PARTS])
+            raw, history, parts = await pipe.execute()
         if raw is None:  # deleted by an earlier sweep that stopped before step 4 or 5
             archived = await self.archive.get(app_id)
             if archived is not None:
                 await self.drop_pointers(archived.application)
             await self.redis.zrem(self.index.key, app_id)
             return archived is not None
-        app = Application.from_json(raw)
+        app = with_parts(Application.from_json(raw), parts)
         if not app.status.final:  # replayed since: it stays, and is indexed again when final
             await self.redis.zrem(self.index.key, app_id)
             return False
@@ -189,8 +191,8 @@ class RetentionSweeper:
             raise ArchiveMismatch(f"archive did not read back application {item.application.id}")
 
     async def drop_record(self, app: Application, raw: Any, history_length: int) -> bool:
-        """Step 3: record, status and history go, unless changed since they were archived."""
-        keys = [self.store._app(app.id), self.store._status(app.id), self.store._history(app.id)]
+        """Step 3: record, parts, status and history go, unless changed since they were archived."""
+        keys = self.store.own_keys(app.id)  # the record first, the history third: the script's checks read them
         return bool(await self._drop_record(keys=keys, args=[raw, history_length]))
 
     async def drop_pointers(self, app: Application) -> None:

@@ -2,7 +2,10 @@
 
 Keys (``P`` is the configured prefix; ``{id}`` hash-tags an application's keys to one cluster slot):
 
-- ``P:app:{id}``          JSON of :class:`Application`
+- ``P:app:{id}``          JSON of :class:`Application`, without its parts (a small record, rewritten by each save)
+- ``P:app:{id}:document``, ``:report``, ``:receipt``, ``:result``  the parts (:data:`PARTS`), each written once
+  (the XML as it is, not inside JSON; the report as JSON): the first three by the create, the result by the save
+  that brings it
 - ``P:app:{id}:history``  list of JSON events, oldest first
 - ``P:app:{id}:open``     what the create steps after the record need, until they are all done (not acknowledged)
 - ``P:msg:<sender>:<messageId>``  the application id that first used this messageId (idempotency)
@@ -34,7 +37,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from gateway.lifecycle.application import Application, Status
+from gateway.lifecycle.application import PARTS, Application, Status
 
 _FINAL = tuple(status.value for status in Status if status.final)
 # All keys carry the application's hash tag, so this stays one-slot under Redis Cluster. The status has a key of
@@ -47,7 +50,9 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[4])
-for i = 6, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[5]) end
+local parts = tonumber(ARGV[6])
+for i = 1, parts do redis.call('SET', KEYS[3 + i], ARGV[6 + i]) end
+for i = 7 + parts, #ARGV do redis.call('PUBLISH', ARGV[i], ARGV[5]) end
 return 1
 """
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -114,6 +119,15 @@ class ApplicationStore:
 
     def _open(self, app_id: str) -> str:
         return f"{self.prefix}:app:{{{app_id}}}:open"
+
+    def _part(self, app_id: str, part: str) -> str:
+        """``P:app:{id}:document`` (or ``:report``, ``:receipt``, ``:result``): one part, written once."""
+        return f"{self.prefix}:app:{{{app_id}}}:{part}"
+
+    def own_keys(self, app_id: str) -> list[str]:
+        """Every key of the application's own slot that lives as long as its record (what retention deletes)."""
+        return [self._app(app_id), self._status(app_id), self._history(app_id),
+                *(self._part(app_id, part) for part in PARTS)]
 
     def _msg(self, sender_id: str, message_id: str) -> str:
         return f"{self.prefix}:msg:{sender_id}:{message_id}"
@@ -187,17 +201,22 @@ class ApplicationStore:
     async def _record_own(self, app: Application, history: list[str], steps: OpenSteps) -> None:
         """Step 1: the application's own keys in one MULTI under its hash tag (one slot). The wait for replicas
         (``min_replica_acks``) comes after every step, over the keys of :meth:`created_keys`."""
+        parts = app.unstored_parts()
+        record = app.record_json()
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._app(app.id), app.to_json())
+            for part, value in parts.items():
+                pipe.set(self._part(app.id, part), value)
+            pipe.set(self._app(app.id), record)
             pipe.set(self._status(app.id), str(app.status))
             pipe.rpush(self._history(app.id), *history)
             pipe.set(self._open(app.id), steps.to_json())
             await pipe.execute()
+        app.stored_parts = sorted({*app.stored_parts, *parts})
 
     async def _forget_own(self, app_id: str) -> None:
         """Undo step 1 (the claim went to another application; nothing else was written)."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._app(app_id), self._status(app_id), self._history(app_id), self._open(app_id))
+            pipe.delete(*self.own_keys(app_id), self._open(app_id))
             await pipe.execute()
 
     async def _spread(self, app: Application, steps: OpenSteps, also: Callable[[Pipeline], None] | None, *,
@@ -262,11 +281,18 @@ class ApplicationStore:
             event["step"] = step
         if app.error_code:
             event["error_code"] = app.error_code
+        # Only what changed: the small record, and a part this copy holds that is not stored yet (the result, or
+        # the parts of a record an older version wrote inline, which so moves to the new layout).
+        parts = app.unstored_parts()
         written = await self._save(
-            keys=[self._app(app.id), self._history(app.id), self._status(app.id)],
-            args=[app.to_json(), json.dumps(event, ensure_ascii=False), "1" if app.status.final or reopen else "0",
-                  str(app.status), self._event(app, step), *(self.events_channel(o) for o in app.owners)],
+            keys=[self._app(app.id), self._history(app.id), self._status(app.id),
+                  *(self._part(app.id, part) for part in parts)],
+            args=[app.record_json(), json.dumps(event, ensure_ascii=False), "1" if app.status.final or reopen else "0",
+                  str(app.status), self._event(app, step), str(len(parts)), *parts.values(),
+                  *(self.events_channel(o) for o in app.owners)],
         )
+        if written:
+            app.stored_parts = sorted({*app.stored_parts, *parts})
         return bool(written)
 
     async def note(self, app: Application, note: str) -> None:
@@ -296,10 +322,20 @@ class ApplicationStore:
             return None
         return await self.get(_text(app_id))
 
-    async def get(self, app_id: str) -> Application | None:
-        """The stored application, or None. A copy: changes go through the lifecycle."""
-        raw = await self.redis.get(self._app(app_id))
-        return Application.from_json(raw) if raw else None
+    async def get(self, app_id: str, *, parts: bool = True) -> Application | None:
+        """The stored application, or None. A copy: changes go through the lifecycle.
+
+        With its parts (document, report, receipt, result) read in the same round trip (one MGET: one slot), unless
+        ``parts`` is False (then they are None, and :attr:`Application.has_result` still tells a result is there)."""
+        if not parts:
+            raw = await self.redis.get(self._app(app_id))
+            return Application.from_json(raw) if raw else None
+        raw, *values = await self.redis.mget([self._app(app_id), *(self._part(app_id, part) for part in PARTS)])
+        return with_parts(Application.from_json(raw), values) if raw else None
+
+    async def parts(self, app: Application) -> Application:
+        """``app`` (read without its parts) with them read now; returns it."""
+        return with_parts(app, await self.redis.mget([self._part(app.id, part) for part in PARTS]))
 
     async def history(self, app_id: str) -> list[dict[str, Any]]:
         return [json.loads(item) for item in await self.redis.lrange(self._history(app_id), 0, -1)]
@@ -317,7 +353,7 @@ class ApplicationStore:
         if not ids:
             return total, []
         raws = await self._records([_text(i) for i in ids])
-        return total, [Application.from_json(raw) for raw in raws if raw]
+        return total, [Application.from_json(raw) for raw in raws if raw]  # without their parts: a list needs none
 
     async def _records(self, app_ids: list[str]) -> list[Any]:
         """The records of ``app_ids`` in one pipelined round trip: a GET each, not one MGET (the records live
@@ -387,6 +423,15 @@ class ApplicationStore:
 
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
+
+
+def with_parts(app: Application, values: list[Any]) -> Application:
+    """``app`` with the parts read from their keys (in :data:`PARTS` order); an absent key leaves the copy's own value
+    (an older record's inline part)."""
+    for part, value in zip(PARTS, values, strict=True):
+        if value is not None:
+            app.set_part(part, _text(value))
+    return app
 
 
 def _text(value: str | bytes) -> str:

@@ -129,7 +129,7 @@ async def _retention(redis: Redis, prefix: str, retention: RetentionSettings, re
     sample = [app_id for app_id, _ in await index.due(time.time() - retention.finished_seconds, 50)]
     per_app = []
     for app_id in sample:
-        keys = [store._app(app_id), store._status(app_id), store._history(app_id)]
+        keys = store.own_keys(app_id)
         sizes = [await redis.memory_usage(key) for key in keys]
         per_app.append(sum(int(size or 0) for size in sizes))
     report.due_bytes = round(sum(per_app) / len(per_app) * report.due) if per_app else 0

@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.config import ConfigError, Settings
 from gateway.shell.app import MaskingAccessLogger, create_app, load
 from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
+from gateway.shell.malloc import tune_malloc
 from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_clients import cluster_mode, uses_sentinel
 from gateway.shell.redis_embedded import EmbeddedRedis
@@ -97,6 +98,7 @@ async def wait_for_stop() -> None:
 
 
 async def serve(settings: Settings) -> None:
+    tune_malloc()  # before anything big is allocated: big documents' buffers go back to the system
     loaded = load(settings)  # keys, trust anchors, schemas: a bad setup fails before anything starts
     check_descriptor_limit(settings)
     with storage_for(settings) as (redis_url, board):

@@ -32,6 +32,7 @@ from gateway.monitor import metrics
 from gateway.shell.app import create_app, load
 from gateway.shell.connections import check_descriptor_limit
 from gateway.shell.loop import run as run_loop
+from gateway.shell.malloc import tune_malloc
 from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_supervisor import SupervisorBoard
 from gateway.shell.serve import gateway_site, storage_for
@@ -123,6 +124,7 @@ def die_with_parent(parent: int) -> None:
 
 def _worker(settings: Settings, redis_url: str, board: SupervisorBoard | None, level: int, parent: int) -> None:
     die_with_parent(parent)
+    tune_malloc()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(processName)s %(name)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     run_loop(_serve_one(settings, redis_url, board, parent), settings.listen.event_loop)
