@@ -21,6 +21,7 @@ from signxml.xades.xades import XAdESSigner
 
 from signing import gost_x509
 from signing.gost.xmldsig_sign import GostDocumentSigner, GostSigningKey
+from signing.lean_signer import LeanRsaSigner, lean_eligible
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -99,13 +100,18 @@ class DocumentSigner:
 
     With ``xades=True`` the signature is XAdES-BES: signed properties carry SigningTime and
     SigningCertificateV2 (the SHA-256 digest of the signer's certificate). A GOST key signs in Kalkan's layout
-    (:class:`signing.gost.xmldsig_sign.GostDocumentSigner`, plain XMLDSig only).
+    (:class:`signing.gost.xmldsig_sign.GostDocumentSigner`, plain XMLDSig only). A plain RSA signature over a
+    document of the usual shape (no root ``Id``, no Signature in it yet) is made by
+    :class:`signing.lean_signer.LeanRsaSigner`: the same bytes as signxml's, with about 0.1 ms less CPU
+    per signature (0.28 instead of 0.39 ms measured, of which the RSA operation is 0.26); ``lean=False`` always uses
+    signxml.
     """
 
-    def __init__(self, key: SigningKey | GostSigningKey, *, xades: bool = False) -> None:
+    def __init__(self, key: SigningKey | GostSigningKey, *, xades: bool = False, lean: bool = True) -> None:
         self.key = key
         self.xades = xades
         self._gost: GostDocumentSigner | None = None
+        self._lean: LeanRsaSigner | None = None
         if isinstance(key, GostSigningKey):
             if xades:
                 raise SignerKeyError("XAdES is not supported with a GOST key; set signer.xades = false")
@@ -120,6 +126,8 @@ class DocumentSigner:
             c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
         )
         self._certificates = [key.certificate, *key.chain]
+        if lean and not xades and isinstance(key.private_key, rsa.RSAPrivateKey):
+            self._lean = LeanRsaSigner(key.private_key, self._certificates)
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -129,6 +137,8 @@ class DocumentSigner:
         """Return a signed copy of ``document``; the input is not modified."""
         if self._gost is not None:
             return self._gost.sign(document)
+        if self._lean is not None and lean_eligible(document):
+            return self._lean.sign(document)
         assert isinstance(self.key, SigningKey)
         signed = self._signer.sign(document, key=self.key.private_key, cert=self._certificates)
         if isinstance(self._signer, XAdESSigner):

@@ -169,6 +169,8 @@ class DocumentVerifier:
         self.backends: tuple[SignatureBackend, ...] = (
             tuple(backends) if backends else (SignxmlBackend(policy), GostBackend(policy)))
         self._identities: dict[bytes, CertificateIdentity] = {}
+        self._certificates: dict[bytes, tuple[x509.Certificate, bool]] = {}
+        "Parsed KeyInfo certificates by their DER bytes, each with whether it is a CA (parsed once, not per request)."
         self._chains: dict[bytes, tuple[TrustedPath, tuple[ChainElement, ...]]] = {}
 
     def verify(self, document: etree._Element) -> VerifiedDocument:
@@ -294,7 +296,8 @@ class DocumentVerifier:
     def _check_structure(self, document: etree._Element) -> SignatureLayout:
         if etree.QName(document).namespace == DS:
             raise _Failure(SubIndication.FORMAT_FAILURE, "the document root must not be an XMLDSig element")
-        signatures = document.xpath("//ds:Signature", namespaces=NS)
+        # Every ds:Signature in the document (as //ds:Signature), without compiling an XPath per request.
+        signatures = list(document.getroottree().getroot().iter(f"{{{DS}}}Signature"))
         if not signatures:
             raise _Failure(SubIndication.FORMAT_FAILURE, "the document is not signed")
         if len(signatures) > 1:
@@ -352,19 +355,31 @@ class DocumentVerifier:
             raise _Failure(SubIndication.NO_SIGNING_CERTIFICATE_FOUND, "no X509Certificate in KeyInfo")
         if len(elements) > self.policy.max_certificates:
             raise _Failure(SubIndication.FORMAT_FAILURE, f"more than {self.policy.max_certificates} certificates")
-        certificates = []
-        for element in elements:
-            try:
-                der = base64.b64decode("".join((element.text or "").split()), validate=True)
-                certificates.append(x509.load_der_x509_certificate(der))
-            except (binascii.Error, ValueError):
-                raise _Failure(SubIndication.FORMAT_FAILURE, "an X509Certificate cannot be decoded") from None
-        end_entities = [c for c in certificates if not _is_ca(c)]
+        parsed = [self._certificate(element.text) for element in elements]
+        certificates = [certificate for certificate, _ in parsed]
+        end_entities = [certificate for certificate, ca in parsed if not ca]
         if len(end_entities) != 1:
             raise _Failure(SubIndication.FORMAT_FAILURE,
                            f"{len(end_entities)} end-entity certificates in KeyInfo; exactly one is required")
         signer = end_entities[0]
         return signer, [c for c in certificates if c is not signer]
+
+    def _certificate(self, text: str | None) -> tuple[x509.Certificate, bool]:
+        """One X509Certificate element's certificate and whether it is a CA, parsed once per distinct DER."""
+        try:
+            der = base64.b64decode("".join((text or "").split()), validate=True)
+        except binascii.Error:
+            raise _Failure(SubIndication.FORMAT_FAILURE, "an X509Certificate cannot be decoded") from None
+        known = self._certificates.get(der)
+        if known is None:
+            try:
+                certificate = x509.load_der_x509_certificate(der)
+            except ValueError:
+                raise _Failure(SubIndication.FORMAT_FAILURE, "an X509Certificate cannot be decoded") from None
+            if len(self._certificates) > _MEMO_SIZE:
+                self._certificates.clear()
+            known = self._certificates[der] = (certificate, _is_ca(certificate))
+        return known
 
     def _identity(self, certificate: x509.Certificate, key: bytes) -> CertificateIdentity:
         identity = self._identities.get(key)

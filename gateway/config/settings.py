@@ -154,6 +154,8 @@ class SignerSettings:
     "Environment variable holding the PKCS#12 / key password (passwords never live in the file)."
     xades: bool = False
     "Sign results and receipts as XAdES-BES (SigningTime, SigningCertificateV2) instead of plain XMLDSig."
+    receipt_batches: bool = False
+    "Sign receipts in batches under one Merkle root (group commit); each receipt carries its inclusion path."
 
 
 @dataclass(frozen=True)

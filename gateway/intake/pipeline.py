@@ -29,7 +29,7 @@ from gateway.errors import GatewayError, storage_refusal
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.archive import ArchiveStore, unreadable_refused
 from gateway.lifecycle.durability import DurabilityProbe
-from gateway.lifecycle.receipts import receipt_request_digest, request_digest, signed_receipt
+from gateway.lifecycle.receipts import ReceiptIssuer, receipt_request_digest, request_digest
 from gateway.lifecycle.replicas import ReplicaAcks
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lifecycle
@@ -121,10 +121,12 @@ class Pipeline:
         packages: PackageFinder | None = None,
         archive: ArchiveStore | None = None,
         replicas: ReplicaAcks | None = None,
+        receipts: ReceiptIssuer | None = None,
     ) -> None:
         """``packages``: the uploads' storage, for services whose document names a package (``package_element``).
         ``archive``: where finished applications go after the retention; a repeat of theirs is answered from it.
-        ``replicas``: the wait for replicas (``[redis] min_replica_acks``) before every answer, a repeat's too."""
+        ``replicas``: the wait for replicas (``[redis] min_replica_acks``) before every answer, a repeat's too.
+        ``receipts``: how receipts are signed (one signature each by ``signer`` when absent, or in batches)."""
         self.senders = senders
         self.registry = registry
         self.verifier = verifier
@@ -141,6 +143,7 @@ class Pipeline:
         self.messagelog = messagelog
         self.archive = archive
         self.replicas = replicas
+        self.receipts = receipts or ReceiptIssuer(signer)
         self.limiter = Admission.from_limits(limits)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
@@ -218,7 +221,7 @@ class Pipeline:
             correlation_id=request.correlation_id, properties=dict(request.properties), mode=str(mode),
             gateway_correlation_id=str(uuid.uuid4()) if asynchronous else None,
         )
-        app.receipt = signed_receipt(app, request.document, self.signer, str(verified.report.indication))
+        app.receipt = await self.receipts.issue(app, request.document, str(verified.report.indication))
         summary = verified.report.log_summary()
         del verified  # its tree is no longer needed: freed before the back-end is called (big documents)
         synchronous = mode is DeliveryMode.SYNC

@@ -125,3 +125,14 @@ def _base_registry() -> CollectorRegistry:
 def exposition(extra: Iterable[Metric]) -> bytes:
     """The Prometheus text format of everything recorded, plus ``extra`` (scrape-time families)."""
     return generate_latest(_Union(_base_registry(), extra))
+
+
+RECEIPT_BATCHES = Counter("egov_receipt_batches", "Receipt batches signed (one gateway signature each).")
+RECEIPTS_BATCHED = Counter("egov_receipts_batched", "Receipts signed in batches (divided by egov_receipt_batches: "
+                           "the mean batch size).")
+
+
+def observe_receipt_batch(size: int) -> None:
+    """One batch of ``size`` receipts signed under one root."""
+    RECEIPT_BATCHES.inc()
+    RECEIPTS_BATCHED.inc(size)

@@ -46,6 +46,7 @@ from gateway.intake.pipeline import Pipeline
 from gateway.intake.ws_security import WsSecurityGate
 from gateway.lifecycle.archive import FileArchive
 from gateway.lifecycle.durability import DurabilityProbe
+from gateway.lifecycle.receipts import ReceiptIssuer
 from gateway.lifecycle.replicas import ReplicaAcks
 from gateway.lifecycle.retention import RetentionSweeper
 from gateway.lifecycle.store import ApplicationStore
@@ -274,7 +275,8 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
                         revocation=checker, revocation_mode=revocation.mode,
                         quotas=QuotaCounter(redis, prefix, settings.senders),
                         durability=DurabilityProbe(redis, require_aof=settings.redis.require_aof),
-                        messagelog=messagelog, archive=archive, replicas=_replica_acks(redis, settings))
+                        messagelog=messagelog, archive=archive, replicas=_replica_acks(redis, settings),
+                        receipts=ReceiptIssuer(loaded.signer, batched=settings.signer.receipt_batches))
     notifier = Notifier(redis, prefix, store, settings.senders, session, lifecycle=lifecycle, messagelog=messagelog)
     lifecycle.listeners.append(notifier.on_change)
     gate = ws_security_gate(settings, loaded.verifier, redis, checker)

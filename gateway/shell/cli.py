@@ -112,6 +112,8 @@ def _run(args: argparse.Namespace) -> int:
         return tools.sign(args)
     if args.command == "verify":
         return tools.verify(args)
+    if args.command == "verify-receipt":
+        return tools.verify_receipt_command(args)
     if args.command == "hash-password":
         password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass()
         if not password:

@@ -1,10 +1,16 @@
-"""Tester tools: `egov-gateway sign` and `egov-gateway verify`.
+"""Tester tools: `egov-gateway sign`, `egov-gateway verify` and `egov-gateway verify-receipt`.
 
 ``verify`` runs exactly the gateway's verifier (same policy, same trust store class, the same revocation
 check: hard_fail unless the configuration says otherwise) and prints the whole validation report; its exit
 code is 0 only for TOTAL_PASSED, 1 for any other indication, 2 for unusable input. With ``--at TIME`` it
 validates as of that time (signature, path and validity periods; revocation off unless ``--revocation`` asks),
 as DSS does, so an archived document whose certificate has since expired can still be checked.
+
+``verify-receipt`` checks a gateway receipt as its holder does (:func:`gateway.lifecycle.receipts.verify_receipt`):
+the gateway's signature (over the receipt, or over the ReceiptBatch whose root the receipt's inclusion path leads
+to) and, with ``--document``, that requestDigest is the digest of the document sent; exit 0 when it verifies, 1 when
+it does not (the failed check's code is printed), 2 for unusable input. The gateway certificate's revocation is not
+checked by it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import aiohttp
 from lxml import etree
 
 from gateway.config import ConfigError, load_settings, settings_from_dict
+from gateway.lifecycle.receipts import RECEIPT_NS, ReceiptInvalid, verify_receipt
 from signing.gost.xmldsig_sign import GostSigningKey
 from signing.policy import RevocationMode, VerificationPolicy
 from signing.report import SubIndication, ValidationReport
@@ -63,6 +70,17 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser], 
     verify.add_argument("--revocation", choices=[m.value for m in RevocationMode], default=None,
                         help="revocation mode (default: --config's [revocation], else hard_fail as the gateway; "
                              "off skips the OCSP/CRL check)")
+
+    receipt = commands.add_parser("verify-receipt", help="verify a gateway receipt as its holder does")
+    receipt.add_argument("--in", dest="source", type=Path, required=True, help="the receipt (XML)")
+    receipt.add_argument("--document", type=Path, help="the signed document that was sent: requestDigest must match")
+    receipt.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    receipt.add_argument("--trust", type=Path, action="append", default=[], help="trusted CA certificate (repeatable)")
+    receipt.add_argument("--intermediate", type=Path, action="append", default=[],
+                         help="intermediate CA certificate, PEM or DER")
+    receipt.add_argument("--config", type=Path, help="take trust anchors from this configuration")
+    receipt.add_argument("--state-dir", type=Path, default=default_state_dir,
+                         help="without --trust/--config: trust the demo PKI in STATE_DIR/pki")
 
 
 def sign(args: argparse.Namespace) -> int:
@@ -128,6 +146,40 @@ def verify(args: argparse.Namespace) -> int:
               "OCSP responder running (`egov-gateway demo` runs the test PKI's)? Pass `--revocation off` to skip "
               "the check", file=sys.stderr)
     return 0 if report.passed else 1
+
+
+def verify_receipt_command(args: argparse.Namespace) -> int:
+    try:
+        raw = args.source.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.source}: {exc.strerror}", file=sys.stderr)
+        return 2
+    document = _read(args.document) if args.document else None
+    if args.document and document is None:
+        return 2
+    args.revocation = None
+    try:
+        trust, _ = _trust_and_revocation(args)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"error: a trust certificate is neither PEM nor DER: {exc}", file=sys.stderr)
+        return 2
+    verifier = DocumentVerifier(VerificationPolicy(revocation=RevocationMode.OFF), trust, gost_paths=trust)
+    try:
+        verified = verify_receipt(raw, verifier, document=document)
+    except ReceiptInvalid as invalid:
+        outcome: dict[str, Any] = {"valid": False, "code": invalid.code, "detail": invalid.detail}
+    else:
+        fields = {name: verified.receipt.findtext(f"{{{RECEIPT_NS}}}{name}")
+                  for name in ("sessionId", "messageId", "serviceId", "receivedAt", "requestDigest")}
+        outcome = {"valid": True, "batched": verified.batched, "signedBy": verified.signer.identity.display_name(),
+                   "requestDigestChecked": document is not None, **fields}
+    if args.json:
+        print(json.dumps(outcome, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(f"{name:<22} {value}" for name, value in outcome.items()))
+    return 0 if outcome["valid"] else 1
 
 
 async def _with_revocation(verified: VerifiedDocument, settings: RevocationSettings) -> VerifiedDocument:
