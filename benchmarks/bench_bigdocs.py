@@ -42,7 +42,7 @@ from aiohttp import web
 from lxml import etree
 from redis.asyncio import Redis
 
-from benchmarks.bench_pipeline import _wait_ready
+from benchmarks.world import wait_ready
 from gateway.access.senders import hash_password
 from gateway.shell.redis_embedded import EmbeddedRedis
 from gateway.shell.serve import start_site
@@ -184,7 +184,7 @@ async def measure(sizes_mb: tuple[float, ...] = (1, 10), small: int = 200, chann
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            await _wait_ready(f"{base}/health")
+            await wait_ready(f"{base}/health")
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
                 small_doc = padded_application(person, 0)
                 for _ in range(5):  # warm up: imports, caches, connection pools
