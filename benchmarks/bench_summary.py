@@ -9,7 +9,9 @@
    read from /proc, and its ratio to the floor; the CPU of one refusal (benchmarks/bench_overload.py).
 3. Open loop at fixed offered rates (½×, 1×, 2×, 4× the saturation just measured): goodput, its share of the
    saturation throughput, refusals (503 GATEWAY_OVERLOADED), p50/p99 of the accepted requests, CPU per OK.
-4. `serve --workers 2` against 1 worker (benchmarks/bench_workers.py).
+4. Big documents (benchmarks/bench_bigdocs.py): the gateway's peak RSS for a signed 1 MB and 10 MB document, and
+   Redis bytes (memory and AOF) per small application.
+5. `serve --workers 2` against 1 worker (benchmarks/bench_workers.py).
 
 Everything shares this machine's cores: the load generator and the mocks take their part of them, so the
 throughput figures are those of this machine, not of the gateway alone. The detailed benchmarks (message log,
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
+from benchmarks.bench_bigdocs import measure as measure_documents
 from benchmarks.bench_overload import measure_overload
 from benchmarks.bench_workers import measure_workers
 from benchmarks.world import gateway_world
@@ -85,6 +88,17 @@ def _overload_rows(results: dict[str, Any], floor: float) -> list[Row]:
     return rows
 
 
+def _document_rows(results: dict[str, Any]) -> list[Row]:
+    small = results["smallApplications"]
+    rows = [("Redis bytes per application (small, SOAP)",
+             f"{small['redisBytesPerApplication']:,.0f} in memory, {small['aofBytesPerApplication']:,.0f} of AOF")]
+    rows += [(f"{big['sizeMB']:g} MB signed document: gateway peak RSS above idle",
+              f"{big['peakRssAboveIdleMB']:.1f} MB = {big['peakRssAboveIdleTimesPayload']:.1f}x the payload; "
+              f"Redis +{big['redisUsedDeltaMB']:.1f} MB kept, AOF +{big['aofDeltaMB']:.1f} MB")
+             for big in results["bigDocuments"]]
+    return rows
+
+
 async def measure(work: Path, *, seconds: float, requests: int) -> list[Row]:
     pki = generate_pki(work / "pki")
     rows: list[Row] = []
@@ -95,6 +109,7 @@ async def measure(work: Path, *, seconds: float, requests: int) -> list[Row]:
                   f"{floor:.2f} ms ({1000 * verify:.2f} + {1000 * sign:.2f}), document {len(world.document):,} "
                   f"bytes")]
         rows += _overload_rows(await measure_overload(world, seconds=seconds, rates=RATES, concurrency=16), floor)
+    rows += _document_rows(await measure_documents())
     workers = await measure_workers(work, pki, requests=requests, concurrency=32)
     rows += [(f"serve --workers {count}, closed loop of 32",
               f"{result.throughput:,.0f}/s ({result.throughput / workers[1].throughput:.2f}x), CPU per request "
