@@ -76,14 +76,6 @@ def tree_cpu_seconds(pid: int) -> float:
     return total + sum(tree_cpu_seconds(child) for child in children(pid))
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """VmHWM of one process: the most resident memory it ever had."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise LookupError("no VmHWM")
-
-
 def gateway_config(work: Path, pki: TestPki, *, port: int, library_port: int, revocation_url: str,
                    limits: str = "", service: str = "") -> str:
     """The TOML of a gateway serving the reader ticket service; ``limits``/``service``: extra lines of those

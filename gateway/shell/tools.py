@@ -120,13 +120,10 @@ def verify(args: argparse.Namespace) -> int:
         return 2
     if args.at is not None and args.revocation is None:
         args.revocation = RevocationMode.OFF.value  # a past instant: today's OCSP answer is not about it
-    try:
-        trust, revocation = _trust_and_revocation(args)
-    except ValueError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        print(f"error: a trust certificate is neither PEM nor DER: {exc}", file=sys.stderr)
+    loaded = _loaded_trust(args)
+    if loaded is None:
         return 2
+    trust, revocation = loaded
     at = args.at
     clock = (lambda: at) if at is not None else (lambda: datetime.now(UTC))
     verifier = DocumentVerifier(VerificationPolicy(revocation=revocation.mode), trust, clock=clock,
@@ -158,13 +155,10 @@ def verify_receipt_command(args: argparse.Namespace) -> int:
     if args.document and document is None:
         return 2
     args.revocation = None
-    try:
-        trust, _ = _trust_and_revocation(args)
-    except ValueError as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        print(f"error: a trust certificate is neither PEM nor DER: {exc}", file=sys.stderr)
+    loaded = _loaded_trust(args)
+    if loaded is None:
         return 2
+    trust = loaded[0]
     verifier = DocumentVerifier(VerificationPolicy(revocation=RevocationMode.OFF), trust, gost_paths=trust)
     try:
         verified = verify_receipt(raw, verifier, document=document)
@@ -188,6 +182,17 @@ async def _with_revocation(verified: VerifiedDocument, settings: RevocationSetti
         return verified
     async with aiohttp.ClientSession() as session:
         return await apply_revocation(verified, RevocationChecker(settings, session), settings.mode)
+
+
+def _loaded_trust(args: argparse.Namespace) -> tuple[TrustStore, RevocationSettings] | None:
+    """:func:`_trust_and_revocation`, or None (the error printed) when a trust certificate is unreadable."""
+    try:
+        return _trust_and_revocation(args)
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"error: a trust certificate is neither PEM nor DER: {exc}", file=sys.stderr)
+        return None
 
 
 def _trust_and_revocation(args: argparse.Namespace) -> tuple[TrustStore, RevocationSettings]:
