@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 
 from gateway.lifecycle.application import PARTS, Application, Status
@@ -107,6 +107,8 @@ class ApplicationStore:
         self._save = redis.register_script(_SAVE)
         self._release = redis.register_script(_RELEASE)
         self._note = redis.register_script(_NOTE)
+        self.one_server = not isinstance(redis, RedisCluster)
+        "One server (or a Sentinel-kept primary): every key in one place, so the create steps pair up (see create)."
 
     def _app(self, app_id: str) -> str:
         return f"{self.prefix}:app:{{{app_id}}}"
@@ -171,12 +173,16 @@ class ApplicationStore:
         (3)-(5) :meth:`_spread`: schedule, cabinet indexes, message log; (6) the ``:open`` marker goes.
         Until (6) the marker says what (3)-(5) need, so a repeat of the messageId after a crash re-runs them
         (:meth:`finish`): the claim of (2) is what makes the unfinished application reachable for that repair.
+        On one server (:attr:`one_server`) the steps take two round trips instead of four: (1) and (2) are one
+        MULTI, (3)-(6) another; a server runs a MULTI whole or not at all, so the order above still holds.
         """
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
                    for status, note in events]
         steps = OpenSteps(schedule, time.time() if due_at is None else due_at, time.time())
-        await self._record_own(app, history, steps)
-        if not await self.redis.set(self._msg(app.sender_id, app.message_id), app.id, nx=True):
+        claimed = await self._record_own(app, history, steps)
+        if claimed is None:
+            claimed = bool(await self.redis.set(self._msg(app.sender_id, app.message_id), app.id, nx=True))
+        if not claimed:
             await self._forget_own(app.id)
             holder = await self.holder(app.sender_id, app.message_id)
             if holder is not None:
@@ -184,7 +190,8 @@ class ApplicationStore:
             # The holder let go between our SET and our GET (a released orphan): claim afresh, once more.
             return await self.create(app, events, schedule=schedule, due_at=due_at, also=also)
         await self._spread(app, steps, also)
-        await self.redis.delete(self._open(app.id))
+        if not self.one_server:
+            await self.redis.delete(self._open(app.id))
         return None
 
     def created_keys(self, app: Application, schedule: str | None) -> list[str]:
@@ -198,8 +205,9 @@ class ApplicationStore:
                      self._cabinet_msg(owner, app.sender_id)]
         return keys
 
-    async def _record_own(self, app: Application, history: list[str], steps: OpenSteps) -> None:
-        """Step 1: the application's own keys in one MULTI under its hash tag (one slot). The wait for replicas
+    async def _record_own(self, app: Application, history: list[str], steps: OpenSteps) -> bool | None:
+        """Step 1: the application's own keys in one MULTI under its hash tag (one slot); on one server step 2,
+        the claim, joins it and its outcome is returned (None: not claimed yet). The wait for replicas
         (``min_replica_acks``) comes after every step, over the keys of :meth:`created_keys`."""
         parts = app.unstored_parts()
         record = app.record_json()
@@ -210,8 +218,11 @@ class ApplicationStore:
             pipe.set(self._status(app.id), str(app.status))
             pipe.rpush(self._history(app.id), *history)
             pipe.set(self._open(app.id), steps.to_json())
-            await pipe.execute()
+            if self.one_server:
+                pipe.set(self._msg(app.sender_id, app.message_id), app.id, nx=True)
+            replies = await pipe.execute()
         app.stored_parts = sorted({*app.stored_parts, *parts})
+        return bool(replies[-1]) if self.one_server else None
 
     async def _forget_own(self, app_id: str) -> None:
         """Undo step 1 (the claim went to another application; nothing else was written)."""
@@ -223,9 +234,10 @@ class ApplicationStore:
                       schedule: bool = True) -> None:
         """Steps 3-5, one pipelined round trip (split by node on a cluster, so in no set order; each command
         touches one slot). (3) schedule: ZADD NX, so a repair never moves a lease the delivery loop has taken;
-        (4) each owner's cabinet indexes and the event for open cabinets; (5) ``also`` (the message log)."""
+        (4) each owner's cabinet indexes and the event for open cabinets; (5) ``also`` (the message log). On one
+        server they are a MULTI that ends with (6), the ``:open`` marker's removal."""
         score = datetime.fromisoformat(app.created_at).timestamp()
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=self.one_server) as pipe:
             if schedule and steps.schedule:
                 pipe.zadd(steps.schedule, {app.id: steps.due_at}, nx=True)
             for owner in app.owners:
@@ -236,6 +248,8 @@ class ApplicationStore:
             pipe.eval(_PUBLISH, 0, self._event(app, None), *(self.events_channel(o) for o in app.owners))
             if also is not None:
                 also(pipe)  # a ClusterPipeline on a cluster: the same command API
+            if self.one_server:
+                pipe.delete(self._open(app.id))
             await pipe.execute()
 
     async def finish(self, app: Application, also: Callable[[Pipeline], None] | None = None) -> bool:
@@ -254,7 +268,8 @@ class ApplicationStore:
         if time.time() - steps.at < self.repair_after_seconds:
             return False
         await self._spread(app, steps, also, schedule=not app.status.final)
-        await self.redis.delete(self._open(app.id))
+        if not self.one_server:
+            await self.redis.delete(self._open(app.id))
         return True
 
     async def is_open(self, app_id: str) -> bool:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gateway.config import ConfigError, Settings
 from gateway.shell.app import MaskingAccessLogger, create_app, load
+from gateway.shell.collector import freeze_loaded
 from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
 from gateway.shell.malloc import tune_malloc
 from gateway.shell.monitoring import start_monitor_site
@@ -106,6 +107,7 @@ async def serve(settings: Settings) -> None:
         async with gateway_site(app, settings):
             log.info("gateway listening on %s", settings.base_url)
             monitor = await start_monitor_site(app, settings)
+            freeze_loaded()
             try:
                 await wait_for_stop()
             finally:

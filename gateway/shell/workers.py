@@ -30,6 +30,7 @@ from multiprocessing.process import BaseProcess
 from gateway.config import Settings
 from gateway.monitor import metrics
 from gateway.shell.app import create_app, load
+from gateway.shell.collector import freeze_loaded
 from gateway.shell.connections import check_descriptor_limit
 from gateway.shell.loop import run as run_loop
 from gateway.shell.malloc import tune_malloc
@@ -137,6 +138,7 @@ async def _serve_one(settings: Settings, redis_url: str, board: SupervisorBoard 
     app = create_app(settings, redis_url=redis_url, supervisor=board)
     async with gateway_site(app, settings, reuse_port=True):
         monitor = await start_monitor_site(app, settings, reuse_port=True)
+        freeze_loaded()
         await stop.wait()
         if monitor is not None:
             await monitor.cleanup()
