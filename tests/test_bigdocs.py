@@ -172,7 +172,7 @@ async def test_retention_leaves_nothing_of_an_application_in_redis(store: Applic
                                RetentionSettings(finished_seconds=60), clock=lambda: now[0])
     new, old = new_application(), new_application(status=Status.COMPLETED, result="<old-result/>")
     lifecycle = await accept(store, new)
-    lifecycle.listeners.append(sweeper.index.on_change)
+    lifecycle.stagers.append(sweeper.index.stage)
     assert await lifecycle.complete(new, "<result/>", "done")
     await store.redis.zrem(f"{store.prefix}:outbox", new.id)  # as delivery does once it is final
     await older_inline_record(store, old, [json.dumps({"at": old.created_at, "status": "completed", "note": "x"})])

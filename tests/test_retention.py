@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from gateway.cabinet import archived
 from gateway.config import ConfigError, RetentionSettings, check_settings, settings_from_dict
+from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
 from gateway.lifecycle.application import Application, Status
 from gateway.lifecycle.archive import ArchivedApplication, FileArchive
@@ -77,7 +78,7 @@ async def parts(redis_url: str, tmp_path: Path, prefix: str) -> AsyncIterator[Pa
     archive = FileArchive(tmp_path / "archive")
     now = [time.time()]
     sweeper = RetentionSweeper(redis, store, archive, RetentionSettings(finished_seconds=60), clock=lambda: now[0])
-    lifecycle.listeners.append(sweeper.index.on_change)
+    lifecycle.stagers.append(sweeper.index.stage)
     try:
         yield Parts(redis, store, lifecycle, archive, sweeper, now)
     finally:
@@ -115,6 +116,23 @@ async def test_only_applications_final_longer_than_the_retention_leave(parts: Pa
     assert [event["status"] for event in item.history] == ["accepted", "completed"]
     assert (await parts.archive.find("portal", done.message_id)) == item
     assert not await parts.redis.exists(parts.sweeper.lease_key)  # released after the round
+
+
+async def test_a_final_save_indexes_it_and_releases_the_lease_in_the_writes_after_it(parts: Parts) -> None:
+    """The finished index (a stager) and the caller's ``also`` (the lease's release) go together after the save;
+    a change that is not final writes nothing there."""
+    schedule = LeaseSchedule(parts.redis, parts.outbox)
+    app = await accepted(parts)
+    assert await parts.lifecycle.route(app, "routed")
+    assert await parts.redis.zscore(parts.sweeper.index.key, app.id) is None, "not final: not indexed"
+    before = await parts.redis.info("commandstats")
+    assert await parts.lifecycle.complete(app, "<result/>", "done", also=schedule.done_on(app.id))
+    after = await parts.redis.info("commandstats")
+    assert await parts.redis.zscore(parts.sweeper.index.key, app.id) is not None
+    assert await parts.redis.zscore(parts.outbox, app.id) is None, "the lease went with the index entry"
+    calls = {name: after[name]["calls"] - before.get(name, {"calls": 0})["calls"] for name in ("cmdstat_zadd",
+                                                                                              "cmdstat_zrem")}
+    assert calls == {"cmdstat_zadd": 1, "cmdstat_zrem": 1}
 
 
 async def test_the_cabinet_merges_live_and_archived_newest_first(parts: Parts) -> None:
@@ -294,7 +312,7 @@ def test_redis_memory_prints_each_kind_and_what_retention_frees(redis_url: str, 
         store = ApplicationStore(redis, prefix)
         parts = Parts(redis, store, Lifecycle(store), FileArchive(Path("/nonexistent")),
                       RetentionSweeper(redis, store, FileArchive(Path("/nonexistent")), RetentionSettings()), [0.0])
-        parts.lifecycle.listeners.append(parts.sweeper.index.on_change)
+        parts.lifecycle.stagers.append(parts.sweeper.index.stage)
         done = [await completed(parts) for _ in range(3)]
         await accepted(parts)
         await redis.zadd(parts.sweeper.index.key, {done[0].id: 1.0})  # final since 1970: due

@@ -115,11 +115,20 @@ class Admission:
     def from_limits(cls, limits: LimitSettings) -> Admission:
         return cls(AdmissionPolicy.from_limits(limits))
 
-    def __enter__(self) -> Admission:
+    def shedding(self) -> bool:
+        """Whether a request arriving now is refused (the cap is reached, or a standing queue and the floor)."""
         in_flight = self.in_flight
-        if in_flight >= self.limit or (self.delay.overloaded and in_flight >= self.policy.min_in_flight):
-            self._refuse(in_flight)
-        self.in_flight = in_flight = in_flight + 1
+        return in_flight >= self.limit or (self.delay.overloaded and in_flight >= self.policy.min_in_flight)
+
+    def refused_at_door(self) -> None:
+        """Count a request refused before it reached the gate (gateway/shell/door.py), as the gate counts its own."""
+        self.refused += 1
+        self._maybe_log()
+
+    def __enter__(self) -> Admission:
+        if self.shedding():
+            self._refuse(self.in_flight)
+        self.in_flight = in_flight = self.in_flight + 1
         if in_flight > self.peak:
             self.peak = in_flight
         return self

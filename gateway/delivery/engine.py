@@ -335,9 +335,10 @@ class Delivery:
                       {"answer": answer}, note="refusal" if refused else ""),
                 Entry(Kind.RESULT, app.sender_id, app.service_id, app.message_id, app.id, {"result": checked.signed},
                       note=note))
-        written = await finish(app, checked.signed.decode(), note)
-        await self.outbox.done(app.id)
+        # The lease goes in the round trip after the save (with the finished index); a refused save skips it.
+        written = await finish(app, checked.signed.decode(), note, also=self.outbox.done_on(app.id))
         if not written:  # another process finished it first: its stored outcome stands, not this answer
+            await self.outbox.done(app.id)
             stored = await self.store.get(app.id)
             if stored is None or not stored.result:
                 raise GatewayError(stored.error_code if stored and stored.error_code else "CLIENT_JOB_FINISHED")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 # Take up to ARGV[3] members due by ARGV[1] and lease them until ARGV[2], atomically.
 _LEASE = """
@@ -70,6 +71,13 @@ class LeaseSchedule:
     async def done(self, member: str) -> bool:
         """Remove ``member`` (finished for good); False when it was not scheduled."""
         return bool(await self.redis.zrem(self.key, member))
+
+    def done_on(self, member: str) -> Callable[[Pipeline], None]:
+        """:meth:`done` as a command queued on someone else's pipeline (the lifecycle's writes after a save)."""
+        def queue(pipe: Pipeline) -> None:
+            pipe.zrem(self.key, member)
+
+        return queue
 
     async def due_in(self, member: str) -> float | None:
         """Seconds until ``member`` is due (negative when overdue), None when not scheduled."""

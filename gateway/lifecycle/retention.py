@@ -6,11 +6,11 @@ Keys (``P`` the prefix; each is one key, so every command here is single-slot un
 - ``P:retention:lease``     which sweeper may sweep now (a token, with a TTL its holder renews)
 - ``P:retention:reconciled``  when the last full reconciliation scan ended (epoch seconds)
 
-The finished index is written by :meth:`FinishedIndex.on_change`, a lifecycle listener run after the final
-save (its own step: the save script stays one slot). A process that dies between the two leaves a final
-application out of the index; the reconciliation scan (every ``reconcile_interval_seconds``) finds it by its
-status key and indexes it then, so nothing final stays in Redis forever. The same scan deletes a history key
-recreated by a note that came after its application left (a late callback or delivery confirmation).
+The finished index is written by :meth:`FinishedIndex.stage`, a lifecycle stager whose write follows the final
+save in the round trip after it (its own step: the save script stays one slot). A process that dies between the
+two leaves a final application out of the index; the reconciliation scan (every ``reconcile_interval_seconds``)
+finds it by its status key and indexes it then, so nothing final stays in Redis forever. The same scan deletes a
+history key recreated by a note that came after its application left (a late callback or delivery confirmation).
 
 One application leaves in this order, each step idempotent, so a crash anywhere is finished by the next sweep
 and never loses it (:meth:`RetentionSweeper.retire`):
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from gateway.config.retention import RetentionSettings
 from gateway.lifecycle.application import PARTS, Application, Status
@@ -91,12 +92,13 @@ class FinishedIndex:
     def __init__(self, redis: Redis, prefix: str, *, clock: Callable[[], float] = time.time) -> None:
         self.redis, self.key, self.clock = redis, f"{prefix}:retention:finished", clock
 
-    async def on_change(self, app: Application) -> None:
-        """Lifecycle listener: a final application joins the index; a replayed one (open again) leaves it."""
+    def stage(self, app: Application, before: Status, pipe: Pipeline) -> None:
+        """Lifecycle stager: a final application joins the index; a replayed one (final before, open now) leaves
+        it. Other changes write nothing (an open application that was never final is not in the index)."""
         if app.status.final:
-            await self.redis.zadd(self.key, {app.id: self.clock()}, nx=True)
-        else:
-            await self.redis.zrem(self.key, app.id)
+            pipe.zadd(self.key, {app.id: self.clock()}, nx=True)
+        elif before.final:
+            pipe.zrem(self.key, app.id)
 
     async def due(self, cutoff: float, batch: int) -> list[tuple[str, float]]:
         """The oldest ``batch`` ids final since before ``cutoff``, with their scores."""

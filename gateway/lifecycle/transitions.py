@@ -93,6 +93,8 @@ class Lease:
 
 
 Listener = Callable[[Application], Awaitable[None]]
+Stager = Callable[[Application, Status, Pipeline], None]
+"Queues the single-key writes that follow a status change (from the status given) on the pipeline; no reads."
 
 
 class Lifecycle:
@@ -107,6 +109,9 @@ class Lifecycle:
         self.store = store
         self.listeners: list[Listener] = []
         "Called after every write that changed an application's status."
+        self.stagers: list[Stager] = []
+        """Writes that follow every status change (the finished index), sent in one pipelined round trip right after
+        the save, together with the caller's own (``also``: the delivery schedule's release)."""
 
     async def accept(self, app: Application, *, lease: Lease, route_note: str | None = None,
                      also: Callable[[Pipeline], None] | None = None) -> str | None:
@@ -149,13 +154,15 @@ class Lifecycle:
     async def retry(self, app: Application, note: str) -> bool:
         return await self._apply(app, Transition.RETRY, note)
 
-    async def complete(self, app: Application, result: str, note: str) -> bool:
+    async def complete(self, app: Application, result: str, note: str, *,
+                       also: Callable[[Pipeline], None] | None = None) -> bool:
         """The checked and signed result goes into the cabinet."""
-        return await self._finish(app, Transition.COMPLETE, note, result=result)
+        return await self._finish(app, Transition.COMPLETE, note, result=result, also=also)
 
-    async def refuse(self, app: Application, result: str, note: str) -> bool:
+    async def refuse(self, app: Application, result: str, note: str, *, also: Callable[[Pipeline], None] | None = None
+                     ) -> bool:
         """The checked and signed reasoned refusal goes into the cabinet as the result."""
-        return await self._finish(app, Transition.REFUSE, note, result=result)
+        return await self._finish(app, Transition.REFUSE, note, result=result, also=also)
 
     async def fail(self, app: Application, code: str, detail: str | None,
                    note: str = "the back-end did not complete the application") -> bool:
@@ -184,23 +191,48 @@ class Lifecycle:
         return target
 
     async def _finish(self, app: Application, transition: Transition, note: str, *, result: str | None = None,
-                      code: str | None = None, detail: str | None = None) -> bool:
+                      code: str | None = None, detail: str | None = None,
+                      also: Callable[[Pipeline], None] | None = None) -> bool:
         self._check(app, transition)
         if result is not None:
             app.result = result
         app.error_code, app.error_detail = code, detail
-        return await self._apply(app, transition, note)
+        return await self._apply(app, transition, note, also=also)
 
     async def _apply(self, app: Application, transition: Transition, note: str, *, step: str | None = None,
-                     at: str | None = None, reopen: bool = False) -> bool:
+                     at: str | None = None, reopen: bool = False,
+                     also: Callable[[Pipeline], None] | None = None) -> bool:
+        """Save; when written, the stagers' writes and ``also`` in one round trip, then the listeners. ``also`` is
+        not sent for a refused write (the caller does its own then)."""
         before, app.status = app.status, self._check(app, transition)
         written = await self.store.save(app, note, step=step, at=at, reopen=reopen)
         if not written:  # the caller's copy was stale: it must not go on as if the write had happened
             app.status = before
             log.info("%s of %s refused by the store: its stored state is final", transition, app.id)
-        elif app.status is not before:
+            return False
+        changed = app.status is not before
+        await self._follow(app, before, self.stagers if changed else [], also)
+        if changed:
             await self._tell(app)
-        return written
+        return True
+
+    async def _follow(self, app: Application, before: Status, stagers: list[Stager],
+                      also: Callable[[Pipeline], None] | None) -> None:
+        """The writes after a save, one pipeline. A failure of the stagers' alone is logged (as a listener's is:
+        the reconciliation scan catches a missed index entry up); with ``also`` it reaches the caller."""
+        if not stagers and also is None:
+            return
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            for stage in stagers:
+                stage(app, before, pipe)
+            if also is not None:
+                also(pipe)
+            try:
+                await pipe.execute()
+            except STORAGE_ERRORS as exc:
+                if also is not None:
+                    raise
+                log.warning("the writes after %s's save failed: %s: %s", app.id, type(exc).__name__, exc)
 
     async def _tell(self, app: Application) -> None:
         for listener in self.listeners:

@@ -251,7 +251,7 @@ def _add_contexts(app: web.Application, settings: Settings, loaded: Loaded, clie
     lifecycle = Lifecycle(store)
     archive = FileArchive(settings.retention.path_under(settings.state_dir), fsync=settings.retention.fsync)
     retention = RetentionSweeper(redis, store, archive, settings.retention)
-    lifecycle.listeners.append(retention.index.on_change)  # final applications join the finished index
+    lifecycle.stagers.append(retention.index.stage)  # final applications join the finished index
     checker = None if revocation.mode is RevocationMode.OFF else RevocationChecker(
         revocation, session, on_lookup=metrics.observe_revocation,
         shared=RedisSharedAnswers(redis, prefix) if revocation.shared_cache else None)

@@ -26,6 +26,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway.config import Settings
 from gateway.errors import GatewayError
+from gateway.shell.door import Door
 
 log = logging.getLogger("egov.connections")
 
@@ -145,25 +146,52 @@ class _Refuse(asyncio.Protocol):
 
 
 class _HeadTimedHandler(RequestHandler):
-    """aiohttp's handler, closed if the first request head is not complete within the header timeout.
+    """aiohttp's handler, closed if the first request head is not complete within the header timeout, and asking
+    the :class:`~gateway.shell.door.Door` (when there is one) before aiohttp parses a request.
 
     aiohttp has no header timeout of its own; this reads its handler's ``_request_count`` (heads parsed so
-    far) and builds handlers with its server's ``_kwargs``, both private in aiohttp 3.x (constraints.txt
-    pins the version; tests/test_faults_processes.py fails if they change).
+    far), and for the door its state between requests (``_messages``, ``_payload_parser``,
+    ``_request_in_progress``, ``_waiter``), and builds handlers with its server's ``_kwargs``, all private in
+    aiohttp 3.x (constraints.txt pins the version; tests/test_faults_processes.py and tests/test_door.py fail if
+    they change).
     """
 
     head_timeout = 10.0
+    door: Door | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self._door_timer: asyncio.TimerHandle | None = None
         self._head_timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             self.head_timeout, self._head_overdue)
 
     def data_received(self, data: bytes) -> None:
+        if self._door_timer is not None:
+            return  # refused at the door: the rest of the request is not read
+        if self.door is not None and self._between_requests():
+            answer = self.door.refusal(data)
+            if answer is not None:
+                self._refuse_at_door(answer)
+                return
         super().data_received(data)
         if self._head_timer is not None and self._request_count:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _between_requests(self) -> bool:
+        """Nothing of an earlier request is parsed, waiting, running or being read: new data starts a request."""
+        return (not self._messages and self._payload_parser is None and not self._request_in_progress
+                and not self._upgraded and not self._force_close and not self._close
+                and (self._request_count == 0 or self._waiter is not None))
+
+    def _refuse_at_door(self, answer: bytes) -> None:
+        """Answer, shut the write side, close at the caller's EOF (the transport does) or after the linger."""
+        transport = self.transport
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._door_timer = asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, self.force_close)
 
     def _head_overdue(self) -> None:
         self._head_timer = None
@@ -171,17 +199,19 @@ class _HeadTimedHandler(RequestHandler):
             self.force_close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if getattr(self, "_head_timer", None) is not None:
-            self._head_timer.cancel()  # type: ignore[union-attr]
+        for timer in (getattr(self, "_head_timer", None), getattr(self, "_door_timer", None)):
+            if timer is not None:
+                timer.cancel()
         super().connection_lost(exc)
 
 
 class GuardedSite(web.TCPSite):
     """A TCP site whose connections get the header timeout and the connection cap."""
 
-    def __init__(self, runner: web.AppRunner, settings: Settings, *, reuse_port: bool = False) -> None:
+    def __init__(self, runner: web.AppRunner, settings: Settings, *, reuse_port: bool = False,
+                 door: Door | None = None) -> None:
         super().__init__(runner, settings.listen.host, settings.listen.port, reuse_address=True, reuse_port=reuse_port)
-        self.settings = settings
+        self.settings, self.door = settings, door
         self.cap = connection_cap(settings)
         self.refused = Throttled(f"refused a connection: {self.cap} open (listen.max_connections)",
                                  settings.listen.error_log_seconds)
@@ -192,7 +222,7 @@ class GuardedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         handler_type = type("HeadTimedHandler", (_HeadTimedHandler,),
-                            {"head_timeout": self.settings.listen.header_timeout_seconds})
+                            {"head_timeout": self.settings.listen.header_timeout_seconds, "door": self.door})
 
         def factory() -> asyncio.BaseProtocol:
             if len(server.connections) >= self.cap:

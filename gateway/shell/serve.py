@@ -14,9 +14,11 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.config import ConfigError, Settings
+from gateway.intake.context import INTAKE
 from gateway.shell.app import MaskingAccessLogger, create_app, load
 from gateway.shell.collector import freeze_loaded
 from gateway.shell.connections import GuardedSite, check_descriptor_limit, quiet_accept_errors, runner_for
+from gateway.shell.door import Door
 from gateway.shell.malloc import tune_malloc
 from gateway.shell.monitoring import start_monitor_site
 from gateway.shell.redis_clients import cluster_mode, uses_sentinel
@@ -83,7 +85,8 @@ async def gateway_site(app: web.Application, settings: Settings, *,
     runner = runner_for(app, settings, MaskingAccessLogger)
     await runner.setup()
     try:
-        await GuardedSite(runner, settings, reuse_port=reuse_port).start()
+        door = Door.of(app[INTAKE].pipeline.limiter) if settings.limits.refuse_at_door else None
+        await GuardedSite(runner, settings, reuse_port=reuse_port, door=door).start()
         yield runner
     finally:
         await runner.cleanup()
