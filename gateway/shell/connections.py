@@ -150,10 +150,10 @@ class _HeadTimedHandler(RequestHandler):
     the :class:`~gateway.shell.door.Door` (when there is one) before aiohttp parses a request.
 
     aiohttp has no header timeout of its own; this reads its handler's ``_request_count`` (heads parsed so
-    far), and for the door its state between requests (``_messages``, ``_payload_parser``,
-    ``_request_in_progress``, ``_waiter``), and builds handlers with its server's ``_kwargs``, all private in
-    aiohttp 3.x (constraints.txt pins the version; tests/test_faults_processes.py and tests/test_door.py fail if
-    they change).
+    far), for the door its state between requests (``_messages``, ``_payload_parser``, ``_request_in_progress``,
+    ``_waiter``) and its ``_next_keepalive_close_time``, and builds handlers with its server's ``_kwargs``, all
+    private in aiohttp 3.x (constraints.txt pins the version; tests/test_faults_processes.py and
+    tests/test_door.py fail if they change).
     """
 
     head_timeout = 10.0
@@ -169,9 +169,12 @@ class _HeadTimedHandler(RequestHandler):
         if self._door_timer is not None:
             return  # refused at the door: the rest of the request is not read
         if self.door is not None and self._between_requests():
-            answer = self.door.refusal(data)
-            if answer is not None:
-                self._refuse_at_door(answer)
+            refusal = self.door.refusal(data)
+            if refusal is not None and refusal.keep_alive:
+                self._answer_at_door(refusal.answer)
+                return
+            if refusal is not None:
+                self._refuse_at_door(refusal.answer)
                 return
         super().data_received(data)
         if self._head_timer is not None and self._request_count:
@@ -183,6 +186,13 @@ class _HeadTimedHandler(RequestHandler):
         return (not self._messages and self._payload_parser is None and not self._request_in_progress
                 and not self._upgraded and not self._force_close and not self._close
                 and (self._request_count == 0 or self._waiter is not None))
+
+    def _answer_at_door(self, answer: bytes) -> None:
+        """Answer a whole request aiohttp never saw; the connection waits for the next one as after any answer
+        (its idle timeout counted from now)."""
+        assert isinstance(self.transport, asyncio.Transport)
+        self.transport.write(answer)
+        self._next_keepalive_close_time = asyncio.get_running_loop().time() + self._keepalive_timeout
 
     def _refuse_at_door(self, answer: bytes) -> None:
         """Answer, shut the write side, close at the caller's EOF (the transport does) or after the linger."""
