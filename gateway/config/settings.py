@@ -69,8 +69,8 @@ class LimitSettings:
     overload_retry_after_seconds: int = 1
     "Retry-After of a request refused with GATEWAY_OVERLOADED by the in-flight cap or the queueing delay."
     refuse_at_door: bool = True
-    """While requests are shed, refuse a REST submission from its request line, before aiohttp parses it (about a
-    third of the CPU of a refusal at the gate; the connection closes after the 503): gateway/shell/door.py."""
+    """While requests are shed, refuse a REST submission from its request line, before aiohttp parses it (about 0.1
+    ms of CPU against 0.26 at the gate; the connection is kept when the request was whole): gateway/shell/door.py."""
 
 
 _REDIS_SPARE_CONNECTIONS = 16

@@ -170,11 +170,8 @@ class _HeadTimedHandler(RequestHandler):
             return  # refused at the door: the rest of the request is not read
         if self.door is not None and self._between_requests():
             refusal = self.door.refusal(data)
-            if refusal is not None and refusal.keep_alive:
-                self._answer_at_door(refusal.answer)
-                return
             if refusal is not None:
-                self._refuse_at_door(refusal.answer)
+                (self._answer_at_door if refusal.keep_alive else self._refuse_at_door)(refusal.answer)
                 return
         super().data_received(data)
         if self._head_timer is not None and self._request_count:
