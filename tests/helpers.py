@@ -8,7 +8,6 @@ import contextlib
 import copy
 import importlib.resources
 import json
-import socket
 import sys
 import time
 import uuid
@@ -40,6 +39,7 @@ from gateway.config import (
 )
 from gateway.messagelog.journal import LogKeys
 from gateway.shell.app import create_app
+from gateway.shell.ports import unused_port
 from gateway.shell.serve import start_site
 from mocks.library import LIBRARY_STATE
 from mocks.pki import TestPki
@@ -133,9 +133,8 @@ def any_content(element: etree._Element) -> xsd.AnyObject:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a server the test starts, out of the way of client sockets (see :mod:`gateway.shell.ports`)."""
+    return unused_port()
 
 
 def message_id() -> str:

