@@ -302,3 +302,21 @@ def test_the_request_digest_is_the_same_streamed_or_whole() -> None:
     inner = etree.fromstring(b"<e xmlns='urn:e' xmlns:k='urn:k'><r k:x='1'><b>t</b></r></e>")[0]
     for element in (big, with_siblings, inner):
         assert request_digest(element) == whole(element)
+
+
+def test_the_document_is_moved_out_of_the_envelope_so_it_is_held_once() -> None:
+    from gateway.intake.soap_io import document_in
+    from signing.xmlsafe import XmlLimits
+
+    limits = XmlLimits(1_000_000, 50, 1000)
+    envelope = etree.fromstring(b"<e xmlns:s='urn:soap'><s:data><doc xmlns='urn:d'><p>signed</p></doc></s:data></e>")
+    data = envelope[0]
+    document = document_in(data, limits)
+    assert document is not None and etree.QName(document).text == "{urn:d}doc" and document.findtext("{urn:d}p")
+    assert len(data) == 0 and document.getparent() is None  # the envelope no longer holds a copy
+    assert etree.tostring(document) == b'<doc xmlns="urn:d"><p>signed</p></doc>'  # no envelope namespace carried
+
+    escaped = etree.fromstring(b"<e><data>&lt;doc xmlns='urn:d'&gt;text&lt;/doc&gt;</data></e>")[0]
+    parsed = document_in(escaped, limits)
+    assert parsed is not None and etree.QName(parsed).text == "{urn:d}doc"
+    assert escaped.text is None  # its text form is dropped too

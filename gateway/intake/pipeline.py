@@ -147,6 +147,12 @@ class Pipeline:
         self.limiter = Admission.from_limits(limits)
         self.xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
 
+    @property
+    def logs_requests(self) -> bool:
+        """Whether requests go into the message log as received: only then does an intake keep a request's body
+        past parsing it (a big document's bytes are freed before its signature is checked otherwise)."""
+        return self.messagelog is not None and self.messagelog.enabled
+
     def admit(self) -> Admission:
         """The admission gate (``limits.max_in_flight``, and the queueing delay beyond ``limits.min_in_flight``:
         :mod:`gateway.access.admission`): an intake holds it around the whole request.
@@ -249,7 +255,7 @@ class Pipeline:
         application, and after a crash during the create steps the repair logs them again (``repair``: marked
         so; at least once), from the repeat's body."""
         messagelog = self.messagelog
-        if messagelog is None or not messagelog.enabled:
+        if messagelog is None or not self.logs_requests:
             return None
         body = raw if raw is not None else etree.tostring(request.document) if request.document is not None else b""
         mark = " repair" if repair else ""
@@ -262,7 +268,7 @@ class Pipeline:
     def _created_keys(self, app: Application) -> list[str]:
         """A key of each slot the create steps of ``app`` wrote (the message log's records too)."""
         keys = self.store.created_keys(app, self.delivery.outbox.key)
-        if self.messagelog is not None and self.messagelog.enabled:
+        if self.messagelog is not None and self.logs_requests:
             keys.append(self.messagelog.keys.records)
         return keys
 

@@ -40,19 +40,13 @@ _ID_MAX, _PASSWORD_MAX, _KEY_MAX, _VALUE_MAX = 200, 200, 30, 500
 
 async def handle_request(request: web.Request) -> web.Response:
     components = request.app[INTAKE]
-    limits = components.settings.limits
     language = language_of(request)
     session_id = new_session_id()
     started, intake, code = time.perf_counter(), None, SUCCESS_CODE
     try:
         with components.pipeline.admit():  # the in-flight gate, before anything is read
-            if request.content_type != "application/json":
-                raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
-            body = await read_body(request, limits.max_body_bytes)
-            envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
-            xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-            intake = _read_envelope(envelope, xml_limits, components.settings.shep.zone())
-            outcome = await components.pipeline.process(intake, session_id, client=request.remote, raw=body)
+            intake, raw = await _read_request(request, components.pipeline.logs_requests)
+            outcome = await components.pipeline.process(intake, session_id, client=request.remote, raw=raw)
             response = _answer(intake, outcome)
             await components.pipeline.log_answer(intake, outcome, body_of(response))
         return response
@@ -66,6 +60,18 @@ async def handle_request(request: web.Request) -> web.Response:
     finally:
         service = service_label(components.registry, intake.service_id if intake else None)
         observe_request("rest", service, code, started)
+
+
+async def _read_request(request: web.Request, keep_body: bool) -> tuple[IntakeRequest, bytes | None]:
+    """The request, and its body when ``keep_body`` (for the message log). Otherwise the body and its JSON are
+    gone once this returns, and a big document is held once, as its tree, while its signature is checked."""
+    if request.content_type != "application/json":
+        raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
+    limits = request.app[INTAKE].settings.limits
+    body = await read_body(request, limits.max_body_bytes)
+    envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
+    xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
+    return _read_envelope(envelope, xml_limits, request.app[INTAKE].settings.shep.zone()), body if keep_body else None
 
 
 def _answer(intake: IntakeRequest, outcome: Outcome) -> web.Response:

@@ -21,7 +21,8 @@ from signing.xmlsafe import XmlLimits, detach
 
 XML_CONTENT_TYPES = ("text/xml", "application/xml", "application/soap+xml")
 RAW_BODY = web.RequestKey("raw_body", bytes)
-"The request's body as received (``request[RAW_BODY]``), kept by :func:`read_message` for the message log."
+"""The request's body as received (``request[RAW_BODY]``), kept by :func:`read_message` for the message log when
+it logs requests (:attr:`~gateway.intake.pipeline.Pipeline.logs_requests`), else absent."""
 
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -48,8 +49,10 @@ async def read_message(request: web.Request, limits: XmlLimits, namespaces: Coll
     if "Content-Type" in request.headers and request.content_type not in XML_CONTENT_TYPES:
         raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "SOAP 1.1 requires text/xml")
     body = await read_body(request, limits.max_bytes)
-    request[RAW_BODY] = body
+    if request.app[INTAKE].pipeline.logs_requests:
+        request[RAW_BODY] = body
     envelope = parse_xml(body, limits)
+    del body  # a big document's bytes go before its tree is copied and verified (see document_in)
     if envelope.tag != ENVELOPE:
         raise GatewayError("CLIENT_NOT_SOAP", f"root element is {etree.QName(envelope).text}")
     bodies = envelope.findall(BODY)
@@ -95,15 +98,20 @@ def required_text(element: etree._Element, path: str) -> str:
 
 
 def document_in(data: etree._Element | None, limits: XmlLimits) -> etree._Element | None:
-    """The business document in ``data``: its element child (detached), or escaped XML text."""
+    """The business document in ``data``: its element child (detached), or escaped XML text.
+
+    The child is moved out of the envelope, not only copied: the envelope's copy is freed, so a big document is
+    held once while its signature is checked. Validate the envelope before."""
     if data is None:
         return None
     elements = [child for child in data if isinstance(child.tag, str)]
     if len(elements) > 1:
         raise GatewayError("CLIENT_ENVELOPE_INVALID", "data must hold one document")
     if elements:
-        return detach(elements[0])
-    text = (data.text or "").strip()
+        document = detach(elements[0])
+        data.remove(elements[0])
+        return document
+    text, data.text = (data.text or "").strip(), None
     if not text:
         return None
     return parse_xml(text.encode(), limits, "data: ")  # the escaped-XML-string form
