@@ -27,6 +27,7 @@ from gateway.lifecycle.receipts import (
     leaf_hash,
     merkle_tree,
     receipt_element,
+    request_digest,
     sign_receipt_batch,
     signed_receipt,
     verify_receipt,
@@ -106,7 +107,7 @@ def test_every_leaf_folds_to_the_root(size: int) -> None:
 def _batch(pki: TestPki, size: int) -> tuple[list[etree._Element], list[str]]:
     person = pki.person("aigerim")
     documents = [signed_application(person, READER_TICKET_SERVICE) for _ in range(size)]
-    receipts = [receipt_element(_app(index, person.iin), document, "TOTAL_PASSED")
+    receipts = [receipt_element(_app(index, person.iin), request_digest(document), "TOTAL_PASSED")
                 for index, document in enumerate(documents)]
     return documents, sign_receipt_batch(receipts, DocumentSigner(_keys(pki)), datetime.now(UTC).isoformat())
 
@@ -166,7 +167,7 @@ def test_a_tampered_batched_receipt_fails_with_its_code(pki: TestPki) -> None:
 def test_a_single_receipt_verifies_the_same_way(pki: TestPki) -> None:
     person = pki.person("aigerim")
     document = signed_application(person, READER_TICKET_SERVICE)
-    text = signed_receipt(_app(1, person.iin), document, DocumentSigner(_keys(pki)), "TOTAL_PASSED")
+    text = signed_receipt(_app(1, person.iin), request_digest(document), DocumentSigner(_keys(pki)), "TOTAL_PASSED")
     verified = verify_receipt(text.encode(), trusting_verifier(pki), document=document)
     assert not verified.batched and verified.signer.identity.common_name == "gateway"
     receipt = etree.fromstring(text.encode())
@@ -181,10 +182,11 @@ async def test_receipts_pending_together_share_one_signature(pki: TestPki) -> No
     person = pki.person("aigerim")
     document = signed_application(person, READER_TICKET_SERVICE)
     issuer = ReceiptIssuer(DocumentSigner(_keys(pki)), batched=True)
-    together = await asyncio.gather(*(issuer.issue(_app(index, person.iin), document, "TOTAL_PASSED")
+    together = await asyncio.gather(*(issuer.issue(_app(index, person.iin), request_digest(document), "TOTAL_PASSED")
                                       for index in range(6)))
     assert (issuer.batches, issuer.receipts) == (1, 6)
-    alone = await issuer.issue(_app(9, person.iin), document, "TOTAL_PASSED")  # low load: a batch of one, no wait
+    digest = request_digest(document)
+    alone = await issuer.issue(_app(9, person.iin), digest, "TOTAL_PASSED")  # low load: a batch of one, no wait
     assert (issuer.batches, issuer.receipts) == (2, 7)
     for text in [*together, alone]:
         assert verify_receipt(text.encode(), trusting_verifier(pki), document=document).batched
@@ -198,7 +200,7 @@ async def test_a_batch_that_cannot_be_signed_fails_each_of_its_receipts(pki: Tes
     person = pki.person("aigerim")
     document = signed_application(person, READER_TICKET_SERVICE)
     issuer = ReceiptIssuer(Broken(_keys(pki)), batched=True)
-    outcomes = await asyncio.gather(*(issuer.issue(_app(index, person.iin), document, "TOTAL_PASSED")
+    outcomes = await asyncio.gather(*(issuer.issue(_app(index, person.iin), request_digest(document), "TOTAL_PASSED")
                                       for index in range(3)), return_exceptions=True)
     assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
 

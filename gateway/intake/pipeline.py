@@ -68,7 +68,8 @@ class IntakeRequest:
     password: str | None
     "Sender's password."
     document: etree._Element | None
-    "The signed business document, detached into its own tree."
+    """The signed business document, detached into its own tree. Handed over: :meth:`Pipeline.process` empties
+    the tree once the signature is checked and the digest taken, so a big document is not held twice."""
     correlation_id: str | None = None
     "Sender's correlationId."
     properties: dict[str, str] = field(default_factory=dict)
@@ -204,6 +205,7 @@ class Pipeline:
             raise GatewayError("CLIENT_DOCUMENT_MISSING")
 
         verified = self._verify(request.document)
+        received_digest, raw = self._release_received(request.document, raw)
         # Serialised once: the size check, the record and the submission to the back-end all start from this copy.
         document = etree.tostring(verified.signed, encoding="unicode")
         self._check_size(service, document)  # before any other work on it, and before anything is stored
@@ -214,7 +216,7 @@ class Pipeline:
 
         earlier = await self._earlier(request)  # a repeat skips the receipt
         if earlier is not None:
-            return await self._replay(earlier, request, raw)
+            return await self._replay(earlier, request, raw, received_digest)
         await self._check_package(service, request.sender_id, verified.signed)  # a repeat above needs none
         now = utc_now()
         mode = DeliveryMode.ASYNC if asynchronous or service.settings.mode is DeliveryMode.ASYNC else DeliveryMode.SYNC
@@ -227,7 +229,7 @@ class Pipeline:
             correlation_id=request.correlation_id, properties=dict(request.properties), mode=str(mode),
             gateway_correlation_id=str(uuid.uuid4()) if asynchronous else None,
         )
-        app.receipt = await self.receipts.issue(app, request.document, str(verified.report.indication))
+        app.receipt = await self.receipts.issue(app, received_digest, str(verified.report.indication))
         summary = verified.report.log_summary()
         del verified  # its tree is no longer needed: freed before the back-end is called (big documents)
         synchronous = mode is DeliveryMode.SYNC
@@ -238,7 +240,7 @@ class Pipeline:
             f"sent to the back-end over {service.settings.connector}" if synchronous else None),
             also=self._log_received(request, app, raw))
         if earlier is not None:  # the same messageId came in at the same time: the first one's answer
-            return await self._replay(earlier, request, raw)
+            return await self._replay(earlier, request, raw, received_digest)
         log.info("accepted %s service=%s sender=%s mode=%s %s", session_id, service.service_id,
                  request.sender_id, mode, summary)
         if not synchronous:
@@ -246,6 +248,16 @@ class Pipeline:
             return Outcome(application=app, result=None, replayed=False)
         signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
+
+    def _release_received(self, received: etree._Element, raw: bytes | None) -> tuple[str, bytes | None]:
+        """What is kept of the document as received once its signature is checked: its digest (for the receipt and a
+        repeat's comparison) and, when the message log logs requests and the intake kept no body, its bytes. The
+        tree itself is emptied: from here on the pipeline works on the verified copy only."""
+        digest = request_digest(received)
+        if raw is None and self.logs_requests:
+            raw = etree.tostring(received)
+        received.clear()
+        return digest, raw
 
     def _log_received(self, request: IntakeRequest, app: Application, raw: bytes | None, *,
                       repair: bool = False) -> Callable[[RedisPipeline], None] | None:
@@ -257,7 +269,7 @@ class Pipeline:
         messagelog = self.messagelog
         if messagelog is None or not self.logs_requests:
             return None
-        body = raw if raw is not None else etree.tostring(request.document) if request.document is not None else b""
+        body = raw or b""
         mark = " repair" if repair else ""
         entries = (Entry(Kind.REQUEST, request.sender_id, request.service_id, request.message_id, app.id,
                          {"request": body}, note=request.channel + mark),
@@ -363,7 +375,7 @@ class Pipeline:
             found = await self.archive.get(app_id) if self.archive is not None else None
         return found.application if found is not None else None
 
-    async def _replay(self, app_id: str, request: IntakeRequest, raw: bytes | None) -> Outcome:
+    async def _replay(self, app_id: str, request: IntakeRequest, raw: bytes | None, received_digest: str) -> Outcome:
         """A repeated messageId gets the first answer, and the back-end is not called again.
 
         Only for the same document: its digest (as in the receipt: exc-C14N, SHA-256) must be the first one's,
@@ -372,9 +384,9 @@ class Pipeline:
         create steps a crash left unfinished is finished first (:meth:`ApplicationStore.finish`).
         """
         app = await self.store.get(app_id) or await self._archived(app_id)
-        if app is None or request.document is None:  # a claim of an older version, whose record was never written
+        if app is None:  # a claim of an older version, whose record was never written
             raise GatewayError("CLIENT_DUPLICATE_IN_PROGRESS", retry_after=1)
-        if app.receipt is None or receipt_request_digest(app.receipt) != request_digest(request.document):
+        if app.receipt is None or receipt_request_digest(app.receipt) != received_digest:
             log.info("messageId of %s repeated with a different document", app.id)
             raise GatewayError("CLIENT_DUPLICATE_MISMATCH", "this messageId was used for a different document; "
                                                             "send a new document under a new messageId")

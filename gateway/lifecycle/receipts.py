@@ -65,9 +65,10 @@ def receipt_request_digest(receipt: str) -> str | None:
     return found.text if found is not None else None
 
 
-def signed_receipt(app: Application, received: etree._Element, signer: DocumentSigner, indication: str) -> str:
-    """Build and sign the receipt for ``app`` (an enveloped signature of its own); returns the signed XML."""
-    return signer.sign_bytes(receipt_element(app, received, indication)).decode()
+def signed_receipt(app: Application, received_digest: str, signer: DocumentSigner, indication: str) -> str:
+    """Build and sign the receipt for ``app`` (an enveloped signature of its own); returns the signed XML.
+    ``received_digest``: :func:`request_digest` of the document as received."""
+    return signer.sign_bytes(receipt_element(app, received_digest, indication)).decode()
 
 
 # ------------------------------------------------------------------------------------------- batched receipts
@@ -127,8 +128,9 @@ def fold_path(leaf: bytes, path: list[tuple[str, bytes]]) -> bytes:
     return node
 
 
-def receipt_element(app: Application, received: etree._Element, indication: str) -> etree._Element:
-    """The receipt's content (unsigned): what :func:`signed_receipt` signs."""
+def receipt_element(app: Application, received_digest: str, indication: str) -> etree._Element:
+    """The receipt's content (unsigned): what :func:`signed_receipt` signs. ``received_digest``: the document as
+    received, by :func:`request_digest`."""
     E = etree.SubElement
     root = etree.Element(f"{{{RECEIPT_NS}}}Receipt", nsmap={None: RECEIPT_NS})
     for name, value in (("sessionId", app.id), ("messageId", app.message_id), ("senderId", app.sender_id),
@@ -140,7 +142,7 @@ def receipt_element(app: Application, received: etree._Element, indication: str)
         E(applicant, f"{{{RECEIPT_NS}}}bin").text = app.applicant_bin
     E(applicant, f"{{{RECEIPT_NS}}}name").text = app.applicant_name
     digest = E(root, f"{{{RECEIPT_NS}}}requestDigest", algorithm=SHA256, canonicalization=EXC_C14N)
-    digest.text = request_digest(received)
+    digest.text = received_digest
     E(root, f"{{{RECEIPT_NS}}}signatureIndication").text = indication
     return root
 
@@ -186,15 +188,16 @@ class ReceiptIssuer:
         "Batches signed by this process (with :attr:`receipts`: the mean batch size)."
         self.receipts = 0
 
-    async def issue(self, app: Application, received: etree._Element, indication: str) -> str:
-        """The signed receipt of ``app`` (XML text)."""
+    async def issue(self, app: Application, received_digest: str, indication: str) -> str:
+        """The signed receipt of ``app`` (XML text); ``received_digest`` is :func:`request_digest` of the document
+        as received."""
         if not self.batched:
             self.batches += 1
             self.receipts += 1
-            return signed_receipt(app, received, self.signer, indication)
+            return signed_receipt(app, received_digest, self.signer, indication)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str] = loop.create_future()
-        self._pending.append((receipt_element(app, received, indication), future))
+        self._pending.append((receipt_element(app, received_digest, indication), future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
