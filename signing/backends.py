@@ -35,7 +35,7 @@ from signxml.verifier import SignatureConfiguration, VerifyResult, XMLVerifier
 from signxml.xades.xades import XAdESSignatureConfiguration, XAdESVerifier
 
 from signing.policy import ENVELOPED_TRANSFORM, VerificationPolicy
-from signing.xmlsafe import UnsafeXmlError, parse_canonical
+from signing.xmlsafe import UnsafeXmlError, canonical_bytes, parse_canonical
 
 _DS = "{http://www.w3.org/2000/09/xmldsig#}"
 _LEAN_C14N = {  # URI -> (exclusive, with comments): read literally, as signxml does
@@ -85,6 +85,16 @@ class SignatureLayout:
     "Whether a XAdES SignedProperties reference is present."
 
 
+@dataclass(frozen=True)
+class SignedData:
+    """What a signature that verifies covers."""
+
+    element: etree._Element
+    "The signed data, re-parsed from :attr:`canonical` (a tree of its own, never the input's)."
+    canonical: bytes
+    "The canonical bytes whose digest matched: exactly what was signed."
+
+
 class SignatureBackend(Protocol):
     name: str
 
@@ -97,9 +107,9 @@ class SignatureBackend(Protocol):
         ...
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-               at: datetime) -> etree._Element:
-        """Check digests, signature value and signed properties; return the signed data (re-parsed from the
-        canonical bytes that were digested), or raise :class:`CryptoFailure`."""
+               at: datetime) -> SignedData:
+        """Check digests, signature value and signed properties; return the signed data (the canonical bytes that
+        were digested and their re-parse), or raise :class:`CryptoFailure`."""
         ...
 
 
@@ -154,7 +164,7 @@ class SignxmlBackend:
         return None
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-               at: datetime) -> etree._Element:
+               at: datetime) -> SignedData:
         passed = self._lean(document, certificate, layout)
         if passed is not None:
             return passed
@@ -173,10 +183,10 @@ class SignxmlBackend:
             raise CryptoFailure(CryptoFailureKind.FORMAT, f"signature cannot be processed: {exc}") from None
         if result.signed_xml is None:
             raise CryptoFailure(CryptoFailureKind.FORMAT, "the signed data is not XML")
-        return result.signed_xml
+        return SignedData(result.signed_xml, result.signed_data)
 
     def _lean(self, document: etree._Element, certificate: x509.Certificate,
-              layout: SignatureLayout) -> etree._Element | None:
+              layout: SignatureLayout) -> SignedData | None:
         """The signed data of an RSA signature of the common shape that verifies; None for any other signature
         (another shape, a bad digest or signature value: signxml then decides, and says why).
 
@@ -222,12 +232,11 @@ class SignxmlBackend:
         except (InvalidRsaSignature, ValueError):
             return None
         exclusive, comments = data_c14n
-        data = etree.tostring(_without(document, signature), method="c14n", exclusive=exclusive,
-                              with_comments=comments)
+        data = canonical_bytes(_without(document, signature), exclusive=exclusive, with_comments=comments)
         if not hmac.compare_digest(hashlib.new(digest_name, data).digest(), expected):
             return None
         try:
-            return parse_canonical(data)
+            return SignedData(parse_canonical(data), data)
         except UnsafeXmlError:
             return None
 

@@ -106,6 +106,10 @@ class VerifiedDocument:
     "Everything read from the signer's certificate."
     path: TrustedPath
     "The validated certificate path, signer first, trust anchor last (revocation needs the issuer)."
+    canonical: bytes | None = None
+    """The canonical bytes ``signed`` was parsed from (what the signature's digest covers), when they hold no comment
+    or processing instruction, as ``signed`` holds none: the document to store and pass on, with no serialisation
+    of its own. None otherwise (serialise ``signed``: the comments must not reach a reader)."""
 
 
 @dataclass(frozen=True)
@@ -223,10 +227,13 @@ class DocumentVerifier:
                            "SIG_NOT_SIGNING_KEY" if identity.key_purpose is KeyPurpose.AUTH else None)
 
         try:
-            signed = backend.verify(document, signer_cert, structure, at)
+            data = backend.verify(document, signer_cert, structure, at)
         except CryptoFailure as failure:
             raise _Failure(_CRYPTO_SUB_INDICATIONS[failure.kind], failure.detail) from None
-        signed = without_comments(signed)  # no reader can be cut short by a comment (signed with-comments C14N)
+        # No reader can be cut short by a comment (signed with-comments C14N). In canonical XML a "<" in text or an
+        # attribute is always escaped, so these two searches find only real comments and processing instructions.
+        canonical = data.canonical if b"<!--" not in data.canonical and b"<?" not in data.canonical else None
+        signed = without_comments(data.element)
         if etree.QName(signed).text != etree.QName(document).text:
             raise _Failure(SubIndication.SIGNED_DATA_NOT_FOUND, "the signature does not cover the document")
 
@@ -242,7 +249,7 @@ class DocumentVerifier:
             warnings=("revocation status was not checked (revocation mode is off)",),
             **found,
         )
-        return VerifiedDocument(signed=signed, report=report, identity=identity, path=path)
+        return VerifiedDocument(signed=signed, report=report, identity=identity, path=path, canonical=canonical)
 
     def _backend(self, identity: CertificateIdentity, signed_info: etree._Element, method: str) -> SignatureBackend:
         """The backend for the signer's key, once the policy allows the signature's method and digests."""

@@ -8,6 +8,7 @@ needs one, and refusing it closes XXE, billion laughs and quadratic blowup in on
 from __future__ import annotations
 
 import copy
+import io
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -116,6 +117,18 @@ def without_comments(root: etree._Element) -> etree._Element:
     if not root.xpath("boolean(//comment() | //processing-instruction())"):
         return root
     return parse_canonical(etree.tostring(root))
+
+
+def canonical_bytes(root: etree._Element, *, exclusive: bool = True, with_comments: bool = False) -> bytes:
+    """The C14N of ``root``, written piece by piece into one growing buffer, so a big document's canonical form is
+    held once (``etree.tostring`` holds libxml2's whole buffer and then a copy of it). Only the root of a tree with
+    nothing beside it is written that way (the tree writer would include a top-level comment or processing
+    instruction); any other element takes ``tostring``, which gives the same bytes for it."""
+    if root.getparent() is not None or root.getprevious() is not None or root.getnext() is not None:
+        return etree.tostring(root, method="c14n", exclusive=exclusive, with_comments=with_comments)
+    out = io.BytesIO()
+    etree.ElementTree(root).write_c14n(out, exclusive=exclusive, with_comments=with_comments)
+    return out.getvalue()
 
 
 def parse_canonical(data: bytes) -> etree._Element:

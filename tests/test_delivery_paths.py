@@ -125,7 +125,7 @@ class Rig:
         app = Application(id="{" + str(uuid.uuid4()) + "}", sender_id="portal", message_id=str(uuid.uuid4()),
                           service_id=SERVICE, channel="rest", applicant_iin="900101300001", applicant_name="A",
                           status=Status.ACCEPTED, created_at=now, updated_at=now,
-                          document="<application><iin>900101300001</iin></application>", report={}, mode=mode)
+                          document=b"<application><iin>900101300001</iin></application>", report={}, mode=mode)
         await self.lifecycle.accept(app, lease=delivery.lease_for(app),
                                     route_note="sent to the back-end over rest" if mode == "sync" else None)
         return app

@@ -31,7 +31,7 @@ def application(mode: str = "async") -> Application:
     now = utc_now()
     return Application(id="{" + str(uuid.uuid4()) + "}", sender_id="portal", message_id=str(uuid.uuid4()),
                        service_id="svc", channel="rest", applicant_iin="900101300001", applicant_name="A",
-                       status=Status.ACCEPTED, created_at=now, updated_at=now, document="<d/>", report={}, mode=mode)
+                       status=Status.ACCEPTED, created_at=now, updated_at=now, document=b"<d/>", report={}, mode=mode)
 
 
 def outbox(lifecycle: Lifecycle) -> str:

@@ -58,7 +58,7 @@ def _app(number: int, applicant: str) -> Application:
     return Application(id=f"{{00000000-0000-0000-0000-{number:012d}}}", sender_id="portal", message_id=f"m-{number}",
                        service_id=READER_TICKET_SERVICE, channel="rest", applicant_iin=applicant, applicant_bin=None,
                        applicant_name="Test Person", organisation=None, status=Status.ACCEPTED, created_at=now,
-                       updated_at=now, document="<x/>", report={})
+                       updated_at=now, document=b"<x/>", report={})
 
 
 @pytest.mark.parametrize("source", DOCUMENTS)

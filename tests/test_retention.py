@@ -89,7 +89,7 @@ async def accepted(parts: Parts, created_at: str | None = None) -> Application:
     now = created_at or utc_now()
     app = Application(id="{" + str(uuid.uuid4()) + "}", sender_id="portal", message_id=str(uuid.uuid4()),
                       service_id="svc", channel="rest", applicant_iin=IIN, applicant_name="A",
-                      status=Status.ACCEPTED, created_at=now, updated_at=now, document="<d/>", report={},
+                      status=Status.ACCEPTED, created_at=now, updated_at=now, document=b"<d/>", report={},
                       receipt="<receipt/>")
     assert await parts.lifecycle.accept(app, lease=Lease(parts.outbox, time.time())) is None
     return app

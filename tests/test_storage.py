@@ -77,7 +77,7 @@ async def test_a_final_state_is_never_undone_by_a_stale_copy(gw) -> None:
     now = utc_now()
     app = Application(id="{00000000-0000-0000-0000-000000000001}", sender_id="portal", message_id="m-1",
                       service_id="s", channel="rest", applicant_iin="880314405125", applicant_name="A",
-                      status=Status.ROUTED, created_at=now, updated_at=now, document="<d/>", report={})
+                      status=Status.ROUTED, created_at=now, updated_at=now, document=b"<d/>", report={})
     await store.create(app, [(Status.ROUTED, "routed")])
     stale = Application.from_json(app.to_json())
     app.status = Status.COMPLETED

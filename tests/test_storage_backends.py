@@ -53,7 +53,7 @@ def application(message_id: str | None = None) -> Application:
     now = utc_now()
     return Application(id="{" + str(uuid.uuid4()) + "}", sender_id="portal", message_id=message_id or str(uuid.uuid4()),
                        service_id="svc", channel="rest", applicant_iin=IIN, applicant_bin=BIN, applicant_name="A",
-                       status=Status.ACCEPTED, created_at=now, updated_at=now, document="<d/>", report={},
+                       status=Status.ACCEPTED, created_at=now, updated_at=now, document=b"<d/>", report={},
                        mode="async")
 
 

@@ -356,7 +356,7 @@ def _document_of(app: Application) -> bytes:
     if app.document is None:
         raise ConnectorError("GATEWAY_INTERNAL", f"application {app.id} was read without its document",
                              transient=True)
-    return app.document.encode()
+    return app.document
 
 
 async def _metered(service: Service, call: Awaitable[Answer]) -> Answer:

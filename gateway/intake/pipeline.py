@@ -43,7 +43,7 @@ from signing.policy import RevocationMode
 from signing.revocation import RevocationChecker, apply_revocation
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
-from signing.xmlsafe import XmlLimits
+from signing.xmlsafe import XmlLimits, canonical_bytes
 
 log = logging.getLogger("egov.pipeline")
 
@@ -206,8 +206,8 @@ class Pipeline:
 
         verified = self._verify(request.document)
         received_digest, raw = self._release_received(request.document, raw)
-        # Serialised once: the size check, the record and the submission to the back-end all start from this copy.
-        document = etree.tostring(verified.signed, encoding="unicode")
+        # The size check, the record and the submission to the back-end all start from these bytes.
+        document = verified.canonical if verified.canonical is not None else canonical_bytes(verified.signed)
         self._check_size(service, document)  # before any other work on it, and before anything is stored
         self._check_document(service, verified.signed)
         applicant = self._check_identity(service, verified)
@@ -321,12 +321,12 @@ class Pipeline:
         return checked
 
     @staticmethod
-    def _check_size(service: Service, document: str) -> None:
+    def _check_size(service: Service, document: bytes) -> None:
         """The verified document (UTF-8 bytes, as stored and sent) within the service's ``max_document_bytes``."""
         limit = service.settings.max_document_bytes
         if limit is None:
             return
-        size = len(document) if document.isascii() else len(document.encode())
+        size = len(document)
         if size > limit:
             raise GatewayError("CLIENT_DOCUMENT_TOO_LARGE", f"the document is {size} bytes; "
                                f"{service.service_id} accepts at most {limit}")

@@ -56,9 +56,11 @@ class Application:
     "ISO time it was accepted."
     updated_at: str
     "ISO time of the last change."
-    document: str | None
-    """The verified business document as signed (XML). Stored under a key of its own (``P:app:{id}:document``);
-    None in a copy read without its parts (:meth:`ApplicationStore.get` with ``parts=False``)."""
+    document: bytes | None
+    """The verified business document: the canonical XML (UTF-8) its signature covers. Bytes, not text: a str of a
+    document with one Cyrillic letter takes two bytes a character, and the store and the connectors send bytes.
+    Stored under a key of its own (``P:app:{id}:document``); None in a copy read without its parts
+    (:meth:`ApplicationStore.get` with ``parts=False``)."""
     report: dict[str, Any]
     """The signature validation report. Stored under a key of its own (``P:app:{id}:report``, JSON); empty in a
     copy read without its parts."""
@@ -104,10 +106,17 @@ class Application:
         """Whether there is a result, also in a copy read without its parts."""
         return self.result is not None or "result" in self.stored_parts
 
+    @property
+    def document_text(self) -> str | None:
+        """The document as text (for JSON: the cabinet, the archive)."""
+        return None if self.document is None else self.document.decode()
+
     def to_json(self) -> str:
         """The whole application, its parts inline (the archive's form, and what older versions stored)."""
         # Shallow on purpose: dataclasses.asdict deep-copies the report and costs more than the rest.
-        return json.dumps({name: getattr(self, name) for name in _FIELDS}, ensure_ascii=False, separators=(",", ":"))
+        data = {name: getattr(self, name) for name in _FIELDS}
+        data["document"] = self.document_text
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     def record_json(self) -> str:
         """The small record Redis keeps under ``P:app:{id}``: everything but the parts, and which parts are
@@ -116,32 +125,38 @@ class Application:
         data["stored_parts"] = sorted(set(self.stored_parts) | {name for name in PARTS if self._holds(name)})
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
-    def unstored_parts(self) -> dict[str, str]:
+    def unstored_parts(self) -> dict[str, bytes | str]:
         """The parts this copy holds that are not stored under their own keys yet (what the next write adds), as
         they are stored: the XML as it is, the report as JSON."""
-        return {name: self.part_text(name) for name in PARTS if name not in self.stored_parts and self._holds(name)}
+        return {name: self.part_value(name) for name in PARTS if name not in self.stored_parts and self._holds(name)}
 
     def _holds(self, name: str) -> bool:
         return bool(self.report) if name == "report" else getattr(self, name) is not None
 
-    def part_text(self, name: str) -> str:
+    def part_value(self, name: str) -> bytes | str:
         """One part as stored under its key."""
         if name == "report":
             return json.dumps(self.report, ensure_ascii=False, separators=(",", ":"))
         value = getattr(self, name)
-        return "" if value is None else str(value)
+        return "" if value is None else value
 
-    def set_part(self, name: str, text: str) -> None:
-        """One part read from its key."""
-        setattr(self, name, json.loads(text) if name == "report" else text)
+    def set_part(self, name: str, value: bytes | str) -> None:
+        """One part read from its key (bytes from Redis; text from an older record)."""
+        if name == "document":
+            self.document = value.encode() if isinstance(value, str) else value
+        elif name == "report":
+            self.report = json.loads(value)
+        else:
+            setattr(self, name, value.decode() if isinstance(value, bytes) else value)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Application:
         """A record (Redis's, without the parts, or an older version's with them inline) or an archived copy."""
         data = json.loads(raw)
-        data.setdefault("document", None)
         data.setdefault("report", {})
-        app = cls(**{k: v for k, v in data.items() if k in _ALL_FIELDS})
+        document = data.pop("document", None)  # JSON holds it as text
+        app = cls(document=None if document is None else document.encode(),
+                  **{k: v for k, v in data.items() if k in _ALL_FIELDS})
         app.status = Status(app.status)
         return app
 

@@ -445,7 +445,7 @@ def with_parts(app: Application, values: list[Any]) -> Application:
     (an older record's inline part)."""
     for part, value in zip(PARTS, values, strict=True):
         if value is not None:
-            app.set_part(part, _text(value))
+            app.set_part(part, value)
     return app
 
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from cryptography import x509
 from lxml import etree
 
-from signing.backends import CryptoFailure, CryptoFailureKind, SignatureLayout
+from signing.backends import CryptoFailure, CryptoFailureKind, SignatureLayout, SignedData
 from signing.gost import ecc, hashes, keys
 from signing.gost.native import GostUnavailable, native
 from signing.policy import ENVELOPED_TRANSFORM, VerificationPolicy
@@ -166,7 +166,7 @@ class GostBackend:
         return None
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-               at: datetime) -> etree._Element:
+               at: datetime) -> SignedData:
         if layout.references != 1:
             raise CryptoFailure(CryptoFailureKind.FORMAT, "GOST signatures with signed properties (XAdES) or "
                                                           "several references are not supported")
@@ -193,7 +193,7 @@ class GostBackend:
         return self._signed_data(document, layout, signed_info)
 
     def _signed_data(self, document: etree._Element, layout: SignatureLayout,
-                     signed_info: etree._Element) -> etree._Element:
+                     signed_info: etree._Element) -> SignedData:
         reference = signed_info.findall("ds:Reference", NS)[layout.data_index]
         digest_method = reference.find("ds:DigestMethod", NS)
         hash_name = DIGEST_METHODS.get(digest_method.get("Algorithm", "") if digest_method is not None else "")
@@ -203,7 +203,7 @@ class GostBackend:
         for candidate in _reference_bytes(document, layout, reference):
             if hmac.compare_digest(digest(hash_name, candidate), expected):
                 try:
-                    return parse_canonical(candidate)
+                    return SignedData(parse_canonical(candidate), candidate)
                 except UnsafeXmlError as exc:
                     raise CryptoFailure(CryptoFailureKind.FORMAT, f"the signed data is not XML: {exc}") from None
         raise CryptoFailure(CryptoFailureKind.HASH, "signed data was changed: the GOST digest does not match")
