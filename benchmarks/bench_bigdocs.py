@@ -1,13 +1,13 @@
 """Big documents and Redis bytes per application, measured (never asserted in tests).
 
     .venv/bin/python benchmarks/bench_bigdocs.py [--sizes 1,10] [--small 200] [--channel soap|rest]
-                                                 [--source DIR]
+                                                 [--padding signed|comment] [--source DIR]
 
 The gateway runs in a process of its own (``egov-gateway serve``, as bench_pipeline.py runs it) against an
 embedded redis-server started here, and a minimal back-end (in this process) that reads whatever it is sent and
 answers a small XML document. For each size (MB) one signed application is sent over the SyncChannel (or REST):
 the sample reader registration with ``padding`` elements (64 KB of text each) inside the signed content, signed
-with the test PKI.
+with the test PKI (``--padding comment``: 64 KB comments added after signing, which the signature leaves out).
 Measured:
 
 - the gateway's peak RSS during the request above its idle RSS (``VmHWM`` of /proc/<pid>/status, reset by
@@ -57,13 +57,20 @@ TYPES = "http://bip.bee.kz/SyncChannel/v10/Types"
 MB = 1024 * 1024
 
 
-def padded_application(person: Any, size: int) -> bytes:
-    """The reader registration of ``person`` with a padding element of about ``size`` bytes, signed whole."""
+def padded_application(person: Any, size: int, padding: str = "signed") -> bytes:
+    """The reader registration of ``person`` with about ``size`` bytes of padding: ``signed``, elements inside
+    what the signature covers; ``comment``, comments added after signing (a C14N without comments leaves them out,
+    so the signature still holds and the signed document stays small)."""
     document = reader_registration(person)
     chunk = 64 * 1024  # libxml2 refuses a text node over 10 MB: many elements, as a real attachment list would be
+    if padding == "comment":
+        signed = signer_for(person).sign(document)
+        for start in range(0, size, chunk):
+            signed.insert(0, etree.Comment("x" * min(chunk, size - start)))
+        return etree.tostring(signed)
     for start in range(0, size, chunk):
-        padding = etree.SubElement(document, f"{{{etree.QName(document).namespace}}}padding")
-        padding.text = "x" * min(chunk, size - start)
+        element = etree.SubElement(document, f"{{{etree.QName(document).namespace}}}padding")
+        element.text = "x" * min(chunk, size - start)
     return etree.tostring(signer_for(person).sign(document))
 
 
@@ -166,7 +173,7 @@ async def _settle(pid: int, seconds: float = 1.0) -> int:
 
 
 async def measure(sizes_mb: tuple[float, ...] = (1, 10), small: int = 200, channel: str = "soap",
-                  source: Path = REPO) -> dict[str, Any]:
+                  source: Path = REPO, padding: str = "signed") -> dict[str, Any]:
     """Run the gateway from ``source`` and measure; returns {"bigDocuments": [...], "smallApplications": {...}}."""
     work = Path(tempfile.mkdtemp(prefix="egov-bench-bigdocs-"))
     pki = generate_pki(work / "pki")
@@ -175,7 +182,7 @@ async def measure(sizes_mb: tuple[float, ...] = (1, 10), small: int = 200, chann
     biggest = int(max(sizes_mb, default=0) * MB)
     config = _config(work, pki, port, backend_port, max(4 * biggest, 1 * MB))
     backend = await _backend(backend_port)
-    results: dict[str, Any] = {"channel": channel, "source": str(source), "bigDocuments": []}
+    results: dict[str, Any] = {"channel": channel, "padding": padding, "source": str(source), "bigDocuments": []}
     with EmbeddedRedis(work / "redis") as embedded:
         redis = Redis.from_url(embedded.url)
         environment = {**os.environ, "REDIS_URL": embedded.url, "PYTHONPATH": str(source)}
@@ -201,7 +208,7 @@ async def measure(sizes_mb: tuple[float, ...] = (1, 10), small: int = 200, chann
                     "aofBytesPerApplication": (after["aof"] - before["aof"]) / small,
                 }
                 for size_mb in sizes_mb:
-                    document = padded_application(person, int(size_mb * MB))
+                    document = padded_application(person, int(size_mb * MB), padding)
                     idle = await _settle(gateway.pid)
                     reset = _reset_peak(gateway.pid)
                     hwm_before = _status_kb(gateway.pid, "VmHWM")
@@ -238,11 +245,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small", type=int, default=200, help="small applications for the bytes per application")
     parser.add_argument("--channel", choices=("soap", "rest"), default="soap")
     parser.add_argument("--source", type=Path, default=REPO, help="the checkout the gateway runs from")
+    parser.add_argument("--padding", choices=("signed", "comment"), default="signed",
+                        help="padding inside the signed content, or comments the signature leaves out")
     options = parser.parse_args(argv)
     sizes = tuple(float(s) for s in options.sizes.split(",") if s)
-    results = asyncio.run(measure(sizes, options.small, options.channel, options.source.resolve()))
+    results = asyncio.run(measure(sizes, options.small, options.channel, options.source.resolve(), options.padding))
     small = results["smallApplications"]
-    print(f"gateway from {results['source']}, channel {results['channel']}")
+    print(f"gateway from {results['source']}, channel {results['channel']}, {results['padding']} padding")
     print(f"small applications ({small['count']}, document {small['documentBytes']:,} bytes): "
           f"Redis {small['redisBytesPerApplication']:,.0f} bytes/application in memory, "
           f"{small['aofBytesPerApplication']:,.0f} bytes/application of AOF")

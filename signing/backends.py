@@ -18,6 +18,8 @@ import binascii
 import copy
 import hashlib
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
@@ -107,9 +109,10 @@ class SignatureBackend(Protocol):
         ...
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-               at: datetime) -> SignedData:
+               at: datetime, *, consume: bool = False) -> SignedData:
         """Check digests, signature value and signed properties; return the signed data (the canonical bytes that
-        were digested and their re-parse), or raise :class:`CryptoFailure`."""
+        were digested and their re-parse), or raise :class:`CryptoFailure`. With ``consume`` the backend may empty
+        ``document`` once a signature passes (:meth:`DocumentVerifier.verify`); it never changes it otherwise."""
         ...
 
 
@@ -164,8 +167,8 @@ class SignxmlBackend:
         return None
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-               at: datetime) -> SignedData:
-        passed = self._lean(document, certificate, layout)
+               at: datetime, *, consume: bool = False) -> SignedData:
+        passed = self._lean(document, certificate, layout, consume)
         if passed is not None:
             return passed
         try:
@@ -186,13 +189,16 @@ class SignxmlBackend:
         return SignedData(result.signed_xml, result.signed_data)
 
     def _lean(self, document: etree._Element, certificate: x509.Certificate,
-              layout: SignatureLayout) -> SignedData | None:
+              layout: SignatureLayout, consume: bool = False) -> SignedData | None:
         """The signed data of an RSA signature of the common shape that verifies; None for any other signature
         (another shape, a bad digest or signature value: signxml then decides, and says why).
 
         The verifier has checked the structure (one Signature, a child of the root; this Reference covers the whole
         document; transforms and methods allowed by the policy) and the certificate (validity at ``at``, its path).
-        What is returned is the re-parse of exactly the canonical bytes whose digest matched, as signxml returns."""
+        What is returned is the re-parse of exactly the canonical bytes whose digest matched, as signxml returns.
+        With ``consume`` the enveloped-signature transform takes the Signature out of ``document`` itself for the
+        canonicalisation (and puts it back) instead of copying the whole tree, and a signature that passes leaves
+        ``document`` emptied before the re-parse (see :meth:`DocumentVerifier.verify`)."""
         public_key = certificate.public_key()
         signature = layout.signature
         if (layout.xades or layout.references != 1 or signature.getparent() is not document
@@ -232,9 +238,15 @@ class SignxmlBackend:
         except (InvalidRsaSignature, ValueError):
             return None
         exclusive, comments = data_c14n
-        data = canonical_bytes(_without(document, signature), exclusive=exclusive, with_comments=comments)
+        if consume:
+            with _enveloped(document, signature):
+                data = canonical_bytes(document, exclusive=exclusive, with_comments=comments)
+        else:
+            data = canonical_bytes(_without(document, signature), exclusive=exclusive, with_comments=comments)
         if not hmac.compare_digest(hashlib.new(digest_name, data).digest(), expected):
             return None
+        if consume:
+            document.clear(keep_tail=True)  # the caller gave it up: gone before its re-parse is built
         try:
             return SignedData(parse_canonical(data), data)
         except UnsafeXmlError:
@@ -258,6 +270,31 @@ class SignxmlBackend:
         results = self._xades_verifier.verify(document, x509_cert=certificate,
                                               expect_config=XAdESSignatureConfiguration(**options))
         return results[layout.data_index]
+
+
+@contextmanager
+def _enveloped(document: etree._Element, signature: etree._Element) -> Iterator[None]:
+    """``document`` without its (direct child) ``signature`` while the block runs, then exactly as before: the
+    enveloped-signature transform of :func:`_without`, in place. The text after the signature stays in place
+    meanwhile (lxml takes an element's tail out with it)."""
+    previous, tail = signature.getprevious(), signature.tail
+    index = document.index(signature)
+    before = previous.tail if previous is not None else document.text
+    document.remove(signature)
+    if tail:
+        if previous is not None:
+            previous.tail = (before or "") + tail
+        else:
+            document.text = (before or "") + tail
+    try:
+        yield
+    finally:
+        if previous is not None:
+            previous.tail = before
+        else:
+            document.text = before
+        document.insert(index, signature)
+        signature.tail = tail
 
 
 def _without(document: etree._Element, signature: etree._Element) -> etree._Element:

@@ -177,12 +177,17 @@ class DocumentVerifier:
         "Parsed KeyInfo certificates by their DER bytes, each with whether it is a CA (parsed once, not per request)."
         self._chains: dict[bytes, tuple[TrustedPath, tuple[ChainElement, ...]]] = {}
 
-    def verify(self, document: etree._Element) -> VerifiedDocument:
-        """Verify ``document`` (the root of a standalone tree) or raise :class:`SignatureRejected`."""
+    def verify(self, document: etree._Element, *, consume: bool = False) -> VerifiedDocument:
+        """Verify ``document`` (the root of a standalone tree) or raise :class:`SignatureRejected`.
+
+        ``consume``: the caller hands the tree over and reads nothing of it afterwards but its tag. A signature that
+        passes may then leave it emptied, once the signed bytes are taken from it, so a big document is not held
+        three times (received, canonical, re-parsed) while the re-parse runs. Without it the tree is left as it
+        came, whatever the outcome."""
         now = self.clock()
         found: _Found = {}
         try:
-            return self._verify(document, now, found)
+            return self._verify(document, now, found, consume)
         except _Failure as failure:
             raise SignatureRejected(_failed_report(failure, now, found)) from None
 
@@ -204,7 +209,7 @@ class DocumentVerifier:
             raise SignatureRejected(_failed_report(failure, now, found)) from None
         return CheckedCertificate(identity, path, found["signer"], found["chain"])
 
-    def _verify(self, document: etree._Element, now: datetime, found: _Found) -> VerifiedDocument:
+    def _verify(self, document: etree._Element, now: datetime, found: _Found, consume: bool) -> VerifiedDocument:
         structure = self._check_structure(document)
         signature = structure.signature
         signed_info = _required(signature, "ds:SignedInfo")
@@ -227,7 +232,7 @@ class DocumentVerifier:
                            "SIG_NOT_SIGNING_KEY" if identity.key_purpose is KeyPurpose.AUTH else None)
 
         try:
-            data = backend.verify(document, signer_cert, structure, at)
+            data = backend.verify(document, signer_cert, structure, at, consume=consume)
         except CryptoFailure as failure:
             raise _Failure(_CRYPTO_SUB_INDICATIONS[failure.kind], failure.detail) from None
         # No reader can be cut short by a comment (signed with-comments C14N). In canonical XML a "<" in text or an

@@ -11,7 +11,7 @@ from signxml.signer import XMLSigner
 
 from mocks.pki import TestPki
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
-from signing.backends import SignxmlBackend
+from signing.backends import SignxmlBackend, _enveloped, _without
 from signing.policy import VerificationPolicy
 from signing.signer import SigningKey
 from signing.verifier import DS, DocumentVerifier, SignatureRejected
@@ -120,3 +120,51 @@ def test_other_shapes_go_to_signxml(pki: TestPki) -> None:
     reference.set("URI", "")
     etree.SubElement(key_info, f"{{{DS}}}KeyValue")  # signxml compares a KeyValue with the certificate
     assert backend._lean(document, certificate, layout) is None
+
+
+@pytest.mark.parametrize("c14n", [CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+                                  CanonicalizationMethod.CANONICAL_XML_1_0])
+def test_a_consumed_document_gives_the_same_signed_data_and_is_left_empty(pki: TestPki,
+                                                                          c14n: CanonicalizationMethod) -> None:
+    raw = _signxml_signed(pki, c14n)
+    kept = _verifier(pki).verify(etree.fromstring(raw))
+    document = etree.fromstring(raw)
+    before = Counting.passed
+    consumed = _verifier(pki).verify(document, consume=True)
+    assert Counting.passed == before + 1
+    assert consumed.canonical is not None and consumed.canonical == kept.canonical
+    assert etree.tostring(consumed.signed) == etree.tostring(kept.signed)
+    assert (len(document), document.text, document.tag) == (0, None, etree.fromstring(raw).tag)
+
+
+@pytest.mark.parametrize("tamper", ["content", "signature"])
+def test_a_consumed_document_that_fails_is_left_as_it_came(pki: TestPki, tamper: str) -> None:
+    document = signed_application(pki.person("aigerim"), READER_TICKET_SERVICE)
+    if tamper == "content":
+        document[0].text = (document[0].text or "") + "x"
+    else:
+        value = document.find("ds:Signature/ds:SignatureValue", NS)
+        value.text = ("A" if value.text[0] != "A" else "B") + value.text[1:]
+    before = etree.tostring(document)
+    with pytest.raises(SignatureRejected) as raised:
+        _verifier(pki).verify(document, consume=True)
+    assert raised.value.report.error_code == ("SIG_HASH_FAILURE" if tamper == "content" else "SIG_CRYPTO_FAILURE")
+    assert etree.tostring(document) == before  # signxml had the whole tree to give its reason
+
+
+@pytest.mark.parametrize("xml", [
+    b'<r xmlns="urn:a" xmlns:ds="http://www.w3.org/2000/09/xmldsig#">t0<a>1</a>t1<ds:Signature><ds:SignedInfo/>'
+    b'</ds:Signature>t2<b/>t3</r>',
+    b'<r><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>after</r>',
+    b'<r>before<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/></r>',
+    b'<r><a/><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/></r>',
+])
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_the_in_place_enveloped_transform_is_the_copys_and_puts_everything_back(xml: bytes, exclusive: bool) -> None:
+    root = etree.fromstring(xml)
+    signature = root.find("ds:Signature", NS)
+    expected = etree.tostring(_without(root, signature), method="c14n", exclusive=exclusive)
+    with _enveloped(root, signature):
+        assert root.find("ds:Signature", NS) is None
+        assert etree.tostring(root, method="c14n", exclusive=exclusive) == expected
+    assert etree.tostring(root) == xml

@@ -204,8 +204,9 @@ class Pipeline:
         if request.document is None:
             raise GatewayError("CLIENT_DOCUMENT_MISSING")
 
+        received_digest, raw = self._keep_of_received(request.document, raw)
         verified = self._verify(request.document)
-        received_digest, raw = self._release_received(request.document, raw)
+        request.document.clear()  # from here on the pipeline works on the verified copy only
         # The size check, the record and the submission to the back-end all start from these bytes.
         document = verified.canonical if verified.canonical is not None else canonical_bytes(verified.signed)
         self._check_size(service, document)  # before any other work on it, and before anything is stored
@@ -249,14 +250,13 @@ class Pipeline:
         signed = await self.delivery.deliver_now(app, service)
         return Outcome(application=app, result=signed, replayed=False)
 
-    def _release_received(self, received: etree._Element, raw: bytes | None) -> tuple[str, bytes | None]:
-        """What is kept of the document as received once its signature is checked: its digest (for the receipt and a
-        repeat's comparison) and, when the message log logs requests and the intake kept no body, its bytes. The
-        tree itself is emptied: from here on the pipeline works on the verified copy only."""
+    def _keep_of_received(self, received: etree._Element, raw: bytes | None) -> tuple[str, bytes | None]:
+        """What is kept of the document as received, taken before the verifier consumes the tree: its digest (for
+        the receipt and a repeat's comparison) and, when the message log logs requests and the intake kept no
+        body, its bytes."""
         digest = request_digest(received)
         if raw is None and self.logs_requests:
             raw = etree.tostring(received)
-        received.clear()
         return digest, raw
 
     def _log_received(self, request: IntakeRequest, app: Application, raw: bytes | None, *,
@@ -306,7 +306,7 @@ class Pipeline:
 
     def _verify(self, document: etree._Element) -> VerifiedDocument:
         try:
-            return self.verifier.verify(document)
+            return self.verifier.verify(document, consume=True)  # a big document is held twice, not three times
         except SignatureRejected as rejected:
             observe_signature(rejected.report.indication, rejected.report.sub_indication)
             raise _refusal(rejected) from None

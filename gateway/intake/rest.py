@@ -70,8 +70,10 @@ async def _read_request(request: web.Request, keep_body: bool) -> tuple[IntakeRe
     limits = request.app[INTAKE].settings.limits
     body = await read_body(request, limits.max_body_bytes)
     envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
+    kept = body if keep_body else None
+    del body  # gone before the document is parsed out of its JSON string
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
-    return _read_envelope(envelope, xml_limits, request.app[INTAKE].settings.shep.zone()), body if keep_body else None
+    return _read_envelope(envelope, xml_limits, request.app[INTAKE].settings.shep.zone()), kept
 
 
 def _answer(intake: IntakeRequest, outcome: Outcome) -> web.Response:

@@ -166,7 +166,7 @@ class GostBackend:
         return None
 
     def verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,
-               at: datetime) -> SignedData:
+               at: datetime, *, consume: bool = False) -> SignedData:
         if layout.references != 1:
             raise CryptoFailure(CryptoFailureKind.FORMAT, "GOST signatures with signed properties (XAdES) or "
                                                           "several references are not supported")
