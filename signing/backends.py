@@ -249,7 +249,9 @@ class SignxmlBackend:
             document.clear(keep_tail=True)  # the caller gave it up: gone before its re-parse is built
         try:
             return SignedData(parse_canonical(data), data)
-        except UnsafeXmlError:
+        except UnsafeXmlError as exc:
+            if consume:  # nothing is left for signxml to look at: refused here
+                raise CryptoFailure(CryptoFailureKind.FORMAT, f"the signed data is not XML: {exc}") from None
             return None
 
     def _verify(self, document: etree._Element, certificate: x509.Certificate, layout: SignatureLayout,

@@ -11,10 +11,12 @@ from signxml.signer import XMLSigner
 
 from mocks.pki import TestPki
 from mocks.portal.applicant import READER_TICKET_SERVICE, signed_application
+from signing import backends
 from signing.backends import SignxmlBackend, _enveloped, _without
 from signing.policy import VerificationPolicy
 from signing.signer import SigningKey
 from signing.verifier import DS, DocumentVerifier, SignatureRejected
+from signing.xmlsafe import UnsafeXmlError
 from tests.helpers import trusting_verifier
 
 NS = {"ds": DS}
@@ -168,3 +170,17 @@ def test_the_in_place_enveloped_transform_is_the_copys_and_puts_everything_back(
         assert root.find("ds:Signature", NS) is None
         assert etree.tostring(root, method="c14n", exclusive=exclusive) == expected
     assert etree.tostring(root) == xml
+
+
+def test_a_consumed_document_whose_signed_bytes_do_not_parse_is_refused_not_passed_on(
+        pki: TestPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unparsable(data: bytes) -> etree._Element:  # the one step after the tree is emptied, failing
+        raise UnsafeXmlError("malformed", "not well-formed")
+
+    monkeypatch.setattr(backends, "parse_canonical", unparsable)
+    document = signed_application(pki.person("aigerim"), READER_TICKET_SERVICE)
+    with pytest.raises(SignatureRejected) as raised:
+        _verifier(pki).verify(document, consume=True)
+    assert raised.value.report.error_code == "SIG_FORMAT_FAILURE"
+    assert any("the signed data is not XML" in error for error in raised.value.report.errors), \
+        "refused here, not by signxml handed an emptied tree"
