@@ -27,7 +27,7 @@ from gateway.intake.pipeline import SUCCESS_CODE, SUCCESS_MESSAGE, IntakeRequest
 from gateway.intake.reading import parse_datetime, parse_xml, service_label
 from gateway.intake.soap_io import body_of
 from gateway.monitor.metrics import observe_request
-from gateway.web.json_body import loads_bounded
+from gateway.web.json_body import checked_text, loads_text
 from gateway.web.problems import language_of, problem
 from gateway.web.reading import read_body
 from signing.xmlsafe import XmlLimits
@@ -63,15 +63,18 @@ async def handle_request(request: web.Request) -> web.Response:
 
 
 async def _read_request(request: web.Request, keep_body: bool) -> tuple[IntakeRequest, bytes | None]:
-    """The request, and its body when ``keep_body`` (for the message log). Otherwise the body and its JSON are
-    gone once this returns, and a big document is held once, as its tree, while its signature is checked."""
+    """The request, and its body when ``keep_body`` (for the message log). Otherwise the body goes once decoded
+    and the document's text once encoded, so a big document is held at most twice at any moment here, and once,
+    as its tree, when its signature is checked."""
     if request.content_type != "application/json":
         raise GatewayError("CLIENT_UNSUPPORTED_MEDIA_TYPE", "application/json is required")
     limits = request.app[INTAKE].settings.limits
     body = await read_body(request, limits.max_body_bytes)
-    envelope = loads_bounded(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
+    text = checked_text(body, max_bytes=limits.max_body_bytes)  # no RecursionError on [[[[...
     kept = body if keep_body else None
-    del body  # gone before the document is parsed out of its JSON string
+    del body  # a big one goes before its JSON is parsed
+    envelope = loads_text(text)
+    del text
     xml_limits = XmlLimits(limits.max_body_bytes, limits.max_xml_depth, limits.max_xml_elements)
     return _read_envelope(envelope, xml_limits, request.app[INTAKE].settings.shep.zone()), kept
 
@@ -117,12 +120,15 @@ def _read_envelope(envelope: Any, limits: XmlLimits, local_zone: tzinfo) -> Inta
         where = f"requestInfo.properties[{index}]"
         key = _field(prop, "key", where, limit=_KEY_MAX)
         properties[key or ""] = _field(prop, "value", where, limit=_VALUE_MAX) or ""
-    data = envelope.get("requestData", {}).get("data") if isinstance(envelope.get("requestData"), dict) else None
+    # Taken out of the JSON and dropped once encoded: a big document is not held as text while it is parsed.
+    data = envelope["requestData"].pop("data", None) if isinstance(envelope.get("requestData"), dict) else None
     document = None
     if data is not None:
         if not isinstance(data, str):
             raise GatewayError("CLIENT_ENVELOPE_INVALID", "requestData.data must be an XML string")
-        document = parse_xml(data.encode(), limits, "requestData.data: ")
+        encoded = data.encode()
+        del data
+        document = parse_xml(encoded, limits, "requestData.data: ")
     return IntakeRequest(
         channel="rest",
         message_id=_field(info, "messageId", "requestInfo") or "",

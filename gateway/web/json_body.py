@@ -37,15 +37,30 @@ def check_nesting(body: bytes, max_depth: int = MAX_DEPTH, max_tokens: int = MAX
             depth -= 1
 
 
-def loads_bounded(body: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse ``body`` as JSON, or raise :class:`GatewayError`: ``CLIENT_BODY_TOO_LARGE`` above ``max_bytes``,
-    ``CLIENT_MALFORMED_JSON`` for invalid JSON, nesting deeper than ``max_depth`` or too many values."""
+def checked_text(body: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> str:
+    """``body`` as JSON text, decoded as ``json.loads`` would (UTF-8, -16 or -32), once it is within the bounds:
+    ``CLIENT_BODY_TOO_LARGE`` above ``max_bytes``; ``CLIENT_MALFORMED_JSON`` nested deeper than ``max_depth``, with
+    too many values, or not decodable. Apart from :func:`loads_text` so a caller can drop a big body before the
+    parse."""
     if len(body) > max_bytes:
         raise GatewayError("CLIENT_BODY_TOO_LARGE", f"limit is {max_bytes} bytes")
     check_nesting(body, max_depth)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        return body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
+
+
+def loads_text(text: str) -> Any:
+    """Parse text from :func:`checked_text`, or raise ``CLIENT_MALFORMED_JSON``."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
         raise GatewayError("CLIENT_MALFORMED_JSON", str(exc)[:200]) from None
     except RecursionError:  # not reachable within max_depth; kept so no setting can turn it into a 500
         raise GatewayError("CLIENT_MALFORMED_JSON", "JSON nested too deeply") from None
+
+
+def loads_bounded(body: bytes, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``body`` as JSON within the bounds of :func:`checked_text`, or raise :class:`GatewayError`."""
+    return loads_text(checked_text(body, max_bytes=max_bytes, max_depth=max_depth))
