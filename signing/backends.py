@@ -244,6 +244,8 @@ class SignxmlBackend:
         else:
             data = canonical_bytes(_without(document, signature), exclusive=exclusive, with_comments=comments)
         if not hmac.compare_digest(hashlib.new(digest_name, data).digest(), expected):
+            if consume:  # signxml would find the same: lxml may rename the put-back Signature's prefix (see _enveloped)
+                raise CryptoFailure(CryptoFailureKind.HASH, "signed data was changed: the digest does not match")
             return None
         if consume:
             document.clear(keep_tail=True)  # the caller gave it up: gone before its re-parse is built
@@ -276,9 +278,10 @@ class SignxmlBackend:
 
 @contextmanager
 def _enveloped(document: etree._Element, signature: etree._Element) -> Iterator[None]:
-    """``document`` without its (direct child) ``signature`` while the block runs, then exactly as before: the
+    """``document`` without its (direct child) ``signature`` while the block runs, then with it back: the
     enveloped-signature transform of :func:`_without`, in place. The text after the signature stays in place
-    meanwhile (lxml takes an element's tail out with it)."""
+    meanwhile (lxml takes an element's tail out with it). Put back, the Signature may take an ancestor's prefix for
+    its namespace (lxml reconciles declarations by URI), so nothing may check it again afterwards."""
     previous, tail = signature.getprevious(), signature.tail
     index = document.index(signature)
     before = previous.tail if previous is not None else document.text

@@ -19,12 +19,9 @@ from lxml import etree
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-import gateway.lifecycle.store as store_module
 from gateway.config import ConfigError, RetentionSettings, check_settings, settings_from_dict
-from gateway.lifecycle import pieces
 from gateway.lifecycle.application import PARTS, Application, Status
 from gateway.lifecycle.archive import FileArchive
-from gateway.lifecycle.pieces import PIECE_BYTES
 from gateway.lifecycle.retention import RetentionSweeper
 from gateway.lifecycle.store import ApplicationStore, utc_now
 from gateway.lifecycle.transitions import Lease, Lifecycle
@@ -97,38 +94,6 @@ async def test_the_parts_are_stored_once_under_keys_of_their_own(store: Applicat
     assert bare is not None and (bare.document, bare.result, bare.report) == (None, None, {})
     assert bare.has_result and not new_application().has_result
     assert (await store.parts(bare)).result == "<result>ok</result>"
-
-
-async def test_a_big_document_is_written_ahead_in_pieces_and_kept_for_good(store: ApplicationStore) -> None:
-    document = b"<doc>" + "Ж".encode() * (2 * PIECE_BYTES) + b"</doc>"  # several pieces, not a multiple of one
-    app = new_application(document=document)
-    await accept(store, app)
-    key = store._part(app.id, "document")
-    assert await store.redis.get(key) == document
-    assert await store.redis.ttl(key) == -1, "persisted by the create's transaction"
-    stored = await store.get(app.id)
-    assert stored is not None and stored.document == document
-
-
-async def test_a_document_written_ahead_that_expired_before_its_create_is_written_again(
-        store: ApplicationStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pieces, "AHEAD_SECONDS", 1)
-    real = pieces.write_ahead
-
-    async def stalled(redis: Any, key: str, value: bytes) -> None:  # the process stalls past the expiry
-        await real(redis, key, value)
-        await wait_for(lambda: _gone(redis, key), seconds=5)
-
-    monkeypatch.setattr(store_module, "write_ahead", stalled)
-    document = b"<doc>" + b"x" * (PIECE_BYTES + 1) + b"</doc>"
-    app = new_application(document=document)
-    await accept(store, app)
-    assert await store.redis.get(store._part(app.id, "document")) == document
-    assert await store.redis.ttl(store._part(app.id, "document")) == -1
-
-
-async def _gone(redis: Redis, key: str) -> bool:
-    return not await redis.exists(key)
 
 
 async def test_a_stale_copy_without_its_parts_never_erases_them(store: ApplicationStore) -> None:

@@ -23,7 +23,6 @@ from gateway.delivery.schedule import LeaseSchedule
 from gateway.errors import GatewayError
 from gateway.intake.context import INTAKE
 from gateway.lifecycle.application import Application, Status
-from gateway.lifecycle.pieces import PIECE_BYTES
 from gateway.lifecycle.store import ApplicationStore, OpenSteps, utc_now
 from gateway.messagelog.journal import LogKeys, is_cluster
 from gateway.shell.app import create_app
@@ -95,20 +94,6 @@ async def test_store_create_duplicate_list_find_save_and_the_final_guard(backend
     assert (await store.get(first.id)).status is Status.COMPLETED  # type: ignore[union-attr]
     await store.note(done, "a note")
     assert [e["note"] for e in await store.history(first.id)] == ["recorded", "completed", "a note"]
-
-
-async def test_a_big_document_goes_ahead_in_pieces_and_a_losers_is_gone(backend: tuple[Redis, str]) -> None:
-    redis, prefix = backend
-    store, outbox = ApplicationStore(redis, prefix), f"{prefix}:outbox"
-    big = b"<d>" + b"x" * (3 * PIECE_BYTES) + b"</d>"
-    first = replace(application(), document=big)
-    assert await store.create(first, ACCEPTED, schedule=outbox) is None
-    await whole(store, first, outbox)
-    assert (await store.get(first.id)).document == big  # type: ignore[union-attr]
-    assert await redis.ttl(store._part(first.id, "document")) == -1
-    rival = replace(application(first.message_id), document=big)
-    assert await store.create(rival, ACCEPTED, schedule=outbox) == first.id
-    assert not await redis.exists(store._part(rival.id, "document")), "the loser's document written ahead is gone"
 
 
 async def test_lease_schedule_lease_renew_done(backend: tuple[Redis, str]) -> None:

@@ -208,7 +208,8 @@ class Pipeline:
         verified = self._verify(request.document)
         request.document.clear()  # from here on the pipeline works on the verified copy only
         # The size check, the record and the submission to the back-end all start from these bytes.
-        document = verified.canonical if verified.canonical is not None else canonical_bytes(verified.signed)
+        document = verified.canonical if verified.canonical is not None else canonical_bytes(
+            verified.signed, exclusive=False)  # inclusive: a namespace used only in a value (xsi:type) stays
         self._check_size(service, document)  # before any other work on it, and before anything is stored
         self._check_document(service, verified.signed)
         applicant = self._check_identity(service, verified)

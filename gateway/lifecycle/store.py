@@ -38,7 +38,6 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
 
 from gateway.lifecycle.application import PARTS, Application, Status
-from gateway.lifecycle.pieces import PIECE_BYTES, write_ahead
 
 _FINAL = tuple(status.value for status in Status if status.final)
 # All keys carry the application's hash tag, so this stays one-slot under Redis Cluster. The status has a key of
@@ -212,16 +211,9 @@ class ApplicationStore:
         (``min_replica_acks``) comes after every step, over the keys of :meth:`created_keys`."""
         parts = app.unstored_parts()
         record = app.record_json()
-        ahead = {part: value for part, value in parts.items()  # a big document: in pieces (gateway.lifecycle.pieces)
-                 if isinstance(value, bytes) and len(value) > PIECE_BYTES}
-        for part, big in ahead.items():
-            await write_ahead(self.redis, self._part(app.id, part), big)
         async with self.redis.pipeline(transaction=True) as pipe:
             for part, value in parts.items():
-                if part in ahead:
-                    pipe.persist(self._part(app.id, part))
-                else:
-                    pipe.set(self._part(app.id, part), value)
+                pipe.set(self._part(app.id, part), value)
             pipe.set(self._app(app.id), record)
             pipe.set(self._status(app.id), str(app.status))
             pipe.rpush(self._history(app.id), *history)
@@ -229,9 +221,6 @@ class ApplicationStore:
             if self.one_server:
                 pipe.set(self._msg(app.sender_id, app.message_id), app.id, nx=True)
             replies = await pipe.execute()
-        for part, persisted in zip(parts, replies, strict=False):
-            if part in ahead and not persisted:  # expired before its transaction: never, short of a stalled process
-                await self.redis.set(self._part(app.id, part), ahead[part])
         app.stored_parts = sorted({*app.stored_parts, *parts})
         return bool(replies[-1]) if self.one_server else None
 
