@@ -6,7 +6,10 @@ ECDSA over ``cryptography``); GOST keys go to :class:`signing.gost.xmldsig.GostB
 (one Reference ``URI=""``, enveloped-signature then one C14N, no XAdES, no KeyValue) is first tried by a lean
 check of its own (:meth:`SignxmlBackend._lean`); it only ever passes a signature, returning the re-parse of the very
 bytes whose digest matched and whose SignedInfo the certificate's key verified; anything else, and every signature
-it does not pass, goes to signxml, so refusals and their reasons are signxml's as before. A backend that cannot
+it does not pass, goes to signxml, so refusals and their reasons are signxml's as before. The one exception is a
+document the caller hands over (``consume``): once its SignedInfo verifies, a digest that does not match, or signed
+bytes that do not parse, are refused by the lean check itself (the tree it worked on in place is not signxml's to
+read again). A backend that cannot
 work on this machine (a missing C library) says so through ``unavailable()``, and its signatures come out
 INDETERMINATE with the reason, never passed.
 """
@@ -112,7 +115,8 @@ class SignatureBackend(Protocol):
                at: datetime, *, consume: bool = False) -> SignedData:
         """Check digests, signature value and signed properties; return the signed data (the canonical bytes that
         were digested and their re-parse), or raise :class:`CryptoFailure`. With ``consume`` the backend may empty
-        ``document`` once a signature passes (:meth:`DocumentVerifier.verify`); it never changes it otherwise."""
+        ``document`` once a signature passes (:meth:`DocumentVerifier.verify`), and a refused one may come back with
+        its Signature's prefix changed; without it, ``document`` is never changed."""
         ...
 
 

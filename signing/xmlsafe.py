@@ -11,7 +11,7 @@ import copy
 import io
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from lxml import etree
 
@@ -119,15 +119,27 @@ def without_comments(root: etree._Element) -> etree._Element:
     return parse_canonical(etree.tostring(root))
 
 
-def canonical_bytes(root: etree._Element, *, exclusive: bool = True, with_comments: bool = False) -> bytes:
-    """The C14N of ``root``, written piece by piece into one growing buffer, so a big document's canonical form is
-    held once (``etree.tostring`` holds libxml2's whole buffer and then a copy of it). Only the root of a tree with
-    nothing beside it is written that way (the tree writer would include a top-level comment or processing
-    instruction); any other element takes ``tostring``, which gives the same bytes for it."""
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
+def write_canonical(root: etree._Element, out: _Writable, *, exclusive: bool = True,
+                    with_comments: bool = False) -> None:
+    """Write the C14N of ``root`` to ``out`` piece by piece, as lxml produces it, so the whole form is never held
+    by this call. Only the root of a tree with nothing beside it is written that way (the tree writer would include
+    a top-level comment or processing instruction); any other element is written in one piece by ``tostring``,
+    which gives the same bytes for it."""
     if root.getparent() is not None or root.getprevious() is not None or root.getnext() is not None:
-        return etree.tostring(root, method="c14n", exclusive=exclusive, with_comments=with_comments)
+        out.write(etree.tostring(root, method="c14n", exclusive=exclusive, with_comments=with_comments))
+    else:
+        etree.ElementTree(root).write_c14n(out, exclusive=exclusive, with_comments=with_comments)
+
+
+def canonical_bytes(root: etree._Element, *, exclusive: bool = True, with_comments: bool = False) -> bytes:
+    """The C14N of ``root`` (:func:`write_canonical`) in one growing buffer, so a big document's canonical form is
+    held once (``etree.tostring`` holds libxml2's whole buffer and then a copy of it)."""
     out = io.BytesIO()
-    etree.ElementTree(root).write_c14n(out, exclusive=exclusive, with_comments=with_comments)
+    write_canonical(root, out, exclusive=exclusive, with_comments=with_comments)
     return out.getvalue()
 
 

@@ -22,6 +22,7 @@ from gateway.lifecycle.application import Application
 from gateway.monitor.metrics import observe_receipt_batch
 from signing.signer import DocumentSigner
 from signing.verifier import DocumentVerifier, SignatureRejected, VerifiedDocument
+from signing.xmlsafe import write_canonical
 
 RECEIPT_NS = "urn:egov-gateway:receipt:v1"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -32,15 +33,10 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 def request_digest(document: etree._Element) -> str:
     """Base64 SHA-256 of the exclusive C14N of the document as received.
 
-    The canonical form is hashed as lxml writes it, piece by piece, never held whole (a 10 MB document would
-    need another 10 MB). Only for an element with no siblings (a root without top-level comments or processing
-    instructions, as intake hands it over): the tree writer would include those, so any other element takes
-    the one-piece way, which gives the same bytes for it."""
+    The canonical form is hashed as lxml writes it, piece by piece (:func:`signing.xmlsafe.write_canonical`), never
+    held whole: a 10 MB document would need another 10 MB."""
     digest = hashlib.sha256()
-    if document.getprevious() is None and document.getnext() is None:
-        etree.ElementTree(document).write_c14n(_Hashing(digest), exclusive=True, with_comments=False)
-    else:
-        digest.update(etree.tostring(document, method="c14n", exclusive=True, with_comments=False))
+    write_canonical(document, _Hashing(digest), exclusive=True, with_comments=False)
     return base64.b64encode(digest.digest()).decode()
 
 
