@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import resource
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -104,15 +105,27 @@ def patch_headers(offset: int, **extra: str) -> dict[str, str]:
     return {**TUS, "Content-Type": "application/offset+octet-stream", "Upload-Offset": str(offset), **extra}
 
 
-async def cut_patch(url: str, offset: int, declared: int, body: bytes) -> None:
-    """A PATCH over a bare socket that declares ``declared`` bytes, sends ``body`` and closes the connection."""
+async def cut_patch(url: str, offset: int, declared: int, body: bytes, *, pause_at: int = 0,
+                    until: Callable[[], Awaitable[object]] | None = None) -> None:
+    """A PATCH over a bare socket that declares ``declared`` bytes, sends ``body`` and ends its side of the
+    connection, then closes once the gateway has answered (or closed): closing at once could reset the connection
+    and drop the body's last bytes before the gateway read them. With ``until``, the first ``pause_at`` bytes go
+    first and the rest only once ``until()`` holds."""
     address = urlsplit(url)
-    _reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
     head = (f"PATCH {address.path} HTTP/1.1\r\nHost: {address.netloc}\r\nTus-Resumable: 1.0.0\r\n"
             f"Authorization: {AUTH}\r\nContent-Type: application/offset+octet-stream\r\n"
             f"Upload-Offset: {offset}\r\nContent-Length: {declared}\r\n\r\n")
+    if until is not None:
+        writer.write(head.encode() + body[:pause_at])
+        await writer.drain()
+        await wait_for(until)
+        head, body = "", body[pause_at:]
     writer.write(head.encode() + body)
     await writer.drain()
+    writer.write_eof()
+    with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        await reader.readuntil(b"\r\n\r\n")
     writer.close()
     await writer.wait_closed()
 
@@ -432,7 +445,15 @@ async def test_an_offset_is_recorded_only_once_its_bytes_are_flushed_and_a_resum
     monkeypatch.setattr(gateway.packages.records, "record_offset", watched)
     url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
     cut = 7 * 1024 * 1024 + 12345  # not a multiple of the write buffer, the flush interval or the re-hash reads
-    await cut_patch(url, 0, len(data), data[:cut])
+
+    async def flushed_mid_stream() -> bool:  # a flush of the first 2 MiB has returned: the rest may come
+        return watch.flushed >= 2 * 1024 * 1024
+
+    async def cut_recorded() -> bool:  # the gateway has seen the cut and recorded what arrived
+        return bool(recorded) and recorded[-1][0] == cut
+
+    await cut_patch(url, 0, len(data), data[:cut], pause_at=5 * 1024 * 1024, until=flushed_mid_stream)
+    await wait_for(cut_recorded)
     assert await upload_offset(http, url, AUTH) == (cut, len(data))
     assert recorded[-1] == (cut, cut)  # the cut: every byte that arrived flushed, then recorded
     assert [offset for offset, _ in recorded[:-1]] and all(0 < offset < cut for offset, _ in recorded[:-1])
