@@ -89,6 +89,26 @@ async def test_accept_claims_the_message_id_in_the_same_transaction(lifecycle: L
     assert await lifecycle.store.redis.zcard(outbox(lifecycle)) == 1, "one lease, the winner's"
 
 
+async def test_a_claim_released_between_set_and_get_is_retried_with_every_part(
+        lifecycle: Lifecycle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The messageId is held when the create claims it and let go before the holder is read: the create claims
+    afresh, and its second write carries the parts the first wrote and undid (the document here)."""
+    store, app = lifecycle.store, application()
+    await store.redis.set(store._msg(app.sender_id, app.message_id), "{an-orphan}")
+    holder = store.holder
+
+    async def released_first(sender_id: str, message_id: str) -> str | None:
+        monkeypatch.setattr(store, "holder", holder)  # once: the orphan's holder lets go now
+        await store.redis.delete(store._msg(sender_id, message_id))
+        return await holder(sender_id, message_id)
+
+    monkeypatch.setattr(store, "holder", released_first)
+    assert await lifecycle.accept(app, lease=Lease(outbox(lifecycle), time.time())) is None
+    stored = await store.get(app.id)
+    assert stored is not None and stored.document == b"<d/>" and stored.report == {}
+    assert await store.holder(app.sender_id, app.message_id) == app.id
+
+
 FINAL = [Status.COMPLETED, Status.REFUSED, Status.FAILED, Status.STOPPED]
 
 

@@ -16,6 +16,7 @@ import resource
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -25,6 +26,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_exceptions import ContentLengthError
+from aiohttp.streams import StreamReader
+from aiohttp.test_utils import make_mocked_request
 
 from connectors.streaming import StreamedBody, content_digest, send_stream
 from gateway.config import ConfigError, Settings, UploadSettings, load_settings
@@ -194,6 +199,38 @@ async def test_a_cut_patch_keeps_what_arrived_and_resumes_without_resending_it(
     stored = await gateway.packages.find_package(PORTAL, digest)
     assert stored is not None
     assert hashlib.sha256(b"".join([c async for c in stored.chunks()])).hexdigest() == digest
+    await stored.release()
+
+
+async def test_the_bytes_buffered_when_a_body_breaks_off_are_written(
+        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    """aiohttp's readers raise a cut body's payload error before returning what it had buffered (the segment that
+    came with the cut). A real StreamReader in that state, as the server's protocol leaves it: every byte is kept."""
+    path, digest = package(tmp_path, 3 * 1024 * 1024)
+    data = path.read_bytes()
+    url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
+    upload_id = url.rsplit("/", 1)[1]
+    cut = 2 * 1024 * 1024 + 12345
+    loop = asyncio.get_running_loop()
+    content = StreamReader(BaseProtocol(loop), cut, loop=loop)  # a limit above it: no pause
+    for start in range(0, cut, 1 << 16):
+        content.feed_data(data[start:min(start + (1 << 16), cut)])
+    content.set_exception(ContentLengthError("Not enough data to satisfy content length header."))
+    request = make_mocked_request("PATCH", urlsplit(url).path, headers={"Content-Length": str(len(data))},
+                                  payload=content)
+    records = gateway.packages.records
+    record, token = await records.get(upload_id), await records.lock(upload_id)
+    assert record is not None and token is not None
+    with ThreadPoolExecutor(2) as threads:
+        received = await receive.receive(request, gateway.packages, gateway.settings.uploads, record, token, threads)
+    await records.unlock(upload_id, token)
+    assert (received.offset, received.complete) == (cut, False)
+    assert gateway.packages.storage.size(upload_id) == cut
+    assert await upload_offset(http, url, AUTH) == (cut, len(data))
+    async with http.patch(url, headers={**patch_headers(cut), **MINE}, data=data[cut:]) as answer:
+        assert answer.status == 204, await answer.text()  # the digest over the kept bytes and the rest matches
+    stored = await gateway.packages.find_package(PORTAL, digest)
+    assert stored is not None and stored.path.read_bytes() == data
     await stored.release()
 
 

@@ -179,11 +179,13 @@ class ApplicationStore:
         history = [json.dumps({"at": app.created_at, "status": status, "note": note}, ensure_ascii=False)
                    for status, note in events]
         steps = OpenSteps(schedule, time.time() if due_at is None else due_at, time.time())
+        stored_before = list(app.stored_parts)
         claimed = await self._record_own(app, history, steps)
         if claimed is None:
             claimed = bool(await self.redis.set(self._msg(app.sender_id, app.message_id), app.id, nx=True))
         if not claimed:
             await self._forget_own(app.id)
+            app.stored_parts = stored_before  # its parts went with the rest: a retry must write them again
             holder = await self.holder(app.sender_id, app.message_id)
             if holder is not None:
                 return holder
