@@ -8,7 +8,8 @@ which every key scheme of the gateway does (docs/storage.md).
 Pools: a single server or a Sentinel primary gets a *blocking* pool (a command that finds every connection
 busy waits up to ``pool_timeout_seconds``). redis-py's cluster client keeps a pool per node that raises at once
 when full; each node's pool is as large as the single server's would be, and the in-flight bound keeps the
-admitted work below it.
+admitted work below it. A single server's and a Sentinel primary's connections write big values in slices
+(:mod:`gateway.shell.paced_writes`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from gateway.config import Settings
+from gateway.shell.paced_writes import paced_class, paced_sentinel_class
 
 CLUSTER_ENV = "REDIS_CLUSTER"
 "Set to 1/true/yes (beside REDIS_URL) to treat the URL as a node of a Redis Cluster, as ``[redis] cluster`` does."
@@ -52,10 +54,10 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
         return cast(Redis, client)  # same command API; multi-key work keeps to one slot (docs/storage.md)
     if uses_sentinel(settings):
         return _sentinel_primary(settings, max_connections=size, socket_timeout=socket_timeout, retry=retry,
-                                 **options)
+                                 connection_class=paced_sentinel_class(), **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=size, timeout=settings.redis.pool_timeout_seconds, socket_timeout=socket_timeout,
-        socket_connect_timeout=2, retry=retry, **options)
+        socket_connect_timeout=2, retry=retry, connection_class=paced_class(url), **options)
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
 
 
