@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import tracemalloc
 import uuid
+from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from gateway.shell import paced_writes
 from gateway.shell.paced_writes import PacedConnection, PacedSSLConnection, PacedUnixConnection, paced_class
 from gateway.shell.redis_clients import redis_client
+from gateway.shell.redis_cluster import LocalRedisCluster
 from mocks.pki import TestPki
 from tests.helpers import free_port, make_settings
 
@@ -66,3 +69,25 @@ async def test_a_big_value_is_written_in_slices_and_read_back_whole(redis_url: s
         await paced.delete(key, key + "2", key + "3")
         await paced.aclose()
         await plain.aclose()
+
+
+async def test_every_node_of_a_cluster_gets_paced_connections(redis_cluster: LocalRedisCluster, tmp_path: Path,
+                                                             pki: TestPki) -> None:
+    """The cluster client takes no connection class: it is set where redis-py keeps it, for the startup node and
+    for the nodes discovered from it (a redis-py that moves it fails here)."""
+    base = make_settings(tmp_path, pki, port=free_port(), library_url="http://127.0.0.1:9")
+    settings = replace(base, redis=replace(base.redis, url=redis_cluster.url, cluster=True))
+    client = cast(RedisCluster, redis_client(redis_cluster.url, settings, socket_timeout=5))
+    key = "{" + uuid.uuid4().hex[:8] + "}:big"
+    value = os.urandom(VALUE_BYTES)
+    try:
+        assert await client.set(key, value) and await client.get(key) == value
+        nodes = client.get_nodes()
+        assert len(nodes) == len(redis_cluster.ports)
+        assert all(node.connection_class is PacedConnection for node in nodes)
+        written_by = client.get_node_from_key(key)
+        assert written_by is not None
+        assert all(type(connection) is PacedConnection for connection in written_by._connections)
+    finally:
+        await client.delete(key)
+        await client.aclose()

@@ -10,14 +10,16 @@ one write, one drain.
 
 redis-py takes the connection class from its pool (``connection_class``); :func:`paced_class` gives the paced
 twin of each class it would choose from a URL (plain TCP, TLS, a Unix socket, a Sentinel-managed primary). A
-Redis Cluster client builds its node connections from redis-py's own ``Connection`` and has no public way to
-change that, so on a cluster the writes stay as redis-py makes them.
+Redis Cluster client takes no ``connection_class``: :func:`pace_cluster` sets it where redis-py (5 to 8) keeps it,
+the options every node it discovers is built from, and the startup nodes already built (tests/test_paced_writes.py
+checks the connections of a real cluster's nodes, so an upgrade that moves it is seen).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from redis.asyncio import RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -84,3 +86,13 @@ def paced_class(url: str) -> type[AbstractConnection]:
 def paced_sentinel_class(ssl: bool = False) -> type[AbstractConnection]:
     """The paced twin of the connection class of a Sentinel-managed primary."""
     return PacedSentinelSSLConnection if ssl else PacedSentinelConnection
+
+
+def pace_cluster(client: RedisCluster) -> RedisCluster:
+    """``client`` with paced connections to every node, those it knows now and those it discovers later."""
+    chosen = client.connection_kwargs.get("connection_class", Connection)
+    paced = _PACED.get(chosen, chosen)
+    client.connection_kwargs["connection_class"] = paced  # the same options NodesManager builds new nodes from
+    for node in client.startup_nodes:
+        node.connection_class = paced
+    return client

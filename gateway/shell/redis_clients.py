@@ -8,8 +8,7 @@ which every key scheme of the gateway does (docs/storage.md).
 Pools: a single server or a Sentinel primary gets a *blocking* pool (a command that finds every connection
 busy waits up to ``pool_timeout_seconds``). redis-py's cluster client keeps a pool per node that raises at once
 when full; each node's pool is as large as the single server's would be, and the in-flight bound keeps the
-admitted work below it. A single server's and a Sentinel primary's connections write big values in slices
-(:mod:`gateway.shell.paced_writes`).
+admitted work below it. Every connection writes big values in slices (:mod:`gateway.shell.paced_writes`).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from gateway.config import Settings
-from gateway.shell.paced_writes import paced_class, paced_sentinel_class
+from gateway.shell.paced_writes import pace_cluster, paced_class, paced_sentinel_class
 
 CLUSTER_ENV = "REDIS_CLUSTER"
 "Set to 1/true/yes (beside REDIS_URL) to treat the URL as a node of a Redis Cluster, as ``[redis] cluster`` does."
@@ -49,8 +48,8 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
     retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
     if cluster_mode(settings):
         options.pop("health_check_interval", None)  # per-node connections are checked on use
-        client = RedisCluster.from_url(url, max_connections=size, socket_timeout=socket_timeout,
-                                       socket_connect_timeout=2, retry=retry, **options)
+        client = pace_cluster(RedisCluster.from_url(url, max_connections=size, socket_timeout=socket_timeout,
+                                                    socket_connect_timeout=2, retry=retry, **options))
         return cast(Redis, client)  # same command API; multi-key work keeps to one slot (docs/storage.md)
     if uses_sentinel(settings):
         return _sentinel_primary(settings, max_connections=size, socket_timeout=socket_timeout, retry=retry,
