@@ -8,6 +8,7 @@ a big value is written stay far below the value itself.
 from __future__ import annotations
 
 import os
+import sys
 import tracemalloc
 import uuid
 from dataclasses import replace
@@ -33,8 +34,12 @@ VALUE_BYTES = 8 * 1024 * 1024
     ("rediss://127.0.0.1:6380/0", SSLConnection, PacedSSLConnection),
     ("unix:///run/redis.sock", UnixDomainSocketConnection, PacedUnixConnection),
 ])
-def test_each_url_gets_the_paced_twin_of_redis_pys_class(url: str, plain: type, paced: type) -> None:
+def test_each_url_gets_the_paced_twin_of_redis_pys_class(url: str, plain: type, paced: type, tmp_path: Path,
+                                                          pki: TestPki) -> None:
     assert paced_class(url) is paced and issubclass(paced, plain)
+    settings = make_settings(tmp_path, pki, port=free_port(), library_url="http://127.0.0.1:9")
+    client = redis_client(url, settings, socket_timeout=5)  # nothing connects before the first command
+    assert type(client.connection_pool.make_connection()) is paced
 
 
 async def peak_while(client: Redis, *commands: tuple[str | bytes, ...]) -> int:
@@ -63,7 +68,8 @@ async def test_a_big_value_is_written_in_slices_and_read_back_whole(redis_url: s
         plain_peak = await peak_while(plain, ("SET", key, value))
         paced_peak = await peak_while(paced, ("SET", key + "2", value), ("SET", key + "3", b"small"))
         assert await paced.get(key + "2") == value and await paced.get(key + "3") == b"small"
-        assert plain_peak >= VALUE_BYTES, "redis-py's own path copies the value whole (the reason for pacing)"
+        if sys.version_info < (3, 12):  # 3.12's transport takes writelines' pieces as they are
+            assert plain_peak >= VALUE_BYTES, "redis-py's own path copies the value whole (the reason for pacing)"
         assert paced_peak < 4 * paced_writes.SLICE_BYTES, paced_peak
     finally:
         await paced.delete(key, key + "2", key + "3")

@@ -11,16 +11,18 @@ from gateway.shell import ports
 from gateway.shell.ports import LOWEST, bindable, ephemeral_range, unused_port
 
 
-def test_a_port_is_below_the_ephemeral_range_free_and_never_handed_out_twice() -> None:
+def test_a_port_is_outside_the_ephemeral_range_free_and_never_handed_out_twice() -> None:
     ports = [unused_port() for _ in range(200)]
     assert len(set(ports)) == len(ports)
-    assert all(LOWEST <= port < ephemeral_range()[0] for port in ports)
+    first, last = ephemeral_range()
+    assert all(port >= LOWEST and not first <= port <= last for port in ports)
     assert all(bindable(port) for port in ports)
 
 
-def test_a_paired_port_leaves_room_for_its_partner_below_the_range() -> None:
+def test_a_paired_port_leaves_room_for_its_partner_outside_the_range() -> None:
     port = unused_port(also_free=10000)
-    assert port + 10000 < ephemeral_range()[0]
+    first, last = ephemeral_range()
+    assert not any(first <= candidate <= last for candidate in (port, port + 10000))
     assert bindable(port) and bindable(port + 10000)
 
 

@@ -14,12 +14,14 @@ import hashlib
 import os
 import resource
 import signal
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -202,30 +204,78 @@ async def test_a_cut_patch_keeps_what_arrived_and_resumes_without_resending_it(
     await stored.release()
 
 
+class HeldWrites(FilesystemStorage):
+    """The gateway's own storage, whose first write waits until the test lets it go: meanwhile the body's reader
+    waits for that write, busy, as a reader is when its disk is slower than the network."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.entered, self.go = threading.Event(), threading.Event()
+
+    def open_append(self, upload_id: str, offset: int) -> BinaryIO:
+        return cast(BinaryIO, _HeldStream(super().open_append(upload_id, offset), self))
+
+
+class _HeldStream:
+    def __init__(self, stream: BinaryIO, storage: HeldWrites) -> None:
+        self.stream, self.storage = stream, storage
+
+    def write(self, data: bytes) -> int:
+        if not self.storage.entered.is_set():
+            self.storage.entered.set()
+            self.storage.go.wait(15)
+        return self.stream.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
 async def test_the_bytes_buffered_when_a_body_breaks_off_are_written(
-        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path) -> None:
-    """aiohttp's readers raise a cut body's payload error before returning what it had buffered (the segment that
-    came with the cut). A real StreamReader in that state, as the server's protocol leaves it: every byte is kept."""
+        gateway: UploadGateway, http: aiohttp.ClientSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp's readers raise a cut body's payload error before returning what it had buffered, when the cut
+    comes while the reader is busy (here: waiting for a slow write). A real StreamReader driven as the server's
+    protocol drives it: the first part read, then the rest arriving with the cut while the reader waits for the
+    disk. Every byte is kept, in order."""
     path, digest = package(tmp_path, 3 * 1024 * 1024)
     data = path.read_bytes()
     url = await create_upload(http, gateway.url, AUTH, length=len(data), sha256=digest, filename=path.name)
     upload_id = url.rsplit("/", 1)[1]
-    cut = 2 * 1024 * 1024 + 12345
+    first, cut = 2 * 1024 * 1024 + 54321, 2 * 1024 * 1024 + 12345 + 100_000  # the first fills both 1 MiB buffers
+    held = HeldWrites(gateway.directory)
+    monkeypatch.setattr(gateway.packages, "storage", held)
     loop = asyncio.get_running_loop()
-    content = StreamReader(BaseProtocol(loop), cut, loop=loop)  # a limit above it: no pause
-    for start in range(0, cut, 1 << 16):
-        content.feed_data(data[start:min(start + (1 << 16), cut)])
-    content.set_exception(ContentLengthError("Not enough data to satisfy content length header."))
+    ours, theirs = socket.socketpair()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    protocol = BaseProtocol(loop)
+    protocol.connection_made(transport)  # a connection the protocol reads from, as the server's has
+    content = StreamReader(protocol, cut, loop=loop)  # a limit above it: reading is never paused
+
+    def arrive(start: int, end: int) -> None:
+        for piece in range(start, end, 1 << 16):
+            content.feed_data(data[piece:min(piece + (1 << 16), end)])
+
+    async def reader_waits_for_the_disk() -> bool:  # the first write is held: the second buffer's hand-off waits
+        return held.entered.is_set()
+
     request = make_mocked_request("PATCH", urlsplit(url).path, headers={"Content-Length": str(len(data))},
                                   payload=content)
     records = gateway.packages.records
     record, token = await records.get(upload_id), await records.lock(upload_id)
     assert record is not None and token is not None
     with ThreadPoolExecutor(2) as threads:
-        received = await receive.receive(request, gateway.packages, gateway.settings.uploads, record, token, threads)
+        receiving = asyncio.create_task(
+            receive.receive(request, gateway.packages, gateway.settings.uploads, record, token, threads))
+        arrive(0, first)
+        await wait_for(reader_waits_for_the_disk)
+        arrive(first, cut)
+        content.set_exception(ContentLengthError("Not enough data to satisfy content length header."))
+        held.go.set()
+        received = await receiving
+    transport.close()
+    theirs.close()
     await records.unlock(upload_id, token)
     assert (received.offset, received.complete) == (cut, False)
-    assert gateway.packages.storage.size(upload_id) == cut
+    assert held.size(upload_id) == cut
     assert await upload_offset(http, url, AUTH) == (cut, len(data))
     async with http.patch(url, headers={**patch_headers(cut), **MINE}, data=data[cut:]) as answer:
         assert answer.status == 204, await answer.text()  # the digest over the kept bytes and the rest matches

@@ -184,8 +184,8 @@ class ApplicationStore:
         if claimed is None:
             claimed = bool(await self.redis.set(self._msg(app.sender_id, app.message_id), app.id, nx=True))
         if not claimed:
+            app.stored_parts = stored_before  # its parts go with the rest: a retry must write them again
             await self._forget_own(app.id)
-            app.stored_parts = stored_before  # its parts went with the rest: a retry must write them again
             holder = await self.holder(app.sender_id, app.message_id)
             if holder is not None:
                 return holder

@@ -56,7 +56,8 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
                                  connection_class=paced_sentinel_class(), **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=size, timeout=settings.redis.pool_timeout_seconds, socket_timeout=socket_timeout,
-        socket_connect_timeout=2, retry=retry, connection_class=paced_class(url), **options)
+        socket_connect_timeout=2, retry=retry, **options)
+    pool.connection_class = paced_class(url)  # after: from_url sets the URL scheme's class over a passed one
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
 
 

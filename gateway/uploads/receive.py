@@ -164,23 +164,28 @@ async def _stream_body(request: web.Request, pump: _Pump, settings: UploadSettin
     """Copy the body into the pump; True if it held more than the upload's length (nothing beyond is written)."""
     room = pump.record.length - pump.stored
     size = min(settings.write_buffer_bytes, room, request.content_length or room)  # a short PATCH, small buffers
-    buffers, overflow = _Buffers(pump, size, room), False
+    buffers, overflow, more = _Buffers(pump, size, room), False, True
     try:
-        try:
-            while not overflow:
-                async with asyncio.timeout(settings.idle_timeout_seconds):
-                    data = await request.content.readany()
-                if not data:
-                    break
-                overflow = await buffers.put(data)
-        except Exception as exc:
-            if not _ended_early(exc):
-                raise
-            log.info("upload %s: body ended early (%s)", pump.record.upload_id, type(exc).__name__)
-            overflow = await buffers.put(_buffered(request.content))
+        while more and not overflow:
+            data, more = await _next_piece(request, pump, settings)
+            overflow = await buffers.put(data)  # its storage errors go to receive(): not an early end
     finally:
         await buffers.finish()
     return overflow
+
+
+async def _next_piece(request: web.Request, pump: _Pump, settings: UploadSettings) -> tuple[bytes, bool]:
+    """The next bytes of the body, and whether more may follow. A body that stopped early ends here, with the
+    bytes aiohttp had buffered before it stopped."""
+    try:
+        async with asyncio.timeout(settings.idle_timeout_seconds):
+            data = await request.content.readany()
+    except Exception as exc:
+        if not _ended_early(exc):
+            raise
+        log.info("upload %s: body ended early (%s)", pump.record.upload_id, type(exc).__name__)
+        return _buffered(request.content), False
+    return data, bool(data)
 
 
 async def receive(request: web.Request, packages: Packages, settings: UploadSettings, record: UploadRecord,
