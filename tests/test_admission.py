@@ -109,6 +109,33 @@ def test_beyond_the_floor_requests_are_refused_while_overloaded_and_admitted_aft
         assert gate.in_flight == 4
 
 
+def test_after_an_overload_the_bound_ramps_up_from_what_is_in_flight_not_at_once() -> None:
+    """Requests that waited while the gateway shed are not all admitted in one burst: the bound starts at what is
+    in flight plus the floor and grows by the floor for each on-time interval, up to the cap."""
+    clock = FakeClock()
+    gate = admission(clock, floor=2, cap=9)
+    held = [gate.__enter__() for _ in range(3)]
+    feed(gate, clock, [20] * 12)
+    assert gate.delay.overloaded and gate.bound == 2
+    feed(gate, clock, [1] * 11)  # a quiet interval: admitting again, from 3 in flight
+    assert not gate.delay.overloaded and gate.bound == 5
+    gate.__enter__(), gate.__enter__()
+    with pytest.raises(GatewayError) as refused:  # the ramp, not the cap (9)
+        gate.__enter__()
+    assert refused.value.code == "GATEWAY_OVERLOADED" and "queueing delay" in (refused.value.detail or "")
+    feed(gate, clock, [4, 6, 3, 2, 1, 1, 1, 1, 1, 1])  # a late sample (6 ms) starts the on-time interval again
+    assert gate.bound == 5
+    feed(gate, clock, [1, 1])  # 100 ms on time since the late one
+    assert gate.bound == 7
+    feed(gate, clock, [1] * 10)
+    assert gate.bound == 9  # the cap: never above it
+    feed(gate, clock, [1] * 30)
+    assert gate.bound == 9
+    feed(gate, clock, [20] * 12)  # the next standing queue: back to the floor at once
+    assert gate.bound == 2
+    assert len(held) == 3
+
+
 def test_the_in_flight_cap_holds_whatever_the_delay() -> None:
     clock = FakeClock()
     gate = admission(clock, floor=2, cap=3)

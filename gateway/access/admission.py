@@ -12,6 +12,13 @@ body is read. Requests are admitted beyond the floor again once the delay has st
 interval (the hysteresis keeps the gateway from admitting a burst every time one probe happens to be on time).
 The floor keeps the core busy with accepted work, so throughput never collapses; ``max_in_flight`` stays the
 hard cap whatever the delay.
+
+Leaving the overloaded state does not open the door wide at once: requests that waited in the sockets while the
+gateway shed would all be admitted in one burst, and the accepted requests' latency (the issue's p99) would jump.
+The bound instead ramps up from where it stands, ``min_in_flight`` more for each interval the delay stays below
+the target, until it is the hard cap again (additive increase; the next standing queue cuts it back to the
+floor at once). A slow back-end never meets the ramp: waiting on the network leaves the loop on time, so the
+gateway is never overloaded and the bound stays at the cap.
 """
 
 from __future__ import annotations
@@ -91,9 +98,9 @@ class QueueDelay:
 class Admission:
     """The intake's gate, held around each whole request (``with admission: ...``).
 
-    Refuses (GatewayError GATEWAY_OVERLOADED, Retry-After ``retry_after``) when ``max_in_flight`` requests are in
-    flight, or when the loop has a standing queue (:class:`QueueDelay`) and at least ``min_in_flight`` are.
-    Entering costs two comparisons; nothing is logged per refusal.
+    Refuses (GatewayError GATEWAY_OVERLOADED, Retry-After ``retry_after``) when :attr:`bound` requests are in
+    flight: ``max_in_flight``; ``min_in_flight`` while the loop has a standing queue (:class:`QueueDelay`); the
+    ramp between them after it. Entering costs one comparison; nothing is logged per refusal.
     """
 
     def __init__(self, policy: AdmissionPolicy, clock: Callable[[], float] = time.monotonic) -> None:
@@ -103,6 +110,9 @@ class Admission:
         self.delay = QueueDelay(policy.target, policy.interval)
         self.in_flight = 0
         "Requests holding a slot now."
+        self.bound = policy.max_in_flight
+        "A request is admitted while fewer than this are in flight: the cap, the floor while overloaded, or the ramp."
+        self._ramped_at = 0.0
         self.refused = 0
         "Requests refused since the last log line."
         self.changes = 0
@@ -117,8 +127,7 @@ class Admission:
 
     def shedding(self) -> bool:
         """Whether a request arriving now is refused (the cap is reached, or a standing queue and the floor)."""
-        in_flight = self.in_flight
-        return in_flight >= self.limit or (self.delay.overloaded and in_flight >= self.policy.min_in_flight)
+        return self.in_flight >= self.bound
 
     def refused_at_door(self) -> None:
         """Count a request refused before it reached the gate (gateway/shell/door.py), as the gate counts its own."""
@@ -144,10 +153,22 @@ class Admission:
                            retry_after=self.policy.retry_after)
 
     def observe(self, delay: float) -> None:
-        """One sample of the loop's lateness (seconds), taken now."""
-        if self.delay.observe(self.clock(), delay):
+        """One sample of the loop's lateness (seconds), taken now; moves the bound (see the module)."""
+        now, policy = self.clock(), self.policy
+        if self.delay.observe(now, delay):
             self.changes += 1
+            if self.delay.overloaded:
+                self.bound = policy.min_in_flight
+            else:  # the ramp starts from what is in flight now
+                self.bound = min(policy.max_in_flight, max(self.in_flight, policy.min_in_flight) + policy.min_in_flight)
+                self._ramped_at = now
             self._maybe_log(changed=True)
+        elif not self.delay.overloaded and self.bound < policy.max_in_flight:
+            if delay >= policy.target:  # a late sample: the interval on time starts again
+                self._ramped_at = now
+            elif now - self._ramped_at >= policy.interval:
+                self.bound = min(policy.max_in_flight, self.bound + policy.min_in_flight)
+                self._ramped_at = now
 
     def _maybe_log(self, *, changed: bool = False) -> None:
         now = self.clock()
