@@ -113,7 +113,7 @@ async def measure(work: Path, *, seconds: float, requests: int) -> list[Row]:
     workers = await measure_workers(work, pki, requests=requests, concurrency=32)
     rows += [(f"serve --workers {count}, closed loop of 32",
               f"{result.throughput:,.0f}/s ({result.throughput / workers[1].throughput:.2f}x), CPU per request "
-              f"{1000 * result.cpu_per_ok:.2f} ms") for count, result in workers.items()]
+              f"{1000 * result.cpu_per_ok:.2f} ms; {result.cores()}") for count, result in workers.items()]
     return rows
 
 

@@ -38,7 +38,9 @@ def print_workers(results: dict[int, LoadResult], concurrency: int) -> None:
     for workers, result in results.items():
         print(f"  {workers} worker(s): {result.throughput:6.0f}/s ({result.throughput / one:.2f}x), "
               f"p50 {1000 * result.percentile(0.5):.0f} ms, p99 {1000 * result.percentile(0.99):.0f} ms, "
-              f"CPU per request {1000 * result.cpu_per_ok:.2f} ms, failed {result.failed + result.refused}")
+              f"CPU per request {1000 * result.cpu_per_ok:.2f} ms, refused {result.refused} (503 GATEWAY_OVERLOADED), "
+              f"failed {result.failed}; "
+              f"{result.cores()}")
 
 
 async def main(requests: int, concurrency: int) -> None:

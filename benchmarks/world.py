@@ -184,6 +184,17 @@ class LoadResult:
     "Seconds of each OK request, sorted."
     cpu_seconds: float
     "The gateway's CPU over the run (workers included)."
+    client_seconds: float = float("nan")
+    "The load generator's CPU over the run (this process)."
+    machine_seconds: float = float("nan")
+    "CPU of the whole machine over the run, every process (from /proc/stat)."
+
+    def cores(self) -> str:
+        """What shared the machine's cores during the run, in cores busy on average."""
+        rest = self.machine_seconds - self.cpu_seconds - self.client_seconds
+        return (f"cores busy: gateway {self.cpu_seconds / self.seconds:.2f}, load generator "
+                f"{self.client_seconds / self.seconds:.2f}, the rest (Redis, library, OCSP, system) "
+                f"{rest / self.seconds:.2f}, of {os.cpu_count()}")
 
     @property
     def throughput(self) -> float:
@@ -221,8 +232,16 @@ class _Tally:
         else:
             self.failed += 1
 
-    def result(self, seconds: float, cpu: float) -> LoadResult:
-        return LoadResult(self.ok, self.refused, self.failed, seconds, tuple(sorted(self.latencies)), cpu)
+    def result(self, seconds: float, cpu: float, client: float = float("nan"),
+               machine: float = float("nan")) -> LoadResult:
+        return LoadResult(self.ok, self.refused, self.failed, seconds, tuple(sorted(self.latencies)), cpu, client,
+                          machine)
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (not idle, not waiting on I/O), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _session() -> aiohttp.ClientSession:
@@ -241,6 +260,7 @@ async def closed_loop(world: World, requests: int, concurrency: int) -> LoadResu
     async with _session() as session:
         await asyncio.gather(*(client(2) for _ in range(concurrency)))  # warm: connections, caches
         tally = _Tally()
-        cpu, start = world.cpu_seconds(), time.perf_counter()
+        cpu, own, machine, start = world.cpu_seconds(), time.process_time(), machine_cpu_seconds(), time.perf_counter()
         await asyncio.gather(*(client(requests // concurrency) for _ in range(concurrency)))
-        return tally.result(time.perf_counter() - start, world.cpu_seconds() - cpu)
+        return tally.result(time.perf_counter() - start, world.cpu_seconds() - cpu, time.process_time() - own,
+                            machine_cpu_seconds() - machine)
