@@ -184,9 +184,9 @@ class LoadResult:
     "Seconds of each OK request, sorted."
     cpu_seconds: float
     "The gateway's CPU over the run (workers included)."
-    client_seconds: float = float("nan")
+    client_seconds: float
     "The load generator's CPU over the run (this process)."
-    machine_seconds: float = float("nan")
+    machine_seconds: float
     "CPU of the whole machine over the run, every process (from /proc/stat)."
 
     def cores(self) -> str:
@@ -232,8 +232,7 @@ class _Tally:
         else:
             self.failed += 1
 
-    def result(self, seconds: float, cpu: float, client: float = float("nan"),
-               machine: float = float("nan")) -> LoadResult:
+    def result(self, seconds: float, cpu: float, client: float, machine: float) -> LoadResult:
         return LoadResult(self.ok, self.refused, self.failed, seconds, tuple(sorted(self.latencies)), cpu, client,
                           machine)
 

@@ -126,7 +126,7 @@ class Admission:
         return cls(AdmissionPolicy.from_limits(limits))
 
     def shedding(self) -> bool:
-        """Whether a request arriving now is refused (the cap is reached, or a standing queue and the floor)."""
+        """Whether a request arriving now is refused (:attr:`bound` requests are in flight)."""
         return self.in_flight >= self.bound
 
     def refused_at_door(self) -> None:

@@ -9,10 +9,11 @@ memoryviews, with a drain after each, keep the extra at about one slice. Small c
 one write, one drain.
 
 redis-py takes the connection class from its pool (``connection_class``); :func:`paced_class` gives the paced
-twin of each class it would choose from a URL (plain TCP, TLS, a Unix socket, a Sentinel-managed primary). A
-Redis Cluster client takes no ``connection_class``: :func:`pace_cluster` sets it where redis-py (5 to 8) keeps it,
-the options every node it discovers is built from, and the startup nodes already built (tests/test_paced_writes.py
-checks the connections of a real cluster's nodes, so an upgrade that moves it is seen).
+twin of each class it would choose from a URL (plain TCP, TLS, a Unix socket); a Sentinel-managed primary's
+pool gets :class:`PacedSentinelConnection`. A Redis Cluster client takes no ``connection_class``:
+:func:`pace_cluster` sets it where redis-py (5 to 8) keeps it, the options every node it discovers is built from,
+and the startup nodes already built (tests/test_paced_writes.py checks the connections of a real cluster's
+nodes, so an upgrade that moves it is seen).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
     parse_url,
 )
-from redis.asyncio.sentinel import SentinelManagedConnection, SentinelManagedSSLConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
 
 SLICE_BYTES = 256 * 1024
 "An argument longer than this is written in slices this long (a small command is never sliced)."
@@ -64,16 +65,11 @@ class PacedUnixConnection(_PacedWrites, UnixDomainSocketConnection):
 
 
 class PacedSentinelConnection(_PacedWrites, SentinelManagedConnection):
-    """A Sentinel-managed primary, over TCP."""
-
-
-class PacedSentinelSSLConnection(_PacedWrites, SentinelManagedSSLConnection):
-    """A Sentinel-managed primary, over TLS."""
+    """A Sentinel-managed primary (over TCP: the gateway has no TLS setting for Sentinel)."""
 
 
 _PACED: dict[type[AbstractConnection], type[AbstractConnection]] = {
     Connection: PacedConnection, SSLConnection: PacedSSLConnection, UnixDomainSocketConnection: PacedUnixConnection,
-    SentinelManagedConnection: PacedSentinelConnection, SentinelManagedSSLConnection: PacedSentinelSSLConnection,
 }
 
 
@@ -81,11 +77,6 @@ def paced_class(url: str) -> type[AbstractConnection]:
     """The paced twin of the connection class redis-py would use for ``url``."""
     chosen: type[AbstractConnection] = parse_url(url).get("connection_class", Connection)
     return _PACED.get(chosen, chosen)
-
-
-def paced_sentinel_class(ssl: bool = False) -> type[AbstractConnection]:
-    """The paced twin of the connection class of a Sentinel-managed primary."""
-    return PacedSentinelSSLConnection if ssl else PacedSentinelConnection
 
 
 def pace_cluster(client: RedisCluster) -> RedisCluster:

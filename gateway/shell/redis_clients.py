@@ -23,7 +23,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 
 from gateway.config import Settings
-from gateway.shell.paced_writes import pace_cluster, paced_class, paced_sentinel_class
+from gateway.shell.paced_writes import PacedSentinelConnection, pace_cluster, paced_class
 
 CLUSTER_ENV = "REDIS_CLUSTER"
 "Set to 1/true/yes (beside REDIS_URL) to treat the URL as a node of a Redis Cluster, as ``[redis] cluster`` does."
@@ -53,7 +53,7 @@ def redis_client(url: str, settings: Settings, *, socket_timeout: float, **optio
         return cast(Redis, client)  # same command API; multi-key work keeps to one slot (docs/storage.md)
     if uses_sentinel(settings):
         return _sentinel_primary(settings, max_connections=size, socket_timeout=socket_timeout, retry=retry,
-                                 connection_class=paced_sentinel_class(), **options)
+                                 connection_class=PacedSentinelConnection, **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=size, timeout=settings.redis.pool_timeout_seconds, socket_timeout=socket_timeout,
         socket_connect_timeout=2, retry=retry, **options)
